@@ -1,0 +1,170 @@
+"""Job requirements: what a job needs (hard constraints) and prefers (soft, weighted scores).
+
+Every quantity carries its unit in its name. Defaults are the documented ones (docs/jobs.md).
+Construct from TOML with :func:`load_job` / :func:`load_jobs` or from a dict with
+:meth:`Job.from_dict`; both validate and raise :class:`~nodeselect.JobSpecError` naming the
+file, line and key.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+import attrs
+
+__all__ = [
+    "CpuReq",
+    "DiskReq",
+    "GangReq",
+    "GpuReq",
+    "Job",
+    "MemoryReq",
+    "PlacementReq",
+    "Preferences",
+    "SoftwareReq",
+]
+
+Strategy = Literal["pack", "spread"]
+SameScope = Literal["continent", "country", "subdivision"]
+DistinctScope = Literal["operator", "node"]
+
+
+@attrs.frozen
+class GpuReq:
+    """Per-node GPU needs.
+
+    Attributes:
+        models: canonical GPU model names (any of); a family name ("H100") matches every variant.
+            Empty means any model.
+        count: how many GPUs on one node must each satisfy the limits below. 0 = CPU-only job.
+        min_vram_free_gb: free VRAM each counted GPU needs, in GB.
+        min_vram_total_gb: total VRAM each counted GPU needs, in GB.
+        max_load: the highest GPU load (0..1, from telemetry) a counted GPU may have.
+    """
+
+    models: tuple[str, ...] = ()
+    count: int = 0
+    min_vram_free_gb: float | None = None
+    min_vram_total_gb: float | None = None
+    max_load: float | None = None
+
+
+@attrs.frozen
+class CpuReq:
+    """Attributes: min_cores: total CPU cores the node must have."""
+
+    min_cores: int | None = None
+
+
+@attrs.frozen
+class MemoryReq:
+    """Attributes: min_free_gb: free RAM the node must have, in GB."""
+
+    min_free_gb: float | None = None
+
+
+@attrs.frozen
+class DiskReq:
+    """Attributes: min_free_gb: free disk the node must have (largest single drive), in GB."""
+
+    min_free_gb: float | None = None
+
+
+@attrs.frozen
+class SoftwareReq:
+    """Software needs.
+
+    Attributes:
+        images_required: image tags that must already be cached on the node (all of).
+        images_preferred: image tags whose presence raises the score.
+        min_driver: the lowest NVIDIA driver version, e.g. "535" or "535.104.05".
+        arch: the CPU/OS architecture, e.g. "x86_64" or "arm64"/"aarch64" (aliases accepted).
+    """
+
+    images_required: tuple[str, ...] = ()
+    images_preferred: tuple[str, ...] = ()
+    min_driver: str | None = None
+    arch: str | None = None
+
+
+@attrs.frozen
+class PlacementReq:
+    """Where the job may run and on whose nodes.
+
+    Attributes:
+        statuses: node statuses accepted (any of), proved by server-side filters.
+        continents / countries / subdivisions: geography accepted (any of, each list).
+        compliance: compliance tags required (all of).
+        min_reputation: the lowest reputation (0..100).
+        max_staleness: the oldest ``last_seen_at`` accepted, as an age.
+        exclude_operators / exclude_nodes / only_nodes: operator uuids; node uuids or names.
+        allow_suspended / allow_deleted: admit suspended / deleted nodes (default: no).
+    """
+
+    statuses: tuple[str, ...] = ("AVAILABLE",)
+    continents: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    subdivisions: tuple[str, ...] = ()
+    compliance: tuple[str, ...] = ()
+    min_reputation: float | None = None
+    max_staleness: timedelta | None = None
+    exclude_operators: tuple[str, ...] = ()
+    exclude_nodes: tuple[str, ...] = ()
+    only_nodes: tuple[str, ...] = ()
+    allow_suspended: bool = False
+    allow_deleted: bool = False
+
+
+@attrs.frozen
+class Preferences:
+    """Soft preferences.
+
+    Attributes:
+        strategy: "pack" fills nodes whose matching free GPUs the job uses best; "spread" prefers
+            nodes with the most matching capacity left over.
+        weights: score term name -> weight >= 0. Unnamed terms use their default weight.
+    """
+
+    strategy: Strategy = "pack"
+    weights: dict[str, float] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class GangReq:
+    """How the replicas of a multi-node job relate (only meaningful when ``Job.nodes > 1``).
+
+    Attributes:
+        same: all replicas in the same continent / country / subdivision, or ``None``.
+        distinct: "operator" = each replica on a different operator account; "node" (default) =
+            each replica on a different node.
+        operators: "spread" (default) or "pack" = use as few operator accounts as possible.
+    """
+
+    same: SameScope | None = None
+    distinct: DistinctScope = "node"
+    operators: Literal["spread", "pack"] = "spread"
+
+
+@attrs.frozen
+class Job:
+    """A job's requirements.
+
+    Attributes:
+        name: a label for output.
+        nodes: replicas; > 1 makes a gang placed all-or-nothing.
+        priority: higher is placed first in a batch.
+        gpu, cpu, memory, disk, software, placement, preferences, gang: the sections.
+    """
+
+    name: str = "job"
+    nodes: int = 1
+    priority: int = 0
+    gpu: GpuReq = GpuReq()
+    cpu: CpuReq = CpuReq()
+    memory: MemoryReq = MemoryReq()
+    disk: DiskReq = DiskReq()
+    software: SoftwareReq = SoftwareReq()
+    placement: PlacementReq = PlacementReq()
+    preferences: Preferences = Preferences()
+    gang: GangReq = GangReq()
