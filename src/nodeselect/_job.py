@@ -14,6 +14,8 @@ from typing import Literal
 import attrs
 
 __all__ = [
+    "DEFAULT_WEIGHTS",
+    "SCORE_TERMS",
     "CpuReq",
     "DiskReq",
     "GangReq",
@@ -24,6 +26,19 @@ __all__ = [
     "Preferences",
     "SoftwareReq",
 ]
+
+#: The soft-preference score terms, in the stable order explanations use, with default weights.
+#: reputation: node reputation; freshness: recency of last_seen_at/telemetry; images: preferred
+#: images cached; fit: pack/spread fit of the job on the node's matching GPUs (for a CPU-only job:
+#: preferring nodes without GPUs); idle: low GPU/CPU load from telemetry.
+SCORE_TERMS: tuple[str, ...] = ("reputation", "freshness", "images", "fit", "idle")
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "reputation": 1.0,
+    "freshness": 1.0,
+    "images": 1.0,
+    "fit": 1.0,
+    "idle": 1.0,
+}
 
 Strategy = Literal["pack", "spread"]
 SameScope = Literal["continent", "country", "subdivision"]
