@@ -1,0 +1,212 @@
+"""Rendering shared by the CLI: rich tables on a terminal, plain stable text when piped.
+
+Every human-readable table goes through :func:`print_table`. On a terminal it is a ``rich``
+table with colour; when stdout is a pipe or a file it is plain, aligned text with no escape
+codes and a fixed column order, so ``grep``/``awk`` and golden-file tests see the same bytes on
+every run. Scripts that need structure should use ``--json`` (:func:`write_json`).
+
+Personal data (operator e-mails, IP addresses, wallet addresses) is hidden by
+:func:`redact` unless the user asked for it with ``--show-private``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any, Literal, TextIO
+
+import attrs
+from rich.console import Console
+from rich.table import Table
+
+__all__ = [
+    "HIDDEN",
+    "Column",
+    "fmt_age",
+    "fmt_gb",
+    "fmt_num",
+    "fmt_score",
+    "is_terminal",
+    "jsonable",
+    "make_console",
+    "print_note",
+    "print_table",
+    "redact",
+    "write_json",
+]
+
+#: What replaces a piece of personal data in output.
+HIDDEN = "<hidden>"
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_WALLET = re.compile(r"\b0x[0-9a-fA-F]{40}\b")
+_IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+# An IPv6 address: at least two colons between hex groups (so "12:30" times are left alone).
+_IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}(?![\w:])")
+
+
+@attrs.frozen
+class Column:
+    """One column of a table.
+
+    Attributes:
+        header: the column title (also the stable header of the plain output).
+        justify: "right" for numbers, "left" for text.
+    """
+
+    header: str
+    justify: Literal["left", "right"] = "left"
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is an interactive terminal (colours and rich tables allowed)."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except ValueError:  # a closed stream
+        return False
+
+
+def make_console(stream: TextIO | None = None, *, terminal: bool | None = None) -> Console:
+    """A rich Console writing to ``stream`` (stdout by default) that colours only on a terminal."""
+    out = sys.stdout if stream is None else stream
+    term = is_terminal(out) if terminal is None else terminal
+    if term:
+        return Console(file=out, highlight=False, soft_wrap=False)
+    # Piped: no colour, no wrapping at a guessed width, no markup surprises.
+    return Console(
+        file=out, force_terminal=False, no_color=True, highlight=False, width=10_000, soft_wrap=True
+    )
+
+
+def print_table(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    *,
+    stream: TextIO | None = None,
+    terminal: bool | None = None,
+    title: str | None = None,
+) -> None:
+    """Print ``rows`` under ``columns``: a rich table on a terminal, aligned plain text otherwise.
+
+    The plain form is a header line, a line of dashes, then one line per row; columns are
+    separated by two spaces and padded to the widest cell; trailing spaces are stripped.
+    """
+    out = sys.stdout if stream is None else stream
+    term = is_terminal(out) if terminal is None else terminal
+    if term:
+        table = Table(title=title, title_justify="left", header_style="bold cyan")
+        for col in columns:
+            table.add_column(col.header, justify=col.justify, no_wrap=col.justify == "right")
+        for row in rows:
+            table.add_row(*row)
+        make_console(out, terminal=True).print(table)
+        return
+    if title:
+        out.write(f"{title}\n")
+    widths = [len(c.header) for c in columns]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(widths[i]) if columns[i].justify == "right" else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out.write(line([c.header for c in columns]) + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for row in rows:
+        out.write(line(row) + "\n")
+
+
+def print_note(
+    text: str,
+    *,
+    stream: TextIO | None = None,
+    terminal: bool | None = None,
+    style: str | None = None,
+) -> None:
+    """Print one line of prose, in ``style`` (a rich style) on a terminal, plain otherwise."""
+    out = sys.stdout if stream is None else stream
+    term = is_terminal(out) if terminal is None else terminal
+    if term and style:
+        make_console(out, terminal=True).print(text, style=style, markup=False)
+    else:
+        out.write(text + "\n")
+
+
+def redact(text: str) -> str:
+    """Replace e-mail addresses, IPv4/IPv6 addresses and wallet addresses in ``text``."""
+    text = _EMAIL.sub(HIDDEN, text)
+    text = _WALLET.sub(HIDDEN, text)
+    text = _IPV4.sub(HIDDEN, text)
+    return _IPV6.sub(lambda m: HIDDEN if m.group(0).count(":") >= 2 else m.group(0), text)
+
+
+def fmt_num(value: float | None, digits: int = 1) -> str:
+    """A number with ``digits`` decimals (integers without), or ``-`` when unknown."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.{digits}f}"
+
+
+def fmt_gb(value: float | None) -> str:
+    """A size in GB (nodeselect's GB = 2**30 bytes) with one decimal, or ``-`` when unknown."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.1f}"
+
+
+def fmt_score(value: float | None) -> str:
+    """A score with three decimals, or ``-`` when unknown."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.3f}"
+
+
+def fmt_age(seconds: float | None) -> str:
+    """An age as the largest whole unit: ``45s``, ``12m``, ``3h``, ``9d``; ``-`` when unknown."""
+    if seconds is None or (isinstance(seconds, float) and not math.isfinite(seconds)):
+        return "-"
+    s = max(0.0, float(seconds))
+    if s < 60:
+        return f"{int(s)}s"
+    if s < 3600:
+        return f"{int(s // 60)}m"
+    if s < 86400:
+        return f"{int(s // 3600)}h"
+    return f"{int(s // 86400)}d"
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays, tuples, sets and NaN turned into plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(jsonable(v) for v in value)
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays
+    if tolist is not None:
+        return jsonable(tolist())
+    return str(value)
+
+
+def write_json(document: Any, stream: TextIO | None = None) -> None:
+    """Write ``document`` as indented JSON (keys in the order given) and a newline."""
+    out = sys.stdout if stream is None else stream
+    out.write(json.dumps(jsonable(document), indent=2, ensure_ascii=False) + "\n")
