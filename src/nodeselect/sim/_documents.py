@@ -82,8 +82,17 @@ class NodeRow(NamedTuple):
 
 def iso(epoch_s: float) -> str:
     """Epoch seconds as the API writes timestamps: ``2023-11-07T05:31:56Z``."""
-    t = time.gmtime(int(epoch_s))
-    return f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T{t[3]:02d}:{t[4]:02d}:{t[5]:02d}Z"
+    days, rest = divmod(int(epoch_s), 86400)
+    day = _DAYS.get(days)
+    if day is None:
+        t = time.gmtime(days * 86400)
+        day = _DAYS[days] = f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T"
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{day}{hours:02d}:{minutes:02d}:{seconds:02d}Z"
+
+
+_DAYS: dict[int, str] = {}
 
 
 def node_rng(seed: int, node_id: int) -> random.Random:

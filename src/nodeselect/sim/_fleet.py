@@ -265,20 +265,20 @@ class Fleet:
 
     def _row(self, i: int) -> NodeRow:
         c = self._cols
-        last_seen = int(c.last_seen[i])
-        deleted_at = int(c.deleted_at[i])
-        op = int(c.operator[i])
+        last_seen = c.last_seen.item(i)
+        deleted_at = c.deleted_at.item(i)
+        op = c.operator.item(i)
         return NodeRow(
             node_id=i,
             uuid=c.uuids[i],
             name=c.names[i],
-            created_at=int(c.created[i]),
+            created_at=c.created.item(i),
             last_seen_at=None if last_seen == NULL_TIME else last_seen,
-            status=STATUSES[int(c.status[i])],
+            status=STATUSES[c.status.item(i)],
             deleted_at=None if deleted_at == NULL_TIME else deleted_at,
-            malformed=bool(c.malformed[i]),
+            malformed=c.malformed.item(i),
             operator=OperatorRow(
-                op, self._op_uuids[op], f"operator{op}", int(self._op_created[op])
+                op, self._op_uuids[op], f"operator{op}", self._op_created.item(op)
             ),
         )
 
