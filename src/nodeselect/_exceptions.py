@@ -108,12 +108,21 @@ class DocumentError(NodeSelectError, ValueError):
     Attributes:
         path: the JSON path of the fault, e.g. ``"data[17].gpus[0].vram_gb_available"``.
         reason: what was wrong there, e.g. ``'expected a number, got "abc"'``.
+        errors: every fault found in the same document, in document order, each a
+            ``DocumentError`` with its own path and reason; ``(self,)`` when there is one.
+            ``path``/``reason`` are those of the first.
     """
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, errors: tuple[DocumentError, ...] = ()) -> None:
         self.path = path
         self.reason = reason
-        super().__init__(f"{path}: {reason}" if path else reason)
+        self.errors: tuple[DocumentError, ...] = errors or (self,)
+        message = f"{path}: {reason}" if path else reason
+        if len(errors) > 1:
+            more = "; ".join(str(e) for e in errors[1:4])
+            etc = "; ..." if len(errors) > 4 else ""
+            message = f"{message} (and {len(errors) - 1} more: {more}{etc})"
+        super().__init__(message)
 
 
 class SnapshotError(NodeSelectError):
