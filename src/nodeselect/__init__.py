@@ -37,6 +37,14 @@ from nodeselect._exceptions import (
     TransportError,
 )
 from nodeselect._facts import ProvedFacts
+from nodeselect._gpus import (
+    GpuModel,
+    canonical_node_gpu,
+    gpu_code,
+    gpu_codes_for_nodes,
+    gpu_model,
+    resolve_job_models,
+)
 from nodeselect._job import (
     CpuReq,
     DiskReq,
@@ -102,6 +110,7 @@ __all__ = [
     "GangReq",
     "GpuDeviceMetrics",
     "GpuMetrics",
+    "GpuModel",
     "GpuReq",
     "HardwareCpu",
     "HardwareEvent",
@@ -145,10 +154,15 @@ __all__ = [
     "UserProfile",
     "VramMetrics",
     "ZernetClient",
+    "canonical_node_gpu",
     "format_timestamp",
+    "gpu_code",
+    "gpu_codes_for_nodes",
+    "gpu_model",
     "node_to_json",
     "page_to_json",
     "parse_node",
     "parse_page",
     "parse_timestamp",
+    "resolve_job_models",
 ]
