@@ -1,0 +1,133 @@
+"""Page bytes to nodes: a strict envelope, then each node on its own.
+
+The envelope (``{"data": [...], "limit", "page", "total"}``) must be valid; a body that is not
+(a truncated or garbled response) raises :class:`~nodeselect.InvalidResponseError`, which the
+client retries. Each node is then decoded into the lean view; a node that fails becomes a
+rejected document carrying the JSON path of its fault, and the rest of the page is kept.
+
+With ``validate="full"`` every node is also parsed by the full model
+(``nodeselect._convert.parse_node``), which is slower but rejects a fault in any field.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from typing import Any, Final, Literal
+
+import attrs
+import msgspec
+
+from nodeselect._exceptions import DocumentError, InvalidResponseError
+from nodeselect._facts import ProvedFacts
+from nodeselect._lean import decode_node, decode_page
+from nodeselect._result import FetchedNode, Rejected, RejectedDocument
+
+__all__ = ["DecodedPage", "Validate", "decode_body"]
+
+Validate = Literal["lean", "full"]
+
+_AT: Final = re.compile(r"^(.*?)\s*-\s*at `\$(.*)`$", re.DOTALL)
+
+
+class _UuidOnly(msgspec.Struct):
+    uuid: Any = None
+
+
+_uuid_decoder = msgspec.json.Decoder(_UuidOnly)
+
+
+@attrs.frozen
+class DecodedPage:
+    """One decoded page.
+
+    Attributes:
+        nodes: the nodes that decoded, in page order.
+        rejected: the nodes that did not.
+        uuids: every uuid on the page in order (rejected ones too, when readable), for the
+            consistency checks.
+        total / page / limit: the envelope's numbers.
+        nbytes: the body's size.
+    """
+
+    nodes: list[FetchedNode]
+    rejected: list[Rejected]
+    uuids: list[str]
+    total: int
+    page: int
+    limit: int
+    nbytes: int
+
+
+def _convert_module() -> Any:
+    try:
+        return importlib.import_module("nodeselect._convert")
+    except ImportError:  # pragma: no cover - the full model lands separately
+        return None
+
+
+def _reject(index: int, raw: bytes, lean_error: Exception | None) -> Rejected:
+    """A rejected node with the canonical message (``parse_node``) or msgspec's, re-pathed."""
+    try:
+        uuid_val = _uuid_decoder.decode(raw).uuid
+    except msgspec.DecodeError:
+        uuid_val = None
+    uuid = uuid_val if isinstance(uuid_val, str) else None
+    convert = _convert_module()
+    if convert is not None:
+        try:
+            convert.parse_node(json.loads(raw), path=f"data[{index}]")
+        except DocumentError as exc:
+            rej: Rejected = convert.RejectedNode(index, uuid, exc)
+            return rej
+        except Exception:
+            pass
+    text = str(lean_error) if lean_error is not None else "does not parse"
+    m = _AT.match(text)
+    if m is not None:
+        reason, sub = m.group(1), m.group(2)
+        path = f"data[{index}]{sub}"
+    else:
+        reason, path = text, f"data[{index}]"
+    return RejectedDocument(index, uuid, DocumentError(path, reason))
+
+
+def decode_body(body: bytes, facts: ProvedFacts, *, validate: Validate = "lean") -> DecodedPage:
+    """Decode a page body; nodes carry ``facts``.
+
+    Raises:
+        InvalidResponseError: the body is not a List Nodes page (truncated, not JSON, wrong
+            envelope) - the request should be retried.
+    """
+    try:
+        page = decode_page(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise InvalidResponseError(
+            f"the response body ({len(body)} bytes) is not a List Nodes page: {exc}; "
+            'expected {"data": [...], "limit": int, "page": int, "total": int}'
+        ) from None
+    nodes: list[FetchedNode] = []
+    rejected: list[Rejected] = []
+    uuids: list[str] = []
+    convert = _convert_module() if validate == "full" else None
+    for i, raw in enumerate(page.data):
+        data = bytes(raw)
+        try:
+            lean = decode_node(data)
+        except msgspec.ValidationError as exc:
+            rej = _reject(i, data, exc)
+            rejected.append(rej)
+            if rej.uuid is not None:
+                uuids.append(rej.uuid)
+            continue
+        if convert is not None:
+            try:
+                convert.parse_node(json.loads(data), path=f"data[{i}]")
+            except DocumentError as exc:
+                rejected.append(convert.RejectedNode(i, lean.uuid, exc))
+                uuids.append(lean.uuid)
+                continue
+        nodes.append(FetchedNode(lean.uuid, lean, data, facts))
+        uuids.append(lean.uuid)
+    return DecodedPage(nodes, rejected, uuids, page.total, page.page, page.limit, len(body))
