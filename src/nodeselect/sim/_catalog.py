@@ -110,9 +110,9 @@ GpuModel = tuple[str | None, float, int, tuple[tuple[int, float], ...], str]
 #: (driver-reported name, fleet weight, VRAM MiB, ((gpu count, weight), ...), tier).
 #: Tier is ``consumer``, ``workstation``, ``datacenter``, ``amd`` or ``unknown``.
 _SOLO = ((1, 0.8), (2, 0.15), (4, 0.05))
-_RIG = ((1, 0.5), (2, 0.25), (4, 0.15), (8, 0.10))
+_RIG = ((1, 0.55), (2, 0.27), (4, 0.13), (8, 0.05))
 _BOX = ((1, 0.05), (2, 0.05), (4, 0.2), (8, 0.7))
-_CARD = ((1, 0.45), (2, 0.2), (4, 0.2), (8, 0.15))
+_CARD = ((1, 0.5), (2, 0.22), (4, 0.2), (8, 0.08))
 GPU_MODELS: Final[tuple[GpuModel, ...]] = (
     ("NVIDIA GeForce RTX 4090", 20.0, 24564, _RIG, "consumer"),
     ("NVIDIA GeForce RTX 3090", 14.0, 24576, _RIG, "consumer"),

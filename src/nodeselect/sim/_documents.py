@@ -11,6 +11,7 @@ telemetry RAM and storage in bytes, loads as fractions 0..1, ``timestamp_ms`` in
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import random
 import time
@@ -172,8 +173,16 @@ def build_document(
     is then shared, not copied, by the returned document).
     """
     r = node_rng(seed, row.node_id)
-    model_name, _, vram_mib, counts, tier = r.choices(GPU_MODELS, cum_weights=_MODEL_CUM)[0]
-    n_gpus = r.choices([c for c, _ in counts], weights=[w for _, w in counts])[0]
+    model_name, _, vram_mib, counts, tier = GPU_MODELS[
+        bisect.bisect(_MODEL_CUM, r.random() * _MODEL_CUM[-1])
+    ]
+    u = r.random()
+    n_gpus = counts[-1][0]
+    for count, weight in counts:
+        if u < weight:
+            n_gpus = count
+            break
+        u -= weight
     arm = model_name in _ARM_OK and r.random() < 0.2
     if arm:
         cpu = _pick(r, CPUS_AARCH64)
@@ -199,7 +208,9 @@ def build_document(
     gpus: list[dict[str, Any]] = []
     tele_gpus: list[dict[str, Any]] = []
     hw_gpus: list[dict[str, Any]] = []
-    for _ in range(n_gpus):
+    gpu_ids = _hex(r, 64 * n_gpus) if n_gpus else ""
+    for k in range(n_gpus):
+        g = gpu_ids[64 * k : 64 * k + 64]
         used_share = r.uniform(0.4, 0.97) if busy else _pick(r, (0.0, 0.0, 0.01, 0.05, 0.2))
         used_mib = int(vram_mib * used_share)
         if used_share == 0.0:
@@ -221,8 +232,8 @@ def build_document(
                 "name": model_name,
                 "vram_bytes_total": vram_mib * MIB,
                 "base_clock_mhz": gpu_clock,
-                "device_id": f"GPU-{_uuid(r)}",
-                "gpu_registry_uuid": _uuid(r),
+                "device_id": f"GPU-{g[:8]}-{g[8:12]}-{g[12:16]}-{g[16:20]}-{g[20:32]}",
+                "gpu_registry_uuid": f"{g[32:40]}-{g[40:44]}-{g[44:48]}-{g[48:52]}-{g[52:64]}",
             }
         )
 
@@ -230,7 +241,7 @@ def build_document(
     disk_free_gb = round(disk_gb * r.uniform(0.05, 0.9), 1)
     cpu_avg = round(r.uniform(0.3, 0.95) if busy else r.uniform(0.0, 0.15), 3)
     arch = "aarch64" if arm else "x86_64"
-    os_brand, os_name, os_version, _ = r.choices(OS_RELEASES, cum_weights=_OS_CUM)[0]
+    os_brand, os_name, os_version, _ = OS_RELEASES[bisect.bisect(_OS_CUM, r.random() * _OS_CUM[-1])]
     if arm and os_brand == "Microsoft":
         os_brand, os_name, os_version = "Ubuntu", "Ubuntu", "22.04.4 LTS"
     os_doc = {"brand": os_brand, "name": os_name, "version": os_version}
@@ -250,7 +261,8 @@ def build_document(
         pool = IMAGES_AMD
     else:
         pool = IMAGES_GPU
-    images = sorted(r.sample(pool, _int(r, 0, min(len(pool), 6))))
+    bits = r.getrandbits(len(pool)) & r.getrandbits(len(pool))  # each image with p = 1/4
+    images = sorted(p for j, p in enumerate(pool) if bits >> j & 1)
     zernet = (
         _pick(r, ZERNET_VERSIONS[:2])
         if status == "OUTDATED_CLIENT"
@@ -258,6 +270,7 @@ def build_document(
     )
 
     node_uuid = row.uuid
+    ids = _hex(r, 156)
     hw_uuid = _uuid(r)
     account = row.operator.uuid
     tele_ts = None if last_seen is None else last_seen - _int(r, 0, 90)
@@ -324,7 +337,7 @@ def build_document(
     ip_block = _pick(r, ("192.0.2", "198.51.100", "203.0.113"))
     doc: dict[str, Any] = {
         "name": row.name,
-        "reputation": r.choices((_int(r, 0, 100), _int(r, 70, 100)), (0.3, 0.7))[0],
+        "reputation": _int(r, 0, 100) if r.random() < 0.3 else _int(r, 70, 100),
         "object": "node",
         "created_at": iso(created_s),
         "updated_at": iso(updated),
@@ -339,7 +352,7 @@ def build_document(
         ],
         "rams": [{"memory_gb_available": round(ram_free / GIB, 1), "memory_gb_max": ram_gb}],
         "ramTotal": ram_gb,
-        "_id": _hex(r, 24),
+        "_id": ids[:24],
         "uuid": node_uuid,
         "last_seen_at": None if last_seen is None else iso(last_seen),
         "latest_hardware_event": event,
@@ -376,9 +389,9 @@ def build_document(
             "uuid": hw_uuid,
             "node": node_uuid,
             "node_uuid": node_uuid,
-            "machine_id": _hex(r, 32),
-            "checksum_sha256": _hex(r, 64),
-            "_id": _hex(r, 24),
+            "machine_id": ids[24:56],
+            "checksum_sha256": ids[56:120],
+            "_id": ids[120:144],
         },
         "current_software": {
             "schema_version": 2,
@@ -399,7 +412,8 @@ def build_document(
         "ipv6_address": f"2001:db8:{r.getrandbits(16):x}::{r.getrandbits(16):x}"
         if r.random() < 0.4
         else None,
-        "mac_address": ":".join(f"{r.getrandbits(8):02x}" for _ in range(6)),
+        "mac_address": f"{ids[144:146]}:{ids[146:148]}:{ids[148:150]}:{ids[150:152]}:"
+        f"{ids[152:154]}:{ids[154:156]}",
         "operator_account": account_doc or operator_account(row.operator, seed),
         "operator_account_uuid": account,
         "suspended_at": suspended_at,
