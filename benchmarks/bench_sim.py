@@ -86,8 +86,9 @@ def bench_server(n: int, pages: int) -> None:
                     lat.append(time.perf_counter() - t)
                     assert r.status_code == 200
                 wall = time.perf_counter() - t_pass
+                median_ms = statistics.median(lat) * 1000
                 print(
-                    f"  {n:>7,} nodes, {label} page of 50: median {statistics.median(lat) * 1000:5.2f} ms,"
+                    f"  {n:>7,} nodes, {label} page of 50: median {median_ms:5.2f} ms,"
                     f" p99 {_percentile(lat, 0.99) * 1000:6.2f} ms, {pages / wall:6.0f} pages/s"
                 )
         print(
