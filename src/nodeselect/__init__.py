@@ -25,6 +25,7 @@ from nodeselect._exceptions import (
     IncompleteFetchError,
     InputError,
     InvalidResponseError,
+    JobGPUNameError,
     JobSpecError,
     NodeSelectError,
     NotFoundError,
@@ -56,6 +57,7 @@ from nodeselect._job import (
     Preferences,
     SoftwareReq,
 )
+from nodeselect._jobfile import job_from_dict, job_to_dict, load_job, load_jobs
 from nodeselect._models import (
     ConsumerProfile,
     CpuMetrics,
@@ -122,6 +124,7 @@ __all__ = [
     "InputError",
     "InvalidResponseError",
     "Job",
+    "JobGPUNameError",
     "JobSpecError",
     "MemoryReq",
     "Node",
@@ -159,6 +162,10 @@ __all__ = [
     "gpu_code",
     "gpu_codes_for_nodes",
     "gpu_model",
+    "job_from_dict",
+    "job_to_dict",
+    "load_job",
+    "load_jobs",
     "node_to_json",
     "page_to_json",
     "parse_node",

@@ -5,7 +5,9 @@ NodeSelectError
 ├── InputError (ValueError)              bad input from the caller; nothing was attempted
 │   ├── QueryError                       an invalid node query (enum value, limit, date range)
 │   ├── JobSpecError                     an invalid job file or dict (file, line, key)
+│   │   └── JobGPUNameError              ... because a GPU model name is unknown or ambiguous
 │   └── GPUNameError                     a GPU model name in a job that is unknown or ambiguous
+│       └── JobGPUNameError              (also a JobSpecError: catchable as either)
 ├── DocumentError (ValueError)           a node document or page that does not parse (JSON path)
 ├── SnapshotError                        a snapshot file that cannot be read or written (file, line)
 └── APIError                             talking to the List Nodes API failed
@@ -37,6 +39,7 @@ __all__ = [
     "IncompleteFetchError",
     "InputError",
     "InvalidResponseError",
+    "JobGPUNameError",
     "JobSpecError",
     "NodeSelectError",
     "NotFoundError",
@@ -100,6 +103,31 @@ class GPUNameError(InputError):
         self.name = name
         self.suggestions = suggestions
         super().__init__(message)
+
+
+class JobGPUNameError(JobSpecError, GPUNameError):
+    """A job names a GPU model that is unknown or ambiguous: both a JobSpecError (with the
+    file, line and key) and a GPUNameError (with the name and did-you-mean suggestions)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str,
+        suggestions: tuple[str, ...] = (),
+        source: str = "<dict>",
+        key: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.name = name
+        self.suggestions = suggestions
+        self.source = source
+        self.key = key
+        self.line = line
+        where = source if line is None else f"{source}:{line}"
+        if key is not None:
+            where = f"{where}: {key}"
+        InputError.__init__(self, f"{where}: {message}")
 
 
 class DocumentError(NodeSelectError, ValueError):

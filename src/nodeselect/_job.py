@@ -2,8 +2,10 @@
 
 Every quantity carries its unit in its name. Defaults are the documented ones (docs/jobs.md).
 Construct from TOML with :func:`load_job` / :func:`load_jobs` or from a dict with
-:meth:`Job.from_dict`; both validate and raise :class:`~nodeselect.JobSpecError` naming the
-file, line and key.
+:func:`job_from_dict` (all in ``_jobfile``); they validate and raise
+:class:`~nodeselect.JobSpecError` naming the file, line and key, and store GPU models as
+canonical registry names (families expanded). Constructing these classes directly does not
+validate.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ class GpuReq:
     """Per-node GPU needs.
 
     Attributes:
-        models: canonical GPU model names (any of); a family name ("H100") matches every variant.
-            Empty means any model.
+        models: canonical GPU model names (any of), e.g. ``("H100-80GB", "H100-94GB")``. The
+            job file loaders resolve aliases and expand a family ("H100") into its variants and
+            store them sorted, so this holds canonical names only. Empty means any model.
         count: how many GPUs on one node must each satisfy the limits below. 0 = CPU-only job.
         min_vram_free_gb: free VRAM each counted GPU needs, in GB.
         min_vram_total_gb: total VRAM each counted GPU needs, in GB.
