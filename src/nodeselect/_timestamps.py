@@ -94,6 +94,7 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _WIDTH: Final = 32  # bytes per string in the fast path; longer strings take the slow path
 _DIGIT_POS: Final = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
 _SEPS: Final = ((4, ord("-")), (7, ord("-")), (10, ord("T")), (13, ord(":")), (16, ord(":")))
+_EXACT_US: Final = 2**53
 _FRAC_MAX: Final = _WIDTH - 21  # fraction digits that fit between "." (19) and "Z"
 
 
@@ -106,7 +107,7 @@ def _slow_epoch_s(s: object) -> float:
     except DocumentError:
         return float("nan")
     us = (dt - _EPOCH) // timedelta(microseconds=1)
-    return us / 1e6
+    return us / 10**6  # int / int: correctly rounded, as datetime.timestamp() is
 
 
 def parse_timestamps_to_epoch_s(strings: Sequence[str | None]) -> npt.NDArray[np.float64]:
@@ -167,6 +168,9 @@ def parse_timestamps_to_epoch_s(strings: Sequence[str | None]) -> npt.NDArray[np
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     days = era * 146097 + doe - 719468
     total_us = ((days * 86400 + hour * 3600 + minute * 60 + second) * 1_000_000) + micro
+    # Exact like datetime.timestamp() only while the int64 -> float64 step is exact (2**53 µs,
+    # about 1685-2255); the rare instants outside take the slow path.
+    ok &= np.abs(total_us) < _EXACT_US
     out[ok] = total_us[ok] / 1e6
 
     for i in np.flatnonzero(~ok):
