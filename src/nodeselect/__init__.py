@@ -7,6 +7,7 @@ and place batches of jobs without double-booking a node.
 
 from __future__ import annotations
 
+from nodeselect._client import AsyncClient, Client, fetch_nodes
 from nodeselect._convert import (
     PageResult,
     RejectedNode,
@@ -89,6 +90,10 @@ from nodeselect._models import (
     VramMetrics,
     ZernetClient,
 )
+from nodeselect._query import NodeQuery, ServerQuery, plan_requests
+from nodeselect._result import FetchedNode, FetchResult, FetchStats
+from nodeselect._retry import RetryPolicy, parse_retry_after
+from nodeselect._snapshot import load_snapshot, save_snapshot
 from nodeselect._timestamps import (
     format_timestamp,
     parse_timestamp,
@@ -97,8 +102,10 @@ from nodeselect._timestamps import (
 __all__ = [
     "APIError",
     "APIStatusError",
+    "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
+    "Client",
     "ConsumerProfile",
     "CpuMetrics",
     "CpuReq",
@@ -108,6 +115,9 @@ __all__ = [
     "DockerInfo",
     "DocumentError",
     "DriveMetrics",
+    "FetchResult",
+    "FetchStats",
+    "FetchedNode",
     "GPUNameError",
     "GangReq",
     "GpuDeviceMetrics",
@@ -131,6 +141,7 @@ __all__ = [
     "NodeCpu",
     "NodeGpu",
     "NodeHardDrive",
+    "NodeQuery",
     "NodeRam",
     "NodeSelectError",
     "NotFoundError",
@@ -148,7 +159,9 @@ __all__ = [
     "RateLimitError",
     "RejectedNode",
     "RetriesExhaustedError",
+    "RetryPolicy",
     "ServerError",
+    "ServerQuery",
     "SnapshotError",
     "SoftwareReq",
     "StorageMetrics",
@@ -158,6 +171,7 @@ __all__ = [
     "VramMetrics",
     "ZernetClient",
     "canonical_node_gpu",
+    "fetch_nodes",
     "format_timestamp",
     "gpu_code",
     "gpu_codes_for_nodes",
@@ -166,10 +180,14 @@ __all__ = [
     "job_to_dict",
     "load_job",
     "load_jobs",
+    "load_snapshot",
     "node_to_json",
     "page_to_json",
     "parse_node",
     "parse_page",
+    "parse_retry_after",
     "parse_timestamp",
+    "plan_requests",
     "resolve_job_models",
+    "save_snapshot",
 ]
