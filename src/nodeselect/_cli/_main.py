@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -54,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nodeselect: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `nodeselect ... | head`: the reader left; that is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush stays quiet
+        return EXIT_OK
     except NodeSelectError as exc:  # a last net: handlers map their own errors to exit codes
         print(f"nodeselect: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -24,7 +24,10 @@ from rich.table import Table
 
 __all__ = [
     "HIDDEN",
+    "SIMULATED_BANNER",
     "Column",
+    "fleet_info",
+    "fleet_line",
     "fmt_age",
     "fmt_gb",
     "fmt_num",
@@ -40,6 +43,8 @@ __all__ = [
 
 #: What replaces a piece of personal data in output.
 HIDDEN = "<hidden>"
+#: The first line of any human-readable output made from the demo fleet.
+SIMULATED_BANNER = "*** SIMULATED FLEET: seeded demo data from nodeselect.sim, not real nodes ***"
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _WALLET = re.compile(r"\b0x[0-9a-fA-F]{40}\b")
@@ -210,3 +215,43 @@ def write_json(document: Any, stream: TextIO | None = None) -> None:
     """Write ``document`` as indented JSON (keys in the order given) and a newline."""
     out = sys.stdout if stream is None else stream
     out.write(json.dumps(jsonable(document), indent=2, ensure_ascii=False) + "\n")
+
+
+def fleet_info(args: Any, result: Any) -> dict[str, Any]:
+    """The ``fleet`` object of the ``--json`` schemas, from parsed args and a FetchResult.
+
+    Keys: ``source`` ("demo" | "api" | "snapshot"), ``location`` (URL, file, or the demo
+    label), ``simulated``, ``complete``, ``consistent``, ``nodes``, ``rejected_documents``,
+    ``fetched_at`` (ISO 8601 UTC).
+    """
+    if getattr(args, "demo", False):
+        kind = "demo"
+    elif getattr(args, "snapshot", None):
+        kind = "snapshot"
+    else:
+        kind = "api"
+    return {
+        "source": kind,
+        "location": str(result.source),
+        "simulated": kind == "demo",
+        "complete": bool(result.complete),
+        "consistent": bool(result.consistent),
+        "nodes": len(result.nodes),
+        "rejected_documents": len(result.rejected),
+        "fetched_at": result.fetched_at.isoformat(),
+    }
+
+
+def fleet_line(fleet: dict[str, Any]) -> str:
+    """One line saying where the fleet came from and how trustworthy the fetch was."""
+    where = str(fleet.get("location") or fleet.get("source") or "?")
+    if fleet.get("simulated") and "simulated" not in where.lower():
+        where += " (SIMULATED)"
+    head = f"fleet: {where}"
+    parts = [f"{head}: {fleet.get('nodes', 0)} nodes"]
+    if not fleet.get("complete", True):
+        parts.append("INCOMPLETE fetch (--allow-incomplete)")
+    rej = int(fleet.get("rejected_documents") or 0)
+    if rej:
+        parts.append(f"{rej} unreadable node documents skipped")
+    return ", ".join(parts)
