@@ -66,8 +66,10 @@ def test_fetch_returns_every_live_node_once() -> None:
     with client(page_response, concurrency=4) as c:
         r = c.fetch(NodeQuery(limit=7))
     uuids = [n.uuid for n in r.nodes] + [x.uuid for x in r.rejected]
-    assert len(uuids) == len(set(uuids)) and set(uuids) == LIVE
-    assert r.ok and r.stats.pages_expected == -(-len(LIVE) // 7)
+    assert len(uuids) == len(set(uuids))
+    assert set(uuids) == LIVE
+    assert r.ok
+    assert r.stats.pages_expected == -(-len(LIVE) // 7)
     assert r.stats.requests == r.stats.pages_expected + 1  # + the probe
 
 
@@ -144,7 +146,8 @@ def test_api_key_is_sent_as_bearer_and_never_shown(monkeypatch) -> None:
     with c, pytest.raises(PermissionDeniedError) as info:
         c.fetch()
     assert seen == [f"Bearer {secret}"]
-    assert secret not in str(info.value) and secret not in repr(info.value)
+    assert secret not in str(info.value)
+    assert secret not in repr(info.value)
 
 
 def test_explicit_key_beats_the_environment(monkeypatch) -> None:
@@ -203,7 +206,8 @@ def test_fault_schedules_lose_and_duplicate_nothing(schedule, concurrency) -> No
     with client(handler, retry=policy, concurrency=concurrency) as c:
         r = c.fetch(NodeQuery(limit=50))
     uuids = [n.uuid for n in r.nodes] + [x.uuid for x in r.rejected]
-    assert len(uuids) == len(set(uuids)) and set(uuids) == LIVE
+    assert len(uuids) == len(set(uuids))
+    assert set(uuids) == LIVE
     faults = len(injected)
     assert r.stats.requests == r.stats.pages + faults
     assert sum(r.stats.retries.values()) == faults
@@ -220,7 +224,8 @@ def test_union_and_intersection_prove_facts() -> None:
         if FLEET.hidden(u).status in q.statuses and q.compliance <= FLEET.hidden(u).compliance_tags
     }
     got = {n.uuid for n in r.nodes} | {x.uuid for x in r.rejected}
-    assert got == expected and expected
+    assert got == expected
+    assert expected
     for n in r.nodes:
         assert n.facts.status == FLEET.hidden(n.uuid).status
         assert n.facts.compliance_tags == {"GDPR", "EEA"}
@@ -239,14 +244,15 @@ def test_page_cap_reports_incomplete_and_strict_raises() -> None:
     """Hitting max_pages gives complete=False with a reason, and strict=True raises."""
     with client(page_response, max_pages=2) as c:
         r = c.fetch(NodeQuery(limit=10))
-        assert not r.complete and "page cap" in r.stats.issues[0]
+        assert not r.complete
+        assert "page cap" in r.stats.issues[0]
         with pytest.raises(IncompleteFetchError, match="page cap"):
             c.fetch(NodeQuery(limit=10), strict=True)
 
 
 def test_full_validation_rejects_what_lean_accepts() -> None:
     """validate='full' parses every node with the full model; lean keeps the fast path."""
-    docs = [d for d in FLEET.documents()[:3]]
+    docs = list(FLEET.documents()[:3])
     docs[1] = {**docs[1], "reputation": 50, "created_at": "not a date"}
     body = json.dumps({"data": docs, "limit": 50, "page": 1, "total": 3}).encode()
 

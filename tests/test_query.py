@@ -39,8 +39,10 @@ def test_invalid_values_raise_query_error_naming_the_field(kwargs, needle) -> No
 def test_lowercase_codes_are_accepted_and_normalized() -> None:
     """Status, continent, country and subdivision codes are case-insensitive and stored upper."""
     q = NodeQuery(statuses="available", continents=["eu"], countries=["de"], subdivisions="us-ca")
-    assert q.statuses == {"AVAILABLE"} and q.continents == {"EU"}
-    assert q.countries == {"DE"} and q.subdivisions == {"US-CA"}
+    assert q.statuses == {"AVAILABLE"}
+    assert q.continents == {"EU"}
+    assert q.countries == {"DE"}
+    assert q.subdivisions == {"US-CA"}
 
 
 def test_deleted_status_switches_include_deleted_on() -> None:
@@ -53,7 +55,8 @@ def test_deleted_status_switches_include_deleted_on() -> None:
 def test_an_empty_query_is_one_unfiltered_server_query() -> None:
     """No filters plan exactly one server query without parameters."""
     (sq,) = plan_requests(NodeQuery())
-    assert sq.params == () and sq.facts == sq.facts.__class__()
+    assert sq.params == ()
+    assert sq.facts == sq.facts.__class__()
 
 
 def test_explosion_is_refused_with_a_suggestion() -> None:
@@ -114,7 +117,8 @@ def test_time_ranges_round_trip_through_their_text_form(a, delta) -> None:
     b = a + delta if a <= datetime.max.replace(tzinfo=UTC) - delta else a
     text = f"{format_bound(a)},{format_bound(b)}"
     s, e = parse_time_range(text)
-    assert s == a and e == b
+    assert s == a
+    assert e == b
 
 
 def test_open_and_date_ranges_format_for_the_api() -> None:
@@ -143,7 +147,9 @@ def test_from_job_pushes_down_placement_and_lists_it() -> None:
         )
     )
     q = NodeQuery.from_job(job)
-    assert q.statuses == {"AVAILABLE"} and q.continents == {"EU"} and q.compliance == {"GDPR"}
+    assert q.statuses == {"AVAILABLE"}
+    assert q.continents == {"EU"}
+    assert q.compliance == {"GDPR"}
     assert q.include_deleted
     assert q.pushed_down == (
         "placement.statuses",

@@ -72,7 +72,7 @@ def test_backoff_is_bounded_and_jittered_downwards(attempt, base, cap, jitter) -
         (httpx.RemoteProtocolError("Server disconnected without sending a response."), "dropped"),
         (
             httpx.RemoteProtocolError(
-                "peer closed connection without sending complete message body: incomplete chunked read"
+                "peer closed connection without sending complete message body"
             ),
             "truncated",
         ),
