@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import attrs
@@ -153,20 +153,35 @@ def _parse_obj(cls: type[_Document], obj: Any, path: str, errs: _Errors) -> Any:
         return None
     specs, by_key = _specs(cls)
     kwargs: dict[str, Any] = {}
-    absent: set[str] = set()
-    null_lists: set[str] = set()
+    absent: list[str] = []
+    null_lists: list[str] = []
     for spec in specs:
         key = spec.key
-        if key not in obj:
-            absent.add(key)
+        value = obj.get(key, _MISSING)
+        if value is _MISSING:
+            absent.append(key)
             continue
-        value = obj[key]
         if value is None:
             if spec.kind in _LIST_KINDS:
-                null_lists.add(key)
+                null_lists.append(key)
             continue
-        sub = f"{path}.{key}"
         kind = spec.kind
+        # Fast paths for well-typed scalars; everything else goes the general way below.
+        vtype = type(value)
+        if kind == "str":
+            if vtype is str:
+                kwargs[spec.attr] = value
+                continue
+        elif kind == "num":
+            if vtype is int or (vtype is float and math.isfinite(value)):
+                kwargs[spec.attr] = value
+                continue
+        elif kind == "ts" and vtype is str:
+            fast = _fast_timestamp(value)
+            if fast is not None:
+                kwargs[spec.attr] = fast
+                continue
+        sub = f"{path}.{key}"
         if kind == "obj":
             assert spec.cls is not None
             kwargs[spec.attr] = _parse_obj(spec.cls, value, sub, errs)
@@ -178,6 +193,8 @@ def _parse_obj(cls: type[_Document], obj: Any, path: str, errs: _Errors) -> Any:
                 assert spec.cls is not None
                 item_cls = spec.cls
                 items = [_parse_obj(item_cls, v, f"{sub}[{i}]", errs) for i, v in enumerate(value)]
+            elif kind == "strs" and all(type(v) is str for v in value):
+                items = value
             else:
                 items = []
                 for i, v in enumerate(value):
@@ -188,6 +205,12 @@ def _parse_obj(cls: type[_Document], obj: Any, path: str, errs: _Errors) -> Any:
             kwargs[spec.attr] = tuple(items)
         else:
             kwargs[spec.attr] = _scalar(kind, value, sub, spec.personal, errs)
+    if len(obj) + len(absent) == len(specs):
+        return cls(
+            **kwargs,
+            absent_keys=frozenset(absent) if absent else _EMPTY,
+            null_list_keys=frozenset(null_lists) if null_lists else _EMPTY,
+        )
     extra = {k: v for k, v in obj.items() if k not in by_key}
     return cls(
         **kwargs,
@@ -198,6 +221,35 @@ def _parse_obj(cls: type[_Document], obj: Any, path: str, errs: _Errors) -> Any:
 
 
 _ITEM: Final = {"strs": "a string", "nums": "a number"}
+_MISSING: Final = object()
+_EMPTY: Final[frozenset[str]] = frozenset()
+_CANONICAL_LEN: Final = 20  # len("2023-11-07T05:31:56Z")
+
+
+def _fast_timestamp(s: str) -> datetime | None:
+    """The common ``YYYY-MM-DDTHH:MM:SSZ`` form without the regex, or ``None`` to go slow."""
+    if (
+        len(s) == _CANONICAL_LEN
+        and s[19] == "Z"
+        and s[10] == "T"
+        and s[4] == s[7] == "-"
+        and s[13] == s[16] == ":"
+    ):
+        digits = s[0:4] + s[5:7] + s[8:10] + s[11:13] + s[14:16] + s[17:19]
+        if digits.isascii() and digits.isdigit():
+            try:
+                return datetime(
+                    int(s[0:4]),
+                    int(s[5:7]),
+                    int(s[8:10]),
+                    int(s[11:13]),
+                    int(s[14:16]),
+                    int(s[17:19]),
+                    tzinfo=UTC,
+                )
+            except ValueError:
+                return None
+    return None
 
 
 def parse_node(obj: Any, *, path: str = "$", require_uuid: bool = True) -> Node:
