@@ -1,0 +1,291 @@
+"""The immutable result of batch placement: who goes where, who could not, and what is left.
+
+A :class:`Plan` is a value: frozen attrs classes all the way down, built once by
+:func:`nodeselect.place`. Launchers read it through :meth:`Plan.hosts` and
+:meth:`Plan.torchrun_args`; schedulers re-check it against a fresher fleet with
+:meth:`Plan.validate` just before they commit, and serialize it with :meth:`Plan.to_json`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from nodeselect._exceptions import InputError
+from nodeselect._job import Job
+
+if TYPE_CHECKING:
+    from nodeselect._table import NodeTable
+
+__all__ = [
+    "PLAN_SCHEMA",
+    "JobAssignment",
+    "Plan",
+    "PlanTotals",
+    "Problem",
+    "Replica",
+    "Unplaced",
+    "totals_from",
+]
+
+#: The ``schema`` value of :meth:`Plan.to_json` (bumped on incompatible changes).
+PLAN_SCHEMA = "nodeselect.plan/1"
+
+ProblemKind = Literal["node-gone", "gpu-gone", "no-longer-fits"]
+
+
+@attrs.frozen
+class Replica:
+    """One replica of a job on one node.
+
+    Attributes:
+        node_index: the node's row in the table the plan was made from.
+        node_uuid / node_name: the node.
+        address: the node's IPv4 address, else its IPv6 address, else ``None`` (personal data:
+            the CLI shows it only with ``--show-private``).
+        operator: the node's operator account uuid, or ``None`` when unknown.
+        gpu_indices: positions in the node's ``gpus[]`` reserved for this replica.
+        score: the node's score for the job in [0, 1], against the capacity left at its turn.
+    """
+
+    node_index: int
+    node_uuid: str
+    node_name: str | None
+    address: str | None
+    operator: str | None
+    gpu_indices: tuple[int, ...]
+    score: float
+
+
+@attrs.frozen
+class JobAssignment:
+    """A placed job: one replica per node (a gang has ``nodes`` replicas, in node-rank order).
+
+    Attributes:
+        job_name / job_index: the job and its position in the input sequence.
+        priority: the job's priority.
+        replicas: the replicas, best-scored first (replica 0 is the torchrun master).
+        score: the mean score of the replicas.
+    """
+
+    job_name: str
+    job_index: int
+    priority: int
+    replicas: tuple[Replica, ...]
+    score: float
+
+    @property
+    def gpus(self) -> int:
+        """GPUs reserved by the job over all its replicas."""
+        return sum(len(r.gpu_indices) for r in self.replicas)
+
+
+@attrs.frozen
+class Unplaced:
+    """A job that could not be placed.
+
+    Attributes:
+        job_name / job_index / priority: the job.
+        reason: a one-line summary against the capacity that was left for it, e.g.
+            ``"0/3000 nodes fit: 2900 gpu-model, 100 gpu-count"`` or
+            ``"gang of 4: 3 feasible nodes, best country DE has 2"``.
+        rejected: per-constraint rejection counts against the residual capacity, in the engine's
+            stable order (empty when every node passed but a gang rule failed).
+        explanation: the engine's explanation object against the residual capacity (``None`` when
+            not computed), for callers who want nearest misses.
+    """
+
+    job_name: str
+    job_index: int
+    priority: int
+    reason: str
+    rejected: tuple[tuple[str, int], ...] = ()
+    explanation: Any = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class PlanTotals:
+    """What the plan uses and leaves.
+
+    Attributes:
+        jobs_placed / jobs_unplaced: counts.
+        gpus_used: GPUs reserved by all replicas.
+        nodes_used: distinct nodes holding at least one replica.
+        free_gpus_left: GPUs on the table not reserved by the plan.
+        stranded_gpus: free GPUs left on nodes where no job of the batch fits any more
+            (fragmentation; see docs/placement.md).
+    """
+
+    jobs_placed: int
+    jobs_unplaced: int
+    gpus_used: int
+    nodes_used: int
+    free_gpus_left: int
+    stranded_gpus: int
+
+
+@attrs.frozen
+class Problem:
+    """An assignment that no longer fits a fresher fleet (see :meth:`Plan.validate`).
+
+    Attributes:
+        job_name: the job.
+        replica: the replica's position in its assignment.
+        node_uuid: the node.
+        kind: ``"node-gone"`` (not in the fresh table), ``"gpu-gone"`` (a reserved GPU index no
+            longer exists on the node), or ``"no-longer-fits"`` (the node, with the plan's GPUs and
+            the capacity the plan's other replicas take, fails the job's hard constraints).
+        detail: what failed, e.g. the failing constraint names.
+    """
+
+    job_name: str
+    replica: int
+    node_uuid: str
+    kind: ProblemKind
+    detail: str
+
+
+@attrs.frozen
+class Plan:
+    """An immutable placement of a batch of jobs.
+
+    Attributes:
+        jobs: the jobs as given (``job_index`` refers to this tuple).
+        assignments: placed jobs, in the order they were placed.
+        unplaced: jobs that could not be placed, in the order they were tried.
+        totals: usage and fragmentation figures.
+        order: job indices in the order placement considered them.
+        seed: the tie-break seed.
+        now: the evaluation time.
+    """
+
+    jobs: tuple[Job, ...] = attrs.field(repr=False)
+    assignments: tuple[JobAssignment, ...]
+    unplaced: tuple[Unplaced, ...]
+    totals: PlanTotals
+    order: tuple[int, ...]
+    seed: int
+    now: datetime
+
+    def assignment(self, job_name: str) -> JobAssignment:
+        """The assignment of the placed job called ``job_name`` (InputError if none)."""
+        for a in self.assignments:
+            if a.job_name == job_name:
+                return a
+        placed = ", ".join(repr(a.job_name) for a in self.assignments) or "none"
+        unplaced = [u.job_name for u in self.unplaced]
+        why = " (it was not placed)" if job_name in unplaced else ""
+        raise InputError(f"no placed job named {job_name!r} in the plan{why}; placed: {placed}")
+
+    def hosts(self, job_name: str) -> list[tuple[str, int]]:
+        """``(address, gpu_count)`` per replica of a placed job, in node-rank order.
+
+        Raises InputError if the job was not placed or a node has no known address.
+        """
+        out: list[tuple[str, int]] = []
+        for rank, r in enumerate(self.assignment(job_name).replicas):
+            if r.address is None:
+                raise InputError(
+                    f"job {job_name!r} replica {rank} on node {r.node_uuid}: the node document "
+                    "has no ipv4_address or ipv6_address; a launcher needs one"
+                )
+            out.append((r.address, len(r.gpu_indices)))
+        return out
+
+    def torchrun_args(self, job_name: str, master_port: int = 29500) -> list[list[str]]:
+        """The ``torchrun`` rendezvous arguments for each replica (node rank order).
+
+        ``--nproc-per-node`` is the job's GPU count per node (1 for a CPU-only job); the master
+        is replica 0. Raises InputError like :meth:`hosts`.
+        """
+        if not 0 < master_port < 65536:
+            raise InputError(f"master_port: {master_port} is not a TCP port (1..65535)")
+        hosts = self.hosts(job_name)
+        master = hosts[0][0]
+        return [
+            [
+                f"--nnodes={len(hosts)}",
+                f"--nproc-per-node={max(gpus, 1)}",
+                f"--node-rank={rank}",
+                f"--master-addr={master}",
+                f"--master-port={master_port}",
+            ]
+            for rank, (_, gpus) in enumerate(hosts)
+        ]
+
+    def validate(self, table: NodeTable) -> tuple[Problem, ...]:
+        """Assignments that no longer fit ``table`` (a fresher fleet); empty when all still fit.
+
+        Every replica is re-checked with the plan's own GPUs and with the cores, RAM and disk the
+        plan's earlier replicas on the same node take, so the plan as a whole must fit.
+        """
+        from nodeselect._placement import validate_plan  # noqa: PLC0415 - placement imports us
+
+        return validate_plan(self, table)
+
+    def to_json(self, *, show_private: bool = False) -> dict[str, Any]:
+        """The plan as a JSON-ready dict (schema in docs/placement.md).
+
+        Node addresses are included only with ``show_private=True``.
+        """
+
+        def replica(r: Replica) -> dict[str, Any]:
+            d: dict[str, Any] = {
+                "node_uuid": r.node_uuid,
+                "node_name": r.node_name,
+                "gpu_indices": list(r.gpu_indices),
+                "score": r.score,
+            }
+            if show_private:
+                d["address"] = r.address
+            return d
+
+        return {
+            "schema": PLAN_SCHEMA,
+            "seed": self.seed,
+            "now": self.now.isoformat(),
+            "assignments": [
+                {
+                    "job": a.job_name,
+                    "job_index": a.job_index,
+                    "priority": a.priority,
+                    "score": a.score,
+                    "gpus": a.gpus,
+                    "replicas": [replica(r) for r in a.replicas],
+                }
+                for a in self.assignments
+            ],
+            "unplaced": [
+                {
+                    "job": u.job_name,
+                    "job_index": u.job_index,
+                    "priority": u.priority,
+                    "reason": u.reason,
+                    "rejected": dict(u.rejected),
+                }
+                for u in self.unplaced
+            ],
+            "totals": attrs.asdict(self.totals),
+        }
+
+
+def totals_from(
+    assignments: tuple[JobAssignment, ...],
+    unplaced: tuple[Unplaced, ...],
+    *,
+    total_gpus: int,
+    stranded_gpus: int,
+) -> PlanTotals:
+    """Totals for a plan over a table with ``total_gpus`` GPUs."""
+    used = sum(a.gpus for a in assignments)
+    nodes = {r.node_uuid for a in assignments for r in a.replicas}
+    return PlanTotals(
+        jobs_placed=len(assignments),
+        jobs_unplaced=len(unplaced),
+        gpus_used=used,
+        nodes_used=len(nodes),
+        free_gpus_left=total_gpus - used,
+        stranded_gpus=stranded_gpus,
+    )
