@@ -61,6 +61,16 @@ def test_same_scope_failure_names_the_best_scope_capacity() -> None:
     assert "only 1 usable nodes" in got.reason
 
 
+def test_a_scoped_gang_without_proved_scopes_says_what_to_list() -> None:
+    """When no candidate has a proved country, the reason asks for placement.countries."""
+    cands = _cands([0.9, 0.8])
+    ops = np.arange(2, dtype=np.int64)
+    scope = np.full(2, UNKNOWN, dtype=np.int64)
+    got = select_nodes(cands, 2, GangReq(same="country"), operator_of=ops, scope_of=scope)
+    assert got.chosen == ()
+    assert "placement.countries" in got.reason
+
+
 def test_pack_uses_the_fewest_operators() -> None:
     """operators = pack fills the gang from the operators with the most candidates first."""
     cands = _cands([0.99, 0.5, 0.4, 0.3, 0.2])

@@ -134,6 +134,15 @@ def select_nodes(
             best, best_total = got, total
     if best is not None:
         return GangChoice(chosen=best)
+    if not groups:
+        return GangChoice(
+            chosen=(),
+            reason=(
+                f"gang of {k} needs one {rule.same}: none of the {len(cands)} nodes that fit a "
+                f"replica has a proved {rule.same} (list placement.{_plural(rule.same)} so the "
+                "fetch proves it)"
+            ),
+        )
     unit = "operators" if rule.distinct == "operator" else "nodes"
     return GangChoice(
         chosen=(),
@@ -142,6 +151,10 @@ def select_nodes(
             f"{rule.same} offers only {biggest} usable {unit}"
         ),
     )
+
+
+def _plural(scope: str) -> str:
+    return {"continent": "continents", "country": "countries", "subdivision": "subdivisions"}[scope]
 
 
 def _capacity(cands: Sequence[Candidate], rule: GangReq, operator_of: npt.NDArray[np.int64]) -> int:
