@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import attrs
 import msgspec
 
 from nodeselect._exceptions import NodeSelectError, SnapshotError
@@ -90,7 +91,8 @@ def save_snapshot(path: str | os.PathLike[str], result: FetchResult) -> None:
 def _stats(data: Any, where: str) -> FetchStats:
     if not isinstance(data, dict):
         raise SnapshotError(f"{where}: 'stats' must be an object")
-    known = {k: v for k, v in data.items() if k in FetchStats.__attrs_attrs__.__dict__}
+    fields = attrs.fields_dict(FetchStats)
+    known = {k: v for k, v in data.items() if k in fields}
     for key in ("totals_seen", "issues"):
         if key in known:
             known[key] = tuple(known[key])
