@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -183,6 +184,7 @@ class _Base:
         self.retry = retry if retry is not None else RetryPolicy()
         self.max_pages = max_pages
         self.validate: Validate = validate
+        self._ssl: ssl.SSLContext | None = None
 
     def __repr__(self) -> str:  # never the key
         return (
@@ -228,6 +230,11 @@ class _Base:
         }
         if transport is not None:
             kwargs["transport"] = transport
+        else:
+            # One SSL context for every pool: building one per httpx.Client costs ~20-50 ms.
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()
+            kwargs["verify"] = self._ssl
         return kwargs
 
 
