@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the report lines are long f-strings, kept whole for readability
 """Fetch speed: nodeselect's Client vs a bare sequential httpx loop, against the local simulator.
 
 The simulator runs in a child process (so it does not share the client's GIL, as a real API
