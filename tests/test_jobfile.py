@@ -507,3 +507,18 @@ def test_shipped_examples_say_what_they_claim() -> None:
     queue = load_jobs(EXAMPLES / "queue.toml")
     assert len(queue) >= 3
     assert len({j.priority for j in queue}) > 1
+
+
+def test_every_job_key_is_documented() -> None:
+    """Every key the loader accepts appears, backquoted, in docs/jobs.md."""
+    from nodeselect._jobfile import _SECTIONS, _TOP  # noqa: PLC0415
+
+    text = (EXAMPLES.parent.parent / "docs" / "jobs.md").read_text(encoding="utf-8")
+    for key in _TOP:
+        assert f"`{key}`" in text or f"`[{key}]`" in text, key
+    for section, keys in _SECTIONS.items():
+        assert f"`[{section}]`" in text, section
+        for key in keys:
+            assert f"`{key}`" in text or f"`{section}.{key}`" in text, f"{section}.{key}"
+    for term in SCORE_TERMS:
+        assert f"`{term}`" in text, term

@@ -441,7 +441,9 @@ def suggest(name: str, n: int = 3) -> tuple[str, ...]:
     scored.sort()
     out: list[str] = []
     for _, _, display in scored:
-        if display not in out:
+        idx = _BY_CANONICAL.get(display)
+        family = None if idx is None else GPU_MODELS[idx].family
+        if display not in out and (family is None or family == display or family not in out):
             out.append(display)
         if len(out) == n:
             break
