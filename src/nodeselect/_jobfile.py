@@ -11,14 +11,12 @@ After loading, ``Job.gpu.models`` holds *canonical* model names, sorted (a famil
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar, cast
+from typing import Any, Final, Literal, cast
 
 from nodeselect._exceptions import GPUNameError, JobGPUNameError, JobSpecError
 from nodeselect._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
@@ -38,6 +36,26 @@ from nodeselect._job import (
     SoftwareReq,
     Strategy,
 )
+from nodeselect._jobvalues import (
+    ARCH_ALIASES,
+    Ctx,
+    as_bool,
+    as_choices,
+    as_codes,
+    as_int,
+    as_num,
+    as_one_of,
+    as_str,
+    as_strs,
+    as_table,
+    check_keys,
+    format_duration,
+    key_lines,
+    normalize_arch,
+    optional,
+    parse_duration,
+    show,
+)
 
 __all__ = [
     "ARCH_ALIASES",
@@ -50,16 +68,6 @@ __all__ = [
     "parse_duration",
 ]
 
-#: Architecture spellings -> the canonical name jobs store (and node tables should compare with).
-ARCH_ALIASES: Final[dict[str, str]] = {
-    "x86_64": "x86_64",
-    "amd64": "x86_64",
-    "x64": "x86_64",
-    "x86-64": "x86_64",
-    "aarch64": "aarch64",
-    "arm64": "aarch64",
-    "armv8": "aarch64",
-}
 
 _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "gpu": ("count", "max_load", "min_vram_free_gb", "min_vram_total_gb", "models"),
@@ -85,301 +93,15 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "gang": ("distinct", "operators", "same"),
 }
 _TOP: Final = ("name", "nodes", "priority", *_SECTIONS)
-_DURATION_UNITS: Final[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_RE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _DRIVER_RE: Final = re.compile(r"^\d+(\.\d+)*$")
 _COUNTRY_RE: Final = re.compile(r"^[A-Z]{2}$")
 _SUBDIVISION_RE: Final = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
 
-T = TypeVar("T")
 
-
-def normalize_arch(value: str | None) -> str | None:
-    """An architecture spelling -> ``"x86_64"`` / ``"aarch64"``; other values lower-cased."""
-    if value is None:
-        return None
-    v = value.strip().lower()
-    return ARCH_ALIASES.get(v, v) or None
-
-
-def parse_duration(value: object) -> timedelta:
-    """``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``, ``"1h30m"``, or a number of seconds -> timedelta.
-
-    Raises ``ValueError`` (with what is accepted) for anything else or a negative duration.
-    """
-    accepted = 'accepted: a duration like "90s", "10m", "2h", "1d", "1h30m", or seconds'
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected a duration, got {_show(value)}; {accepted}")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"expected a duration >= 0, got {value!r}; {accepted}")
-        return timedelta(seconds=value)
-    text = value.strip().lower().replace(" ", "")
-    if not text or _DURATION_RE.sub("", text) != "":
-        raise ValueError(f"{value!r} is not a duration; {accepted}")
-    seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_RE.findall(text))
-    return timedelta(seconds=seconds)
-
-
-def format_duration(value: timedelta) -> str | float:
-    """A timedelta as the shortest exact job-file spelling (``"10m"``), or seconds as a float."""
-    us = value // timedelta(microseconds=1)
-    if us % 1_000_000:
-        return value.total_seconds()
-    seconds = us // 1_000_000
-    if seconds == 0:
-        return "0s"
-    parts = []
-    for unit, size in sorted(_DURATION_UNITS.items(), key=lambda kv: -kv[1]):
-        if unit == "w":
-            continue
-        n, seconds = divmod(seconds, size)
-        if n:
-            parts.append(f"{n}{unit}")
-    return "".join(parts)
-
-
-def _show(value: object) -> str:
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, (int, float)):
-        return f"a number ({value!r})"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "a table"
-    return type(value).__name__
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding the line of a key in TOML text (tomllib reports none)
-
-
-def _strip_comment(line: str) -> str:
-    """The line without its comment, honouring quotes (escapes in basic strings included)."""
-    quote = ""
-    i = 0
-    while i < len(line):
-        c = line[i]
-        if quote:
-            if c == "\\" and quote == '"':
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c == "#":
-            return line[:i]
-        i += 1
-    return line
-
-
-def _depth(text: str) -> int:
-    """Open brackets/braces minus closed ones, outside quoted strings."""
-    depth, quote, i = 0, "", 0
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\" and quote == '"':
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c in "[{":
-            depth += 1
-        elif c in "]}":
-            depth -= 1
-        i += 1
-    return depth
-
-
-def _norm_key(raw: str) -> str:
-    return ".".join(p.strip().strip("\"'") for p in raw.split("."))
-
-
-_HEADER_RE: Final = re.compile(r"^\[\[?\s*([^\[\]]+?)\s*\]\]?$")
-_ASSIGN_RE: Final = re.compile(
-    r"""^((?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*'))*)\s*="""
-)
-_INLINE_KEY_RE: Final = re.compile(r"[{,]\s*([A-Za-z0-9_\-]+)\s*=")
-
-
-def _key_lines(text: str) -> dict[str, int]:
-    """Dotted key (``job[1].gpu.count`` for the 2nd ``[[job]]``) -> first 1-based line."""
-    lines: dict[str, int] = {}
-    table = ""
-    jobs = -1
-    depth = 0
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = _strip_comment(raw).strip()
-        if depth > 0:
-            depth = max(0, depth + _depth(line))
-            continue
-        if not line:
-            continue
-        header = _HEADER_RE.match(line)
-        if header is not None:
-            name = _norm_key(header.group(1))
-            if line.startswith("[[") and name == "job":
-                jobs += 1
-                table = f"job[{jobs}]"
-            elif (name == "job" or name.startswith("job.")) and jobs >= 0:
-                table = f"job[{jobs}]{name[3:]}"
-            else:
-                table = name
-            lines.setdefault(table, lineno)
-            continue
-        assign = _ASSIGN_RE.match(line)
-        if assign is None:
-            continue
-        key = _norm_key(assign.group(1))
-        full = f"{table}.{key}" if table else key
-        lines.setdefault(full, lineno)
-        rest = line[assign.end() :]
-        if rest.lstrip().startswith("{"):
-            for inner in _INLINE_KEY_RE.findall(rest):
-                lines.setdefault(f"{full}.{inner}", lineno)
-        depth = max(0, _depth(rest))
-    return lines
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation
-
-
-class _Ctx:
-    """Where a job came from: the source, the key prefix of this job, and the key lines."""
-
-    def __init__(
-        self, source: str, prefix: str = "", lines: Mapping[str, int] | None = None
-    ) -> None:
-        self.source = source
-        self.prefix = prefix
-        self.lines = lines or {}
-
-    def path(self, key: str) -> str:
-        return f"{self.prefix}{key}" if key else self.prefix.rstrip(".")
-
-    def line(self, key: str) -> int | None:
-        k = self.path(key)
-        while k:
-            if k in self.lines:
-                return self.lines[k]
-            k = k[: k.rindex("[")] if k.endswith("]") and "[" in k else k.rpartition(".")[0]
-        return None
-
-    def error(self, key: str, message: str) -> JobSpecError:
-        return JobSpecError(
-            message, source=self.source, key=self.path(key) or None, line=self.line(key)
-        )
-
-
-def _table(ctx: _Ctx, key: str, value: object) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ctx.error(key, f"expected a table, got {_show(value)}")
-    return value
-
-
-def _check_keys(ctx: _Ctx, key: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    for k in table:
-        if k not in allowed:
-            close = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            where = f"{key}.{k}" if key else str(k)
-            raise ctx.error(
-                where, f"unknown key {k!r}{hint}; accepted keys here: {', '.join(sorted(allowed))}"
-            )
-
-
-def _int(ctx: _Ctx, key: str, value: object, *, minimum: int | None = None) -> int:
-    lo = "" if minimum is None else f" >= {minimum}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ctx.error(key, f"expected an integer{lo}, got {_show(value)}")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ctx.error(key, f"expected an integer{lo}, got {value!r}")
-        value = int(value)
-    if minimum is not None and value < minimum:
-        raise ctx.error(key, f"expected an integer{lo}, got {value}")
-    return value
-
-
-def _num(
-    ctx: _Ctx, key: str, value: object, *, maximum: float | None = None, unit: str = ""
-) -> float:
-    accepted = "a number >= 0" if maximum is None else f"a number from 0 to {maximum:g}"
-    accepted += unit
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ctx.error(key, f"expected {accepted}, got {_show(value)}")
-    f = float(value)
-    if not math.isfinite(f) or f < 0 or (maximum is not None and f > maximum):
-        raise ctx.error(key, f"expected {accepted}, got {value!r}")
-    return f
-
-
-def _str(ctx: _Ctx, key: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ctx.error(key, f"expected a non-empty string, got {_show(value)}")
-    return value.strip()
-
-
-def _bool(ctx: _Ctx, key: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ctx.error(key, f"expected true or false, got {_show(value)}")
-    return value
-
-
-def _strs(ctx: _Ctx, key: str, value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        raise ctx.error(key, f'expected an array of strings (e.g. ["{value}"]), got a string')
-    if not isinstance(value, (list, tuple)):
-        raise ctx.error(key, f"expected an array of strings, got {_show(value)}")
-    out = [_str(ctx, f"{key}[{i}]", v) for i, v in enumerate(value)]
-    return tuple(dict.fromkeys(out))
-
-
-def _choices(
-    ctx: _Ctx, key: str, value: object, accepted: tuple[str, ...], what: str
-) -> tuple[str, ...]:
-    out = []
-    for i, v in enumerate(_strs(ctx, key, value)):
-        u = v.upper()
-        if u not in accepted:
-            raise ctx.error(f"{key}[{i}]", f"unknown {what} {v!r}; accepted: {', '.join(accepted)}")
-        out.append(u)
-    return tuple(dict.fromkeys(out))
-
-
-def _pattern(
-    ctx: _Ctx, key: str, value: object, pattern: re.Pattern[str], accepted: str
-) -> tuple[str, ...]:
-    out = []
-    for i, v in enumerate(_strs(ctx, key, value)):
-        u = v.upper()
-        if not pattern.match(u):
-            raise ctx.error(f"{key}[{i}]", f"{v!r} is not {accepted}")
-        out.append(u)
-    return tuple(dict.fromkeys(out))
-
-
-def _one_of(ctx: _Ctx, key: str, value: object, accepted: tuple[str, ...]) -> str:
-    choices = ", ".join(f'"{a}"' for a in accepted)
-    if not isinstance(value, str) or value.strip().lower() not in accepted:
-        raise ctx.error(key, f"expected one of {choices}, got {_show(value)}")
-    return value.strip().lower()
-
-
-def _opt(section: Mapping[str, Any], key: str, conv: Callable[[object], T]) -> T | None:
-    return conv(section[key]) if key in section else None
-
-
-def _gpu(ctx: _Ctx, d: Mapping[str, Any]) -> GpuReq:
+def _gpu(ctx: Ctx, d: Mapping[str, Any]) -> GpuReq:
     models: tuple[str, ...] = ()
     if "models" in d:
-        names = _strs(ctx, "gpu.models", d["models"])
+        names = as_strs(ctx, "gpu.models", d["models"])
         try:
             models = tuple(sorted(resolve_job_models(names)))
         except GPUNameError as exc:
@@ -397,7 +119,7 @@ def _gpu(ctx: _Ctx, d: Mapping[str, Any]) -> GpuReq:
     def limit(key: str, maximum: float | None = None, unit: str = "") -> float | None:
         if key not in d:
             return None
-        return _num(ctx, f"gpu.{key}", d[key], maximum=maximum, unit=unit)
+        return as_num(ctx, f"gpu.{key}", d[key], maximum=maximum, unit=unit)
 
     limits: dict[str, float | None] = {
         "min_vram_free_gb": limit("min_vram_free_gb", unit=" (GB)"),
@@ -405,7 +127,7 @@ def _gpu(ctx: _Ctx, d: Mapping[str, Any]) -> GpuReq:
         "max_load": limit("max_load", maximum=1.0),
     }
     wants_gpu = bool(models) or any(v is not None for v in limits.values())
-    count = _int(ctx, "gpu.count", d["count"], minimum=0) if "count" in d else int(wants_gpu)
+    count = as_int(ctx, "gpu.count", d["count"], minimum=0) if "count" in d else int(wants_gpu)
     if count == 0 and wants_gpu:
         bad = "models" if models else next(k for k, v in limits.items() if v is not None)
         raise ctx.error(
@@ -422,7 +144,7 @@ def _gpu(ctx: _Ctx, d: Mapping[str, Any]) -> GpuReq:
     )
 
 
-def _software(ctx: _Ctx, d: Mapping[str, Any]) -> SoftwareReq:
+def _software(ctx: Ctx, d: Mapping[str, Any]) -> SoftwareReq:
     driver: str | None = None
     if "min_driver" in d:
         v = d["min_driver"]
@@ -432,12 +154,12 @@ def _software(ctx: _Ctx, d: Mapping[str, Any]) -> SoftwareReq:
             raise ctx.error(
                 "software.min_driver",
                 f'expected a driver version like "535" or "535.104.05" (digits and dots, as a '
-                f"string), got {_show(v)}",
+                f"string), got {show(v)}",
             )
         driver = v.strip()
     arch: str | None = None
     if "arch" in d:
-        raw = _str(ctx, "software.arch", d["arch"])
+        raw = as_str(ctx, "software.arch", d["arch"])
         arch = normalize_arch(raw)
         if arch not in ("x86_64", "aarch64"):
             raise ctx.error(
@@ -445,18 +167,18 @@ def _software(ctx: _Ctx, d: Mapping[str, Any]) -> SoftwareReq:
                 f"unknown architecture {raw!r}; accepted: {', '.join(ARCH_ALIASES)}",
             )
     return SoftwareReq(
-        images_required=_strs(ctx, "software.images_required", d.get("images_required", [])),
-        images_preferred=_strs(ctx, "software.images_preferred", d.get("images_preferred", [])),
+        images_required=as_strs(ctx, "software.images_required", d.get("images_required", [])),
+        images_preferred=as_strs(ctx, "software.images_preferred", d.get("images_preferred", [])),
         min_driver=driver,
         arch=arch,
     )
 
 
-def _placement(ctx: _Ctx, d: Mapping[str, Any]) -> PlacementReq:
+def _placement(ctx: Ctx, d: Mapping[str, Any]) -> PlacementReq:
     k = "placement."
     statuses = PlacementReq().statuses
     if "statuses" in d:
-        statuses = _choices(ctx, k + "statuses", d["statuses"], STATUSES, "status")
+        statuses = as_choices(ctx, k + "statuses", d["statuses"], STATUSES, "status")
         if not statuses:
             raise ctx.error(
                 k + "statuses", f"must name at least one status; accepted: {', '.join(STATUSES)}"
@@ -469,8 +191,8 @@ def _placement(ctx: _Ctx, d: Mapping[str, Any]) -> PlacementReq:
             raise ctx.error(k + "max_staleness", str(exc)) from None
         if staleness <= timedelta(0):
             raise ctx.error(k + "max_staleness", 'expected a duration > 0, e.g. "10m"')
-    only = _strs(ctx, k + "only_nodes", d.get("only_nodes", []))
-    exclude = _strs(ctx, k + "exclude_nodes", d.get("exclude_nodes", []))
+    only = as_strs(ctx, k + "only_nodes", d.get("only_nodes", []))
+    exclude = as_strs(ctx, k + "exclude_nodes", d.get("exclude_nodes", []))
     both = [n for n in only if n in exclude]
     if both:
         raise ctx.error(
@@ -480,55 +202,55 @@ def _placement(ctx: _Ctx, d: Mapping[str, Any]) -> PlacementReq:
         )
     return PlacementReq(
         statuses=statuses,
-        continents=_choices(
+        continents=as_choices(
             ctx, k + "continents", d.get("continents", []), CONTINENTS, "continent"
         ),
-        countries=_pattern(
+        countries=as_codes(
             ctx,
             k + "countries",
             d.get("countries", []),
             _COUNTRY_RE,
             'an ISO 3166-1 alpha-2 country code (two letters, e.g. "DE")',
         ),
-        subdivisions=_pattern(
+        subdivisions=as_codes(
             ctx,
             k + "subdivisions",
             d.get("subdivisions", []),
             _SUBDIVISION_RE,
             'an ISO 3166-2 subdivision code (e.g. "US-CA", "DE-BY")',
         ),
-        compliance=_choices(
+        compliance=as_choices(
             ctx, k + "compliance", d.get("compliance", []), COMPLIANCE_TAGS, "compliance tag"
         ),
-        min_reputation=_opt(
-            d, "min_reputation", lambda v: _num(ctx, k + "min_reputation", v, maximum=100.0)
+        min_reputation=optional(
+            d, "min_reputation", lambda v: as_num(ctx, k + "min_reputation", v, maximum=100.0)
         ),
         max_staleness=staleness,
-        exclude_operators=_strs(ctx, k + "exclude_operators", d.get("exclude_operators", [])),
+        exclude_operators=as_strs(ctx, k + "exclude_operators", d.get("exclude_operators", [])),
         exclude_nodes=exclude,
         only_nodes=only,
-        allow_suspended=_bool(ctx, k + "allow_suspended", d.get("allow_suspended", False)),
-        allow_deleted=_bool(ctx, k + "allow_deleted", d.get("allow_deleted", False)),
+        allow_suspended=as_bool(ctx, k + "allow_suspended", d.get("allow_suspended", False)),
+        allow_deleted=as_bool(ctx, k + "allow_deleted", d.get("allow_deleted", False)),
     )
 
 
-def _preferences(ctx: _Ctx, d: Mapping[str, Any]) -> Preferences:
-    strategy = _one_of(ctx, "preferences.strategy", d.get("strategy", "pack"), ("pack", "spread"))
+def _preferences(ctx: Ctx, d: Mapping[str, Any]) -> Preferences:
+    strategy = as_one_of(ctx, "preferences.strategy", d.get("strategy", "pack"), ("pack", "spread"))
     weights: dict[str, float] = {}
     if "weights" in d:
-        table = _table(ctx, "preferences.weights", d["weights"])
-        _check_keys(ctx, "preferences.weights", table, SCORE_TERMS)
+        table = as_table(ctx, "preferences.weights", d["weights"])
+        check_keys(ctx, "preferences.weights", table, SCORE_TERMS)
         for term, w in table.items():
-            weights[term] = _num(ctx, f"preferences.weights.{term}", w)
+            weights[term] = as_num(ctx, f"preferences.weights.{term}", w)
     return Preferences(strategy=cast(Strategy, strategy), weights=weights)
 
 
-def _gang(ctx: _Ctx, d: Mapping[str, Any]) -> GangReq:
+def _gang(ctx: Ctx, d: Mapping[str, Any]) -> GangReq:
     same = None
     if "same" in d:
-        same = _one_of(ctx, "gang.same", d["same"], ("continent", "country", "subdivision"))
-    distinct = _one_of(ctx, "gang.distinct", d.get("distinct", "node"), ("operator", "node"))
-    operators = _one_of(ctx, "gang.operators", d.get("operators", "spread"), ("spread", "pack"))
+        same = as_one_of(ctx, "gang.same", d["same"], ("continent", "country", "subdivision"))
+    distinct = as_one_of(ctx, "gang.distinct", d.get("distinct", "node"), ("operator", "node"))
+    operators = as_one_of(ctx, "gang.operators", d.get("operators", "spread"), ("spread", "pack"))
     return GangReq(
         same=cast(SameScope | None, same),
         distinct=cast(DistinctScope, distinct),
@@ -536,26 +258,28 @@ def _gang(ctx: _Ctx, d: Mapping[str, Any]) -> GangReq:
     )
 
 
-def _job(ctx: _Ctx, data: object, default_name: str) -> Job:
-    top = _table(ctx, "", data)
-    _check_keys(ctx, "", top, _TOP)
+def _job(ctx: Ctx, data: object, default_name: str) -> Job:
+    top = as_table(ctx, "", data)
+    check_keys(ctx, "", top, _TOP)
     sections: dict[str, Mapping[str, Any]] = {}
     for name, allowed in _SECTIONS.items():
-        sec = _table(ctx, name, top.get(name, {}))
-        _check_keys(ctx, name, sec, allowed)
+        sec = as_table(ctx, name, top.get(name, {}))
+        check_keys(ctx, name, sec, allowed)
         sections[name] = sec
 
     def simple(section: str, key: str, unit: str) -> float | None:
-        return _opt(sections[section], key, lambda v: _num(ctx, f"{section}.{key}", v, unit=unit))
+        return optional(
+            sections[section], key, lambda v: as_num(ctx, f"{section}.{key}", v, unit=unit)
+        )
 
     return Job(
-        name=_str(ctx, "name", top["name"]) if "name" in top else default_name,
-        nodes=_int(ctx, "nodes", top.get("nodes", 1), minimum=1),
-        priority=_int(ctx, "priority", top.get("priority", 0)),
+        name=as_str(ctx, "name", top["name"]) if "name" in top else default_name,
+        nodes=as_int(ctx, "nodes", top.get("nodes", 1), minimum=1),
+        priority=as_int(ctx, "priority", top.get("priority", 0)),
         gpu=_gpu(ctx, sections["gpu"]),
         cpu=CpuReq(
-            min_cores=_opt(
-                sections["cpu"], "min_cores", lambda v: _int(ctx, "cpu.min_cores", v, minimum=0)
+            min_cores=optional(
+                sections["cpu"], "min_cores", lambda v: as_int(ctx, "cpu.min_cores", v, minimum=0)
             )
         ),
         memory=MemoryReq(min_free_gb=simple("memory", "min_free_gb", " (GB)")),
@@ -576,7 +300,7 @@ def job_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Job:
 
     Raises :class:`~nodeselect.JobSpecError` (``key`` set, ``line`` unknown) on any problem.
     """
-    return _job(_Ctx(source), data, "job")
+    return _job(Ctx(source), data, "job")
 
 
 def _read(path: str | Path) -> tuple[str, dict[str, Any], dict[str, int]]:
@@ -592,7 +316,7 @@ def _read(path: str | Path) -> tuple[str, dict[str, Any], dict[str, int]]:
         raise JobSpecError(
             f"not valid TOML: {exc}", source=source, line=int(found.group(1)) if found else None
         ) from None
-    return source, data, _key_lines(text)
+    return source, data, key_lines(text)
 
 
 def load_jobs(path: str | Path) -> tuple[Job, ...]:
@@ -604,7 +328,7 @@ def load_jobs(path: str | Path) -> tuple[Job, ...]:
     source, data, lines = _read(path)
     stem = Path(path).stem
     if "job" not in data:
-        return (_job(_Ctx(source, "", lines), data, stem),)
+        return (_job(Ctx(source, "", lines), data, stem),)
     jobs = data["job"]
     if not isinstance(jobs, list):
         raise JobSpecError(
@@ -624,7 +348,7 @@ def load_jobs(path: str | Path) -> tuple[Job, ...]:
             line=lines.get(key),
         )
     return tuple(
-        _job(_Ctx(source, f"job[{i}].", lines), item, f"{stem}-{i + 1}")
+        _job(Ctx(source, f"job[{i}].", lines), item, f"{stem}-{i + 1}")
         for i, item in enumerate(jobs)
     )
 
