@@ -310,22 +310,23 @@ def canonical_node_gpu(name: str | None, vram_gb_max: float | None = None) -> st
 def gpu_codes_for_nodes(names: Sequence[str | None], vram_gb: Sequence[float | None]) -> np.ndarray:
     """Codes (uint16, 0 = unknown) for many GPUs, each name with its total VRAM in GB.
 
-    Each distinct ``(name, VRAM rounded to 0.1 GB)`` pair is resolved once; the rest are dict
-    look-ups. ``names`` and ``vram_gb`` must have the same length.
+    Each distinct ``(name, VRAM)`` pair is resolved once (and resolutions are shared across
+    calls through an LRU cache keyed on VRAM rounded to 0.1 GB); the rest are dict look-ups.
+    ``names`` and ``vram_gb`` must have the same length.
     """
     if len(names) != len(vram_gb):
         raise ValueError(f"names has {len(names)} entries but vram_gb has {len(vram_gb)}")
-    out = np.zeros(len(names), dtype=np.uint16)
     cache: dict[tuple[str | None, float | None], int] = {}
-    for i, (name, vram) in enumerate(zip(names, vram_gb, strict=True)):
-        v = None if vram is None or not math.isfinite(vram) else round(float(vram), 1)
-        key = (name, v)
+    codes: list[int] = []
+    append = codes.append
+    for key in zip(names, vram_gb, strict=True):
         code = cache.get(key)
         if code is None:
-            code = gpu_code(canonical_node_gpu(name, v))
-            cache[key] = code
-        out[i] = code
-    return out
+            name, vram = key
+            v = None if vram is None or not math.isfinite(vram) else float(vram)
+            code = cache[key] = gpu_code(canonical_node_gpu(name, v))
+        append(code)
+    return np.array(codes, dtype=np.uint16)
 
 
 def _job_index() -> dict[Key, frozenset[str]]:
