@@ -1,0 +1,159 @@
+"""The engine: rank every node of a table for a job, vectorized, and say why the rest were rejected.
+
+``rank`` compiles the job (validating it: a bad job is an :class:`InputError`, never an empty
+result), evaluates each hard constraint as a mask, scores only the feasible rows, and selects
+the top k with ``argpartition``. Order: score descending, then a seeded hash of the uuid, then
+the uuid, so the ranking does not depend on row order and the same seed gives the same ranking.
+
+Residual capacity (placement): rank ``table.with_capacity(...)`` (see :class:`NodeTable`) with the
+full table's :func:`table_stats` passed as ``stats``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from nodeselect._constraints import CompiledJob, GpuEval, compile_job, gpu_eval, node_checks
+from nodeselect._explain import Evaluation, Explanation, NearestMiss, NodeExplanation, explain_node
+from nodeselect._job import Job
+from nodeselect._scorers import score_terms
+from nodeselect._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
+from nodeselect._table import NodeTable, uuid_hashes
+
+__all__ = [
+    "Explanation",
+    "NearestMiss",
+    "NodeExplanation",
+    "RankedNode",
+    "Ranking",
+    "TableStats",
+    "evaluate",
+    "explain_node",
+    "merge_top",
+    "rank",
+    "table_stats",
+]
+
+
+@attrs.frozen(eq=False)
+class Ranking:
+    """The result of ranking one job on one table.
+
+    Attributes:
+        job: the job.
+        evaluated: nodes looked at (the table's length).
+        feasible: nodes passing every hard constraint.
+        top: the best ``k`` feasible nodes, best first.
+        explanation: counts, per-constraint rejections and nearest misses.
+        feasible_indices: rows of every feasible node (ascending), for placement.
+        seed: the tie-break seed used.
+    """
+
+    job: Job
+    evaluated: int
+    feasible: int
+    top: tuple[RankedNode, ...]
+    explanation: Explanation
+    feasible_indices: npt.NDArray[np.int64]
+    seed: int = 0
+
+
+def evaluate(job: Job, table: NodeTable, *, now: datetime | None = None) -> Evaluation:
+    """Every constraint mask of ``job`` on ``table`` and the feasible mask."""
+    cj = compile_job(job, now)
+    return _evaluate(cj, table)
+
+
+def _evaluate(cj: CompiledJob, table: NodeTable) -> Evaluation:
+    checks = tuple(node_checks(cj, table))
+    ge = gpu_eval(cj, table)
+    if checks:
+        feasible = checks[0].passes.copy()
+        for c in checks[1:]:
+            feasible &= c.passes
+    else:
+        feasible = np.ones(len(table), dtype=np.bool_)
+    if ge is not None:
+        feasible &= ge.ok
+    return Evaluation(cj=cj, table=table, checks=checks, gpu=ge, feasible=feasible)
+
+
+def _gpu_choice(cj: CompiledJob, t: NodeTable, ge: GpuEval | None, i: int) -> tuple[int, ...]:
+    if ge is None:
+        return ()
+    a, b = int(t.gpu_offsets[i]), int(t.gpu_offsets[i + 1])
+    ok = [g for g in range(b - a) if ge.passes[a + g]]
+    sign = 1.0 if cj.job.preferences.strategy == "pack" else -1.0
+
+    def key(g: int) -> tuple[bool, float, int]:
+        v = float(ge.vram_free_gb[a + g])
+        unknown = math.isnan(v)
+        return (unknown, 0.0 if unknown else sign * v, g)
+
+    return tuple(sorted(ok, key=key)[: cj.count])
+
+
+def rank(
+    job: Job,
+    table: NodeTable,
+    *,
+    k: int = 10,
+    now: datetime | None = None,
+    seed: int = 0,
+    stats: TableStats | None = None,
+) -> Ranking:
+    """Rank every node of ``table`` for ``job`` and return the best ``k`` with an explanation.
+
+    ``stats`` are the global reductions used to normalize scores (default: this table's); pass
+    the merged stats of all shards when ranking a shard or a residual view.
+    """
+    if k < 0:
+        from nodeselect._exceptions import InputError  # noqa: PLC0415
+
+        raise InputError(f"k={k}: give a number of nodes >= 0")
+    cj = compile_job(job, now)
+    st = stats if stats is not None else table_stats(table)
+    ev = _evaluate(cj, table)
+    idx = np.flatnonzero(ev.feasible)
+    top: tuple[RankedNode, ...] = ()
+    if len(idx) and k:
+        raw = score_terms(cj, table, idx, ev.gpu, st.max_gpu_count)
+        score = np.zeros(len(idx))
+        for name, w in cj.weights:
+            score = score + w * raw[name]
+        score = score / cj.weight_total
+        if len(idx) > k:
+            kth = np.partition(score, len(idx) - k)[len(idx) - k]
+            cand = np.flatnonzero(score >= kth)
+        else:
+            cand = np.arange(len(idx))
+        rows = idx[cand]
+        uu = table.uuid[rows]
+        keys = tie_keys(uuid_hashes(uu), seed)
+        order = np.lexsort((uu, keys, -score[cand]))[:k]
+        top = tuple(
+            RankedNode(
+                index=int(rows[o]),
+                uuid=table.uuid_of(int(rows[o])),
+                name=table.name_of(int(rows[o])),
+                score=float(score[cand[o]]),
+                terms={n: w * float(raw[n][cand[o]]) / cj.weight_total for n, w in cj.weights},
+                gpu_indices=_gpu_choice(cj, table, ev.gpu, int(rows[o])),
+                tie_key=int(keys[o]),
+            )
+            for o in order
+        )
+    return Ranking(
+        job=job,
+        evaluated=len(table),
+        feasible=len(idx),
+        top=top,
+        explanation=Explanation(ev),
+        feasible_indices=idx,
+        seed=seed,
+    )

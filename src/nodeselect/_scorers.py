@@ -1,0 +1,119 @@
+"""Soft preferences: one named scorer per term, each giving every feasible node a score in [0, 1].
+
+Scorers see only the feasible rows (``idx``), in float64. Formulas (docs/scoring.md):
+
+* ``reputation``  = clip(reputation, 0, 100) / 100; unknown -> 0.
+* ``freshness``   = F / (F + age), age = max(0, now - last_seen_at), F = 600 s; unknown -> 0.
+* ``images``      = preferred images cached / preferred images (1 when the job prefers none).
+* ``fit``         GPU job, m = GPUs matching every per-GPU limit, c = count:
+  pack = c / m; spread = (m - c) / (G - c) with G = the fleet's most GPUs on one node
+  (:class:`TableStats`, a mergeable max), 0 when G <= c. CPU-only job: 1 / (1 + GPUs on node).
+* ``idle``        = f * (1 - L) + (1 - f) * 0.5: L = mean load of the matching GPUs with known
+  telemetry load (CPU-only: cpu.average), clipped to [0, 1]; f = T / (T + telemetry age),
+  T = 300 s: live telemetry counts fully and fades to the neutral 0.5 as it ages;
+  unknown L -> 0.5.
+
+The combined score is ``sum(w_t * s_t) / sum(w_t)`` over the terms with weight > 0, in
+``SCORE_TERMS`` order, so it is in [0, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from nodeselect._constraints import CompiledJob, GpuEval
+from nodeselect._table import NodeTable
+
+__all__ = ["FRESHNESS_SCALE_S", "TELEMETRY_SCALE_S", "score_terms"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+FRESHNESS_SCALE_S: Final = 600.0
+TELEMETRY_SCALE_S: Final = 300.0
+
+
+def _reputation(t: NodeTable, idx: I64) -> F64:
+    r = t.reputation[idx].astype(np.float64)
+    return np.where(np.isnan(r), 0.0, np.clip(r, 0.0, 100.0) / 100.0)
+
+
+def _decay(age: F64, scale: float) -> F64:
+    a = np.maximum(age, 0.0)
+    return np.where(np.isnan(a), 0.0, scale / (scale + a))
+
+
+def _freshness(cj: CompiledJob, t: NodeTable, idx: I64) -> F64:
+    return _decay(cj.now_s - t.last_seen_epoch_s[idx], FRESHNESS_SCALE_S)
+
+
+def _images(cj: CompiledJob, t: NodeTable, idx: I64) -> F64:
+    if not cj.preferred:
+        return np.ones(len(idx))
+    index = {v: j for j, v in enumerate(t.image_vocab)}
+    hits = np.zeros(len(idx), dtype=np.float64)
+    for img in cj.preferred:
+        j = index.get(img)
+        if j is not None:
+            hits += ((t.image_bits[j >> 6, idx] >> np.uint64(j & 63)) & np.uint64(1)).astype(
+                np.float64
+            )
+    return hits / float(len(cj.preferred))
+
+
+def _fit(cj: CompiledJob, t: NodeTable, idx: I64, ge: GpuEval | None, max_gpus: int) -> F64:
+    if ge is None:
+        return 1.0 / (1.0 + t.gpu_count[idx].astype(np.float64))
+    m = ge.matching[idx].astype(np.float64)
+    c = float(cj.count)
+    if cj.job.preferences.strategy == "pack":
+        return np.where(m > 0, c / np.maximum(m, 1.0), 0.0)
+    if max_gpus <= cj.count:
+        return np.zeros(len(idx))
+    return (m - c) / (float(max_gpus) - c)
+
+
+def _idle(cj: CompiledJob, t: NodeTable, idx: I64, ge: GpuEval | None) -> F64:
+    f = _decay(cj.now_s - t.telemetry_epoch_s[idx], TELEMETRY_SCALE_S)
+    if ge is None:
+        load = t.cpu_load[idx].astype(np.float64)
+    else:
+        rows = t.gpu_rows(idx)
+        lens = (t.gpu_offsets[idx + 1] - t.gpu_offsets[idx]).astype(np.int64)
+        starts = np.cumsum(lens) - lens
+        raw = t.gpu_load[rows].astype(np.float64)
+        known = ge.passes[rows] & ~np.isnan(raw)
+        vals = np.where(known, np.clip(raw, 0.0, 1.0), 0.0)
+        sums = np.zeros(len(idx))
+        cnt = np.zeros(len(idx))
+        nz = lens > 0
+        if nz.any():
+            sums[nz] = np.add.reduceat(vals, starts[nz])
+            cnt[nz] = np.add.reduceat(known.astype(np.float64), starts[nz])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            load = np.where(cnt > 0, sums / np.maximum(cnt, 1.0), np.nan)
+    load = np.clip(load, 0.0, 1.0)
+    s = f * (1.0 - load) + (1.0 - f) * 0.5
+    return np.where(np.isnan(load), 0.5, s)
+
+
+def score_terms(
+    cj: CompiledJob, t: NodeTable, idx: I64, ge: GpuEval | None, max_gpus: int
+) -> dict[str, F64]:
+    """Each weighted term's raw score in [0, 1] for rows ``idx`` (weight-0 terms skipped)."""
+    out: dict[str, F64] = {}
+    for name, _w in cj.weights:
+        if name == "reputation":
+            out[name] = _reputation(t, idx)
+        elif name == "freshness":
+            out[name] = _freshness(cj, t, idx)
+        elif name == "images":
+            out[name] = _images(cj, t, idx)
+        elif name == "fit":
+            out[name] = _fit(cj, t, idx, ge, max_gpus)
+        else:
+            out[name] = _idle(cj, t, idx, ge)
+    return out
