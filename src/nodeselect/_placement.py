@@ -1,0 +1,564 @@
+"""Batch placement: many jobs, some of them gangs, on one fleet, never promising a resource twice.
+
+How it works (docs/placement.md has the full story):
+
+1. **Survey.** Every job is ranked once on the full table (the engine's masks and scorers,
+   normalized with the table's global statistics). This gives each job's feasible count, its
+   best ``candidates`` nodes, and, OR-ed together, which nodes any job fits at all.
+2. **Order.** Priority first (higher first); then hardest to place first: fewest feasible
+   nodes per replica needed (``feasible / nodes``); then more GPUs in total
+   (``gpu.count * nodes``); then a seeded hash of (seed, job index, job name). Deterministic and
+   independent of the order of the nodes.
+3. **Place, reserving as it goes.** A residual-capacity object tracks reserved GPUs and the
+   cores / RAM / disk still free per node. Reserving only ever *lowers* capacity, and a node's
+   score depends only on its own columns and the global statistics, so a node nobody has
+   touched keeps its survey score. At a job's turn, its survey candidates that are untouched
+   plus every touched node are re-ranked together on the residual view (exact scores and the
+   engine's own tie order); the prefix of that list down to the last untouched survey
+   candidate is provably the exact residual ranking. When the gang rules need more than that
+   prefix, the job is re-ranked on the whole residual table instead.
+4. **Gangs** (``nodes > 1``) pick all replicas from that list (see :mod:`nodeselect._gang`)
+   and reserve nothing unless every replica fits.
+5. **Leftovers.** An unplaced job's explanation is computed against the residual capacity.
+   Stranded GPUs are free GPUs on nodes that some job of the batch fitted before placement
+   but none fits after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from nodeselect._constraints import CompiledJob, GpuEval, compile_job, gpu_eval, node_checks
+from nodeselect._engine import _gpu_choice, rank
+from nodeselect._exceptions import InputError, NodeSelectError
+from nodeselect._gang import UNKNOWN, Candidate, select_nodes
+from nodeselect._job import GangReq, Job
+from nodeselect._plan_model import (
+    JobAssignment,
+    Plan,
+    Problem,
+    Replica,
+    Unplaced,
+    totals_from,
+)
+from nodeselect._query import NodeQuery
+from nodeselect._scorers import score_terms
+from nodeselect._shard import TableStats, table_stats, tie_keys
+from nodeselect._table import NodeTable, TableNode, uuid_hashes
+
+__all__ = [
+    "Residual",
+    "fleet_queries",
+    "merge_fetched",
+    "place",
+    "place_from",
+    "validate_plan",
+]
+
+#: Survey candidates kept per job (per replica for gangs, at least this many).
+DEFAULT_CANDIDATES = 64
+#: Candidates re-ranked per replica at a job's turn before widening.
+HEAD = 8
+
+
+class Residual:
+    """Capacity left on a table while a plan is being built (mutable; private to placement).
+
+    Attributes:
+        table: the table the plan is made from.
+        gpu_reserved: per GPU, True once promised to a replica.
+        cpu_cores / ram_free_gb / disk_free_gb: per node, what is still unpromised.
+        touched: rows that have had anything reserved, in first-touch order.
+    """
+
+    def __init__(self, table: NodeTable) -> None:
+        self.table = table
+        self.gpu_reserved = (
+            np.zeros(len(table.gpu_model_code), dtype=np.bool_)
+            if table.gpu_reserved is None
+            else table.gpu_reserved.copy()
+        )
+        self.cpu_cores = table.cpu_cores.copy()
+        self.ram_free_gb = table.ram_free_gb.copy()
+        self.disk_free_gb = table.disk_free_gb.copy()
+        self.touched: dict[int, None] = {}
+
+    def view(self) -> NodeTable:
+        """The table with the residual capacity (columns shared, not copied)."""
+        return self.table.with_capacity(
+            gpu_reserved=self.gpu_reserved,
+            cpu_cores=self.cpu_cores,
+            ram_free_gb=self.ram_free_gb,
+            disk_free_gb=self.disk_free_gb,
+        )
+
+    def touched_rows(self) -> npt.NDArray[np.int64]:
+        """The touched rows as an array, in first-touch order."""
+        return np.fromiter(self.touched, dtype=np.int64, count=len(self.touched))
+
+    def fits(self, job: Job, row: int, gpu_indices: Sequence[int]) -> bool:
+        """Whether one replica with these GPUs still fits the residual capacity of ``row``.
+
+        A last line of defence under the engine's own check: the GPUs must exist, be distinct
+        and unreserved, and the node must have the job's cores, RAM and disk left.
+        """
+        start = int(self.table.gpu_offsets[row])
+        count = int(self.table.gpu_offsets[row + 1]) - start
+        if len(gpu_indices) != job.gpu.count or len(set(gpu_indices)) != len(gpu_indices):
+            return False
+        if any(not 0 <= g < count or self.gpu_reserved[start + g] for g in gpu_indices):
+            return False
+        cores, ram, disk = _demand(job)
+        return (
+            (cores == 0 or int(self.cpu_cores[row]) >= cores)
+            and (ram == 0 or float(self.ram_free_gb[row]) >= ram)
+            and (disk == 0 or float(self.disk_free_gb[row]) >= disk)
+        )
+
+    def reserve(self, job: Job, row: int, gpu_indices: Sequence[int]) -> None:
+        """Promise one replica's GPUs, cores, RAM and disk on ``row``."""
+        start = int(self.table.gpu_offsets[row])
+        for g in gpu_indices:
+            self.gpu_reserved[start + g] = True
+        cores, ram, disk = _demand(job)
+        self.cpu_cores[row] -= cores
+        self.ram_free_gb[row] -= np.float32(ram)
+        self.disk_free_gb[row] -= np.float32(disk)
+        self.touched[row] = None
+
+    def free_gpus(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Unreserved GPUs on each of ``rows``."""
+        out = np.zeros(len(rows), dtype=np.int64)
+        for k, row in enumerate(rows.tolist()):
+            a, b = int(self.table.gpu_offsets[row]), int(self.table.gpu_offsets[row + 1])
+            out[k] = (b - a) - int(self.gpu_reserved[a:b].sum())
+        return out
+
+
+def _demand(job: Job) -> tuple[int, float, float]:
+    """Cores, RAM GB and disk GB one replica promises: the job's minimums (0 when unset)."""
+    return (
+        job.cpu.min_cores or 0,
+        float(job.memory.min_free_gb or 0.0),
+        float(job.disk.min_free_gb or 0.0),
+    )
+
+
+@attrs.frozen
+class _Survey:
+    """What the first ranking of a job on the full table told us."""
+
+    feasible: int
+    rows: npt.NDArray[np.int64] = attrs.field(eq=False)  # best first
+    complete: bool  # rows holds every feasible node
+
+
+def _tie(seed: int, index: int, name: str) -> int:
+    digest = hashlib.blake2b(f"{seed}\x00{index}\x00{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _order(jobs: Sequence[Job], surveys: Sequence[_Survey], seed: int) -> list[int]:
+    """Job indices in placement order (module docstring, step 2)."""
+
+    def key(j: int) -> tuple[float, float, float, int]:
+        job = jobs[j]
+        slack = surveys[j].feasible / max(job.nodes, 1)
+        return (-job.priority, slack, -(job.gpu.count * job.nodes), _tie(seed, j, job.name))
+
+    return sorted(range(len(jobs)), key=key)
+
+
+def _scope_codes(table: NodeTable, scope: str | None) -> npt.NDArray[np.int64] | None:
+    """Per-node code of a gang's ``same`` scope (UNKNOWN where not proved)."""
+    if scope is None:
+        return None
+    if scope == "continent":
+        codes = table.continent_code.astype(np.int64)
+    elif scope == "country":
+        codes = table.country_code.astype(np.int64)
+    else:
+        codes = table.subdivision_code.astype(np.int64)
+    return np.where(codes == 0, UNKNOWN, codes)
+
+
+@attrs.frozen(eq=False)
+class _Scored:
+    """A job scored on one table: its best feasible rows in the engine's exact order."""
+
+    table: NodeTable
+    ge: GpuEval | None
+    rows: npt.NDArray[np.int64]  # best first, at most k
+    scores: npt.NDArray[np.float64]
+    feasible: npt.NDArray[np.int64]  # every feasible row, ascending
+
+
+def _feasible(cj: CompiledJob, table: NodeTable) -> tuple[npt.NDArray[np.bool_], GpuEval | None]:
+    """The engine's feasibility mask (every hard constraint) and its per-GPU evaluation."""
+    mask = np.ones(len(table), dtype=np.bool_)
+    for check in node_checks(cj, table):
+        mask &= check.passes
+    ge = gpu_eval(cj, table)
+    if ge is not None:
+        mask &= ge.ok
+    return mask, ge
+
+
+def _score(cj: CompiledJob, table: NodeTable, stats: TableStats, seed: int, k: int) -> _Scored:
+    """The engine's ranking of ``table`` without building a RankedNode per row.
+
+    Same masks, scorers, weighting and total order (score desc, seeded uuid key, uuid) as
+    :func:`nodeselect._engine.rank` (a test holds them equal), as arrays.
+    """
+    mask, ge = _feasible(cj, table)
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0 or k == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return _Scored(table, ge, empty, np.zeros(0), idx)
+    raw = score_terms(cj, table, idx, ge, stats.max_gpu_count)
+    score = np.zeros(len(idx))
+    for name, w in cj.weights:
+        score = score + w * raw[name]
+    score = score / cj.weight_total
+    if len(idx) > k:
+        kth = np.partition(score, len(idx) - k)[len(idx) - k]
+        cand = np.flatnonzero(score >= kth)
+    else:
+        cand = np.arange(len(idx))
+    rows = idx[cand]
+    uu = table.uuid[rows]
+    keys = tie_keys(uuid_hashes(uu), seed)
+    order = np.lexsort((uu, keys, -score[cand]))[:k]
+    return _Scored(table, ge, rows[order], score[cand][order], idx)
+
+
+class _Placer:
+    """One run of :func:`place` (holds the residual state and the survey)."""
+
+    def __init__(
+        self, jobs: Sequence[Job], table: NodeTable, *, now: datetime, seed: int, candidates: int
+    ) -> None:
+        self.jobs = jobs
+        self.table = table
+        self.now = now
+        self.seed = seed
+        self.candidates = candidates
+        self.stats = table_stats(table)
+        self.residual = Residual(table)
+        ops = table.operator_code.astype(np.int64)
+        self.operator_of = np.where(ops == 0, UNKNOWN, ops)
+        self.fits_before = np.zeros(len(table), dtype=np.bool_)
+        self.compiled = [compile_job(job, now) for job in jobs]
+        self.surveys = [self._survey(j) for j in range(len(jobs))]
+
+    def _survey(self, j: int) -> _Survey:
+        want = max(self.candidates, self.candidates * self.jobs[j].nodes)
+        sc = _score(self.compiled[j], self.table, self.stats, self.seed, want)
+        self.fits_before[sc.feasible] = True
+        n = len(sc.feasible)
+        return _Survey(feasible=n, rows=sc.rows, complete=len(sc.rows) >= n)
+
+    def _candidates(
+        self, j: int, k: int | None
+    ) -> tuple[list[Candidate], bool, dict[int, tuple[_Scored, int]]]:
+        """The job's best candidates on the residual (an exact prefix), whether more may exist,
+        and where each came from (to pick its GPUs).
+
+        ``k=None`` scores the whole residual table; otherwise the untouched survey nodes and the
+        touched nodes are re-scored together and the best ``k`` kept.
+        """
+        cj, survey = self.compiled[j], self.surveys[j]
+        view = self.residual.view()
+        if k is None:
+            sc = _score(cj, view, self.stats, self.seed, len(view))
+            rows = np.arange(len(view), dtype=np.int64)
+        else:
+            touched = self.residual.touched
+            untouched = [int(i) for i in survey.rows.tolist() if i not in touched]
+            rows = np.array(untouched + list(touched), dtype=np.int64)
+            sc = _score(cj, view.take(rows), self.stats, self.seed, min(k, len(rows)))
+        local = sc.rows.tolist()
+        cands = [
+            Candidate(int(rows[i]), float(s), ())
+            for i, s in zip(local, sc.scores.tolist(), strict=True)
+        ]
+        source = {c.index: (sc, i) for c, i in zip(cands, local, strict=True)}
+        if k is None:
+            return cands, False, source
+        if survey.complete:
+            return cands, len(sc.feasible) > len(cands), source
+        # Only the prefix down to the last untouched survey node is provably exact; nodes
+        # beyond the survey may follow it.
+        last = set(untouched)
+        cut = max((i for i, c in enumerate(cands) if c.index in last), default=-1)
+        return cands[: cut + 1], True, source
+
+    def run(self) -> Plan:
+        assignments: list[JobAssignment] = []
+        unplaced: list[Unplaced] = []
+        order = _order(self.jobs, self.surveys, self.seed)
+        for j in order:
+            job = self.jobs[j]
+            got = self._place_one(j)
+            if isinstance(got, str):
+                unplaced.append(self._unplaced(j, got))
+                continue
+            replicas = []
+            for c in got:
+                self.residual.reserve(job, c.index, c.gpu_indices)
+                replicas.append(self._replica(c))
+            mean = sum(r.score for r in replicas) / len(replicas)
+            assignments.append(JobAssignment(job.name, j, job.priority, tuple(replicas), mean))
+        return Plan(
+            jobs=tuple(self.jobs),
+            assignments=tuple(assignments),
+            unplaced=tuple(unplaced),
+            totals=totals_from(
+                tuple(assignments),
+                tuple(unplaced),
+                total_gpus=len(self.table.gpu_model_code),
+                stranded_gpus=self._stranded(),
+            ),
+            order=tuple(order),
+            seed=self.seed,
+            now=self.now,
+        )
+
+    def _place_one(self, j: int) -> tuple[Candidate, ...] | str:
+        """The chosen candidates (with their GPUs), or the reason the job cannot be placed.
+
+        Widening stages: the best few candidates, then every re-scored candidate, then the
+        whole residual table; each stage runs only when the previous one may have missed some.
+        """
+        job, survey = self.jobs[j], self.surveys[j]
+        if survey.feasible < job.nodes:
+            return ""  # not even the full table has enough nodes: the explanation says why
+        scope = _scope_codes(self.table, job.gang.same) if job.nodes > 1 else None
+        reason = ""
+        for k in (HEAD * job.nodes, len(self.table), None):
+            cands, more, source = self._candidates(j, k)
+            choice = select_nodes(
+                cands, job.nodes, job.gang, operator_of=self.operator_of, scope_of=scope
+            )
+            if choice.chosen:
+                return tuple(self._with_gpus(j, c, *source[c.index]) for c in choice.chosen)
+            reason = choice.reason if cands else ""
+            if not more:
+                break
+        return reason
+
+    def _with_gpus(self, j: int, c: Candidate, sc: _Scored, local: int) -> Candidate:
+        """The candidate with the GPUs the engine picks for it, checked against the residual."""
+        gpus = _gpu_choice(self.compiled[j], sc.table, sc.ge, local)
+        if not self.residual.fits(self.jobs[j], c.index, gpus):  # pragma: no cover - invariant
+            raise NodeSelectError(
+                f"internal error: job {self.jobs[j].name!r} offered node {c.index} with GPUs "
+                f"{gpus} beyond its residual capacity; please report this"
+            )
+        return attrs.evolve(c, gpu_indices=tuple(int(g) for g in gpus))
+
+    def _replica(self, c: Candidate) -> Replica:
+        t = self.table
+        op = int(t.operator_code[c.index])
+        return Replica(
+            node_index=c.index,
+            node_uuid=t.uuid_of(c.index),
+            node_name=t.name_of(c.index),
+            address=None,
+            operator=t.operator_vocab[op] if op > 0 else None,
+            gpu_indices=c.gpu_indices,
+            score=c.score,
+        )
+
+    def _unplaced(self, j: int, gang_reason: str) -> Unplaced:
+        job = self.jobs[j]
+        r = rank(job, self.residual.view(), k=0, now=self.now, seed=self.seed, stats=self.stats)
+        expl = r.explanation
+        summary = str(expl.summary())
+        reason = f"{gang_reason}; {summary}" if gang_reason else summary
+        return Unplaced(
+            job_name=job.name,
+            job_index=j,
+            priority=job.priority,
+            reason=reason,
+            rejected=tuple((str(n), int(c)) for n, c in expl.rejected),
+            explanation=expl,
+        )
+
+    def _stranded(self) -> int:
+        """Free GPUs on touched nodes that a job fitted before placement but none fits now."""
+        rows = self.residual.touched_rows()
+        if len(rows) == 0:
+            return 0
+        sub = self.residual.view().take(rows)
+        fits_after = np.zeros(len(rows), dtype=np.bool_)
+        seen: set[str] = set()
+        for j, job in enumerate(self.jobs):
+            key = repr(attrs.evolve(job, name="", priority=0, nodes=1, gang=GangReq()))
+            if key not in seen:
+                seen.add(key)
+                fits_after |= _feasible(self.compiled[j], sub)[0]
+        lost = self.fits_before[rows] & ~fits_after
+        return int(self.residual.free_gpus(rows)[lost].sum())
+
+
+def place(
+    jobs: Sequence[Job],
+    table: NodeTable,
+    *,
+    nodes: Sequence[TableNode] | None = None,
+    now: datetime | None = None,
+    seed: int = 0,
+    candidates: int = DEFAULT_CANDIDATES,
+) -> Plan:
+    """Place a batch of jobs on ``table``, reserving capacity as it goes.
+
+    Args:
+        jobs: the jobs; names must be unique (plans are looked up by job name).
+        table: the fleet.
+        nodes: the fetched nodes the table was built from (same order), used only to fill
+            each replica's ``address`` (the table holds no addresses).
+        now: the evaluation time (default: the current time).
+        seed: the tie-break seed (same inputs and seed give the same plan).
+        candidates: survey candidates kept per job and replica (a speed knob; the result is
+            exact whatever its value, see the module docstring).
+    """
+    jobs = tuple(jobs)
+    for i, job in enumerate(jobs):
+        if not isinstance(job, Job):
+            raise InputError(f"jobs[{i}]: expected a nodeselect.Job, got {type(job).__name__}")
+    names = [j.name for j in jobs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"job names must be unique within a batch; repeated: {', '.join(dup)}")
+    if candidates < 1:
+        raise InputError(f"candidates: {candidates} must be >= 1")
+    if nodes is not None and len(nodes) != len(table):
+        raise InputError(f"nodes: {len(nodes)} given for a table of {len(table)} rows")
+    when = now or datetime.now(UTC)
+    plan = _Placer(jobs, table, now=when, seed=seed, candidates=candidates).run()
+    if nodes is not None:
+        plan = _with_addresses(plan, nodes)
+    return plan
+
+
+def _with_addresses(plan: Plan, nodes: Sequence[TableNode]) -> Plan:
+    def addr(r: Replica) -> Replica:
+        lean = nodes[r.node_index].lean
+        return attrs.evolve(r, address=lean.ipv4_address or lean.ipv6_address or None)
+
+    return attrs.evolve(
+        plan,
+        assignments=tuple(
+            attrs.evolve(a, replicas=tuple(addr(r) for r in a.replicas)) for a in plan.assignments
+        ),
+    )
+
+
+def fleet_queries(jobs: Sequence[Job]) -> list[NodeQuery]:
+    """The distinct server-side queries of ``jobs`` (``NodeQuery.from_job``), first seen first.
+
+    Fetching each and merging the results (:func:`merge_fetched`) proves every fact any job
+    needs (status, geography, compliance) on every node that has it.
+    """
+    out: list[NodeQuery] = []
+    for job in jobs:
+        q = attrs.evolve(NodeQuery.from_job(job), pushed_down=())
+        if q not in out:
+            out.append(q)
+    return out or [NodeQuery()]
+
+
+def merge_fetched(results: Sequence[Any]) -> list[Any]:
+    """The nodes of several fetch results, once each (first seen first), facts merged."""
+    merged: dict[str, Any] = {}
+    for result in results:
+        for node in result.nodes:
+            seen = merged.get(node.uuid)
+            merged[node.uuid] = (
+                node if seen is None else attrs.evolve(seen, facts=seen.facts.merge(node.facts))
+            )
+    return list(merged.values())
+
+
+def place_from(
+    source: Any,
+    jobs: Sequence[Job],
+    *,
+    query: NodeQuery | None = None,
+    now: datetime | None = None,
+    seed: int = 0,
+) -> Plan:
+    """Place ``jobs`` on a fleet given as a client, a FetchResult, fetched nodes or a table.
+
+    With a :class:`~nodeselect.Client` (anything with ``.fetch``), the fleet is fetched with
+    ``query``, or by default with every distinct query the jobs push down
+    (:func:`fleet_queries`, results merged) so each job's proved facts are there. Node
+    addresses are filled in from the documents (not for a bare ``NodeTable``).
+    """
+    if isinstance(source, NodeTable):
+        return place(jobs, source, now=now, seed=seed)
+    if hasattr(source, "fetch"):
+        queries = [query] if query is not None else fleet_queries(tuple(jobs))
+        fetched: Any = merge_fetched([source.fetch(q, strict=True) for q in queries])
+    else:
+        fetched = getattr(source, "nodes", source)
+    if not isinstance(fetched, Sequence):
+        raise InputError(
+            "place_from: expected a Client, a FetchResult, a sequence of fetched nodes or a "
+            f"NodeTable, got {type(source).__name__}"
+        )
+    table = NodeTable.from_nodes(fetched, now=now)
+    return place(jobs, table, nodes=fetched, now=now, seed=seed)
+
+
+def validate_plan(plan: Plan, table: NodeTable) -> tuple[Problem, ...]:
+    """Assignments of ``plan`` that no longer fit ``table`` (see :meth:`Plan.validate`)."""
+    residual = Residual(table)
+    stats = table_stats(table)
+    problems: list[Problem] = []
+    for a in plan.assignments:
+        job = plan.jobs[a.job_index]
+        for k, rep in enumerate(a.replicas):
+            try:
+                row = table.index_of(rep.node_uuid)
+            except InputError:
+                problems.append(Problem(a.job_name, k, rep.node_uuid, "node-gone", "not in table"))
+                continue
+            count = int(table.gpu_offsets[row + 1] - table.gpu_offsets[row])
+            gone = [g for g in rep.gpu_indices if g >= count]
+            if gone:
+                problems.append(
+                    Problem(
+                        a.job_name,
+                        k,
+                        rep.node_uuid,
+                        "gpu-gone",
+                        f"GPU index {gone} not on the node, which now has {count} GPUs",
+                    )
+                )
+                continue
+            # Offer the job only the plan's GPUs on this node, with the capacity left.
+            start = int(table.gpu_offsets[row])
+            saved = residual.gpu_reserved[start : start + count].copy()
+            residual.gpu_reserved[start : start + count] = True
+            for g in rep.gpu_indices:
+                residual.gpu_reserved[start + g] = saved[g]
+            r = rank(
+                job, residual.view().take([row]), k=1, now=plan.now, seed=plan.seed, stats=stats
+            )
+            residual.gpu_reserved[start : start + count] = saved
+            if r.feasible == 0 or not residual.fits(job, row, rep.gpu_indices):
+                failing = [name for name, c in r.explanation.rejected if c]
+                detail = "fails " + ", ".join(failing) if failing else "capacity already promised"
+                problems.append(Problem(a.job_name, k, rep.node_uuid, "no-longer-fits", detail))
+                continue
+            residual.reserve(job, row, rep.gpu_indices)
+    return tuple(problems)
