@@ -8,12 +8,14 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nodeselect._engine import rank
 
 from nodeselect import InputError
+from nodeselect._constraints import compile_job
+from nodeselect._engine import rank
 from nodeselect._facts import ProvedFacts
-from nodeselect._placement import place
+from nodeselect._placement import Residual, _score, place
 from nodeselect._plan_model import Plan
+from nodeselect._shard import table_stats
 from nodeselect._table import NodeTable
 from reference_placement import (
     NOW,
@@ -289,9 +291,6 @@ def test_placement_scores_nodes_exactly_as_the_engine_ranks_them(
     inst: Instance, seed: int, k: int
 ) -> None:
     """The array scorer placement uses gives rank()'s top-k rows, scores and order, bit for bit."""
-    from nodeselect._constraints import compile_job
-    from nodeselect._placement import Residual, _score
-    from nodeselect._shard import table_stats
 
     table = NodeTable.from_nodes(inst.fleet(), now=NOW)
     residual = Residual(table)
@@ -308,9 +307,6 @@ def test_placement_scores_nodes_exactly_as_the_engine_ranks_them(
 
 def test_placement_scores_match_the_engine_on_a_large_synthetic_fleet() -> None:
     """On 5,000 synthetic nodes the array scorer and rank() agree on the top 50 of a job."""
-    from nodeselect._constraints import compile_job
-    from nodeselect._placement import _score
-    from nodeselect._shard import table_stats
 
     table = NodeTable.synthetic(5000, seed=2, now=NOW)
     job = tiny_job("probe", gpus=1, vram=8)
