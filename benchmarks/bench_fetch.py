@@ -73,7 +73,10 @@ def _serve_stub(n_nodes: int, latency_ms: float, conn) -> None:
         def log_message(self, *a) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 256  # the default backlog of 5 drops concurrent connects
+
+    httpd = Server(("127.0.0.1", 0), H)
     httpd.daemon_threads = True
     import threading  # noqa: PLC0415
 
