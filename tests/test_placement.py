@@ -273,7 +273,7 @@ def test_validate_reports_an_assignment_that_no_longer_fits() -> None:
     jobs = (tiny_job("big-vram", gpus=1, vram=60),)
     plan = _plan(Instance(nodes, jobs))
     fresher = [attrs.evolve(nodes[0], gpus=(TinyGpu("A100-80GB", 40),)).node()]
-    problems = plan.validate(NodeTable.from_nodes(fresher, now=NOW))
+    problems = plan.validate(fresher, now=NOW)  # fetched nodes are accepted too
     assert [(p.job_name, p.kind) for p in problems] == [("big-vram", "no-longer-fits")]
 
 

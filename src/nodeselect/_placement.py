@@ -519,8 +519,19 @@ def place_from(
     return place(jobs, table, nodes=fetched, now=now, seed=seed)
 
 
-def validate_plan(plan: Plan, table: NodeTable) -> tuple[Problem, ...]:
-    """Assignments of ``plan`` that no longer fit ``table`` (see :meth:`Plan.validate`)."""
+def validate_plan(plan: Plan, fleet: Any, *, now: datetime | None = None) -> tuple[Problem, ...]:
+    """Assignments of ``plan`` that no longer fit ``fleet`` (see :meth:`Plan.validate`)."""
+    if isinstance(fleet, NodeTable):
+        table = fleet
+    else:
+        nodes = getattr(fleet, "nodes", fleet)
+        if not isinstance(nodes, Sequence):
+            raise InputError(
+                "validate: expected a NodeTable, a FetchResult or a sequence of fetched nodes, "
+                f"got {type(fleet).__name__}"
+            )
+        table = NodeTable.from_nodes(nodes, now=now)
+    when = now or datetime.now(UTC)
     residual = Residual(table)
     stats = table_stats(table)
     problems: list[Problem] = []
@@ -552,7 +563,7 @@ def validate_plan(plan: Plan, table: NodeTable) -> tuple[Problem, ...]:
             for g in rep.gpu_indices:
                 residual.gpu_reserved[start + g] = saved[g]
             r = rank(
-                job, residual.view().take([row]), k=1, now=plan.now, seed=plan.seed, stats=stats
+                job, residual.view().take([row]), k=1, now=when, seed=plan.seed, stats=stats
             )
             residual.gpu_reserved[start : start + count] = saved
             if r.feasible == 0 or not residual.fits(job, row, rep.gpu_indices):

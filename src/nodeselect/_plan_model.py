@@ -215,15 +215,19 @@ class Plan:
             for rank, (_, gpus) in enumerate(hosts)
         ]
 
-    def validate(self, table: NodeTable) -> tuple[Problem, ...]:
-        """Assignments that no longer fit ``table`` (a fresher fleet); empty when all still fit.
+    def validate(
+        self, fleet: NodeTable | Any, *, now: datetime | None = None
+    ) -> tuple[Problem, ...]:
+        """Assignments that no longer fit ``fleet``; empty when all still fit.
 
-        Every replica is re-checked with the plan's own GPUs and with the cores, RAM and disk the
-        plan's earlier replicas on the same node take, so the plan as a whole must fit.
+        ``fleet`` is a fresher :class:`NodeTable`, ``FetchResult`` or sequence of fetched nodes;
+        ``now`` the evaluation time (default: the current time). Every replica is re-checked
+        with the plan's own GPUs and with the cores, RAM and disk the plan's earlier replicas
+        on the same node take, so the plan as a whole must fit.
         """
         from nodeselect._placement import validate_plan  # noqa: PLC0415 - placement imports us
 
-        return validate_plan(self, table)
+        return validate_plan(self, fleet, now=now)
 
     def to_json(self, *, show_private: bool = False) -> dict[str, Any]:
         """The plan as a JSON-ready dict (schema in docs/placement.md).

@@ -1,0 +1,77 @@
+"""`nodeselect place`: the JSON schema, privacy of addresses, exit codes, over the demo fleet."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from nodeselect._cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+QUEUE = ROOT / "examples" / "jobs" / "queue.toml"
+IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+
+
+@pytest.fixture(scope="module")
+def demo_json() -> tuple[int, dict]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["place", str(QUEUE), "--demo", "--json", "--show-private"])
+    return code, json.loads(out.getvalue())
+
+
+def test_place_json_follows_the_documented_schema(demo_json: tuple[int, dict]) -> None:
+    """The --json document has the documented keys, and the exit code matches unplaced jobs."""
+    code, doc = demo_json
+    assert doc["schema"] == "nodeselect.plan/1"
+    assert set(doc) == {"schema", "seed", "now", "assignments", "unplaced", "totals", "fleet"}
+    assert set(doc["totals"]) == {
+        "jobs_placed",
+        "jobs_unplaced",
+        "gpus_used",
+        "nodes_used",
+        "free_gpus_left",
+        "stranded_gpus",
+    }
+    assert doc["fleet"]["simulated"] is True
+    for a in doc["assignments"]:
+        assert set(a) == {"job", "job_index", "priority", "score", "gpus", "replicas"}
+        for r in a["replicas"]:
+            assert set(r) == {"node_uuid", "node_name", "gpu_indices", "score", "address"}
+    for u in doc["unplaced"]:
+        assert set(u) == {"job", "job_index", "priority", "reason", "rejected"}
+    assert code == (1 if doc["unplaced"] else 0)
+    assert doc["totals"]["jobs_placed"] + doc["totals"]["jobs_unplaced"] == 4
+
+
+def test_place_json_lists_jobs_by_priority(demo_json: tuple[int, dict]) -> None:
+    """Placed jobs come out in placement order: priorities never increase."""
+    _, doc = demo_json
+    prios = [a["priority"] for a in doc["assignments"]]
+    assert prios == sorted(prios, reverse=True)
+
+
+def test_place_hides_addresses_unless_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --show-private neither the table nor the JSON contains an IP address."""
+    main(["place", str(QUEUE), "--demo"])
+    table = capsys.readouterr().out
+    assert "prod-inference" in table
+    assert not IPV4.search(table)
+    main(["place", str(QUEUE), "--demo", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert all("address" not in r for a in doc["assignments"] for r in a["replicas"])
+
+
+def test_place_with_a_bad_job_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job file with an unknown key is an input error (exit 2) naming the file."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[job]]\nname = "x"\nnodez = 2\n')
+    assert main(["place", str(bad), "--demo"]) == 2
+    assert "bad.toml" in capsys.readouterr().err
