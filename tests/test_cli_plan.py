@@ -328,3 +328,13 @@ def test_nothing_fits_json_still_prints_the_document(tmp_path: Path) -> None:
     assert doc["rejected"]
     assert max(doc["rejected"].values()) == doc["evaluated"]
     assert "no node fits" in err
+
+
+def test_terminal_rendering_uses_rich_and_keeps_the_banner(llm_json: dict[str, Any]) -> None:
+    """On a terminal the report is drawn by rich (box characters) and still says SIMULATED."""
+    buf = io.StringIO()
+    render_report(llm_json, stream=buf, terminal=True)
+    text = buf.getvalue()
+    assert "SIMULATED" in text
+    assert "━" in text or "─" in text
+    assert llm_json["ranked"][0]["name"] in text

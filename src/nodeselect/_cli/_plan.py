@@ -17,22 +17,13 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
 from nodeselect._cli._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, fail
 from nodeselect._cli._render import (
-    SIMULATED_BANNER,
-    Column,
     fleet_info,
-    fleet_line,
-    fmt_age,
-    fmt_gb,
-    fmt_num,
-    fmt_score,
-    is_terminal,
-    print_note,
-    print_table,
     redact,
+    render_report,
     write_json,
 )
 from nodeselect._cli._source import add_source_arguments, load_fleet, source_exit_code
@@ -57,7 +48,16 @@ from nodeselect._query import NodeQuery
 from nodeselect._result import FetchedNode
 from nodeselect._table import NodeTable
 
-__all__ = ["REPORT_SCHEMA", "build_report", "node_summary", "register", "render_report"]
+__all__ = [
+    "REPORT_SCHEMA",
+    "api_error_message",
+    "build_report",
+    "node_summary",
+    "private_fields",
+    "pushed_down_filters",
+    "register",
+    "render_report",
+]
 
 #: The ``schema`` value of ``plan --json`` (bumped on incompatible changes).
 REPORT_SCHEMA: Final = "nodeselect.plan-report/1"
@@ -126,12 +126,6 @@ def node_summary(
     }
 
 
-def _region_label(region: Mapping[str, str | None]) -> str:
-    parts = [region.get(k) for k in ("continent", "country", "subdivision")]
-    known = [p for p in parts if p]
-    return "/".join(known) if known else "-"
-
-
 def build_report(
     *,
     job: Mapping[str, Any],
@@ -161,119 +155,6 @@ def build_report(
         "gang": None if gang is None else dict(gang),
         "explain": None if explain is None else dict(explain),
     }
-
-
-_RANK_COLUMNS: Final = (
-    Column("#", "right"),
-    Column("name"),
-    Column("GPUs"),
-    Column("VRAM free GB", "right"),
-    Column("cores", "right"),
-    Column("RAM free GB", "right"),
-    Column("rep", "right"),
-    Column("region"),
-    Column("telemetry", "right"),
-    Column("score", "right"),
-)
-
-
-def render_report(
-    report: Mapping[str, Any],
-    *,
-    stream: TextIO,
-    terminal: bool | None = None,
-) -> None:
-    """Draw a ``build_report`` document for people: header, ranked table, rejections, misses."""
-    term = is_terminal(stream) if terminal is None else terminal
-    job = report["job"]
-    fleet = report["fleet"]
-
-    def note(text: str, style: str | None = None) -> None:
-        print_note(text, stream=stream, terminal=term, style=style)
-
-    if fleet.get("simulated"):
-        note(SIMULATED_BANNER, "bold yellow")
-    note(f"job {job.get('name')!s} ({job.get('file')!s}): {job.get('summary', '')}".rstrip(": "))
-    note(fleet_line(fleet))
-    pushed = ", ".join(_pushed_label(p) for p in report["pushed_down"]) or "none"
-    note(f"pushed down to the server: {pushed}")
-    local = ", ".join(report["local"]) or "none"
-    note(f"checked locally: {local}")
-    note(f"evaluated {report['evaluated']} nodes, {report['feasible']} feasible")
-    ranked = report["ranked"]
-    private = any("private" in r for r in ranked)
-    if ranked:
-        rows = [
-            [
-                str(r["rank"]),
-                r["name"] or r["uuid"],
-                r["gpu_label"],
-                fmt_gb(r["vram_free_gb"]),
-                str(r["cpu_cores"]),
-                fmt_gb(r["ram_free_gb"]),
-                fmt_num(r["reputation"]),
-                _region_label(r["region"]),
-                fmt_age(r["telemetry_age_s"]),
-                fmt_score(r["score"]),
-            ]
-            for r in ranked
-        ]
-        columns: tuple[Column, ...] = _RANK_COLUMNS
-        if private:
-            columns = (*columns, Column("address"), Column("operator e-mail"))
-            for row, r in zip(rows, ranked, strict=True):
-                p = r.get("private") or {}
-                row.append(str(p.get("ipv4_address") or p.get("ipv6_address") or "-"))
-                row.append(str(p.get("operator_email") or "-"))
-        note("")
-        print_table(columns, rows, stream=stream, terminal=term, title="ranked nodes")
-    else:
-        note("")
-        note("no node fits this job", "bold red")
-    rejected = report["rejected"]
-    if rejected:
-        note("")
-        rows = [[name, str(count)] for name, count in rejected.items()]
-        cols = (Column("constraint"), Column("rejected nodes", "right"))
-        print_table(cols, rows, stream=stream, terminal=term, title="rejections")
-    misses = report["nearest_misses"]
-    if misses:
-        note("")
-        note("nearest misses (relaxing one constraint would admit):")
-        for m in misses:
-            note(f"  {m['advice']}")
-    gang = report.get("gang")
-    if gang:
-        note("")
-        if gang["placed"]:
-            note(f"gang of {gang['nodes']}: placed on")
-            for r in gang["replicas"]:
-                gpus = ",".join(map(str, r["gpu_indices"])) or "none"
-                who = r["name"] or r["uuid"]
-                note(
-                    f"  replica {r['replica']}: {who}  gpus [{gpus}]  score {fmt_score(r['score'])}"
-                )
-        else:
-            note(f"gang of {gang['nodes']}: cannot be placed: {gang['reason']}", "bold red")
-    explain = report.get("explain")
-    if explain:
-        _render_explain(explain, stream=stream, terminal=term)
-
-
-def _render_explain(explain: Mapping[str, Any], *, stream: TextIO, terminal: bool) -> None:
-    def note(text: str, style: str | None = None) -> None:
-        print_note(text, stream=stream, terminal=terminal, style=style)
-
-    note("")
-    verdict = "feasible" if explain.get("feasible") else "rejected"
-    note(f"node {explain.get('name') or explain.get('uuid')} ({explain.get('uuid')}): {verdict}")
-    for f in explain.get("failures", []):
-        note(f"  fails {f['constraint']}: has {f['value']}, needs {f['required']}")
-    terms = explain.get("terms") or {}
-    if terms:
-        note("  score terms: " + ", ".join(f"{k}={fmt_score(v)}" for k, v in terms.items()))
-    if explain.get("score") is not None:
-        note(f"  score: {fmt_score(explain['score'])}")
 
 
 def private_fields(raw: bytes) -> dict[str, Any]:
@@ -425,12 +306,6 @@ def pushed_down_filters(job: Job, keys: Sequence[str]) -> list[dict[str, Any]]:
         values = list(value) if isinstance(value, tuple) else value
         out.append({"key": key, "filter": api, "values": values})
     return out
-
-
-def _pushed_label(p: Mapping[str, Any]) -> str:
-    v = p["values"]
-    shown = ",".join(map(str, v)) if isinstance(v, list) else str(v).lower()
-    return f"{p['filter']}={shown}"
 
 
 def _strip_query(url: str) -> str:

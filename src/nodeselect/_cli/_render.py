@@ -5,6 +5,9 @@ table with colour; when stdout is a pipe or a file it is plain, aligned text wit
 codes and a fixed column order, so ``grep``/``awk`` and golden-file tests see the same bytes on
 every run. Scripts that need structure should use ``--json`` (:func:`write_json`).
 
+The text form of the `plan` report (:func:`render_report`) lives here too, next to the table
+and note helpers it is drawn with.
+
 Personal data (operator e-mails, IP addresses, wallet addresses) is hidden by
 :func:`redact` unless the user asked for it with ``--show-private``.
 """
@@ -15,10 +18,11 @@ import json
 import math
 import re
 import sys
-from collections.abc import Sequence
-from typing import Any, Literal, TextIO
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Literal, TextIO
 
 import attrs
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -38,6 +42,7 @@ __all__ = [
     "print_note",
     "print_table",
     "redact",
+    "render_report",
     "write_json",
 ]
 
@@ -103,9 +108,23 @@ def print_table(
     out = sys.stdout if stream is None else stream
     term = is_terminal(out) if terminal is None else terminal
     if term:
-        table = Table(title=title, title_justify="left", header_style="bold cyan")
-        for col in columns:
-            table.add_column(col.header, justify=col.justify, no_wrap=col.justify == "right")
+        table = Table(
+            title=title,
+            title_justify="left",
+            header_style="bold cyan",
+            box=box.SIMPLE_HEAD,
+            collapse_padding=True,
+            pad_edge=False,
+        )
+        for i, col in enumerate(columns):
+            widest = max([len(col.header), *(len(row[i]) for row in rows)])
+            table.add_column(
+                col.header,
+                justify=col.justify,
+                no_wrap=True,
+                # Text columns keep up to 28 characters before rich may shorten them.
+                min_width=min(widest, 28),
+            )
         for row in rows:
             table.add_row(*row)
         make_console(out, terminal=True).print(table)
@@ -255,3 +274,130 @@ def fleet_line(fleet: dict[str, Any]) -> str:
     if rej:
         parts.append(f"{rej} unreadable node documents skipped")
     return ", ".join(parts)
+
+
+# ----------------------------------------------------------------------------- plan report
+def _region_label(region: Mapping[str, str | None]) -> str:
+    parts = [region.get(k) for k in ("continent", "country", "subdivision")]
+    known = [p for p in parts if p]
+    return "/".join(known) if known else "-"
+
+
+def _pushed_label(p: Mapping[str, Any]) -> str:
+    v = p["values"]
+    shown = ",".join(map(str, v)) if isinstance(v, list) else str(v).lower()
+    return f"{p['filter']}={shown}"
+
+
+_RANK_COLUMNS: Final = (
+    Column("#", "right"),
+    Column("name"),
+    Column("GPUs"),
+    Column("VRAM", "right"),
+    Column("cores", "right"),
+    Column("RAM", "right"),
+    Column("rep", "right"),
+    Column("region"),
+    Column("age", "right"),
+    Column("score", "right"),
+)
+
+
+def render_report(
+    report: Mapping[str, Any],
+    *,
+    stream: TextIO,
+    terminal: bool | None = None,
+) -> None:
+    """Draw a ``build_report`` document for people: header, ranked table, rejections, misses."""
+    term = is_terminal(stream) if terminal is None else terminal
+    job = report["job"]
+    fleet = report["fleet"]
+
+    def note(text: str, style: str | None = None) -> None:
+        print_note(text, stream=stream, terminal=term, style=style)
+
+    if fleet.get("simulated"):
+        note(SIMULATED_BANNER, "bold yellow")
+    note(f"job {job.get('name')!s} ({job.get('file')!s}): {job.get('summary', '')}".rstrip(": "))
+    note(fleet_line(fleet))
+    pushed = ", ".join(_pushed_label(p) for p in report["pushed_down"]) or "none"
+    note(f"pushed down to the server: {pushed}")
+    local = ", ".join(report["local"]) or "none"
+    note(f"checked locally: {local}")
+    note(f"evaluated {report['evaluated']} nodes, {report['feasible']} feasible")
+    ranked = report["ranked"]
+    private = any("private" in r for r in ranked)
+    if ranked:
+        rows = [
+            [
+                str(r["rank"]),
+                r["name"] or r["uuid"],
+                r["gpu_label"],
+                fmt_gb(r["vram_free_gb"]),
+                str(r["cpu_cores"]),
+                fmt_gb(r["ram_free_gb"]),
+                fmt_num(r["reputation"]),
+                _region_label(r["region"]),
+                fmt_age(r["telemetry_age_s"]),
+                fmt_score(r["score"]),
+            ]
+            for r in ranked
+        ]
+        columns: tuple[Column, ...] = _RANK_COLUMNS
+        if private:
+            columns = (*columns, Column("address"), Column("operator e-mail"))
+            for row, r in zip(rows, ranked, strict=True):
+                p = r.get("private") or {}
+                row.append(str(p.get("ipv4_address") or p.get("ipv6_address") or "-"))
+                row.append(str(p.get("operator_email") or "-"))
+        note("")
+        title = "ranked nodes (VRAM, RAM: free GB, VRAM over the node's GPUs; age: telemetry)"
+        print_table(columns, rows, stream=stream, terminal=term, title=title)
+    else:
+        note("")
+        note("no node fits this job", "bold red")
+    rejected = report["rejected"]
+    if rejected:
+        note("")
+        rows = [[name, str(count)] for name, count in rejected.items()]
+        cols = (Column("constraint"), Column("rejected nodes", "right"))
+        print_table(cols, rows, stream=stream, terminal=term, title="rejections")
+    misses = report["nearest_misses"]
+    if misses:
+        note("")
+        note("nearest misses (relaxing one constraint would admit):")
+        for m in misses:
+            note(f"  {m['advice']}")
+    gang = report.get("gang")
+    if gang:
+        note("")
+        if gang["placed"]:
+            note(f"gang of {gang['nodes']}: placed on")
+            for r in gang["replicas"]:
+                gpus = ",".join(map(str, r["gpu_indices"])) or "none"
+                who = r["name"] or r["uuid"]
+                note(
+                    f"  replica {r['replica']}: {who}  gpus [{gpus}]  score {fmt_score(r['score'])}"
+                )
+        else:
+            note(f"gang of {gang['nodes']}: cannot be placed: {gang['reason']}", "bold red")
+    explain = report.get("explain")
+    if explain:
+        _render_explain(explain, stream=stream, terminal=term)
+
+
+def _render_explain(explain: Mapping[str, Any], *, stream: TextIO, terminal: bool) -> None:
+    def note(text: str, style: str | None = None) -> None:
+        print_note(text, stream=stream, terminal=terminal, style=style)
+
+    note("")
+    verdict = "feasible" if explain.get("feasible") else "rejected"
+    note(f"node {explain.get('name') or explain.get('uuid')} ({explain.get('uuid')}): {verdict}")
+    for f in explain.get("failures", []):
+        note(f"  fails {f['constraint']}: has {f['value']}, needs {f['required']}")
+    terms = explain.get("terms") or {}
+    if terms:
+        note("  score terms: " + ", ".join(f"{k}={fmt_score(v)}" for k, v in terms.items()))
+    if explain.get("score") is not None:
+        note(f"  score: {fmt_score(explain['score'])}")
