@@ -16,6 +16,7 @@ from nodeselect._convert import (
     parse_node,
     parse_page,
 )
+from nodeselect._engine import Ranking, explain_node, rank
 from nodeselect._exceptions import (
     APIError,
     APIStatusError,
@@ -103,6 +104,7 @@ from nodeselect._query import NodeQuery, ServerQuery, plan_requests
 from nodeselect._result import FetchedNode, FetchResult, FetchStats
 from nodeselect._retry import RetryPolicy, parse_retry_after
 from nodeselect._snapshot import load_snapshot, save_snapshot
+from nodeselect._table import NodeTable
 from nodeselect._timestamps import (
     format_timestamp,
     parse_timestamp,
@@ -154,6 +156,7 @@ __all__ = [
     "NodeQuery",
     "NodeRam",
     "NodeSelectError",
+    "NodeTable",
     "NotFoundError",
     "NvidiaDriver",
     "OperatingSystem",
@@ -169,6 +172,7 @@ __all__ = [
     "ProvedFacts",
     "QueryError",
     "RamMetrics",
+    "Ranking",
     "RateLimitError",
     "RejectedNode",
     "Replica",
@@ -186,6 +190,7 @@ __all__ = [
     "VramMetrics",
     "ZernetClient",
     "canonical_node_gpu",
+    "explain_node",
     "fetch_nodes",
     "fleet_queries",
     "format_timestamp",
@@ -207,6 +212,7 @@ __all__ = [
     "place",
     "place_from",
     "plan_requests",
+    "rank",
     "resolve_job_models",
     "save_snapshot",
 ]
