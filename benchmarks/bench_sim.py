@@ -1,14 +1,19 @@
 """Simulator figures: fact generation, startup-to-first-page, page latency over loopback.
 
-Run: ``.venv/bin/python benchmarks/bench_sim.py [--pages 400] [--sizes 100000,200000]``.
-The server runs in its own process (the other core), the client is a sequential
-``httpx.Client``. "cold" pages build their documents on first request; "warm" pages are
-served from the encoded-document cache. Prints figures; asserts nothing.
+Run: ``.venv/bin/python benchmarks/bench_sim.py [--pages 400] [--sizes 100000,200000]
+[--baseline-src DIR]``. The server runs in its own process (the other core), the client is a
+sequential ``httpx.Client``. "cold" pages build their documents on first request; "warm" pages
+are served from the encoded-document cache. Prints figures; asserts nothing.
+
+``--baseline-src DIR`` (e.g. ``git archive <rev> src | tar -x -C /tmp/base``, then
+``/tmp/base/src``) also starts a server from that source tree and alternates every request
+between the two (A then B, then B then A), so both see the same load on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import statistics
 import subprocess
@@ -62,53 +67,82 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def bench_server(n: int, pages: int) -> None:
+def _start(n: int, src: str | None) -> tuple[subprocess.Popen[str], str, float]:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = src
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-c", RUN_SIM, "sim", "serve", "--nodes", str(n), "--seed", "1"],
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     assert proc.stdout is not None
     url = proc.stdout.readline().rsplit(" ", 1)[1].strip()
-    t_url = time.perf_counter() - t0
+    return proc, url, t0
+
+
+def bench_server(n: int, pages: int, baseline_src: str | None) -> None:
+    labels = ["this tree"] + ([] if baseline_src is None else [f"baseline {baseline_src}"])
+    servers: list[tuple[subprocess.Popen[str], str, float]] = []
+    t_url: list[float] = []
+    t_first: list[float] = []
     try:
         with httpx.Client() as client:
-            first = client.get(url, params={"limit": 50, "sort": "created_at"})
-            first.raise_for_status()
-            t_first = time.perf_counter() - t0
+            # One server at a time until its first page, so the startups do not overlap.
+            for src in [None] + ([] if baseline_src is None else [baseline_src]):
+                proc, url, t0 = _start(n, src)
+                servers.append((proc, url, t0))
+                t_url.append(time.perf_counter() - t0)
+                first = client.get(url, params={"limit": 50, "sort": "created_at"})
+                first.raise_for_status()
+                t_first.append(time.perf_counter() - t0)
             for label in ("cold", "warm"):
-                lat = []
-                t_pass = time.perf_counter()
+                lat: list[list[float]] = [[] for _ in servers]
+                wall = [0.0 for _ in servers]
                 for page in range(2, pages + 2):
-                    t = time.perf_counter()
-                    r = client.get(url, params={"limit": 50, "page": page, "sort": "created_at"})
-                    lat.append(time.perf_counter() - t)
-                    assert r.status_code == 200
-                wall = time.perf_counter() - t_pass
-                median_ms = statistics.median(lat) * 1000
-                print(
-                    f"  {n:>7,} nodes, {label} page of 50: median {median_ms:5.2f} ms,"
-                    f" p99 {_percentile(lat, 0.99) * 1000:6.2f} ms, {pages / wall:6.0f} pages/s"
-                )
-        print(
-            f"  {n:>7,} nodes: URL printed after {t_url:.2f} s, first page after {t_first:.2f} s;"
-            f" server RSS {rss_mib(proc.pid):.0f} MiB after {2 * pages + 1} pages"
-        )
+                    order = range(len(servers)) if page % 2 else reversed(range(len(servers)))
+                    for k in order:
+                        t = time.perf_counter()
+                        r = client.get(
+                            servers[k][1],
+                            params={"limit": 50, "page": page, "sort": "created_at"},
+                        )
+                        elapsed = time.perf_counter() - t
+                        lat[k].append(elapsed)
+                        wall[k] += elapsed
+                        assert r.status_code == 200
+                for k, name in enumerate(labels):
+                    median_ms = statistics.median(lat[k]) * 1000
+                    print(
+                        f"  {n:>7,} nodes, {label} page of 50 [{name}]: median {median_ms:5.2f} ms,"
+                        f" p99 {_percentile(lat[k], 0.99) * 1000:6.2f} ms,"
+                        f" {pages / wall[k]:6.0f} pages/s"
+                    )
+        for k, name in enumerate(labels):
+            print(
+                f"  {n:>7,} nodes [{name}]: URL printed after {t_url[k]:.2f} s, first page after"
+                f" {t_first[k]:.2f} s; server RSS {rss_mib(servers[k][0].pid):.0f} MiB after"
+                f" {2 * pages + 1} pages"
+            )
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        for proc, _, _ in servers:
+            proc.send_signal(signal.SIGTERM)
+        for proc, _, _ in servers:
+            proc.wait(timeout=30)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pages", type=int, default=400)
     parser.add_argument("--sizes", default="100000,200000")
+    parser.add_argument("--baseline-src", default=None, help="another tree's src/ to compare")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     bench_generation(sizes)
     for n in sizes:
-        bench_server(n, args.pages)
+        bench_server(n, args.pages, args.baseline_src)
 
 
 if __name__ == "__main__":

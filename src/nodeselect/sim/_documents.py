@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import random
-import time
-from collections.abc import Sequence
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple
+
+import msgspec
 
 from nodeselect.sim._catalog import (
     CPUS_AARCH64,
@@ -26,19 +25,40 @@ from nodeselect.sim._catalog import (
     DRIVERS_MODERN,
     DRIVERS_OLD,
     GPU_MODELS,
-    IMAGES_AMD,
-    IMAGES_CPU,
-    IMAGES_GPU,
     OS_RELEASES,
     SUSPENSION_REASONS,
     ZERNET_VERSIONS,
 )
+from nodeselect.sim._doc_parts import (
+    ENCODER,
+    GIB,
+    GPU_TEXT,
+    IMAGE_POOLS,
+    OperatorRow,
+    Rng,
+    account_json,
+    cpu_text,
+    fixed,
+    images_json,
+    iso,
+    json_str,
+    node_rng,
+    operator_account,
+    sample2,
+    uuid_text,
+)
 
-__all__ = ["NodeRow", "OperatorRow", "build_document", "iso", "node_rng", "operator_account"]
+__all__ = [
+    "NodeRow",
+    "OperatorRow",
+    "account_json",
+    "build_document",
+    "encode_document",
+    "iso",
+    "node_rng",
+    "operator_account",
+]
 
-T = TypeVar("T")
-GIB: Final = 2**30
-MIB: Final = 2**20
 _ONLINE: Final = frozenset({"AVAILABLE", "ASSIGNED", "PREPARING", "WORKING", "STOPPING"})
 _BUSY: Final = frozenset({"ASSIGNED", "WORKING", "RESOURCE_BUSY", "STOPPING"})
 _MODEL_CUM: Final = list(itertools.accumulate(m[1] for m in GPU_MODELS))
@@ -58,15 +78,6 @@ _ARM_OK: Final = frozenset(
 )
 
 
-class OperatorRow(NamedTuple):
-    """What a node document says about its operator (shared by all the operator's nodes)."""
-
-    number: int
-    uuid: str
-    handle: str
-    created_at: int
-
-
 class NodeRow(NamedTuple):
     """The column facts of one node that its document must agree with."""
 
@@ -81,368 +92,310 @@ class NodeRow(NamedTuple):
     operator: OperatorRow
 
 
-def iso(epoch_s: float) -> str:
-    """Epoch seconds as the API writes timestamps: ``2023-11-07T05:31:56Z``."""
-    days, rest = divmod(int(epoch_s), 86400)
-    day = _DAYS.get(days)
-    if day is None:
-        t = time.gmtime(days * 86400)
-        day = _DAYS[days] = f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T"
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{day}{hours:02d}:{minutes:02d}:{seconds:02d}Z"
-
-
-_DAYS: dict[int, str] = {}
-
-
-def node_rng(seed: int, node_id: int) -> random.Random:
-    """The per-node generator: depends only on the fleet seed and the insertion id."""
-    return random.Random((seed & 0xFFFFFFFF) << 40 | node_id)
-
-
-def _pick(r: random.Random, seq: Sequence[T]) -> T:
-    return seq[int(r.random() * len(seq))]
-
-
-def _int(r: random.Random, low: int, high: int) -> int:
-    return low + int(r.random() * (high - low + 1))
-
-
-def _hex(r: random.Random, n: int) -> str:
-    return f"{r.getrandbits(4 * n):0{n}x}"
-
-
-def _uuid(r: random.Random) -> str:
-    h = f"{r.getrandbits(128) & _UUID_MASK | _UUID_BITS:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-_UUID_MASK: Final = ~((0xF << 76) | (0x3 << 62)) & (2**128 - 1)
-_UUID_BITS: Final = (0x4 << 76) | (0x2 << 62)
-
-
-def operator_account(op: OperatorRow, seed: int) -> dict[str, Any]:
-    """The ``operator_account`` object shared by all of an operator's nodes."""
-    r = random.Random(f"op:{seed}:{op.number}")
-    created = iso(op.created_at)
-    updated = iso(op.created_at + _int(r, 0, 86400 * 300))
-    return {
-        "email": f"{op.handle}@example.{_pick(r, ('com', 'org', 'net'))}",
-        "object": "account",
-        "created_at": created,
-        "updated_at": updated,
-        "uuid": op.uuid,
-        "last_login": updated,
-        "consumer_profile": None,
-        "operator_profile": {
-            "is_active": True,
-            "object": "operator_profile",
-            "created_at": created,
-            "updated_at": updated,
-            "uuid": _uuid(r),
-            "account_uuid": op.uuid,
-            "wallet_address": "0x" + _hex(r, 40),
-            "deleted_at": None,
-        },
-        "user_profile": {
-            "email_verified": r.random() < 0.9,
-            "object": "user_profile",
-            "created_at": created,
-            "updated_at": updated,
-            "uuid": _uuid(r),
-            "account_uuid": op.uuid,
-            "name": op.handle,
-            "given_name": None,
-            "family_name": None,
-            "middle_name": None,
-            "preferred_username": op.handle,
-            "oauth_provider": _pick(r, ("google", "github", None)),
-            "oauth_subject": str(r.getrandbits(60)),
-        },
-        "deleted_at": None,
-    }
-
-
 def build_document(
     row: NodeRow, seed: int, account_doc: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The full node document for ``row`` (deterministic for ``(row, seed)``).
 
-    ``account_doc`` is the operator's :func:`operator_account` when the caller caches it (it
-    is then shared, not copied, by the returned document).
+    ``account_doc`` is the operator's :func:`operator_account` when the caller caches it. The
+    document is :func:`encode_document`'s JSON, decoded.
     """
-    r = node_rng(seed, row.node_id)
+    account = ENCODER.encode(account_doc or operator_account(row.operator, seed)).decode()
+    return msgspec.json.decode(encode_document(row, seed, account))  # type: ignore[no-any-return]
+
+
+def encode_document(row: NodeRow, seed: int, account: str) -> bytes:
+    """The node document for ``row`` as compact JSON bytes (deterministic for ``(row, seed)``).
+
+    ``account`` is the operator's :func:`account_json`. The bytes are exactly what
+    ``msgspec.json.encode`` gives for the document (every string written here is plain ASCII
+    without quotes, backslashes or control characters, so none needs escaping; floats are
+    written as ``repr`` of the rounded value). The random draws are the same, in the same order,
+    as those of the plain-dict reference in the tests.
+    """
+    r = Rng((seed & 0xFFFFFFFF) << 40 | row.node_id)  # node_rng(seed, row.node_id)
+    rnd = r.random
+    bits_of = r.getrandbits
     model_name, _, vram_mib, counts, tier = GPU_MODELS[
-        bisect.bisect(_MODEL_CUM, r.random() * _MODEL_CUM[-1])
+        bisect.bisect(_MODEL_CUM, rnd() * _MODEL_TOTAL)
     ]
-    u = r.random()
+    u = rnd()
     n_gpus = counts[-1][0]
     for count, weight in counts:
         if u < weight:
             n_gpus = count
             break
         u -= weight
-    arm = model_name in _ARM_OK and r.random() < 0.2
+    arm = model_name in _ARM_OK and rnd() < 0.2
     if arm:
-        cpu = _pick(r, CPUS_AARCH64)
-    elif tier in ("datacenter", "amd") or n_gpus >= 4 or (tier == "cpu" and r.random() < 0.5):
-        cpu = _pick(r, CPUS_SERVER)
+        cpu = CPUS_AARCH64[int(rnd() * 2)]
+    elif tier in ("datacenter", "amd") or n_gpus >= 4 or (tier == "cpu" and rnd() < 0.5):
+        cpu = CPUS_SERVER[int(rnd() * 6)]
     else:
-        cpu = _pick(r, CPUS_CONSUMER)
-    sockets = 2 if cpu in CPUS_SERVER and n_gpus >= 8 else 1
+        cpu = CPUS_CONSUMER[int(rnd() * 6)]
+    sockets = 2 if n_gpus >= 8 and cpu in CPUS_SERVER else 1
     cores = cpu[1] * sockets
-    ram_gb = _pick(r, (16, 32, 64, 128) if tier in ("consumer", "cpu") else (128, 256, 512))
+    if tier in ("consumer", "cpu"):
+        ram_gb = (16, 32, 64, 128)[int(rnd() * 4)]
+    else:
+        ram_gb = (128, 256, 512)[int(rnd() * 3)]
     if n_gpus >= 8:
-        ram_gb = _pick(r, (1024, 2048))
-    disk_gb = _pick(r, (512, 1000, 2000, 4000) if tier == "consumer" else (2000, 4000, 8000))
+        ram_gb = (1024, 2048)[int(rnd() * 2)]
+    if tier == "consumer":
+        disk_gb = (512, 1000, 2000, 4000)[int(rnd() * 4)]
+    else:
+        disk_gb = (2000, 4000, 8000)[int(rnd() * 3)]
     status = row.status
     busy = status in _BUSY
 
     created_s = row.created_at
     last_seen = row.last_seen_at
-    hw_updated = created_s + _int(r, 0, 86400 * 30)
+    hw_updated = created_s + int(rnd() * (86400 * 30 + 1))
     hw_iso = iso(hw_updated)
 
-    gpu_clock = _pick(r, (1395, 1410, 1590, 2235, 2520))
-    gpus: list[dict[str, Any]] = []
-    tele_gpus: list[dict[str, Any]] = []
-    hw_gpus: list[dict[str, Any]] = []
-    gpu_ids = _hex(r, 64 * n_gpus) if n_gpus else ""
-    for k in range(n_gpus):
-        g = gpu_ids[64 * k : 64 * k + 64]
-        used_share = r.uniform(0.4, 0.97) if busy else _pick(r, (0.0, 0.0, 0.01, 0.05, 0.2))
-        used_mib = int(vram_mib * used_share)
-        if used_share == 0.0:
-            used_mib = _int(r, 0, 600)  # driver and display overhead
-        free_mib = max(vram_mib - used_mib, 0)
-        load = round(r.uniform(0.55, 1.0), 2) if busy else round(r.uniform(0.0, 0.08), 2)
-        gpus.append(
-            {
-                "name": model_name,
-                "vram_gb_available": round(free_mib / 1024, 1),
-                "vram_gb_max": round(vram_mib / 1024),
-            }
-        )
-        tele_gpus.append(
-            {"load": load, "name": model_name, "vram": {"free": free_mib, "total": vram_mib}}
-        )
-        hw_gpus.append(
-            {
-                "name": model_name,
-                "vram_bytes_total": vram_mib * MIB,
-                "base_clock_mhz": gpu_clock,
-                "device_id": f"GPU-{g[:8]}-{g[8:12]}-{g[12:16]}-{g[16:20]}-{g[20:32]}",
-                "gpu_registry_uuid": f"{g[32:40]}-{g[40:44]}-{g[44:48]}-{g[48:52]}-{g[52:64]}",
-            }
-        )
+    gpu_clock = (1395, 1410, 1590, 2235, 2520)[int(rnd() * 5)]
+    gpus = tele_gpus = hw_gpus = ""
+    loads: list[str] = []
+    first_free = ""
+    if n_gpus:
+        assert model_name is not None
+        gt = GPU_TEXT[model_name]
+        gpu_ids = f"{bits_of(256 * n_gpus):0{64 * n_gpus}x}"
+        gpu_parts: list[str] = []
+        tele_parts: list[str] = []
+        hw_parts: list[str] = []
+        hw_head = f"{gt.hw_head}{gpu_clock}"
+        for k in range(0, 64 * n_gpus, 64):
+            if busy:
+                used_share = 0.4 + (0.97 - 0.4) * rnd()
+            else:
+                used_share = (0.0, 0.0, 0.01, 0.05, 0.2)[int(rnd() * 5)]
+            used_mib = int(vram_mib * used_share)
+            if used_share == 0.0:
+                used_mib = int(rnd() * 601)  # driver and display overhead
+            free_mib = max(vram_mib - used_mib, 0)
+            if busy:
+                load = fixed("%.2f" % (0.55 + (1.0 - 0.55) * rnd()))
+            else:
+                load = fixed("%.2f" % (0.0 + (0.08 - 0.0) * rnd()))
+            loads.append(load)
+            free_gb = fixed("%.1f" % (free_mib / 1024))
+            if not k:
+                first_free = free_gb
+            gpu_parts.append(f"{gt.gpu_head}{free_gb}{gt.gpu_tail}")
+            tele_parts.append(f'{{"load":{load}{gt.tele_name}{free_mib}{gt.tele_tail}')
+            g = gpu_ids[k : k + 64]
+            hw_parts.append(
+                f'{hw_head},"device_id":"GPU-{g[:8]}-{g[8:12]}-{g[12:16]}-{g[16:20]}-{g[20:32]}",'
+                f'"gpu_registry_uuid":"{g[32:40]}-{g[40:44]}-{g[44:48]}-{g[48:52]}-{g[52:64]}"}}'
+            )
+        gpus = ",".join(gpu_parts)
+        tele_gpus = ",".join(tele_parts)
+        hw_gpus = ",".join(hw_parts)
 
-    ram_free = int(ram_gb * GIB * (r.uniform(0.1, 0.6) if busy else r.uniform(0.6, 0.95)))
-    disk_free_gb = round(disk_gb * r.uniform(0.05, 0.9), 1)
-    cpu_avg = round(r.uniform(0.3, 0.95) if busy else r.uniform(0.0, 0.15), 3)
-    arch = "aarch64" if arm else "x86_64"
-    os_brand, os_name, os_version, _ = OS_RELEASES[bisect.bisect(_OS_CUM, r.random() * _OS_CUM[-1])]
-    if arm and os_brand == "Microsoft":
-        os_brand, os_name, os_version = "Ubuntu", "Ubuntu", "22.04.4 LTS"
-    os_doc = {"brand": os_brand, "name": os_name, "version": os_version}
+    ram_total = ram_gb * GIB
+    if busy:
+        ram_free = int(ram_total * (0.1 + (0.6 - 0.1) * rnd()))
+    else:
+        ram_free = int(ram_total * (0.6 + (0.95 - 0.6) * rnd()))
+    disk_free_gb = fixed("%.1f" % (disk_gb * (0.05 + (0.9 - 0.05) * rnd())))
+    disk_free_bytes = int(float(disk_free_gb) * GIB)
+    disk_total = disk_gb * GIB
+    if busy:
+        cpu_avg = fixed("%.3f" % (0.3 + (0.95 - 0.3) * rnd()))
+    else:
+        cpu_avg = fixed("%.3f" % (0.0 + (0.15 - 0.0) * rnd()))
+    arch = '"aarch64"' if arm else '"x86_64"'
+    os_index = bisect.bisect(_OS_CUM, rnd() * _OS_TOTAL)
+    if arm and os_index == _OS_WINDOWS:
+        os_index = _OS_ARM_FALLBACK
+    os_json = _OS_JSON[os_index]
 
     if model_name is None or tier == "amd":
-        driver = None
+        driver = "null"
     elif model_name in _NEW_CARDS:
-        driver = DRIVERS_MODERN[-1]
-    elif model_name in _OLD_CARDS and r.random() < 0.3:
-        driver = _pick(r, DRIVERS_OLD)
+        driver = _DRIVER_LATEST
+    elif model_name in _OLD_CARDS and rnd() < 0.3:
+        driver = _DRIVERS_OLD_JSON[int(rnd() * 2)]
     else:
-        driver = _pick(r, DRIVERS_MODERN)
-    pool: tuple[str, ...]
-    if tier == "cpu":
-        pool = IMAGES_CPU
-    elif tier == "amd":
-        pool = IMAGES_AMD
+        driver = _DRIVERS_MODERN_JSON[int(rnd() * 6)]
+    pool_no = 0 if tier == "cpu" else 1 if tier == "amd" else 2
+    width = _POOL_WIDTHS[pool_no]
+    images = images_json(pool_no, bits_of(width) & bits_of(width))  # each image with p = 1/4
+    if status == "OUTDATED_CLIENT":
+        zernet = ZERNET_VERSIONS[int(rnd() * 2)]
     else:
-        pool = IMAGES_GPU
-    bits = r.getrandbits(len(pool)) & r.getrandbits(len(pool))  # each image with p = 1/4
-    images = sorted(p for j, p in enumerate(pool) if bits >> j & 1)
-    zernet = (
-        _pick(r, ZERNET_VERSIONS[:2])
-        if status == "OUTDATED_CLIENT"
-        else _pick(r, ZERNET_VERSIONS[2:])
-    )
+        zernet = ZERNET_VERSIONS[2 + int(rnd() * (len(ZERNET_VERSIONS) - 2))]
 
     node_uuid = row.uuid
-    ids = _hex(r, 156)
-    hw_uuid = _uuid(r)
-    account = row.operator.uuid
-    tele_ts = None if last_seen is None else last_seen - _int(r, 0, 90)
-    event: dict[str, Any] | None = None
-    if tele_ts is not None and r.random() > 0.06:
-        metadata: dict[str, Any] = {
-            "cpu": {
-                "average": cpu_avg,
-                "cores": [round(min(1.0, max(0.0, cpu_avg + r.uniform(-0.1, 0.1))), 3)]
-                * min(cores, 4),
-            },
-            "gpu": {
-                "gpus": tele_gpus,
-                "average": round(sum(g["load"] for g in tele_gpus) / n_gpus, 3) if n_gpus else 0,
-            },
-            "ram": {"free": ram_free, "total": ram_gb * GIB},
-            "storage": {
-                "hard_drives": [
-                    {
-                        "free_capacity": int(disk_free_gb * GIB),
-                        "model": _pick(r, ("Samsung SSD 990 PRO 2TB", "KINGSTON SKC3000D2048G")),
-                        "name": "/dev/nvme0n1",
-                        "total_capacity": disk_gb * GIB,
-                    }
-                ]
-            },
-        }
-        if r.random() < 0.05:  # partial telemetry: one section missing
-            del metadata[_pick(r, ("gpu", "ram", "storage", "cpu"))]
-        tele_iso = iso(tele_ts)
-        event = {
-            "timestamp_ms": tele_ts * 1000 + _int(r, 0, 999),
-            "object": "node_hardware_event",
-            "created_at": tele_iso,
-            "updated_at": tele_iso,
-            "uuid": _uuid(r),
-            "metadata": metadata,
-            "node": node_uuid,
-            "node_hardware": hw_uuid,
-            "account": account,
-        }
-
-    suspended = status != "DELETED" and r.random() < 0.025
-    suspension: dict[str, Any] | None = None
-    suspended_at: str | None = None
-    if suspended:
-        start = created_s + _int(r, 3600, 86400 * 60)
-        reason, follow_up = _pick(r, SUSPENSION_REASONS)
-        suspended_at = iso(start)
-        suspension = {
-            "started_at": suspended_at,
-            "reason": reason,
-            "follow_up": follow_up,
-            "object": "node_suspension",
-            "created_at": suspended_at,
-            "updated_at": suspended_at,
-            "uuid": _uuid(r),
-            "node_uuid": node_uuid,
-            "ended_at": None,
-            "suspended_by_account_uuid": _uuid(r),
-            "unsuspended_by_account_uuid": None,
-        }
-    updated = max(created_s, hw_updated, last_seen or 0, row.deleted_at or 0)
-    ip_block = _pick(r, ("192.0.2", "198.51.100", "203.0.113"))
-    doc: dict[str, Any] = {
-        "name": row.name,
-        "reputation": _int(r, 0, 100) if r.random() < 0.3 else _int(r, 70, 100),
-        "object": "node",
-        "created_at": iso(created_s),
-        "updated_at": iso(updated),
-        "cpus": [{"name": cpu[0], "num_cores": cpu[1]} for _ in range(sockets)],
-        "gpus": gpus,
-        "hard_drives": [
-            {
-                "available_capacity_gb": disk_free_gb,
-                "max_capacity_gb": disk_gb,
-                "name": "/dev/nvme0n1",
+    ids = f"{bits_of(624):0156x}"
+    hw_uuid = uuid_text(r)
+    account_uuid = row.operator.uuid
+    tele_ts = None if last_seen is None else last_seen - int(rnd() * 91)
+    event = "null"
+    if tele_ts is not None and rnd() > 0.06:
+        avg = float(cpu_avg)
+        core = fixed(f"{min(1.0, max(0.0, avg + (-0.1 + (0.1 - -0.1) * rnd()))):.3f}")
+        cores_json = ",".join([core] * min(cores, 4))
+        gpu_avg = fixed("%.3f" % (sum(map(float, loads)) / n_gpus)) if n_gpus else "0"
+        drive = _DRIVE_MODELS[int(rnd() * 2)]
+        if rnd() < 0.05:  # partial telemetry: one section missing
+            sections = {
+                "cpu": f'{{"average":{cpu_avg},"cores":[{cores_json}]}}',
+                "gpu": f'{{"gpus":[{tele_gpus}],"average":{gpu_avg}}}',
+                "ram": f'{{"free":{ram_free},"total":{ram_total}}}',
+                "storage": f'{{"hard_drives":[{{"free_capacity":{disk_free_bytes},'
+                f'"model":"{drive}","name":"/dev/nvme0n1","total_capacity":{disk_total}}}]}}',
             }
-        ],
-        "rams": [{"memory_gb_available": round(ram_free / GIB, 1), "memory_gb_max": ram_gb}],
-        "ramTotal": ram_gb,
-        "_id": ids[:24],
-        "uuid": node_uuid,
-        "last_seen_at": None if last_seen is None else iso(last_seen),
-        "latest_hardware_event": event,
-        "current_hardware": {
-            "cpus": [
-                {
-                    "name": cpu[0],
-                    "num_cores": cpu[1],
-                    "architecture": arch,
-                    "base_clock_mhz": cpu[3],
-                    "chipset": None,
-                    "device_id": f"cpu{i}",
-                    "features": ["avx2", "sse4_2"] if not arm else ["neon", "sve2"],
-                    "num_threads_per_core": cpu[2],
-                }
-                for i in range(sockets)
-            ],
-            "gpus": hw_gpus,
-            "memory": {
-                "ram_bytes_total": ram_gb * GIB,
-                "base_clock_mhz": 4800,
-                "device_id": "mem0",
-            },
-            "storage": {
-                "capacity_bytes_free": int(disk_free_gb * GIB),
-                "capacity_bytes_total": disk_gb * GIB,
-                "device_id": "nvme0",
-            },
-            "operating_system": {"architecture": arch, **os_doc},
-            "schema_version": 3,
-            "object": "node_hardware",
-            "created_at": hw_iso,
-            "updated_at": hw_iso,
-            "uuid": hw_uuid,
-            "node": node_uuid,
-            "node_uuid": node_uuid,
-            "machine_id": ids[24:56],
-            "checksum_sha256": ids[56:120],
-            "_id": ids[120:144],
-        },
-        "current_software": {
-            "schema_version": 2,
-            "object": "node_software",
-            "created_at": hw_iso,
-            "updated_at": hw_iso,
-            "uuid": _uuid(r),
-            "node": node_uuid,
-            "node_uuid": node_uuid,
-            "capabilities": ["docker"] + (["nvidia-container-toolkit"] if driver else []),
-            "cached_image_tags": images,
-            "docker": {"images": images, "version": _pick(r, DOCKER_VERSIONS)},
-            "nvidia_driver": {"version": driver},
-            "operating_system": {"architecture": arch, **os_doc},
-            "zernet_client": {"version": zernet},
-        },
-        "ipv4_address": f"{ip_block}.{_int(r, 1, 254)}",
-        "ipv6_address": f"2001:db8:{r.getrandbits(16):x}::{r.getrandbits(16):x}"
-        if r.random() < 0.4
-        else None,
-        "mac_address": f"{ids[144:146]}:{ids[146:148]}:{ids[148:150]}:{ids[150:152]}:"
-        f"{ids[152:154]}:{ids[154:156]}",
-        "operator_account": account_doc or operator_account(row.operator, seed),
-        "operator_account_uuid": account,
-        "suspended_at": suspended_at,
-        "current_suspension": suspension,
-        "deleted_at": None if row.deleted_at is None else iso(row.deleted_at),
-        "operating_system": os_doc,
-    }
-    _add_warts(doc, r)
-    if row.malformed:
-        if gpus:
-            gpus[0]["vram_gb_available"] = str(gpus[0]["vram_gb_available"])
+            del sections[("gpu", "ram", "storage", "cpu")[int(rnd() * 4)]]
+            metadata = ",".join([f'"{key}":{value}' for key, value in sections.items()])
         else:
-            doc["ramTotal"] = str(ram_gb)
-    return doc
+            metadata = (
+                f'"cpu":{{"average":{cpu_avg},"cores":[{cores_json}]}},'
+                f'"gpu":{{"gpus":[{tele_gpus}],"average":{gpu_avg}}},'
+                f'"ram":{{"free":{ram_free},"total":{ram_total}}},'
+                f'"storage":{{"hard_drives":[{{"free_capacity":{disk_free_bytes},'
+                f'"model":"{drive}","name":"/dev/nvme0n1","total_capacity":{disk_total}}}]}}'
+            )
+        tele_iso = iso(tele_ts)
+        event = (
+            f'{{"timestamp_ms":{tele_ts * 1000 + int(rnd() * 1000)},'
+            f'"object":"node_hardware_event","created_at":"{tele_iso}",'
+            f'"updated_at":"{tele_iso}","uuid":"{uuid_text(r)}","metadata":{{{metadata}}},'
+            f'"node":"{node_uuid}","node_hardware":"{hw_uuid}","account":"{account_uuid}"}}'
+        )
+
+    suspension = "null"
+    suspended_at = "null"
+    if status != "DELETED" and rnd() < 0.025:
+        start = created_s + 3600 + int(rnd() * (86400 * 60 - 3600 + 1))
+        reason, follow_up = SUSPENSION_REASONS[int(rnd() * len(SUSPENSION_REASONS))]
+        at = iso(start)
+        suspended_at = f'"{at}"'
+        suspension = (
+            f'{{"started_at":"{at}","reason":"{reason}","follow_up":"{follow_up}",'
+            f'"object":"node_suspension","created_at":"{at}","updated_at":"{at}",'
+            f'"uuid":"{uuid_text(r)}","node_uuid":"{node_uuid}","ended_at":null,'
+            f'"suspended_by_account_uuid":"{uuid_text(r)}","unsuspended_by_account_uuid":null}}'
+        )
+    deleted_at = row.deleted_at
+    updated = max(created_s, hw_updated, last_seen or 0, deleted_at or 0)
+    ip_block = ("192.0.2", "198.51.100", "203.0.113")[int(rnd() * 3)]
+    reputation = int(rnd() * 101) if rnd() < 0.3 else 70 + int(rnd() * 31)
+    sw_uuid = uuid_text(r)
+    docker = DOCKER_VERSIONS[int(rnd() * len(DOCKER_VERSIONS))]
+    ipv4 = 1 + int(rnd() * 254)
+    ipv6 = f'"2001:db8:{bits_of(16):x}::{bits_of(16):x}"' if rnd() < 0.4 else "null"
+    roll = rnd()
+    cpus, hw_cpus = cpu_text(cpu, sockets, arm)
+    capabilities = '["docker"]' if driver == "null" else '["docker","nvidia-container-toolkit"]'
+    last_seen_json = "null" if last_seen is None else f'"{iso(last_seen)}"'
+    deleted_json = "null" if deleted_at is None else f'"{iso(deleted_at)}"'
+    mac = (
+        f'"{ids[144:146]}:{ids[146:148]}:{ids[148:150]}:{ids[150:152]}:'
+        f'{ids[152:154]}:{ids[154:156]}"'
+    )
+    hard_drives = (
+        f'[{{"available_capacity_gb":{disk_free_gb},"max_capacity_gb":{disk_gb},'
+        '"name":"/dev/nvme0n1"}]'
+    )
+    rams = (
+        f'[{{"memory_gb_available":{fixed("%.1f" % (ram_free / GIB))},"memory_gb_max":{ram_gb}}}]'
+    )
+    head = f'{{"name":"{row.name}","reputation":'
+    middle = (
+        f',"object":"node","created_at":"{iso(created_s)}","updated_at":"{iso(updated)}",'
+        f'"cpus":{cpus},"gpus":['
+    )
+    tail = (
+        f',"_id":"{ids[:24]}","uuid":"{node_uuid}","last_seen_at":{last_seen_json},'
+        f'"latest_hardware_event":{event},'
+        f'"current_hardware":{{"cpus":{hw_cpus},"gpus":[{hw_gpus}],'
+        f'"memory":{{"ram_bytes_total":{ram_total},"base_clock_mhz":4800,"device_id":"mem0"}},'
+        f'"storage":{{"capacity_bytes_free":{disk_free_bytes},'
+        f'"capacity_bytes_total":{disk_total},"device_id":"nvme0"}},'
+        f'"operating_system":{{"architecture":{arch},{os_json}}},"schema_version":3,'
+        f'"object":"node_hardware","created_at":"{hw_iso}","updated_at":"{hw_iso}",'
+        f'"uuid":"{hw_uuid}","node":"{node_uuid}","node_uuid":"{node_uuid}",'
+        f'"machine_id":"{ids[24:56]}","checksum_sha256":"{ids[56:120]}","_id":"{ids[120:144]}"}},'
+        f'"current_software":{{"schema_version":2,"object":"node_software",'
+        f'"created_at":"{hw_iso}","updated_at":"{hw_iso}","uuid":"{sw_uuid}",'
+        f'"node":"{node_uuid}","node_uuid":"{node_uuid}","capabilities":{capabilities},'
+        f'"cached_image_tags":{images},"docker":{{"images":{images},"version":"{docker}"}},'
+        f'"nvidia_driver":{{"version":{driver}}},"operating_system":{{"architecture":{arch},'
+        f'{os_json}}},"zernet_client":{{"version":"{zernet}"}}}},'
+        f'"ipv4_address":"{ip_block}.{ipv4}"'
+    )
+    account_tail = (
+        f',"operator_account":{account},"operator_account_uuid":"{account_uuid}",'
+        f'"suspended_at":{suspended_at}'
+    )
+    if roll >= 0.08 and not row.malformed:  # the common case: no wart
+        return (
+            f"{head}{reputation}{middle}{gpus}],"
+            f'"hard_drives":{hard_drives},"rams":{rams},"ramTotal":{ram_gb}{tail},'
+            f'"ipv6_address":{ipv6},"mac_address":{mac}{account_tail},'
+            f'"current_suspension":{suspension},"deleted_at":{deleted_json},'
+            f'"operating_system":{{{os_json}}}}}'
+        ).encode()
+    # Warts: nulls, omitted fields, unknown extras, and the deliberately malformed numbers.
+    fields = {
+        "reputation": str(reputation),
+        "hard_drives": hard_drives,
+        "rams": rams,
+        "ramTotal": str(ram_gb),
+        "ipv6_address": ipv6,
+        "mac_address": mac,
+        "current_suspension": suspension,
+        "operating_system": f"{{{os_json}}}",
+    }
+    extra = ""
+    if roll < 0.03:
+        for key in sample2(r, _NULLABLE):
+            fields[key] = "null"
+    elif roll < 0.05:
+        for key in sample2(r, _OMITTABLE):
+            fields[key] = ""
+    elif roll < 0.08:
+        p2p = "true" if rnd() < 0.5 else "false"
+        tier_letter = "ABC"[int(rnd() * 3)]
+        region = ("us-west", "eu-central", "ap-southeast", None)[int(rnd() * 4)]
+        extra = (
+            f',"beta_features":{{"p2p_transfer":{p2p},"tier":"{tier_letter}"}},'
+            f'"region_hint":{json_str(region)}'
+        )
+    if row.malformed:
+        if n_gpus:
+            gpus = gpus.replace(
+                f'"vram_gb_available":{first_free},', f'"vram_gb_available":"{first_free}",', 1
+            )
+        else:
+            fields["ramTotal"] = f'"{ram_gb}"'
+
+    def field(key: str) -> str:
+        value = fields[key]
+        return f',"{key}":{value}' if value else ""
+
+    return (
+        f"{head}{fields['reputation']}{middle}{gpus}]{field('hard_drives')}{field('rams')}"
+        f"{field('ramTotal')}{tail}{field('ipv6_address')}{field('mac_address')}{account_tail}"
+        f'{field("current_suspension")},"deleted_at":{deleted_json}'
+        f"{field('operating_system')}{extra}}}"
+    ).encode()
 
 
+_MODEL_TOTAL: Final = _MODEL_CUM[-1]
+_OS_TOTAL: Final = _OS_CUM[-1]
+_OS_WINDOWS: Final = next(i for i, o in enumerate(OS_RELEASES) if o[0] == "Microsoft")
+_OS_ARM_FALLBACK: Final = len(OS_RELEASES)
+_OS_JSON: Final = tuple(
+    f'"brand":"{brand}","name":"{name}","version":"{version}"'
+    for brand, name, version in [o[:3] for o in OS_RELEASES] + [("Ubuntu", "Ubuntu", "22.04.4 LTS")]
+)
+_DRIVER_LATEST: Final = f'"{DRIVERS_MODERN[-1]}"'
+_DRIVERS_OLD_JSON: Final = tuple(f'"{d}"' for d in DRIVERS_OLD)
+_DRIVERS_MODERN_JSON: Final = tuple(f'"{d}"' for d in DRIVERS_MODERN)
+_POOL_WIDTHS: Final = tuple(len(p) for p in IMAGE_POOLS)
+_DRIVE_MODELS: Final = ("Samsung SSD 990 PRO 2TB", "KINGSTON SKC3000D2048G")
 _NULLABLE: Final = ("reputation", "ipv6_address", "ramTotal", "operating_system", "mac_address")
 _OMITTABLE: Final = ("hard_drives", "rams", "ipv6_address", "mac_address", "current_suspension")
-
-
-def _add_warts(doc: dict[str, Any], r: random.Random) -> None:
-    """The small share of nulls, omitted fields and unknown extra fields real fleets have."""
-    roll = r.random()
-    if roll < 0.03:
-        for key in r.sample(_NULLABLE, 2):
-            doc[key] = None
-    elif roll < 0.05:
-        for key in r.sample(_OMITTABLE, 2):
-            doc.pop(key, None)
-    elif roll < 0.08:
-        doc["beta_features"] = {"p2p_transfer": r.random() < 0.5, "tier": _pick(r, "ABC")}
-        doc["region_hint"] = _pick(r, ("us-west", "eu-central", "ap-southeast", None))

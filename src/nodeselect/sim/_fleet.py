@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from nodeselect._facts import STATUSES
 from nodeselect.sim._catalog import CONTINENT_CODES, COUNTRIES, EEA, GDPR_EXTRA, STATUS_WEIGHTS
-from nodeselect.sim._documents import NodeRow, OperatorRow, build_document, operator_account
+from nodeselect.sim._documents import NodeRow, OperatorRow, account_json, encode_document
 from nodeselect.sim._query import ParsedQuery, parse_params
 
 __all__ = ["Fleet", "HiddenFacts", "generate_fleet"]
@@ -224,8 +224,7 @@ class Fleet:
         self._doc_cache_limit = doc_cache_limit
         self._orders: dict[str | None, npt.NDArray[np.intp]] = {}
         self._selections: dict[tuple[object, ...], npt.NDArray[np.intp]] = {}
-        self._encoder = msgspec.json.Encoder()
-        self._op_docs: dict[int, dict[str, Any]] = {}
+        self._op_json: dict[int, str] = {}
 
     # -- building ---------------------------------------------------------------------------
 
@@ -263,52 +262,67 @@ class Fleet:
         with self._lock:
             return list(self._cols.uuids)
 
-    def _row(self, i: int) -> NodeRow:
+    def _rows(self, ids: list[int]) -> list[NodeRow]:
+        """The column facts of ``ids`` (one fancy-indexing pass per column for a whole page)."""
         c = self._cols
-        last_seen = c.last_seen.item(i)
-        deleted_at = c.deleted_at.item(i)
-        op = c.operator.item(i)
-        return NodeRow(
-            node_id=i,
-            uuid=c.uuids[i],
-            name=c.names[i],
-            created_at=c.created.item(i),
-            last_seen_at=None if last_seen == NULL_TIME else last_seen,
-            status=STATUSES[c.status.item(i)],
-            deleted_at=None if deleted_at == NULL_TIME else deleted_at,
-            malformed=c.malformed.item(i),
-            operator=OperatorRow(
-                op, self._op_uuids[op], f"operator{op}", self._op_created.item(op)
-            ),
-        )
+        index = np.asarray(ids, np.intp)
+        ops = c.operator[index].tolist()
+        op_created = self._op_created[ops].tolist() if ops else []
+        rows = []
+        for i, created, last_seen, status, deleted_at, malformed, op, op_at in zip(
+            ids, c.created[index].tolist(), c.last_seen[index].tolist(),
+            c.status[index].tolist(), c.deleted_at[index].tolist(),
+            c.malformed[index].tolist(), ops, op_created, strict=True,
+        ):  # fmt: skip
+            rows.append(
+                NodeRow(
+                    node_id=i,
+                    uuid=c.uuids[i],
+                    name=c.names[i],
+                    created_at=created,
+                    last_seen_at=None if last_seen == NULL_TIME else last_seen,
+                    status=STATUSES[status],
+                    deleted_at=None if deleted_at == NULL_TIME else deleted_at,
+                    malformed=malformed,
+                    operator=OperatorRow(op, self._op_uuids[op], f"operator{op}", op_at),
+                )
+            )
+        return rows
 
-    def _build(self, i: int) -> dict[str, Any]:
-        row = self._row(i)
-        op = row.operator
-        account = self._op_docs.get(op.number)
-        if account is None:
-            account = self._op_docs[op.number] = operator_account(op, self._seed)
-        return build_document(row, self._seed, account)
+    def _encode_rows(self, rows: list[NodeRow]) -> list[bytes]:
+        out = []
+        for row in rows:
+            op = row.operator
+            account = self._op_json.get(op.number)
+            if account is None:
+                account = self._op_json[op.number] = account_json(op, self._seed)
+            out.append(encode_document(row, self._seed, account))
+        return out
 
-    def _encoded(self, i: int) -> bytes:
-        raw = self._doc_cache.get(i)
-        if raw is None:
-            raw = self._encoder.encode(self._build(i))
-            if len(self._doc_cache) >= self._doc_cache_limit:
-                self._doc_cache.pop(next(iter(self._doc_cache)))
-            self._doc_cache[i] = raw
-        return raw
+    def _encoded_many(self, ids: list[int]) -> list[bytes]:
+        """The encoded documents of ``ids``: cached ones reused, the others built in one batch."""
+        cache = self._doc_cache
+        found = [cache.get(i) for i in ids]
+        missing = [i for i, raw in zip(ids, found, strict=True) if raw is None]
+        if not missing:
+            return found  # type: ignore[return-value]
+        built = dict(zip(missing, self._encode_rows(self._rows(missing)), strict=True))
+        for i, raw in built.items():
+            if len(cache) >= self._doc_cache_limit:
+                cache.pop(next(iter(cache)))
+            cache[i] = raw
+        return [built[i] if raw is None else raw for i, raw in zip(ids, found, strict=True)]
 
     def document(self, uuid: str) -> dict[str, Any]:
         """The current document of one node, as served (``KeyError`` for an unknown uuid)."""
         with self._lock:
-            return msgspec.json.decode(self._encoded(self._by_uuid[uuid]))  # type: ignore[no-any-return]
+            return msgspec.json.decode(self._encoded_many([self._by_uuid[uuid]])[0])  # type: ignore[no-any-return]
 
     def documents(self) -> list[dict[str, Any]]:
         """Every node document as served, deleted ones included, in insertion order."""
         with self._lock:
-            return [msgspec.json.decode(self._encoder.encode(self._build(i)))
-                    for i in range(self._cols.n)]  # fmt: skip
+            rows = self._rows(list(range(self._cols.n)))
+            return [msgspec.json.decode(raw) for raw in self._encode_rows(rows)]
 
     def hidden(self, uuid: str) -> HiddenFacts:
         """The facts only server-side filters reveal (``KeyError`` for an unknown uuid)."""
@@ -370,7 +384,7 @@ class Fleet:
     def page_bytes(self, ids: list[int]) -> list[bytes]:
         """The encoded JSON documents of ``ids`` (cached; a delete invalidates its node)."""
         with self._lock:
-            return [self._encoded(i) for i in ids]
+            return self._encoded_many(ids)
 
     def _order(self, sort: str | None) -> npt.NDArray[np.intp]:
         order = self._orders.get(sort)
