@@ -66,6 +66,8 @@ __all__ = [
 DEFAULT_CANDIDATES = 64
 #: Candidates re-ranked per replica at a job's turn before widening.
 HEAD = 8
+#: Candidates per replica taken from the whole residual table before taking them all.
+FULL = 64
 
 
 class Residual:
@@ -158,6 +160,14 @@ class _Survey:
     feasible: int
     rows: npt.NDArray[np.int64] = attrs.field(eq=False)  # best first
     complete: bool  # rows holds every feasible node
+    bits: npt.NDArray[np.uint8] = attrs.field(eq=False)  # packed feasibility mask
+
+    def was_feasible(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Whether each row admitted a replica on the full table (before any reservation)."""
+        bit: npt.NDArray[np.bool_] = ((self.bits[rows >> 3] >> (7 - (rows & 7))) & 1).astype(
+            np.bool_
+        )
+        return bit
 
 
 def _tie(seed: int, index: int, name: str) -> int:
@@ -261,44 +271,49 @@ class _Placer:
     def _survey(self, j: int) -> _Survey:
         want = max(self.candidates, self.candidates * self.jobs[j].nodes)
         sc = _score(self.compiled[j], self.table, self.stats, self.seed, want)
-        self.fits_before[sc.feasible] = True
+        mask = np.zeros(len(self.table), dtype=np.bool_)
+        mask[sc.feasible] = True
+        self.fits_before |= mask
         n = len(sc.feasible)
-        return _Survey(feasible=n, rows=sc.rows, complete=len(sc.rows) >= n)
+        return _Survey(n, sc.rows, len(sc.rows) >= n, np.packbits(mask))
 
     def _candidates(
-        self, j: int, k: int | None
+        self, j: int, k: int | None, *, full: bool
     ) -> tuple[list[Candidate], bool, dict[int, tuple[_Scored, int]]]:
-        """The job's best candidates on the residual (an exact prefix), whether more may exist,
-        and where each came from (to pick its GPUs).
+        """The job's best candidates on the residual (an exact prefix), whether the scoring
+        was cut at ``k``, and where each candidate came from (to pick its GPUs).
 
-        ``k=None`` scores the whole residual table; otherwise the untouched survey nodes and the
-        touched nodes are re-scored together and the best ``k`` kept.
+        ``full`` scores the whole residual table; otherwise only the untouched survey nodes and
+        the touched nodes that the survey found feasible (capacity only shrinks, so no other
+        touched node can fit). ``k=None`` keeps every feasible node.
         """
         cj, survey = self.compiled[j], self.surveys[j]
         view = self.residual.view()
-        if k is None:
-            sc = _score(cj, view, self.stats, self.seed, len(view))
-            rows = np.arange(len(view), dtype=np.int64)
+        cut_prefix = False
+        if full:
+            sc = _score(cj, view, self.stats, self.seed, len(view) if k is None else k)
+            rows = None
         else:
             touched = self.residual.touched
+            t = self.residual.touched_rows()
+            t = t[survey.was_feasible(t)] if len(t) else t
             untouched = [int(i) for i in survey.rows.tolist() if i not in touched]
-            rows = np.array(untouched + list(touched), dtype=np.int64)
-            sc = _score(cj, view.take(rows), self.stats, self.seed, min(k, len(rows)))
+            rows = np.concatenate([np.array(untouched, dtype=np.int64), t])
+            want = len(rows) if k is None else min(k, len(rows))
+            sc = _score(cj, view.take(rows), self.stats, self.seed, want)
+            cut_prefix = not survey.complete
         local = sc.rows.tolist()
-        cands = [
-            Candidate(int(rows[i]), float(s), ())
-            for i, s in zip(local, sc.scores.tolist(), strict=True)
-        ]
-        source = {c.index: (sc, i) for c, i in zip(cands, local, strict=True)}
-        if k is None:
-            return cands, False, source
-        if survey.complete:
-            return cands, len(sc.feasible) > len(cands), source
-        # Only the prefix down to the last untouched survey node is provably exact; nodes
-        # beyond the survey may follow it.
-        last = set(untouched)
-        cut = max((i for i, c in enumerate(cands) if c.index in last), default=-1)
-        return cands[: cut + 1], True, source
+        glob = local if rows is None else rows[sc.rows].tolist()
+        cands = [Candidate(g, s, ()) for g, s in zip(glob, sc.scores.tolist(), strict=True)]
+        source = {g: (sc, i) for g, i in zip(glob, local, strict=True)}
+        truncated = len(sc.feasible) > len(cands)
+        if cut_prefix:
+            # Only the prefix down to the last untouched survey node is provably exact; nodes
+            # beyond the survey may follow it.
+            last = set(untouched)
+            end = max((i for i, c in enumerate(cands) if c.index in last), default=-1)
+            cands = cands[: end + 1]
+        return cands, truncated, source
 
     def run(self) -> Plan:
         assignments: list[JobAssignment] = []
@@ -342,15 +357,23 @@ class _Placer:
             return ""  # not even the full table has enough nodes: the explanation says why
         scope = _scope_codes(self.table, job.gang.same) if job.nodes > 1 else None
         reason = ""
-        for k in (HEAD * job.nodes, len(self.table), None):
-            cands, more, source = self._candidates(j, k)
+        # Widening stages: (full table?, k). A near stage that was not cut at k already holds
+        # every candidate it can; a complete survey makes the full-table stages pointless.
+        stages = [(False, HEAD * job.nodes), (False, None), (True, FULL * job.nodes), (True, None)]
+        skip_near = False
+        for full, k in stages:
+            if (not full and skip_near) or (full and survey.complete):
+                continue
+            cands, truncated, source = self._candidates(j, k, full=full)
             choice = select_nodes(
                 cands, job.nodes, job.gang, operator_of=self.operator_of, scope_of=scope
             )
             if choice.chosen:
                 return tuple(self._with_gpus(j, c, *source[c.index]) for c in choice.chosen)
             reason = choice.reason if cands else ""
-            if not more:
+            if not full:
+                skip_near = not truncated
+            elif not truncated:
                 break
         return reason
 
@@ -562,9 +585,7 @@ def validate_plan(plan: Plan, fleet: Any, *, now: datetime | None = None) -> tup
             residual.gpu_reserved[start : start + count] = True
             for g in rep.gpu_indices:
                 residual.gpu_reserved[start + g] = saved[g]
-            r = rank(
-                job, residual.view().take([row]), k=1, now=when, seed=plan.seed, stats=stats
-            )
+            r = rank(job, residual.view().take([row]), k=1, now=when, seed=plan.seed, stats=stats)
             residual.gpu_reserved[start : start + count] = saved
             if r.feasible == 0 or not residual.fits(job, row, rep.gpu_indices):
                 failing = [name for name, c in r.explanation.rejected if c]
