@@ -1,0 +1,128 @@
+"""Batch placement speed: 1,000 jobs (10 % gangs of 2-8 nodes) onto 100,000 synthetic nodes.
+
+Prints wall time for the headline case, how time grows with jobs and with nodes, and the
+greedy-vs-optimum gap on tiny instances (brute force from tests/reference_placement.py).
+Figures only, no assertions; machines are noisy, compare ratios within one run.
+
+    python benchmarks/bench_place.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from nodeselect._engine import rank
+from nodeselect._job import CpuReq, DiskReq, GangReq, GpuReq, Job, MemoryReq
+from nodeselect._placement import place
+from nodeselect._table import NodeTable
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+MODELS = (
+    ("RTX-4090",),
+    ("RTX-3090", "RTX-4090"),
+    ("A100-80GB", "H100-80GB"),
+    ("L40S",),
+    ("T4",),
+    ("A10",),
+    (),
+)
+
+
+def make_jobs(n: int, seed: int = 1) -> list[Job]:
+    """``n`` jobs: 10 % gangs of 2-8 replicas, the rest single-node, mixed sizes."""
+    rng = random.Random(seed)
+    jobs = []
+    for i in range(n):
+        gang = i % 10 == 0
+        count = rng.choice([1, 1, 1, 2, 4] if not gang else [1, 2, 4, 8])
+        jobs.append(
+            Job(
+                name=f"job-{i:04d}",
+                nodes=rng.randint(2, 8) if gang else 1,
+                priority=rng.choice([0, 0, 0, 1, 2]),
+                gpu=GpuReq(
+                    models=rng.choice(MODELS),
+                    count=count,
+                    min_vram_free_gb=rng.choice([None, 8.0, 16.0, 40.0]),
+                ),
+                cpu=CpuReq(min_cores=rng.choice([None, 4, 8, 16])),
+                memory=MemoryReq(min_free_gb=rng.choice([None, 16.0, 64.0])),
+                disk=DiskReq(min_free_gb=rng.choice([None, 100.0, 500.0])),
+                gang=GangReq(
+                    same=rng.choice([None, "country", "continent"]) if gang else None,
+                    distinct=rng.choice(["node", "operator"]) if gang else "node",
+                ),
+            )
+        )
+    return jobs
+
+
+def timed(jobs: list[Job], table: NodeTable) -> tuple[float, int, int]:
+    t0 = time.perf_counter()
+    plan = place(jobs, table, now=NOW)
+    return time.perf_counter() - t0, len(plan.assignments), plan.totals.gpus_used
+
+
+def gap(instances: int) -> tuple[int, int, int]:
+    """(instances, instances where greedy placed fewer jobs than the optimum, worst shortfall)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from reference_placement import NOW as TNOW  # noqa: PLC0415
+    from reference_placement import optimum_placed, random_instance  # noqa: PLC0415
+
+    short = worst = 0
+    for seed in range(instances):
+        inst = random_instance(random.Random(seed))
+        fleet = inst.fleet()
+        plan = place(inst.jobs, NodeTable.from_nodes(fleet, now=TNOW), now=TNOW)
+        best = optimum_placed(inst.nodes, inst.jobs)
+        miss = best - len(plan.assignments)
+        short += miss > 0
+        worst = max(worst, miss)
+    return instances, short, worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke run)")
+    args = parser.parse_args()
+    n_nodes = 20_000 if args.quick else 100_000
+    n_jobs = 200 if args.quick else 1_000
+    table = NodeTable.synthetic(n_nodes, seed=3, now=NOW)
+    jobs = make_jobs(n_jobs)
+    print(f"bench_place: {n_jobs} jobs (10 % gangs of 2-8 nodes) onto {n_nodes:,} nodes")
+    secs, placed, gpus = timed(jobs, table)
+    print(f"  headline: {secs:.2f} s  ({placed}/{n_jobs} placed, {gpus} GPUs reserved)")
+    t0 = time.perf_counter()
+    for job in jobs:
+        rank(job, table, k=1, now=NOW)
+    floor = time.perf_counter() - t0
+    print(
+        f"  engine floor (rank() each job once, k=1): {floor:.2f} s; "
+        f"placement = {secs / floor:.2f}x the floor"
+    )
+    print("  growth with jobs (nodes fixed):")
+    for frac in (0.25, 0.5, 1.0):
+        k = int(n_jobs * frac)
+        s, p, _ = timed(jobs[:k], table)
+        print(f"    {k:>5} jobs: {s:.2f} s  ({1e3 * s / k:.2f} ms/job, {p} placed)")
+    print("  growth with nodes (jobs fixed):")
+    for frac in (0.25, 0.5, 1.0):
+        m = int(n_nodes * frac)
+        s, p, _ = timed(jobs, table.take(range(m)))
+        print(
+            f"    {m:>7,} nodes: {s:.2f} s  ({1e9 * s / (m * n_jobs):.2f} ns/job-node, {p} placed)"
+        )
+    inst, short, worst = gap(60 if args.quick else 300)
+    print(
+        f"  greedy vs brute-force optimum on {inst} tiny instances (<= 8 nodes, <= 6 jobs): "
+        f"short on {short} ({100 * short / inst:.1f} %), worst shortfall {worst} job(s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
