@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
 from hypothesis import strategies as st
@@ -184,8 +185,8 @@ def lean_nodes(draw: st.DrawFn, uuid: str) -> FleetNode:
         else None,
         current_software=software if draw(st.integers(0, 5)) else None,
         operator_account_uuid=draw(st.sampled_from((*OPERATORS, None))),
-        suspended_at=draw(st.sampled_from([None, None, None, "2024-01-01T00:00:00Z"])),
-        deleted_at=draw(st.sampled_from([None, None, None, None, "2024-01-01T00:00:00Z"])),
+        suspended_at=draw(st.sampled_from([None] * 7 + ["2024-01-01T00:00:00Z"])),
+        deleted_at=draw(st.sampled_from([None] * 9 + ["2024-01-01T00:00:00Z"])),
     )
     facts = ProvedFacts(
         status=draw(st.sampled_from(["AVAILABLE", "AVAILABLE", "OFFLINE", None])),
@@ -198,27 +199,31 @@ def lean_nodes(draw: st.DrawFn, uuid: str) -> FleetNode:
 
 
 @st.composite
-def fleets(draw: st.DrawFn, min_size: int = 0, max_size: int = 30) -> list[FleetNode]:
+def fleets(draw: st.DrawFn, min_size: int = 0, max_size: int = 16) -> list[FleetNode]:
     """A fleet of distinct-uuid nodes."""
     ids = draw(st.lists(st.uuids(), min_size=min_size, max_size=max_size, unique=True))
     return [draw(lean_nodes(str(u))) for u in ids]
 
 
+def opt(strategy: st.SearchStrategy[Any], default: Any = None) -> st.SearchStrategy[Any]:
+    """``default`` (constraint off) 70 % of the time, else a value from ``strategy``."""
+    return st.integers(0, 9).flatmap(lambda r: st.just(default) if r < 7 else strategy)
+
+
 @st.composite
 def jobs(draw: st.DrawFn) -> Job:
     """A valid job exercising every constraint and preference."""
-    count = draw(st.sampled_from([0, 0, 1, 1, 2, 3]))
-    maybe = st.one_of
+    count = draw(st.sampled_from([0, 0, 1, 1, 1, 2, 3]))
     gpu = GpuReq()
     if count:
         gpu = GpuReq(
             models=draw(
-                st.sampled_from([(), ("H100",), ("A100-80GB", "RTX-4090"), ("L4",), ("A100",)])
+                opt(st.sampled_from([("H100",), ("A100-80GB", "RTX-4090"), ("L4",), ("A100",)]), ())
             ),
             count=count,
-            min_vram_free_gb=draw(maybe(st.none(), st.floats(0, 80, allow_nan=False))),
-            min_vram_total_gb=draw(maybe(st.none(), st.sampled_from([16.0, 24.0, 40.0, 80.0]))),
-            max_load=draw(maybe(st.none(), st.floats(0, 1, allow_nan=False))),
+            min_vram_free_gb=draw(opt(st.floats(0, 80, allow_nan=False))),
+            min_vram_total_gb=draw(opt(st.sampled_from([16.0, 24.0, 40.0, 80.0]))),
+            max_load=draw(opt(st.floats(0, 1, allow_nan=False))),
         )
     weights = draw(
         st.dictionaries(
@@ -231,32 +236,28 @@ def jobs(draw: st.DrawFn) -> Job:
     return Job(
         name="j",
         gpu=gpu,
-        cpu=CpuReq(min_cores=draw(maybe(st.none(), st.integers(0, 64)))),
-        memory=MemoryReq(min_free_gb=draw(maybe(st.none(), st.floats(0, 200, allow_nan=False)))),
-        disk=DiskReq(min_free_gb=draw(maybe(st.none(), st.floats(0, 2000, allow_nan=False)))),
+        cpu=CpuReq(min_cores=draw(opt(st.integers(0, 64)))),
+        memory=MemoryReq(min_free_gb=draw(opt(st.floats(0, 200, allow_nan=False)))),
+        disk=DiskReq(min_free_gb=draw(opt(st.floats(0, 2000, allow_nan=False)))),
         software=SoftwareReq(
-            images_required=tuple(draw(st.lists(st.sampled_from(IMAGES), unique=True, max_size=1))),
+            images_required=draw(opt(st.sampled_from(IMAGES).map(lambda i: (i,)), ())),
             images_preferred=tuple(
                 draw(st.lists(st.sampled_from(IMAGES), unique=True, max_size=3))
             ),
-            min_driver=draw(st.sampled_from([None, "535", "470.1", "550.0.1"])),
-            arch=draw(st.sampled_from([None, "x86_64", "arm64", "amd64"])),
+            min_driver=draw(opt(st.sampled_from(["535", "470.1", "550.0.1"]))),
+            arch=draw(opt(st.sampled_from(["x86_64", "arm64", "amd64"]))),
         ),
         placement=PlacementReq(
-            statuses=draw(st.sampled_from([("AVAILABLE",), (), ("AVAILABLE", "OFFLINE")])),
-            continents=draw(st.sampled_from([(), ("EU",), ("EU", "NA")])),
-            countries=draw(st.sampled_from([(), ("DE",), ("FR", "US")])),
-            subdivisions=draw(st.sampled_from([(), ("US-CA",)])),
-            compliance=draw(st.sampled_from([(), ("GDPR",), ("GDPR", "EEA")])),
-            min_reputation=draw(maybe(st.none(), small_floats)),
-            max_staleness=draw(
-                maybe(st.none(), st.integers(0, 7200).map(lambda s: timedelta(seconds=s)))
-            ),
-            exclude_operators=tuple(
-                draw(st.lists(st.sampled_from(OPERATORS), unique=True, max_size=1))
-            ),
-            exclude_nodes=tuple(draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=1))),
-            only_nodes=draw(st.sampled_from([(), (), ("alpha", "beta", "gamma")])),
+            statuses=draw(opt(st.sampled_from([("AVAILABLE",), ("AVAILABLE", "OFFLINE")]), ())),
+            continents=draw(opt(st.sampled_from([("EU",), ("EU", "NA")]), ())),
+            countries=draw(opt(st.sampled_from([("DE",), ("FR", "US")]), ())),
+            subdivisions=draw(opt(st.just(("US-CA",)), ())),
+            compliance=draw(opt(st.sampled_from([("GDPR",), ("GDPR", "EEA")]), ())),
+            min_reputation=draw(opt(small_floats)),
+            max_staleness=draw(opt(st.integers(0, 7200).map(lambda s: timedelta(seconds=s)))),
+            exclude_operators=draw(opt(st.sampled_from(OPERATORS).map(lambda o: (o,)), ())),
+            exclude_nodes=draw(opt(st.sampled_from(NAMES).map(lambda n: (n,)), ())),
+            only_nodes=draw(opt(st.just(("alpha", "beta", "gamma")), ())),
             allow_suspended=draw(st.booleans()),
             allow_deleted=draw(st.booleans()),
         ),
