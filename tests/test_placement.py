@@ -13,8 +13,8 @@ from nodeselect import InputError
 from nodeselect._constraints import compile_job
 from nodeselect._engine import rank
 from nodeselect._facts import ProvedFacts
-from nodeselect._placement import Residual, _score, place
-from nodeselect._plan_model import Plan
+from nodeselect._placement import _score, place
+from nodeselect._plan_model import Plan, Residual
 from nodeselect._shard import table_stats
 from nodeselect._table import NodeTable
 from reference_placement import (

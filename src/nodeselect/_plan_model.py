@@ -8,16 +8,19 @@ A :class:`Plan` is a value: frozen attrs classes all the way down, built once by
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import attrs
+import numpy as np
+import numpy.typing as npt
 
+from nodeselect._engine import rank
 from nodeselect._exceptions import InputError
 from nodeselect._job import Job
-
-if TYPE_CHECKING:
-    from nodeselect._table import NodeTable
+from nodeselect._shard import table_stats
+from nodeselect._table import NodeTable
 
 __all__ = [
     "PLAN_SCHEMA",
@@ -26,8 +29,10 @@ __all__ = [
     "PlanTotals",
     "Problem",
     "Replica",
+    "Residual",
     "Unplaced",
     "totals_from",
+    "validate_plan",
 ]
 
 #: The ``schema`` value of :meth:`Plan.to_json` (bumped on incompatible changes).
@@ -185,11 +190,11 @@ class Plan:
         Raises InputError if the job was not placed or a node has no known address.
         """
         out: list[tuple[str, int]] = []
-        for rank, r in enumerate(self.assignment(job_name).replicas):
+        for node_rank, r in enumerate(self.assignment(job_name).replicas):
             if r.address is None:
                 raise InputError(
-                    f"job {job_name!r} replica {rank} on node {r.node_uuid}: the node document "
-                    "has no ipv4_address or ipv6_address; a launcher needs one"
+                    f"job {job_name!r} replica {node_rank} on node {r.node_uuid}: the node "
+                    "document has no ipv4_address or ipv6_address; a launcher needs one"
                 )
             out.append((r.address, len(r.gpu_indices)))
         return out
@@ -225,8 +230,6 @@ class Plan:
         with the plan's own GPUs and with the cores, RAM and disk the plan's earlier replicas
         on the same node take, so the plan as a whole must fit.
         """
-        from nodeselect._placement import validate_plan  # noqa: PLC0415 - placement imports us
-
         return validate_plan(self, fleet, now=now)
 
     def to_json(self, *, show_private: bool = False) -> dict[str, Any]:
@@ -293,3 +296,140 @@ def totals_from(
         free_gpus_left=total_gpus - used,
         stranded_gpus=stranded_gpus,
     )
+
+
+class Residual:
+    """Capacity left on a table while a plan is being built (mutable; private to placement).
+
+    Attributes:
+        table: the table the plan is made from.
+        gpu_reserved: per GPU, True once promised to a replica.
+        cpu_cores / ram_free_gb / disk_free_gb: per node, what is still unpromised.
+        touched: rows that have had anything reserved, in first-touch order.
+    """
+
+    def __init__(self, table: NodeTable) -> None:
+        self.table = table
+        self.gpu_reserved = (
+            np.zeros(len(table.gpu_model_code), dtype=np.bool_)
+            if table.gpu_reserved is None
+            else table.gpu_reserved.copy()
+        )
+        self.cpu_cores = table.cpu_cores.copy()
+        self.ram_free_gb = table.ram_free_gb.copy()
+        self.disk_free_gb = table.disk_free_gb.copy()
+        self.touched: dict[int, None] = {}
+
+    def view(self) -> NodeTable:
+        """The table with the residual capacity (columns shared, not copied)."""
+        return self.table.with_capacity(
+            gpu_reserved=self.gpu_reserved,
+            cpu_cores=self.cpu_cores,
+            ram_free_gb=self.ram_free_gb,
+            disk_free_gb=self.disk_free_gb,
+        )
+
+    def touched_rows(self) -> npt.NDArray[np.int64]:
+        """The touched rows as an array, in first-touch order."""
+        return np.fromiter(self.touched, dtype=np.int64, count=len(self.touched))
+
+    def fits(self, job: Job, row: int, gpu_indices: Sequence[int]) -> bool:
+        """Whether one replica with these GPUs still fits the residual capacity of ``row``.
+
+        A last line of defence under the engine's own check: the GPUs must exist, be distinct
+        and unreserved, and the node must have the job's cores, RAM and disk left.
+        """
+        start = int(self.table.gpu_offsets[row])
+        count = int(self.table.gpu_offsets[row + 1]) - start
+        if len(gpu_indices) != job.gpu.count or len(set(gpu_indices)) != len(gpu_indices):
+            return False
+        if any(not 0 <= g < count or self.gpu_reserved[start + g] for g in gpu_indices):
+            return False
+        cores, ram, disk = _demand(job)
+        return (
+            (cores == 0 or int(self.cpu_cores[row]) >= cores)
+            and (ram == 0 or float(self.ram_free_gb[row]) >= ram)
+            and (disk == 0 or float(self.disk_free_gb[row]) >= disk)
+        )
+
+    def reserve(self, job: Job, row: int, gpu_indices: Sequence[int]) -> None:
+        """Promise one replica's GPUs, cores, RAM and disk on ``row``."""
+        start = int(self.table.gpu_offsets[row])
+        for g in gpu_indices:
+            self.gpu_reserved[start + g] = True
+        cores, ram, disk = _demand(job)
+        self.cpu_cores[row] -= cores
+        self.ram_free_gb[row] -= np.float32(ram)
+        self.disk_free_gb[row] -= np.float32(disk)
+        self.touched[row] = None
+
+    def free_gpus(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Unreserved GPUs on each of ``rows``."""
+        out = np.zeros(len(rows), dtype=np.int64)
+        for k, row in enumerate(rows.tolist()):
+            a, b = int(self.table.gpu_offsets[row]), int(self.table.gpu_offsets[row + 1])
+            out[k] = (b - a) - int(self.gpu_reserved[a:b].sum())
+        return out
+
+
+def _demand(job: Job) -> tuple[int, float, float]:
+    """Cores, RAM GB and disk GB one replica promises: the job's minimums (0 when unset)."""
+    return (
+        job.cpu.min_cores or 0,
+        float(job.memory.min_free_gb or 0.0),
+        float(job.disk.min_free_gb or 0.0),
+    )
+
+
+def validate_plan(plan: Plan, fleet: Any, *, now: datetime | None = None) -> tuple[Problem, ...]:
+    """Assignments of ``plan`` that no longer fit ``fleet`` (see :meth:`Plan.validate`)."""
+    if isinstance(fleet, NodeTable):
+        table = fleet
+    else:
+        nodes = getattr(fleet, "nodes", fleet)
+        if not isinstance(nodes, Sequence):
+            raise InputError(
+                "validate: expected a NodeTable, a FetchResult or a sequence of fetched nodes, "
+                f"got {type(fleet).__name__}"
+            )
+        table = NodeTable.from_nodes(nodes, now=now)
+    when = now or datetime.now(UTC)
+    residual = Residual(table)
+    stats = table_stats(table)
+    problems: list[Problem] = []
+    for a in plan.assignments:
+        job = plan.jobs[a.job_index]
+        for k, rep in enumerate(a.replicas):
+            try:
+                row = table.index_of(rep.node_uuid)
+            except InputError:
+                problems.append(Problem(a.job_name, k, rep.node_uuid, "node-gone", "not in table"))
+                continue
+            count = int(table.gpu_offsets[row + 1] - table.gpu_offsets[row])
+            gone = [g for g in rep.gpu_indices if g >= count]
+            if gone:
+                problems.append(
+                    Problem(
+                        a.job_name,
+                        k,
+                        rep.node_uuid,
+                        "gpu-gone",
+                        f"GPU index {gone} not on the node, which now has {count} GPUs",
+                    )
+                )
+                continue
+            # Offer the job only the plan's GPUs on this node, with the capacity left.
+            start = int(table.gpu_offsets[row])
+            saved = residual.gpu_reserved[start : start + count].copy()
+            residual.gpu_reserved[start : start + count] = True
+            for g in rep.gpu_indices:
+                residual.gpu_reserved[start + g] = saved[g]
+            r = rank(job, residual.view().take([row]), k=1, now=when, seed=plan.seed, stats=stats)
+            residual.gpu_reserved[start : start + count] = saved
+            if r.feasible == 0 or not residual.fits(job, row, rep.gpu_indices):
+                failing = [name for name, c in r.explanation.rejected if c]
+                detail = "fails " + ", ".join(failing) if failing else "capacity already promised"
+                problems.append(Problem(a.job_name, k, rep.node_uuid, "no-longer-fits", detail))
+                continue
+            residual.reserve(job, row, rep.gpu_indices)
+    return tuple(problems)
