@@ -19,7 +19,7 @@ from nodeselect._table import NodeTable
 from reference_engine import reference_rank
 from strategies_fleet import IMAGES, NOW, FleetNode, fleets, iso, jobs
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=30, deadline=None)
 
 
 def _full(job: Job, fleet: list[FleetNode], seed: int = 0):
@@ -49,6 +49,7 @@ def test_explanation_counts_agree_with_masks_and_node_reasons(fleet, job) -> Non
     ref = reference_rank(job, fleet, NOW)
     ex = r.explanation
     assert ex.evaluated == len(fleet)
+    assert np.array_equal(np.flatnonzero(ex.evaluation.feasible), r.feasible_indices)
     assert ex.feasible == sum(1 for f in ref.failures.values() if not f)
     counts = dict(ex.rejected)
     for name, c in counts.items():

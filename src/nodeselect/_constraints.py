@@ -217,6 +217,7 @@ def compile_job(job: Job, now: datetime | None = None) -> CompiledJob:
 
 
 Direction = Literal["min", "max"]
+_ALL: Final = slice(None)
 
 
 @attrs.frozen
@@ -243,7 +244,14 @@ class Check:
 
 
 def _lut(vocab: tuple[str, ...], accepted: set[str]) -> B:
-    return np.array([v in accepted for v in vocab], dtype=np.bool_)
+    """A bool look-up table over a vocabulary: True for the accepted entries."""
+    out = np.zeros(len(vocab), dtype=np.bool_)
+    for v in accepted:
+        try:
+            out[vocab.index(v)] = True
+        except ValueError:
+            continue
+    return out
 
 
 def _has_all(bits: npt.NDArray[np.uint64], vocab: tuple[str, ...], wanted: tuple[str, ...]) -> B:
@@ -270,58 +278,70 @@ def _nan_if_zero(a: npt.NDArray[np.int32]) -> F64:
     return v
 
 
-def node_checks(cj: CompiledJob, t: NodeTable) -> list[Check]:
-    """Every active node-level constraint of ``cj`` on ``t``, in :data:`CONSTRAINT_NAMES` order."""
+def node_checks(
+    cj: CompiledJob, t: NodeTable, sl: slice = _ALL, luts: dict[str, B] | None = None
+) -> list[Check]:
+    """Every active node-level constraint of ``cj`` on rows ``sl`` of ``t``, in stable order.
+
+    ``luts`` caches vocabulary look-up tables between calls on chunks of one table.
+    """
+    cache: dict[str, B] = {} if luts is None else luts
+
+    def lut(key: str, vocab: tuple[str, ...], accepted: set[str]) -> B:
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = _lut(vocab, accepted)
+        return hit
+
     job, p = cj.job, cj.job.placement
     out: list[Check] = []
     if p.statuses:
-        ok = _lut(t.status_vocab, set(p.statuses))[t.status_code]
+        ok = np.take(lut("status", t.status_vocab, set(p.statuses)), t.status_code[sl])
         out.append(Check("status", ok, "one of " + ", ".join(p.statuses)))
     if not p.allow_suspended:
-        out.append(Check("suspended", ~t.suspended, "not suspended"))
+        out.append(Check("suspended", ~t.suspended[sl], "not suspended"))
     if not p.allow_deleted:
-        out.append(Check("deleted", ~t.deleted, "not deleted"))
+        out.append(Check("deleted", ~t.deleted[sl], "not deleted"))
     if p.continents or p.countries or p.subdivisions:
-        ok = np.ones(len(t), dtype=np.bool_)
+        ok = np.ones(len(t.uuid[sl]), dtype=np.bool_)
         words = []
         for vals, codes, vocab, what in (
-            (p.continents, t.continent_code, t.continent_vocab, "continent"),
-            (p.countries, t.country_code, t.country_vocab, "country"),
-            (p.subdivisions, t.subdivision_code, t.subdivision_vocab, "subdivision"),
+            (p.continents, t.continent_code[sl], t.continent_vocab, "continent"),
+            (p.countries, t.country_code[sl], t.country_vocab, "country"),
+            (p.subdivisions, t.subdivision_code[sl], t.subdivision_vocab, "subdivision"),
         ):
             if vals:
-                ok &= _lut(vocab, {v.upper() for v in vals})[codes]
+                ok &= np.take(lut(what, vocab, {v.upper() for v in vals}), codes)
                 words.append(f"{what} in {', '.join(vals)}")
         out.append(Check("region", ok, "; ".join(words)))
     if p.compliance:
-        ok = _has_all(t.compliance_bits, t.compliance_vocab, tuple(p.compliance))
+        ok = _has_all(t.compliance_bits[:, sl], t.compliance_vocab, tuple(p.compliance))
         out.append(Check("compliance", ok, "proved " + ", ".join(p.compliance)))
     if p.exclude_operators:
-        bad = _lut(t.operator_vocab, set(p.exclude_operators))
-        bad[0] = False
-        out.append(Check("operator", ~bad[t.operator_code], "operator not excluded"))
+        bad = lut("operator", t.operator_vocab, set(p.exclude_operators) - {""})
+        out.append(Check("operator", ~np.take(bad, t.operator_code[sl]), "operator not excluded"))
     if p.exclude_nodes or p.only_nodes:
-        ok = np.ones(len(t), dtype=np.bool_)
+        ok = np.ones(len(t.uuid[sl]), dtype=np.bool_)
         if p.exclude_nodes:
-            ok &= ~_node_match(t, p.exclude_nodes)
+            ok &= ~_node_match(t, sl, p.exclude_nodes)
         if p.only_nodes:
-            ok &= _node_match(t, p.only_nodes)
+            ok &= _node_match(t, sl, p.only_nodes)
         out.append(Check("node", ok, "not excluded / in only_nodes"))
     if p.min_reputation is not None:
         thr = float(p.min_reputation)
         out.append(
             Check(
                 "reputation",
-                t.reputation >= f32_at_least(thr),
+                t.reputation[sl] >= f32_at_least(thr),
                 f">= {thr:g}",
                 "min",
                 thr,
-                lambda: t.reputation.astype(np.float64),
+                lambda: t.reputation[sl].astype(np.float64),
             )
         )
     if p.max_staleness is not None:
         max_s = p.max_staleness.total_seconds()
-        age = cj.now_s - t.last_seen_epoch_s
+        age = cj.now_s - t.last_seen_epoch_s[sl]
         out.append(
             Check(
                 "staleness",
@@ -334,38 +354,38 @@ def node_checks(cj: CompiledJob, t: NodeTable) -> list[Check]:
             )
         )
     if cj.arch is not None:
-        ok = _lut(t.arch_vocab, {cj.arch})[t.arch_code]
+        ok = np.take(lut("arch", t.arch_vocab, {cj.arch}), t.arch_code[sl])
         out.append(Check("arch", ok, cj.arch))
     if cj.min_driver is not None:
         out.append(
             Check(
                 "driver",
-                t.driver_version >= cj.min_driver,
+                t.driver_version[sl] >= cj.min_driver,
                 f">= {job.software.min_driver}",
                 "min",
                 float(cj.min_driver),
-                lambda: _nan_if_zero(t.driver_version),
+                lambda: _nan_if_zero(t.driver_version[sl]),
             )
         )
     if job.software.images_required:
-        ok = _has_all(t.image_bits, t.image_vocab, tuple(job.software.images_required))
+        ok = _has_all(t.image_bits[:, sl], t.image_vocab, tuple(job.software.images_required))
         out.append(Check("images", ok, "cached " + ", ".join(job.software.images_required)))
     if job.cpu.min_cores is not None:
         c = int(job.cpu.min_cores)
         out.append(
             Check(
                 "cpu-cores",
-                t.cpu_cores >= c,
+                t.cpu_cores[sl] >= c,
                 f">= {c}",
                 "min",
                 float(c),
-                lambda: t.cpu_cores.astype(np.float64),
+                lambda: t.cpu_cores[sl].astype(np.float64),
                 "cores",
             )
         )
     for name, thr_raw, col in (
-        ("ram-free", job.memory.min_free_gb, t.ram_free_gb),
-        ("disk-free", job.disk.min_free_gb, t.disk_free_gb),
+        ("ram-free", job.memory.min_free_gb, t.ram_free_gb[sl]),
+        ("disk-free", job.disk.min_free_gb, t.disk_free_gb[sl]),
     ):
         if thr_raw is not None:
             thr = float(thr_raw)
@@ -383,14 +403,13 @@ def node_checks(cj: CompiledJob, t: NodeTable) -> list[Check]:
     return out
 
 
-def _node_match(t: NodeTable, keys: tuple[str, ...]) -> B:
-    hit = np.zeros(len(t), dtype=np.bool_)
+def _node_match(t: NodeTable, sl: slice, keys: tuple[str, ...]) -> B:
+    hit = np.zeros(len(t.uuid[sl]), dtype=np.bool_)
     names = set(keys)
-    name_lut = _lut(t.name_vocab, names)
-    name_lut[0] = False
-    hit |= name_lut[t.name_code]
+    name_lut = _lut(t.name_vocab, names - {""})
+    hit |= name_lut[t.name_code[sl]]
     for k in keys:
-        hit |= t.uuid == k.encode()
+        hit |= t.uuid[sl] == k.encode()
     return hit
 
 
@@ -421,35 +440,67 @@ class GpuEval:
 
 
 def effective_gpu_columns(
-    t: NodeTable, now_s: float
+    t: NodeTable,
+    now_s: float,
+    idx: npt.NDArray[np.int64] | None = None,
+    rows: npt.NDArray[np.int64] | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Per GPU: free VRAM (override > fresh telemetry > reported), load (fresh telemetry only)."""
-    fresh_node = (now_s - t.telemetry_epoch_s) <= TELEMETRY_FRESH_S
-    fresh = np.repeat(fresh_node, np.diff(t.gpu_offsets))
-    load = np.where(fresh, t.gpu_load, np.float32(np.nan)).astype(np.float32, copy=False)
+    """Per GPU (of the nodes ``idx``, default all, node by node): the free VRAM the constraints
+    use (override > fresh telemetry > reported) and the load (fresh telemetry only, else NaN)."""
+    sel: slice | npt.NDArray[np.int64]
+    if idx is None:
+        sel = _ALL
+        fresh_node = (now_s - t.telemetry_epoch_s) <= TELEMETRY_FRESH_S
+        lens = np.diff(t.gpu_offsets)
+    else:
+        sel = t.gpu_rows(idx) if rows is None else rows
+        fresh_node = (now_s - t.telemetry_epoch_s[idx]) <= TELEMETRY_FRESH_S
+        lens = t.gpu_offsets[idx + 1] - t.gpu_offsets[idx]
+    fresh = np.repeat(fresh_node, lens)
+    load = np.where(fresh, t.gpu_load[sel], np.float32(np.nan)).astype(np.float32, copy=False)
     if t.gpu_vram_free_override_gb is not None:
-        return t.gpu_vram_free_override_gb, load
-    use_tele = fresh & ~np.isnan(t.gpu_tele_vram_free_gb)
-    free = np.where(use_tele, t.gpu_tele_vram_free_gb, t.gpu_vram_free_gb).astype(
-        np.float32, copy=False
-    )
+        return t.gpu_vram_free_override_gb[sel], load
+    tele = t.gpu_tele_vram_free_gb[sel]
+    use_tele = fresh & ~np.isnan(tele)
+    free = np.where(use_tele, tele, t.gpu_vram_free_gb[sel]).astype(np.float32, copy=False)
     return free, load
 
 
-def gpu_eval(cj: CompiledJob, t: NodeTable) -> GpuEval | None:
-    """The GPU group for a GPU job (``None`` for a CPU-only job)."""
+def gpu_eval(
+    cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64] | None = None
+) -> GpuEval | None:
+    """The GPU group for a GPU job (``None`` for a CPU-only job).
+
+    With ``idx`` only those nodes' GPUs are evaluated (the fast path of ``rank``): ``matching``,
+    ``passes`` and ``available`` keep the table's shapes (other nodes count 0 matching GPUs);
+    ``limit_passes``, ``vram_free_gb`` and ``load`` are empty.
+    """
     if cj.count == 0:
         return None
-    free, load = effective_gpu_columns(t, cj.now_s)
-    g = len(t.gpu_model_code)
-    avail = ~t.gpu_reserved if t.gpu_reserved is not None else np.ones(g, dtype=np.bool_)
+    g, n = len(t.gpu_model_code), len(t)
+    sub: npt.NDArray[np.int64] | None = None
+    rows: slice | npt.NDArray[np.int64] = _ALL
+    offsets = t.gpu_offsets
+    size = g
+    if idx is not None:
+        rows = sub = t.gpu_rows(idx)
+        lens = t.gpu_offsets[idx + 1] - t.gpu_offsets[idx]
+        offsets = np.zeros(len(idx) + 1, dtype=np.int32)
+        np.cumsum(lens, out=offsets[1:])
+        size = len(sub)
+    need = idx is None or cj.min_vram_free_gb is not None or cj.max_load is not None
+    if need:
+        free, load = effective_gpu_columns(t, cj.now_s, idx, sub)
+    else:  # the fast path reads neither; _gpu_choice recomputes for the top nodes
+        free = load = np.zeros(0, dtype=np.float32)
+    avail = ~t.gpu_reserved[rows] if t.gpu_reserved is not None else np.ones(size, dtype=np.bool_)
     limits: dict[str, B] = {}
     if cj.model_codes is not None:
         lut = np.zeros(len(GPU_MODELS) + 1, dtype=np.bool_)
         lut[list(cj.model_codes)] = True
-        limits["gpu-model"] = lut[t.gpu_model_code]
+        limits["gpu-model"] = np.take(lut, t.gpu_model_code[rows])
     if cj.min_vram_total_gb is not None:
-        limits["gpu-vram-total"] = t.gpu_vram_total_gb >= f32_at_least(cj.min_vram_total_gb)
+        limits["gpu-vram-total"] = t.gpu_vram_total_gb[rows] >= f32_at_least(cj.min_vram_total_gb)
     if cj.min_vram_free_gb is not None:
         limits["gpu-vram-free"] = free >= f32_at_least(cj.min_vram_free_gb)
     if cj.max_load is not None:
@@ -457,10 +508,20 @@ def gpu_eval(cj: CompiledJob, t: NodeTable) -> GpuEval | None:
     passes = avail.copy()
     for m in limits.values():
         passes &= m
-    matching = segment_counts(passes, t.gpu_offsets)
+    matching = segment_counts(passes, offsets)
+    active = tuple(limits)
+    if idx is not None:
+        full_m = np.zeros(n, dtype=np.int64)  # calloc: only touched pages cost
+        full_m[idx] = matching
+        full_p = np.zeros(g, dtype=np.bool_)
+        full_p[rows] = passes
+        full_a = np.zeros(g, dtype=np.bool_)
+        full_a[rows] = avail
+        matching, passes, avail, limits = full_m, full_p, full_a, {}
+        free = load = np.zeros(0, dtype=np.float32)
     return GpuEval(
         count=cj.count,
-        active=tuple(limits),
+        active=active,
         limit_passes=limits,
         available=avail,
         passes=passes,

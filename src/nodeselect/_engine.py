@@ -11,6 +11,7 @@ full table's :func:`table_stats` passed as ``stats``.
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime
 
@@ -18,7 +19,14 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect._constraints import CompiledJob, GpuEval, compile_job, gpu_eval, node_checks
+from nodeselect._constraints import (
+    CompiledJob,
+    GpuEval,
+    compile_job,
+    effective_gpu_columns,
+    gpu_eval,
+    node_checks,
+)
 from nodeselect._explain import Evaluation, Explanation, NearestMiss, NodeExplanation, explain_node
 from nodeselect._job import Job
 from nodeselect._scorers import score_terms
@@ -83,15 +91,42 @@ def _evaluate(cj: CompiledJob, table: NodeTable) -> Evaluation:
     return Evaluation(cj=cj, table=table, checks=checks, gpu=ge, feasible=feasible)
 
 
+#: Rows per block when building the feasible mask (the block's masks stay in cache).
+CHUNK_ROWS = 1 << 15
+
+
+def _fast_feasible(cj: CompiledJob, t: NodeTable) -> tuple[npt.NDArray[np.int64], GpuEval | None]:
+    """Feasible rows without keeping per-constraint masks: node-level masks block by block, then
+    the GPU group only for the nodes that survived them (the explanation recomputes in full)."""
+    n = len(t)
+    feasible = np.empty(n, dtype=np.bool_)
+    luts: dict[str, npt.NDArray[np.bool_]] = {}
+    for start in range(0, n, CHUNK_ROWS):
+        sl = slice(start, min(n, start + CHUNK_ROWS))
+        blk = feasible[sl]
+        if cj.count:
+            np.greater_equal(t.gpu_count[sl], cj.count, out=blk)
+        else:
+            blk[...] = True
+        for c in node_checks(cj, t, sl, luts):
+            blk &= c.passes
+    idx = np.flatnonzero(feasible)
+    ge = gpu_eval(cj, t, idx)
+    if ge is not None:
+        idx = idx[ge.ok[idx]]
+    return idx, ge
+
+
 def _gpu_choice(cj: CompiledJob, t: NodeTable, ge: GpuEval | None, i: int) -> tuple[int, ...]:
     if ge is None:
         return ()
     a, b = int(t.gpu_offsets[i]), int(t.gpu_offsets[i + 1])
     ok = [g for g in range(b - a) if ge.passes[a + g]]
     sign = 1.0 if cj.job.preferences.strategy == "pack" else -1.0
+    free, _ = effective_gpu_columns(t, cj.now_s, np.array([i], dtype=np.int64))
 
     def key(g: int) -> tuple[bool, float, int]:
-        v = float(ge.vram_free_gb[a + g])
+        v = float(free[g])
         unknown = math.isnan(v)
         return (unknown, 0.0 if unknown else sign * v, g)
 
@@ -118,11 +153,10 @@ def rank(
         raise InputError(f"k={k}: give a number of nodes >= 0")
     cj = compile_job(job, now)
     st = stats if stats is not None else table_stats(table)
-    ev = _evaluate(cj, table)
-    idx = np.flatnonzero(ev.feasible)
+    idx, ge = _fast_feasible(cj, table)
     top: tuple[RankedNode, ...] = ()
     if len(idx) and k:
-        raw = score_terms(cj, table, idx, ev.gpu, st.max_gpu_count)
+        raw = score_terms(cj, table, idx, ge, st.max_gpu_count)
         score = np.zeros(len(idx))
         for name, w in cj.weights:
             score = score + w * raw[name]
@@ -143,7 +177,7 @@ def rank(
                 name=table.name_of(int(rows[o])),
                 score=float(score[cand[o]]),
                 terms={n: w * float(raw[n][cand[o]]) / cj.weight_total for n, w in cj.weights},
-                gpu_indices=_gpu_choice(cj, table, ev.gpu, int(rows[o])),
+                gpu_indices=_gpu_choice(cj, table, ge, int(rows[o])),
                 tie_key=int(keys[o]),
             )
             for o in order
@@ -153,7 +187,9 @@ def rank(
         evaluated=len(table),
         feasible=len(idx),
         top=top,
-        explanation=Explanation(ev),
+        explanation=Explanation(
+            functools.partial(_evaluate, cj, table), evaluated=len(table), feasible=len(idx)
+        ),
         feasible_indices=idx,
         seed=seed,
     )

@@ -16,7 +16,7 @@ Counts are computed on first access, so ranking stays cheap when nobody reads th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -87,18 +87,34 @@ class Evaluation:
 class Explanation:
     """Why nodes fit or not: counts, per-constraint rejections and nearest misses (lazy)."""
 
-    __slots__ = ("_ev", "_misses", "_rejected", "evaluated", "feasible")
+    __slots__ = ("_ev", "_make", "_misses", "_rejected", "evaluated", "feasible")
 
-    def __init__(self, ev: Evaluation) -> None:
-        self._ev = ev
-        self.evaluated = len(ev.table)
-        self.feasible = int(np.count_nonzero(ev.feasible))
+    def __init__(
+        self, ev: Evaluation | Callable[[], Evaluation], *, evaluated: int = -1, feasible: int = -1
+    ) -> None:
+        """From an evaluation, or from a function computing it on first use (with the counts)."""
+        if isinstance(ev, Evaluation):
+            self._ev: Evaluation | None = ev
+            self._make: Callable[[], Evaluation] | None = None
+            self.evaluated = len(ev.table)
+            self.feasible = int(np.count_nonzero(ev.feasible))
+        else:
+            self._ev, self._make = None, ev
+            self.evaluated, self.feasible = evaluated, feasible
         self._rejected: tuple[tuple[str, int], ...] | None = None
         self._misses: tuple[NearestMiss, ...] | None = None
 
+    @property
+    def evaluation(self) -> Evaluation:
+        """Every mask (computed on first use)."""
+        if self._ev is None:
+            assert self._make is not None
+            self._ev = self._make()
+        return self._ev
+
     def fail_masks(self) -> dict[str, B]:
         """Per active constraint, the nodes it rejects (GPU ones by attribution)."""
-        ev = self._ev
+        ev = self.evaluation
         out = {c.name: ~c.passes for c in ev.checks}
         if ev.gpu is not None:
             out.update(gpu_attribution(ev.gpu, ev.table))
@@ -117,7 +133,7 @@ class Explanation:
     def nearest_misses(self) -> tuple[NearestMiss, ...]:
         """For each constraint that alone keeps nodes out, how many and the relaxed threshold."""
         if self._misses is None:
-            self._misses = _nearest_misses(self._ev)
+            self._misses = _nearest_misses(self.evaluation)
         return self._misses
 
     def summary(self) -> str:
