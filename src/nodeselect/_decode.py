@@ -11,7 +11,6 @@ With ``validate="full"`` every node is also parsed by the full model
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from typing import Any, Final, Literal
@@ -19,9 +18,10 @@ from typing import Any, Final, Literal
 import attrs
 import msgspec
 
+from nodeselect import _convert
 from nodeselect._exceptions import DocumentError, InvalidResponseError
 from nodeselect._facts import ProvedFacts
-from nodeselect._lean import decode_node, decode_page
+from nodeselect._lean import LeanNode, decode_node, decode_page
 from nodeselect._result import FetchedNode, Rejected, RejectedDocument
 
 __all__ = ["DecodedPage", "Validate", "decode_body"]
@@ -60,11 +60,11 @@ class DecodedPage:
     nbytes: int
 
 
-def _convert_module() -> Any:
-    try:
-        return importlib.import_module("nodeselect._convert")
-    except ImportError:  # pragma: no cover - the full model lands separately
-        return None
+class _TypedPage(msgspec.Struct):
+    data: list[LeanNode]
+
+
+_typed_page_decoder: Final = msgspec.json.Decoder(_TypedPage)
 
 
 def _reject(index: int, raw: bytes, lean_error: Exception | None) -> Rejected:
@@ -74,15 +74,10 @@ def _reject(index: int, raw: bytes, lean_error: Exception | None) -> Rejected:
     except msgspec.DecodeError:
         uuid_val = None
     uuid = uuid_val if isinstance(uuid_val, str) else None
-    convert = _convert_module()
-    if convert is not None:
-        try:
-            convert.parse_node(json.loads(raw), path=f"data[{index}]")
-        except DocumentError as exc:
-            rej: Rejected = convert.RejectedNode(index, uuid, exc)
-            return rej
-        except Exception:
-            pass
+    try:
+        _convert.parse_node(json.loads(raw), path=f"data[{index}]")
+    except DocumentError as exc:
+        return _convert.RejectedNode(index, uuid, exc)
     text = str(lean_error) if lean_error is not None else "does not parse"
     m = _AT.match(text)
     if m is not None:
@@ -107,10 +102,23 @@ def decode_body(body: bytes, facts: ProvedFacts, *, validate: Validate = "lean")
             f"the response body ({len(body)} bytes) is not a List Nodes page: {exc}; "
             'expected {"data": [...], "limit": int, "page": int, "total": int}'
         ) from None
-    nodes: list[FetchedNode] = []
+    if validate == "lean":
+        # Fast path: the whole page typed in one call (several times faster than node by node);
+        # a page holding a bad node falls through to the node-by-node path that isolates it.
+        try:
+            typed = _typed_page_decoder.decode(body).data
+        except msgspec.ValidationError:
+            pass
+        else:
+            nodes = [
+                FetchedNode(lean.uuid, lean, bytes(raw), facts)
+                for lean, raw in zip(typed, page.data, strict=True)
+            ]
+            uuids = [lean.uuid for lean in typed]
+            return DecodedPage(nodes, [], uuids, page.total, page.page, page.limit, len(body))
+    nodes = []
     rejected: list[Rejected] = []
-    uuids: list[str] = []
-    convert = _convert_module() if validate == "full" else None
+    uuids = []
     for i, raw in enumerate(page.data):
         data = bytes(raw)
         try:
@@ -121,11 +129,11 @@ def decode_body(body: bytes, facts: ProvedFacts, *, validate: Validate = "lean")
             if rej.uuid is not None:
                 uuids.append(rej.uuid)
             continue
-        if convert is not None:
+        if validate == "full":
             try:
-                convert.parse_node(json.loads(data), path=f"data[{i}]")
+                _convert.parse_node(json.loads(data), path=f"data[{i}]")
             except DocumentError as exc:
-                rejected.append(convert.RejectedNode(i, lean.uuid, exc))
+                rejected.append(_convert.RejectedNode(i, lean.uuid, exc))
                 uuids.append(lean.uuid)
                 continue
         nodes.append(FetchedNode(lean.uuid, lean, data, facts))

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from nodeselect import _convert
 from nodeselect._exceptions import DocumentError, IncompleteFetchError
 from nodeselect._facts import ProvedFacts
 from nodeselect._lean import LeanNode
+from nodeselect._models import Node
 
 if TYPE_CHECKING:
     from nodeselect._query import NodeQuery
@@ -41,14 +42,13 @@ class FetchedNode:
     def __repr__(self) -> str:  # the document holds personal data: never echo it
         return f"FetchedNode(uuid={self.uuid!r}, facts={self.facts!r})"
 
-    def document(self) -> Any:
+    def document(self) -> Node:
         """The full, validated node model (``nodeselect._convert.parse_node``).
 
         Raises:
             DocumentError: when a field outside the lean view is invalid.
         """
-        convert = importlib.import_module("nodeselect._convert")
-        return convert.parse_node(json.loads(self.raw))
+        return _convert.parse_node(json.loads(self.raw))
 
     def to_json(self) -> dict[str, Any]:
         """The snapshot / ``--format jsonl`` line: ``{"document": ..., "nodeselect": facts}``."""
