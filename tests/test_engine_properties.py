@@ -124,7 +124,7 @@ def test_improving_a_node_in_a_preferred_attribute_never_lowers_its_score(fleet,
     if how == "reputation":
         new = type(node)(**{**_fields(node), "reputation": min(100, (node.reputation or 0) + 7)})
     elif how == "seen":
-        new = type(node)(**{**_fields(node), "last_seen_at": iso(NOW - timedelta(seconds=1))})
+        new = type(node)(**{**_fields(node), "last_seen_at": iso(NOW)})
     elif how == "image":
         sw = node.current_software or LeanSoftware()
         tags = list(dict.fromkeys([*(sw.cached_image_tags or []), *job.software.images_preferred]))

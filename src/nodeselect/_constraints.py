@@ -406,7 +406,7 @@ def node_checks(
 def _node_match(t: NodeTable, sl: slice, keys: tuple[str, ...]) -> B:
     hit = np.zeros(len(t.uuid[sl]), dtype=np.bool_)
     names = set(keys)
-    name_lut = _lut(t.name_vocab, names - {""})
+    name_lut = np.isin(t.name_vocab, [k.encode() for k in names if k])
     hit |= name_lut[t.name_code[sl]]
     for k in keys:
         hit |= t.uuid[sl] == k.encode()

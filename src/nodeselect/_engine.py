@@ -117,20 +117,34 @@ def _fast_feasible(cj: CompiledJob, t: NodeTable) -> tuple[npt.NDArray[np.int64]
     return idx, ge
 
 
-def _gpu_choice(cj: CompiledJob, t: NodeTable, ge: GpuEval | None, i: int) -> tuple[int, ...]:
+def _gpu_choices(
+    cj: CompiledJob, t: NodeTable, ge: GpuEval | None, rows: list[int]
+) -> list[tuple[int, ...]]:
+    """For each top row, the GPUs the job would use: passing ones, best fit first."""
     if ge is None:
-        return ()
-    a, b = int(t.gpu_offsets[i]), int(t.gpu_offsets[i + 1])
-    ok = [g for g in range(b - a) if ge.passes[a + g]]
+        return [() for _ in rows]
+    free, _ = effective_gpu_columns(t, cj.now_s, np.array(rows, dtype=np.int64))
     sign = 1.0 if cj.job.preferences.strategy == "pack" else -1.0
-    free, _ = effective_gpu_columns(t, cj.now_s, np.array([i], dtype=np.int64))
+    out: list[tuple[int, ...]] = []
+    pos = 0
+    for i in rows:
+        a, b = int(t.gpu_offsets[i]), int(t.gpu_offsets[i + 1])
+        mine = free[pos : pos + b - a].tolist()
+        pos += b - a
+        ok = [g for g in range(b - a) if ge.passes[a + g]]
 
-    def key(g: int) -> tuple[bool, float, int]:
-        v = float(free[g])
-        unknown = math.isnan(v)
-        return (unknown, 0.0 if unknown else sign * v, g)
+        def key(g: int, mine: list[float] = mine) -> tuple[bool, float, int]:
+            v = mine[g]
+            unknown = math.isnan(v)
+            return (unknown, 0.0 if unknown else sign * v, g)
 
-    return tuple(sorted(ok, key=key)[: cj.count])
+        out.append(tuple(sorted(ok, key=key)[: cj.count]))
+    return out
+
+
+def _gpu_choice(cj: CompiledJob, t: NodeTable, ge: GpuEval | None, i: int) -> tuple[int, ...]:
+    """The GPUs of row ``i`` the job would use (placement calls this per candidate)."""
+    return _gpu_choices(cj, t, ge, [i])[0]
 
 
 def rank(
@@ -170,17 +184,19 @@ def rank(
         uu = table.uuid[rows]
         keys = tie_keys(uuid_hashes(uu), seed)
         order = np.lexsort((uu, keys, -score[cand]))[:k]
+        chosen = [int(rows[o]) for o in order]
+        gpus = _gpu_choices(cj, table, ge, chosen)
         top = tuple(
             RankedNode(
-                index=int(rows[o]),
-                uuid=table.uuid_of(int(rows[o])),
-                name=table.name_of(int(rows[o])),
+                index=row,
+                uuid=table.uuid_of(row),
+                name=table.name_of(row),
                 score=float(score[cand[o]]),
                 terms={n: w * float(raw[n][cand[o]]) / cj.weight_total for n, w in cj.weights},
-                gpu_indices=_gpu_choice(cj, table, ge, int(rows[o])),
+                gpu_indices=g,
                 tie_key=int(keys[o]),
             )
-            for o in order
+            for o, row, g in zip(order, chosen, gpus, strict=True)
         )
     return Ranking(
         job=job,

@@ -19,6 +19,7 @@ that replaces a few capacity columns and shares every other array.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -80,6 +81,7 @@ class TableNode(Protocol):
     def facts(self) -> ProvedFacts: ...
 
 
+@functools.lru_cache(maxsize=4096)
 def arch_name(raw: str | None) -> str:
     """Normalize an architecture spelling (``amd64`` -> ``x86_64``, ``aarch64`` -> ``arm64``)."""
     if not raw:
@@ -88,6 +90,7 @@ def arch_name(raw: str | None) -> str:
     return _ARCH_ALIASES.get(key, raw.strip().lower())
 
 
+@functools.lru_cache(maxsize=4096)
 def driver_number(version: str | None) -> int:
     """``"535.104.05"`` -> 535104005 (major*1e6 + minor*1e3 + patch); 0 when unknown/unparsable."""
     if not version:
@@ -103,6 +106,7 @@ def driver_number(version: str | None) -> int:
     return nums[0] * 1_000_000 + nums[1] * 1_000 + nums[2]
 
 
+@functools.lru_cache(maxsize=4096)
 def gpu_names_agree(a: str | None, b: str | None) -> bool:
     """Whether a telemetry GPU name and a ``gpus[]`` name denote the same GPU (None agrees)."""
     if not a or not b:
@@ -163,10 +167,16 @@ def _bitset(sets: list[Iterable[str]], base: Sequence[str]) -> tuple[tuple[str, 
             row.append(c)
         members.append(row)
     words = max(1, (len(vocab) + 63) // 64)
-    bits = np.zeros((words, len(sets)), dtype=np.uint64)
-    for i, row in enumerate(members):
+    packed = []
+    for row in members:
+        word = 0
         for c in row:
-            bits[c >> 6, i] |= np.uint64(1 << (c & 63))
+            word |= 1 << c
+        packed.append(word)
+    mask = (1 << 64) - 1
+    bits = np.zeros((words, len(sets)), dtype=np.uint64)
+    for w in range(words):
+        bits[w] = np.array([(p >> (64 * w)) & mask for p in packed], dtype=np.uint64)
     return tuple(vocab), bits
 
 
@@ -200,7 +210,7 @@ class NodeTable:
 
     uuid: npt.NDArray[np.bytes_]
     name_code: I32
-    name_vocab: tuple[str, ...]
+    name_vocab: npt.NDArray[np.bytes_]  # UTF-8, entry 0 = b"" (no name)
     operator_code: I32
     operator_vocab: tuple[str, ...]
     reputation: F32
@@ -256,7 +266,7 @@ class NodeTable:
     def name_of(self, i: int) -> str | None:
         """The name of node ``i`` (``None`` if it has none)."""
         code = int(self.name_code[i])
-        return self.name_vocab[code] if code > 0 else None
+        return bytes(self.name_vocab[code]).decode() if code > 0 else None
 
     def index_of(self, uuid_or_name: str) -> int:
         """The row of a node given its uuid (preferred) or its name; raises InputError."""
@@ -299,7 +309,7 @@ class NodeTable:
         names: list[str] = []
         operators: list[str] = []
         rep: list[float] = []
-        cores = np.zeros(n, dtype=np.int32)
+        cores: list[int] = []
         cpu_load: list[float] = []
         ram_tele: list[float] = []
         ram_tele_total: list[float] = []
@@ -310,33 +320,32 @@ class NodeTable:
         last_seen: list[str | None] = []
         tele_ms: list[float] = []
         tele_created: list[str | None] = []
-        suspended = np.zeros(n, dtype=np.bool_)
-        deleted = np.zeros(n, dtype=np.bool_)
+        suspended: list[bool] = []
+        deleted: list[bool] = []
         oses: list[str] = []
         arches: list[str] = []
-        driver = np.zeros(n, dtype=np.int32)
+        driver: list[int] = []
         images: list[Iterable[str]] = []
         compliance: list[Iterable[str]] = []
         statuses: list[str] = []
         continents: list[str] = []
         countries: list[str] = []
         subdivisions: list[str] = []
-        gcount = np.zeros(n, dtype=np.int64)
+        gcount: list[int] = []
         g_name: list[str | None] = []
         g_free: list[float] = []
         g_total: list[float] = []
         g_tfree: list[float] = []
         g_load: list[float] = []
         nan = math.nan
-        for i, node in enumerate(nodes):
+        for node in nodes:
             d = node.lean
             f = node.facts
             uuids.append(d.uuid)
             names.append(d.name or "")
             operators.append(d.operator_account_uuid or "")
             rep.append(nan if d.reputation is None else float(d.reputation))
-            if d.cpus:
-                cores[i] = sum(c.num_cores or 0 for c in d.cpus)
+            cores.append(sum(c.num_cores or 0 for c in d.cpus) if d.cpus else 0)
             ev = d.latest_hardware_event
             md = ev.metadata if ev is not None else None
             tele_ms.append(nan if ev is None or ev.timestamp_ms is None else float(ev.timestamp_ms))
@@ -366,8 +375,8 @@ class NodeTable:
             disk_free.append(float(max(av)) if av else nan)
             disk_total.append(float(max(mx)) if mx else nan)
             last_seen.append(d.last_seen_at)
-            suspended[i] = d.suspended_at is not None
-            deleted[i] = d.deleted_at is not None
+            suspended.append(d.suspended_at is not None)
+            deleted.append(d.deleted_at is not None)
             sw = d.current_software
             hw_os = d.current_hardware.operating_system if d.current_hardware else None
             sw_os = sw.operating_system if sw is not None else None
@@ -382,8 +391,11 @@ class NodeTable:
                 None,
             )
             arches.append(arch_name(arch))
-            if sw is not None and sw.nvidia_driver is not None:
-                driver[i] = driver_number(sw.nvidia_driver.version)
+            driver.append(
+                driver_number(sw.nvidia_driver.version)
+                if sw is not None and sw.nvidia_driver is not None
+                else 0
+            )
             images.append((sw.cached_image_tags or ()) if sw is not None else ())
             compliance.append(sorted(f.compliance_tags))
             statuses.append(f.status or "")
@@ -391,7 +403,7 @@ class NodeTable:
             countries.append((f.country or "").upper())
             subdivisions.append((f.subdivision or "").upper())
             gpus = d.gpus or ()
-            gcount[i] = len(gpus)
+            gcount.append(len(gpus))
             tg = md.gpu.gpus if md is not None and md.gpu is not None else None
             matched = (
                 tg is not None
@@ -411,6 +423,7 @@ class NodeTable:
                 g_load.append(nan if t is None or t.load is None else float(t.load))
 
         tele_s = np.array(tele_ms, dtype=np.float64) / 1000.0
+        gcount_arr = np.array(gcount, dtype=np.int64)
         need = np.isnan(tele_s)
         if need.any():
             parsed = parse_timestamps_to_epoch_s(
@@ -432,17 +445,17 @@ class NodeTable:
         img_vocab, img_bits = _bitset(images, ())
         cmp_vocab, cmp_bits = _bitset(compliance, COMPLIANCE_TAGS)
         offsets = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum(gcount, out=offsets[1:])
+        np.cumsum(gcount_arr, out=offsets[1:])
         g_total_arr = np.array(g_total, dtype=np.float64)
         codes = gpu_codes_for_nodes(g_name, [None if math.isnan(v) else v for v in g_total])
         return cls(
             uuid=np.array([u.encode() for u in uuids], dtype=np.bytes_) if n else np.zeros(0, "S1"),
             name_code=name_code,
-            name_vocab=name_vocab,
+            name_vocab=np.array([v.encode() for v in name_vocab], dtype=np.bytes_),
             operator_code=op_code,
             operator_vocab=op_vocab,
             reputation=_f32(rep),
-            cpu_cores=cores,
+            cpu_cores=np.array(cores, dtype=np.int32),
             cpu_load=_f32(cpu_load),
             ram_free_gb=ram_free.astype(np.float32),
             ram_total_gb=ram_total.astype(np.float32),
@@ -450,13 +463,13 @@ class NodeTable:
             disk_total_gb=_f32(disk_total),
             last_seen_epoch_s=parse_timestamps_to_epoch_s(last_seen),
             telemetry_epoch_s=tele_s,
-            suspended=suspended,
-            deleted=deleted,
+            suspended=np.array(suspended, dtype=np.bool_),
+            deleted=np.array(deleted, dtype=np.bool_),
             os_code=os_code.astype(np.uint8),
             os_vocab=os_vocab,
             arch_code=arch_code.astype(np.uint8),
             arch_vocab=arch_vocab,
-            driver_version=driver,
+            driver_version=np.array(driver, dtype=np.int32),
             image_bits=img_bits,
             image_vocab=img_vocab,
             compliance_bits=cmp_bits,
@@ -469,7 +482,7 @@ class NodeTable:
             country_vocab=cn_vocab,
             subdivision_code=sd_code.astype(np.uint16),
             subdivision_vocab=sd_vocab,
-            gpu_count=np.minimum(gcount, 255).astype(np.uint8),
+            gpu_count=np.minimum(gcount_arr, 255).astype(np.uint8),
             gpu_offsets=offsets,
             gpu_model_code=np.asarray(codes, dtype=np.uint16),
             gpu_vram_free_gb=_f32(g_free),
@@ -507,7 +520,11 @@ class NodeTable:
         changes: dict[str, Any] = {"gpu_offsets": offsets, "_index": {}}
         for f in attrs.fields(NodeTable):
             v = getattr(self, f.name)
-            if not isinstance(v, np.ndarray) or f.name == "gpu_offsets":
+            if (
+                not isinstance(v, np.ndarray)
+                or f.name == "gpu_offsets"
+                or f.name.endswith("_vocab")
+            ):
                 continue
             if f.name.startswith("gpu_") and f.name != "gpu_count":
                 changes[f.name] = v[rows]
@@ -574,7 +591,11 @@ class NodeTable:
                     lut = np.array([merged[v] for v in getattr(t, vname)], dtype=np.int64)
                     parts.append(lut[arr].astype(arr.dtype) if len(lut) else arr)
                 out[name] = np.concatenate(parts)
-                out[vname] = tuple(merged)
+                out[vname] = (
+                    np.array(list(merged), dtype=np.bytes_)
+                    if vname == "name_vocab"
+                    else tuple(merged)
+                )
             elif name.endswith("_bits"):
                 vname = name[: -len("_bits")] + "_vocab"
                 index: dict[str, int] = {}
@@ -654,7 +675,7 @@ class NodeTable:
         return cls(
             uuid=uuid,
             name_code=np.zeros(n, dtype=np.int32),
-            name_vocab=("",),
+            name_vocab=np.array([b""], dtype=np.bytes_),
             operator_code=rng.integers(1, ops + 1, size=n, dtype=np.int32),
             operator_vocab=("", *(f"op-{i:08d}" for i in range(ops))),
             reputation=np.clip(rng.normal(65, 18, n), 0, 100).astype(np.float32),
