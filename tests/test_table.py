@@ -155,7 +155,7 @@ def test_arch_aliases_are_normalized(raw: str | None, norm: str) -> None:
     assert arch_name(raw) == norm
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(fleets(max_size=12), st.data())
 def test_take_then_concat_restores_the_table(fleet: list[FleetNode], data: st.DataObject) -> None:
     """Splitting a table with take() and joining the parts with concat() gives back every value."""
@@ -165,7 +165,7 @@ def test_take_then_concat_restores_the_table(fleet: list[FleetNode], data: st.Da
     assert _decoded(NodeTable.concat(parts)) == _decoded(t)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(fleets(min_size=1, max_size=12), st.data())
 def test_concat_of_separately_built_tables_equals_one_build(
     fleet: list[FleetNode], data: st.DataObject
@@ -177,7 +177,7 @@ def test_concat_of_separately_built_tables_equals_one_build(
     assert _decoded(NodeTable.concat([a, b])) == _decoded(NodeTable.from_nodes(fleet, now=NOW))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(fleets(min_size=1, max_size=12))
 def test_uuid_and_index_round_trip(fleet: list[FleetNode]) -> None:
     """index_of(uuid_of(i)) == i for every row, and a name finds a node with that name."""
