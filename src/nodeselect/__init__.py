@@ -16,7 +16,18 @@ from nodeselect._convert import (
     parse_node,
     parse_page,
 )
-from nodeselect._engine import Ranking, explain_node, rank
+from nodeselect._engine import (
+    Explanation,
+    NearestMiss,
+    NodeExplanation,
+    RankedNode,
+    Ranking,
+    TableStats,
+    explain_node,
+    merge_top,
+    rank,
+    table_stats,
+)
 from nodeselect._exceptions import (
     APIError,
     APIStatusError,
@@ -126,6 +137,7 @@ __all__ = [
     "DockerInfo",
     "DocumentError",
     "DriveMetrics",
+    "Explanation",
     "FetchResult",
     "FetchStats",
     "FetchedNode",
@@ -149,8 +161,10 @@ __all__ = [
     "JobGPUNameError",
     "JobSpecError",
     "MemoryReq",
+    "NearestMiss",
     "Node",
     "NodeCpu",
+    "NodeExplanation",
     "NodeGpu",
     "NodeHardDrive",
     "NodeQuery",
@@ -172,6 +186,7 @@ __all__ = [
     "ProvedFacts",
     "QueryError",
     "RamMetrics",
+    "RankedNode",
     "Ranking",
     "RateLimitError",
     "RejectedNode",
@@ -184,6 +199,7 @@ __all__ = [
     "SoftwareReq",
     "StorageMetrics",
     "Suspension",
+    "TableStats",
     "TransportError",
     "Unplaced",
     "UserProfile",
@@ -203,6 +219,7 @@ __all__ = [
     "load_jobs",
     "load_snapshot",
     "merge_fetched",
+    "merge_top",
     "node_to_json",
     "page_to_json",
     "parse_node",
@@ -215,4 +232,5 @@ __all__ = [
     "rank",
     "resolve_job_models",
     "save_snapshot",
+    "table_stats",
 ]
