@@ -205,7 +205,7 @@ class Fleet:
     """
 
     def __init__(
-        self, seed: int, now: int, n_operators: int, doc_cache_limit: int = 50_000
+        self, seed: int, now: int, n_operators: int, doc_cache_limit: int = 250_000
     ) -> None:
         self._seed = seed
         self._now = now
