@@ -35,8 +35,15 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect._constraints import CompiledJob, GpuEval, compile_job, gpu_eval, node_checks
-from nodeselect._engine import _gpu_choice, rank
+from nodeselect._constraints import (
+    CompiledJob,
+    GpuEval,
+    compile_job,
+    f32_at_least,
+    gpu_eval,
+    node_checks,
+)
+from nodeselect._engine import _fast_feasible, _gpu_choice, rank
 from nodeselect._exceptions import InputError, NodeSelectError
 from nodeselect._gang import UNKNOWN, Candidate, select_nodes
 from nodeselect._job import GangReq, Job
@@ -46,6 +53,8 @@ from nodeselect._plan_model import (
     Replica,
     Residual,
     Unplaced,
+    UnplacedDetail,
+    UnplacedWhy,
     totals_from,
 )
 from nodeselect._query import NodeQuery
@@ -84,6 +93,10 @@ class _Survey:
         )
         return bit
 
+    def feasible_rows(self, n: int) -> npt.NDArray[np.int64]:
+        """Every row that admitted a replica on the full table, ascending."""
+        return np.flatnonzero(np.unpackbits(self.bits, count=n)).astype(np.int64)
+
 
 def _tie(seed: int, index: int, name: str) -> int:
     digest = hashlib.blake2b(f"{seed}\x00{index}\x00{name}".encode(), digest_size=8).digest()
@@ -99,6 +112,12 @@ def _order(jobs: Sequence[Job], surveys: Sequence[_Survey], seed: int) -> list[i
         return (-job.priority, slack, -(job.gpu.count * job.nodes), _tie(seed, j, job.name))
 
     return sorted(range(len(jobs)), key=key)
+
+
+def _requirements_key(job: Job) -> str:
+    """Jobs with equal keys evaluate identically on every table (name, priority, replica count
+    and gang rules do not enter the engine), so they share one survey."""
+    return repr(attrs.evolve(job, name="", priority=0, nodes=1, gang=GangReq()))
 
 
 def _scope_codes(table: NodeTable, scope: str | None) -> npt.NDArray[np.int64] | None:
@@ -122,7 +141,7 @@ class _Scored:
     ge: GpuEval | None
     rows: npt.NDArray[np.int64]  # best first, at most k
     scores: npt.NDArray[np.float64]
-    feasible: npt.NDArray[np.int64]  # every feasible row, ascending
+    feasible: npt.NDArray[np.int64]  # every feasible row
 
 
 def _feasible(cj: CompiledJob, table: NodeTable) -> tuple[npt.NDArray[np.bool_], GpuEval | None]:
@@ -136,17 +155,24 @@ def _feasible(cj: CompiledJob, table: NodeTable) -> tuple[npt.NDArray[np.bool_],
     return mask, ge
 
 
-def _score(cj: CompiledJob, table: NodeTable, stats: TableStats, seed: int, k: int) -> _Scored:
-    """The engine's ranking of ``table`` without building a RankedNode per row.
+def _top(
+    cj: CompiledJob,
+    table: NodeTable,
+    idx: npt.NDArray[np.int64],
+    ge: GpuEval | None,
+    *,
+    stats: TableStats,
+    seed: int,
+    k: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The best ``k`` of the feasible rows ``idx`` (any order) and their scores, best first.
 
-    Same masks, scorers, weighting and total order (score desc, seeded uuid key, uuid) as
-    :func:`nodeselect._engine.rank` (a test holds them equal), as arrays.
+    Same scorers, weighting and total order (score desc, seeded uuid key, uuid) as
+    :func:`nodeselect._engine.rank`; a node's score depends only on its own columns and
+    ``stats``, so scoring a subset ranks it exactly as the whole table would.
     """
-    mask, ge = _feasible(cj, table)
-    idx = np.flatnonzero(mask)
     if len(idx) == 0 or k == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return _Scored(table, ge, empty, np.zeros(0), idx)
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
     raw = score_terms(cj, table, idx, ge, stats.max_gpu_count)
     score = np.zeros(len(idx))
     for name, w in cj.weights:
@@ -161,7 +187,42 @@ def _score(cj: CompiledJob, table: NodeTable, stats: TableStats, seed: int, k: i
     uu = table.uuid[rows]
     keys = tie_keys(uuid_hashes(uu), seed)
     order = np.lexsort((uu, keys, -score[cand]))[:k]
-    return _Scored(table, ge, rows[order], score[cand][order], idx)
+    return rows[order], score[cand][order]
+
+
+def _score(cj: CompiledJob, table: NodeTable, stats: TableStats, seed: int, k: int) -> _Scored:
+    """The engine's ranking of ``table`` without building a RankedNode per row.
+
+    Feasibility is the engine's own fast path (a test holds the result equal to ``rank()``).
+    """
+    idx, ge = _fast_feasible(cj, table)
+    rows, scores = _top(cj, table, idx, ge, stats=stats, seed=seed, k=k)
+    return _Scored(table, ge, rows, scores, idx)
+
+
+def _capacity_ok(job: Job, view: NodeTable, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """The node-level constraints placement changes (``cpu-cores``, ``ram-free``,
+    ``disk-free``), exactly as :func:`nodeselect._constraints.node_checks` states them, on
+    ``rows`` of the residual view. Every other node-level constraint reads columns placement
+    never changes, so a row the survey found feasible still passes them."""
+    ok = np.ones(len(rows), dtype=np.bool_)
+    if job.cpu.min_cores is not None:
+        ok &= view.cpu_cores[rows] >= int(job.cpu.min_cores)
+    if job.memory.min_free_gb is not None:
+        ok &= view.ram_free_gb[rows] >= f32_at_least(float(job.memory.min_free_gb))
+    if job.disk.min_free_gb is not None:
+        ok &= view.disk_free_gb[rows] >= f32_at_least(float(job.disk.min_free_gb))
+    return ok
+
+
+@attrs.frozen(eq=False)
+class _Stage:
+    """Candidates of one widening stage and what is needed to pick their GPUs."""
+
+    cands: list[Candidate]
+    truncated: bool  # feasible nodes were left out by the cut at k
+    view: NodeTable
+    ge: GpuEval | None
 
 
 class _Placer:
@@ -181,54 +242,69 @@ class _Placer:
         self.operator_of = np.where(ops == 0, UNKNOWN, ops)
         self.fits_before = np.zeros(len(table), dtype=np.bool_)
         self.compiled = [compile_job(job, now) for job in jobs]
-        self.surveys = [self._survey(j) for j in range(len(jobs))]
+        self.keys = [_requirements_key(job) for job in jobs]
+        self.surveys = self._surveys()
 
-    def _survey(self, j: int) -> _Survey:
-        want = max(self.candidates, self.candidates * self.jobs[j].nodes)
-        sc = _score(self.compiled[j], self.table, self.stats, self.seed, want)
-        mask = np.zeros(len(self.table), dtype=np.bool_)
-        mask[sc.feasible] = True
-        self.fits_before |= mask
-        n = len(sc.feasible)
-        return _Survey(n, sc.rows, len(sc.rows) >= n, np.packbits(mask))
+    def _want(self, j: int) -> int:
+        return max(self.candidates, self.candidates * self.jobs[j].nodes)
 
-    def _candidates(
-        self, j: int, k: int | None, *, full: bool
-    ) -> tuple[list[Candidate], bool, dict[int, tuple[_Scored, int]]]:
-        """The job's best candidates on the residual (an exact prefix), whether the scoring
-        was cut at ``k``, and where each candidate came from (to pick its GPUs).
+    def _surveys(self) -> list[_Survey]:
+        """One full-table ranking per distinct set of requirements (jobs that differ only in
+        name, priority, replica count or gang rules share it), cut per job."""
+        groups: dict[str, list[int]] = {}
+        for j, key in enumerate(self.keys):
+            groups.setdefault(key, []).append(j)
+        out: dict[int, _Survey] = {}
+        for members in groups.values():
+            first = members[0]
+            want = max(self._want(j) for j in members)
+            sc = _score(self.compiled[first], self.table, self.stats, self.seed, want)
+            mask = np.zeros(len(self.table), dtype=np.bool_)
+            mask[sc.feasible] = True
+            self.fits_before |= mask
+            bits = np.packbits(mask)
+            n = len(sc.feasible)
+            for j in members:
+                rows = sc.rows[: self._want(j)]
+                out[j] = _Survey(n, rows, len(rows) >= n, bits)
+        return [out[j] for j in range(len(self.jobs))]
 
-        ``full`` scores the whole residual table; otherwise only the untouched survey nodes and
-        the touched nodes that the survey found feasible (capacity only shrinks, so no other
-        touched node can fit). ``k=None`` keeps every feasible node.
+    def _candidates(self, j: int, k: int | None, *, full: bool) -> _Stage:
+        """The job's best candidates on the residual (an exact prefix of its residual ranking).
+
+        Only rows the survey found feasible can fit (capacity only shrinks), and a row nothing
+        was reserved on is as feasible, and scores, as in the survey. So the rows evaluated
+        are: ``full`` -- every survey-feasible row; otherwise the untouched survey candidates
+        plus the touched survey-feasible rows. Touched rows are re-checked for the capacity
+        constraints, and the GPU group and scores are computed on the residual view for just
+        these rows. ``k=None`` keeps every feasible one.
         """
-        cj, survey = self.compiled[j], self.surveys[j]
+        cj, survey, job = self.compiled[j], self.surveys[j], self.jobs[j]
         view = self.residual.view()
-        cut_prefix = False
+        touched = self.residual.touched_mask
         if full:
-            sc = _score(cj, view, self.stats, self.seed, len(view) if k is None else k)
-            rows = None
+            base = survey.feasible_rows(len(self.table))
+            hit = touched[base]
+            untouched, again = base[~hit], base[hit]
         else:
-            touched = self.residual.touched
+            untouched = survey.rows[~touched[survey.rows]]
             t = self.residual.touched_rows()
-            t = t[survey.was_feasible(t)] if len(t) else t
-            untouched = [int(i) for i in survey.rows.tolist() if i not in touched]
-            rows = np.concatenate([np.array(untouched, dtype=np.int64), t])
-            want = len(rows) if k is None else min(k, len(rows))
-            sc = _score(cj, view.take(rows), self.stats, self.seed, want)
-            cut_prefix = not survey.complete
-        local = sc.rows.tolist()
-        glob = local if rows is None else rows[sc.rows].tolist()
-        cands = [Candidate(g, s, ()) for g, s in zip(glob, sc.scores.tolist(), strict=True)]
-        source = {g: (sc, i) for g, i in zip(glob, local, strict=True)}
-        truncated = len(sc.feasible) > len(cands)
-        if cut_prefix:
+            again = t[survey.was_feasible(t)] if len(t) else t
+        idx = np.concatenate([untouched, again[_capacity_ok(job, view, again)]])
+        ge = gpu_eval(cj, view, idx)
+        if ge is not None:
+            idx = idx[ge.ok[idx]]
+        want = len(idx) if k is None else min(k, len(idx))
+        rows, scores = _top(cj, view, idx, ge, stats=self.stats, seed=self.seed, k=want)
+        cands = [Candidate(g, s, ()) for g, s in zip(rows.tolist(), scores.tolist(), strict=True)]
+        truncated = len(idx) > len(cands)
+        if not full and not survey.complete:
             # Only the prefix down to the last untouched survey node is provably exact; nodes
             # beyond the survey may follow it.
-            last = set(untouched)
+            last = set(untouched.tolist())
             end = max((i for i, c in enumerate(cands) if c.index in last), default=-1)
             cands = cands[: end + 1]
-        return cands, truncated, source
+        return _Stage(cands, truncated, view, ge)
 
     def run(self) -> Plan:
         assignments: list[JobAssignment] = []
@@ -264,37 +340,38 @@ class _Placer:
     def _place_one(self, j: int) -> tuple[Candidate, ...] | str:
         """The chosen candidates (with their GPUs), or the reason the job cannot be placed.
 
-        Widening stages: the best few candidates, then every re-scored candidate, then the
-        whole residual table; each stage runs only when the previous one may have missed some.
+        Widening stages: the best few candidates, then every re-scored candidate, then every
+        row the survey found feasible; each stage runs only when the previous one may have
+        missed some.
         """
         job, survey = self.jobs[j], self.surveys[j]
         if survey.feasible < job.nodes:
             return ""  # not even the full table has enough nodes: the explanation says why
         scope = _scope_codes(self.table, job.gang.same) if job.nodes > 1 else None
         reason = ""
-        # Widening stages: (full table?, k). A near stage that was not cut at k already holds
-        # every candidate it can; a complete survey makes the full-table stages pointless.
+        # Widening stages: (full?, k). A near stage that was not cut at k already holds
+        # every candidate it can; a complete survey makes the full stages pointless.
         stages = [(False, HEAD * job.nodes), (False, None), (True, FULL * job.nodes), (True, None)]
         skip_near = False
         for full, k in stages:
             if (not full and skip_near) or (full and survey.complete):
                 continue
-            cands, truncated, source = self._candidates(j, k, full=full)
+            stage = self._candidates(j, k, full=full)
             choice = select_nodes(
-                cands, job.nodes, job.gang, operator_of=self.operator_of, scope_of=scope
+                stage.cands, job.nodes, job.gang, operator_of=self.operator_of, scope_of=scope
             )
             if choice.chosen:
-                return tuple(self._with_gpus(j, c, *source[c.index]) for c in choice.chosen)
-            reason = choice.reason if cands else ""
+                return tuple(self._with_gpus(j, c, stage) for c in choice.chosen)
+            reason = choice.reason if stage.cands else ""
             if not full:
-                skip_near = not truncated
-            elif not truncated:
+                skip_near = not stage.truncated
+            elif not stage.truncated:
                 break
         return reason
 
-    def _with_gpus(self, j: int, c: Candidate, sc: _Scored, local: int) -> Candidate:
+    def _with_gpus(self, j: int, c: Candidate, stage: _Stage) -> Candidate:
         """The candidate with the GPUs the engine picks for it, checked against the residual."""
-        gpus = _gpu_choice(self.compiled[j], sc.table, sc.ge, local)
+        gpus = _gpu_choice(self.compiled[j], stage.view, stage.ge, c.index)
         if not self.residual.fits(self.jobs[j], c.index, gpus):  # pragma: no cover - invariant
             raise NodeSelectError(
                 f"internal error: job {self.jobs[j].name!r} offered node {c.index} with GPUs "
@@ -316,19 +393,20 @@ class _Placer:
         )
 
     def _unplaced(self, j: int, gang_reason: str) -> Unplaced:
+        """The job as unplaced; its explanation is computed on first access, against the
+        residual capacity as it is now (a snapshot: the residual's version number)."""
         job = self.jobs[j]
-        r = rank(job, self.residual.view(), k=0, now=self.now, seed=self.seed, stats=self.stats)
-        expl = r.explanation
-        summary = str(expl.summary())
-        reason = f"{gang_reason}; {summary}" if gang_reason else summary
-        return Unplaced(
-            job_name=job.name,
-            job_index=j,
-            priority=job.priority,
-            reason=reason,
-            rejected=tuple((str(n), int(c)) for n, c in expl.rejected),
-            explanation=expl,
-        )
+        residual, version = self.residual, self.residual.version
+        now, seed, stats = self.now, self.seed, self.stats
+
+        def why() -> UnplacedWhy:
+            view = residual.view_at(version)
+            expl = rank(job, view, k=0, now=now, seed=seed, stats=stats).explanation
+            summary = str(expl.summary())
+            reason = f"{gang_reason}; {summary}" if gang_reason else summary
+            return reason, tuple((str(n), int(c)) for n, c in expl.rejected), expl
+
+        return Unplaced(job.name, j, job.priority, UnplacedDetail(why))
 
     def _stranded(self) -> int:
         """Free GPUs on touched nodes that a job fitted before placement but none fits now."""
@@ -338,8 +416,7 @@ class _Placer:
         sub = self.residual.view().take(rows)
         fits_after = np.zeros(len(rows), dtype=np.bool_)
         seen: set[str] = set()
-        for j, job in enumerate(self.jobs):
-            key = repr(attrs.evolve(job, name="", priority=0, nodes=1, gang=GangReq()))
+        for j, key in enumerate(self.keys):
             if key not in seen:
                 seen.add(key)
                 fits_after |= _feasible(self.compiled[j], sub)[0]

@@ -8,7 +8,7 @@ A :class:`Plan` is a value: frozen attrs classes all the way down, built once by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ __all__ = [
     "Replica",
     "Residual",
     "Unplaced",
+    "UnplacedDetail",
     "totals_from",
     "validate_plan",
 ]
@@ -87,12 +88,73 @@ class JobAssignment:
         return sum(len(r.gpu_indices) for r in self.replicas)
 
 
+#: What an unplaced job's detail is made of: (reason, rejected, explanation).
+UnplacedWhy = tuple[str, tuple[tuple[str, int], ...], Any]
+
+
+class UnplacedDetail:
+    """An unplaced job's reason, rejection counts and explanation, computed on first access.
+
+    Placement hands over a function that evaluates the job against the residual capacity as
+    it was at the job's turn (a cheap snapshot: the number of reservations made before it), so
+    plans stay fast to build when nobody reads why a job was left out. Two details are equal
+    when their reasons and rejection counts are.
+    """
+
+    __slots__ = ("_compute", "_value")
+
+    def __init__(self, compute: Callable[[], UnplacedWhy]) -> None:
+        self._compute: Callable[[], UnplacedWhy] | None = compute
+        self._value: UnplacedWhy | None = None
+
+    @classmethod
+    def known(
+        cls, reason: str, rejected: tuple[tuple[str, int], ...] = (), explanation: Any = None
+    ) -> UnplacedDetail:
+        """A detail whose values are already known."""
+        out = cls(lambda: (reason, rejected, explanation))
+        out.get()
+        return out
+
+    def get(self) -> UnplacedWhy:
+        """(reason, rejected, explanation), computing them on the first call."""
+        if self._value is None:
+            assert self._compute is not None
+            self._value = self._compute()
+            self._compute = None  # release what the computation held (the residual snapshot)
+        return self._value
+
+    @property
+    def computed(self) -> bool:
+        """Whether the values have been computed yet."""
+        return self._value is not None
+
+    def _key(self) -> tuple[str, tuple[tuple[str, int], ...]]:
+        reason, rejected, _ = self.get()
+        return reason, rejected
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UnplacedDetail):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"UnplacedDetail({self.get()[0]!r})" if self.computed else "UnplacedDetail(<lazy>)"
+
+
 @attrs.frozen
 class Unplaced:
     """A job that could not be placed.
 
     Attributes:
         job_name / job_index / priority: the job.
+        detail: where ``reason``, ``rejected`` and ``explanation`` come from (computed on first
+            access of any of them, against the capacity left at the job's turn).
+
+    Properties:
         reason: a one-line summary against the capacity that was left for it, e.g.
             ``"0/3000 nodes fit: 2900 gpu-model, 100 gpu-count"`` or
             ``"gang of 4: 3 feasible nodes, best country DE has 2"``.
@@ -105,9 +167,22 @@ class Unplaced:
     job_name: str
     job_index: int
     priority: int
-    reason: str
-    rejected: tuple[tuple[str, int], ...] = ()
-    explanation: Any = attrs.field(default=None, eq=False, repr=False)
+    detail: UnplacedDetail = attrs.field(repr=False)
+
+    @property
+    def reason(self) -> str:
+        """A one-line summary of why the job was not placed (see the class docstring)."""
+        return self.detail.get()[0]
+
+    @property
+    def rejected(self) -> tuple[tuple[str, int], ...]:
+        """Per-constraint rejection counts against the residual capacity, in stable order."""
+        return self.detail.get()[1]
+
+    @property
+    def explanation(self) -> Any:
+        """The engine's explanation against the residual capacity at the job's turn."""
+        return self.detail.get()[2]
 
 
 @attrs.frozen
@@ -306,6 +381,9 @@ class Residual:
         gpu_reserved: per GPU, True once promised to a replica.
         cpu_cores / ram_free_gb / disk_free_gb: per node, what is still unpromised.
         touched: rows that have had anything reserved, in first-touch order.
+        touched_mask: per node, True once anything was reserved on it.
+        version: reservations made so far; :meth:`view_at` rebuilds the residual of any earlier
+            version from the reservation log (a snapshot costs one integer).
     """
 
     def __init__(self, table: NodeTable) -> None:
@@ -319,6 +397,13 @@ class Residual:
         self.ram_free_gb = table.ram_free_gb.copy()
         self.disk_free_gb = table.disk_free_gb.copy()
         self.touched: dict[int, None] = {}
+        self.touched_mask = np.zeros(len(table), dtype=np.bool_)
+        self._log: list[tuple[int, tuple[int, ...], int, float, float]] = []
+
+    @property
+    def version(self) -> int:
+        """How many replicas have been reserved so far."""
+        return len(self._log)
 
     def view(self) -> NodeTable:
         """The table with the residual capacity (columns shared, not copied)."""
@@ -328,6 +413,17 @@ class Residual:
             ram_free_gb=self.ram_free_gb,
             disk_free_gb=self.disk_free_gb,
         )
+
+    def view_at(self, version: int) -> NodeTable:
+        """The residual table as it was after the first ``version`` reservations (a copy).
+
+        Replays the log on fresh copies of the table's columns, in the same order and with the
+        same float32 arithmetic as :meth:`reserve`, so the result is bit-identical.
+        """
+        past = Residual(self.table)
+        for row, gpus, cores, ram, disk in self._log[:version]:
+            past._apply(row, gpus, cores, ram, disk)
+        return past.view()
 
     def touched_rows(self) -> npt.NDArray[np.int64]:
         """The touched rows as an array, in first-touch order."""
@@ -355,13 +451,19 @@ class Residual:
     def reserve(self, job: Job, row: int, gpu_indices: Sequence[int]) -> None:
         """Promise one replica's GPUs, cores, RAM and disk on ``row``."""
         start = int(self.table.gpu_offsets[row])
-        for g in gpu_indices:
-            self.gpu_reserved[start + g] = True
+        gpus = tuple(start + int(g) for g in gpu_indices)
         cores, ram, disk = _demand(job)
+        self._apply(row, gpus, cores, ram, disk)
+        self._log.append((row, gpus, cores, ram, disk))
+
+    def _apply(self, row: int, gpus: tuple[int, ...], cores: int, ram: float, disk: float) -> None:
+        for g in gpus:
+            self.gpu_reserved[g] = True
         self.cpu_cores[row] -= cores
         self.ram_free_gb[row] -= np.float32(ram)
         self.disk_free_gb[row] -= np.float32(disk)
         self.touched[row] = None
+        self.touched_mask[row] = True
 
     def free_gpus(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Unreserved GPUs on each of ``rows``."""
