@@ -1,0 +1,100 @@
+"""Node table build speed: NodeTable.from_nodes against the straightforward reference build.
+
+Prints figures (no assertions; machines are noisy, compare ratios within one run). For scale,
+the same run times ``json.loads`` and the lean msgspec decode of the same documents. Each
+figure is the best of ``--repeat`` rounds; rounds interleave the contenders so load changes
+hit them alike, and the range over rounds is printed too.
+
+    python benchmarks/bench_build.py [--nodes 20000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import attrs
+import msgspec
+
+from nodeselect._facts import ProvedFacts
+from nodeselect._lean import LeanNode, decode_node
+from nodeselect._table import NodeTable
+from nodeselect.sim import generate_fleet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from reference_table import reference_from_nodes
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+@attrs.frozen
+class Node:
+    lean: LeanNode
+    facts: ProvedFacts
+
+
+def documents(n: int) -> tuple[list[bytes], list[Node]]:
+    """Encoded simulator documents and their lean decodes with the simulator's hidden facts."""
+    fleet = generate_fleet(n, seed=7, now=NOW)
+    enc = msgspec.json.Encoder()
+    raws, nodes = [], []
+    for doc in fleet.documents():
+        raw = enc.encode(doc)
+        try:
+            lean = decode_node(raw)
+        except msgspec.ValidationError:
+            continue  # the simulator's deliberately malformed documents
+        h = fleet.hidden(lean.uuid)
+        facts = ProvedFacts(
+            status=h.status,
+            compliance_tags=h.compliance_tags,
+            continent=h.continent,
+            country=h.country,
+            subdivision=h.subdivision,
+        )
+        raws.append(raw)
+        nodes.append(Node(lean, facts))
+    return raws, nodes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    raws, nodes = documents(args.nodes)
+    n = len(nodes)
+    now_s = NOW.timestamp()
+    contenders: dict[str, Callable[[], object]] = {
+        "json.loads (scale)": lambda: [json.loads(r) for r in raws],
+        "lean decode (scale)": lambda: [decode_node(r) for r in raws],
+        "reference build": lambda: reference_from_nodes(nodes, now_s),
+        "NodeTable.from_nodes": lambda: NodeTable.from_nodes(nodes, now=NOW),
+    }
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    for _ in range(args.repeat):
+        for name, fn in contenders.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    print(f"{n:,} simulator nodes, best of {args.repeat} interleaved rounds (range over rounds)")
+    for name, ts in times.items():
+        best, worst = min(ts), max(ts)
+        print(
+            f"  {name:22s} {n / best:9,.0f} nodes/s  {best / n * 1e6:6.2f} us/node"
+            f"  (range {n / worst:,.0f}-{n / best:,.0f} nodes/s)"
+        )
+    ref, fast = min(times["reference build"]), min(times["NodeTable.from_nodes"])
+    print(f"  from_nodes speedup over the reference build: {ref / fast:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""The fast table builder reproduces the straightforward per-node build, column for column."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import attrs
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nodeselect._facts import ProvedFacts
+from nodeselect._lean import (
+    LeanCpu,
+    LeanDisk,
+    LeanGpu,
+    LeanGpuMetrics,
+    LeanHardwareEvent,
+    LeanMetadata,
+    LeanNode,
+    LeanOS,
+    LeanRam,
+    LeanSoftware,
+    LeanTelemetryGpu,
+    LeanVram,
+)
+from nodeselect._table import NodeTable
+from reference_table import reference_from_nodes
+from strategies_fleet import NOW, FleetNode, fleets
+
+NOW_S = NOW.timestamp()
+
+
+def _assert_same_table(got: NodeTable, want: NodeTable) -> None:
+    """Every column equal in dtype, shape and value (NaN equal to NaN), every vocabulary equal."""
+    for f in attrs.fields(NodeTable):
+        a, b = getattr(got, f.name), getattr(want, f.name)
+        if isinstance(b, np.ndarray):
+            assert isinstance(a, np.ndarray), f.name
+            assert a.dtype == b.dtype, (f.name, a.dtype, b.dtype)
+            assert a.shape == b.shape, (f.name, a.shape, b.shape)
+            if a.dtype.kind == "f":
+                assert np.array_equal(a, b, equal_nan=True), f.name
+            else:
+                assert np.array_equal(a, b), f.name
+        else:
+            assert a == b, f.name
+
+
+@settings(max_examples=60, deadline=None)
+@given(fleets(max_size=25))
+def test_fast_build_equals_reference_build(fleet: list[FleetNode]) -> None:
+    """On generated fleets the fast builder yields exactly the reference builder's table."""
+    _assert_same_table(NodeTable.from_nodes(fleet, now=NOW), reference_from_nodes(fleet, NOW_S))
+
+
+_odd_numbers = st.one_of(
+    st.none(),
+    st.integers(-5, 10**12),
+    st.floats(-1e30, 1e30),  # beyond float32's range the float32 cast warns (tests: an error)
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+)
+_cores = st.none() | st.integers(-1, 4096)  # cpu_cores is int32: no huge counts
+_odd_text = st.one_of(
+    st.none(), st.text(max_size=12), st.sampled_from(["", " ", "x86-64", "ARM64"])
+)
+
+
+@st.composite
+def _odd_nodes(draw: st.DrawFn, uuid: str) -> FleetNode:
+    """A node whose every number and string may be missing, empty, negative, huge or NaN."""
+    n_gpu = draw(st.integers(0, 3))
+    gpus = [
+        LeanGpu(
+            name=draw(_odd_text),
+            vram_gb_available=draw(_odd_numbers),
+            vram_gb_max=draw(_odd_numbers),
+        )
+        for _ in range(n_gpu)
+    ]
+    tele = [
+        LeanTelemetryGpu(
+            load=draw(_odd_numbers),
+            name=draw(_odd_text),
+            vram=draw(st.none() | st.builds(LeanVram, free=_odd_numbers, total=_odd_numbers)),
+        )
+        for _ in range(draw(st.sampled_from([0, n_gpu, n_gpu, n_gpu + 1])))
+    ]
+    created = draw(
+        st.one_of(
+            st.none(),
+            st.just("2024-05-31T23:59:00Z"),
+            st.just("2024-06-01T13:30:00+05:00"),
+            st.just("not a time"),
+        )
+    )
+    event = LeanHardwareEvent(
+        timestamp_ms=draw(
+            st.one_of(
+                st.none(),
+                st.just(int((NOW - timedelta(seconds=30)).timestamp() * 1000)),
+                st.floats(0, 2e12),
+            )
+        ),
+        created_at=created,
+        metadata=draw(
+            st.none()
+            | st.builds(
+                LeanMetadata,
+                gpu=st.none() | st.just(LeanGpuMetrics(gpus=tele)),
+            )
+        ),
+    )
+    os_ = st.none() | st.builds(LeanOS, architecture=_odd_text, name=_odd_text)
+    node = LeanNode(
+        uuid=uuid,
+        name=draw(_odd_text),
+        reputation=draw(_odd_numbers),
+        cpus=draw(st.none() | st.lists(st.builds(LeanCpu, num_cores=_cores), max_size=3)),
+        gpus=gpus or None,
+        hard_drives=draw(
+            st.none()
+            | st.lists(
+                st.builds(
+                    LeanDisk, available_capacity_gb=_odd_numbers, max_capacity_gb=_odd_numbers
+                ),
+                max_size=3,
+            )
+        ),
+        rams=draw(
+            st.none()
+            | st.lists(
+                st.builds(LeanRam, memory_gb_available=_odd_numbers, memory_gb_max=_odd_numbers),
+                max_size=3,
+            )
+        ),
+        latest_hardware_event=draw(st.sampled_from([None, event])),
+        operating_system=draw(os_),
+        current_software=draw(
+            st.none()
+            | st.builds(
+                LeanSoftware,
+                cached_image_tags=st.none() | st.lists(_odd_text.filter(bool), max_size=3),
+                operating_system=os_,
+            )
+        ),
+        operator_account_uuid=draw(_odd_text),
+        last_seen_at=draw(st.one_of(st.none(), st.just("2024-06-01T11:00:00.5Z"), _odd_text)),
+        suspended_at=draw(st.sampled_from([None, "", "2024-01-01T00:00:00Z"])),
+        deleted_at=draw(st.sampled_from([None, "", "2024-01-01T00:00:00Z"])),
+    )
+    facts = ProvedFacts(
+        status=draw(st.sampled_from([None, "", "AVAILABLE", "MADE_UP"])),
+        compliance_tags=frozenset(draw(st.lists(st.sampled_from(["GDPR", "EEA", "X"])))),
+        continent=draw(st.sampled_from([None, "", "EU", "ZZ"])),
+        country=draw(st.sampled_from([None, "", "de", "US"])),
+        subdivision=draw(st.sampled_from([None, "", "us-ca", "DE-BY"])),
+    )
+    return FleetNode(lean=node, facts=facts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 10**6), max_size=12, unique=True).flatmap(
+        lambda ids: st.tuples(*(_odd_nodes(f"u-{i}") for i in ids))
+    )
+)
+def test_fast_build_equals_reference_on_odd_values(fleet: tuple[FleetNode, ...]) -> None:
+    """Missing, empty, negative, huge and NaN values are stored exactly as in the reference."""
+    nodes = list(fleet)
+    _assert_same_table(NodeTable.from_nodes(nodes, now=NOW), reference_from_nodes(nodes, NOW_S))
+
+
+def test_empty_fleet_builds_an_empty_table() -> None:
+    """No nodes give a table of length 0 equal to the reference's."""
+    _assert_same_table(NodeTable.from_nodes([], now=NOW), reference_from_nodes([], NOW_S))
+    assert len(NodeTable.from_nodes([], now=NOW)) == 0
+
+
+def test_many_images_spill_into_a_second_bitset_word() -> None:
+    """More than 64 distinct image tags need two words per node, set exactly as the reference."""
+    nodes = [
+        FleetNode(
+            lean=LeanNode(
+                uuid=f"n{i}",
+                current_software=LeanSoftware(
+                    cached_image_tags=[f"img-{j}" for j in range(i, i + 40)]
+                ),
+            )
+        )
+        for i in range(0, 60, 20)
+    ]
+    got = NodeTable.from_nodes(nodes, now=NOW)
+    assert got.image_bits.shape[0] == 2
+    _assert_same_table(got, reference_from_nodes(nodes, NOW_S))
