@@ -3,7 +3,9 @@
 Decoding a page into these msgspec structs is 6-9x faster than ``json.loads`` into dicts,
 because every other field of the ~5 KB document is skipped without being built. Types are
 strict (a string where a number belongs is an error with its JSON path) and every field is
-optional or nullable, because real fleets omit and null them.
+optional or nullable, because real fleets omit and null them. The structs are ``gc=False``: a
+decoded document cannot form a reference cycle, and leaving 100k nodes' structs out of the
+cyclic garbage collector's scans more than doubled page decoding speed.
 
 Units (see docs/units.md): ``*_gb`` fields are GB as the API reports them; telemetry
 ``metadata.gpu.gpus[].vram.free/total`` are MiB; telemetry ``metadata.ram.free/total`` and
@@ -35,86 +37,86 @@ __all__ = [
 Number = int | float
 
 
-class LeanCpu(msgspec.Struct, frozen=True):
+class LeanCpu(msgspec.Struct, frozen=True, gc=False):
     name: str | None = None
     num_cores: int | None = None
 
 
-class LeanGpu(msgspec.Struct, frozen=True):
+class LeanGpu(msgspec.Struct, frozen=True, gc=False):
     name: str | None = None
     vram_gb_available: Number | None = None
     vram_gb_max: Number | None = None
 
 
-class LeanDisk(msgspec.Struct, frozen=True):
+class LeanDisk(msgspec.Struct, frozen=True, gc=False):
     available_capacity_gb: Number | None = None
     max_capacity_gb: Number | None = None
 
 
-class LeanRam(msgspec.Struct, frozen=True):
+class LeanRam(msgspec.Struct, frozen=True, gc=False):
     memory_gb_available: Number | None = None
     memory_gb_max: Number | None = None
 
 
-class LeanVram(msgspec.Struct, frozen=True):
+class LeanVram(msgspec.Struct, frozen=True, gc=False):
     free: Number | None = None  # MiB
     total: Number | None = None  # MiB
 
 
-class LeanTelemetryGpu(msgspec.Struct, frozen=True):
+class LeanTelemetryGpu(msgspec.Struct, frozen=True, gc=False):
     load: Number | None = None  # fraction 0..1
     name: str | None = None
     vram: LeanVram | None = None
 
 
-class LeanGpuMetrics(msgspec.Struct, frozen=True):
+class LeanGpuMetrics(msgspec.Struct, frozen=True, gc=False):
     gpus: list[LeanTelemetryGpu] | None = None
     average: Number | None = None
 
 
-class LeanCpuMetrics(msgspec.Struct, frozen=True):
+class LeanCpuMetrics(msgspec.Struct, frozen=True, gc=False):
     average: Number | None = None
 
 
-class LeanRamMetrics(msgspec.Struct, frozen=True):
+class LeanRamMetrics(msgspec.Struct, frozen=True, gc=False):
     free: Number | None = None  # bytes
     total: Number | None = None  # bytes
 
 
-class LeanMetadata(msgspec.Struct, frozen=True):
+class LeanMetadata(msgspec.Struct, frozen=True, gc=False):
     cpu: LeanCpuMetrics | None = None
     gpu: LeanGpuMetrics | None = None
     ram: LeanRamMetrics | None = None
 
 
-class LeanHardwareEvent(msgspec.Struct, frozen=True):
+class LeanHardwareEvent(msgspec.Struct, frozen=True, gc=False):
     timestamp_ms: Number | None = None
     created_at: str | None = None
     metadata: LeanMetadata | None = None
 
 
-class LeanOS(msgspec.Struct, frozen=True):
+class LeanOS(msgspec.Struct, frozen=True, gc=False):
     architecture: str | None = None
     brand: str | None = None
     name: str | None = None
     version: str | None = None
 
 
-class LeanHardware(msgspec.Struct, frozen=True):
+class LeanHardware(msgspec.Struct, frozen=True, gc=False):
     operating_system: LeanOS | None = None
 
 
-class LeanDriver(msgspec.Struct, frozen=True):
+class LeanDriver(msgspec.Struct, frozen=True, gc=False):
     version: str | None = None
 
 
-class LeanSoftware(msgspec.Struct, frozen=True):
+class LeanSoftware(msgspec.Struct, frozen=True, gc=False):
     cached_image_tags: list[str] | None = None
     nvidia_driver: LeanDriver | None = None
     operating_system: LeanOS | None = None
 
 
-class LeanNode(msgspec.Struct, frozen=True):
+class LeanNode(msgspec.Struct, frozen=True, gc=False):
     """The fields of a node document that scoring and placement use."""
 
     uuid: str
@@ -138,7 +140,7 @@ class LeanNode(msgspec.Struct, frozen=True):
     deleted_at: str | None = None
 
 
-class LeanPage(msgspec.Struct, frozen=True):
+class LeanPage(msgspec.Struct, frozen=True, gc=False):
     """The page envelope with each node kept as raw JSON, decoded one by one later."""
 
     data: list[msgspec.Raw]
