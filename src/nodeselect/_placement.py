@@ -159,21 +159,20 @@ def _top(
     cj: CompiledJob,
     table: NodeTable,
     idx: npt.NDArray[np.int64],
-    ge: GpuEval | None,
+    raw: dict[str, npt.NDArray[np.float64]],
     *,
-    stats: TableStats,
     seed: int,
     k: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """The best ``k`` of the feasible rows ``idx`` (any order) and their scores, best first.
 
-    Same scorers, weighting and total order (score desc, seeded uuid key, uuid) as
-    :func:`nodeselect._engine.rank`; a node's score depends only on its own columns and
-    ``stats``, so scoring a subset ranks it exactly as the whole table would.
+    ``raw`` holds each weighted term's raw score for ``idx`` (as ``score_terms`` gives it).
+    Same weighting and total order (score desc, seeded uuid key, uuid) as
+    :func:`nodeselect._engine.rank`; a node's score depends only on its own columns and the
+    table's global stats, so scoring a subset ranks it exactly as the whole table would.
     """
     if len(idx) == 0 or k == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    raw = score_terms(cj, table, idx, ge, stats.max_gpu_count)
     score = np.zeros(len(idx))
     for name, w in cj.weights:
         score = score + w * raw[name]
@@ -196,7 +195,8 @@ def _score(cj: CompiledJob, table: NodeTable, stats: TableStats, seed: int, k: i
     Feasibility is the engine's own fast path (a test holds the result equal to ``rank()``).
     """
     idx, ge = _fast_feasible(cj, table)
-    rows, scores = _top(cj, table, idx, ge, stats=stats, seed=seed, k=k)
+    raw = score_terms(cj, table, idx, ge, stats.max_gpu_count) if len(idx) and k else {}
+    rows, scores = _top(cj, table, idx, raw, seed=seed, k=k)
     return _Scored(table, ge, rows, scores, idx)
 
 
@@ -213,6 +213,98 @@ def _capacity_ok(job: Job, view: NodeTable, rows: npt.NDArray[np.int64]) -> npt.
     if job.disk.min_free_gb is not None:
         ok &= view.disk_free_gb[rows] >= f32_at_least(float(job.disk.min_free_gb))
     return ok
+
+
+#: Score terms whose per-node value depends on nothing job-specific but the GPU limits
+#: (``idle``: the matching GPUs' load) or nothing at all (``reputation``, ``freshness``).
+_SHARED_TERMS = frozenset({"reputation", "freshness", "idle"})
+
+
+class _SurveyCache:
+    """Work the survey shares between jobs whose requirements partly agree.
+
+    The engine evaluates one job at a time; a batch repeats most of that work. Per GPU limits
+    (models, VRAM, load -- not the count) the per-GPU pass mask and the per-node matching count
+    are the same for every job, so the GPU group is evaluated once per distinct limits; the
+    node-level masks once per distinct node-level requirements; the ``reputation``,
+    ``freshness`` and ``idle`` raw scores once per table (per GPU limits for ``idle``) and then
+    gathered. Every value is computed by the engine's own functions on the same inputs and the
+    combination is the engine's, so the survey equals ``rank()`` bit for bit (tested).
+    """
+
+    def __init__(self, table: NodeTable, stats: TableStats) -> None:
+        self.table = table
+        self.stats = stats
+        self.all_rows = np.arange(len(table), dtype=np.int64)
+        self._gpu: dict[tuple[object, ...], GpuEval] = {}
+        self._nodes: dict[str, npt.NDArray[np.bool_]] = {}
+        self._terms: dict[tuple[object, ...], npt.NDArray[np.float64]] = {}
+
+    @staticmethod
+    def _gpu_key(cj: CompiledJob) -> tuple[object, ...]:
+        return (cj.model_codes, cj.min_vram_free_gb, cj.min_vram_total_gb, cj.max_load)
+
+    def gpu(self, cj: CompiledJob) -> GpuEval | None:
+        """The job's GPU group on the full table (``None`` for a CPU-only job)."""
+        if cj.count == 0:
+            return None
+        key = self._gpu_key(cj)
+        ge = self._gpu.get(key)
+        if ge is None:
+            fresh = gpu_eval(cj, self.table)
+            assert fresh is not None  # count > 0
+            ge = self._gpu[key] = fresh
+        if ge.count == cj.count:
+            return ge
+        return attrs.evolve(ge, count=cj.count, ok=ge.matching >= cj.count)
+
+    def nodes(self, cj: CompiledJob) -> npt.NDArray[np.bool_]:
+        """Where the job passes every node-level constraint (read-only; shared)."""
+        job = cj.job
+        key = repr((job.placement, job.software, job.cpu, job.memory, job.disk))
+        mask = self._nodes.get(key)
+        if mask is None:
+            mask = np.ones(len(self.table), dtype=np.bool_)
+            for check in node_checks(cj, self.table):
+                mask &= check.passes
+            self._nodes[key] = mask
+        return mask
+
+    def terms(
+        self, cj: CompiledJob, idx: npt.NDArray[np.int64], ge: GpuEval | None
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        """Each weighted term's raw score for rows ``idx``, as ``score_terms`` gives them."""
+        own = tuple((n, w) for n, w in cj.weights if n not in _SHARED_TERMS)
+        out: dict[str, npt.NDArray[np.float64]] = {}
+        if own:
+            single = attrs.evolve(cj, weights=own)
+            out.update(score_terms(single, self.table, idx, ge, self.stats.max_gpu_count))
+        for name, _ in cj.weights:
+            if name not in _SHARED_TERMS:
+                continue
+            key = (name, self._gpu_key(cj) if name == "idle" and ge is not None else None)
+            arr = self._terms.get(key)
+            if arr is None:
+                single = attrs.evolve(cj, weights=((name, 1.0),), weight_total=1.0)
+                arr = score_terms(single, self.table, self.all_rows, ge, self.stats.max_gpu_count)[
+                    name
+                ]
+                self._terms[key] = arr
+            out[name] = arr[idx]
+        return out
+
+    def survey(
+        self, cj: CompiledJob, seed: int, k: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(every feasible row ascending, the best ``k`` of them best first)."""
+        ge = self.gpu(cj)
+        mask = self.nodes(cj)
+        if ge is not None:
+            mask = mask & ge.ok
+        idx = np.flatnonzero(mask).astype(np.int64)
+        raw = self.terms(cj, idx, ge) if len(idx) and k else {}
+        rows, _ = _top(cj, self.table, idx, raw, seed=seed, k=k)
+        return idx, rows
 
 
 @attrs.frozen(eq=False)
@@ -255,17 +347,17 @@ class _Placer:
         for j, key in enumerate(self.keys):
             groups.setdefault(key, []).append(j)
         out: dict[int, _Survey] = {}
+        cache = _SurveyCache(self.table, self.stats)
         for members in groups.values():
-            first = members[0]
             want = max(self._want(j) for j in members)
-            sc = _score(self.compiled[first], self.table, self.stats, self.seed, want)
+            feasible, top = cache.survey(self.compiled[members[0]], self.seed, want)
             mask = np.zeros(len(self.table), dtype=np.bool_)
-            mask[sc.feasible] = True
+            mask[feasible] = True
             self.fits_before |= mask
             bits = np.packbits(mask)
-            n = len(sc.feasible)
+            n = len(feasible)
             for j in members:
-                rows = sc.rows[: self._want(j)]
+                rows = top[: self._want(j)]
                 out[j] = _Survey(n, rows, len(rows) >= n, bits)
         return [out[j] for j in range(len(self.jobs))]
 
@@ -295,7 +387,8 @@ class _Placer:
         if ge is not None:
             idx = idx[ge.ok[idx]]
         want = len(idx) if k is None else min(k, len(idx))
-        rows, scores = _top(cj, view, idx, ge, stats=self.stats, seed=self.seed, k=want)
+        raw = score_terms(cj, view, idx, ge, self.stats.max_gpu_count) if want else {}
+        rows, scores = _top(cj, view, idx, raw, seed=self.seed, k=want)
         cands = [Candidate(g, s, ()) for g, s in zip(rows.tolist(), scores.tolist(), strict=True)]
         truncated = len(idx) > len(cands)
         if not full and not survey.complete:
