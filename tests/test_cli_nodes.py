@@ -35,10 +35,10 @@ def test_jsonl_lines_carry_documents_and_proved_facts(server, capsys) -> None:
 
 
 def test_personal_data_is_hidden_unless_asked(server, capsys) -> None:
-    """E-mails are hidden in json output by default and shown with --include-personal."""
+    """E-mails are hidden in json output by default and shown with --show-private."""
     main(["nodes", "--api", server.url, "--format", "json"])
     hidden = capsys.readouterr().out
-    main(["nodes", "--api", server.url, "--format", "json", "--include-personal"])
+    main(["nodes", "--api", server.url, "--format", "json", "--show-private"])
     shown = capsys.readouterr().out
     emails = {
         d["operator_account"]["email"]

@@ -4,7 +4,7 @@ Every filter of the List Nodes API has a flag. ``--status``, ``--continent``, ``
 ``--subdivision``, ``--name``, ``--uuid`` and ``--operator`` may be repeated (any of);
 ``--compliance`` may be repeated (all of). Output: a table (default), ``json`` (an array) or
 ``jsonl`` (one ``{"document": ..., "nodeselect": {proved facts}}`` per line). Operator e-mails,
-IP addresses and wallets are hidden unless ``--include-personal``; ``--out FILE`` saves a full
+IP addresses and wallets are hidden unless ``--show-private``; ``--out FILE`` saves a full
 snapshot (documents exactly as received) for ``--snapshot FILE`` later.
 """
 
@@ -89,7 +89,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--out", metavar="FILE", default=None, help="also save the fetched fleet as a snapshot file"
     )
     o.add_argument(
-        "--include-personal",
+        "--show-private",
+        "--include-personal",  # the first spelling; kept so existing scripts keep working
+        dest="show_private",
         action="store_true",
         help="show operator e-mails, IP addresses and wallets (hidden by default)",
     )
@@ -176,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
             save_snapshot(args.out, result)
     except NodeSelectError as exc:
         return fail(str(exc), source_exit_code(exc))
-    personal = bool(args.include_personal)
+    personal = bool(args.show_private)
     out = sys.stdout
     if args.format == "table":
         _table(result, personal)
