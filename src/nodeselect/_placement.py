@@ -85,6 +85,11 @@ class _Survey:
     rows: npt.NDArray[np.int64] = attrs.field(eq=False)  # best first
     complete: bool  # rows holds every feasible node
     bits: npt.NDArray[np.uint8] = attrs.field(eq=False)  # packed feasibility mask
+    scores: npt.NDArray[np.float64] = attrs.field(eq=False)  # of rows
+    #: the GPU group on the full table (only ``passes`` kept; shared per GPU limits)
+    ge: GpuEval | None = attrs.field(eq=False)
+    #: the score of every feasible row (ascending rows), kept for gangs within a memory budget
+    all_scores: npt.NDArray[np.float64] | None = attrs.field(eq=False, default=None)
 
     def was_feasible(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Whether each row admitted a replica on the full table (before any reservation)."""
@@ -155,6 +160,41 @@ def _feasible(cj: CompiledJob, table: NodeTable) -> tuple[npt.NDArray[np.bool_],
     return mask, ge
 
 
+def _combine(
+    cj: CompiledJob, raw: dict[str, npt.NDArray[np.float64]], n: int
+) -> npt.NDArray[np.float64]:
+    """The engine's weighted score from raw terms (same operations in the same order)."""
+    score = np.zeros(n)
+    for name, w in cj.weights:
+        score = score + w * raw[name]
+    out: npt.NDArray[np.float64] = score / cj.weight_total
+    return out
+
+
+def _best(
+    table: NodeTable,
+    idx: npt.NDArray[np.int64],
+    score: npt.NDArray[np.float64],
+    *,
+    seed: int,
+    k: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The best ``k`` rows of ``idx`` (any order) by the engine's total order (score desc,
+    seeded uuid key, uuid), with their scores, best first."""
+    if len(idx) == 0 or k == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    if len(idx) > k:
+        kth = np.partition(score, len(idx) - k)[len(idx) - k]
+        cand = np.flatnonzero(score >= kth)
+    else:
+        cand = np.arange(len(idx))
+    rows = idx[cand]
+    uu = table.uuid[rows]
+    keys = tie_keys(uuid_hashes(uu), seed)
+    order = np.lexsort((uu, keys, -score[cand]))[:k]
+    return rows[order], score[cand][order]
+
+
 def _top(
     cj: CompiledJob,
     table: NodeTable,
@@ -167,26 +207,13 @@ def _top(
     """The best ``k`` of the feasible rows ``idx`` (any order) and their scores, best first.
 
     ``raw`` holds each weighted term's raw score for ``idx`` (as ``score_terms`` gives it).
-    Same weighting and total order (score desc, seeded uuid key, uuid) as
-    :func:`nodeselect._engine.rank`; a node's score depends only on its own columns and the
-    table's global stats, so scoring a subset ranks it exactly as the whole table would.
+    Same weighting and total order as :func:`nodeselect._engine.rank`; a node's score depends
+    only on its own columns and the table's global stats, so scoring a subset ranks it exactly
+    as the whole table would.
     """
     if len(idx) == 0 or k == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    score = np.zeros(len(idx))
-    for name, w in cj.weights:
-        score = score + w * raw[name]
-    score = score / cj.weight_total
-    if len(idx) > k:
-        kth = np.partition(score, len(idx) - k)[len(idx) - k]
-        cand = np.flatnonzero(score >= kth)
-    else:
-        cand = np.arange(len(idx))
-    rows = idx[cand]
-    uu = table.uuid[rows]
-    keys = tie_keys(uuid_hashes(uu), seed)
-    order = np.lexsort((uu, keys, -score[cand]))[:k]
-    return rows[order], score[cand][order]
+    return _best(table, idx, _combine(cj, raw, len(idx)), seed=seed, k=k)
 
 
 def _score(cj: CompiledJob, table: NodeTable, stats: TableStats, seed: int, k: int) -> _Scored:
@@ -239,6 +266,7 @@ class _SurveyCache:
         self._gpu: dict[tuple[object, ...], GpuEval] = {}
         self._nodes: dict[str, npt.NDArray[np.bool_]] = {}
         self._terms: dict[tuple[object, ...], npt.NDArray[np.float64]] = {}
+        self._slim: dict[tuple[object, ...], GpuEval] = {}
 
     @staticmethod
     def _gpu_key(cj: CompiledJob) -> tuple[object, ...]:
@@ -293,28 +321,53 @@ class _SurveyCache:
             out[name] = arr[idx]
         return out
 
-    def survey(
-        self, cj: CompiledJob, seed: int, k: int
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """(every feasible row ascending, the best ``k`` of them best first)."""
+    def survey(self, cj: CompiledJob, seed: int, k: int) -> tuple[npt.NDArray[Any], ...]:
+        """(every feasible row ascending, their scores, the best ``k`` rows best first, and
+        the scores of those)."""
         ge = self.gpu(cj)
         mask = self.nodes(cj)
         if ge is not None:
             mask = mask & ge.ok
         idx = np.flatnonzero(mask).astype(np.int64)
-        raw = self.terms(cj, idx, ge) if len(idx) and k else {}
-        rows, _ = _top(cj, self.table, idx, raw, seed=seed, k=k)
-        return idx, rows
+        score = _combine(cj, self.terms(cj, idx, ge), len(idx)) if len(idx) else np.zeros(0)
+        rows, top = _best(self.table, idx, score, seed=seed, k=k)
+        return idx, score, rows, top
+
+    def passes(self, cj: CompiledJob) -> GpuEval | None:
+        """The job's GPU group with only the per-GPU ``passes`` kept (for picking GPUs)."""
+        if cj.count == 0:
+            return None
+        key = self._gpu_key(cj)
+        slim = self._slim.get(key)
+        if slim is None:
+            ge = self.gpu(cj)
+            assert ge is not None
+            empty = np.zeros(0, dtype=np.float32)
+            none = np.zeros(0, dtype=np.bool_)
+            slim = self._slim[key] = attrs.evolve(
+                ge,
+                limit_passes={},
+                available=none,
+                matching=np.zeros(0, dtype=np.int64),
+                ok=none,
+                vram_free_gb=empty,
+                load=empty,
+            )
+        return slim
 
 
 @attrs.frozen(eq=False)
 class _Stage:
-    """Candidates of one widening stage and what is needed to pick their GPUs."""
+    """Candidates of one widening stage."""
 
     cands: list[Candidate]
     truncated: bool  # feasible nodes were left out by the cut at k
-    view: NodeTable
-    ge: GpuEval | None
+    ge: GpuEval | None = None  # the GPU group on the residual, for the re-evaluated rows
+
+
+#: Survey scores of every feasible row are kept for gangs (whose wider stages need them) up
+#: to this many floats in all (64 MiB); beyond it the wide stages re-score those rows.
+KEEP_SCORES = 1 << 23
 
 
 class _Placer:
@@ -348,56 +401,92 @@ class _Placer:
             groups.setdefault(key, []).append(j)
         out: dict[int, _Survey] = {}
         cache = _SurveyCache(self.table, self.stats)
+        budget = KEEP_SCORES
         for members in groups.values():
             want = max(self._want(j) for j in members)
-            feasible, top = cache.survey(self.compiled[members[0]], self.seed, want)
+            feasible, score, top, top_scores = cache.survey(
+                self.compiled[members[0]], self.seed, want
+            )
             mask = np.zeros(len(self.table), dtype=np.bool_)
             mask[feasible] = True
             self.fits_before |= mask
             bits = np.packbits(mask)
             n = len(feasible)
+            keep = None
+            if any(self.jobs[j].nodes > 1 for j in members) and len(top) < n <= budget:
+                keep, budget = score, budget - n
             for j in members:
-                rows = top[: self._want(j)]
-                out[j] = _Survey(n, rows, len(rows) >= n, bits)
+                w = self._want(j)
+                rows = top[:w]
+                out[j] = _Survey(
+                    n,
+                    rows,
+                    len(rows) >= n,
+                    bits,
+                    top_scores[:w],
+                    cache.passes(self.compiled[j]),
+                    keep,
+                )
         return [out[j] for j in range(len(self.jobs))]
 
     def _candidates(self, j: int, k: int | None, *, full: bool) -> _Stage:
         """The job's best candidates on the residual (an exact prefix of its residual ranking).
 
         Only rows the survey found feasible can fit (capacity only shrinks), and a row nothing
-        was reserved on is as feasible, and scores, as in the survey. So the rows evaluated
-        are: ``full`` -- every survey-feasible row; otherwise the untouched survey candidates
-        plus the touched survey-feasible rows. Touched rows are re-checked for the capacity
-        constraints, and the GPU group and scores are computed on the residual view for just
-        these rows. ``k=None`` keeps every feasible one.
+        was reserved on is as feasible, and scores, as in the survey: it keeps its survey
+        score. The rows are: ``full`` -- every survey-feasible row; otherwise the survey's
+        best rows plus the touched survey-feasible rows. Touched rows are re-checked (capacity
+        constraints, then the GPU group and scores on the residual view, for just these rows).
+        ``k=None`` keeps every feasible one.
         """
         cj, survey, job = self.compiled[j], self.surveys[j], self.jobs[j]
         view = self.residual.view()
         touched = self.residual.touched_mask
         if full:
             base = survey.feasible_rows(len(self.table))
-            hit = touched[base]
-            untouched, again = base[~hit], base[hit]
+            base_scores = survey.all_scores
         else:
-            untouched = survey.rows[~touched[survey.rows]]
+            base, base_scores = survey.rows, survey.scores
+        hit = touched[base]
+        if full:
+            again = base[hit]
+        else:
             t = self.residual.touched_rows()
             again = t[survey.was_feasible(t)] if len(t) else t
-        idx = np.concatenate([untouched, again[_capacity_ok(job, view, again)]])
-        ge = gpu_eval(cj, view, idx)
-        if ge is not None:
-            idx = idx[ge.ok[idx]]
+        if base_scores is None:  # no stored scores: re-score the untouched rows too
+            kept = np.zeros(0, dtype=np.int64)
+            kept_scores = np.zeros(0)
+            again = base
+        else:
+            kept, kept_scores = base[~hit], base_scores[~hit]
+        # Touched rows: the capacity constraints again, and enough unreserved GPUs (a cheap
+        # necessary condition of the GPU group; rows whose GPUs are all taken drop out here).
+        keep = _capacity_ok(job, view, again)
+        if cj.count:
+            keep &= self.residual.free_gpu_count[again] >= cj.count
+        again = again[keep]
+        ge = None
+        if len(again):
+            ge = gpu_eval(cj, view, again)
+            if ge is not None:
+                again = again[ge.ok[again]]
+            raw = score_terms(cj, view, again, ge, self.stats.max_gpu_count)
+            again_scores = _combine(cj, raw, len(again))
+            idx = np.concatenate([kept, again])
+            scores = np.concatenate([kept_scores, again_scores])
+        else:
+            idx, scores = kept, kept_scores
         want = len(idx) if k is None else min(k, len(idx))
-        raw = score_terms(cj, view, idx, ge, self.stats.max_gpu_count) if want else {}
-        rows, scores = _top(cj, view, idx, raw, seed=self.seed, k=want)
-        cands = [Candidate(g, s, ()) for g, s in zip(rows.tolist(), scores.tolist(), strict=True)]
+        rows, best = _best(view, idx, scores, seed=self.seed, k=want)
+        cands = [Candidate(g, s, ()) for g, s in zip(rows.tolist(), best.tolist(), strict=True)]
         truncated = len(idx) > len(cands)
         if not full and not survey.complete:
             # Only the prefix down to the last untouched survey node is provably exact; nodes
             # beyond the survey may follow it.
-            last = set(untouched.tolist())
+            last = set(base[~hit].tolist())
             end = max((i for i, c in enumerate(cands) if c.index in last), default=-1)
             cands = cands[: end + 1]
-        return _Stage(cands, truncated, view, ge)
+        return _Stage(cands, truncated, ge)
 
     def run(self) -> Plan:
         assignments: list[JobAssignment] = []
@@ -454,7 +543,7 @@ class _Placer:
                 stage.cands, job.nodes, job.gang, operator_of=self.operator_of, scope_of=scope
             )
             if choice.chosen:
-                return tuple(self._with_gpus(j, c, stage) for c in choice.chosen)
+                return self._with_gpus(j, choice.chosen, stage)
             reason = choice.reason if stage.cands else ""
             if not full:
                 skip_near = not stage.truncated
@@ -462,15 +551,27 @@ class _Placer:
                 break
         return reason
 
-    def _with_gpus(self, j: int, c: Candidate, stage: _Stage) -> Candidate:
-        """The candidate with the GPUs the engine picks for it, checked against the residual."""
-        gpus = _gpu_choice(self.compiled[j], stage.view, stage.ge, c.index)
-        if not self.residual.fits(self.jobs[j], c.index, gpus):  # pragma: no cover - invariant
-            raise NodeSelectError(
-                f"internal error: job {self.jobs[j].name!r} offered node {c.index} with GPUs "
-                f"{gpus} beyond its residual capacity; please report this"
-            )
-        return attrs.evolve(c, gpu_indices=tuple(int(g) for g in gpus))
+    def _with_gpus(
+        self, j: int, chosen: Sequence[Candidate], stage: _Stage
+    ) -> tuple[Candidate, ...]:
+        """The candidates with the GPUs the engine picks for them, checked against the residual.
+
+        A touched row's GPUs come from the stage's evaluation on the residual view; an untouched
+        row's from the survey's (nothing on it was reserved, so they are the same).
+        """
+        cj, view = self.compiled[j], self.residual.view()
+        touched = self.residual.touched_mask
+        out = []
+        for c in chosen:
+            ge = stage.ge if touched[c.index] else self.surveys[j].ge
+            gpus = _gpu_choice(cj, view, ge, c.index)
+            if not self.residual.fits(self.jobs[j], c.index, gpus):  # pragma: no cover
+                raise NodeSelectError(
+                    f"internal error: job {self.jobs[j].name!r} offered node {c.index} with "
+                    f"GPUs {gpus} beyond its residual capacity; please report this"
+                )
+            out.append(attrs.evolve(c, gpu_indices=tuple(int(g) for g in gpus)))
+        return tuple(out)
 
     def _replica(self, c: Candidate) -> Replica:
         t = self.table
@@ -504,17 +605,24 @@ class _Placer:
     def _stranded(self) -> int:
         """Free GPUs on touched nodes that a job fitted before placement but none fits now."""
         rows = self.residual.touched_rows()
-        if len(rows) == 0:
+        free = self.residual.free_gpus(rows)
+        # Only nodes with free GPUs that some job fitted before can strand anything.
+        open_rows = rows[self.fits_before[rows] & (free > 0)]
+        if len(open_rows) == 0:
             return 0
-        sub = self.residual.view().take(rows)
-        fits_after = np.zeros(len(rows), dtype=np.bool_)
+        view = self.residual.view()
         seen: set[str] = set()
         for j, key in enumerate(self.keys):
-            if key not in seen:
-                seen.add(key)
-                fits_after |= _feasible(self.compiled[j], sub)[0]
-        lost = self.fits_before[rows] & ~fits_after
-        return int(self.residual.free_gpus(rows)[lost].sum())
+            if key in seen or len(open_rows) == 0:
+                continue
+            seen.add(key)
+            maybe = open_rows[self.surveys[j].was_feasible(open_rows)]  # capacity only shrank
+            if len(maybe) == 0:
+                continue
+            fits = _feasible(self.compiled[j], view.take(maybe))[0]
+            if fits.any():
+                open_rows = np.setdiff1d(open_rows, maybe[fits], assume_unique=True)
+        return int(self.residual.free_gpus(open_rows).sum())
 
 
 def place(

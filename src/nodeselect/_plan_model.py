@@ -398,7 +398,15 @@ class Residual:
         self.disk_free_gb = table.disk_free_gb.copy()
         self.touched: dict[int, None] = {}
         self.touched_mask = np.zeros(len(table), dtype=np.bool_)
+        counts = np.diff(table.gpu_offsets).astype(np.int64)
+        taken = np.zeros(len(self.gpu_reserved) + 1, dtype=np.int64)
+        np.cumsum(self.gpu_reserved, out=taken[1:])
+        self.free_gpu_count = counts - (
+            taken[table.gpu_offsets[1:]] - taken[table.gpu_offsets[:-1]]
+        )
         self._log: list[tuple[int, tuple[int, ...], int, float, float]] = []
+        self._rows = np.zeros(0, dtype=np.int64)
+        self._view: NodeTable | None = None
 
     @property
     def version(self) -> int:
@@ -406,13 +414,16 @@ class Residual:
         return len(self._log)
 
     def view(self) -> NodeTable:
-        """The table with the residual capacity (columns shared, not copied)."""
-        return self.table.with_capacity(
-            gpu_reserved=self.gpu_reserved,
-            cpu_cores=self.cpu_cores,
-            ram_free_gb=self.ram_free_gb,
-            disk_free_gb=self.disk_free_gb,
-        )
+        """The table with the residual capacity (columns shared, not copied: the view follows
+        every later reservation)."""
+        if self._view is None:
+            self._view = self.table.with_capacity(
+                gpu_reserved=self.gpu_reserved,
+                cpu_cores=self.cpu_cores,
+                ram_free_gb=self.ram_free_gb,
+                disk_free_gb=self.disk_free_gb,
+            )
+        return self._view
 
     def view_at(self, version: int) -> NodeTable:
         """The residual table as it was after the first ``version`` reservations (a copy).
@@ -426,8 +437,10 @@ class Residual:
         return past.view()
 
     def touched_rows(self) -> npt.NDArray[np.int64]:
-        """The touched rows as an array, in first-touch order."""
-        return np.fromiter(self.touched, dtype=np.int64, count=len(self.touched))
+        """The touched rows as an array, in first-touch order (read-only)."""
+        if len(self._rows) != len(self.touched):
+            self._rows = np.fromiter(self.touched, dtype=np.int64, count=len(self.touched))
+        return self._rows
 
     def fits(self, job: Job, row: int, gpu_indices: Sequence[int]) -> bool:
         """Whether one replica with these GPUs still fits the residual capacity of ``row``.
@@ -458,7 +471,9 @@ class Residual:
 
     def _apply(self, row: int, gpus: tuple[int, ...], cores: int, ram: float, disk: float) -> None:
         for g in gpus:
-            self.gpu_reserved[g] = True
+            if not self.gpu_reserved[g]:
+                self.gpu_reserved[g] = True
+                self.free_gpu_count[row] -= 1
         self.cpu_cores[row] -= cores
         self.ram_free_gb[row] -= np.float32(ram)
         self.disk_free_gb[row] -= np.float32(disk)
@@ -467,10 +482,7 @@ class Residual:
 
     def free_gpus(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Unreserved GPUs on each of ``rows``."""
-        out = np.zeros(len(rows), dtype=np.int64)
-        for k, row in enumerate(rows.tolist()):
-            a, b = int(self.table.gpu_offsets[row]), int(self.table.gpu_offsets[row + 1])
-            out[k] = (b - a) - int(self.gpu_reserved[a:b].sum())
+        out: npt.NDArray[np.int64] = self.free_gpu_count[rows]
         return out
 
 
