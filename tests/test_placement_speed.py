@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 
 import attrs
@@ -173,3 +174,16 @@ def test_view_at_rebuilds_each_past_residual_bit_for_bit() -> None:
         assert np.array_equal(past.gpu_reserved, gpus)
         assert np.array_equal(past.cpu_cores, cores)
         assert np.array_equal(past.ram_free_gb, ram)
+
+
+def test_a_plan_with_lazy_reasons_survives_pickling() -> None:
+    """Pickling a plan carries its unplaced reasons and counts (computed then), not closures."""
+    inst = random_instance(random.Random(11))
+    jobs = (*inst.jobs, attrs.evolve(inst.jobs[0], name="impossible", gpu=GpuReq(count=64)))
+    plan = place(jobs, NodeTable.from_nodes(inst.fleet(), now=TINY_NOW), now=TINY_NOW)
+    assert plan.unplaced
+    back = pickle.loads(pickle.dumps(plan))
+    assert [(u.reason, u.rejected) for u in back.unplaced] == [
+        (u.reason, u.rejected) for u in plan.unplaced
+    ]
+    assert all(u.explanation is None for u in back.unplaced)

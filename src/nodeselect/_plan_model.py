@@ -144,6 +144,12 @@ class UnplacedDetail:
     def __repr__(self) -> str:
         return f"UnplacedDetail({self.get()[0]!r})" if self.computed else "UnplacedDetail(<lazy>)"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pickled plan carries the reason and counts, not the computation; the engine's
+        # explanation object holds closures over the table and is dropped (``None``).
+        reason, rejected, _ = self.get()
+        return (UnplacedDetail.known, (reason, rejected))
+
 
 @attrs.frozen
 class Unplaced:
