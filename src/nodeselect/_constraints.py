@@ -36,14 +36,17 @@ __all__ = [
     "Check",
     "CompiledJob",
     "GpuEval",
+    "GpuSubset",
     "compile_job",
     "effective_gpu_columns",
     "f32_at_least",
     "f32_at_most",
     "gpu_attribution",
     "gpu_eval",
+    "gpu_subset",
     "node_checks",
     "segment_counts",
+    "subset_to_eval",
 ]
 
 B = npt.NDArray[np.bool_]
@@ -466,62 +469,153 @@ def effective_gpu_columns(
     return free, load
 
 
-def gpu_eval(
-    cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64] | None = None
-) -> GpuEval | None:
-    """The GPU group for a GPU job (``None`` for a CPU-only job).
+@attrs.frozen(eq=False)
+class GpuSubset:
+    """The GPU group of a job evaluated for some nodes only (the engine's fast path).
 
-    With ``idx`` only those nodes' GPUs are evaluated (the fast path of ``rank``): ``matching``,
-    ``passes`` and ``available`` keep the table's shapes (other nodes count 0 matching GPUs);
-    ``limit_passes``, ``vram_free_gb`` and ``load`` are empty.
+    Attributes:
+        idx: the nodes (table rows).
+        rows: their GPUs' positions in the table, node by node.
+        lens: GPUs per node.
+        offsets: CSR offsets of ``rows`` per node (``len(idx) + 1``).
+        available: per GPU of ``rows``, not reserved (``None``: none is reserved).
+        passes: per GPU of ``rows``, available and passes every active limit.
+        matching: per node, how many of its GPUs pass.
+        active: the per-GPU limits in force, in attribution order.
+        vram_free_gb: per GPU of ``rows``, the effective free VRAM, when the job has a
+            free-VRAM limit (else ``None``).
     """
-    if cj.count == 0:
-        return None
-    g, n = len(t.gpu_model_code), len(t)
-    sub: npt.NDArray[np.int64] | None = None
-    rows: slice | npt.NDArray[np.int64] = _ALL
-    offsets = t.gpu_offsets
-    size = g
-    if idx is not None:
-        rows = sub = t.gpu_rows(idx)
-        lens = t.gpu_offsets[idx + 1] - t.gpu_offsets[idx]
-        offsets = np.zeros(len(idx) + 1, dtype=np.int32)
+
+    idx: npt.NDArray[np.int64]
+    rows: npt.NDArray[np.int64]
+    lens: npt.NDArray[np.int64]
+    offsets: npt.NDArray[np.int64]
+    available: B | None
+    passes: B
+    matching: npt.NDArray[np.int64]
+    active: tuple[str, ...]
+    vram_free_gb: npt.NDArray[np.float32] | None = None
+
+    def select(self, keep: B) -> GpuSubset:
+        """The subset of the nodes where ``keep`` (per node) is True."""
+        per_gpu = np.repeat(keep, self.lens)
+        lens = self.lens[keep]
+        offsets = np.zeros(len(lens) + 1, dtype=np.int64)
         np.cumsum(lens, out=offsets[1:])
-        size = len(sub)
-    need = idx is None or cj.min_vram_free_gb is not None or cj.max_load is not None
-    if need:
-        free, load = effective_gpu_columns(t, cj.now_s, idx, sub)
-    else:  # the fast path reads neither; _gpu_choice recomputes for the top nodes
-        free = load = np.zeros(0, dtype=np.float32)
-    avail = ~t.gpu_reserved[rows] if t.gpu_reserved is not None else np.ones(size, dtype=np.bool_)
+        return GpuSubset(
+            idx=self.idx[keep],
+            rows=self.rows[per_gpu],
+            lens=lens,
+            offsets=offsets,
+            available=None if self.available is None else self.available[per_gpu],
+            passes=self.passes[per_gpu],
+            matching=self.matching[keep],
+            active=self.active,
+            vram_free_gb=None if self.vram_free_gb is None else self.vram_free_gb[per_gpu],
+        )
+
+
+def _model_lut(cj: CompiledJob) -> B:
+    lut = np.zeros(len(GPU_MODELS) + 1, dtype=np.bool_)
+    if cj.model_codes:
+        lut[sorted(cj.model_codes)] = True
+    return lut
+
+
+def _gpu_limits(
+    cj: CompiledJob,
+    t: NodeTable,
+    rows: slice | npt.NDArray[np.int64],
+    free: npt.NDArray[np.float32],
+    load: npt.NDArray[np.float32],
+) -> dict[str, B]:
+    """Per active per-GPU limit, which GPUs of ``rows`` pass it (attribution order)."""
     limits: dict[str, B] = {}
     if cj.model_codes is not None:
-        lut = np.zeros(len(GPU_MODELS) + 1, dtype=np.bool_)
-        lut[list(cj.model_codes)] = True
-        limits["gpu-model"] = np.take(lut, t.gpu_model_code[rows])
+        limits["gpu-model"] = np.take(_model_lut(cj), t.gpu_model_code[rows])
     if cj.min_vram_total_gb is not None:
         limits["gpu-vram-total"] = t.gpu_vram_total_gb[rows] >= f32_at_least(cj.min_vram_total_gb)
     if cj.min_vram_free_gb is not None:
         limits["gpu-vram-free"] = free >= f32_at_least(cj.min_vram_free_gb)
     if cj.max_load is not None:
         limits["gpu-load"] = load <= f32_at_most(cj.max_load)
+    return limits
+
+
+def gpu_subset(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> GpuSubset | None:
+    """The GPU group of a GPU job for the nodes ``idx`` only (``None`` for a CPU-only job).
+
+    Reads only the columns the job's limits need (same values as :func:`effective_gpu_columns`).
+    """
+    if cj.count == 0:
+        return None
+    starts = t.gpu_offsets[idx].astype(np.int64)
+    lens = t.gpu_offsets[idx + 1] - starts
+    offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    size = int(offsets[-1])
+    if size:
+        rows = np.arange(size, dtype=np.int64) + np.repeat(starts - offsets[:-1], lens)
+    else:
+        rows = np.zeros(0, dtype=np.int64)
+    free: npt.NDArray[np.float32] | None = None
+    load = np.zeros(0, dtype=np.float32)
+    fresh: B | None = None
+    if cj.max_load is not None or (
+        cj.min_vram_free_gb is not None and t.gpu_vram_free_override_gb is None
+    ):
+        fresh = np.repeat((cj.now_s - t.telemetry_epoch_s[idx]) <= TELEMETRY_FRESH_S, lens)
+    if cj.min_vram_free_gb is not None:
+        if t.gpu_vram_free_override_gb is not None:
+            free = t.gpu_vram_free_override_gb[rows]
+        else:
+            assert fresh is not None
+            tele = t.gpu_tele_vram_free_gb[rows]
+            free = np.where(fresh & ~np.isnan(tele), tele, t.gpu_vram_free_gb[rows])
+    if cj.max_load is not None:
+        assert fresh is not None
+        load = np.where(fresh, t.gpu_load[rows], np.float32(np.nan)).astype(np.float32)
+    avail = None if t.gpu_reserved is None else ~t.gpu_reserved[rows]
+    limits = _gpu_limits(cj, t, rows, np.zeros(0, np.float32) if free is None else free, load)
+    masks = [m for m in (avail, *limits.values()) if m is not None]
+    if masks:
+        passes = masks[0] if avail is None else masks[0].copy()
+        for m in masks[1:]:
+            passes &= m
+    else:
+        passes = np.ones(size, dtype=np.bool_)
+    cs = np.zeros(size + 1, dtype=np.int64)
+    np.cumsum(passes, out=cs[1:])
+    matching = cs[offsets[1:]] - cs[offsets[:-1]]
+    return GpuSubset(idx, rows, lens, offsets, avail, passes, matching, tuple(limits), free)
+
+
+def gpu_eval(
+    cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64] | None = None
+) -> GpuEval | None:
+    """The GPU group for a GPU job (``None`` for a CPU-only job).
+
+    With ``idx`` only those nodes' GPUs are evaluated (see :func:`gpu_subset`): ``matching``,
+    ``passes`` and ``available`` keep the table's shapes (other nodes count 0 matching GPUs);
+    ``limit_passes``, ``vram_free_gb`` and ``load`` are empty.
+    """
+    if cj.count == 0:
+        return None
+    if idx is not None:
+        sub = gpu_subset(cj, t, idx)
+        assert sub is not None
+        return subset_to_eval(cj, t, sub)
+    free, load = effective_gpu_columns(t, cj.now_s)
+    g = len(t.gpu_model_code)
+    avail = ~t.gpu_reserved if t.gpu_reserved is not None else np.ones(g, dtype=np.bool_)
+    limits = _gpu_limits(cj, t, _ALL, free, load)
     passes = avail.copy()
     for m in limits.values():
         passes &= m
-    matching = segment_counts(passes, offsets)
-    active = tuple(limits)
-    if idx is not None:
-        full_m = np.zeros(n, dtype=np.int64)  # calloc: only touched pages cost
-        full_m[idx] = matching
-        full_p = np.zeros(g, dtype=np.bool_)
-        full_p[rows] = passes
-        full_a = np.zeros(g, dtype=np.bool_)
-        full_a[rows] = avail
-        matching, passes, avail, limits = full_m, full_p, full_a, {}
-        free = load = np.zeros(0, dtype=np.float32)
+    matching = segment_counts(passes, t.gpu_offsets)
     return GpuEval(
         count=cj.count,
-        active=active,
+        active=tuple(limits),
         limit_passes=limits,
         available=avail,
         passes=passes,
@@ -529,6 +623,29 @@ def gpu_eval(
         ok=matching >= cj.count,
         vram_free_gb=free,
         load=load,
+    )
+
+
+def subset_to_eval(cj: CompiledJob, t: NodeTable, sub: GpuSubset) -> GpuEval:
+    """A :class:`GpuEval` in the table's shapes from a subset (other nodes: 0 matching GPUs)."""
+    n, g = len(t), len(t.gpu_model_code)
+    matching = np.zeros(n, dtype=np.int64)  # calloc: only touched pages cost
+    matching[sub.idx] = sub.matching
+    passes = np.zeros(g, dtype=np.bool_)
+    passes[sub.rows] = sub.passes
+    avail = np.zeros(g, dtype=np.bool_)
+    avail[sub.rows] = True if sub.available is None else sub.available
+    empty = np.zeros(0, dtype=np.float32)
+    return GpuEval(
+        count=cj.count,
+        active=sub.active,
+        limit_passes={},
+        available=avail,
+        passes=passes,
+        matching=matching,
+        ok=matching >= cj.count,
+        vram_free_gb=empty,
+        load=empty,
     )
 
 

@@ -26,10 +26,13 @@ from nodeselect._constraints import (
     effective_gpu_columns,
     gpu_eval,
     node_checks,
+    subset_to_eval,
 )
+from nodeselect._derived import max_gpu_count
 from nodeselect._explain import Evaluation, Explanation, NearestMiss, NodeExplanation, explain_node
 from nodeselect._job import Job
-from nodeselect._scorers import score_terms
+from nodeselect._prefilter import feasible_rows
+from nodeselect._scorers import score_subset
 from nodeselect._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
 from nodeselect._table import NodeTable, uuid_hashes
 
@@ -91,47 +94,38 @@ def _evaluate(cj: CompiledJob, table: NodeTable) -> Evaluation:
     return Evaluation(cj=cj, table=table, checks=checks, gpu=ge, feasible=feasible)
 
 
-#: Rows per block when building the feasible mask (the block's masks stay in cache).
-CHUNK_ROWS = 1 << 15
-
-
 def _fast_feasible(cj: CompiledJob, t: NodeTable) -> tuple[npt.NDArray[np.int64], GpuEval | None]:
-    """Feasible rows without keeping per-constraint masks: node-level masks block by block, then
-    the GPU group only for the nodes that survived them (the explanation recomputes in full)."""
-    n = len(t)
-    feasible = np.empty(n, dtype=np.bool_)
-    luts: dict[str, npt.NDArray[np.bool_]] = {}
-    for start in range(0, n, CHUNK_ROWS):
-        sl = slice(start, min(n, start + CHUNK_ROWS))
-        blk = feasible[sl]
-        if cj.count:
-            np.greater_equal(t.gpu_count[sl], cj.count, out=blk)
-        else:
-            blk[...] = True
-        for c in node_checks(cj, t, sl, luts):
-            blk &= c.passes
-    idx = np.flatnonzero(feasible)
-    ge = gpu_eval(cj, t, idx)
-    if ge is not None:
-        idx = idx[ge.ok[idx]]
-    return idx, ge
+    """Feasible rows (ascending) and the GPU group, in the table's shapes, of every node that
+    passed the node-level constraints (the fast pass of :mod:`nodeselect._prefilter`)."""
+    idx, _, survivors = feasible_rows(cj, t)
+    return idx, None if survivors is None else subset_to_eval(cj, t, survivors)
 
 
 def _gpu_choices(
-    cj: CompiledJob, t: NodeTable, ge: GpuEval | None, rows: list[int]
+    cj: CompiledJob,
+    t: NodeTable,
+    rows: list[int],
+    passes: npt.NDArray[np.bool_] | None,
+    free: npt.NDArray[np.float32] | None = None,
 ) -> list[tuple[int, ...]]:
-    """For each top row, the GPUs the job would use: passing ones, best fit first."""
-    if ge is None:
+    """For each row, the GPUs the job would use: passing ones, best fit first.
+
+    ``passes`` (and ``free``, the effective free VRAM, computed when not given) are per GPU of
+    ``rows``, node by node (``None`` for a CPU-only job).
+    """
+    if passes is None:
         return [() for _ in rows]
-    free, _ = effective_gpu_columns(t, cj.now_s, np.array(rows, dtype=np.int64))
+    if free is None:
+        free, _ = effective_gpu_columns(t, cj.now_s, np.array(rows, dtype=np.int64))
     sign = 1.0 if cj.job.preferences.strategy == "pack" else -1.0
     out: list[tuple[int, ...]] = []
     pos = 0
+    free_l, passes_l = free.tolist(), passes.tolist()
     for i in rows:
-        a, b = int(t.gpu_offsets[i]), int(t.gpu_offsets[i + 1])
-        mine = free[pos : pos + b - a].tolist()
-        pos += b - a
-        ok = [g for g in range(b - a) if ge.passes[a + g]]
+        size = int(t.gpu_offsets[i + 1]) - int(t.gpu_offsets[i])
+        mine = free_l[pos : pos + size]
+        ok = [g for g in range(size) if passes_l[pos + g]]
+        pos += size
 
         def key(g: int, mine: list[float] = mine) -> tuple[bool, float, int]:
             v = mine[g]
@@ -144,7 +138,8 @@ def _gpu_choices(
 
 def _gpu_choice(cj: CompiledJob, t: NodeTable, ge: GpuEval | None, i: int) -> tuple[int, ...]:
     """The GPUs of row ``i`` the job would use (placement calls this per candidate)."""
-    return _gpu_choices(cj, t, ge, [i])[0]
+    passes = None if ge is None else ge.passes[t.gpu_offsets[i] : t.gpu_offsets[i + 1]]
+    return _gpu_choices(cj, t, [i], passes)[0]
 
 
 def rank(
@@ -166,11 +161,11 @@ def rank(
 
         raise InputError(f"k={k}: give a number of nodes >= 0")
     cj = compile_job(job, now)
-    st = stats if stats is not None else table_stats(table)
-    idx, ge = _fast_feasible(cj, table)
+    max_gpus = stats.max_gpu_count if stats is not None else max_gpu_count(table)
+    idx, sub, _ = feasible_rows(cj, table)
     top: tuple[RankedNode, ...] = ()
     if len(idx) and k:
-        raw = score_terms(cj, table, idx, ge, st.max_gpu_count)
+        raw = score_subset(cj, table, idx, sub, max_gpus)
         score = np.zeros(len(idx))
         for name, w in cj.weights:
             score = score + w * raw[name]
@@ -184,19 +179,30 @@ def rank(
         uu = table.uuid[rows]
         keys = tie_keys(uuid_hashes(uu), seed)
         order = np.lexsort((uu, keys, -score[cand]))[:k]
-        chosen = [int(rows[o]) for o in order]
-        gpus = _gpu_choices(cj, table, ge, chosen)
+        pos = cand[order]
+        chosen = idx[pos].tolist()
+        passes = free = None
+        if sub is not None:
+            starts, stops = sub.offsets[pos].tolist(), sub.offsets[pos + 1].tolist()
+            spans = [slice(a, b) for a, b in zip(starts, stops, strict=True)]
+            passes = np.concatenate([sub.passes[s] for s in spans])
+            if sub.vram_free_gb is not None:
+                free = np.concatenate([sub.vram_free_gb[s] for s in spans])
+        gpus = _gpu_choices(cj, table, chosen, passes, free)
+        scores = score[pos].tolist()
+        terms = [(n, w, raw[n][pos].tolist()) for n, w in cj.weights]
+        tie = keys[order].tolist()
         top = tuple(
             RankedNode(
                 index=row,
                 uuid=table.uuid_of(row),
                 name=table.name_of(row),
-                score=float(score[cand[o]]),
-                terms={n: w * float(raw[n][cand[o]]) / cj.weight_total for n, w in cj.weights},
+                score=scores[j],
+                terms={n: w * float(v[j]) / cj.weight_total for n, w, v in terms},
                 gpu_indices=g,
-                tie_key=int(keys[o]),
+                tie_key=int(tie[j]),
             )
-            for o, row, g in zip(order, chosen, gpus, strict=True)
+            for j, (row, g) in enumerate(zip(chosen, gpus, strict=True))
         )
     return Ranking(
         job=job,

@@ -24,10 +24,10 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect._constraints import CompiledJob, GpuEval
+from nodeselect._constraints import CompiledJob, GpuEval, GpuSubset
 from nodeselect._table import NodeTable
 
-__all__ = ["FRESHNESS_SCALE_S", "TELEMETRY_SCALE_S", "score_terms"]
+__all__ = ["FRESHNESS_SCALE_S", "TELEMETRY_SCALE_S", "score_subset", "score_terms"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -64,10 +64,10 @@ def _images(cj: CompiledJob, t: NodeTable, idx: I64) -> F64:
     return hits / float(len(cj.preferred))
 
 
-def _fit(cj: CompiledJob, t: NodeTable, idx: I64, ge: GpuEval | None, max_gpus: int) -> F64:
-    if ge is None:
+def _fit(cj: CompiledJob, t: NodeTable, idx: I64, matching: I64 | None, max_gpus: int) -> F64:
+    if matching is None:
         return 1.0 / (1.0 + t.gpu_count[idx].astype(np.float64))
-    m = ge.matching[idx].astype(np.float64)
+    m = matching.astype(np.float64)
     c = float(cj.count)
     if cj.job.preferences.strategy == "pack":
         return np.where(m > 0, c / np.maximum(m, 1.0), 0.0)
@@ -76,23 +76,25 @@ def _fit(cj: CompiledJob, t: NodeTable, idx: I64, ge: GpuEval | None, max_gpus: 
     return (m - c) / (float(max_gpus) - c)
 
 
-def _idle(cj: CompiledJob, t: NodeTable, idx: I64, ge: GpuEval | None) -> F64:
+def _idle(cj: CompiledJob, t: NodeTable, idx: I64, gpus: GpuSubset | None) -> F64:
     f = _decay(cj.now_s - t.telemetry_epoch_s[idx], TELEMETRY_SCALE_S)
-    if ge is None:
+    if gpus is None:
         load = t.cpu_load[idx].astype(np.float64)
     else:
-        rows = t.gpu_rows(idx)
-        lens = (t.gpu_offsets[idx + 1] - t.gpu_offsets[idx]).astype(np.int64)
-        starts = np.cumsum(lens) - lens
-        raw = t.gpu_load[rows].astype(np.float64)
-        known = ge.passes[rows] & ~np.isnan(raw)
+        lens, starts = gpus.lens, gpus.offsets[:-1]
+        raw = t.gpu_load[gpus.rows].astype(np.float64)
+        known = gpus.passes & ~np.isnan(raw)
         vals = np.where(known, np.clip(raw, 0.0, 1.0), 0.0)
-        sums = np.zeros(len(idx))
-        cnt = np.zeros(len(idx))
         nz = lens > 0
-        if nz.any():
-            sums[nz] = np.add.reduceat(vals, starts[nz])
-            cnt[nz] = np.add.reduceat(known.astype(np.float64), starts[nz])
+        if len(idx) and nz.all():  # every GPU job's feasible node has GPUs
+            sums = np.add.reduceat(vals, starts)
+            cnt = np.add.reduceat(known.astype(np.float64), starts)
+        else:
+            sums = np.zeros(len(idx))
+            cnt = np.zeros(len(idx))
+            if nz.any():
+                sums[nz] = np.add.reduceat(vals, starts[nz])
+                cnt[nz] = np.add.reduceat(known.astype(np.float64), starts[nz])
         with np.errstate(invalid="ignore", divide="ignore"):
             load = np.where(cnt > 0, sums / np.maximum(cnt, 1.0), np.nan)
     load = np.clip(load, 0.0, 1.0)
@@ -104,6 +106,29 @@ def score_terms(
     cj: CompiledJob, t: NodeTable, idx: I64, ge: GpuEval | None, max_gpus: int
 ) -> dict[str, F64]:
     """Each weighted term's raw score in [0, 1] for rows ``idx`` (weight-0 terms skipped)."""
+    gpus = None
+    if ge is not None:
+        rows = t.gpu_rows(idx)
+        lens = (t.gpu_offsets[idx + 1] - t.gpu_offsets[idx]).astype(np.int64)
+        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        gpus = GpuSubset(
+            idx=idx,
+            rows=rows,
+            lens=lens,
+            offsets=offsets,
+            available=None,
+            passes=ge.passes[rows],
+            matching=ge.matching[idx],
+            active=ge.active,
+        )
+    return score_subset(cj, t, idx, gpus, max_gpus)
+
+
+def score_subset(
+    cj: CompiledJob, t: NodeTable, idx: I64, gpus: GpuSubset | None, max_gpus: int
+) -> dict[str, F64]:
+    """:func:`score_terms` with the GPU group of exactly the nodes ``idx`` (``gpus.idx``)."""
     out: dict[str, F64] = {}
     for name, _w in cj.weights:
         if name == "reputation":
@@ -113,7 +138,7 @@ def score_terms(
         elif name == "images":
             out[name] = _images(cj, t, idx)
         elif name == "fit":
-            out[name] = _fit(cj, t, idx, ge, max_gpus)
+            out[name] = _fit(cj, t, idx, None if gpus is None else gpus.matching, max_gpus)
         else:
-            out[name] = _idle(cj, t, idx, ge)
+            out[name] = _idle(cj, t, idx, gpus)
     return out

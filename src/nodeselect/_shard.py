@@ -15,6 +15,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from nodeselect._derived import max_gpu_count
 from nodeselect._table import NodeTable
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def table_stats(table: NodeTable) -> TableStats:
     return TableStats(
         nodes=len(table),
         gpus=len(table.gpu_model_code),
-        max_gpu_count=int(np.diff(table.gpu_offsets).max()) if len(table) else 0,
+        max_gpu_count=max_gpu_count(table),
     )
 
 

@@ -1,0 +1,217 @@
+"""The engine's fast path (derived columns, prefilters, GPU subsets) equals the full evaluation."""
+
+from __future__ import annotations
+
+import gc
+import math
+
+import attrs
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nodeselect import _derived, _prefilter
+from nodeselect._constraints import compile_job, gpu_eval
+from nodeselect._derived import TOP_GPUS, gpu_free_top, gpu_model_key, vram_level
+from nodeselect._engine import _evaluate, _fast_feasible, rank
+from nodeselect._job import CpuReq, GpuReq, Job, MemoryReq, PlacementReq
+from nodeselect._prefilter import feasible_rows
+from nodeselect._scorers import score_terms
+from nodeselect._shard import table_stats
+from nodeselect._table import NodeTable
+from strategies_fleet import NOW, fleets, jobs
+
+SETTINGS = settings(max_examples=25, deadline=None)
+MODELS = [(), ("RTX-4090",), ("A100", "H100"), ("L40S", "T4", "A10", "RTX-3080"), ("T4",)]
+
+
+def _check_fast_equals_full(job: Job, t: NodeTable, k: int = 10_000) -> None:
+    """Fast feasible rows, GPU group and ranking equal the full masks and scorers, bit for bit."""
+    cj = compile_job(job, NOW)
+    full = _evaluate(cj, t)
+    want = np.flatnonzero(full.feasible)
+    idx, sub, _ = feasible_rows(cj, t)
+    assert np.array_equal(idx, want)
+    fidx, fge = _fast_feasible(cj, t)
+    assert np.array_equal(fidx, want)
+    if full.gpu is not None:
+        assert sub is not None
+        assert fge is not None
+        assert np.array_equal(sub.matching, full.gpu.matching[idx])
+        assert np.array_equal(sub.passes, full.gpu.passes[sub.rows])
+        assert np.array_equal(fge.ok[idx], full.gpu.ok[idx])
+    r = rank(job, t, k=k, now=NOW)
+    assert np.array_equal(r.feasible_indices, want)
+    if len(want):
+        raw = score_terms(cj, t, want, full.gpu, table_stats(t).max_gpu_count)
+        score = np.zeros(len(want))
+        for name, w in cj.weights:
+            score = score + w * raw[name]
+        score = score / cj.weight_total
+        by_row = dict(zip(want.tolist(), score.tolist(), strict=True))
+        assert [n.score for n in r.top] == [by_row[n.index] for n in r.top]
+        assert len(r.top) == min(k, len(want))
+        assert [n.score for n in r.top] == sorted(score.tolist(), reverse=True)[: len(r.top)]
+
+
+def _mixed_synthetic(n: int, seed: int) -> NodeTable:
+    """A synthetic table whose GPUs are partly re-modelled (mixed nodes) and many-GPU nodes."""
+    t = NodeTable.synthetic(n, seed=seed, now=NOW)
+    rng = np.random.default_rng(seed)
+    codes = t.gpu_model_code.copy()
+    flip = rng.random(len(codes)) < 0.15
+    codes[flip] = rng.choice(np.unique(codes), size=int(flip.sum()))
+    tele = t.gpu_tele_vram_free_gb.copy()
+    tele[rng.random(len(tele)) < 0.1] = np.float32(200.0)  # telemetry above the reported value
+    free = t.gpu_vram_free_gb.copy()
+    free[rng.random(len(free)) < 0.05] = np.nan
+    return attrs.evolve(t, gpu_model_code=codes, gpu_tele_vram_free_gb=tele, gpu_vram_free_gb=free)
+
+
+def _job(rng: np.random.Generator, i: int) -> Job:
+    count = int(rng.choice([0, 1, 2, 3, 4, 5, 8, 9]))
+    gpu = GpuReq()
+    if count:
+        gpu = GpuReq(
+            models=MODELS[i % len(MODELS)],
+            count=count,
+            min_vram_free_gb=float(rng.choice([0.1, 8, 20, 23.9, 40, 79.5])) if i % 3 else None,
+            min_vram_total_gb=24.0 if i % 4 == 1 else None,
+            max_load=0.5 if i % 5 == 2 else None,
+        )
+    return Job(
+        gpu=gpu,
+        cpu=CpuReq(min_cores=int(rng.choice([4, 16, 64])) if i % 2 else None),
+        memory=MemoryReq(min_free_gb=float(rng.integers(8, 300)) if i % 3 != 1 else None),
+        placement=PlacementReq(
+            min_reputation=float(rng.integers(0, 80)) if i % 2 == 0 else None,
+            statuses=("AVAILABLE",) if i % 7 else (),
+            allow_suspended=i % 6 == 5,
+        ),
+    )
+
+
+@SETTINGS
+@given(fleets(), jobs(), st.integers(1, 5))
+def test_fast_path_equals_full_evaluation_on_documents_in_small_blocks(fleet, job, chunk) -> None:
+    """With blocks of 1..5 rows (dense and sparse paths), the fast path equals the full masks."""
+    t = NodeTable.from_nodes(fleet, now=NOW)
+    old = _prefilter.CHUNK_ROWS
+    _prefilter.CHUNK_ROWS = chunk  # type: ignore[misc]
+    try:
+        _check_fast_equals_full(job, t)
+    finally:
+        _prefilter.CHUNK_ROWS = old  # type: ignore[misc]
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 10_000))
+def test_fast_path_equals_full_evaluation_on_mixed_many_gpu_tables(seed) -> None:
+    """Mixed-model nodes, up to 8 GPUs, counts above the derived block, reservations, overrides."""
+    t = _mixed_synthetic(400, seed)
+    rng = np.random.default_rng(seed)
+    views = [
+        t,
+        t.with_capacity(gpu_reserved=rng.random(len(t.gpu_model_code)) < 0.3),
+        t.with_capacity(
+            gpu_vram_free_gb=(t.gpu_vram_free_gb * rng.uniform(0.5, 1.5)).astype(np.float32),
+            ram_free_gb=(t.ram_free_gb / 2).astype(np.float32),
+        ),
+    ]
+    for i in range(6):
+        job = _job(rng, seed + i)
+        for v in views:
+            _check_fast_equals_full(job, v, k=int(rng.integers(1, 30)))
+
+
+def test_gpu_free_top_is_each_nodes_largest_bounds_descending() -> None:
+    """The derived block holds, per node, the levels of its TOP_GPUS largest free-VRAM bounds."""
+    t = _mixed_synthetic(300, 3)
+    top = gpu_free_top(t)
+    for i in range(len(t)):
+        a, b = int(t.gpu_offsets[i]), int(t.gpu_offsets[i + 1])
+        bounds = []
+        for g in range(a, b):
+            vals = [float(t.gpu_vram_free_gb[g]), float(t.gpu_tele_vram_free_gb[g])]
+            known = [v for v in vals if not math.isnan(v)]
+            bounds.append(int(vram_level(max(known))[0]) if known else 0)
+        want = (sorted(bounds, reverse=True) + [0] * TOP_GPUS)[:TOP_GPUS]
+        assert top[:, i].tolist() == want
+
+
+def test_gpu_model_key_names_the_single_model_or_mixed() -> None:
+    """A node's model key is its one model's local code, 0 without GPUs, or the mixed code."""
+    t = _mixed_synthetic(300, 4)
+    key, vocab, has_mixed = gpu_model_key(t)
+    mixed = len(vocab) + 1
+    seen_mixed = False
+    for i in range(len(t)):
+        codes = set(t.gpu_model_code[t.gpu_offsets[i] : t.gpu_offsets[i + 1]].tolist())
+        if not codes:
+            assert key[i] == 0
+        elif len(codes) == 1:
+            assert int(vocab[key[i] - 1]) == codes.pop()
+        else:
+            seen_mixed = True
+            assert key[i] == mixed
+    assert has_mixed == seen_mixed
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-1, 500, allow_nan=False) | st.just(math.nan), st.floats(-1, 500, allow_nan=False))
+def test_vram_level_is_monotone(a, b) -> None:
+    """v >= x implies level(v) >= level(x) (the prefilter never drops a passing GPU)."""
+    if not math.isnan(a) and a >= b:
+        assert vram_level(a)[0] >= vram_level(b)[0]
+    if math.isnan(a):
+        assert vram_level(a)[0] == 0
+
+
+def test_capacity_columns_written_in_place_are_read_fresh() -> None:
+    """Placement writes residual columns in place; the next rank sees the new values."""
+    t = NodeTable.synthetic(2000, seed=5, now=NOW)
+    ram = t.ram_free_gb.copy()
+    reserved = np.zeros(len(t.gpu_model_code), dtype=np.bool_)
+    view = t.with_capacity(ram_free_gb=ram, gpu_reserved=reserved)
+    job = Job(gpu=GpuReq(count=1, min_vram_free_gb=4.0), memory=MemoryReq(min_free_gb=16.0))
+    before = rank(job, view, k=5, now=NOW)
+    assert before.feasible > 0
+    ram[before.feasible_indices[:10]] = 0.0
+    reserved[:] = True
+    reserved[t.gpu_offsets[before.feasible_indices[-1]]] = False
+    after = rank(job, view, k=5, now=NOW)
+    _check_fast_equals_full(job, view)
+    assert after.feasible <= 1
+
+
+def test_categorical_masks_are_bounded_and_dropped_with_the_table() -> None:
+    """At most MAX_MASKS categorical masks stay per table; a collected table leaves none."""
+    t = NodeTable.synthetic(500, seed=6, now=NOW)
+    for r in range(_derived.MAX_MASKS + 3):
+        rank(Job(placement=PlacementReq(min_reputation=float(r), countries=(f"X{r}",))), t)
+    status_id = id(t.status_code)
+    held = [k for k in _derived._cache if k[0] == "categorical" and status_id in k[2:]]
+    assert len(held) == _derived.MAX_MASKS
+    del t
+    gc.collect()
+    assert not [k for k in _derived._cache if k[0] == "categorical" and status_id in k[2:]]
+
+
+def test_gpu_eval_on_a_subset_matches_the_full_group_there() -> None:
+    """gpu_eval with idx keeps the table's shapes and equals the full evaluation on idx."""
+    t = _mixed_synthetic(500, 8)
+    rng = np.random.default_rng(1)
+    for i in range(8):
+        job = _job(rng, i)
+        cj = compile_job(job, NOW)
+        full = gpu_eval(cj, t)
+        idx = np.sort(rng.choice(len(t), size=100, replace=False))
+        part = gpu_eval(cj, t, idx)
+        if full is None:
+            assert part is None
+            continue
+        assert part is not None
+        assert np.array_equal(part.matching[idx], full.matching[idx])
+        assert np.array_equal(part.ok[idx], full.ok[idx])
+        rows = t.gpu_rows(idx)
+        assert np.array_equal(part.passes[rows], full.passes[rows])
