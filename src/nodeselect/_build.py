@@ -18,7 +18,7 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -57,14 +57,6 @@ def _f32(values: Sequence[Any]) -> F32:
     return np.array(values, dtype=np.float64).astype(np.float32)
 
 
-def _identity(v: Any) -> Any:
-    return v
-
-
-def _or_empty(v: str | None) -> str:
-    return v or ""
-
-
 def _upper_or_empty(v: str | None) -> str:
     return (v or "").upper()
 
@@ -76,7 +68,7 @@ def _os_norm(v: str) -> str:
 def _coded(
     values: Sequence[Hashable],
     base: Sequence[str],
-    norm: Callable[[Any], str] = _identity,
+    norm: Callable[[Any], str],
 ) -> tuple[tuple[str, ...], I32]:
     """Codes over a vocabulary of normalized values: entry 0 is ``""``, then ``base``, then
     the others in order of first appearance; ``norm`` runs once per distinct raw value."""
@@ -92,6 +84,20 @@ def _coded(
         lut[raw] = c
     codes = np.fromiter(map(lut.__getitem__, values), dtype=np.int32, count=len(values))
     return tuple(vocab), codes
+
+
+def _coded_or_empty(
+    values: Sequence[str | None], base: Sequence[str]
+) -> tuple[tuple[str, ...], I32]:
+    """:func:`_coded` with ``v or ""`` as the normalization, without a call per value."""
+    order: dict[str | None, None] = dict.fromkeys(("", *base))
+    order.update(dict.fromkeys(values))
+    order.pop(None, None)
+    vocab = cast("tuple[str, ...]", tuple(order))  # None was popped
+    index: dict[str | None, int] = {v: i for i, v in enumerate(vocab)}
+    index[None] = 0
+    codes = np.fromiter(map(index.__getitem__, values), dtype=np.int32, count=len(values))
+    return vocab, codes
 
 
 def _words(packed: list[int], nbits: int) -> npt.NDArray[np.uint64]:
@@ -114,15 +120,13 @@ def _facts_columns(nodes: Sequence[TableNode]) -> dict[str, Any]:
     tags sorted within a node).
     """
     facts = [node.facts for node in nodes]
-    slot: dict[int, int] = {}
-    distinct: list[ProvedFacts] = []
-    for f in facts:
-        if id(f) not in slot:
-            slot[id(f)] = len(distinct)
-            distinct.append(f)
-    which = np.fromiter(map(slot.__getitem__, map(id, facts)), dtype=np.intp, count=len(facts))
-    st_vocab, st_code = _coded([f.status for f in distinct], STATUSES, _or_empty)
-    co_vocab, co_code = _coded([f.continent for f in distinct], CONTINENTS, _or_empty)
+    ids = list(map(id, facts))
+    by_id: dict[int, ProvedFacts] = dict(zip(ids, facts, strict=True))  # first seen first
+    slot = {i: k for k, i in enumerate(by_id)}
+    distinct = list(by_id.values())
+    which = np.fromiter(map(slot.__getitem__, ids), dtype=np.intp, count=len(ids))
+    st_vocab, st_code = _coded_or_empty([f.status for f in distinct], STATUSES)
+    co_vocab, co_code = _coded_or_empty([f.continent for f in distinct], CONTINENTS)
     cn_vocab, cn_code = _coded([f.country for f in distinct], (), _upper_or_empty)
     sd_vocab, sd_code = _coded([f.subdivision for f in distinct], (), _upper_or_empty)
     vocab: dict[str, int] = {}
@@ -318,7 +322,15 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
             ng = len(gpus)
             add_gc(ng)
             ext_gpu(gpus)
-            if tg is not None and len(tg) == ng and _names_agree(tg, gpus):
+            if (
+                tg is not None
+                and len(tg) == ng
+                and (
+                    (tg[0].name == gpus[0].name or gpu_names_agree(tg[0].name, gpus[0].name))
+                    if ng == 1
+                    else _names_agree(tg, gpus)
+                )
+            ):
                 ext_tele(tg)
             else:
                 ext_tele([_NO_TELE] * ng)
@@ -336,8 +348,8 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
     ram_free = np.where(fresh & ~np.isnan(rt), rt, np.array(ram_static))
     ram_total = np.where(fresh & ~np.isnan(rtt), rtt, np.array(ram_static_total))
 
-    name_vocab, name_code = _coded([d.name for d in leans], (), _or_empty)
-    op_vocab, op_code = _coded([d.operator_account_uuid for d in leans], (), _or_empty)
+    name_vocab, name_code = _coded_or_empty([d.name for d in leans], ())
+    op_vocab, op_code = _coded_or_empty([d.operator_account_uuid for d in leans], ())
     os_vocab, os_code = _coded(os_raw, (), _os_norm)
     arch_vocab, arch_code = _coded(arch_raw, ("x86_64", "arm64"), arch_name)
     drv_lut = {v: driver_number(v) for v in dict.fromkeys(driver_raw)}
