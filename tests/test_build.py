@@ -48,11 +48,24 @@ def _assert_same_table(got: NodeTable, want: NodeTable) -> None:
             assert a == b, f.name
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(fleets(max_size=25))
 def test_fast_build_equals_reference_build(fleet: list[FleetNode]) -> None:
     """On generated fleets the fast builder yields exactly the reference builder's table."""
     _assert_same_table(NodeTable.from_nodes(fleet, now=NOW), reference_from_nodes(fleet, NOW_S))
+
+
+@settings(max_examples=40, deadline=None)
+@given(fleets(max_size=20), st.data())
+def test_shared_facts_objects_build_like_separate_ones(
+    fleet: list[FleetNode], data: st.DataObject
+) -> None:
+    """Nodes sharing one facts object (as a fetch's query results do) build as the reference."""
+    shared = []
+    for i, node in enumerate(fleet):
+        j = data.draw(st.integers(0, i), label=f"facts of node {i} from node")
+        shared.append(attrs.evolve(node, facts=shared[j].facts if j < i else node.facts))
+    _assert_same_table(NodeTable.from_nodes(shared, now=NOW), reference_from_nodes(shared, NOW_S))
 
 
 _odd_numbers = st.one_of(
