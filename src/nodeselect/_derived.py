@@ -67,7 +67,7 @@ VRAM_EDGES_GB: Final = np.concatenate(
 )
 assert len(VRAM_EDGES_GB) == 255
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a weakref callback may run inside it (gc)
 _cache: dict[tuple[Hashable, ...], tuple[tuple[Any, ...], Any]] = {}
 _mask_order: dict[tuple[Hashable, ...], None] = {}
 
