@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -136,48 +136,6 @@ def uuid_hashes(uuids: npt.NDArray[np.bytes_]) -> npt.NDArray[np.uint64]:
     return out
 
 
-def _vocab_codes(values: list[str], base: Sequence[str]) -> tuple[tuple[str, ...], I32]:
-    """Codes over a vocabulary whose entry 0 is ``""`` (unknown); ``base`` entries come first."""
-    vocab: dict[str, int] = {"": 0}
-    for v in base:
-        vocab.setdefault(v, len(vocab))
-    codes = np.empty(len(values), dtype=np.int32)
-    for i, v in enumerate(values):
-        c = vocab.get(v)
-        if c is None:
-            c = vocab[v] = len(vocab)
-        codes[i] = c
-    return tuple(vocab), codes
-
-
-def _bitset(sets: list[Iterable[str]], base: Sequence[str]) -> tuple[tuple[str, ...], Any]:
-    """Bitsets (words, n) uint64 over a vocabulary (bit j of word j//64 = vocab entry j)."""
-    vocab: dict[str, int] = {}
-    for v in base:
-        vocab.setdefault(v, len(vocab))
-    members: list[list[int]] = []
-    for s in sets:
-        row = []
-        for v in s:
-            c = vocab.get(v)
-            if c is None:
-                c = vocab[v] = len(vocab)
-            row.append(c)
-        members.append(row)
-    words = max(1, (len(vocab) + 63) // 64)
-    packed = []
-    for row in members:
-        word = 0
-        for c in row:
-            word |= 1 << c
-        packed.append(word)
-    mask = (1 << 64) - 1
-    bits = np.zeros((words, len(sets)), dtype=np.uint64)
-    for w in range(words):
-        bits[w] = np.array([(p >> (64 * w)) & mask for p in packed], dtype=np.uint64)
-    return tuple(vocab), bits
-
-
 def _remap_bits(bits: Any, local: tuple[str, ...], index: dict[str, int], words: int) -> Any:
     out = np.zeros((words, bits.shape[1]), dtype=np.uint64)
     for j, v in enumerate(local):
@@ -185,10 +143,6 @@ def _remap_bits(bits: Any, local: tuple[str, ...], index: dict[str, int], words:
         has = (bits[j >> 6] >> np.uint64(j & 63)) & np.uint64(1)
         out[g >> 6] |= has << np.uint64(g & 63)
     return out
-
-
-def _f32(values: list[float]) -> F32:
-    return np.array(values, dtype=np.float64).astype(np.float32)
 
 
 @attrs.frozen(eq=False)
