@@ -108,6 +108,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default listen backlog is 5: a client opening 16+ connections at once had
+    # the surplus SYNs dropped and retried after a second, which looked like server latency.
+    request_queue_size = 1024
     sim: SimServer
 
     def process_request(self, request: Any, client_address: Any) -> None:
