@@ -132,3 +132,15 @@ def test_every_job_key_is_in_the_job_reference() -> None:
     for key in keys:
         short = key.rsplit(".", 1)[-1]
         assert f"`{key}`" in text or f"`{short}`" in text, key
+
+
+def test_the_readme_python_example_runs_and_ranks_nodes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's Python snippet runs as printed (from the project root) and prints a ranking."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert blocks, "README.md has no Python example"
+    monkeypatch.chdir(ROOT)
+    exec(compile(blocks[0], "README.md", "exec"), {})  # noqa: S102 - our own README
+    out = capsys.readouterr().out
+    assert re.search(r"^\d+/\d+ nodes fit", out, re.M), out
