@@ -141,6 +141,6 @@ def test_the_readme_python_example_runs_and_ranks_nodes(
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     assert blocks, "README.md has no Python example"
     monkeypatch.chdir(ROOT)
-    exec(compile(blocks[0], "README.md", "exec"), {})  # noqa: S102 - our own README
+    exec(compile(blocks[0], "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert re.search(r"^\d+/\d+ nodes fit", out, re.M), out
