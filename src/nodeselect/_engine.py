@@ -22,17 +22,19 @@ import numpy.typing as npt
 from nodeselect._constraints import (
     CompiledJob,
     GpuEval,
+    GpuSubset,
     compile_job,
     effective_gpu_columns,
     gpu_eval,
+    gpu_subset,
     node_checks,
     subset_to_eval,
 )
 from nodeselect._derived import max_gpu_count
 from nodeselect._explain import Evaluation, Explanation, NearestMiss, NodeExplanation, explain_node
 from nodeselect._job import Job
-from nodeselect._prefilter import feasible_rows
-from nodeselect._scorers import score_subset
+from nodeselect._prefilter import feasible_rows, node_pass
+from nodeselect._scorers import combine, idle_bounds, idle_exact, score_cheap
 from nodeselect._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
 from nodeselect._table import NodeTable, uuid_hashes
 
@@ -49,6 +51,8 @@ __all__ = [
     "rank",
     "table_stats",
 ]
+
+F64 = npt.NDArray[np.float64]
 
 
 @attrs.frozen(eq=False)
@@ -99,6 +103,58 @@ def _fast_feasible(cj: CompiledJob, t: NodeTable) -> tuple[npt.NDArray[np.int64]
     passed the node-level constraints (the fast pass of :mod:`nodeselect._prefilter`)."""
     idx, _, survivors = feasible_rows(cj, t)
     return idx, None if survivors is None else subset_to_eval(cj, t, survivors)
+
+
+def _scores(
+    cj: CompiledJob,
+    t: NodeTable,
+    idx: npt.NDArray[np.int64],
+    *,
+    sub: GpuSubset | None,
+    okpos: npt.NDArray[np.int64] | None,
+    max_gpus: int,
+    k: int,
+) -> tuple[F64, dict[str, F64], GpuSubset | None, npt.NDArray[np.int64]]:
+    """Scores and raw terms of the feasible rows ``idx`` (``sub``: the GPU group of the node-pass
+    survivors, ``okpos``: the positions of ``idx`` in it), exact for every row that can be in
+    the top ``k``; the rest score ``-inf``. Also the GPU group holding the rows that may be
+    chosen and, per row of ``idx``, its node's position in that group.
+
+    A GPU job's ``idle`` term, the only one reading per-GPU load, is bounded from the telemetry
+    age first; only rows whose upper-bound score reaches the ``k``-th best lower-bound score
+    (a superset of the rows scoring at least the exact ``k``-th best) are scored exactly.
+    Scores are elementwise, so each exact score is bit for bit the full computation's.
+    """
+    if sub is None or okpos is None:
+        raw = score_cheap(cj, t, idx, None, max_gpus)
+        return combine(cj, raw, len(idx)), raw, None, np.zeros(0, dtype=np.int64)
+    raw = score_cheap(cj, t, idx, sub.matching[okpos], max_gpus)
+    if all(name != "idle" for name, _ in cj.weights):
+        return combine(cj, raw, len(idx)), raw, sub, okpos
+    n = len(idx)
+    if n <= k:
+        keep_all = np.zeros(len(sub.idx), dtype=np.bool_)
+        keep_all[okpos] = True
+        feas = sub.select(keep_all)
+        raw["idle"] = idle_exact(cj, t, idx, feas)
+        return combine(cj, raw, n), raw, feas, np.arange(n)
+    lo, hi = idle_bounds(cj, t, idx)
+    s_lo = combine(cj, {**raw, "idle": lo}, n)
+    s_hi = combine(cj, {**raw, "idle": hi}, n)
+    kth_lo = np.partition(s_lo, n - k)[n - k]
+    may = np.flatnonzero(s_hi >= kth_lo)
+    keep = np.zeros(len(sub.idx), dtype=np.bool_)
+    keep[okpos[may]] = True
+    part = sub.select(keep)
+    idle = np.zeros(n)
+    idle[may] = idle_exact(cj, t, idx[may], part)
+    raw["idle"] = idle
+    exact = combine(cj, {name: v[may] for name, v in raw.items()}, len(may))
+    score = np.full(n, -np.inf)
+    score[may] = exact
+    gpos = np.zeros(n, dtype=np.int64)
+    gpos[may] = np.arange(len(may))
+    return score, raw, part, gpos
 
 
 def _gpu_choices(
@@ -162,14 +218,18 @@ def rank(
         raise InputError(f"k={k}: give a number of nodes >= 0")
     cj = compile_job(job, now)
     max_gpus = stats.max_gpu_count if stats is not None else max_gpu_count(table)
-    idx, sub, _ = feasible_rows(cj, table)
+    survivors = node_pass(cj, table)
+    sub = gpu_subset(cj, table, survivors)
+    if sub is None:
+        idx, okpos = survivors, None
+    else:
+        okpos = np.flatnonzero(sub.matching >= cj.count)
+        idx = survivors[okpos]
     top: tuple[RankedNode, ...] = ()
     if len(idx) and k:
-        raw = score_subset(cj, table, idx, sub, max_gpus)
-        score = np.zeros(len(idx))
-        for name, w in cj.weights:
-            score = score + w * raw[name]
-        score = score / cj.weight_total
+        score, raw, gsub, gpos = _scores(
+            cj, table, idx, sub=sub, okpos=okpos, max_gpus=max_gpus, k=k
+        )
         if len(idx) > k:
             kth = np.partition(score, len(idx) - k)[len(idx) - k]
             cand = np.flatnonzero(score >= kth)
@@ -182,12 +242,13 @@ def rank(
         pos = cand[order]
         chosen = idx[pos].tolist()
         passes = free = None
-        if sub is not None:
-            starts, stops = sub.offsets[pos].tolist(), sub.offsets[pos + 1].tolist()
+        if gsub is not None:
+            at = gpos[pos]
+            starts, stops = gsub.offsets[at].tolist(), gsub.offsets[at + 1].tolist()
             spans = [slice(a, b) for a, b in zip(starts, stops, strict=True)]
-            passes = np.concatenate([sub.passes[s] for s in spans])
-            if sub.vram_free_gb is not None:
-                free = np.concatenate([sub.vram_free_gb[s] for s in spans])
+            passes = np.concatenate([gsub.passes[s] for s in spans])
+            if gsub.vram_free_gb is not None:
+                free = np.concatenate([gsub.vram_free_gb[s] for s in spans])
         gpus = _gpu_choices(cj, table, chosen, passes, free)
         scores = score[pos].tolist()
         terms = [(n, w, raw[n][pos].tolist()) for n, w in cj.weights]

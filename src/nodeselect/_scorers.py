@@ -27,7 +27,16 @@ import numpy.typing as npt
 from nodeselect._constraints import CompiledJob, GpuEval, GpuSubset
 from nodeselect._table import NodeTable
 
-__all__ = ["FRESHNESS_SCALE_S", "TELEMETRY_SCALE_S", "score_subset", "score_terms"]
+__all__ = [
+    "FRESHNESS_SCALE_S",
+    "TELEMETRY_SCALE_S",
+    "combine",
+    "idle_bounds",
+    "idle_exact",
+    "score_cheap",
+    "score_subset",
+    "score_terms",
+]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -100,6 +109,55 @@ def _idle(cj: CompiledJob, t: NodeTable, idx: I64, gpus: GpuSubset | None) -> F6
     load = np.clip(load, 0.0, 1.0)
     s = f * (1.0 - load) + (1.0 - f) * 0.5
     return np.where(np.isnan(load), 0.5, s)
+
+
+def idle_bounds(cj: CompiledJob, t: NodeTable, idx: I64) -> tuple[F64, F64]:
+    """Per row of ``idx``, a lower and an upper bound of the computed ``idle`` score of a GPU
+    job, from the telemetry age alone (the load, in [0, 1] or unknown, is not read).
+
+    ``idle`` is ``f * (1 - L) + (1 - f) * 0.5`` (or 0.5): rounded products and sums are monotone,
+    so ``L = 1`` / ``L = 0`` give float bounds of the float result, widened to include 0.5.
+    """
+    f = _decay(cj.now_s - t.telemetry_epoch_s[idx], TELEMETRY_SCALE_S)
+    half = (1.0 - f) * 0.5
+    lo = np.minimum(f * 0.0 + half, 0.5)
+    hi = np.maximum(f * 1.0 + half, 0.5)
+    return lo, hi
+
+
+def combine(cj: CompiledJob, raw: dict[str, F64], n: int) -> F64:
+    """The combined score ``sum(w_t * s_t) / sum(w_t)``, term by term in ``cj.weights`` order
+    (elementwise, so a row's score does not depend on the other rows)."""
+    score = np.zeros(n)
+    for name, w in cj.weights:
+        score = score + w * raw[name]
+    out: F64 = score / cj.weight_total
+    return out
+
+
+def score_cheap(
+    cj: CompiledJob, t: NodeTable, idx: I64, matching: I64 | None, max_gpus: int
+) -> dict[str, F64]:
+    """Every weighted term except a GPU job's ``idle`` for rows ``idx`` (``matching``: their
+    matching GPU counts, ``None`` for a CPU-only job, whose ``idle`` is included)."""
+    out: dict[str, F64] = {}
+    for name, _w in cj.weights:
+        if name == "reputation":
+            out[name] = _reputation(t, idx)
+        elif name == "freshness":
+            out[name] = _freshness(cj, t, idx)
+        elif name == "images":
+            out[name] = _images(cj, t, idx)
+        elif name == "fit":
+            out[name] = _fit(cj, t, idx, matching, max_gpus)
+        elif matching is None:
+            out[name] = _idle(cj, t, idx, None)
+    return out
+
+
+def idle_exact(cj: CompiledJob, t: NodeTable, idx: I64, gpus: GpuSubset | None) -> F64:
+    """The ``idle`` term of rows ``idx`` (``gpus``: their GPU group, ``None`` for CPU-only)."""
+    return _idle(cj, t, idx, gpus)
 
 
 def score_terms(
