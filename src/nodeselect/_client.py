@@ -231,9 +231,15 @@ class _Base:
         if transport is not None:
             kwargs["transport"] = transport
         else:
-            # One SSL context for every pool: building one per httpx.Client costs ~20-50 ms.
+            # One SSL context for every pool: building one per httpx.Client costs ~20-50 ms
+            # (loading the CA bundle). A plain-http base URL never uses it (redirects are not
+            # followed), so it gets a context that trusts no CA: no load, and any TLS use of it
+            # fails verification rather than passing unverified.
             if self._ssl is None:
-                self._ssl = httpx.create_ssl_context()
+                if self._url.startswith("http://"):
+                    self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                else:
+                    self._ssl = httpx.create_ssl_context()
             kwargs["verify"] = self._ssl
         return kwargs
 
