@@ -34,7 +34,7 @@ from nodeselect._derived import max_gpu_count
 from nodeselect._explain import Evaluation, Explanation, NearestMiss, NodeExplanation, explain_node
 from nodeselect._job import Job
 from nodeselect._prefilter import feasible_rows, node_pass
-from nodeselect._scorers import combine, idle_bounds, idle_exact, score_cheap
+from nodeselect._scorers import combine, combine_partial, idle_bounds, idle_exact, score_cheap
 from nodeselect._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
 from nodeselect._table import NodeTable, uuid_hashes
 
@@ -139,22 +139,44 @@ def _scores(
         raw["idle"] = idle_exact(cj, t, idx, feas)
         return combine(cj, raw, n), raw, feas, np.arange(n)
     lo, hi = idle_bounds(cj, t, idx)
-    s_lo = combine(cj, {**raw, "idle": lo}, n)
-    s_hi = combine(cj, {**raw, "idle": hi}, n)
+    # idle is the last term (SCORE_TERMS order): the other terms' partial sum is shared.
+    w_idle = cj.weights[-1][1]
+    partial = combine_partial(cj, raw, n)
+    s_lo = (partial + w_idle * lo) / cj.weight_total
+    s_hi = (partial + w_idle * hi) / cj.weight_total
     kth_lo = np.partition(s_lo, n - k)[n - k]
     may = np.flatnonzero(s_hi >= kth_lo)
-    keep = np.zeros(len(sub.idx), dtype=np.bool_)
-    keep[okpos[may]] = True
-    part = sub.select(keep)
+    part = _take_nodes(sub, okpos[may])
     idle = np.zeros(n)
     idle[may] = idle_exact(cj, t, idx[may], part)
     raw["idle"] = idle
-    exact = combine(cj, {name: v[may] for name, v in raw.items()}, len(may))
     score = np.full(n, -np.inf)
-    score[may] = exact
+    score[may] = (partial[may] + w_idle * idle[may]) / cj.weight_total
     gpos = np.zeros(n, dtype=np.int64)
     gpos[may] = np.arange(len(may))
     return score, raw, part, gpos
+
+
+def _take_nodes(sub: GpuSubset, pos: npt.NDArray[np.int64]) -> GpuSubset:
+    """The subset of ``sub`` of its nodes at positions ``pos`` (ascending), by integer gathers
+    (what :meth:`GpuSubset.select` gives for the same nodes)."""
+    lens = sub.lens[pos]
+    offsets = np.zeros(len(pos) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    at = np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(
+        sub.offsets[pos] - offsets[:-1], lens
+    )
+    return GpuSubset(
+        idx=sub.idx[pos],
+        rows=sub.rows[at],
+        lens=lens,
+        offsets=offsets,
+        available=None if sub.available is None else sub.available[at],
+        passes=sub.passes[at],
+        matching=sub.matching[pos],
+        active=sub.active,
+        vram_free_gb=None if sub.vram_free_gb is None else sub.vram_free_gb[at],
+    )
 
 
 def _gpu_choices(

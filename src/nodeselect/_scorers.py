@@ -31,6 +31,7 @@ __all__ = [
     "FRESHNESS_SCALE_S",
     "TELEMETRY_SCALE_S",
     "combine",
+    "combine_partial",
     "idle_bounds",
     "idle_exact",
     "score_cheap",
@@ -133,6 +134,15 @@ def combine(cj: CompiledJob, raw: dict[str, F64], n: int) -> F64:
         score = score + w * raw[name]
     out: F64 = score / cj.weight_total
     return out
+
+
+def combine_partial(cj: CompiledJob, raw: dict[str, F64], n: int) -> F64:
+    """:func:`combine`'s running sum before its last term and the division (so that
+    ``(partial + w_last * s_last) / sum(w)`` is :func:`combine` bit for bit)."""
+    score = np.zeros(n)
+    for name, w in cj.weights[:-1]:
+        score = score + w * raw[name]
+    return score
 
 
 def score_cheap(
