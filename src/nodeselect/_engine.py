@@ -220,6 +220,31 @@ def _gpu_choice(cj: CompiledJob, t: NodeTable, ge: GpuEval | None, i: int) -> tu
     return _gpu_choices(cj, t, [i], passes)[0]
 
 
+def top_positions(
+    table: NodeTable,
+    idx: npt.NDArray[np.int64],
+    score: npt.NDArray[np.float64],
+    *,
+    seed: int,
+    k: int,
+) -> npt.NDArray[np.intp]:
+    """Positions in ``idx`` of the best ``k`` rows, best first, in the one total order shared by
+    ranking, placement and shard merges: score descending, then the seeded uuid key, then uuid.
+
+    ``argpartition``-style selection first (every row scoring at least the k-th best), then an
+    exact sort of only those candidates.
+    """
+    if len(idx) > k:
+        kth = np.partition(score, len(idx) - k)[len(idx) - k]
+        cand = np.flatnonzero(score >= kth)
+    else:
+        cand = np.arange(len(idx))
+    uu = table.uuid[idx[cand]]
+    keys = tie_keys(uuid_hashes(uu), seed)
+    out: npt.NDArray[np.intp] = cand[np.lexsort((uu, keys, -score[cand]))[:k]]
+    return out
+
+
 def rank(
     job: Job,
     table: NodeTable,
@@ -252,16 +277,7 @@ def rank(
         score, raw, gsub, gpos = _scores(
             cj, table, idx, sub=sub, okpos=okpos, max_gpus=max_gpus, k=k
         )
-        if len(idx) > k:
-            kth = np.partition(score, len(idx) - k)[len(idx) - k]
-            cand = np.flatnonzero(score >= kth)
-        else:
-            cand = np.arange(len(idx))
-        rows = idx[cand]
-        uu = table.uuid[rows]
-        keys = tie_keys(uuid_hashes(uu), seed)
-        order = np.lexsort((uu, keys, -score[cand]))[:k]
-        pos = cand[order]
+        pos = top_positions(table, idx, score, seed=seed, k=k)
         chosen = idx[pos].tolist()
         passes = free = None
         if gsub is not None:
@@ -274,7 +290,7 @@ def rank(
         gpus = _gpu_choices(cj, table, chosen, passes, free)
         scores = score[pos].tolist()
         terms = [(n, w, raw[n][pos].tolist()) for n, w in cj.weights]
-        tie = keys[order].tolist()
+        tie = tie_keys(uuid_hashes(table.uuid[idx[pos]]), seed).tolist()
         top = tuple(
             RankedNode(
                 index=row,

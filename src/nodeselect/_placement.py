@@ -43,7 +43,7 @@ from nodeselect._constraints import (
     gpu_eval,
     node_checks,
 )
-from nodeselect._engine import _fast_feasible, _gpu_choice, rank
+from nodeselect._engine import _fast_feasible, _gpu_choice, rank, top_positions
 from nodeselect._exceptions import InputError, NodeSelectError
 from nodeselect._gang import UNKNOWN, Candidate, select_nodes
 from nodeselect._job import GangReq, Job
@@ -59,8 +59,8 @@ from nodeselect._plan_model import (
 )
 from nodeselect._query import NodeQuery
 from nodeselect._scorers import score_terms
-from nodeselect._shard import TableStats, table_stats, tie_keys
-from nodeselect._table import NodeTable, TableNode, uuid_hashes
+from nodeselect._shard import TableStats, table_stats
+from nodeselect._table import NodeTable, TableNode
 
 __all__ = [
     "fleet_queries",
@@ -183,16 +183,8 @@ def _best(
     seeded uuid key, uuid), with their scores, best first."""
     if len(idx) == 0 or k == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    if len(idx) > k:
-        kth = np.partition(score, len(idx) - k)[len(idx) - k]
-        cand = np.flatnonzero(score >= kth)
-    else:
-        cand = np.arange(len(idx))
-    rows = idx[cand]
-    uu = table.uuid[rows]
-    keys = tie_keys(uuid_hashes(uu), seed)
-    order = np.lexsort((uu, keys, -score[cand]))[:k]
-    return rows[order], score[cand][order]
+    pos = top_positions(table, idx, score, seed=seed, k=k)
+    return idx[pos], score[pos]
 
 
 def _top(
