@@ -18,7 +18,7 @@ import functools
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import attrs
 import numpy as np
@@ -498,21 +498,44 @@ class GpuSubset:
 
     def select(self, keep: B) -> GpuSubset:
         """The subset of the nodes where ``keep`` (per node) is True."""
-        per_gpu = np.repeat(keep, self.lens)
         lens = self.lens[keep]
-        offsets = np.zeros(len(lens) + 1, dtype=np.int64)
-        np.cumsum(lens, out=offsets[1:])
+        return self._gather(keep, np.repeat(keep, self.lens), lens, _offsets(lens))
+
+    def take(self, pos: npt.NDArray[np.int64]) -> GpuSubset:
+        """The subset of the nodes at positions ``pos`` (ascending), by integer gathers: what
+        :meth:`select` gives for the same nodes, cheaper when ``pos`` is short."""
+        lens = self.lens[pos]
+        offsets = _offsets(lens)
+        at = np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(
+            self.offsets[pos] - offsets[:-1], lens
+        )
+        return self._gather(pos, at, lens, offsets)
+
+    def _gather(
+        self,
+        nodes: npt.NDArray[Any],
+        gpus: npt.NDArray[Any],
+        lens: npt.NDArray[np.int64],
+        offsets: npt.NDArray[np.int64],
+    ) -> GpuSubset:
         return GpuSubset(
-            idx=self.idx[keep],
-            rows=self.rows[per_gpu],
+            idx=self.idx[nodes],
+            rows=self.rows[gpus],
             lens=lens,
             offsets=offsets,
-            available=None if self.available is None else self.available[per_gpu],
-            passes=self.passes[per_gpu],
-            matching=self.matching[keep],
+            available=None if self.available is None else self.available[gpus],
+            passes=self.passes[gpus],
+            matching=self.matching[nodes],
             active=self.active,
-            vram_free_gb=None if self.vram_free_gb is None else self.vram_free_gb[per_gpu],
+            vram_free_gb=None if self.vram_free_gb is None else self.vram_free_gb[gpus],
         )
+
+
+def _offsets(lens: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """CSR offsets (``len(lens) + 1``) for per-node lengths."""
+    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    return offsets
 
 
 def _model_lut(cj: CompiledJob) -> B:

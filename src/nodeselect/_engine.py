@@ -146,7 +146,7 @@ def _scores(
     s_hi = (partial + w_idle * hi) / cj.weight_total
     kth_lo = np.partition(s_lo, n - k)[n - k]
     may = np.flatnonzero(s_hi >= kth_lo)
-    part = _take_nodes(sub, okpos[may])
+    part = sub.take(okpos[may])
     idle = np.zeros(n)
     idle[may] = idle_exact(cj, t, idx[may], part)
     raw["idle"] = idle
@@ -155,28 +155,6 @@ def _scores(
     gpos = np.zeros(n, dtype=np.int64)
     gpos[may] = np.arange(len(may))
     return score, raw, part, gpos
-
-
-def _take_nodes(sub: GpuSubset, pos: npt.NDArray[np.int64]) -> GpuSubset:
-    """The subset of ``sub`` of its nodes at positions ``pos`` (ascending), by integer gathers
-    (what :meth:`GpuSubset.select` gives for the same nodes)."""
-    lens = sub.lens[pos]
-    offsets = np.zeros(len(pos) + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    at = np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(
-        sub.offsets[pos] - offsets[:-1], lens
-    )
-    return GpuSubset(
-        idx=sub.idx[pos],
-        rows=sub.rows[at],
-        lens=lens,
-        offsets=offsets,
-        available=None if sub.available is None else sub.available[at],
-        passes=sub.passes[at],
-        matching=sub.matching[pos],
-        active=sub.active,
-        vram_free_gb=None if sub.vram_free_gb is None else sub.vram_free_gb[at],
-    )
 
 
 def _gpu_choices(
