@@ -179,3 +179,12 @@ def test_explaining_an_unknown_node_is_an_input_error() -> None:
     """explain_node names a node that is not in the table."""
     with pytest.raises(InputError, match="nope"):
         explain_node(Job(), table(plain_node("a")), "nope", now=NOW)
+
+
+def test_nearest_misses_survive_gpu_less_nodes_at_the_end_of_the_fleet() -> None:
+    """A fleet whose last candidate nodes have no GPUs still gets its GPU nearest misses."""
+    t = table(h100_node("a", [70, 70, 50, 50]), plain_node("y"), plain_node("z"))
+    job = Job(gpu=GpuReq(models=("H100",), count=4, min_vram_free_gb=60))
+    misses = {m.constraint: m for m in rank(job, t, now=NOW).explanation.nearest_misses}
+    assert misses["gpu-vram-free"].only_this == 1
+    assert misses["gpu-vram-free"].relaxed_threshold == pytest.approx(50)

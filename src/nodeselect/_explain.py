@@ -184,13 +184,14 @@ def _kth_per_node(
     vals: npt.NDArray[np.float64],
     k: int,
     largest: bool,
+    n_nodes: int,
 ) -> npt.NDArray[np.float64]:
-    """Per node (``node_of`` position): the k-th largest (smallest) value among ``ok`` GPUs."""
+    """Per node (``node_of`` position, ``n_nodes`` of them): the k-th largest (smallest) value
+    among ``ok`` GPUs; NaN where a node has fewer than ``k`` (nodes without GPUs included)."""
     sel = ok & ~np.isnan(vals)
     nodes, v = node_of[sel], vals[sel]
     order = np.lexsort((-v if largest else v, nodes))
     nodes, v = nodes[order], v[order]
-    n_nodes = int(node_of.max()) + 1 if len(node_of) else 0
     counts = np.bincount(nodes, minlength=n_nodes)
     starts = np.cumsum(counts) - counts
     out = np.full(n_nodes, np.nan)
@@ -231,9 +232,15 @@ def _gpu_misses(ev: Evaluation, ge: GpuEval, base: B) -> list[NearestMiss]:
             vals, largest = t.gpu_vram_total_gb[rows].astype(np.float64), True
         else:
             vals, largest = ge.load[rows].astype(np.float64), False
-        kth = _kth_per_node(rows=rows, node_of=node_of, ok=others, vals=vals, k=c, largest=largest)[
-            admitted
-        ]
+        kth = _kth_per_node(
+            rows=rows,
+            node_of=node_of,
+            ok=others,
+            vals=vals,
+            k=c,
+            largest=largest,
+            n_nodes=len(idx),
+        )[admitted]
         kth = kth[~np.isnan(kth)]
         thr = None
         if len(kth):
