@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, Final, TypeVar
 
@@ -117,28 +117,11 @@ def show(value: object) -> str:
 # Finding the line of a key in TOML text (tomllib reports none)
 
 
-def _strip_comment(line: str) -> str:
-    """The line without its comment, honouring quotes (escapes in basic strings included)."""
+def _unquoted(text: str) -> Iterator[tuple[int, str]]:
+    """``(index, char)`` of every character outside quoted strings (escapes in basic strings
+    honoured); the one scanner behind :func:`_strip_comment` and :func:`_depth`."""
     quote = ""
     i = 0
-    while i < len(line):
-        c = line[i]
-        if quote:
-            if c == "\\" and quote == '"':
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c == "#":
-            return line[:i]
-        i += 1
-    return line
-
-
-def _depth(text: str) -> int:
-    """Open brackets/braces minus closed ones, outside quoted strings."""
-    depth, quote, i = 0, "", 0
     while i < len(text):
         c = text[i]
         if quote:
@@ -148,11 +131,27 @@ def _depth(text: str) -> int:
                 quote = ""
         elif c in "\"'":
             quote = c
-        elif c in "[{":
+        else:
+            yield i, c
+        i += 1
+
+
+def _strip_comment(line: str) -> str:
+    """The line without its comment, honouring quotes (escapes in basic strings included)."""
+    for i, c in _unquoted(line):
+        if c == "#":
+            return line[:i]
+    return line
+
+
+def _depth(text: str) -> int:
+    """Open brackets/braces minus closed ones, outside quoted strings."""
+    depth = 0
+    for _i, c in _unquoted(text):
+        if c in "[{":
             depth += 1
         elif c in "]}":
             depth -= 1
-        i += 1
     return depth
 
 
