@@ -24,7 +24,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect._constraints import CompiledJob, GpuEval, GpuSubset
+from nodeselect._constraints import CompiledJob, GpuEval, GpuSubset, _offsets
 from nodeselect._table import NodeTable
 
 __all__ = [
@@ -178,13 +178,11 @@ def score_terms(
     if ge is not None:
         rows = t.gpu_rows(idx)
         lens = (t.gpu_offsets[idx + 1] - t.gpu_offsets[idx]).astype(np.int64)
-        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
-        np.cumsum(lens, out=offsets[1:])
         gpus = GpuSubset(
             idx=idx,
             rows=rows,
             lens=lens,
-            offsets=offsets,
+            offsets=_offsets(lens),
             available=None,
             passes=ge.passes[rows],
             matching=ge.matching[idx],
@@ -197,16 +195,9 @@ def score_subset(
     cj: CompiledJob, t: NodeTable, idx: I64, gpus: GpuSubset | None, max_gpus: int
 ) -> dict[str, F64]:
     """:func:`score_terms` with the GPU group of exactly the nodes ``idx`` (``gpus.idx``)."""
-    out: dict[str, F64] = {}
-    for name, _w in cj.weights:
-        if name == "reputation":
-            out[name] = _reputation(t, idx)
-        elif name == "freshness":
-            out[name] = _freshness(cj, t, idx)
-        elif name == "images":
-            out[name] = _images(cj, t, idx)
-        elif name == "fit":
-            out[name] = _fit(cj, t, idx, None if gpus is None else gpus.matching, max_gpus)
-        else:
-            out[name] = _idle(cj, t, idx, gpus)
-    return out
+    out = score_cheap(cj, t, idx, None if gpus is None else gpus.matching, max_gpus)
+    if gpus is not None:  # a GPU job's idle term reads per-GPU load (score_cheap leaves it out)
+        for name, _w in cj.weights:
+            if name not in out:
+                out[name] = _idle(cj, t, idx, gpus)
+    return {name: out[name] for name, _w in cj.weights}
