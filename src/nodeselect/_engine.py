@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from datetime import datetime
 
 import attrs
@@ -34,7 +35,14 @@ from nodeselect._derived import max_gpu_count
 from nodeselect._explain import Evaluation, Explanation, NearestMiss, NodeExplanation, explain_node
 from nodeselect._job import Job
 from nodeselect._prefilter import feasible_rows, node_pass
-from nodeselect._scorers import combine, combine_partial, idle_bounds, idle_exact, score_cheap
+from nodeselect._scorers import (
+    NodeScores,
+    combine,
+    combine_partial,
+    idle_bounds,
+    idle_exact,
+    score_cheap,
+)
 from nodeselect._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
 from nodeselect._table import NodeTable, uuid_hashes
 
@@ -105,40 +113,38 @@ def _fast_feasible(cj: CompiledJob, t: NodeTable) -> tuple[npt.NDArray[np.int64]
     return idx, None if survivors is None else subset_to_eval(cj, t, survivors)
 
 
+#: The GPU group of chosen rows of ``idx``: positions in ``idx`` (any order) -> their subset.
+TakeGpus = Callable[[npt.NDArray[np.int64]], GpuSubset]
+
+
 def _scores(
     cj: CompiledJob,
     t: NodeTable,
     idx: npt.NDArray[np.int64],
     *,
-    sub: GpuSubset | None,
-    okpos: npt.NDArray[np.int64] | None,
+    matching: npt.NDArray[np.int64] | None,
+    take: TakeGpus | None,
     max_gpus: int,
     k: int,
-) -> tuple[F64, dict[str, F64], GpuSubset | None, npt.NDArray[np.int64]]:
-    """Scores and raw terms of the feasible rows ``idx`` (``sub``: the GPU group of the node-pass
-    survivors, ``okpos``: the positions of ``idx`` in it), exact for every row that can be in
-    the top ``k``; the rest score ``-inf``. Also the GPU group holding the rows that may be
-    chosen and, per row of ``idx``, its node's position in that group.
+    pre: NodeScores | None,
+) -> tuple[F64, dict[str, F64]]:
+    """Scores and raw terms of the feasible rows ``idx`` (``matching``: their matching GPU
+    counts, ``take``: their GPU group, both ``None`` for a CPU-only job), exact for every row
+    that can be in the top ``k``; the rest score ``-inf``.
 
     A GPU job's ``idle`` term, the only one reading per-GPU load, is bounded from the telemetry
     age first; only rows whose upper-bound score reaches the ``k``-th best lower-bound score
     (a superset of the rows scoring at least the exact ``k``-th best) are scored exactly.
     Scores are elementwise, so each exact score is bit for bit the full computation's.
     """
-    if sub is None or okpos is None:
-        raw = score_cheap(cj, t, idx, None, max_gpus)
-        return combine(cj, raw, len(idx)), raw, None, np.zeros(0, dtype=np.int64)
-    raw = score_cheap(cj, t, idx, sub.matching[okpos], max_gpus)
-    if all(name != "idle" for name, _ in cj.weights):
-        return combine(cj, raw, len(idx)), raw, sub, okpos
     n = len(idx)
+    raw = score_cheap(cj, t, idx, matching, max_gpus, pre=pre)
+    if take is None or all(name != "idle" for name, _ in cj.weights):
+        return combine(cj, raw, n), raw
     if n <= k:
-        keep_all = np.zeros(len(sub.idx), dtype=np.bool_)
-        keep_all[okpos] = True
-        feas = sub.select(keep_all)
-        raw["idle"] = idle_exact(cj, t, idx, feas)
-        return combine(cj, raw, n), raw, feas, np.arange(n)
-    lo, hi = idle_bounds(cj, t, idx)
+        raw["idle"] = idle_exact(cj, t, idx, take(np.arange(n)), pre)
+        return combine(cj, raw, n), raw
+    lo, hi = idle_bounds(cj, t, idx, pre)
     # idle is the last term (SCORE_TERMS order): the other terms' partial sum is shared.
     w_idle = cj.weights[-1][1]
     partial = combine_partial(cj, raw, n)
@@ -146,15 +152,12 @@ def _scores(
     s_hi = (partial + w_idle * hi) / cj.weight_total
     kth_lo = np.partition(s_lo, n - k)[n - k]
     may = np.flatnonzero(s_hi >= kth_lo)
-    part = sub.take(okpos[may])
     idle = np.zeros(n)
-    idle[may] = idle_exact(cj, t, idx[may], part)
+    idle[may] = idle_exact(cj, t, idx[may], take(may), pre)
     raw["idle"] = idle
     score = np.full(n, -np.inf)
     score[may] = (partial[may] + w_idle * idle[may]) / cj.weight_total
-    gpos = np.zeros(n, dtype=np.int64)
-    gpos[may] = np.arange(len(may))
-    return score, raw, part, gpos
+    return score, raw
 
 
 def _gpu_choices(
@@ -205,21 +208,24 @@ def top_positions(
     *,
     seed: int,
     k: int,
+    keys: npt.NDArray[np.uint64] | None = None,
 ) -> npt.NDArray[np.intp]:
     """Positions in ``idx`` of the best ``k`` rows, best first, in the one total order shared by
     ranking, placement and shard merges: score descending, then the seeded uuid key, then uuid.
 
     ``argpartition``-style selection first (every row scoring at least the k-th best), then an
-    exact sort of only those candidates.
+    exact sort of only those candidates. ``keys``: every row's tie key for ``seed``, when
+    precomputed (else computed for the candidates).
     """
     if len(idx) > k:
         kth = np.partition(score, len(idx) - k)[len(idx) - k]
         cand = np.flatnonzero(score >= kth)
     else:
         cand = np.arange(len(idx))
-    uu = table.uuid[idx[cand]]
-    keys = tie_keys(uuid_hashes(uu), seed)
-    out: npt.NDArray[np.intp] = cand[np.lexsort((uu, keys, -score[cand]))[:k]]
+    rows = idx[cand]
+    uu = table.uuid[rows]
+    tie = tie_keys(uuid_hashes(uu), seed) if keys is None else keys[rows]
+    out: npt.NDArray[np.intp] = cand[np.lexsort((uu, tie, -score[cand]))[:k]]
     return out
 
 
@@ -246,29 +252,51 @@ def rank(
     survivors = node_pass(cj, table)
     sub = gpu_subset(cj, table, survivors)
     if sub is None:
-        idx, okpos = survivors, None
-    else:
-        okpos = np.flatnonzero(sub.matching >= cj.count)
-        idx = survivors[okpos]
+        return _ranking(cj, table, survivors, None, None, k=k, seed=seed, max_gpus=max_gpus)
+    okpos = np.flatnonzero(sub.matching >= cj.count)
+
+    def take(pos: npt.NDArray[np.int64]) -> GpuSubset:
+        return sub.take(okpos[pos])
+
+    return _ranking(
+        cj, table, survivors[okpos], sub.matching[okpos], take, k=k, seed=seed, max_gpus=max_gpus
+    )
+
+
+def _ranking(
+    cj: CompiledJob,
+    table: NodeTable,
+    idx: npt.NDArray[np.int64],
+    matching: npt.NDArray[np.int64] | None,
+    take: TakeGpus | None,
+    *,
+    k: int,
+    seed: int,
+    max_gpus: int,
+    pre: NodeScores | None = None,
+    keys: npt.NDArray[np.uint64] | None = None,
+) -> Ranking:
+    """The ranking of the feasible rows ``idx`` (ascending; ``matching`` and ``take``: their
+    matching GPU counts and GPU group, ``None`` for a CPU-only job). ``pre`` and ``keys``: the
+    per-node score inputs and tie keys, when precomputed for a batch."""
     top: tuple[RankedNode, ...] = ()
     if len(idx) and k:
-        score, raw, gsub, gpos = _scores(
-            cj, table, idx, sub=sub, okpos=okpos, max_gpus=max_gpus, k=k
+        score, raw = _scores(
+            cj, table, idx, matching=matching, take=take, max_gpus=max_gpus, k=k, pre=pre
         )
-        pos = top_positions(table, idx, score, seed=seed, k=k)
-        chosen = idx[pos].tolist()
-        passes = free = None
-        if gsub is not None:
-            at = gpos[pos]
-            starts, stops = gsub.offsets[at].tolist(), gsub.offsets[at + 1].tolist()
-            spans = [slice(a, b) for a, b in zip(starts, stops, strict=True)]
-            passes = np.concatenate([gsub.passes[s] for s in spans])
-            if gsub.vram_free_gb is not None:
-                free = np.concatenate([gsub.vram_free_gb[s] for s in spans])
-        gpus = _gpu_choices(cj, table, chosen, passes, free)
+        pos = top_positions(table, idx, score, seed=seed, k=k, keys=keys)
+        rows = idx[pos]
+        chosen = rows.tolist()
+        if take is None:
+            gpus: list[tuple[int, ...]] = [() for _ in chosen]
+        else:
+            tsub = take(pos)
+            gpus = _gpu_choices(cj, table, chosen, tsub.passes, tsub.vram_free_gb)
         scores = score[pos].tolist()
         terms = [(n, w, raw[n][pos].tolist()) for n, w in cj.weights]
-        tie = tie_keys(uuid_hashes(table.uuid[idx[pos]]), seed).tolist()
+        tie = (
+            tie_keys(uuid_hashes(table.uuid[rows]), seed) if keys is None else keys[rows]
+        ).tolist()
         top = tuple(
             RankedNode(
                 index=row,
@@ -282,7 +310,7 @@ def rank(
             for j, (row, g) in enumerate(zip(chosen, gpus, strict=True))
         )
     return Ranking(
-        job=job,
+        job=cj.job,
         evaluated=len(table),
         feasible=len(idx),
         top=top,

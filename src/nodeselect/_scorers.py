@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Final
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -30,6 +31,7 @@ from nodeselect._table import NodeTable
 __all__ = [
     "FRESHNESS_SCALE_S",
     "TELEMETRY_SCALE_S",
+    "NodeScores",
     "combine",
     "combine_partial",
     "idle_bounds",
@@ -46,6 +48,45 @@ FRESHNESS_SCALE_S: Final = 600.0
 TELEMETRY_SCALE_S: Final = 300.0
 
 
+@attrs.frozen(eq=False)
+class NodeScores:
+    """The job-independent per-node inputs of the score terms, for every row of a table at one
+    ``now``: computed once for a batch of jobs, then gathered by row. Every value is the same
+    elementwise computation the scorers do on the fly, so gathered values are bit for bit equal.
+
+    Attributes:
+        now_s: the time they hold for (epoch seconds).
+        reputation / freshness: those terms.
+        decay: the telemetry weight ``f`` of ``idle``.
+        idle_lo / idle_hi: :func:`idle_bounds` of a GPU job.
+        cpu_idle: the ``idle`` term of a CPU-only job.
+    """
+
+    now_s: float
+    reputation: F64
+    freshness: F64
+    decay: F64
+    idle_lo: F64
+    idle_hi: F64
+    cpu_idle: F64
+
+    @classmethod
+    def of(cls, t: NodeTable, now_s: float) -> NodeScores:
+        """Every row's values at ``now_s``."""
+        rows = np.arange(len(t), dtype=np.int64)
+        f = _decay(now_s - t.telemetry_epoch_s, TELEMETRY_SCALE_S)
+        lo, hi = _bounds(f)
+        return cls(
+            now_s=now_s,
+            reputation=_reputation(t, rows),
+            freshness=_decay(now_s - t.last_seen_epoch_s, FRESHNESS_SCALE_S),
+            decay=f,
+            idle_lo=lo,
+            idle_hi=hi,
+            cpu_idle=_idle_of(f, t.cpu_load.astype(np.float64)),
+        )
+
+
 def _reputation(t: NodeTable, idx: I64) -> F64:
     r = t.reputation[idx].astype(np.float64)
     return np.where(np.isnan(r), 0.0, np.clip(r, 0.0, 100.0) / 100.0)
@@ -56,7 +97,9 @@ def _decay(age: F64, scale: float) -> F64:
     return np.where(np.isnan(a), 0.0, scale / (scale + a))
 
 
-def _freshness(cj: CompiledJob, t: NodeTable, idx: I64) -> F64:
+def _freshness(cj: CompiledJob, t: NodeTable, idx: I64, pre: NodeScores | None) -> F64:
+    if pre is not None:
+        return pre.freshness[idx]
     return _decay(cj.now_s - t.last_seen_epoch_s[idx], FRESHNESS_SCALE_S)
 
 
@@ -86,9 +129,18 @@ def _fit(cj: CompiledJob, t: NodeTable, idx: I64, matching: I64 | None, max_gpus
     return (m - c) / (float(max_gpus) - c)
 
 
-def _idle(cj: CompiledJob, t: NodeTable, idx: I64, gpus: GpuSubset | None) -> F64:
-    f = _decay(cj.now_s - t.telemetry_epoch_s[idx], TELEMETRY_SCALE_S)
+def _telemetry_decay(cj: CompiledJob, t: NodeTable, idx: I64, pre: NodeScores | None) -> F64:
+    if pre is not None:
+        return pre.decay[idx]
+    return _decay(cj.now_s - t.telemetry_epoch_s[idx], TELEMETRY_SCALE_S)
+
+
+def _idle(
+    cj: CompiledJob, t: NodeTable, idx: I64, gpus: GpuSubset | None, pre: NodeScores | None
+) -> F64:
     if gpus is None:
+        if pre is not None:
+            return pre.cpu_idle[idx]
         load = t.cpu_load[idx].astype(np.float64)
     else:
         lens, starts = gpus.lens, gpus.offsets[:-1]
@@ -107,19 +159,31 @@ def _idle(cj: CompiledJob, t: NodeTable, idx: I64, gpus: GpuSubset | None) -> F6
                 cnt[nz] = np.add.reduceat(known.astype(np.float64), starts[nz])
         with np.errstate(invalid="ignore", divide="ignore"):
             load = np.where(cnt > 0, sums / np.maximum(cnt, 1.0), np.nan)
+    return _idle_of(_telemetry_decay(cj, t, idx, pre), load)
+
+
+def _idle_of(f: F64, load: F64) -> F64:
+    """``idle`` from the telemetry weight and the (unclipped, maybe unknown) load."""
     load = np.clip(load, 0.0, 1.0)
     s = f * (1.0 - load) + (1.0 - f) * 0.5
     return np.where(np.isnan(load), 0.5, s)
 
 
-def idle_bounds(cj: CompiledJob, t: NodeTable, idx: I64) -> tuple[F64, F64]:
+def idle_bounds(
+    cj: CompiledJob, t: NodeTable, idx: I64, pre: NodeScores | None = None
+) -> tuple[F64, F64]:
     """Per row of ``idx``, a lower and an upper bound of the computed ``idle`` score of a GPU
     job, from the telemetry age alone (the load, in [0, 1] or unknown, is not read).
 
     ``idle`` is ``f * (1 - L) + (1 - f) * 0.5`` (or 0.5): rounded products and sums are monotone,
     so ``L = 1`` / ``L = 0`` give float bounds of the float result, widened to include 0.5.
     """
-    f = _decay(cj.now_s - t.telemetry_epoch_s[idx], TELEMETRY_SCALE_S)
+    if pre is not None:
+        return pre.idle_lo[idx], pre.idle_hi[idx]
+    return _bounds(_telemetry_decay(cj, t, idx, None))
+
+
+def _bounds(f: F64) -> tuple[F64, F64]:
     half = (1.0 - f) * 0.5
     lo = np.minimum(f * 0.0 + half, 0.5)
     hi = np.maximum(f * 1.0 + half, 0.5)
@@ -146,28 +210,41 @@ def combine_partial(cj: CompiledJob, raw: dict[str, F64], n: int) -> F64:
 
 
 def score_cheap(
-    cj: CompiledJob, t: NodeTable, idx: I64, matching: I64 | None, max_gpus: int
+    cj: CompiledJob,
+    t: NodeTable,
+    idx: I64,
+    matching: I64 | None,
+    max_gpus: int,
+    *,
+    pre: NodeScores | None = None,
 ) -> dict[str, F64]:
     """Every weighted term except a GPU job's ``idle`` for rows ``idx`` (``matching``: their
-    matching GPU counts, ``None`` for a CPU-only job, whose ``idle`` is included)."""
+    matching GPU counts, ``None`` for a CPU-only job, whose ``idle`` is included; ``pre``:
+    the per-node inputs, precomputed for this ``now``)."""
     out: dict[str, F64] = {}
     for name, _w in cj.weights:
         if name == "reputation":
-            out[name] = _reputation(t, idx)
+            out[name] = _reputation(t, idx) if pre is None else pre.reputation[idx]
         elif name == "freshness":
-            out[name] = _freshness(cj, t, idx)
+            out[name] = _freshness(cj, t, idx, pre)
         elif name == "images":
             out[name] = _images(cj, t, idx)
         elif name == "fit":
             out[name] = _fit(cj, t, idx, matching, max_gpus)
         elif matching is None:
-            out[name] = _idle(cj, t, idx, None)
+            out[name] = _idle(cj, t, idx, None, pre)
     return out
 
 
-def idle_exact(cj: CompiledJob, t: NodeTable, idx: I64, gpus: GpuSubset | None) -> F64:
+def idle_exact(
+    cj: CompiledJob,
+    t: NodeTable,
+    idx: I64,
+    gpus: GpuSubset | None,
+    pre: NodeScores | None = None,
+) -> F64:
     """The ``idle`` term of rows ``idx`` (``gpus``: their GPU group, ``None`` for CPU-only)."""
-    return _idle(cj, t, idx, gpus)
+    return _idle(cj, t, idx, gpus, pre)
 
 
 def score_terms(
@@ -199,5 +276,5 @@ def score_subset(
     if gpus is not None:  # a GPU job's idle term reads per-GPU load (score_cheap leaves it out)
         for name, _w in cj.weights:
             if name not in out:
-                out[name] = _idle(cj, t, idx, gpus)
+                out[name] = _idle(cj, t, idx, gpus, None)
     return {name: out[name] for name, _w in cj.weights}
