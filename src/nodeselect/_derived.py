@@ -20,6 +20,7 @@ the reverse), so feasibility and scores are exactly those of the full evaluation
   per distinct combination of those job fields (a batch of jobs usually shares one); at most
   :data:`MAX_MASKS` per table are kept.
 * :func:`max_gpu_count` -- the most GPUs on one node (``TableStats``).
+* :func:`uuid_hash` -- every node's seed-free uuid hash (tie keys of a batch of jobs).
 
 Cache keys are the identities of the source arrays (weakly referenced, so a table's entries go
 when its columns go, and a ``with_capacity`` view shares the entries of its parent). Only
@@ -39,7 +40,7 @@ from typing import Any, Final, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect._table import NodeTable
+from nodeselect._table import NodeTable, uuid_hashes
 
 __all__ = [
     "MAX_MASKS",
@@ -50,6 +51,7 @@ __all__ = [
     "gpu_free_top",
     "gpu_model_key",
     "max_gpu_count",
+    "uuid_hash",
     "vram_level",
 ]
 
@@ -117,7 +119,7 @@ def _cached(
 
 def cached_nbytes(t: NodeTable) -> int:
     """Bytes of the derived columns and masks currently cached for ``t``'s columns."""
-    mine = {id(a) for a in (t.gpu_offsets, t.status_code)}
+    mine = {id(a) for a in (t.gpu_offsets, t.status_code, t.uuid)}
     total = 0
     for key, (_refs, value) in list(_cache.items()):
         if any(isinstance(k, int) and k in mine for k in key[2:]):
@@ -227,3 +229,8 @@ def max_gpu_count(t: NodeTable) -> int:
         None,
         lambda: int(np.diff(t.gpu_offsets).max()) if len(t) else 0,
     )
+
+
+def uuid_hash(t: NodeTable) -> npt.NDArray[np.uint64]:
+    """Every node's seed-free uuid hash (:func:`nodeselect._table.uuid_hashes`)."""
+    return _cached("uuid-hash", (t.uuid,), None, lambda: uuid_hashes(t.uuid))

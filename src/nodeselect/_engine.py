@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import attrs
@@ -152,11 +152,11 @@ def _scores(
     s_hi = (partial + w_idle * hi) / cj.weight_total
     kth_lo = np.partition(s_lo, n - k)[n - k]
     may = np.flatnonzero(s_hi >= kth_lo)
-    idle = np.zeros(n)
-    idle[may] = idle_exact(cj, t, idx[may], take(may), pre)
-    raw["idle"] = idle
+    exact = np.zeros(n)
+    exact[may] = idle_exact(cj, t, idx[may], take(may), pre)
+    raw["idle"] = exact
     score = np.full(n, -np.inf)
-    score[may] = (partial[may] + w_idle * idle[may]) / cj.weight_total
+    score[may] = (partial[may] + w_idle * exact[may]) / cj.weight_total
     return score, raw
 
 
@@ -249,21 +249,46 @@ def rank(
         raise InputError(f"k={k}: give a number of nodes >= 0")
     cj = compile_job(job, now)
     max_gpus = stats.max_gpu_count if stats is not None else max_gpu_count(table)
+    return rank_compiled(cj, table, k=k, seed=seed, max_gpus=max_gpus)
+
+
+def rank_compiled(
+    cj: CompiledJob,
+    table: NodeTable,
+    *,
+    k: int,
+    seed: int,
+    max_gpus: int,
+    pre: NodeScores | None = None,
+    keys: npt.NDArray[np.uint64] | None = None,
+) -> Ranking:
+    """:func:`rank` of a compiled job (``pre``, ``keys``: see :func:`rank_rows`)."""
     survivors = node_pass(cj, table)
     sub = gpu_subset(cj, table, survivors)
     if sub is None:
-        return _ranking(cj, table, survivors, None, None, k=k, seed=seed, max_gpus=max_gpus)
+        return rank_rows(
+            cj, table, survivors, None, None, k=k, seed=seed, max_gpus=max_gpus, pre=pre, keys=keys
+        )
     okpos = np.flatnonzero(sub.matching >= cj.count)
 
     def take(pos: npt.NDArray[np.int64]) -> GpuSubset:
         return sub.take(okpos[pos])
 
-    return _ranking(
-        cj, table, survivors[okpos], sub.matching[okpos], take, k=k, seed=seed, max_gpus=max_gpus
+    return rank_rows(
+        cj,
+        table,
+        survivors[okpos],
+        sub.matching[okpos],
+        take,
+        k=k,
+        seed=seed,
+        max_gpus=max_gpus,
+        pre=pre,
+        keys=keys,
     )
 
 
-def _ranking(
+def rank_rows(
     cj: CompiledJob,
     table: NodeTable,
     idx: npt.NDArray[np.int64],
@@ -278,7 +303,7 @@ def _ranking(
 ) -> Ranking:
     """The ranking of the feasible rows ``idx`` (ascending; ``matching`` and ``take``: their
     matching GPU counts and GPU group, ``None`` for a CPU-only job). ``pre`` and ``keys``: the
-    per-node score inputs and tie keys, when precomputed for a batch."""
+    per-node score inputs and tie keys, when a batch has them."""
     top: tuple[RankedNode, ...] = ()
     if len(idx) and k:
         score, raw = _scores(
@@ -286,29 +311,68 @@ def _ranking(
         )
         pos = top_positions(table, idx, score, seed=seed, k=k, keys=keys)
         rows = idx[pos]
-        chosen = rows.tolist()
         if take is None:
-            gpus: list[tuple[int, ...]] = [() for _ in chosen]
+            gpus: list[tuple[int, ...]] = [() for _ in range(len(rows))]
         else:
             tsub = take(pos)
-            gpus = _gpu_choices(cj, table, chosen, tsub.passes, tsub.vram_free_gb)
-        scores = score[pos].tolist()
-        terms = [(n, w, raw[n][pos].tolist()) for n, w in cj.weights]
-        tie = (
-            tie_keys(uuid_hashes(table.uuid[rows]), seed) if keys is None else keys[rows]
-        ).tolist()
-        top = tuple(
-            RankedNode(
-                index=row,
-                uuid=table.uuid_of(row),
-                name=table.name_of(row),
-                score=scores[j],
-                terms={n: w * float(v[j]) / cj.weight_total for n, w, v in terms},
-                gpu_indices=g,
-                tie_key=int(tie[j]),
-            )
-            for j, (row, g) in enumerate(zip(chosen, gpus, strict=True))
+            gpus = _gpu_choices(cj, table, rows.tolist(), tsub.passes, tsub.vram_free_gb)
+        tie = tie_keys(uuid_hashes(table.uuid[rows]), seed) if keys is None else keys[rows]
+        top = ranked_nodes(
+            cj,
+            table,
+            rows,
+            scores=score[pos].tolist(),
+            # w * s / sum(w) elementwise, as Python floats would compute it
+            contributions={n: (w * raw[n][pos] / cj.weight_total).tolist() for n, w in cj.weights},
+            gpus=gpus,
+            ties=tie.tolist(),
         )
+    return ranking_of(cj, table, idx, top, seed)
+
+
+def ranked_nodes(
+    cj: CompiledJob,
+    table: NodeTable,
+    rows: npt.NDArray[np.int64],
+    *,
+    scores: list[float],
+    contributions: Mapping[str, list[float]],
+    gpus: list[tuple[int, ...]],
+    ties: list[int],
+) -> tuple[RankedNode, ...]:
+    """The :class:`RankedNode` of each of ``rows`` (best first) from its score, each weighted
+    term's contribution ``w * s / sum(w)``, its GPUs and its tie key (lists along ``rows``)."""
+    names = [n for n, _ in cj.weights]
+    vocab = table.name_vocab
+    return tuple(
+        RankedNode(
+            index=row,
+            uuid=uuid.decode(),
+            name=bytes(vocab[code]).decode() if code > 0 else None,
+            score=scores[i],
+            terms={n: contributions[n][i] for n in names},
+            gpu_indices=gpus[i],
+            tie_key=ties[i],
+        )
+        for i, (row, uuid, code) in enumerate(
+            zip(
+                rows.tolist(),
+                table.uuid[rows].tolist(),
+                table.name_code[rows].tolist(),
+                strict=True,
+            )
+        )
+    )
+
+
+def ranking_of(
+    cj: CompiledJob,
+    table: NodeTable,
+    idx: npt.NDArray[np.int64],
+    top: tuple[RankedNode, ...],
+    seed: int,
+) -> Ranking:
+    """The :class:`Ranking` of a job with feasible rows ``idx`` and best nodes ``top``."""
     return Ranking(
         job=cj.job,
         evaluated=len(table),

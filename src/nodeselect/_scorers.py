@@ -34,8 +34,11 @@ __all__ = [
     "NodeScores",
     "combine",
     "combine_partial",
+    "gpu_fit",
+    "gpu_load_mean",
     "idle_bounds",
     "idle_exact",
+    "idle_of",
     "score_cheap",
     "score_subset",
     "score_terms",
@@ -83,7 +86,7 @@ class NodeScores:
             decay=f,
             idle_lo=lo,
             idle_hi=hi,
-            cpu_idle=_idle_of(f, t.cpu_load.astype(np.float64)),
+            cpu_idle=idle_of(f, t.cpu_load.astype(np.float64)),
         )
 
 
@@ -120,13 +123,18 @@ def _images(cj: CompiledJob, t: NodeTable, idx: I64) -> F64:
 def _fit(cj: CompiledJob, t: NodeTable, idx: I64, matching: I64 | None, max_gpus: int) -> F64:
     if matching is None:
         return 1.0 / (1.0 + t.gpu_count[idx].astype(np.float64))
-    m = matching.astype(np.float64)
-    c = float(cj.count)
-    if cj.job.preferences.strategy == "pack":
+    pack = cj.job.preferences.strategy == "pack"
+    return gpu_fit(matching.astype(np.float64), float(cj.count), pack=pack, max_gpus=max_gpus)
+
+
+def gpu_fit(m: F64, c: float | F64, *, pack: bool, max_gpus: int) -> F64:
+    """The ``fit`` term of a GPU job from the matching GPU counts ``m`` and the job's ``count``
+    ``c`` (a number, or one per row)."""
+    if pack:
         return np.where(m > 0, c / np.maximum(m, 1.0), 0.0)
-    if max_gpus <= cj.count:
-        return np.zeros(len(idx))
-    return (m - c) / (float(max_gpus) - c)
+    room = float(max_gpus) - c  # spread: 0 when no node can have more GPUs than the job needs
+    out: F64 = np.where(room > 0, (m - c) / np.where(room > 0, room, 1.0), 0.0)
+    return out
 
 
 def _telemetry_decay(cj: CompiledJob, t: NodeTable, idx: I64, pre: NodeScores | None) -> F64:
@@ -143,28 +151,36 @@ def _idle(
             return pre.cpu_idle[idx]
         load = t.cpu_load[idx].astype(np.float64)
     else:
-        lens, starts = gpus.lens, gpus.offsets[:-1]
-        raw = t.gpu_load[gpus.rows].astype(np.float64)
-        known = gpus.passes & ~np.isnan(raw)
-        vals = np.where(known, np.clip(raw, 0.0, 1.0), 0.0)
-        nz = lens > 0
-        if len(idx) and nz.all():  # every GPU job's feasible node has GPUs
-            sums = np.add.reduceat(vals, starts)
-            cnt = np.add.reduceat(known.astype(np.float64), starts)
-        else:
-            sums = np.zeros(len(idx))
-            cnt = np.zeros(len(idx))
-            if nz.any():
-                sums[nz] = np.add.reduceat(vals, starts[nz])
-                cnt[nz] = np.add.reduceat(known.astype(np.float64), starts[nz])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            load = np.where(cnt > 0, sums / np.maximum(cnt, 1.0), np.nan)
-    return _idle_of(_telemetry_decay(cj, t, idx, pre), load)
+        load = gpu_load_mean(t.gpu_load[gpus.rows], gpus.passes, gpus.lens, gpus.offsets[:-1])
+    return idle_of(_telemetry_decay(cj, t, idx, pre), load)
 
 
-def _idle_of(f: F64, load: F64) -> F64:
+def gpu_load_mean(
+    load: npt.NDArray[np.float32], passes: npt.NDArray[np.bool_], lens: I64, starts: I64
+) -> F64:
+    """Per node, the mean load (clipped to [0, 1]) of its passing GPUs whose load is known, NaN
+    when there are none; ``load`` and ``passes`` are per GPU, node by node (``lens`` each,
+    from ``starts``)."""
+    raw = load.astype(np.float64)
+    known = passes & ~np.isnan(raw)
+    vals = np.where(known, np.clip(raw, 0.0, 1.0), 0.0)
+    nz = lens > 0
+    if len(lens) and nz.all():  # every GPU job's feasible node has GPUs
+        sums = np.add.reduceat(vals, starts)
+        cnt = np.add.reduceat(known.astype(np.float64), starts)
+    else:
+        sums = np.zeros(len(lens))
+        cnt = np.zeros(len(lens))
+        if nz.any():
+            sums[nz] = np.add.reduceat(vals, starts[nz])
+            cnt[nz] = np.add.reduceat(known.astype(np.float64), starts[nz])
+    out: F64 = np.where(cnt > 0, sums / np.maximum(cnt, 1.0), np.nan)  # no 0/0: max(cnt, 1)
+    return out
+
+
+def idle_of(f: F64, load: F64) -> F64:
     """``idle`` from the telemetry weight and the (unclipped, maybe unknown) load."""
-    load = np.clip(load, 0.0, 1.0)
+    load = np.minimum(np.maximum(load, 0.0), 1.0)  # clip (NaN stays NaN), without its overhead
     s = f * (1.0 - load) + (1.0 - f) * 0.5
     return np.where(np.isnan(load), 0.5, s)
 

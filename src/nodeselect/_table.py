@@ -130,9 +130,13 @@ def uuid_hashes(uuids: npt.NDArray[np.bytes_]) -> npt.NDArray[np.uint64]:
     if len(uuids) == 0 or width == 0:
         return np.zeros(len(uuids), dtype=np.uint64)
     mat = np.ascontiguousarray(uuids).view(np.uint8).reshape(len(uuids), width)
-    out: npt.NDArray[np.uint64] = (mat.astype(np.uint64) * _pow_table(width)).sum(
-        axis=1, dtype=np.uint64
-    )
+    powers = _pow_table(width)
+    out = np.empty(len(uuids), dtype=np.uint64)
+    step = max(1, (1 << 17) // width)  # rows per block: its uint64 products stay in L2
+    for a in range(0, len(uuids), step):
+        block = mat[a : a + step].astype(np.uint64)
+        block *= powers
+        block.sum(axis=1, dtype=np.uint64, out=out[a : a + step])
     return out
 
 
