@@ -129,12 +129,33 @@ class _Batch:
         self.pre = NodeScores.of(t, now_s)
         self.keys = tie_keys(uuid_hash(t), seed)
         self._free: F32 | None = None
+        self._partials: dict[tuple[tuple[str, float], ...], F64] = {}
 
     def free(self) -> F32:
         """Every GPU's effective free VRAM at ``now`` (as the constraints read it)."""
         if self._free is None:
             self._free = effective_gpu_columns(self.t, self.now_s)[0]
         return self._free
+
+    def node_terms(self, cjs: list[CompiledJob]) -> frozenset[str]:
+        """The terms whose raw value depends on the node alone for every job of ``cjs``."""
+        if any(cj.preferred for cj in cjs):
+            return frozenset(("reputation", "freshness"))
+        return frozenset(("reputation", "freshness", "images"))
+
+    def partial(self, terms: tuple[tuple[str, float], ...]) -> F64:
+        """Per node, :func:`nodeselect._scorers.combine`'s running sum over the leading
+        ``terms`` (name, weight), each a :meth:`node_terms` term (cached per ``terms``)."""
+        hit = self._partials.get(terms)
+        if hit is None:
+            score = np.zeros(len(self.t))
+            for name, w in terms:
+                if name == "images":  # no job prefers images: every node scores 1
+                    score = score + w * np.ones(len(self.t))
+                else:
+                    score = score + w * getattr(self.pre, name)
+            hit = self._partials[terms] = score
+        return hit
 
     def rank_one(self, cj: CompiledJob) -> Ranking:
         """The per-job path, with the batch's per-node columns."""
@@ -211,8 +232,9 @@ class _Group:
           unknown free after known, unusable last: its first ``matching`` are the GPUs that
           pass (spread takes the first ``count``); ``up``: the keys of the ascending order
           (pack: the passing ones are ``asc[max(0, n_known - matching) :]``);
-        * ``load_sum`` / ``load_cnt``: running sums, in ``desc`` order, of the known loads
-          (clipped to [0, 1]) and of how many are known (``[:, m - 1]``: the first ``m``).
+        * ``idle``: the ``idle`` term of candidate ``i`` when its first ``m`` GPUs in ``desc``
+          order pass, at ``[i * slots + m - 1]`` (from running sums of the known loads,
+          clipped to [0, 1], and of how many are known).
 
         A node's sums of loads are exact, so independent of the order they are added in, when
         each of its nonzero loads is at least 2**-26 and it has at most 16 GPUs: every partial
@@ -226,29 +248,38 @@ class _Group:
         self.free = free.astype(np.float32)
         known = self.usable & ~np.isnan(free)
         self.n_known = self._per_node(known)
-        node = np.repeat(np.arange(c, dtype=np.int64), self.lens)
-        slot = np.arange(g, dtype=np.int64) - self.offsets[node]
-
-        def dense(v: npt.NDArray[Any], fill: float) -> F64:
-            out = np.full((c, slots), fill, dtype=np.float64)
-            out[node, slot] = v
-            return out
-
+        # each GPU's cell in the (c, slots) layouts, by GPU index, then in sorted order
+        cell = np.arange(g, dtype=np.int64) + np.repeat(
+            np.arange(c, dtype=np.int64) * slots - self.offsets[:-1], self.lens
+        )
         nan_free = np.where(np.isnan(free), 0.0, free)
-        down = dense(np.where(known, -nan_free, np.where(self.usable, _UNKNOWN, np.inf)), np.inf)
-        self.up = dense(np.where(known, nan_free, np.where(self.usable, _UNKNOWN, np.inf)), np.inf)
-        desc = np.argsort(down, axis=1, kind="stable")
+        unknown = np.where(self.usable, _UNKNOWN, np.inf)
+        down = np.full(c * slots, np.inf)
+        down[cell] = np.where(known, -nan_free, unknown)
+        desc = np.argsort(down.reshape(c, slots), axis=1, kind="stable")
         self.desc = desc.astype(np.int8 if slots <= 127 else np.int16)
-        flat = (np.arange(c, dtype=np.int64)[:, None] * slots + desc).ravel()
-        top = -down.ravel().take(flat).reshape(c, slots)
-        top[top < -float(np.finfo(np.float32).max)] = -np.inf
-        self.top_rows: F32 = top.astype(np.float32)
+        up = np.full(c * slots, np.inf)
+        up[cell] = np.where(known, nan_free, unknown)
+        self.up = up.reshape(c, slots)
+        where = np.empty(c * slots, dtype=np.int64)
+        where[(np.arange(c, dtype=np.int64)[:, None] * slots + desc).ravel()] = np.arange(c * slots)
+        cell = where.take(cell)
+
+        def by_free(v: npt.NDArray[Any], fill: float, dtype: Any) -> Any:
+            out = np.full(c * slots, fill, dtype=dtype)
+            out[cell] = v
+            return out.reshape(c, slots)
+
+        self.top_rows: F32 = by_free(np.where(known, free, -np.inf), -np.inf, np.float32)
         self.top_free: F32 = np.ascontiguousarray(self.top_rows.T)
         raw = t.gpu_load[self.rows].astype(np.float64)
         has = ~np.isnan(raw)
         vals = np.where(has, np.clip(np.where(has, raw, 0.0), 0.0, 1.0), 0.0)
-        self.load_sum = np.cumsum(dense(vals, 0.0).ravel().take(flat).reshape(c, slots), axis=1)
-        self.load_cnt = np.cumsum(dense(has, 0.0).ravel().take(flat).reshape(c, slots), axis=1)
+        sums = np.cumsum(by_free(vals, 0.0, np.float64), axis=1)
+        cnt = np.cumsum(by_free(has, 0.0, np.float64), axis=1)
+        load = np.where(cnt > 0, sums / np.maximum(cnt, 1.0), np.nan)  # no 0/0: max(cnt, 1)
+        decay = self.batch.pre.decay.take(self.cand)
+        self.idle: F64 = idle_of(decay[:, None], load).ravel()
         tiny = self.usable & (vals > 0) & (vals < 2.0**-26)
         inexact = (self._per_node(tiny) > 0) | (self.lens > 16)
         self.inexact: B | None = inexact if inexact.any() else None
@@ -323,7 +354,8 @@ class _Pairs:
     ) -> None:
         self.g, self.cjs, self.pos, self.idx, self.job, self.bounds = g, cjs, pos, idx, job, bounds
         self.matching: I64 | None = self._matching() if g.gpu else None
-        self.raw = self._terms()
+        self.wanted = [n for n in SCORE_TERMS if any(n == m for cj in cjs for m, _ in cj.weights)]
+        self.full: dict[str, F64] = {}  # terms computed for every pair
         self.score = self._combine()
 
     def _per_job(self, values: list[Any], dtype: Any) -> Any:
@@ -348,57 +380,87 @@ class _Pairs:
             m = np.where(np.take(with_x, self.job), m, g.n_usable.take(self.pos))
         return m
 
-    def _terms(self) -> dict[str, F64]:
-        """Each term some job weights, for every pair."""
-        g, cjs, idx = self.g, self.cjs, self.idx
-        b, t = g.batch, g.batch.t
-        wanted = {name for cj in cjs for name, _ in cj.weights}
-        raw: dict[str, F64] = {}
-        if "reputation" in wanted:
-            raw["reputation"] = b.pre.reputation.take(idx)
-        if "freshness" in wanted:
-            raw["freshness"] = b.pre.freshness.take(idx)
-        if "images" in wanted:
-            images = np.ones(len(idx))
-            for j, cj in enumerate(cjs):
-                if cj.preferred:
-                    seg = slice(int(self.bounds[j]), int(self.bounds[j + 1]))
-                    images[seg] = _images(cj, t, idx[seg])
-            raw["images"] = images
-        if "fit" in wanted:
-            raw["fit"] = self._fit()
-        if "idle" in wanted:
-            raw["idle"] = b.pre.cpu_idle.take(idx) if self.matching is None else self._idle()
-        return raw
+    def _weights(self, name: str, at: I64 | None = None) -> Any:
+        """Each pair's job's weight of term ``name`` (0 when it does not weight it), for the
+        pairs ``at`` (default all); a number when every job agrees."""
+        w = self._per_job([dict(cj.weights).get(name, 0.0) for cj in self.cjs], np.float64)
+        return w if np.ndim(w) == 0 or at is None else w.take(at)
 
-    def _fit(self) -> F64:
-        g, cjs = self.g, self.cjs
+    def _combine(self) -> F64:
+        """:func:`nodeselect._scorers.combine` per pair (a term a job does not weight adds
+        ``0 * s = 0``, which changes no sum). The leading terms that depend on the node alone
+        and have one weight in every job are summed per node once per batch."""
+        static: list[tuple[str, float]] = []
+        for name in self.wanted:
+            w = self._weights(name)
+            if np.ndim(w) or name not in self.g.batch.node_terms(self.cjs):
+                break
+            static.append((name, float(w)))
+        if static:
+            score = self.g.batch.partial(tuple(static)).take(self.idx)
+        else:
+            score = np.zeros(len(self.idx))
+        for name in self.wanted[len(static) :]:
+            self.full[name] = self.term(name)
+            score = score + self._weights(name) * self.full[name]
+        out: F64 = score / self._per_job([cj.weight_total for cj in self.cjs], np.float64)
+        return out
+
+    def term(self, name: str, at: I64 | None = None) -> F64:
+        """The raw values of term ``name`` for the pairs ``at`` (default all)."""
+        if name in self.full:
+            return self.full[name] if at is None else self.full[name].take(at)
+        b, t = self.g.batch, self.g.batch.t
+        idx = self.idx if at is None else self.idx.take(at)
+        if name == "reputation":
+            return b.pre.reputation.take(idx)
+        if name == "freshness":
+            return b.pre.freshness.take(idx)
+        if name == "images":
+            job = self.job if at is None else self.job.take(at)
+            images = np.ones(len(idx))
+            for j, cj in enumerate(self.cjs):
+                if cj.preferred:
+                    sel = np.flatnonzero(job == j)
+                    images[sel] = _images(cj, t, idx.take(sel))
+            return images
+        if name == "fit":
+            return self._fit(np.arange(len(self.idx)) if at is None else at)
         if self.matching is None:
-            return 1.0 / (1.0 + g.batch.t.gpu_count.take(self.idx).astype(np.float64))
-        m = self.matching.astype(np.float64)
-        c = self._per_job([float(cj.count) for cj in cjs], np.float64)
-        pack = [cj.job.preferences.strategy == "pack" for cj in cjs]
+            cpu_idle: F64 = b.pre.cpu_idle.take(idx)
+            return cpu_idle
+        return self._idle(np.arange(len(self.idx)) if at is None else at)
+
+    def _fit(self, at: I64) -> F64:
+        g = self.g
+        if self.matching is None:
+            return 1.0 / (1.0 + g.batch.t.gpu_count.take(self.idx.take(at)).astype(np.float64))
+        m = self.matching.take(at).astype(np.float64)
+        c = self._per_job([float(cj.count) for cj in self.cjs], np.float64)
+        c = c if np.ndim(c) == 0 else c.take(at)
+        pack = [cj.job.preferences.strategy == "pack" for cj in self.cjs]
         if all(pack) or not any(pack):
             return gpu_fit(m, c, pack=pack[0], max_gpus=g.batch.max_gpus)
         out = np.empty(len(m))
-        is_pack = np.take(pack, self.job)
+        is_pack = np.take(pack, self.job.take(at))
         for want in (True, False):
             sel = is_pack == want
             cs = c if np.ndim(c) == 0 else c[sel]
             out[sel] = gpu_fit(m[sel], cs, pack=want, max_gpus=g.batch.max_gpus)
         return out
 
-    def _idle(self) -> F64:
+    def _idle(self, at: I64) -> F64:
         g, b = self.g, self.g.batch
         assert self.matching is not None
-        at = self.pos * g.load_sum.shape[1] + (self.matching - 1)  # feasible: matching >= 1
-        sums, cnt = g.load_sum.ravel().take(at), g.load_cnt.ravel().take(at)
-        load = np.where(cnt > 0, sums / np.maximum(cnt, 1.0), np.nan)  # no 0/0: max(cnt, 1)
+        pos, m = self.pos.take(at), self.matching.take(at)
+        out: F64 = g.idle.take(pos * g.top_rows.shape[1] + (m - 1))  # feasible: m >= 1
         if g.inexact is not None:  # the few nodes whose sums depend on the order: GPU by GPU
-            redo = np.flatnonzero(g.inexact.take(self.pos))
+            redo = np.flatnonzero(g.inexact.take(pos))
             if len(redo):
-                load[redo] = self._load_by_gpu(redo)
-        return idle_of(b.pre.decay.take(self.idx), load)
+                pairs = at.take(redo)
+                load = self._load_by_gpu(pairs)
+                out[redo] = idle_of(b.pre.decay.take(self.idx.take(pairs)), load)
+        return out
 
     def _load_by_gpu(self, pairs: I64) -> F64:
         """The mean load of each pair's passing GPUs, GPU by GPU as the engine computes it."""
@@ -418,22 +480,6 @@ class _Pairs:
             limit = np.repeat(np.take(with_x, jobs), lens)
             passes &= ~limit | (g.free.take(at) >= x)
         return gpu_load_mean(g.batch.t.gpu_load[g.rows.take(at)], passes, lens, offsets[:-1])
-
-    def _weights(self, name: str, at: I64 | None = None) -> Any:
-        """Each pair's job's weight of term ``name`` (0 when it does not weight it), for the
-        pairs ``at`` (default all); a number when every job agrees."""
-        w = self._per_job([dict(cj.weights).get(name, 0.0) for cj in self.cjs], np.float64)
-        return w if np.ndim(w) == 0 or at is None else w.take(at)
-
-    def _combine(self) -> F64:
-        """:func:`nodeselect._scorers.combine` per pair (a term a job does not weight adds
-        ``0 * s = 0``, which changes no sum)."""
-        score = np.zeros(len(self.idx))
-        for name in SCORE_TERMS:
-            if name in self.raw:
-                score = score + self._weights(name) * self.raw[name]
-        out: F64 = score / self._per_job([cj.weight_total for cj in self.cjs], np.float64)
-        return out
 
     def tops(self) -> list[tuple[RankedNode, ...]]:
         """Each job's best ``k`` nodes, in :func:`nodeselect._engine.top_positions`' order."""
@@ -462,8 +508,8 @@ class _Pairs:
         total = self._per_job([cj.weight_total for cj in self.cjs], np.float64)
         total = total if np.ndim(total) == 0 else total.take(chosen)
         contributions = {
-            name: (self._weights(name, chosen) * raw.take(chosen) / total).tolist()
-            for name, raw in self.raw.items()
+            name: (self._weights(name, chosen) * self.term(name, chosen) / total).tolist()
+            for name in self.wanted
         }
         out: list[tuple[RankedNode, ...]] = [()] * len(self.cjs)
         cuts = np.searchsorted(self.job.take(chosen), np.arange(len(self.cjs) + 1)).tolist()
