@@ -299,6 +299,25 @@ def test_rank_many_equals_the_loop_on_residual_views_of_synthetic_fleets(
     check_batch(_synthetic_jobs(rng, 6), view, k=k, seed=seed, stats=table_stats(t))
 
 
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 2**16), st.sampled_from([9, 12, 16]))
+def test_rank_many_uses_the_given_stats_like_rank(table_seed: int, max_gpus: int) -> None:
+    """With merged shard stats (a larger max GPU count than this table's), spread-fit scores
+    are normalized by the given stats, as rank normalizes them."""
+    t = NodeTable.synthetic(2_000, seed=table_seed, now=NOW)
+    stats = table_stats(t).merge(TableStats(nodes=1, gpus=max_gpus, max_gpu_count=max_gpus))
+    assert stats.max_gpu_count != table_stats(t).max_gpu_count
+    spread = Preferences(strategy="spread", weights={"fit": 3.0})
+    batch = [
+        Job(name="cpu", preferences=spread),
+        Job(name="one", gpu=GpuReq(count=1), preferences=spread),
+        Job(name="two", gpu=GpuReq(models=("RTX-4090",), count=2), preferences=spread),
+        Job(name="pack", gpu=GpuReq(count=1, min_vram_free_gb=10.0)),
+    ]
+    got = check_batch(batch, t, k=10, seed=0, stats=stats)
+    assert got[1].top != rank(batch[1], t, k=10, now=NOW).top  # the stats matter here
+
+
 @settings(max_examples=30, deadline=None)
 @given(fleets(), job_batches(), st.integers(0, 2**16), K_CHOICES, st.integers(0, 3))
 def test_rank_many_equals_the_loop_on_residual_views_of_generated_fleets(
@@ -307,7 +326,10 @@ def test_rank_many_equals_the_loop_on_residual_views_of_generated_fleets(
     """On residual views of document fleets (NaN capacities included), with full stats."""
     t = NodeTable.from_nodes(fleet, now=NOW)
     view = _residual(t, np.random.default_rng(cap_seed))
-    check_batch(batch, view, k=_k_for(kc, len(t), 3), seed=seed, stats=table_stats(t))
+    stats = table_stats(t)
+    if cap_seed % 2:  # a shard's view: the merged stats of a fleet with bigger nodes
+        stats = stats.merge(TableStats(nodes=1, gpus=8, max_gpu_count=8))
+    check_batch(batch, view, k=_k_for(kc, len(t), 3), seed=seed, stats=stats)
 
 
 # --------------------------------------------------------------------------------------------
