@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nodeselect import _batch
 from nodeselect._batch import rank_many
 from nodeselect._engine import RankedNode, Ranking, rank
 from nodeselect._exceptions import InputError
@@ -52,6 +53,25 @@ WEIGHTS: list[dict[str, float]] = [
     {"freshness": 2.0, "images": 1.0},
     {"reputation": 0.0, "fit": 3.0, "idle": 0.5},
 ]
+
+
+# Every test runs three times: with the library's thresholds (small batches take the per-job
+# path), with every group batched and each chunk of pairs small (chunk boundaries everywhere),
+# and with every group batched in one chunk (many jobs' parameters mixed in each array).
+PATHS = {
+    "default": (_batch.MIN_JOBS, _batch.MIN_GROUP, _batch.CHUNK_PAIRS),
+    "grouped-small-chunks": (1, 1, 5),
+    "grouped-one-chunk": (1, 1, 1 << 20),
+}
+
+
+@pytest.fixture(autouse=True, scope="module", params=list(PATHS))
+def batch_path(request: pytest.FixtureRequest) -> object:
+    """Sets rank_many's thresholds for one of PATHS (module scope: hypothesis-safe)."""
+    saved = (_batch.MIN_JOBS, _batch.MIN_GROUP, _batch.CHUNK_PAIRS)
+    _batch.MIN_JOBS, _batch.MIN_GROUP, _batch.CHUNK_PAIRS = PATHS[request.param]  # type: ignore[misc]
+    yield request.param
+    _batch.MIN_JOBS, _batch.MIN_GROUP, _batch.CHUNK_PAIRS = saved  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,3 +517,22 @@ def test_a_job_alone_and_in_a_batch_rank_the_same() -> None:
     assert_same(mixed, alone)
     assert alone.feasible > 0
     assert alone.top
+
+
+def test_the_grouped_paths_really_rank_through_groups(
+    batch_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the grouped PATHS, a small batch of GPU jobs is ranked by _Group.rank_all."""
+    calls: list[int] = []
+    real = _batch._Group.rank_all
+
+    def counting(self: _batch._Group, cjs: list[object]) -> list[Ranking]:
+        calls.append(len(cjs))
+        return real(self, cjs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_batch._Group, "rank_all", counting)
+    t = NodeTable.synthetic(500, seed=3, now=NOW)
+    batch = [Job(gpu=GpuReq(count=1, min_vram_free_gb=8.0)), Job(gpu=GpuReq(count=2))]
+    got = rank_many(batch, t, now=NOW)
+    assert [r.top for r in got] == [rank(j, t, now=NOW).top for j in batch]
+    assert (sum(calls) == 2) == (batch_path != "default")

@@ -44,7 +44,7 @@ from nodeselect._derived import gpu_model_key, max_gpu_count, uuid_hash
 from nodeselect._engine import RankedNode, Ranking, rank_compiled, ranked_nodes, ranking_of
 from nodeselect._exceptions import InputError
 from nodeselect._job import SCORE_TERMS, Job
-from nodeselect._prefilter import _categorical, _categorical_key, _gathered, _numeric_tests
+from nodeselect._prefilter import _block, _categorical, _categorical_key, _numeric_tests
 from nodeselect._scorers import NodeScores, _images, gpu_fit, gpu_load_mean, idle_of
 from nodeselect._shard import TableStats, tie_keys
 from nodeselect._table import NodeTable
@@ -177,6 +177,8 @@ class _Group:
     def __init__(self, batch: _Batch, cjs: list[CompiledJob]) -> None:
         self.batch = batch
         self._cols: dict[int, npt.NDArray[Any]] = {}
+        self._masks: tuple[B, B] | None = None
+        self._scratch: F64 | None = None
         t, first = batch.t, cjs[0]
         cat = _categorical(first, t)
         self.gpu = first.count > 0
@@ -291,7 +293,8 @@ class _Group:
         return hit
 
     def _feasible(self, cj: CompiledJob) -> I64:
-        """Positions in ``cand`` of the job's feasible rows (ascending)."""
+        """Positions in ``cand`` of the job's feasible rows (ascending): every test on the
+        whole (compact) group columns, in reused buffers, then one ``flatnonzero``."""
         tests: list[tuple[str, Any, Any]] = []
         if self.gpu:
             if cj.count > len(self.top_free):
@@ -304,15 +307,20 @@ class _Group:
         tests += [
             (kind, self._column(col), arg) for kind, col, arg in _numeric_tests(cj, self.batch.t)
         ]
+        n = len(self.cand)
         if not tests:
-            return np.arange(len(self.cand), dtype=np.int64)
+            return np.arange(n, dtype=np.int64)
+        if self._masks is None:
+            self._masks = (np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_))
+        mask, tmp = self._masks
+        if any(kind == "age" for kind, _, _ in tests) and self._scratch is None:
+            self._scratch = np.empty(n)
+        scratch = np.zeros(0) if self._scratch is None else self._scratch
         kind, col, arg = tests[0]
-        local = np.flatnonzero(_gathered(kind, col, arg))
+        _block(kind, col, arg, mask, scratch)
         for kind, col, arg in tests[1:]:
-            if not len(local):
-                break
-            local = local[_gathered(kind, col.take(local), arg)]
-        return local.astype(np.int64, copy=False)
+            mask &= _block(kind, col, arg, tmp, scratch)
+        return np.flatnonzero(mask)
 
     def rank_all(self, cjs: list[CompiledJob]) -> list[Ranking]:
         """Every job's ranking (each equal to :func:`nodeselect._engine.rank`'s).
