@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from nodeselect import _batch
 from nodeselect._batch import rank_many
+from nodeselect._constraints import compile_job
+from nodeselect._derived import max_gpu_count
 from nodeselect._engine import RankedNode, Ranking, rank
 from nodeselect._exceptions import InputError
 from nodeselect._job import (
@@ -536,3 +538,37 @@ def test_the_grouped_paths_really_rank_through_groups(
     got = rank_many(batch, t, now=NOW)
     assert [r.top for r in got] == [rank(j, t, now=NOW).top for j in batch]
     assert (sum(calls) == 2) == (batch_path != "default")
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.integers(0, 2**16),
+    st.sampled_from(["pack", "spread"]),
+    st.sampled_from(WEIGHTS),
+    st.integers(1, 4),
+    st.sampled_from([None, 4.0, 16.0]),
+)
+def test_group_score_bounds_contain_every_exact_score(
+    table_seed: int, strategy: str, weights: dict[str, float], count: int, vram: float | None
+) -> None:
+    """The per-node score bounds the batch prunes with contain every feasible node's score."""
+    t = NodeTable.synthetic(1_500, seed=table_seed, now=NOW)
+    job = Job(
+        gpu=GpuReq(count=count, min_vram_free_gb=vram),
+        preferences=Preferences(strategy=strategy, weights=weights),
+    )
+    full = rank(job, t, k=len(t), now=NOW)
+    cj = compile_job(job, NOW)
+    b = _batch._Batch(t, cj.now_s, 0, max_gpu_count(t), len(t))
+    g = _batch._Group(b, [cj])
+    pos = np.searchsorted(g.cand, full.feasible_indices)
+    assert np.array_equal(g.cand[pos], full.feasible_indices)
+    bounds = np.array([0, len(pos)], dtype=np.int64)
+    pairs = _batch._Pairs(
+        g, [cj], pos=pos, idx=full.feasible_indices, job=np.zeros(len(pos), np.int64), bounds=bounds
+    )
+    rest = tuple((n, w) for n, w in cj.weights if n not in dict(pairs.static))
+    lo, hi = g.score_bounds(pairs.static, rest, cj.weight_total, pack=strategy == "pack")
+    at = {row: i for i, row in enumerate(g.cand.tolist())}
+    for r in full.top:
+        assert lo[at[r.index]] <= r.score <= hi[at[r.index]]

@@ -178,6 +178,7 @@ class _Group:
         self.batch = batch
         self._cols: dict[int, npt.NDArray[Any]] = {}
         self._masks: tuple[B, B] | None = None
+        self._score_bounds: dict[Hashable, tuple[F64, F64]] = {}
         self._scratch: F64 | None = None
         t, first = batch.t, cjs[0]
         cat = _categorical(first, t)
@@ -322,6 +323,51 @@ class _Group:
             mask &= _block(kind, col, arg, tmp, scratch)
         return np.flatnonzero(mask)
 
+    def score_bounds(
+        self,
+        static: tuple[tuple[str, float], ...],
+        rest: tuple[tuple[str, float], ...],
+        total: float,
+        *,
+        pack: bool,
+    ) -> tuple[F64, F64]:
+        """Per candidate, a lower and an upper bound of the score of any GPU job with these
+        weights and strategy: the :meth:`_Batch.partial` of ``static``, then ``rest``
+        (``fit``, ``idle``) at their least / most, then ``/ total``, in combine's order.
+
+        ``fit``: pack ``c / m`` with ``c <= m <= n_usable`` is in ``[1 / n_usable, 1]``;
+        spread ``(m - c) / (G - c)`` is in ``[0, (n_usable - 1) / (G - 1)]`` (decreasing in
+        ``c >= 1``). ``idle``: the least / most of the node's cells (``m`` of 1..GPUs); an
+        inexact node is bounded by ``-inf`` / ``inf`` (always kept, never a threshold).
+        """
+        key = (static, rest, total, pack)
+        hit = self._score_bounds.get(key)
+        if hit is not None:
+            return hit
+        c, slots = len(self.cand), self.top_rows.shape[1]
+        base = self.batch.partial(static).take(self.cand) if static else np.zeros(len(self.cand))
+        lo, hi = base, base
+        n = self.n_usable.astype(np.float64)
+        g = float(self.batch.max_gpus)
+        for name, w in rest:
+            if name == "fit":
+                if pack:
+                    t_lo, t_hi = 1.0 / np.maximum(n, 1.0), np.ones(c)
+                else:
+                    t_lo, t_hi = np.zeros(c), (n - 1.0) / max(g - 1.0, 1.0)
+            else:
+                cells = self.idle.reshape(c, slots)
+                valid = np.arange(slots)[None, :] < self.lens[:, None]
+                t_lo = np.where(valid, cells, np.inf).min(axis=1) if slots else np.zeros(c)
+                t_hi = np.where(valid, cells, -np.inf).max(axis=1) if slots else np.zeros(c)
+            lo, hi = lo + w * t_lo, hi + w * t_hi
+        lo, hi = lo / total, hi / total
+        if self.inexact is not None:
+            lo = np.where(self.inexact, -np.inf, lo)
+            hi = np.where(self.inexact, np.inf, hi)
+        out = self._score_bounds[key] = (lo, hi)
+        return out
+
     def rank_all(self, cjs: list[CompiledJob]) -> list[Ranking]:
         """Every job's ranking (each equal to :func:`nodeselect._engine.rank`'s).
 
@@ -361,10 +407,61 @@ class _Pairs:
         self, g: _Group, cjs: list[CompiledJob], *, pos: I64, idx: I64, job: I64, bounds: I64
     ) -> None:
         self.g, self.cjs, self.pos, self.idx, self.job, self.bounds = g, cjs, pos, idx, job, bounds
-        self.matching: I64 | None = self._matching() if g.gpu else None
         self.wanted = [n for n in SCORE_TERMS if any(n == m for cj in cjs for m, _ in cj.weights)]
+        self.static = self._static()
+        keep = self._prune()
+        if keep is not None:
+            self.pos, self.idx, self.job = pos.take(keep), idx.take(keep), job.take(keep)
+            self.bounds = _offsets(np.bincount(self.job, minlength=len(cjs)).astype(np.int64))
+        self.matching: I64 | None = self._matching() if g.gpu else None
         self.full: dict[str, F64] = {}  # terms computed for every pair
         self.score = self._combine()
+
+    def _static(self) -> tuple[tuple[str, float], ...]:
+        """The leading weighted terms that depend on the node alone and have one weight in
+        every job (their running sum is per node: :meth:`_Batch.partial`)."""
+        static: list[tuple[str, float]] = []
+        node_terms = self.g.batch.node_terms(self.cjs)
+        for name in self.wanted:
+            w = self._weights(name)
+            if np.ndim(w) or name not in node_terms:
+                break
+            static.append((name, float(w)))
+        return tuple(static)
+
+    def _prune(self) -> I64 | None:
+        """The pairs that can be in their job's top ``k`` (``None``: keep all), when the
+        jobs share their weights and strategy: each node's score is bounded from the per-node
+        partial sum, ``fit`` in its range and ``idle`` between the least and most of the
+        node's cells (bounds of the float result: each step of the sum is monotone); a pair
+        is kept when its upper bound reaches its job's ``k``-th best lower bound."""
+        cjs, k = self.cjs, self.g.batch.k
+        first = cjs[0]
+        same = all(
+            cj.weights == first.weights
+            and cj.job.preferences.strategy == first.job.preferences.strategy
+            for cj in cjs
+        )
+        rest = self.wanted[len(self.static) :]
+        if not (self.g.gpu and same and set(rest) <= {"fit", "idle"} and len(self.idx) > k):
+            return None
+        weights = dict(first.weights)
+        lower, upper = self.g.score_bounds(
+            self.static,
+            tuple((n, weights[n]) for n in rest),
+            first.weight_total,
+            pack=first.job.preferences.strategy == "pack",
+        )
+        lo, hi = lower.take(self.pos), upper.take(self.pos)
+        parts: list[I64] = []
+        for a, e in itertools.pairwise(self.bounds.tolist()):
+            n = e - a
+            if n > k:
+                kth = np.partition(lo[a:e], n - k)[n - k]
+                parts.append(np.flatnonzero(hi[a:e] >= kth) + a)
+            elif n:
+                parts.append(np.arange(a, e, dtype=np.int64))
+        return np.concatenate(parts)
 
     def _per_job(self, values: list[Any], dtype: Any) -> Any:
         """One value per pair from one value per job (a number when all jobs agree)."""
@@ -396,19 +493,13 @@ class _Pairs:
 
     def _combine(self) -> F64:
         """:func:`nodeselect._scorers.combine` per pair (a term a job does not weight adds
-        ``0 * s = 0``, which changes no sum). The leading terms that depend on the node alone
-        and have one weight in every job are summed per node once per batch."""
-        static: list[tuple[str, float]] = []
-        for name in self.wanted:
-            w = self._weights(name)
-            if np.ndim(w) or name not in self.g.batch.node_terms(self.cjs):
-                break
-            static.append((name, float(w)))
-        if static:
-            score = self.g.batch.partial(tuple(static)).take(self.idx)
+        ``0 * s = 0``, which changes no sum). The leading :meth:`_static` terms are summed per
+        node once per batch."""
+        if self.static:
+            score = self.g.batch.partial(self.static).take(self.idx)
         else:
             score = np.zeros(len(self.idx))
-        for name in self.wanted[len(static) :]:
+        for name in self.wanted[len(self.static) :]:
             self.full[name] = self.term(name)
             score = score + self._weights(name) * self.full[name]
         out: F64 = score / self._per_job([cj.weight_total for cj in self.cjs], np.float64)
