@@ -29,7 +29,7 @@ import attrs
 import msgspec
 import numpy as np
 
-from nodeselect._batch import rank_many
+from nodeselect import rank_many
 from nodeselect._derived import cached_nbytes, gpu_free_top, gpu_model_key
 from nodeselect._engine import rank, table_stats
 from nodeselect._facts import ProvedFacts

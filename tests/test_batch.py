@@ -17,8 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect import _batch
+from nodeselect import _batch, _batch_group
 from nodeselect._batch import rank_many
+from nodeselect._batch_columns import BatchColumns
+from nodeselect._batch_group import JobGroup
+from nodeselect._batch_pairs import PairScores
 from nodeselect._constraints import compile_job
 from nodeselect._derived import max_gpu_count
 from nodeselect._engine import RankedNode, Ranking, rank
@@ -61,7 +64,7 @@ WEIGHTS: list[dict[str, float]] = [
 # path), with every group batched and each chunk of pairs small (chunk boundaries everywhere),
 # and with every group batched in one chunk (many jobs' parameters mixed in each array).
 PATHS = {
-    "default": (_batch.MIN_JOBS, _batch.MIN_GROUP, _batch.CHUNK_PAIRS),
+    "default": (_batch.MIN_JOBS, _batch.MIN_GROUP, _batch_group.CHUNK_PAIRS),
     "grouped-small-chunks": (1, 1, 5),
     "grouped-one-chunk": (1, 1, 1 << 20),
 }
@@ -70,10 +73,10 @@ PATHS = {
 @pytest.fixture(autouse=True, scope="module", params=list(PATHS))
 def batch_path(request: pytest.FixtureRequest) -> object:
     """Sets rank_many's thresholds for one of PATHS (module scope: hypothesis-safe)."""
-    saved = (_batch.MIN_JOBS, _batch.MIN_GROUP, _batch.CHUNK_PAIRS)
-    _batch.MIN_JOBS, _batch.MIN_GROUP, _batch.CHUNK_PAIRS = PATHS[request.param]  # type: ignore[misc]
+    saved = (_batch.MIN_JOBS, _batch.MIN_GROUP, _batch_group.CHUNK_PAIRS)
+    _batch.MIN_JOBS, _batch.MIN_GROUP, _batch_group.CHUNK_PAIRS = PATHS[request.param]  # type: ignore[misc]
     yield request.param
-    _batch.MIN_JOBS, _batch.MIN_GROUP, _batch.CHUNK_PAIRS = saved  # type: ignore[misc]
+    _batch.MIN_JOBS, _batch.MIN_GROUP, _batch_group.CHUNK_PAIRS = saved  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------------------------
@@ -524,15 +527,15 @@ def test_a_job_alone_and_in_a_batch_rank_the_same() -> None:
 def test_the_grouped_paths_really_rank_through_groups(
     batch_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Under the grouped PATHS, a small batch of GPU jobs is ranked by _Group.rank_all."""
+    """Under the grouped PATHS, a small batch of GPU jobs is ranked by JobGroup.rank_all."""
     calls: list[int] = []
-    real = _batch._Group.rank_all
+    real = JobGroup.rank_all
 
-    def counting(self: _batch._Group, cjs: list[object]) -> list[Ranking]:
+    def counting(self: JobGroup, cjs: list[object]) -> list[Ranking]:
         calls.append(len(cjs))
         return real(self, cjs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_batch._Group, "rank_all", counting)
+    monkeypatch.setattr(JobGroup, "rank_all", counting)
     t = NodeTable.synthetic(500, seed=3, now=NOW)
     batch = [Job(gpu=GpuReq(count=1, min_vram_free_gb=8.0)), Job(gpu=GpuReq(count=2))]
     got = rank_many(batch, t, now=NOW)
@@ -559,12 +562,12 @@ def test_group_score_bounds_contain_every_exact_score(
     )
     full = rank(job, t, k=len(t), now=NOW)
     cj = compile_job(job, NOW)
-    b = _batch._Batch(t, cj.now_s, 0, max_gpu_count(t), len(t))
-    g = _batch._Group(b, [cj])
+    b = BatchColumns(t, cj.now_s, 0, max_gpu_count(t), len(t))
+    g = JobGroup(b, [cj])
     pos = np.searchsorted(g.cand, full.feasible_indices)
     assert np.array_equal(g.cand[pos], full.feasible_indices)
     bounds = np.array([0, len(pos)], dtype=np.int64)
-    pairs = _batch._Pairs(
+    pairs = PairScores(
         g, [cj], pos=pos, idx=full.feasible_indices, job=np.zeros(len(pos), np.int64), bounds=bounds
     )
     rest = tuple((n, w) for n, w in cj.weights if n not in dict(pairs.static))

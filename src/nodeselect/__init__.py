@@ -7,6 +7,7 @@ and place batches of jobs without double-booking a node.
 
 from __future__ import annotations
 
+from nodeselect._batch import rank_many
 from nodeselect._client import AsyncClient, Client, fetch_nodes
 from nodeselect._convert import (
     PageResult,
@@ -230,6 +231,7 @@ __all__ = [
     "place_from",
     "plan_requests",
     "rank",
+    "rank_many",
     "resolve_job_models",
     "save_snapshot",
     "table_stats",
