@@ -150,7 +150,7 @@ def gpu_model_key(t: NodeTable) -> tuple[U8, npt.NDArray[np.uint16], bool]:
 def _model_key(t: NodeTable) -> tuple[U8, npt.NDArray[np.uint16], bool]:
     n, codes, offs = len(t), t.gpu_model_code, t.gpu_offsets
     lens = np.diff(offs)
-    vocab = np.unique(codes)
+    vocab = np.flatnonzero(np.bincount(codes)) if len(codes) else np.zeros(0, np.int64)  # = unique
     overflow = len(vocab) > 253
     if overflow:
         vocab = vocab[:253]
