@@ -3,23 +3,20 @@
 ``rank_many(jobs, table)`` returns exactly what ``[rank(job, table) for job in jobs]`` returns
 (same feasible sets, scores, terms, GPU choices and order, bit for bit), with one ``now``.
 
-Jobs are grouped by their categorical constraints (status, region, compliance, operators,
-nodes, arch, required images) and GPU model set. Per group, once:
+* :mod:`nodeselect._batch_columns`: what every job shares (per-node score inputs, tie keys,
+  effective free VRAM, per-node partial sums of the node-only score terms);
+* :mod:`nodeselect._batch_group`: jobs grouped by their categorical constraints (status,
+  region, compliance, operators, nodes, arch, required images) and GPU model set; per group,
+  once, the candidate rows, their columns, and their GPUs in a dense layout sorted by free VRAM
+  (feasibility is one comparison per candidate, the matching GPUs a prefix, the ``idle`` term
+  a table lookup);
+* :mod:`nodeselect._batch_pairs`: the feasible (job, node) pairs of many jobs scored together
+  in cache-sized chunks, pruned by score bounds, then each job's top ``k`` and GPU choices.
 
-* the candidate rows (categorical mask, model key, GPU count) and their numeric columns;
-* per candidate, its GPUs in a dense ``(candidates, slots)`` layout, usable ones (right model,
-  not reserved) first by free VRAM descending: a job needing ``count`` GPUs with ``x`` GB free
-  is feasible exactly where slot ``count - 1`` holds at least ``x``, and its matching GPUs are
-  the first ``matching`` slots, so prefix sums of their loads give the ``idle`` term;
-
-then each job's feasible rows are found with one comparison per candidate and a few gathered
-tests, and the score terms, the combined score, the top-``k`` order and the GPU choices of every
-job of the group are computed together, over all of the group's feasible (job, node) pairs at
-once, with each job's parameters repeated per pair. Every value is the per-job engine's
-elementwise computation, so results are bit for bit those of :func:`nodeselect.rank`.
-
-Jobs with other per-GPU limits (``max_load``, ``min_vram_total_gb``), and groups too small to
-repay the gathering, take the per-job path (with the batch's per-node columns).
+Every value is the per-job engine's elementwise computation, so results are bit for bit those
+of :func:`nodeselect.rank`. Jobs with other per-GPU limits (``max_load``,
+``min_vram_total_gb``), and batches or groups too small to repay the gathering, take the per-job
+path (with the batch's per-node columns).
 """
 
 from __future__ import annotations
