@@ -12,11 +12,18 @@ import numpy.typing as npt
 
 from nodeselect._batch_columns import BatchColumns
 from nodeselect._batch_pairs import PairScores
-from nodeselect._constraints import CompiledJob, _model_lut, _offsets, f32_at_least
+from nodeselect._constraints import (
+    CompiledJob,
+    _model_lut,
+    _offsets,
+    f32_at_least,
+    segment_counts,
+)
 from nodeselect._derived import gpu_model_key
 from nodeselect._engine import RankedNode, Ranking, ranking_of
 from nodeselect._prefilter import _block, _categorical, _numeric_tests
 from nodeselect._scorers import idle_of
+from nodeselect._table import csr_take
 
 __all__ = ["CHUNK_PAIRS", "JobGroup"]
 
@@ -61,12 +68,7 @@ class JobGroup:
         if cat is not None:
             mask &= cat
         self.cand = np.flatnonzero(mask)
-        starts = t.gpu_offsets[self.cand].astype(np.int64)
-        self.lens: I64 = t.gpu_offsets[self.cand + 1] - starts
-        self.offsets = _offsets(self.lens)
-        self.rows = np.arange(int(self.offsets[-1]), dtype=np.int64) + np.repeat(
-            starts - self.offsets[:-1], self.lens
-        )
+        self.lens, self.offsets, self.rows = csr_take(t.gpu_offsets, self.cand)
         self.avail: B | None = None if t.gpu_reserved is None else ~t.gpu_reserved[self.rows]
         if first.model_codes is not None:
             usable = np.take(_model_lut(first), t.gpu_model_code[self.rows])
@@ -81,10 +83,7 @@ class JobGroup:
         self._sort_gpus()
 
     def _per_node(self, per_gpu: B) -> I64:
-        cs = np.zeros(len(per_gpu) + 1, dtype=np.int64)
-        np.cumsum(per_gpu, out=cs[1:])
-        out: I64 = cs[self.offsets[1:]] - cs[self.offsets[:-1]]
-        return out
+        return segment_counts(per_gpu, self.offsets)
 
     def _sort_gpus(self) -> None:
         """The dense layouts (``slots``: the most GPUs of a candidate, rounded up to 8).

@@ -14,6 +14,7 @@ from nodeselect._constraints import CompiledJob, _offsets, f32_at_least
 from nodeselect._engine import RankedNode, ranked_nodes
 from nodeselect._job import SCORE_TERMS
 from nodeselect._scorers import _images, gpu_fit, gpu_load_mean, idle_of
+from nodeselect._table import csr_take
 
 if TYPE_CHECKING:
     from nodeselect._batch_group import JobGroup
@@ -33,6 +34,10 @@ class PairScores:
     ) -> None:
         self.g, self.cjs, self.pos, self.idx, self.job, self.bounds = g, cjs, pos, idx, job, bounds
         self.wanted = [n for n in SCORE_TERMS if any(n == m for cj in cjs for m, _ in cj.weights)]
+        self.pack = [cj.job.preferences.strategy == "pack" for cj in cjs]
+        # per job: does it limit free VRAM, and the float32 threshold (0 when it does not)
+        self.with_x = [cj.min_vram_free_gb is not None for cj in cjs]
+        self.xs = [f32_at_least(cj.min_vram_free_gb or 0.0) for cj in cjs]
         self.static = self._static()
         keep = self._prune()
         if keep is not None:
@@ -48,10 +53,10 @@ class PairScores:
         static: list[tuple[str, float]] = []
         node_terms = self.g.batch.node_terms(self.cjs)
         for name in self.wanted:
-            w = self._weights(name)
-            if np.ndim(w) or name not in node_terms:
+            ws = self._job_weights(name)
+            if name not in node_terms or any(w != ws[0] for w in ws):
                 break
-            static.append((name, float(w)))
+            static.append((name, ws[0]))
         return tuple(static)
 
     def _prune(self) -> I64 | None:
@@ -62,11 +67,7 @@ class PairScores:
         is kept when its upper bound reaches its job's ``k``-th best lower bound."""
         cjs, k = self.cjs, self.g.batch.k
         first = cjs[0]
-        same = all(
-            cj.weights == first.weights
-            and cj.job.preferences.strategy == first.job.preferences.strategy
-            for cj in cjs
-        )
+        same = all(cj.weights == first.weights for cj in cjs) and len(set(self.pack)) == 1
         rest = self.wanted[len(self.static) :]
         if not (self.g.gpu and same and set(rest) <= {"fit", "idle"} and len(self.idx) > k):
             return None
@@ -75,9 +76,14 @@ class PairScores:
             self.static,
             tuple((n, weights[n]) for n in rest),
             first.weight_total,
-            pack=first.job.preferences.strategy == "pack",
+            pack=self.pack[0],
         )
-        lo, hi = lower.take(self.pos), upper.take(self.pos)
+        return self._reaching(lower.take(self.pos), upper.take(self.pos))
+
+    def _reaching(self, lo: F64, hi: F64) -> I64:
+        """The pairs whose ``hi`` reaches their job's ``k``-th best ``lo`` (all of a job's
+        pairs when it has at most ``k``), job by job."""
+        k = self.g.batch.k
         parts: list[I64] = []
         for a, e in itertools.pairwise(self.bounds.tolist()):
             n = e - a
@@ -95,26 +101,28 @@ class PairScores:
         return np.asarray(values, dtype=dtype).take(self.job)
 
     def _matching(self) -> I64:
-        g, cjs = self.g, self.cjs
-        with_x = [cj.min_vram_free_gb is not None for cj in cjs]
-        if not any(with_x):
+        g = self.g
+        if not any(self.with_x):
             usable: I64 = g.n_usable.take(self.pos)
             return usable
-        xs = [f32_at_least(cj.min_vram_free_gb or 0.0) for cj in cjs]
-        x = self._per_job(xs, np.float32)
+        x = self._per_job(self.xs, np.float32)
         # usable GPUs with enough free VRAM: a row's bool slots counted 8 bytes at a time
         ok = g.top_rows.take(self.pos, axis=0) >= (x if np.ndim(x) == 0 else x[:, None])
         counts = np.bitwise_count(ok.view(np.uint64))
         m: I64 = (counts[:, 0] if counts.shape[1] == 1 else counts.sum(axis=1)).astype(np.int64)
-        if not all(with_x):
-            m = np.where(np.take(with_x, self.job), m, g.n_usable.take(self.pos))
+        if not all(self.with_x):
+            m = np.where(np.take(self.with_x, self.job), m, g.n_usable.take(self.pos))
         return m
 
     def _weights(self, name: str, at: I64 | None = None) -> Any:
         """Each pair's job's weight of term ``name`` (0 when it does not weight it), for the
         pairs ``at`` (default all); a number when every job agrees."""
-        w = self._per_job([dict(cj.weights).get(name, 0.0) for cj in self.cjs], np.float64)
+        w = self._per_job(self._job_weights(name), np.float64)
         return w if np.ndim(w) == 0 or at is None else w.take(at)
+
+    def _job_weights(self, name: str) -> list[float]:
+        """Each job's weight of term ``name`` (0 when it does not weight it)."""
+        return [dict(cj.weights).get(name, 0.0) for cj in self.cjs]
 
     def _combine(self) -> F64:
         """:func:`nodeselect._scorers.combine` per pair (a term a job does not weight adds
@@ -127,7 +135,8 @@ class PairScores:
         for name in self.wanted[len(self.static) :]:
             self.full[name] = self.term(name)
             score = score + self._weights(name) * self.full[name]
-        out: F64 = score / self._per_job([cj.weight_total for cj in self.cjs], np.float64)
+        self.total = self._per_job([cj.weight_total for cj in self.cjs], np.float64)
+        out: F64 = score / self.total
         return out
 
     def term(self, name: str, at: I64 | None = None) -> F64:
@@ -162,11 +171,10 @@ class PairScores:
         m = self.matching.take(at).astype(np.float64)
         c = self._per_job([float(cj.count) for cj in self.cjs], np.float64)
         c = c if np.ndim(c) == 0 else c.take(at)
-        pack = [cj.job.preferences.strategy == "pack" for cj in self.cjs]
-        if all(pack) or not any(pack):
-            return gpu_fit(m, c, pack=pack[0], max_gpus=g.batch.max_gpus)
+        if len(set(self.pack)) == 1:
+            return gpu_fit(m, c, pack=self.pack[0], max_gpus=g.batch.max_gpus)
         out = np.empty(len(m))
-        is_pack = np.take(pack, self.job.take(at))
+        is_pack = np.take(self.pack, self.job.take(at))
         for want in (True, False):
             sel = is_pack == want
             cs = c if np.ndim(c) == 0 else c[sel]
@@ -189,35 +197,19 @@ class PairScores:
     def _load_by_gpu(self, pairs: I64) -> F64:
         """The mean load of each pair's passing GPUs, GPU by GPU as the engine computes it."""
         g = self.g
-        p = self.pos.take(pairs)
-        lens = g.lens.take(p)
-        offsets = _offsets(lens)
-        at = np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(
-            g.offsets.take(p) - offsets[:-1], lens
-        )
+        lens, offsets, at = csr_take(g.offsets, self.pos.take(pairs))
         passes = g.usable.take(at)
-        with_x = [cj.min_vram_free_gb is not None for cj in self.cjs]
-        if any(with_x):
-            xs = [f32_at_least(cj.min_vram_free_gb or 0.0) for cj in self.cjs]
+        if any(self.with_x):
             jobs = self.job.take(pairs)
-            x = np.repeat(np.asarray(xs, dtype=np.float32).take(jobs), lens)
-            limit = np.repeat(np.take(with_x, jobs), lens)
+            x = np.repeat(np.asarray(self.xs, dtype=np.float32).take(jobs), lens)
+            limit = np.repeat(np.take(self.with_x, jobs), lens)
             passes &= ~limit | (g.free.take(at) >= x)
         return gpu_load_mean(g.batch.t.gpu_load[g.rows.take(at)], passes, lens, offsets[:-1])
 
     def tops(self) -> list[tuple[RankedNode, ...]]:
         """Each job's best ``k`` nodes, in :func:`nodeselect._engine.top_positions`' order."""
         b, k = self.g.batch, self.g.batch.k
-        cands: list[I64] = []
-        for a, e in itertools.pairwise(self.bounds.tolist()):
-            n = e - a
-            if n > k:
-                seg = self.score[a:e]
-                kth = np.partition(seg, n - k)[n - k]
-                cands.append(np.flatnonzero(seg >= kth) + a)
-            elif n:
-                cands.append(np.arange(a, e, dtype=np.int64))
-        cand = np.concatenate(cands)
+        cand = self._reaching(self.score, self.score)
         rows = self.idx.take(cand)
         uu = b.t.uuid[rows]
         order = np.lexsort((uu, b.keys.take(rows), -self.score.take(cand), self.job.take(cand)))
@@ -229,8 +221,7 @@ class PairScores:
         rows = self.idx.take(chosen)
         scores = self.score.take(chosen).tolist()
         ties = b.keys.take(rows).tolist()
-        total = self._per_job([cj.weight_total for cj in self.cjs], np.float64)
-        total = total if np.ndim(total) == 0 else total.take(chosen)
+        total = self.total if np.ndim(self.total) == 0 else self.total.take(chosen)
         contributions = {
             name: (self._weights(name, chosen) * self.term(name, chosen) / total).tolist()
             for name in self.wanted
@@ -261,9 +252,7 @@ class PairScores:
         pos, m = self.pos.take(chosen), self.matching.take(chosen)
         jobs = self.job.take(chosen)
         count = np.array([cj.count for cj in self.cjs], dtype=np.int64).take(jobs)
-        pack = np.array(
-            [cj.job.preferences.strategy == "pack" for cj in self.cjs], dtype=np.bool_
-        ).take(jobs)
+        pack = np.array(self.pack, dtype=np.bool_).take(jobs)
         start = np.where(pack, np.maximum(g.n_known.take(pos) - m, 0), 0)
         asc = np.argsort(g.up.take(pos, axis=0), axis=1, kind="stable")
         order = np.where(pack[:, None], asc, g.desc.take(pos, axis=0))

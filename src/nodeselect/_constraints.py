@@ -28,7 +28,7 @@ from nodeselect._exceptions import JobSpecError
 from nodeselect._facts import CONTINENTS, STATUSES
 from nodeselect._gpus import GPU_MODELS, gpu_code, resolve_job_models
 from nodeselect._job import DEFAULT_WEIGHTS, SCORE_TERMS, Job
-from nodeselect._table import TELEMETRY_FRESH_S, NodeTable, arch_name, driver_number
+from nodeselect._table import TELEMETRY_FRESH_S, NodeTable, arch_name, csr_take, driver_number
 
 __all__ = [
     "CONSTRAINT_NAMES",
@@ -94,7 +94,7 @@ def f32_at_most(t: float) -> np.float32:
     return x
 
 
-def segment_counts(mask: B, offsets: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:
+def segment_counts(mask: B, offsets: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int64]:
     """Per node, how many of its GPUs are True in ``mask`` (CSR ``offsets``)."""
     cs = np.zeros(len(mask) + 1, dtype=np.int64)
     np.cumsum(mask, out=cs[1:])
@@ -504,11 +504,7 @@ class GpuSubset:
     def take(self, pos: npt.NDArray[np.int64]) -> GpuSubset:
         """The subset of the nodes at positions ``pos`` (ascending), by integer gathers: what
         :meth:`select` gives for the same nodes, cheaper when ``pos`` is short."""
-        lens = self.lens[pos]
-        offsets = _offsets(lens)
-        at = np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(
-            self.offsets[pos] - offsets[:-1], lens
-        )
+        lens, offsets, at = csr_take(self.offsets, pos)
         return self._gather(pos, at, lens, offsets)
 
     def _gather(
@@ -572,15 +568,8 @@ def gpu_subset(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> Gpu
     """
     if cj.count == 0:
         return None
-    starts = t.gpu_offsets[idx].astype(np.int64)
-    lens = t.gpu_offsets[idx + 1] - starts
-    offsets = np.zeros(len(idx) + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    size = int(offsets[-1])
-    if size:
-        rows = np.arange(size, dtype=np.int64) + np.repeat(starts - offsets[:-1], lens)
-    else:
-        rows = np.zeros(0, dtype=np.int64)
+    lens, offsets, rows = csr_take(t.gpu_offsets, idx)
+    size = len(rows)
     free: npt.NDArray[np.float32] | None = None
     load = np.zeros(0, dtype=np.float32)
     fresh: B | None = None

@@ -40,6 +40,7 @@ __all__ = [
     "NodeTable",
     "TableNode",
     "arch_name",
+    "csr_take",
     "driver_number",
     "gpu_names_agree",
     "uuid_hashes",
@@ -122,6 +123,19 @@ def _pow_table(width: int) -> npt.NDArray[np.uint64]:
         out[i] = acc
         acc = (acc * _HASH_P) & _MASK64
     return out
+
+
+def csr_take(
+    offsets: npt.NDArray[np.integer[Any]], nodes: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """For the nodes ``nodes`` of a CSR layout (``offsets``): their lengths, the offsets of
+    their entries laid out node after node, and the positions of those entries in the layout."""
+    starts = offsets[nodes].astype(np.int64)
+    lens = offsets[nodes + 1].astype(np.int64) - starts
+    out = np.zeros(len(nodes) + 1, dtype=np.int64)
+    np.cumsum(lens, out=out[1:])
+    at = np.arange(int(out[-1]), dtype=np.int64) + np.repeat(starts - out[:-1], lens)
+    return lens, out, at
 
 
 def uuid_hashes(uuids: npt.NDArray[np.bytes_]) -> npt.NDArray[np.uint64]:
@@ -272,15 +286,7 @@ class NodeTable:
 
     def gpu_rows(self, indices: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """The GPU positions of the given nodes, node by node, in node order."""
-        idx = np.asarray(indices, dtype=np.int64)
-        starts = self.gpu_offsets[idx].astype(np.int64)
-        lens = self.gpu_offsets[idx + 1].astype(np.int64) - starts
-        total = int(lens.sum())
-        if total == 0:
-            return np.zeros(0, dtype=np.int64)
-        shift = np.repeat(starts - (np.cumsum(lens) - lens), lens)
-        out: npt.NDArray[np.int64] = np.arange(total, dtype=np.int64) + shift
-        return out
+        return csr_take(self.gpu_offsets, np.asarray(indices, dtype=np.int64))[2]
 
     def take(self, indices: npt.ArrayLike) -> NodeTable:
         """A new table of the given rows (in that order); vocabularies are kept."""
