@@ -268,6 +268,7 @@ def _residual(t: NodeTable, rng: np.random.Generator) -> NodeTable:
 # 1. generated fleets
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(fleets(), job_batches(), K_CHOICES, st.integers(1, 5), st.integers(0, 3))
 def test_rank_many_equals_the_per_job_loop_on_generated_fleets(
@@ -278,6 +279,7 @@ def test_rank_many_equals_the_per_job_loop_on_generated_fleets(
     check_batch(batch, t, k=_k_for(kc, len(t), small), seed=seed)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(fleets(min_size=2), job_batches(), st.integers(1, 3), st.integers(0, 3))
 def test_rank_many_equals_the_loop_on_a_duplicated_fleet(
@@ -343,6 +345,7 @@ def test_rank_many_uses_the_given_stats_like_rank(table_seed: int, max_gpus: int
     assert got[1].top != rank(batch[1], t, k=10, now=NOW).top  # the stats matter here
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(fleets(), job_batches(), st.integers(0, 2**16), K_CHOICES, st.integers(0, 3))
 def test_rank_many_equals_the_loop_on_residual_views_of_generated_fleets(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from strategies_fleet import NOW, fleets, jobs
 SETTINGS = settings(max_examples=40, deadline=None)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(fleets(), jobs(), st.integers(1, 6), st.integers(0, 3))
 def test_small_k_top_is_the_prefix_of_the_unpruned_full_ranking(fleet, job, k, seed) -> None:

@@ -7,6 +7,7 @@ import random
 
 import attrs
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +46,7 @@ def _check_survey_equals_rank(js: list[Job], table: NodeTable, seed: int, candid
         assert survey.feasible_rows(len(table)).tolist() == r.feasible_indices.tolist()
 
 
+@pytest.mark.slow
 @given(fleets(min_size=1, max_size=14), job_lists, st.integers(0, 3), st.integers(1, 4))
 @settings(max_examples=60, deadline=None)
 def test_the_shared_survey_equals_rank_for_every_job(
@@ -69,6 +71,7 @@ def test_the_shared_survey_equals_rank_on_a_synthetic_fleet(js: list[Job], seed:
     _check_survey_equals_rank(_with_twins([*js, *extra]), table, seed, 2)
 
 
+@pytest.mark.slow
 @given(fleets(min_size=1, max_size=14), job_lists, st.integers(0, 3))
 @settings(max_examples=60, deadline=None)
 def test_residual_candidates_equal_rank_on_the_residual_view(
