@@ -1,6 +1,9 @@
 """The plain-dict node document builder the simulator started with: the reference that
 ``nodeselect.sim._documents.encode_document`` must match byte for byte (after
-``msgspec.json.encode``). Kept verbatim apart from this docstring; do not "improve" it.
+``msgspec.json.encode``). Kept verbatim apart from the dialect (issue 10), which is applied
+independently of the fast encoder: times are epoch microseconds in the row and written with
+``datetime`` (``_when``); telemetry units and numeric strings are applied to the finished
+dict by ``_apply_dialect``. With ``Dialect()`` the output is the original builder's.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import itertools
 import random
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple, TypeVar
 
 from nodeselect.sim._catalog import (
@@ -27,12 +31,15 @@ from nodeselect.sim._catalog import (
     SUSPENSION_REASONS,
     ZERNET_VERSIONS,
 )
+from nodeselect.sim._dialect import Dialect
 
 __all__ = ["NodeRow", "OperatorRow", "build_document", "iso", "node_rng", "operator_account"]
 
 T = TypeVar("T")
 GIB: Final = 2**30
 MIB: Final = 2**20
+US: Final = 10**6
+DEFAULT: Final = Dialect()
 _ONLINE: Final = frozenset({"AVAILABLE", "ASSIGNED", "PREPARING", "WORKING", "STOPPING"})
 _BUSY: Final = frozenset({"ASSIGNED", "WORKING", "RESOURCE_BUSY", "STOPPING"})
 _MODEL_CUM: Final = list(itertools.accumulate(m[1] for m in GPU_MODELS))
@@ -116,11 +123,23 @@ _UUID_MASK: Final = ~((0xF << 76) | (0x3 << 62)) & (2**128 - 1)
 _UUID_BITS: Final = (0x4 << 76) | (0x2 << 62)
 
 
-def operator_account(op: OperatorRow, seed: int) -> dict[str, Any]:
+def _when(epoch_us: int, dialect: Dialect) -> str:
+    """Epoch microseconds written at the dialect's written precision (truncated) and suffix."""
+    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=epoch_us)
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    precision = dialect.written_precision or dialect.time_precision
+    if precision == "ms":
+        text += f".{dt.microsecond // 1000:03d}"
+    elif precision == "us":
+        text += f".{dt.microsecond:06d}"
+    return text + dialect.time_suffix
+
+
+def operator_account(op: OperatorRow, seed: int, dialect: Dialect = DEFAULT) -> dict[str, Any]:
     """The ``operator_account`` object shared by all of an operator's nodes."""
     r = random.Random(f"op:{seed}:{op.number}")
-    created = iso(op.created_at)
-    updated = iso(op.created_at + _int(r, 0, 86400 * 300))
+    created = _when(op.created_at * US, dialect)
+    updated = _when((op.created_at + _int(r, 0, 86400 * 300)) * US, dialect)
     return {
         "email": f"{op.handle}@example.{_pick(r, ('com', 'org', 'net'))}",
         "object": "account",
@@ -159,12 +178,15 @@ def operator_account(op: OperatorRow, seed: int) -> dict[str, Any]:
 
 
 def build_document(
-    row: NodeRow, seed: int, account_doc: dict[str, Any] | None = None
+    row: NodeRow,
+    seed: int,
+    account_doc: dict[str, Any] | None = None,
+    dialect: Dialect = DEFAULT,
 ) -> dict[str, Any]:
-    """The full node document for ``row`` (deterministic for ``(row, seed)``).
+    """The full node document for ``row`` (deterministic for ``(row, seed, dialect)``).
 
     ``account_doc`` is the operator's :func:`operator_account` when the caller caches it (it
-    is then shared, not copied, by the returned document).
+    is then shared, not copied, by the returned document). Row times are epoch microseconds.
     """
     r = node_rng(seed, row.node_id)
     model_name, _, vram_mib, counts, tier = GPU_MODELS[
@@ -193,10 +215,10 @@ def build_document(
     status = row.status
     busy = status in _BUSY
 
-    created_s = row.created_at
-    last_seen = row.last_seen_at
+    created_s = row.created_at // US
+    last_seen = None if row.last_seen_at is None else row.last_seen_at // US
     hw_updated = created_s + _int(r, 0, 86400 * 30)
-    hw_iso = iso(hw_updated)
+    hw_iso = _when(hw_updated * US, dialect)
 
     gpu_clock = _pick(r, (1395, 1410, 1590, 2235, 2520))
     gpus: list[dict[str, Any]] = []
@@ -294,7 +316,7 @@ def build_document(
         }
         if r.random() < 0.05:  # partial telemetry: one section missing
             del metadata[_pick(r, ("gpu", "ram", "storage", "cpu"))]
-        tele_iso = iso(tele_ts)
+        tele_iso = _when(tele_ts * US, dialect)
         event = {
             "timestamp_ms": tele_ts * 1000 + _int(r, 0, 999),
             "object": "node_hardware_event",
@@ -313,7 +335,7 @@ def build_document(
     if suspended:
         start = created_s + _int(r, 3600, 86400 * 60)
         reason, follow_up = _pick(r, SUSPENSION_REASONS)
-        suspended_at = iso(start)
+        suspended_at = _when(start * US, dialect)
         suspension = {
             "started_at": suspended_at,
             "reason": reason,
@@ -327,14 +349,14 @@ def build_document(
             "suspended_by_account_uuid": _uuid(r),
             "unsuspended_by_account_uuid": None,
         }
-    updated = max(created_s, hw_updated, last_seen or 0, row.deleted_at or 0)
+    updated = max(row.created_at, hw_updated * US, row.last_seen_at or 0, row.deleted_at or 0)
     ip_block = _pick(r, ("192.0.2", "198.51.100", "203.0.113"))
     doc: dict[str, Any] = {
         "name": row.name,
         "reputation": _int(r, 0, 100) if r.random() < 0.3 else _int(r, 70, 100),
         "object": "node",
-        "created_at": iso(created_s),
-        "updated_at": iso(updated),
+        "created_at": _when(row.created_at, dialect),
+        "updated_at": _when(updated, dialect),
         "cpus": [{"name": cpu[0], "num_cores": cpu[1]} for _ in range(sockets)],
         "gpus": gpus,
         "hard_drives": [
@@ -348,7 +370,7 @@ def build_document(
         "ramTotal": ram_gb,
         "_id": ids[:24],
         "uuid": node_uuid,
-        "last_seen_at": None if last_seen is None else iso(last_seen),
+        "last_seen_at": None if row.last_seen_at is None else _when(row.last_seen_at, dialect),
         "latest_hardware_event": event,
         "current_hardware": {
             "cpus": [
@@ -408,11 +430,11 @@ def build_document(
         else None,
         "mac_address": f"{ids[144:146]}:{ids[146:148]}:{ids[148:150]}:{ids[150:152]}:"
         f"{ids[152:154]}:{ids[154:156]}",
-        "operator_account": account_doc or operator_account(row.operator, seed),
+        "operator_account": account_doc or operator_account(row.operator, seed, dialect),
         "operator_account_uuid": account,
         "suspended_at": suspended_at,
         "current_suspension": suspension,
-        "deleted_at": None if row.deleted_at is None else iso(row.deleted_at),
+        "deleted_at": None if row.deleted_at is None else _when(row.deleted_at, dialect),
         "operating_system": os_doc,
     }
     _add_warts(doc, r)
@@ -421,7 +443,82 @@ def build_document(
             gpus[0]["vram_gb_available"] = str(gpus[0]["vram_gb_available"])
         else:
             doc["ramTotal"] = str(ram_gb)
+    _apply_dialect(doc, dialect, stringly_node(seed, row.node_id, dialect.numeric_strings))
     return doc
+
+
+def stringly_node(seed: int, node_id: int, share: float) -> bool:
+    """The dialect's rule: a node writes numbers as strings with probability ``share``, drawn
+    from its own generator seeded by ``numeric-strings:<seed>:<node_id>``."""
+    return share > 0 and random.Random(f"numeric-strings:{seed}:{node_id}").random() < share
+
+
+def _size(n_bytes: int, unit: str) -> int | float:
+    if unit == "bytes":
+        return n_bytes
+    if unit == "MiB":
+        return round(n_bytes / MIB)
+    return round(n_bytes / GIB, 3)
+
+
+def _load(value: int | float, percent: bool) -> int | float:
+    if not percent:
+        return value
+    return value * 100 if isinstance(value, int) else round(value * 100, 1)
+
+
+def _apply_dialect(doc: dict[str, Any], dialect: Dialect, stringly: bool) -> None:
+    """Telemetry in the dialect's units, then (for a stringly node) numbers as strings."""
+    percent = dialect.load_unit == "percent"
+    event = doc["latest_hardware_event"]
+    meta = event["metadata"] if event is not None else {}
+    if "cpu" in meta:
+        cpu = meta["cpu"]
+        cpu["average"] = _load(cpu["average"], percent)
+        cpu["cores"] = [_load(c, percent) for c in cpu["cores"]]
+    if "gpu" in meta:
+        gpu = meta["gpu"]
+        for g in gpu["gpus"]:
+            g["load"] = _load(g["load"], percent)
+            g["vram"]["free"] = _size(g["vram"]["free"] * MIB, dialect.vram_unit)
+            g["vram"]["total"] = _size(g["vram"]["total"] * MIB, dialect.vram_unit)
+        gpu["average"] = _load(gpu["average"], percent)
+    if "ram" in meta:
+        meta["ram"] = {k: _size(v, dialect.ram_unit) for k, v in meta["ram"].items()}
+    if "storage" in meta:
+        for d in meta["storage"]["hard_drives"]:
+            d["free_capacity"] = _size(d["free_capacity"], dialect.ram_unit)
+            d["total_capacity"] = _size(d["total_capacity"], dialect.ram_unit)
+    if not stringly:
+        return
+
+    def text(obj: dict[str, Any], *keys: str) -> None:
+        for key in keys:
+            if isinstance(obj.get(key), int | float) and not isinstance(obj[key], bool):
+                obj[key] = str(obj[key])
+
+    text(doc, "reputation", "ramTotal")
+    for g in doc["gpus"]:
+        text(g, "vram_gb_available", "vram_gb_max")
+    for r in doc.get("rams") or []:
+        text(r, "memory_gb_available", "memory_gb_max")
+    for d in doc.get("hard_drives") or []:
+        text(d, "available_capacity_gb", "max_capacity_gb")
+    for c in doc["cpus"]:
+        text(c, "num_cores")
+    if "cpu" in meta:
+        text(meta["cpu"], "average")
+        meta["cpu"]["cores"] = [str(c) for c in meta["cpu"]["cores"]]
+    if "gpu" in meta:
+        for g in meta["gpu"]["gpus"]:
+            text(g, "load")
+            text(g["vram"], "free", "total")
+        text(meta["gpu"], "average")
+    if "ram" in meta:
+        text(meta["ram"], "free", "total")
+    if "storage" in meta:
+        for d in meta["storage"]["hard_drives"]:
+            text(d, "free_capacity", "total_capacity")
 
 
 _NULLABLE: Final = ("reputation", "ipv6_address", "ramTotal", "operating_system", "mac_address")

@@ -156,17 +156,19 @@ def test_warts_exist(docs) -> None:
     assert any(d.get("reputation", 0) is None for d in docs)
 
 
-def test_every_document_decodes_except_the_deliberately_bad_ones(fleet, docs) -> None:
-    """decode_node accepts every document but the ~0.1 % with a string where a number belongs."""
+def test_every_document_decodes_and_the_malformed_ones_carry_a_string(fleet, docs) -> None:
+    """decode_node accepts every well-formed document; the ~0.1 % malformed ones have a string
+    where a number belongs (gpus[0].vram_gb_available or ramTotal). Whether the decoder then
+    tolerates that string is the decoder's business (issue 10: tolerant numbers)."""
     bad = 0
     for doc in docs:
-        raw = msgspec.json.encode(doc)
         if fleet.hidden(doc["uuid"]).malformed:
             bad += 1
-            with pytest.raises(msgspec.ValidationError):
-                decode_node(raw)
+            value = doc["gpus"][0]["vram_gb_available"] if doc["gpus"] else doc.get("ramTotal")
+            assert isinstance(value, str), doc["uuid"]
+            float(value)
         else:
-            decode_node(raw)
+            decode_node(msgspec.json.encode(doc))
     assert 1 <= bad <= 10
 
 

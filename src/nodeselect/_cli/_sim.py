@@ -11,6 +11,8 @@ import time
 from types import FrameType
 from typing import Any
 
+import attrs
+
 from nodeselect._cli._common import EXIT_INPUT, EXIT_OK, fail
 
 __all__ = ["register"]
@@ -92,6 +94,29 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="share of nodes sharing their created_at with another node",
     )  # fmt: skip
     faults.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws")
+    dialect = serve.add_argument_group(
+        "dialect (one reading of what the API reference leaves open; see docs/simulator.md)"
+    )
+    dialect.add_argument(
+        "--dialect", metavar="NAME", default="default",
+        help="a named dialect to start from (default: default); the options below override it",
+    )  # fmt: skip
+    for flag, help_text in (
+        ("--time-precision", "precision times are stored and filtered with: s, ms or us"),
+        ("--written-precision", "precision times are written with (coarser = truncated)"),
+        ("--time-suffix", "suffix of every written timestamp: Z or +00:00"),
+        ("--ram-unit", "telemetry RAM and storage unit: bytes, MiB or GB"),
+        ("--vram-unit", "telemetry VRAM unit: bytes, MiB or GB"),
+        ("--load-unit", "telemetry load unit: fraction (0..1) or percent (0..100)"),
+        ("--numeric-strings", "share of nodes whose numbers are JSON strings, 0..1"),
+        ("--bulk-nodes", "nodes registered in one burst (tie groups larger than a page)"),
+        ("--bulk-seconds", "span of the burst in seconds (default 3)"),
+    ):
+        dialect.add_argument(flag, metavar="V", default=None, help=help_text)
+    dialect.add_argument(
+        "--strict-ranges", action="store_true", default=None,
+        help="accept only START,END ranges with both ends (an open side is a 422)",
+    )  # fmt: skip
     serve.set_defaults(handler=_serve)
     sim.set_defaults(handler=lambda _args: _usage(sim))
 
@@ -99,6 +124,64 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return EXIT_INPUT
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "time_precision": ("s", "ms", "us"),
+    "written_precision": ("s", "ms", "us"),
+    "time_suffix": ("Z", "+00:00"),
+    "ram_unit": ("bytes", "MiB", "GB"),
+    "vram_unit": ("bytes", "MiB", "GB"),
+    "load_unit": ("fraction", "percent"),
+}
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _dialect(args: argparse.Namespace) -> Any:
+    """The dialect the options ask for, or a one-line error message (``str``)."""
+    from nodeselect.sim import DIALECTS, BulkRegistration  # noqa: PLC0415
+
+    base = DIALECTS.get(args.dialect)
+    if base is None:
+        return f"--dialect {args.dialect}: unknown; give one of {', '.join(DIALECTS)}"
+    changes: dict[str, Any] = {}
+    for field, options in _CHOICES.items():
+        value = getattr(args, field)
+        if value is None:
+            continue
+        if value not in options:
+            return f"{_flag(field)} {value}: give one of {', '.join(options)}"
+        changes[field] = value
+    if args.strict_ranges:
+        changes["strict_ranges"] = True
+    if args.numeric_strings is not None:
+        try:
+            share = float(args.numeric_strings)
+        except ValueError:
+            share = -1.0
+        if not 0.0 <= share <= 1.0:
+            return f"--numeric-strings {args.numeric_strings}: give a share from 0 to 1"
+        changes["numeric_strings"] = share
+    counts: dict[str, int] = {}
+    for field in ("bulk_nodes", "bulk_seconds"):
+        text = getattr(args, field)
+        if text is None:
+            continue
+        if not text.isdigit():
+            return f"{_flag(field)} {text}: give a whole number >= 0"
+        counts[field] = int(text)
+    if "bulk_seconds" in counts and "bulk_nodes" not in counts and base.bulk is None:
+        return "--bulk-seconds needs --bulk-nodes (how many nodes the burst registers)"
+    if counts:
+        bulk = base.bulk or BulkRegistration()
+        changes["bulk"] = BulkRegistration(
+            nodes=counts.get("bulk_nodes", bulk.nodes),
+            seconds=counts.get("bulk_seconds", bulk.seconds),
+        )
+    return attrs.evolve(base, **changes)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -115,6 +198,9 @@ def _serve(args: argparse.Namespace) -> int:
             )
     if args.nodes < 0:
         return fail(f"--nodes {args.nodes}: give a node count >= 0", EXIT_INPUT)
+    dialect = _dialect(args)
+    if isinstance(dialect, str):
+        return fail(dialect, EXIT_INPUT)
     try:
         faults = FaultConfig(
             rate_500=args.rate_500,
@@ -131,7 +217,9 @@ def _serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         return fail(str(exc), EXIT_INPUT)
-    fleet = generate_fleet(args.nodes, args.seed, created_at_ties=args.created_at_ties)
+    fleet = generate_fleet(
+        args.nodes, args.seed, created_at_ties=args.created_at_ties, dialect=dialect
+    )
     server = SimServer(fleet, faults=faults, api_key=api_key, host=args.host, port=args.port)
     try:
         server.start()
@@ -144,8 +232,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        print(
-            f"nodeselect sim: serving {args.nodes} simulated nodes at {server.endpoint}",
+        described = dialect.describe()
+        label = "" if described == "default" else f" [dialect {args.dialect}: {described}]"
+        print(  # the URL stays the last word of the line
+            f"nodeselect sim: serving {args.nodes} simulated nodes{label} at {server.endpoint}",
             flush=True,
         )
         while not stop.wait(0.2):

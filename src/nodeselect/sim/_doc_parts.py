@@ -10,7 +10,7 @@ from __future__ import annotations
 import _random
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple, TypeVar
 
 import msgspec
@@ -23,24 +23,31 @@ __all__ = [
     "GPU_TEXT",
     "IMAGE_POOLS",
     "MIB",
+    "US",
     "GpuText",
     "OperatorRow",
     "Rng",
     "account_json",
     "cpu_text",
     "fixed",
+    "gpu_texts",
     "images_json",
     "iso",
     "json_str",
+    "load_text",
     "node_rng",
     "operator_account",
     "sample2",
+    "size_text",
+    "stringly_node",
+    "time_writer",
     "uuid_text",
 ]
 
 T = TypeVar("T")
 GIB: Final = 2**30
 MIB: Final = 2**20
+US: Final = 1_000_000  # microseconds per second: the fleet stores times as epoch microseconds
 
 
 class OperatorRow(NamedTuple):
@@ -66,6 +73,58 @@ def iso(epoch_s: float) -> str:
 _DAYS: dict[int, str] = {}
 _HOURS: Final = tuple(f"{h:02d}:" for h in range(24))
 _MINUTES_SECONDS: Final = tuple(f"{m:02d}:{s:02d}Z" for m in range(60) for s in range(60))
+_MINUTES_SECONDS_BARE: Final = tuple(f"{m:02d}:{s:02d}" for m in range(60) for s in range(60))
+_FRACTION_DIGITS: Final = {"s": 0, "ms": 3, "us": 6}
+
+
+def _iso_bare(epoch_s: int) -> str:
+    """Epoch seconds as ``2023-11-07T05:31:56`` (no fraction, no zone)."""
+    days, rest = divmod(epoch_s, 86400)
+    day = _DAYS.get(days)
+    if day is None:
+        t = time.gmtime(days * 86400)
+        day = _DAYS[days] = f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T"
+    hours, rest = divmod(rest, 3600)
+    return f"{day}{_HOURS[hours]}{_MINUTES_SECONDS_BARE[rest]}"
+
+
+def _iso_from_us(epoch_us: int) -> str:
+    return iso(epoch_us // US)
+
+
+def time_writer(precision: str, suffix: str) -> Callable[[int], str]:
+    """A writer of epoch microseconds as the API text with ``precision`` digits and ``suffix``.
+
+    ``precision`` is ``s``, ``ms`` or ``us`` (a finer stored value is truncated, never rounded
+    up); ``suffix`` is ``Z`` or ``+00:00``. ``time_writer("s", "Z")`` writes exactly :func:`iso`.
+    """
+    digits = _FRACTION_DIGITS[precision]
+    if digits == 0 and suffix == "Z":
+        return _iso_from_us
+    if digits == 0:
+
+        def write_s(epoch_us: int) -> str:
+            return f"{_iso_bare(epoch_us // US)}{suffix}"
+
+        return write_s
+    div = 10 ** (6 - digits)
+
+    def write(epoch_us: int) -> str:
+        sec, frac = divmod(epoch_us, US)
+        return f"{_iso_bare(sec)}.{frac // div:0{digits}d}{suffix}"
+
+    return write
+
+
+def stringly_node(seed: int, node_id: int, share: float) -> bool:
+    """Whether node ``node_id`` of fleet ``seed`` writes its numbers as JSON strings.
+
+    Deterministic per ``(seed, node_id)`` and independent of the node's own draws; a node is
+    stringly with probability ``share``.
+    """
+    if share <= 0.0:
+        return False
+    return random.Random(f"numeric-strings:{seed}:{node_id}").random() < share
 
 
 def node_rng(seed: int, node_id: int) -> random.Random:
@@ -159,16 +218,21 @@ def operator_account(op: OperatorRow, seed: int) -> dict[str, Any]:
 ENCODER: Final = msgspec.json.Encoder()
 
 
-def account_json(op: OperatorRow, seed: int) -> str:
+def account_json(op: OperatorRow, seed: int, when: Callable[[int], str] | None = None) -> str:
     """The operator's :func:`operator_account` as compact JSON text (for :func:`encode_document`).
 
     Written directly (the same draws in the same order as :func:`operator_account`, whose
-    ``msgspec`` encoding it equals byte for byte).
+    ``msgspec`` encoding it equals byte for byte). ``when`` writes epoch microseconds (a
+    :func:`time_writer`; default: :func:`iso`, the historical ``...:56Z``).
     """
     r = random.Random(f"op:{seed}:{op.number}")
     rnd = r.random
-    created = iso(op.created_at)
-    updated = iso(op.created_at + int(rnd() * (86400 * 300 + 1)))
+    if when is None:
+        created = iso(op.created_at)
+        updated = iso(op.created_at + int(rnd() * (86400 * 300 + 1)))
+    else:
+        created = when(op.created_at * US)
+        updated = when((op.created_at + int(rnd() * (86400 * 300 + 1))) * US)
     domain = ("com", "org", "net")[int(rnd() * 3)]
     profile_uuid = uuid_text(r)
     wallet = f"{r.getrandbits(160):040x}"
@@ -228,29 +292,69 @@ class GpuText(NamedTuple):
     hw_head: str  # {"name":...,"vram_bytes_total":N,"base_clock_mhz":
 
 
-def gpu_text(name: str, vram_mib: int) -> GpuText:
+def gpu_text(name: str, vram_mib: int, vram_unit: str = "MiB", stringly: bool = False) -> GpuText:
+    """The fixed JSON fragments of one GPU model; telemetry VRAM total in ``vram_unit``, and
+    with ``stringly`` the numbers (document GB fields, telemetry VRAM) as JSON strings (the
+    free values written between ``*_head``/``*_name`` and ``*_tail`` get their quotes here)."""
+    q = '"' if stringly else ""
     return GpuText(
-        f'{{"name":"{name}","vram_gb_available":',
-        f',"vram_gb_max":{round(vram_mib / 1024)}}}',
-        f',"name":"{name}","vram":{{"free":',
-        f',"total":{vram_mib}}}}}',
+        f'{{"name":"{name}","vram_gb_available":{q}',
+        f'{q},"vram_gb_max":{q}{round(vram_mib / 1024)}{q}}}',
+        f',"name":"{name}","vram":{{"free":{q}',
+        f'{q},"total":{q}{size_text(vram_mib * MIB, vram_unit)}{q}}}}}',
         f'{{"name":"{name}","vram_bytes_total":{vram_mib * MIB},"base_clock_mhz":',
     )
 
 
+def size_text(n_bytes: int, unit: str) -> str:
+    """A size of ``n_bytes`` bytes written in ``unit``: ``bytes`` and ``MiB`` as whole numbers
+    (MiB rounded), ``GB`` (2**30 bytes) as ``repr(round(x, 3))``."""
+    if unit == "bytes":
+        return str(n_bytes)
+    if unit == "MiB":
+        return str(round(n_bytes / MIB))
+    return fixed("%.3f" % (n_bytes / GIB))
+
+
+def load_text(fraction: str, percent: bool) -> str:
+    """A load written as a fraction (``fraction`` itself) or in percent (``repr(round(x*100,
+    1))``; the integer ``0`` stays ``0``)."""
+    if not percent or fraction == "0":
+        return fraction
+    return fixed("%.1f" % (float(fraction) * 100))
+
+
 GPU_TEXT: Final = {m[0]: gpu_text(m[0], m[2]) for m in GPU_MODELS if m[0] is not None}
-_CPU_TEXT: dict[tuple[str, int, bool], tuple[str, str]] = {}
+_GPU_TEXTS: dict[tuple[str, bool], dict[str, GpuText]] = {("MiB", False): GPU_TEXT}
 
 
-def cpu_text(cpu: tuple[str, int, int, int], sockets: int, arm: bool) -> tuple[str, str]:
-    """The top-level ``cpus`` and the ``current_hardware.cpus`` JSON of one CPU fit (memoized)."""
-    key = (cpu[0], sockets, arm)
+def gpu_texts(vram_unit: str, stringly: bool) -> dict[str, GpuText]:
+    """:data:`GPU_TEXT` for another telemetry VRAM unit and/or numbers as strings (memoized)."""
+    key = (vram_unit, stringly)
+    table = _GPU_TEXTS.get(key)
+    if table is None:
+        table = _GPU_TEXTS[key] = {
+            m[0]: gpu_text(m[0], m[2], vram_unit, stringly) for m in GPU_MODELS if m[0] is not None
+        }
+    return table
+
+
+_CPU_TEXT: dict[tuple[str, int, bool, bool], tuple[str, str]] = {}
+
+
+def cpu_text(
+    cpu: tuple[str, int, int, int], sockets: int, arm: bool, stringly: bool = False
+) -> tuple[str, str]:
+    """The top-level ``cpus`` and the ``current_hardware.cpus`` JSON of one CPU fit (memoized);
+    ``stringly`` writes the top-level ``num_cores`` as a JSON string."""
+    key = (cpu[0], sockets, arm, stringly)
     text = _CPU_TEXT.get(key)
     if text is None:
         name, cores, threads, clock = cpu
         arch = "aarch64" if arm else "x86_64"
         features = '["neon","sve2"]' if arm else '["avx2","sse4_2"]'
-        top = ",".join([f'{{"name":"{name}","num_cores":{cores}}}'] * sockets)
+        q = '"' if stringly else ""
+        top = ",".join([f'{{"name":"{name}","num_cores":{q}{cores}{q}}}'] * sockets)
         hw = ",".join(
             f'{{"name":"{name}","num_cores":{cores},"architecture":"{arch}",'
             f'"base_clock_mhz":{clock},"chipset":null,"device_id":"cpu{i}",'

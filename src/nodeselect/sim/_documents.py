@@ -5,14 +5,19 @@ columns; everything else (hardware, telemetry, software, warts) is drawn from a
 ``random.Random`` seeded by the fleet seed and the node's insertion id, so a document is the same
 every time it is built and does not depend on which other documents were built first.
 
-Units follow the API: ``*_gb`` fields in GB (1 GB = 1024 MiB here), telemetry VRAM in MiB,
-telemetry RAM and storage in bytes, loads as fractions 0..1, ``timestamp_ms`` in epoch ms.
+Units follow the API: ``*_gb`` fields in GB (1 GB = 1024 MiB here), ``timestamp_ms`` in epoch
+ms. What the reference leaves open follows the fleet's :class:`~nodeselect.sim.Dialect` (as a
+:class:`DocStyle`): telemetry RAM/storage (default bytes), VRAM (default MiB) and load (default
+fractions 0..1) units, timestamp precision and suffix, numbers as JSON strings. The default
+dialect writes exactly the historical bytes.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
+from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
 import msgspec
@@ -29,30 +34,41 @@ from nodeselect.sim._catalog import (
     SUSPENSION_REASONS,
     ZERNET_VERSIONS,
 )
+from nodeselect.sim._dialect import Dialect
 from nodeselect.sim._doc_parts import (
     ENCODER,
     GIB,
     GPU_TEXT,
     IMAGE_POOLS,
+    MIB,
+    US,
     OperatorRow,
     Rng,
     account_json,
     cpu_text,
     fixed,
+    gpu_texts,
     images_json,
     iso,
     json_str,
+    load_text,
     node_rng,
     operator_account,
     sample2,
+    size_text,
+    stringly_node,
+    time_writer,
     uuid_text,
 )
 
 __all__ = [
+    "DEFAULT_STYLE",
+    "DocStyle",
     "NodeRow",
     "OperatorRow",
     "account_json",
     "build_document",
+    "doc_style",
     "encode_document",
     "iso",
     "node_rng",
@@ -79,7 +95,10 @@ _ARM_OK: Final = frozenset(
 
 
 class NodeRow(NamedTuple):
-    """The column facts of one node that its document must agree with."""
+    """The column facts of one node that its document must agree with.
+
+    ``created_at``, ``last_seen_at`` and ``deleted_at`` are epoch *microseconds* as stored.
+    """
 
     node_id: int
     uuid: str
@@ -92,27 +111,78 @@ class NodeRow(NamedTuple):
     operator: OperatorRow
 
 
+class DocStyle(NamedTuple):
+    """How a :class:`~nodeselect.sim.Dialect` writes documents, prepared once per dialect.
+
+    Attributes:
+        when: writes epoch microseconds as the dialect's timestamp text.
+        ram_unit: telemetry RAM and storage unit (``bytes``, ``MiB``, ``GB``).
+        vram_unit: telemetry VRAM unit.
+        percent: loads in percent (else fractions).
+        share: share of nodes whose numbers are JSON strings.
+        plain_tele: telemetry in the historical units (bytes, MiB, fractions).
+    """
+
+    when: Callable[[int], str]
+    ram_unit: str
+    vram_unit: str
+    percent: bool
+    share: float
+    plain_tele: bool
+
+
+@functools.cache
+def doc_style(dialect: Dialect) -> DocStyle:
+    """The :class:`DocStyle` of ``dialect`` (memoized)."""
+    return DocStyle(
+        when=time_writer(dialect.written_precision or dialect.time_precision, dialect.time_suffix),
+        ram_unit=dialect.ram_unit,
+        vram_unit=dialect.vram_unit,
+        percent=dialect.load_unit == "percent",
+        share=dialect.numeric_strings,
+        plain_tele=(dialect.ram_unit, dialect.vram_unit, dialect.load_unit)
+        == ("bytes", "MiB", "fraction"),
+    )
+
+
+DEFAULT_STYLE: Final = doc_style(Dialect())
+
+
 def build_document(
-    row: NodeRow, seed: int, account_doc: dict[str, Any] | None = None
+    row: NodeRow,
+    seed: int,
+    account_doc: dict[str, Any] | None = None,
+    dialect: Dialect = Dialect(),  # noqa: B008 - frozen, immutable default
 ) -> dict[str, Any]:
-    """The full node document for ``row`` (deterministic for ``(row, seed)``).
+    """The full node document for ``row`` (deterministic for ``(row, seed, dialect)``).
 
     ``account_doc`` is the operator's :func:`operator_account` when the caller caches it. The
     document is :func:`encode_document`'s JSON, decoded.
     """
-    account = ENCODER.encode(account_doc or operator_account(row.operator, seed)).decode()
-    return msgspec.json.decode(encode_document(row, seed, account))  # type: ignore[no-any-return]
+    style = doc_style(dialect)
+    if account_doc is None:
+        account = account_json(row.operator, seed, style.when)
+    else:
+        account = ENCODER.encode(account_doc).decode()
+    return msgspec.json.decode(encode_document(row, seed, account, style))  # type: ignore[no-any-return]
 
 
-def encode_document(row: NodeRow, seed: int, account: str) -> bytes:
+def encode_document(
+    row: NodeRow, seed: int, account: str, style: DocStyle = DEFAULT_STYLE
+) -> bytes:
     """The node document for ``row`` as compact JSON bytes (deterministic for ``(row, seed)``).
 
-    ``account`` is the operator's :func:`account_json`. The bytes are exactly what
-    ``msgspec.json.encode`` gives for the document (every string written here is plain ASCII
-    without quotes, backslashes or control characters, so none needs escaping; floats are
-    written as ``repr`` of the rounded value). The random draws are the same, in the same order,
-    as those of the plain-dict reference in the tests.
+    ``account`` is the operator's :func:`account_json`; ``style`` the fleet dialect's
+    :func:`doc_style`. The bytes are exactly what ``msgspec.json.encode`` gives for the document
+    (every string written here is plain ASCII without quotes, backslashes or control characters,
+    so none needs escaping; floats are written as ``repr`` of the rounded value). The random
+    draws are the same, in the same order, as those of the plain-dict reference in the tests
+    (the dialect never draws from the node's generator).
     """
+    stringly = style.share > 0.0 and stringly_node(seed, row.node_id, style.share)
+    q = '"' if stringly else ""
+    plain_tele = style.plain_tele and not stringly
+    when = style.when
     r = Rng((seed & 0xFFFFFFFF) << 40 | row.node_id)  # node_rng(seed, row.node_id)
     rnd = r.random
     bits_of = r.getrandbits
@@ -148,10 +218,12 @@ def encode_document(row: NodeRow, seed: int, account: str) -> bytes:
     status = row.status
     busy = status in _BUSY
 
-    created_s = row.created_at
-    last_seen = row.last_seen_at
+    created_us = row.created_at
+    created_s = created_us // US
+    last_seen_us = row.last_seen_at
+    last_seen = None if last_seen_us is None else last_seen_us // US
     hw_updated = created_s + int(rnd() * (86400 * 30 + 1))
-    hw_iso = iso(hw_updated)
+    hw_iso = when(hw_updated * US)
 
     gpu_clock = (1395, 1410, 1590, 2235, 2520)[int(rnd() * 5)]
     gpus = tele_gpus = hw_gpus = ""
@@ -159,7 +231,7 @@ def encode_document(row: NodeRow, seed: int, account: str) -> bytes:
     first_free = ""
     if n_gpus:
         assert model_name is not None
-        gt = GPU_TEXT[model_name]
+        gt = (GPU_TEXT if plain_tele else gpu_texts(style.vram_unit, stringly))[model_name]
         gpu_ids = f"{bits_of(256 * n_gpus):0{64 * n_gpus}x}"
         gpu_parts: list[str] = []
         tele_parts: list[str] = []
@@ -183,7 +255,13 @@ def encode_document(row: NodeRow, seed: int, account: str) -> bytes:
             if not k:
                 first_free = free_gb
             gpu_parts.append(f"{gt.gpu_head}{free_gb}{gt.gpu_tail}")
-            tele_parts.append(f'{{"load":{load}{gt.tele_name}{free_mib}{gt.tele_tail}')
+            if plain_tele:
+                tele_parts.append(f'{{"load":{load}{gt.tele_name}{free_mib}{gt.tele_tail}')
+            else:
+                tele_parts.append(
+                    f'{{"load":{q}{load_text(load, style.percent)}{q}{gt.tele_name}'
+                    f"{size_text(free_mib * MIB, style.vram_unit)}{gt.tele_tail}"
+                )
             g = gpu_ids[k : k + 64]
             hw_parts.append(
                 f'{hw_head},"device_id":"GPU-{g[:8]}-{g[8:12]}-{g[12:16]}-{g[16:20]}-{g[20:32]}",'
@@ -239,25 +317,36 @@ def encode_document(row: NodeRow, seed: int, account: str) -> bytes:
         cores_json = ",".join([core] * min(cores, 4))
         gpu_avg = fixed("%.3f" % (sum(map(float, loads)) / n_gpus)) if n_gpus else "0"
         drive = _DRIVE_MODELS[int(rnd() * 2)]
+        if plain_tele:
+            cpu_sec = f'{{"average":{cpu_avg},"cores":[{cores_json}]}}'
+            gpu_sec = f'{{"gpus":[{tele_gpus}],"average":{gpu_avg}}}'
+            ram_sec = f'{{"free":{ram_free},"total":{ram_total}}}'
+            disk_free_t, disk_total_t = str(disk_free_bytes), str(disk_total)
+        else:
+            percent, ram_unit = style.percent, style.ram_unit
+            core_t = f"{q}{load_text(core, percent)}{q}"
+            cpu_sec = (
+                f'{{"average":{q}{load_text(cpu_avg, percent)}{q},'
+                f'"cores":[{",".join([core_t] * min(cores, 4))}]}}'
+            )
+            gpu_sec = f'{{"gpus":[{tele_gpus}],"average":{q}{load_text(gpu_avg, percent)}{q}}}'
+            ram_sec = (
+                f'{{"free":{q}{size_text(ram_free, ram_unit)}{q},'
+                f'"total":{q}{size_text(ram_total, ram_unit)}{q}}}'
+            )
+            disk_free_t = f"{q}{size_text(disk_free_bytes, ram_unit)}{q}"
+            disk_total_t = f"{q}{size_text(disk_total, ram_unit)}{q}"
+        storage_sec = (
+            f'{{"hard_drives":[{{"free_capacity":{disk_free_t},'
+            f'"model":"{drive}","name":"/dev/nvme0n1","total_capacity":{disk_total_t}}}]}}'
+        )
         if rnd() < 0.05:  # partial telemetry: one section missing
-            sections = {
-                "cpu": f'{{"average":{cpu_avg},"cores":[{cores_json}]}}',
-                "gpu": f'{{"gpus":[{tele_gpus}],"average":{gpu_avg}}}',
-                "ram": f'{{"free":{ram_free},"total":{ram_total}}}',
-                "storage": f'{{"hard_drives":[{{"free_capacity":{disk_free_bytes},'
-                f'"model":"{drive}","name":"/dev/nvme0n1","total_capacity":{disk_total}}}]}}',
-            }
+            sections = {"cpu": cpu_sec, "gpu": gpu_sec, "ram": ram_sec, "storage": storage_sec}
             del sections[("gpu", "ram", "storage", "cpu")[int(rnd() * 4)]]
             metadata = ",".join([f'"{key}":{value}' for key, value in sections.items()])
         else:
-            metadata = (
-                f'"cpu":{{"average":{cpu_avg},"cores":[{cores_json}]}},'
-                f'"gpu":{{"gpus":[{tele_gpus}],"average":{gpu_avg}}},'
-                f'"ram":{{"free":{ram_free},"total":{ram_total}}},'
-                f'"storage":{{"hard_drives":[{{"free_capacity":{disk_free_bytes},'
-                f'"model":"{drive}","name":"/dev/nvme0n1","total_capacity":{disk_total}}}]}}'
-            )
-        tele_iso = iso(tele_ts)
+            metadata = f'"cpu":{cpu_sec},"gpu":{gpu_sec},"ram":{ram_sec},"storage":{storage_sec}'
+        tele_iso = when(tele_ts * US)
         event = (
             f'{{"timestamp_ms":{tele_ts * 1000 + int(rnd() * 1000)},'
             f'"object":"node_hardware_event","created_at":"{tele_iso}",'
@@ -270,7 +359,7 @@ def encode_document(row: NodeRow, seed: int, account: str) -> bytes:
     if status != "DELETED" and rnd() < 0.025:
         start = created_s + 3600 + int(rnd() * (86400 * 60 - 3600 + 1))
         reason, follow_up = SUSPENSION_REASONS[int(rnd() * len(SUSPENSION_REASONS))]
-        at = iso(start)
+        at = when(start * US)
         suspended_at = f'"{at}"'
         suspension = (
             f'{{"started_at":"{at}","reason":"{reason}","follow_up":"{follow_up}",'
@@ -279,32 +368,35 @@ def encode_document(row: NodeRow, seed: int, account: str) -> bytes:
             f'"suspended_by_account_uuid":"{uuid_text(r)}","unsuspended_by_account_uuid":null}}'
         )
     deleted_at = row.deleted_at
-    updated = max(created_s, hw_updated, last_seen or 0, deleted_at or 0)
+    updated = max(created_us, hw_updated * US, last_seen_us or 0, deleted_at or 0)
     ip_block = ("192.0.2", "198.51.100", "203.0.113")[int(rnd() * 3)]
     reputation = int(rnd() * 101) if rnd() < 0.3 else 70 + int(rnd() * 31)
+    rep_text = f'"{reputation}"' if stringly else str(reputation)
+    ram_gb_text = f'"{ram_gb}"' if stringly else str(ram_gb)
     sw_uuid = uuid_text(r)
     docker = DOCKER_VERSIONS[int(rnd() * len(DOCKER_VERSIONS))]
     ipv4 = 1 + int(rnd() * 254)
     ipv6 = f'"2001:db8:{bits_of(16):x}::{bits_of(16):x}"' if rnd() < 0.4 else "null"
     roll = rnd()
-    cpus, hw_cpus = cpu_text(cpu, sockets, arm)
+    cpus, hw_cpus = cpu_text(cpu, sockets, arm, stringly)
     capabilities = '["docker"]' if driver == "null" else '["docker","nvidia-container-toolkit"]'
-    last_seen_json = "null" if last_seen is None else f'"{iso(last_seen)}"'
-    deleted_json = "null" if deleted_at is None else f'"{iso(deleted_at)}"'
+    last_seen_json = "null" if last_seen_us is None else f'"{when(last_seen_us)}"'
+    deleted_json = "null" if deleted_at is None else f'"{when(deleted_at)}"'
     mac = (
         f'"{ids[144:146]}:{ids[146:148]}:{ids[148:150]}:{ids[150:152]}:'
         f'{ids[152:154]}:{ids[154:156]}"'
     )
     hard_drives = (
-        f'[{{"available_capacity_gb":{disk_free_gb},"max_capacity_gb":{disk_gb},'
+        f'[{{"available_capacity_gb":{q}{disk_free_gb}{q},"max_capacity_gb":{q}{disk_gb}{q},'
         '"name":"/dev/nvme0n1"}]'
     )
     rams = (
-        f'[{{"memory_gb_available":{fixed("%.1f" % (ram_free / GIB))},"memory_gb_max":{ram_gb}}}]'
+        f'[{{"memory_gb_available":{q}{fixed("%.1f" % (ram_free / GIB))}{q},'
+        f'"memory_gb_max":{q}{ram_gb}{q}}}]'
     )
     head = f'{{"name":"{row.name}","reputation":'
     middle = (
-        f',"object":"node","created_at":"{iso(created_s)}","updated_at":"{iso(updated)}",'
+        f',"object":"node","created_at":"{when(created_us)}","updated_at":"{when(updated)}",'
         f'"cpus":{cpus},"gpus":['
     )
     tail = (
@@ -332,18 +424,18 @@ def encode_document(row: NodeRow, seed: int, account: str) -> bytes:
     )
     if roll >= 0.08 and not row.malformed:  # the common case: no wart
         return (
-            f"{head}{reputation}{middle}{gpus}],"
-            f'"hard_drives":{hard_drives},"rams":{rams},"ramTotal":{ram_gb}{tail},'
+            f"{head}{rep_text}{middle}{gpus}],"
+            f'"hard_drives":{hard_drives},"rams":{rams},"ramTotal":{ram_gb_text}{tail},'
             f'"ipv6_address":{ipv6},"mac_address":{mac}{account_tail},'
             f'"current_suspension":{suspension},"deleted_at":{deleted_json},'
             f'"operating_system":{{{os_json}}}}}'
         ).encode()
     # Warts: nulls, omitted fields, unknown extras, and the deliberately malformed numbers.
     fields = {
-        "reputation": str(reputation),
+        "reputation": rep_text,
         "hard_drives": hard_drives,
         "rams": rams,
-        "ramTotal": str(ram_gb),
+        "ramTotal": ram_gb_text,
         "ipv6_address": ipv6,
         "mac_address": mac,
         "current_suspension": suspension,

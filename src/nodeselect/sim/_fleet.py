@@ -4,6 +4,9 @@ Node ``i`` is the ``i``-th node inserted (its insertion id); nodes are never rem
 sets ``status = DELETED`` and ``deleted_at``. A query is a boolean mask over the columns plus a
 cached stable ``argsort`` of ``created_at``; the selection for one filter/sort combination is
 cached until the next mutation, so paging through a result costs O(page).
+
+Times are stored as epoch microseconds, multiples of the dialect's ``time_precision``; filters,
+sorting and ties work on the stored values.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import attrs
@@ -21,12 +24,24 @@ import numpy.typing as npt
 
 from nodeselect._facts import STATUSES
 from nodeselect.sim._catalog import CONTINENT_CODES, COUNTRIES, EEA, GDPR_EXTRA, STATUS_WEIGHTS
-from nodeselect.sim._documents import NodeRow, OperatorRow, account_json, encode_document
-from nodeselect.sim._query import ParsedQuery, parse_params
+from nodeselect.sim._dialect import Dialect
+from nodeselect.sim._doc_parts import US, stringly_node
+from nodeselect.sim._documents import (
+    NodeRow,
+    OperatorRow,
+    account_json,
+    doc_style,
+    encode_document,
+)
+from nodeselect.sim._query import ParsedQuery, SimQueryError, error_body, parse_params
 
-__all__ = ["Fleet", "HiddenFacts", "generate_fleet"]
+__all__ = ["Fleet", "HiddenFacts", "StoredTimes", "generate_fleet"]
 
 NULL_TIME: Final = np.iinfo(np.int64).min
+#: Microseconds per unit of each stored precision.
+QUANTUM: Final = {"s": US, "ms": 1000, "us": 1}
+_TIME_COLUMNS: Final = ("created", "last_seen", "deleted_at")
+_SMALL_TIE_WINDOW: Final = 64
 _DELETED: Final = STATUSES.index("DELETED")
 _TAG_GDPR: Final = 1
 _TAG_EEA: Final = 2
@@ -76,6 +91,35 @@ class HiddenFacts:
     subdivision: str | None
     compliance_tags: frozenset[str]
     malformed: bool = False
+
+
+@attrs.frozen
+class StoredTimes:
+    """A node's timestamps exactly as the server stores and filters them (UTC, microseconds).
+
+    Attributes:
+        created_at: when the node was registered.
+        last_seen_at: when it last reported, or ``None``.
+        deleted_at: when it was deleted, or ``None``.
+    """
+
+    created_at: datetime
+    last_seen_at: datetime | None
+    deleted_at: datetime | None
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _utc_us(epoch_us: int) -> datetime | None:
+    return None if epoch_us == NULL_TIME else _EPOCH + timedelta(microseconds=epoch_us)
+
+
+def _to_us(arrays: dict[str, npt.NDArray[Any]]) -> None:
+    """Seconds to microseconds in the time columns (nulls stay null)."""
+    for key in _TIME_COLUMNS:
+        col = arrays[key]
+        arrays[key] = np.where(col == NULL_TIME, NULL_TIME, col * US)
 
 
 def _uuids(rng: np.random.Generator, k: int) -> list[str]:
@@ -205,11 +249,18 @@ class Fleet:
     """
 
     def __init__(
-        self, seed: int, now: int, n_operators: int, doc_cache_limit: int = 250_000
+        self,
+        seed: int,
+        now: int,
+        n_operators: int,
+        doc_cache_limit: int = 250_000,
+        dialect: Dialect = Dialect(),  # noqa: B008 - frozen, immutable default
     ) -> None:
         self._seed = seed
         self._now = now
-        self._clock = now
+        self._clock = now * US  # epoch microseconds of the latest insert or delete
+        self._dialect = dialect
+        self._style = doc_style(dialect)
         self._lock = threading.RLock()
         self._cols = _Columns()
         self._by_uuid: dict[str, int] = {}
@@ -248,6 +299,11 @@ class Fleet:
     def seed(self) -> int:
         """The seed the fleet was generated from."""
         return self._seed
+
+    @property
+    def dialect(self) -> Dialect:
+        """The reading of the API reference this fleet is stored, written and served in."""
+        return self._dialect
 
     @property
     def now(self) -> datetime:
@@ -295,8 +351,8 @@ class Fleet:
             op = row.operator
             account = self._op_json.get(op.number)
             if account is None:
-                account = self._op_json[op.number] = account_json(op, self._seed)
-            out.append(encode_document(row, self._seed, account))
+                account = self._op_json[op.number] = account_json(op, self._seed, self._style.when)
+            out.append(encode_document(row, self._seed, account, self._style))
         return out
 
     def _encoded_many(self, ids: list[int]) -> list[bytes]:
@@ -342,15 +398,58 @@ class Fleet:
                 malformed=bool(c.malformed[i]),
             )
 
+    def stored_times(self, uuid: str) -> StoredTimes:
+        """The node's timestamps as stored, at full precision (``KeyError`` for an unknown
+        uuid); its documents may write them truncated (``Dialect.written_precision``)."""
+        with self._lock:
+            i = self._by_uuid[uuid]
+            c = self._cols
+            created = _utc_us(int(c.created[i]))
+            assert created is not None
+            return StoredTimes(created, _utc_us(int(c.last_seen[i])), _utc_us(int(c.deleted_at[i])))
+
+    def numeric_strings(self, uuid: str) -> bool:
+        """Whether this node's document writes its numbers as JSON strings (the dialect's
+        ``numeric_strings`` share; ``KeyError`` for an unknown uuid)."""
+        with self._lock:
+            i = self._by_uuid[uuid]
+        return stringly_node(self._seed, i, self._dialect.numeric_strings)
+
+    def parse(self, params: Mapping[str, str]) -> ParsedQuery:
+        """Validate one request's parameters as this fleet's server does (the dialect's
+        ``strict_ranges``); raises :class:`~nodeselect.sim.SimQueryError`."""
+        return parse_params(params, strict_ranges=self._dialect.strict_ranges)
+
     def query(self, params: Mapping[str, str]) -> tuple[list[dict[str, Any]], int]:
         """Evaluate one List Nodes request: ``(page of documents, total matching)``.
 
         Raises :class:`~nodeselect.sim.SimQueryError` for bad parameters.
         """
-        parsed = parse_params(params)
+        parsed = self.parse(params)
         with self._lock:
             ids, total = self.select(parsed)
             return [msgspec.json.decode(raw) for raw in self.page_bytes(ids)], total
+
+    def respond(
+        self, params: Mapping[str, str], shuffle: random.Random | None = None
+    ) -> tuple[int, bytes]:
+        """``(HTTP status, body)`` the server answers to these parameters, without a socket
+        (for ``httpx.MockTransport`` handlers); ``shuffle`` reorders ties like
+        ``FaultConfig(unstable_order=True)``."""
+        try:
+            q = self.parse(params)
+        except SimQueryError as exc:
+            return exc.status, error_body(exc.status, exc.message, exc.param)
+        with self._lock:
+            ids, total = self.select(q, shuffle)
+            docs = self.page_bytes(ids)
+        return 200, b"".join(
+            (
+                b'{"data":[',
+                b",".join(docs),
+                b'],"limit":%d,"page":%d,"total":%d}' % (q.limit, q.page, total),
+            )
+        )
 
     # -- what the server uses ---------------------------------------------------------------
 
@@ -377,7 +476,10 @@ class Fleet:
             lo = int(np.searchsorted(keys, keys[start], side="left"))
             hi = int(np.searchsorted(keys, keys[end - 1], side="right"))
             window = sel[lo:hi]
-            noise = np.array([shuffle.random() for _ in range(hi - lo)])
+            if hi - lo <= _SMALL_TIE_WINDOW:
+                noise = np.array([shuffle.random() for _ in range(hi - lo)])
+            else:  # a bulk registration: thousands of equal keys, one vectorized draw
+                noise = np.random.default_rng(shuffle.getrandbits(64)).random(hi - lo)
             window = window[np.lexsort((noise, keys[lo:hi]))]
             return window[start - lo : end - lo].tolist(), total
 
@@ -403,7 +505,7 @@ class Fleet:
         if q.status is not None:
             mask &= status == STATUSES.index(q.status)
         for rng_, col in ((q.created_at, "created"), (q.last_seen_at, "last_seen")):
-            if rng_ is not None:
+            if rng_ is not None:  # inclusive epoch microseconds against the stored values
                 values = c.view(col)
                 mask &= values != NULL_TIME
                 if rng_[0] is not None:
@@ -440,17 +542,23 @@ class Fleet:
     # -- mutations --------------------------------------------------------------------------
 
     def insert_random(self, rng: random.Random) -> str:
-        """Insert one new node created one second after the latest insert; return its uuid."""
+        """Insert one new node created one second after the latest insert or delete (plus a
+        sub-second part at a finer precision), so it is strictly newer than every existing
+        node; return its uuid."""
         with self._lock:
-            self._clock += 1
+            self._clock += US
             np_rng = np.random.default_rng(rng.getrandbits(64))
             arrays, uuids, names = _draw_facts(
-                np_rng, 1, self._clock, len(self._op_uuids), self._op_p
+                np_rng, 1, self._clock // US, len(self._op_uuids), self._op_p
             )
-            arrays["created"][:] = self._clock
+            quantum = QUANTUM[self._dialect.time_precision]
+            created = self._clock
+            if quantum < US:
+                created += quantum * int(np_rng.integers(0, US // quantum))
+            arrays["created"] = np.array([created], np.int64)
             arrays["status"][:] = np.where(arrays["status"] == _DELETED, 0, arrays["status"])
-            arrays["deleted_at"][:] = NULL_TIME
-            arrays["last_seen"][:] = self._clock
+            arrays["deleted_at"] = np.array([NULL_TIME], np.int64)
+            arrays["last_seen"] = np.array([created], np.int64)
             self._add(arrays, uuids, names)
             return uuids[0]
 
@@ -461,7 +569,7 @@ class Fleet:
             if len(live) == 0:
                 return None
             i = int(live[rng.randrange(len(live))])
-            self._clock += 1
+            self._clock += US
             self._cols.status[i] = _DELETED
             self._cols.deleted_at[i] = self._clock
             self._doc_cache.pop(i, None)
@@ -475,11 +583,17 @@ def generate_fleet(
     *,
     created_at_ties: float = 0.0,
     now: datetime | None = None,
+    dialect: Dialect = Dialect(),  # noqa: B008 - frozen, immutable default
 ) -> Fleet:
-    """A realistic fleet of ``n_nodes`` nodes, deterministic for ``(n_nodes, seed, now)``.
+    """A realistic fleet of ``n_nodes`` nodes, deterministic for ``(n_nodes, seed, now, dialect)``.
 
     ``created_at_ties`` is the fraction of nodes that share their ``created_at`` with at least
-    one other node (groups of 2-5). ``now`` defaults to the current time (whole seconds).
+    one other node (groups of 2-5; they stay tied at every precision). ``now`` defaults to the
+    current time (whole seconds). ``dialect`` decides how times are stored (sub-second parts are
+    drawn at ``ms``/``us`` precision from a generator of their own, so the nodes are the same as
+    in the default dialect), how documents are written, and how the server parses ranges;
+    ``dialect.bulk`` registers that many nodes within ``bulk.seconds`` seconds a day before
+    ``now``, uniformly at the stored precision.
     """
     if n_nodes < 0:
         raise ValueError(f"n_nodes must be >= 0, got {n_nodes}")
@@ -488,10 +602,11 @@ def generate_fleet(
     now_dt = now if now is not None else datetime.now(UTC)
     now_s = int(now_dt.timestamp())
     rng = np.random.default_rng([seed, 0])
-    fleet = Fleet(seed, now_s, max(1, n_nodes // 12))
+    fleet = Fleet(seed, now_s, max(1, n_nodes // 12), dialect=dialect)
     if n_nodes == 0:
         return fleet
     arrays, uuids, names = _draw_facts(rng, n_nodes, now_s, len(fleet._op_uuids), fleet._op_p)
+    _to_us(arrays)
     created = arrays["created"]
     if n_nodes >= 200:
         # Guarantee the deliberately malformed documents exist in any fleet worth testing.
@@ -509,6 +624,10 @@ def generate_fleet(
                 break
             created[group] = created[group[0]]
             pos += size
+    quantum = QUANTUM[dialect.time_precision]
+    if quantum < US or dialect.bulk is not None:
+        _refine_times(arrays, np.random.default_rng([seed, 2]), quantum, now_s, dialect)
+        created = arrays["created"]
     # Insertion order follows created_at, except a 10 % of migrated nodes out of place.
     order = np.argsort(created, kind="stable")
     moved = np.flatnonzero(rng.random(n_nodes) < 0.1)
@@ -517,3 +636,42 @@ def generate_fleet(
         arrays[key] = arrays[key][order]
     fleet._add(arrays, [uuids[i] for i in order], [names[i] for i in order])
     return fleet
+
+
+def _refine_times(
+    arrays: dict[str, npt.NDArray[Any]],
+    rng: np.random.Generator,
+    quantum: int,
+    now_s: int,
+    dialect: Dialect,
+) -> None:
+    """Sub-second parts at a finer precision, the bulk registration, and the order of times.
+
+    Nodes that share a ``created_at`` second get one sub-second part (ties stay ties); the
+    burst is drawn uniformly at the stored precision. ``last_seen_at`` and ``deleted_at`` are
+    then kept at or after ``created_at``, and ``last_seen_at`` at or before ``deleted_at``.
+    """
+    created = arrays["created"]
+    last_seen = arrays["last_seen"]
+    deleted_at = arrays["deleted_at"]
+    n = len(created)
+    if quantum < US:
+        steps = US // quantum
+        seconds, inverse = np.unique(created, return_inverse=True)
+        created += quantum * rng.integers(0, steps, size=len(seconds))[inverse]
+        for col in (last_seen, deleted_at):
+            known = col != NULL_TIME
+            col[known] += quantum * rng.integers(0, steps, size=int(known.sum()))
+    bulk = dialect.bulk
+    if bulk is not None and bulk.nodes > 0:
+        members = rng.choice(n, size=min(bulk.nodes, n), replace=False)
+        start = (now_s - 86400) * US
+        span = bulk.seconds * US // quantum
+        offsets = rng.integers(0, span, size=len(members)) if span > 0 else 0
+        created[members] = start + quantum * offsets
+    seen = last_seen != NULL_TIME
+    last_seen[seen] = np.maximum(last_seen[seen], created[seen])
+    gone = deleted_at != NULL_TIME
+    deleted_at[gone] = np.maximum(deleted_at[gone], created[gone])
+    both = seen & gone
+    last_seen[both] = np.minimum(last_seen[both], deleted_at[both])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import json
 import logging
 import socket
 import threading
@@ -19,9 +18,10 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from nodeselect.sim._dialect import Dialect
 from nodeselect.sim._faults import FaultConfig, FaultPlan, ServerStats
 from nodeselect.sim._fleet import Fleet, generate_fleet
-from nodeselect.sim._query import SimQueryError, parse_params, parse_query_string
+from nodeselect.sim._query import SimQueryError, error_body, parse_params, parse_query_string
 
 __all__ = ["SimServer", "demo_server"]
 
@@ -35,14 +35,14 @@ _REASONS: Final = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    422: "Unprocessable Entity",
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
 
 
-def _error_body(status: int, message: str, param: str | None) -> bytes:
-    return json.dumps({"error": {"status": status, "message": message, "param": param}}).encode()
+_error_body = error_body
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -129,10 +129,13 @@ class SimServer:
 
     A context manager (``with SimServer(fleet) as server: httpx.get(server.url + "/v1/nodes")``).
     Faults follow ``faults``; when ``api_key`` is set, ``Authorization: Bearer <key>`` is required
-    (missing: 401, wrong: 403). The key is never logged nor echoed.
+    (missing: 401, wrong: 403). The key is never logged nor echoed. Documents and stored times
+    follow ``fleet.dialect``; ranges are parsed strictly (both ends, else 422) when
+    ``fleet.dialect.strict_ranges``, unless ``strict_ranges`` overrides it.
 
     Attributes:
         fleet: the fleet served (mutated by insert/delete faults).
+        strict_ranges: only ``START,END`` with both ends is accepted (an open side is a 422).
         faults: the fault configuration.
         stats: live counters (see :class:`~nodeselect.sim.ServerStats`).
         url: ``http://HOST:PORT`` once started; the endpoint is ``url + "/v1/nodes"``.
@@ -146,8 +149,10 @@ class SimServer:
         api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        strict_ranges: bool | None = None,
     ) -> None:
         self.fleet = fleet
+        self.strict_ranges = fleet.dialect.strict_ranges if strict_ranges is None else strict_ranges
         self.faults = faults
         self.stats = ServerStats()
         self._api_key = api_key
@@ -280,7 +285,7 @@ class SimServer:
             h.send_raw(denied[0], _error_body(denied[0], denied[1], None))
             return
         try:
-            query = parse_params(parse_query_string(parts.query))
+            query = parse_params(parse_query_string(parts.query), strict_ranges=self.strict_ranges)
         except SimQueryError as exc:
             h.send_raw(exc.status, _error_body(exc.status, exc.message, exc.param))
             return
@@ -336,8 +341,12 @@ class SimServer:
             log.info("sim mutation after page %d: %s %s", *entry)
 
 
-def demo_server(n_nodes: int = 3000, seed: int = 7) -> SimServer:
+def demo_server(
+    n_nodes: int = 3000,
+    seed: int = 7,
+    dialect: Dialect = Dialect(),  # noqa: B008 - frozen, immutable default
+) -> SimServer:
     """A started server over a fresh fleet on a free loopback port (for ``--demo``)."""
-    server = SimServer(generate_fleet(n_nodes, seed))
+    server = SimServer(generate_fleet(n_nodes, seed, dialect=dialect))
     server.start()
     return server
