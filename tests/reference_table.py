@@ -2,12 +2,17 @@
 
 Kept as the reference the fast builder (``nodeselect._build``) must reproduce column for
 column; it reads every field with plain attribute access and generator expressions.
+
+It does not infer telemetry units: it is *told* them (``units``: quantity -> unit, ``None`` =
+undecided), e.g. the true units of a simulator dialect, or the units the fast build decided
+(to check the rest of the build). Per node it applies the plausibility rules of docs/units.md
+in plain Python.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,8 +30,9 @@ from nodeselect._table import (
     gpu_names_agree,
 )
 from nodeselect._timestamps import parse_timestamps_to_epoch_s
+from nodeselect._units import DEFAULT_UNITS, LOAD_FACTORS, SIZE_FACTORS, SIZE_TOLERANCE, Units
 
-__all__ = ["reference_from_nodes"]
+__all__ = ["reference_from_nodes", "told_units"]
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -78,8 +84,72 @@ def _f32(values: list[float]) -> F32:
     return np.array(values, dtype=np.float64).astype(np.float32)
 
 
-def reference_from_nodes(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
-    """Build the table from fetched nodes one node at a time (the pre-optimisation builder)."""
+def told_units(units: Units | Mapping[str, str | None] | object) -> dict[str, str | None]:
+    """Quantity -> unit from a :class:`Units` (what a build decided), a mapping, or a
+    simulator ``Dialect`` (its true ``ram_unit``/``vram_unit``/``load_unit``)."""
+    if isinstance(units, Units):
+        return {d.quantity: d.unit for d in units.decisions()}
+    if isinstance(units, Mapping):
+        return dict(units)
+    ram, vram, load = (getattr(units, a) for a in ("ram_unit", "vram_unit", "load_unit"))
+    return {"ram": ram, "vram": vram, "gpu_load": load, "cpu_load": load}
+
+
+def _num(v: Any) -> float:
+    """An evidence value as a float (numbers and numeric strings; else NaN)."""
+    if isinstance(v, bool):
+        return math.nan
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            x = float(v.strip())
+        except ValueError:
+            return math.nan
+        # the JSON number grammar only (no "inf", "1_000", "+1", ".5")
+        t = v.strip()
+        body = t[1:] if t.startswith("-") else t
+        ok = (
+            bool(body)
+            and body[0].isdigit()
+            and not (len(body) > 1 and body[0] == "0" and body[1].isdigit())
+            and all(c in "0123456789.eE+-" for c in body)
+            and not body.endswith(".")
+            and ".e" not in body.lower()
+            and "_" not in body
+            and math.isfinite(x)
+        )
+        return x if ok else math.nan
+    return math.nan
+
+
+def _implausible(free: float, total: float, known: float) -> bool:
+    """The plausibility rule of docs/units.md, one node (GPU) in plain Python."""
+    if free < 0 or total < 0 or free > total * (1.0 + 1e-6):
+        return True
+    if known > 0 and not math.isnan(total):
+        ratio = total / known
+        return ratio > SIZE_TOLERANCE or ratio < 1.0 / SIZE_TOLERANCE
+    return False
+
+
+def _load(raw: Any, unit: str | None) -> float:
+    if raw is None or unit is None:
+        return math.nan
+    x = float(raw) / LOAD_FACTORS[unit]
+    return math.nan if x < 0 or x > 1.0 + 1e-6 else x
+
+
+def reference_from_nodes(
+    nodes: Sequence[TableNode],
+    now_s: float,
+    units: Units | Mapping[str, str | None] | object | None = None,
+) -> NodeTable:
+    """Build the table from fetched nodes one node at a time (the pre-optimisation builder),
+    reading telemetry in the ``units`` it is told (default: the documented defaults)."""
+    told = told_units(units) if units is not None else dict(DEFAULT_UNITS)
+    ram_f = SIZE_FACTORS[told["ram"]] if told["ram"] is not None else None
+    vram_f = SIZE_FACTORS[told["vram"]] if told["vram"] is not None else None
     n = len(nodes)
     uuids: list[str] = []
     names: list[str] = []
@@ -127,11 +197,8 @@ def reference_from_nodes(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
         tele_ms.append(nan if ev is None or ev.timestamp_ms is None else float(ev.timestamp_ms))
         tele_created.append(ev.created_at if ev is not None else None)
         cpu_load.append(
-            nan if md is None or md.cpu is None or md.cpu.average is None else float(md.cpu.average)
+            _load(None if md is None or md.cpu is None else md.cpu.average, told["cpu_load"])
         )
-        r = md.ram if md is not None else None
-        ram_tele.append(nan if r is None or r.free is None else r.free / GIB)
-        ram_tele_total.append(nan if r is None or r.total is None else r.total / GIB)
         s_av, s_mx = nan, nan
         for rr in d.rams or ():
             if rr.memory_gb_available is not None:
@@ -140,6 +207,21 @@ def reference_from_nodes(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
                 s_mx = (0.0 if math.isnan(s_mx) else s_mx) + rr.memory_gb_max
         ram_static.append(s_av)
         ram_static_total.append(s_mx)
+        hw = d.current_hardware
+        known = nan
+        if hw is not None and hw.memory is not None:
+            known = _num(hw.memory.ram_bytes_total) / GIB
+        if math.isnan(known) and all(rr.memory_gb_max is not None for rr in d.rams or ()):
+            known = s_mx
+        if math.isnan(known):
+            known = _num(d.ramTotal)
+        r = md.ram if md is not None else None
+        free_gb = nan if r is None or r.free is None or ram_f is None else r.free / ram_f
+        total_gb = nan if r is None or r.total is None or ram_f is None else r.total / ram_f
+        if _implausible(free_gb, total_gb, known):
+            free_gb = total_gb = nan
+        ram_tele.append(free_gb)
+        ram_tele_total.append(total_gb)
         av = [
             h.available_capacity_gb
             for h in d.hard_drives or ()
@@ -180,17 +262,23 @@ def reference_from_nodes(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
             and len(tg) == len(gpus)
             and all(gpu_names_agree(t.name, g.name) for t, g in zip(tg, gpus, strict=True))
         )
+        hw_gpus = hw.gpus if hw is not None else None
         for j, g in enumerate(gpus):
             t = tg[j] if matched and tg is not None else None
             tv = t.vram if t is not None else None
             g_name.append(g.name)
             g_free.append(nan if g.vram_gb_available is None else float(g.vram_gb_available))
-            total = nan if g.vram_gb_max is None else float(g.vram_gb_max)
-            if math.isnan(total) and tv is not None and tv.total is not None:
-                total = tv.total / 1024.0
-            g_total.append(total)
-            g_tfree.append(nan if tv is None or tv.free is None else tv.free / 1024.0)
-            g_load.append(nan if t is None or t.load is None else float(t.load))
+            g_max = nan if g.vram_gb_max is None else float(g.vram_gb_max)
+            known = g_max
+            if math.isnan(known) and hw_gpus and len(hw_gpus) == len(gpus):
+                known = _num(hw_gpus[j].vram_bytes_total) / GIB
+            tfree = nan if tv is None or tv.free is None or vram_f is None else tv.free / vram_f
+            ttotal = nan if tv is None or tv.total is None or vram_f is None else tv.total / vram_f
+            if _implausible(tfree, ttotal, known):
+                tfree = ttotal = nan
+            g_total.append(ttotal if math.isnan(g_max) else g_max)
+            g_tfree.append(tfree)
+            g_load.append(_load(None if t is None else t.load, told["gpu_load"]))
 
     tele_s = np.array(tele_ms, dtype=np.float64) / 1000.0
     gcount_arr = np.array(gcount, dtype=np.int64)

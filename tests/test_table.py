@@ -71,9 +71,11 @@ def _decoded(t: NodeTable) -> list[tuple[object, ...]]:
 
 
 def test_units_and_sources_of_one_node() -> None:
-    """Fresh telemetry RAM (bytes) becomes GB, the largest drive counts, GPUs match by index."""
+    """Fresh telemetry RAM (bytes, by its ratio to ``ramTotal``) becomes GB, the largest drive
+    counts, GPUs match by index (VRAM in MiB by its ratio to ``vram_gb_max``)."""
     lean = {
         "uuid": "n1",
+        "ramTotal": 128,
         "rams": [LeanRam(memory_gb_available=10, memory_gb_max=16), LeanRam(memory_gb_available=6)],
         "hard_drives": [LeanDisk(available_capacity_gb=100), LeanDisk(available_capacity_gb=700)],
         "gpus": [LeanGpu(name="NVIDIA GeForce RTX 4090", vram_gb_available=20, vram_gb_max=24)] * 2,

@@ -10,7 +10,9 @@ checked column by column by hypothesis); it is only built faster:
   with hoisted ``append`` bindings and no generator expressions;
 * strings are normalized once per *distinct* value (OS, architecture, driver, country) and
   coded through dicts; compliance bitsets are computed once per distinct tag set;
-* timestamps are parsed in one vectorized step (:func:`parse_timestamps_to_epoch_s`).
+* timestamps are parsed in one vectorized step (:func:`parse_timestamps_to_epoch_s`);
+* telemetry units are decided once for the fleet from whole columns (:mod:`nodeselect._units`)
+  and implausible values masked with array operations.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import math
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Final, cast
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
+from nodeselect._convert import numeric_string
 from nodeselect._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES, ProvedFacts
 from nodeselect._gpus import gpu_codes_for_nodes
 from nodeselect._lean import LeanTelemetryGpu, LeanVram
@@ -36,11 +40,20 @@ from nodeselect._table import (
     gpu_names_agree,
 )
 from nodeselect._timestamps import parse_timestamps_to_epoch_s
+from nodeselect._units import (
+    UnitDecision,
+    Units,
+    implausible_loads,
+    implausible_sizes,
+    infer_load_unit,
+    infer_size_unit,
+)
 
 __all__ = ["build_table"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
 I32 = npt.NDArray[np.int32]
 
 _NO_TELE: Final = LeanTelemetryGpu()  # stands for "no matched telemetry" (every field None)
@@ -55,6 +68,61 @@ def _floats(values: Sequence[Any]) -> F64:
 
 def _f32(values: Sequence[Any]) -> F32:
     return np.array(values, dtype=np.float64).astype(np.float32)
+
+
+_PLAIN: Final = frozenset({int, float, type(None)})
+
+
+def _evidence_value(v: Any) -> float:
+    """One evidence-only value as a float: numbers and numeric strings; anything else NaN."""
+    t = type(v)
+    if t is int or t is float:
+        return float(v)
+    if t is str:
+        x = numeric_string(v.strip())
+        return math.nan if x is None else float(x)
+    return math.nan
+
+
+def evidence_floats(values: Sequence[Any]) -> F64:
+    """float64 of evidence-only values (``Any`` in the lean view): plain numbers in one NumPy
+    step; when anything else occurs (strings, booleans, objects), value by value."""
+    if set(map(type, values)) <= _PLAIN:
+        return np.array(values, dtype=np.float64)
+    return np.array([_evidence_value(v) for v in values], dtype=np.float64)
+
+
+def _sizes_gb(
+    d: UnitDecision, free_raw: F64, total_raw: F64, known_gb: F64
+) -> tuple[F64, F64, B, UnitDecision]:
+    """Telemetry sizes in GB with implausible ones (and all, when undecided) set to NaN;
+    the mask of values present but dropped, and the decision with its fallback count."""
+    present = ~(np.isnan(free_raw) & np.isnan(total_raw))
+    if d.unit is None:
+        dropped = present
+        free = np.full_like(free_raw, np.nan)
+        total = free
+    else:
+        f = d.factor
+        free, total = free_raw / f, total_raw / f
+        dropped = present & implausible_sizes(free, total, known_gb)
+        if dropped.any():
+            free = np.where(dropped, np.nan, free)
+            total = np.where(dropped, np.nan, total)
+    return free, total, dropped, attrs.evolve(d, fallbacks=int(np.count_nonzero(dropped)))
+
+
+def _loads(d: UnitDecision, raw: F64) -> tuple[F64, UnitDecision]:
+    """Loads as fractions, implausible ones (all, when undecided) NaN, with the fallbacks."""
+    present = ~np.isnan(raw)
+    if d.unit is None:
+        return np.full_like(raw, np.nan), attrs.evolve(d, fallbacks=int(np.count_nonzero(present)))
+    load = raw / d.factor if d.factor != 1.0 else raw
+    bad = implausible_loads(load)
+    n_bad = int(np.count_nonzero(bad))
+    if n_bad:
+        load = np.where(bad, np.nan, load)
+    return load, attrs.evolve(d, fallbacks=n_bad)
 
 
 def _upper_or_empty(v: str | None) -> str:
@@ -195,6 +263,10 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
     ram_total_b: list[Any] = []
     ram_static: list[float] = []
     ram_static_total: list[float] = []
+    ram_hw_bytes: list[Any] = []
+    ram_whole: list[float] = []
+    ram_total_doc: list[Any] = []
+    numeric_strings = 0
     disk_free: list[float] = []
     disk_total: list[float] = []
     os_raw: list[str] = []
@@ -208,6 +280,7 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
     add_cores, add_ms, add_created = cores.append, tele_ms.append, tele_created.append
     add_cpu, add_rf, add_rt = cpu_avg.append, ram_free_b.append, ram_total_b.append
     add_rs, add_rst = ram_static.append, ram_static_total.append
+    add_rhw, add_rdoc, add_rwhole = ram_hw_bytes.append, ram_total_doc.append, ram_whole.append
     add_df, add_dt = disk_free.append, disk_total.append
     add_os, add_arch, add_drv = os_raw.append, arch_raw.append, driver_raw.append
     add_img, add_gc = image_packed.append, gcount.append
@@ -252,6 +325,7 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
 
         s_av, s_mx = nan, nan
         rams = d.rams
+        whole = True  # every stick has memory_gb_max: the sum is the node's total
         if rams:
             for rr in rams:
                 x = rr.memory_gb_available
@@ -260,8 +334,13 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
                 x = rr.memory_gb_max
                 if x is not None:
                     s_mx = (0.0 if isnan(s_mx) else s_mx) + x
+                else:
+                    whole = False
         add_rs(s_av)
         add_rst(s_mx)
+        add_rwhole(s_mx if whole else nan)
+        add_rdoc(d.ramTotal)
+        numeric_strings += d.numeric_strings
 
         drives = d.hard_drives
         if not drives:
@@ -281,7 +360,13 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
 
         sw = d.current_software
         hw = d.current_hardware
-        hw_os = None if hw is None else hw.operating_system
+        if hw is None:
+            hw_os = None
+            add_rhw(None)
+        else:
+            hw_os = hw.operating_system
+            mem = hw.memory
+            add_rhw(None if mem is None else mem.ram_bytes_total)
         if sw is None:
             sw_os = None
             add_drv(None)
@@ -344,9 +429,26 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
             [tele_created[int(k)] for k in np.flatnonzero(need)]
         )
     fresh = (now_s - tele_s) <= TELEMETRY_FRESH_S
-    rt, rtt = _floats(ram_free_b) / GIB, _floats(ram_total_b) / GIB
+    static_total = np.array(ram_static_total)
+    ram_known = evidence_floats(ram_hw_bytes) / GIB
+    ram_known = np.where(np.isnan(ram_known), np.array(ram_whole), ram_known)
+    ram_known = np.where(np.isnan(ram_known), evidence_floats(ram_total_doc), ram_known)
+    rf_raw, rt_raw = _floats(ram_free_b), _floats(ram_total_b)
+    ram_unit = infer_size_unit(
+        "ram",
+        rt_raw,
+        ram_known,
+        reporting=int(np.count_nonzero(~np.isnan(rt_raw))),
+        source="the node's known RAM total",
+    )
+    rt, rtt, ram_dropped, ram_unit = _sizes_gb(ram_unit, rf_raw, rt_raw, ram_known)
+    # Counted only where the telemetry would have been used (fresh).
+    ram_unit = attrs.evolve(ram_unit, fallbacks=int(np.count_nonzero(ram_dropped & fresh)))
     ram_free = np.where(fresh & ~np.isnan(rt), rt, np.array(ram_static))
-    ram_total = np.where(fresh & ~np.isnan(rtt), rtt, np.array(ram_static_total))
+    ram_total = np.where(fresh & ~np.isnan(rtt), rtt, static_total)
+    cpu_raw = _floats(cpu_avg)
+    cpu_unit = infer_load_unit("cpu_load", cpu_raw, source="metadata.cpu.average")
+    cpu_load, cpu_unit = _loads(cpu_unit, cpu_raw)
 
     name_vocab, name_code = _coded_or_empty([d.name for d in leans], ())
     op_vocab, op_code = _coded_or_empty([d.operator_account_uuid for d in leans], ())
@@ -360,8 +462,28 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(gcount_arr, out=offsets[1:])
     vrams = [_NO_VRAM if t.vram is None else t.vram for t in tele_flat]
-    g_total = _floats([g.vram_gb_max for g in gpu_flat])
-    g_total = np.where(np.isnan(g_total), _floats([v.total for v in vrams]) / 1024.0, g_total)
+    g_max = _floats([g.vram_gb_max for g in gpu_flat])
+    vt_free_raw, vt_total_raw = _floats([v.free for v in vrams]), _floats([v.total for v in vrams])
+    vram_known = _vram_known(leans, g_max, offsets)
+    vram_unit = infer_size_unit(
+        "vram",
+        vt_total_raw,
+        vram_known,
+        reporting=int(np.count_nonzero(~np.isnan(vt_total_raw))),
+        source="the GPU's known VRAM total",
+    )
+    vt_free, vt_total, _, vram_unit = _sizes_gb(vram_unit, vt_free_raw, vt_total_raw, vram_known)
+    g_total = np.where(np.isnan(g_max), vt_total, g_max)
+    load_raw = _floats([t.load for t in tele_flat])
+    load_unit = infer_load_unit("gpu_load", load_raw, source="metadata.gpu.gpus[].load")
+    g_load, load_unit = _loads(load_unit, load_raw)
+    units = Units(
+        ram=ram_unit,
+        vram=vram_unit,
+        gpu_load=load_unit,
+        cpu_load=cpu_unit,
+        numeric_strings=numeric_strings,
+    )
     codes = gpu_codes_for_nodes(
         [g.name for g in gpu_flat],
         [None if v != v else v for v in g_total.tolist()],  # noqa: PLR0124 - NaN test
@@ -376,7 +498,7 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
         operator_vocab=op_vocab,
         reputation=_f32([d.reputation for d in leans]),
         cpu_cores=np.array(cores, dtype=np.int32),
-        cpu_load=_f32(cpu_avg),
+        cpu_load=cpu_load.astype(np.float32),
         ram_free_gb=ram_free.astype(np.float32),
         ram_total_gb=ram_total.astype(np.float32),
         disk_free_gb=_f32(disk_free),
@@ -398,6 +520,28 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
         gpu_model_code=np.asarray(codes, dtype=np.uint16),
         gpu_vram_free_gb=_f32([g.vram_gb_available for g in gpu_flat]),
         gpu_vram_total_gb=g_total.astype(np.float32),
-        gpu_tele_vram_free_gb=(_floats([v.free for v in vrams]) / 1024.0).astype(np.float32),
-        gpu_load=_f32([t.load for t in tele_flat]),
+        gpu_tele_vram_free_gb=vt_free.astype(np.float32),
+        gpu_load=g_load.astype(np.float32),
+        units=units,
     )
+
+
+def _vram_known(leans: Sequence[Any], g_max: F64, offsets: I32) -> F64:
+    """Per GPU, its VRAM total in GB from a field with a known unit: ``gpus[].vram_gb_max``,
+    else ``current_hardware.gpus[].vram_bytes_total`` / 2**30 by index (when the node lists as
+    many hardware GPUs as GPUs). Only nodes missing a ``vram_gb_max`` are visited."""
+    missing = np.isnan(g_max)
+    if not missing.any():
+        return g_max
+    known = g_max.copy()
+    nodes = np.unique(np.searchsorted(offsets, np.flatnonzero(missing), side="right") - 1)
+    for i in nodes.tolist():
+        hw = leans[i].current_hardware
+        hg = None if hw is None else hw.gpus
+        lo, hi = int(offsets[i]), int(offsets[i + 1])
+        if not hg or len(hg) != hi - lo:
+            continue
+        for j, h in enumerate(hg):
+            if math.isnan(known[lo + j]):
+                known[lo + j] = _evidence_value(h.vram_bytes_total) / GIB
+    return known

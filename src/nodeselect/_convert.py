@@ -1,10 +1,13 @@
 """Parse node documents into :mod:`nodeselect._models` and write them back, losslessly.
 
 Tolerant of what real fleets send: missing keys, ``null`` and unknown keys (kept in ``extra``).
-Strict on types: a string where a number belongs, a bool where a number belongs (a bool is not a
-number), a float where an integer belongs, a list where an object belongs, a timestamp that does
-not parse. Every fault of a document is collected and reported at once in one
-:class:`~nodeselect.DocumentError` (``.errors`` lists them, each with its JSON path).
+Strict on types: a bool where a number belongs (a bool is not a number), a string that is not a
+number where a number belongs, a float where an integer belongs, a list where an object belongs,
+a timestamp that does not parse. A *numeric string* (``"32"``, ``"0.45"``, ``"1e3"``: the JSON
+number grammar inside quotes, as the lean decode reads it) is read as the number (docs/units.md,
+"Tolerant numbers"); a document holding one then writes back with the number unquoted. Every
+fault of a document is collected and reported at once in one :class:`~nodeselect.DocumentError`
+(``.errors`` lists them, each with its JSON path).
 
 The parser is driven by the field table of the models (each attrs field's ``metadata``), so the
 models are the single description of the document. :func:`parse_page` never fails because one
@@ -18,6 +21,7 @@ Values in ``extra`` (and ``docker.images``) are the JSON values as given, not co
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -107,6 +111,28 @@ class _Errors:
             raise DocumentError(first.path, first.reason, errors=tuple(self.items))
 
 
+#: The JSON number grammar: what a numeric string must hold to be read as a number.
+_NUMERIC: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+
+
+def numeric_string(value: str) -> int | float | None:
+    """The number a numeric string holds (``"32"`` -> 32, ``"0.5"`` -> 0.5), else ``None``.
+
+    Accepted: exactly the JSON number grammar (no spaces, no ``+``, no ``inf``/``nan``), the
+    same strings the lean decode reads (msgspec's non-strict mode). A value too large for a
+    float is not a number here.
+    """
+    if _NUMERIC.fullmatch(value) is None:
+        return None
+    if "." in value or "e" in value or "E" in value:
+        x = float(value)
+        return x if math.isfinite(x) else None
+    try:
+        return int(value)
+    except ValueError:  # more digits than Python converts
+        return None
+
+
 def _scalar(kind: str, value: Any, path: str, personal: bool, errs: _Errors) -> Any:
     """Check one non-null scalar; returns it (or a datetime), or ``None`` after recording."""
     if kind == "str":
@@ -114,6 +140,13 @@ def _scalar(kind: str, value: Any, path: str, personal: bool, errs: _Errors) -> 
             return value
         errs.add(path, f"expected a string, got {_describe(value, personal=personal)}")
         return None
+    if isinstance(value, str) and kind in ("num", "nums", "int"):
+        parsed = numeric_string(value)
+        if parsed is not None:
+            if kind != "int":
+                return parsed
+            if isinstance(parsed, int) or parsed.is_integer():
+                return int(parsed)
     if kind in ("num", "nums"):
         if isinstance(value, int | float) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):

@@ -5,6 +5,12 @@ The envelope (``{"data": [...], "limit", "page", "total"}``) must be valid; a bo
 client retries. Each node is then decoded into the lean view; a node that fails becomes a
 rejected document carrying the JSON path of its fault, and the rest of the page is kept.
 
+Numbers written as JSON strings (``"32"``) are read as numbers (docs/units.md, "Tolerant
+numbers"): such a node fails the strict decode and is decoded again by
+:func:`~nodeselect._lean.decode_node_lax`, which marks it (``LeanNode.numeric_strings``; the
+table counts them). Only a value that cannot be read as a number rejects the node. The typed
+whole-page fast path is unchanged for pages without numeric strings.
+
 With ``validate="full"`` every node is also parsed by the full model
 (``nodeselect._convert.parse_node``), which is slower but rejects a fault in any field.
 """
@@ -21,7 +27,7 @@ import msgspec
 from nodeselect import _convert
 from nodeselect._exceptions import DocumentError, InvalidResponseError
 from nodeselect._facts import ProvedFacts
-from nodeselect._lean import LeanNode, decode_node, decode_page
+from nodeselect._lean import LeanNode, decode_node, decode_node_lax, decode_page
 from nodeselect._result import FetchedNode, Rejected, RejectedDocument
 
 __all__ = ["DecodedPage", "Validate", "decode_body"]
@@ -88,6 +94,18 @@ def _reject(index: int, raw: bytes, lean_error: Exception | None) -> Rejected:
     return RejectedDocument(index, uuid, DocumentError(path, reason))
 
 
+def _decode_tolerant(data: bytes) -> tuple[LeanNode | None, Exception | None]:
+    """The node strictly, else with numeric strings read as numbers, else its error."""
+    try:
+        return decode_node(data), None
+    except msgspec.ValidationError:
+        pass
+    try:
+        return decode_node_lax(data), None
+    except msgspec.ValidationError as exc:
+        return None, exc
+
+
 def decode_body(body: bytes, facts: ProvedFacts, *, validate: Validate = "lean") -> DecodedPage:
     """Decode a page body; nodes carry ``facts``.
 
@@ -121,10 +139,9 @@ def decode_body(body: bytes, facts: ProvedFacts, *, validate: Validate = "lean")
     uuids = []
     for i, raw in enumerate(page.data):
         data = bytes(raw)
-        try:
-            lean = decode_node(data)
-        except msgspec.ValidationError as exc:
-            rej = _reject(i, data, exc)
+        lean, error = _decode_tolerant(data)
+        if lean is None:
+            rej = _reject(i, data, error)
             rejected.append(rej)
             if rej.uuid is not None:
                 uuids.append(rej.uuid)

@@ -3,13 +3,18 @@
 Every column has one entry per node (or per GPU for the ``gpu_*`` columns, in CSR layout with
 ``gpu_offsets``). Units are in the names. Unknown numbers are NaN (floats) or 0 (codes, driver).
 
-* RAM: ``ram_free_gb`` is telemetry ``metadata.ram.free`` (bytes / 2**30) when the telemetry is
-  fresh at build time (age <= :data:`TELEMETRY_FRESH_S`), else the sum of
-  ``rams[].memory_gb_available``. ``ram_total_gb`` likewise (``ram.total`` / ``memory_gb_max``).
+* Telemetry units are inferred per fleet, never assumed (:mod:`nodeselect._units`,
+  docs/units.md); what was decided is :attr:`NodeTable.units`. Telemetry in an undecided unit,
+  or implausible in the decided one, is not used (NaN in the telemetry columns; RAM falls back
+  to the GB fields) and is counted in ``units``.
+* RAM: ``ram_free_gb`` is telemetry ``metadata.ram.free`` (in GB by the inferred unit) when the
+  telemetry is fresh at build time (age <= :data:`TELEMETRY_FRESH_S`) and plausible, else the sum
+  of ``rams[].memory_gb_available``. ``ram_total_gb`` likewise (``ram.total`` / ``memory_gb_max``).
 * Disk: the largest single drive's ``available_capacity_gb`` (and largest ``max_capacity_gb``).
 * GPUs: ``gpu_vram_free_gb`` is the reported ``gpus[].vram_gb_available``;
-  ``gpu_tele_vram_free_gb`` / ``gpu_load`` come from telemetry ``metadata.gpu.gpus[]`` (MiB / 1024,
-  fraction), matched by index only when both lists have the same length and the names agree.
+  ``gpu_tele_vram_free_gb`` / ``gpu_load`` come from telemetry ``metadata.gpu.gpus[]`` (GB and
+  fraction by the inferred units), matched by index only when both lists have the same length
+  and the names agree.
   Which free-VRAM value a constraint uses is decided at rank time (see docs/scoring.md).
 * Floats are stored as float32 (times as float64): values are rounded to float32 at ingest.
 
@@ -33,6 +38,7 @@ from nodeselect._exceptions import InputError
 from nodeselect._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES, ProvedFacts
 from nodeselect._gpus import GPU_MODELS, canonical_node_gpu, gpu_code
 from nodeselect._lean import LeanNode
+from nodeselect._units import Units
 
 __all__ = [
     "GIB",
@@ -175,7 +181,9 @@ class NodeTable:
     ``country_code``, ``subdivision_code``, ``gpu_count``; per GPU: ``gpu_offsets`` (n+1),
     ``gpu_model_code``, ``gpu_vram_free_gb``, ``gpu_vram_total_gb``, ``gpu_tele_vram_free_gb``,
     ``gpu_load``. Capacity overrides (placement): ``gpu_reserved`` and
-    ``gpu_vram_free_override_gb`` (per GPU) or ``None``.
+    ``gpu_vram_free_override_gb`` (per GPU) or ``None``. ``units``: the telemetry units the
+    build inferred (:class:`~nodeselect._units.Units`; the documented defaults, marked
+    "assumed", for tables not built from documents).
     """
 
     uuid: npt.NDArray[np.bytes_]
@@ -220,6 +228,7 @@ class NodeTable:
     gpu_load: F32
     gpu_reserved: B | None = None
     gpu_vram_free_override_gb: F32 | None = None
+    units: Units = attrs.field(factory=Units)
     _index: dict[str, int] = attrs.field(factory=dict, repr=False)
 
     # ---------------------------------------------------------------- basics
@@ -356,6 +365,9 @@ class NodeTable:
         for f in attrs.fields(NodeTable):
             name = f.name
             if name.endswith("_vocab") or name == "_index":
+                continue
+            if name == "units":
+                out[name] = Units.merged([t.units for t in tables])
                 continue
             vals = [getattr(t, name) for t in tables]
             if name.endswith("_code") and name != "gpu_model_code":
