@@ -131,7 +131,16 @@ class RefNode:
     gpus: list[RefGpu] = field(default_factory=list)
 
 
-def ref_node(fn: object, now_s: float) -> RefNode:
+#: What each telemetry unit is per nodeselect unit (GB = 2**30 bytes; fraction).
+UNIT_FACTORS = {"bytes": float(2**30), "MiB": 1024.0, "GB": 1.0, "fraction": 1.0, "percent": 100.0}
+
+
+def ref_node(fn: object, now_s: float, units: object = None) -> RefNode:
+    """One node's values; telemetry read in ``units`` (a simulator ``Dialect`` telling the true
+    ``ram_unit``/``vram_unit``/``load_unit``), default the documented defaults."""
+    ram_f = UNIT_FACTORS[getattr(units, "ram_unit", "bytes")]
+    vram_f = UNIT_FACTORS[getattr(units, "vram_unit", "MiB")]
+    load_f = UNIT_FACTORS[getattr(units, "load_unit", "fraction")]
     d = fn.lean  # type: ignore[attr-defined]
     f = fn.facts  # type: ignore[attr-defined]
     ev = d.latest_hardware_event
@@ -146,7 +155,7 @@ def ref_node(fn: object, now_s: float) -> RefNode:
             static = (0.0 if math.isnan(static) else static) + r.memory_gb_available
     ram = static
     if fresh and md is not None and md.ram is not None and md.ram.free is not None:
-        ram = md.ram.free / float(2**30)
+        ram = md.ram.free / ram_f
     disks = [
         h.available_capacity_gb for h in d.hard_drives or [] if h.available_capacity_gb is not None
     ]
@@ -169,18 +178,18 @@ def ref_node(fn: object, now_s: float) -> RefNode:
         tv = t.vram if t is not None else None
         total = NAN if g.vram_gb_max is None else float(g.vram_gb_max)
         if math.isnan(total) and tv is not None and tv.total is not None:
-            total = tv.total / 1024.0
+            total = tv.total / vram_f
         reported = NAN if g.vram_gb_available is None else float(g.vram_gb_available)
-        tfree = NAN if tv is None or tv.free is None else tv.free / 1024.0
+        tfree = NAN if tv is None or tv.free is None else tv.free / vram_f
         free = tfree if fresh and not math.isnan(tfree) else reported
-        raw_load = NAN if t is None or t.load is None else float(t.load)
+        raw_load = NAN if t is None or t.load is None else float(t.load) / load_f
         code = gpu_code(canonical_node_gpu(g.name, None if math.isnan(total) else total))
         out_gpus.append(
             RefGpu(code, f32(free), f32(total), f32(raw_load) if fresh else NAN, f32(raw_load))
         )
     cpu_load = NAN
     if md is not None and md.cpu is not None and md.cpu.average is not None:
-        cpu_load = float(md.cpu.average)
+        cpu_load = float(md.cpu.average) / load_f
     return RefNode(
         uuid=d.uuid,
         name=d.name or None,
@@ -319,15 +328,17 @@ class RefResult:
     gpu_choice: dict[str, tuple[int, ...]]
 
 
-def reference_rank(job: Job, fleet: list[object], now: datetime, seed: int = 0) -> RefResult:
-    """Rank ``fleet`` for ``job`` node by node."""
+def reference_rank(
+    job: Job, fleet: list[object], now: datetime, seed: int = 0, units: object = None
+) -> RefResult:
+    """Rank ``fleet`` for ``job`` node by node, reading telemetry in ``units`` (see ref_node)."""
     now_s = now.timestamp()
     codes = (
         frozenset(gpu_code(m) for m in resolve_job_models(job.gpu.models))
         if job.gpu.models
         else None
     )
-    nodes = [ref_node(fn, now_s) for fn in fleet]
+    nodes = [ref_node(fn, now_s, units) for fn in fleet]
     max_gpus = max((len(n.gpus) for n in nodes), default=0)
     weights = dict(DEFAULT_WEIGHTS) | dict(job.preferences.weights)
     terms = [(t, float(weights[t])) for t in SCORE_TERMS if weights[t] > 0]

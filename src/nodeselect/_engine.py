@@ -379,7 +379,10 @@ def ranking_of(
         feasible=len(idx),
         top=top,
         explanation=Explanation(
-            functools.partial(_evaluate, cj, table), evaluated=len(table), feasible=len(idx)
+            functools.partial(_evaluate, cj, table),
+            evaluated=len(table),
+            feasible=len(idx),
+            units=table.units,
         ),
         feasible_indices=idx,
         seed=seed,

@@ -11,6 +11,10 @@ one node in particular fails or scores as it does.
   many that is. For ``gpu-count`` the relaxed value is the smallest number of matching GPUs
   among them. Categorical constraints have no threshold (``admits = only_this``).
 
+* ``units`` / ``telemetry_fallbacks`` / ``numeric_strings``: what the table inferred about the
+  fleet's telemetry units (docs/units.md), how many telemetry values were present but not used
+  (implausible, or in an undecided unit), and how many nodes sent numbers as strings.
+
 Counts are computed on first access, so ranking stays cheap when nobody reads them.
 """
 
@@ -41,6 +45,7 @@ from nodeselect._job import Job
 from nodeselect._scorers import score_terms
 from nodeselect._shard import TableStats, table_stats
 from nodeselect._table import NodeTable
+from nodeselect._units import Units
 
 __all__ = [
     "Evaluation",
@@ -87,20 +92,28 @@ class Evaluation:
 class Explanation:
     """Why nodes fit or not: counts, per-constraint rejections and nearest misses (lazy)."""
 
-    __slots__ = ("_ev", "_make", "_misses", "_rejected", "evaluated", "feasible")
+    __slots__ = ("_ev", "_make", "_misses", "_rejected", "evaluated", "feasible", "units")
 
     def __init__(
-        self, ev: Evaluation | Callable[[], Evaluation], *, evaluated: int = -1, feasible: int = -1
+        self,
+        ev: Evaluation | Callable[[], Evaluation],
+        *,
+        evaluated: int = -1,
+        feasible: int = -1,
+        units: Units | None = None,
     ) -> None:
-        """From an evaluation, or from a function computing it on first use (with the counts)."""
+        """From an evaluation, or from a function computing it on first use (with the counts
+        and the table's ``units``)."""
         if isinstance(ev, Evaluation):
             self._ev: Evaluation | None = ev
             self._make: Callable[[], Evaluation] | None = None
             self.evaluated = len(ev.table)
             self.feasible = int(np.count_nonzero(ev.feasible))
+            self.units: Units = ev.table.units if units is None else units
         else:
             self._ev, self._make = None, ev
             self.evaluated, self.feasible = evaluated, feasible
+            self.units = Units() if units is None else units
         self._rejected: tuple[tuple[str, int], ...] | None = None
         self._misses: tuple[NearestMiss, ...] | None = None
 
@@ -136,11 +149,25 @@ class Explanation:
             self._misses = _nearest_misses(self.evaluation)
         return self._misses
 
+    @property
+    def telemetry_fallbacks(self) -> int:
+        """Telemetry values present but not used (implausible, or their unit undecided)."""
+        return self.units.telemetry_fallbacks
+
+    @property
+    def numeric_strings(self) -> int:
+        """Nodes whose numbers arrived as JSON strings (read as numbers)."""
+        return self.units.numeric_strings
+
     def summary(self) -> str:
-        """``"0/12000 nodes fit: 7100 gpu-model, 3100 gpu-vram-free"``."""
+        """``"0/12000 nodes fit: 7100 gpu-model, 3100 gpu-vram-free"`` (then
+        ``"; 12 telemetry values fell back to the GB fields"`` when any did)."""
         head = f"{self.feasible}/{self.evaluated} nodes fit"
         parts = [f"{c} {name}" for name, c in self.rejected if c]
-        return f"{head}: {', '.join(parts)}" if parts else head
+        text = f"{head}: {', '.join(parts)}" if parts else head
+        if self.telemetry_fallbacks:
+            text += f"; {self.telemetry_fallbacks} telemetry values not used (docs/units.md)"
+        return text
 
     def __repr__(self) -> str:
         return f"Explanation({self.summary()!r})"

@@ -375,7 +375,7 @@ def _handle(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_INPUT)
     report = build_report(
         job={"name": job.name, "file": str(args.job), "nodes": job.nodes},
-        fleet=fleet_info(args, result),
+        fleet={**fleet_info(args, result), "units": table.units.to_dict()},
         pushed_down=pushed_down_filters(job, query.pushed_down),
         local=[name for name, _ in ranking.explanation.rejected],
         evaluated=ranking.evaluated,

@@ -43,6 +43,7 @@ __all__ = [
     "print_table",
     "redact",
     "render_report",
+    "telemetry_units_line",
     "write_json",
 ]
 
@@ -276,6 +277,32 @@ def fleet_line(fleet: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def telemetry_units_line(units: Mapping[str, Any] | None) -> str | None:
+    """The header line about telemetry units (``fleet.units`` of ``plan --json``): only when a
+    unit is not the documented default or was undecided, or values fell back; else ``None``."""
+    if not units:
+        return None
+    parts: list[str] = []
+    for key in ("ram", "vram", "gpu_load", "cpu_load"):
+        d = units.get(key)
+        if not isinstance(d, Mapping):
+            continue
+        label = key.replace("_", " ")
+        if d.get("unit") is None:
+            parts.append(f"{label} undecided, not used")
+        elif d.get("unit") != d.get("default"):
+            parts.append(f"{label} in {d['unit']}")
+    fallbacks = int(units.get("telemetry_fallbacks") or 0)
+    if fallbacks:
+        parts.append(f"{fallbacks} values not used (implausible or unit undecided)")
+    strings = int(units.get("numeric_strings") or 0)
+    if parts and strings:
+        parts.append(f"{strings} nodes sent numbers as strings")
+    if not parts:
+        return None
+    return "telemetry units (inferred, docs/units.md): " + ", ".join(parts)
+
+
 # ----------------------------------------------------------------------------- plan report
 def _region_label(region: Mapping[str, str | None]) -> str:
     parts = [region.get(k) for k in ("continent", "country", "subdivision")]
@@ -321,6 +348,9 @@ def render_report(
         note(SIMULATED_BANNER, "bold yellow")
     note(f"job {job.get('name')!s} ({job.get('file')!s}): {job.get('summary', '')}".rstrip(": "))
     note(fleet_line(fleet))
+    units_line = telemetry_units_line(fleet.get("units"))
+    if units_line is not None:
+        note(units_line, "yellow")
     pushed = ", ".join(_pushed_label(p) for p in report["pushed_down"]) or "none"
     note(f"pushed down to the server: {pushed}")
     local = ", ".join(report["local"]) or "none"
