@@ -122,14 +122,25 @@ def test_time_ranges_round_trip_through_their_text_form(a, delta) -> None:
 
 
 def test_open_and_date_ranges_format_for_the_api() -> None:
-    """Dates format as YYYY-MM-DD, aware datetimes as UTC with Z, and open sides as empty."""
+    """Dates format as YYYY-MM-DD, aware datetimes as UTC with Z, and an open side goes out as a
+    far date: the reference documents only ranges with both ends."""
     q = NodeQuery(
         created_between=(date(2024, 1, 1), None),
         seen_between=(None, datetime(2024, 5, 1, 12, tzinfo=UTC)),
     )
     params = dict(plan_requests(q)[0].params)
-    assert params["filter[created_at]"] == "2024-01-01,"
-    assert params["filter[last_seen_at]"] == ",2024-05-01T12:00:00Z"
+    assert params["filter[created_at]"] == "2024-01-01,9999-12-31"
+    assert params["filter[last_seen_at]"] == "1970-01-01,2024-05-01T12:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("micro", "text"),
+    [(0, "2024-05-01T12:00:00Z"), (229000, "2024-05-01T12:00:00.229Z"),
+     (229123, "2024-05-01T12:00:00.229123Z")],
+)  # fmt: skip
+def test_bounds_carry_a_fraction_only_when_needed(micro, text) -> None:
+    """A datetime bound is written as the reference shows it, with the shortest exact fraction."""
+    assert format_bound(datetime(2024, 5, 1, 12, microsecond=micro, tzinfo=UTC)) == text
 
 
 @pytest.mark.parametrize("text", ["2024-01-01", "x,y", "2024-13-01,", "2024-01-01T00:00:00,"])

@@ -113,7 +113,7 @@ from nodeselect._plan_model import (
     Unplaced,
 )
 from nodeselect._query import NodeQuery, ServerQuery, plan_requests
-from nodeselect._result import FetchedNode, FetchResult, FetchStats
+from nodeselect._result import FetchedNode, FetchResult, FetchStats, NodeCount
 from nodeselect._retry import RetryPolicy, parse_retry_after
 from nodeselect._snapshot import load_snapshot, save_snapshot
 from nodeselect._table import NodeTable
@@ -141,6 +141,7 @@ __all__ = [
     "Explanation",
     "FetchResult",
     "FetchStats",
+    "NodeCount",
     "FetchedNode",
     "GPUNameError",
     "GangReq",

@@ -41,8 +41,8 @@ from nodeselect._exceptions import (
     TransportError,
 )
 from nodeselect._fetch import DEFAULT_MAX_PAGES, FetchPlan, PageRequest, Progress
-from nodeselect._query import NodeQuery
-from nodeselect._result import FetchResult
+from nodeselect._query import NodeQuery, plan_requests
+from nodeselect._result import FetchResult, NodeCount
 from nodeselect._retry import RetryPolicy, parse_retry_after, retry_cause
 
 __all__ = ["API_KEY_ENV", "DEFAULT_BASE_URL", "ENDPOINT", "AsyncClient", "Client", "fetch_nodes"]
@@ -342,12 +342,12 @@ class Client(_Base):
                 if delay > 0 and ctl.stop.wait(delay):
                     raise _StoppedError
 
-    def _run(self, reqs: list[PageRequest], plan: FetchPlan, ctl: _Control) -> None:
+    def _run(self, reqs: list[PageRequest], record: _Record, ctl: _Control) -> None:
         if not reqs:
             return
         if self.concurrency == 1 or len(reqs) == 1:
             for req in reqs:
-                plan.record(req, self._get(req, ctl))
+                record(req, self._get(req, ctl))
             return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="nodeselect")
@@ -359,7 +359,7 @@ class Client(_Base):
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for fut in done:
-                    plan.record(futures[fut], fut.result())
+                    record(futures[fut], fut.result())
         except BaseException:
             ctl.stop.set()
             for fut in pending:
@@ -391,15 +391,59 @@ class Client(_Base):
         plan = FetchPlan(query or NodeQuery(), max_pages=self.max_pages, progress=progress)
         ctl = _Control(self.retry)
         try:
-            self._run(plan.probe_requests(), plan, ctl)
-            self._run(plan.page_requests(), plan, ctl)
-            for scan in plan.repair_scans():
-                while (req := scan.next_request()) is not None:
-                    scan.record(self._get(req, ctl))
-                    plan.note_repair_page()
+            while reqs := plan.next_requests():
+                self._run(reqs, plan.record, ctl)
         except _StoppedError:  # pragma: no cover - only workers raise it, and only after a failure
             raise APIError("the fetch was stopped") from None
         return _finish(plan, ctl, self.base_url, strict)
+
+    def count(self, query: NodeQuery | None = None) -> NodeCount:
+        """How many nodes match ``query``: one ``limit=1`` request per server query, run
+        concurrently and retried like pages.
+
+        The result is an ``int`` (a :class:`~nodeselect.NodeCount`): exact for unions (the
+        branches of a query are disjoint, their totals add up), an *upper bound* when the query
+        asks for several compliance tags (the server counts each tag alone; the smallest count
+        bounds their intersection), which ``NodeCount.exact`` says.
+
+        Raises:
+            APIStatusError: a non-retryable status, at once.
+            RetriesExhaustedError: a request failed every attempt.
+        """
+        if self._closed:
+            raise InputError("this Client is closed; create a new one")
+        reqs, totals = _count_requests(query or NodeQuery())
+        ctl = _Control(self.retry)
+        try:
+            self._run(reqs, lambda r, p: totals.__setitem__(r.index, p.total), ctl)
+        except _StoppedError:  # pragma: no cover
+            raise APIError("the count was stopped") from None
+        return _count_result(query or NodeQuery(), totals)
+
+
+_Record = Callable[[PageRequest, DecodedPage], None]
+
+
+def _count_requests(query: NodeQuery) -> tuple[list[PageRequest], dict[int, int]]:
+    """One ``limit=1`` request per server query (documented forms only: the query's own)."""
+    reqs = [
+        PageRequest(i, 1, (*sq.params, ("limit", "1"), ("page", "1")), sq.facts, "count")
+        for i, sq in enumerate(plan_requests(query))
+    ]
+    return reqs, {}
+
+
+def _count_result(query: NodeQuery, totals: dict[int, int]) -> NodeCount:
+    """Sum the disjoint branches; a branch of several tags is bounded by its smallest count."""
+    branches: dict[int, list[int]] = {}
+    for i, sq in enumerate(plan_requests(query)):
+        branches.setdefault(sq.branch, []).append(totals[i])
+    value, exact = 0, True
+    for counts in branches.values():
+        low = min(counts)
+        value += low
+        exact &= len(counts) == 1 or low == 0
+    return NodeCount(value, exact=exact)
 
 
 def _finish(plan: FetchPlan, ctl: _Control, source: str, strict: bool) -> FetchResult:
@@ -499,12 +543,12 @@ class AsyncClient(_Base):
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    async def _run(self, reqs: list[PageRequest], plan: FetchPlan, ctl: _Control) -> None:
+    async def _run(self, reqs: list[PageRequest], record: _Record, ctl: _Control) -> None:
         if not reqs:
             return
 
         async def one(req: PageRequest) -> None:
-            plan.record(req, await self._get(req, ctl))
+            record(req, await self._get(req, ctl))
 
         try:
             async with asyncio.TaskGroup() as tg:
@@ -525,13 +569,19 @@ class AsyncClient(_Base):
             raise InputError("this AsyncClient is closed; create a new one")
         plan = FetchPlan(query or NodeQuery(), max_pages=self.max_pages, progress=progress)
         ctl = _Control(self.retry)
-        await self._run(plan.probe_requests(), plan, ctl)
-        await self._run(plan.page_requests(), plan, ctl)
-        for scan in plan.repair_scans():
-            while (req := scan.next_request()) is not None:
-                scan.record(await self._get(req, ctl))
-                plan.note_repair_page()
+        while reqs := plan.next_requests():
+            await self._run(reqs, plan.record, ctl)
         return _finish(plan, ctl, self.base_url, strict)
+
+    async def count(self, query: NodeQuery | None = None) -> NodeCount:
+        """How many nodes match ``query``; see :meth:`Client.count`."""
+        if self._closed:
+            raise InputError("this AsyncClient is closed; create a new one")
+        reqs, totals = _count_requests(query or NodeQuery())
+        await self._run(
+            reqs, lambda r, p: totals.__setitem__(r.index, p.total), _Control(self.retry)
+        )
+        return _count_result(query or NodeQuery(), totals)
 
 
 def _first(group: BaseExceptionGroup[Any]) -> BaseException:

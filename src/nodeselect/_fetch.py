@@ -1,20 +1,38 @@
-"""Paging and consistency, without I/O: the logic the sync and async clients share.
+"""Paging without I/O: the plan the sync and async clients share (they only run its requests).
+
+A fetch is a few *rounds*; every round is a batch of independent requests the client runs
+concurrently, and :meth:`FetchPlan.next_requests` decides the next batch from the answers.
+Every request uses only the forms the reference documents: ranges with both ends, timestamps
+like ``2023-11-07T05:31:56Z`` (a fraction only when needed), one value per filter.
 
 For each server query:
 
-1. **Probe**: ``sort=-created_at&limit=1`` learns the total ``T0`` and the newest
-   ``created_at`` ``C``. Every later request is bounded with ``filter[created_at]=…,C``, so
-   nodes inserted during the fetch (they are newer) cannot shift pages: the bounded set can
-   only shrink, and a shrink shows as a smaller ``total``.
-2. **Pages**: pages ``1..ceil(T0/limit)`` with ``sort=created_at``, fetched concurrently by the
-   client. The pass is *consistent* when every page reports ``total == T0``, every page holds
-   the expected number of nodes, and the uuids are ``T0`` distinct ones.
-3. **Repair** (only when the pass was not consistent): a sequential keyset scan - each request
-   asks for ``created_at >= cursor`` (page 1), the cursor being the last ``created_at`` seen -
-   which no deletion or insertion can make skip a node that exists throughout. If a group of
-   equal ``created_at`` values fills a whole page, the scan pages within it; when the server's
-   order among equal values was seen to be unstable, that cannot be proved, and the fetch is
-   reported incomplete.
+1. **Probes** (one round): ``sort=-created_at`` and ``sort=created_at``, page 1 each. They give
+   the total ``T0``, the newest node ``N`` and the oldest node ``O``, and show whether the server
+   sorts at all (each probe page must be ordered, and the two must agree).
+2. **Bound**: ``[L, U]`` with ``U`` = ``N``'s ``created_at`` *rounded up* by one unit of the
+   precision it was written with (``…:02Z`` -> ``…:03Z``, ``….229Z`` -> ``….230Z``): whatever
+   precision the server stores, ``N`` is inside; ``L`` likewise one unit below ``O``. A user's
+   own range end is kept when it is narrower.
+3. **First pass** (one round): pages ``1..ceil(T0/limit)`` of ``[L, U]`` sorted by
+   ``created_at``, plus three counts (the whole query, before ``L``, after ``U``). It is a proof
+   when every page reports the same total ``B``, the pages hold ``B`` distinct uuids, and the
+   counts balance (``whole = before + B + after``: no node outside every range).
+4. **Repair** (only when the pass is not a proof): the range is split into *parts*, each proved
+   on its own by one consistent answer: a part whose ``total`` fits one page is proved by that
+   page alone (one response is one snapshot). Parts too big are split again: by time at the
+   ``created_at`` values seen (windows ``[a, b-1µs]``, ``[b, …]``, contiguous), and a single
+   instant shared by more nodes than a page holds (bulk registration) by another documented
+   filter (status, then a ``last_seen_at`` window, then continent), accepted only when the
+   parts' counts add up to the whole's (a partition, proved). A part that cannot be split is
+   re-read until the union of its pages reaches its count. A request budget bounds it all.
+5. **Verdict**: ``complete`` only when the whole range is covered by proved parts, the probe
+   nodes were returned (or are proved gone), nothing lies outside every range, and every node
+   returned satisfies its request's checkable filters (uuid, name, operator, the ranges).
+
+Nodes found through a split carry the facts of their *server query* only: a status split
+proves a status, but the node table must not depend on the path a node took, so nothing is
+added.
 
 Results of the server queries are intersected by uuid within a branch (compliance tags, all
 of) and unioned across branches; facts proved for one node by several queries are merged.
@@ -22,24 +40,97 @@ of) and unioned across branches; facts proved for one node by several queries ar
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import attrs
 
 from nodeselect._decode import DecodedPage
-from nodeselect._facts import ProvedFacts
-from nodeselect._query import NodeQuery, ServerQuery, plan_requests
+from nodeselect._facts import CONTINENTS, STATUSES, ProvedFacts
+from nodeselect._query import (
+    OPEN_END,
+    OPEN_START,
+    NodeQuery,
+    ServerQuery,
+    format_bound,
+    plan_requests,
+)
 from nodeselect._result import FetchedNode, FetchResult, FetchStats, Rejected
 
-__all__ = ["DEFAULT_MAX_PAGES", "FetchPlan", "KeysetScan", "PageRequest", "Progress"]
+__all__ = ["DEFAULT_MAX_PAGES", "DEFAULT_REPAIR_BUDGET", "FetchPlan", "PageRequest", "Progress"]
 
 #: The most page requests (first pass, all server queries) one fetch may make by default.
 DEFAULT_MAX_PAGES = 10_000
+#: Repair requests one fetch may make at least (the budget is this or 3x the first pass).
+DEFAULT_REPAIR_BUDGET = 2_000
 
 Progress = Callable[[int, int], None]
 Params = tuple[tuple[str, str], ...]
+
+_DAY_US: Final = 86_400 * 1_000_000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_TS: Final = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?([Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
+)
+_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_MAX_REREADS: Final = 8
+_MAX_DEPTH: Final = 80
+_FILL: Final = 0.8  # aim split parts at 80 % of a page
+
+
+def _stamp(text: str | None) -> tuple[int, int] | None:
+    """``(µs since the epoch, floored; one unit of the written precision in µs)`` or None."""
+    if not isinstance(text, str):
+        return None
+    m = _TS.fullmatch(text.strip())
+    if m is None:
+        return None
+    y, mo, d, h, mi = (int(g) for g in m.group(1, 2, 3, 4, 5))
+    sec = int(m.group(6) or 0)
+    frac = m.group(7) or ""
+    zone = m.group(8).upper()
+    try:
+        dt = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
+    except ValueError:
+        return None
+    us = (dt - _EPOCH) // timedelta(microseconds=1) + int((frac + "000000")[:6] or 0)
+    if zone != "Z":
+        sign = -1 if zone[0] == "+" else 1
+        us += sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * 1_000_000
+    if m.group(6) is None:
+        return us, 60_000_000
+    return us, 10 ** (6 - len(frac)) if len(frac) < 6 else 1
+
+
+def _bound_us(text: str) -> tuple[int, bool] | None:
+    """A range end as µs, and whether it is a plain date (a server may read it as a day)."""
+    text = text.strip()
+    if _DATE.fullmatch(text):
+        try:
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        return (day - _EPOCH) // timedelta(microseconds=1), True
+    st = _stamp(text)
+    return None if st is None else (st[0], False)
+
+
+def _fmt(us: int) -> str:
+    """µs since the epoch in the reference's form, with the shortest exact fraction."""
+    return format_bound(_EPOCH + timedelta(microseconds=us))
+
+
+def _range_of(params: Params, key: str) -> tuple[str, str] | None:
+    for k, v in params:
+        if k == key:
+            a, _, b = v.partition(",")
+            return a, b
+    return None
 
 
 @attrs.frozen
@@ -51,7 +142,11 @@ class PageRequest:
         page: the page number (1-based).
         params: every query parameter, in order.
         facts: what the returned nodes are proved to be.
-        kind: ``"probe"``, ``"page"`` or ``"repair"``.
+        kind: ``"probe_new"``, ``"probe_old"``, ``"part"``, ``"recount"``, ``"gap"`` or
+            ``"lookup"``.
+        part: the part of the range it reads (``-1`` for probes, counts and lookups).
+        tag: what a count is for (``"whole"``, ``"before"``, ``"after"``, ``"bound"``) or the
+            uuid a lookup looks for.
     """
 
     index: int
@@ -59,210 +154,709 @@ class PageRequest:
     params: Params
     facts: ProvedFacts
     kind: str
+    part: int = -1
+    tag: str = ""
 
 
-def _parse_ts(text: str) -> datetime | None:
-    try:
-        dt = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+class _Part:
+    """A piece of one server query's bounded range, proved on its own."""
+
+    def __init__(  # noqa: PLR0917 - private, built in two places
+        self,
+        pid: int,
+        lo: int | None,
+        hi: int | None,
+        lo_text: str,
+        hi_text: str,
+        extra: Params,
+        dims: tuple[str, ...],
+        parent: int,
+        depth: int,
+    ) -> None:
+        self.pid = pid
+        self.lo, self.hi, self.lo_text, self.hi_text = lo, hi, lo_text, hi_text
+        self.extra = extra
+        self.dims = dims
+        self.parent = parent
+        self.depth = depth
+        self.state = "count"  # count | pages | reread | split | wait | proved | failed | dropped
+        self.expected_pages = 1
+        self.read: dict[int, tuple[int, list[str], int]] = {}  # page -> (total, uuids, anon)
+        self.union: set[str] = set()
+        self.reads = 0
+        self.total: int | None = None
+        self.seen_created: list[int] = []
+        self.seen_last: list[int] = []
+        self.children: list[int] = []
+        self.split_kind = ""
+        self.recount: int | None = None
+        self.reason = ""
+
+    def describe(self) -> str:
+        where = f"created_at={self.lo_text},{self.hi_text}"
+        return "&".join([where, *(f"{k}={v}" for k, v in self.extra)])
 
 
-def _created_range(sq: ServerQuery) -> tuple[str, str]:
-    for key, value in sq.params:
-        if key == "filter[created_at]":
-            start, _, end = value.partition(",")
-            return start, end
-    return "", ""
-
-
-def _params(sq: ServerQuery, created: tuple[str, str] | None, extra: Params) -> Params:
-    base = [(k, v) for k, v in sq.params if not (created is not None and k == "filter[created_at]")]
-    if created is not None:
-        base.append(("filter[created_at]", f"{created[0]},{created[1]}"))
-    return (*sorted(base), *extra)
-
-
-class _State:
+class _Query:
     """What one server query has seen so far."""
 
-    def __init__(self, sq: ServerQuery) -> None:
+    def __init__(self, sq: ServerQuery, limit: int) -> None:
         self.sq = sq
+        self.limit = limit
         self.total0: int | None = None
-        self.newest: str | None = None
-        self.totals: list[int] = []
-        self.page_uuids: dict[int, list[str]] = {}
+        self.probes: dict[str, DecodedPage] = {}
         self.nodes: dict[str, FetchedNode] = {}
         self.rejected: dict[str, Rejected] = {}
         self.anonymous_rejected: list[Rejected] = []
-        self.duplicates = 0
+        self.parts: list[_Part] = []
+        self.lo: int | None = None
+        self.hi: int | None = None
+        self.lo_text = ""
+        self.hi_text = ""
+        self.user_range: tuple[str, str] | None = _range_of(sq.params, "filter[created_at]")
+        self.issues: list[str] = []
+        self.unproved = False  # something makes a proof impossible
+        self.broken = False  # the server's answers cannot be trusted: stop asking
         self.pages_needed = 0
         self.capped = False
-        self.repair: KeysetScan | None = None
+        self.first_totals: list[int] = []
+        self.first_pages: dict[int, list[tuple[str, int | None]]] = {}
+        self.gaps: dict[str, int] = {}
+        self.gap_rounds = 0
+        self.gap_ok: bool | None = None
+        self.lookups: dict[str, int] = {}
+        self.bounded_seen: set[str] = set()
+        self.residuals: list[tuple[int, int]] = []
+        self.drift = False
+        self.unstable = False
+        self.repeats = False
 
-    def add(self, page: DecodedPage) -> None:
-        for node in page.nodes:
-            if node.uuid in self.nodes:
-                self.duplicates += 1
-            self.nodes[node.uuid] = node
-        for rej in page.rejected:
-            if rej.uuid is None:
-                self.anonymous_rejected.append(rej)
-            else:
-                self.rejected[rej.uuid] = rej
+    def where(self) -> str:
+        return self.sq.describe()
 
-
-class KeysetScan:
-    """The repair scan of one server query: ``created_at >= cursor``, one page at a time."""
-
-    def __init__(self, state: _State, limit: int) -> None:
-        self._state = state
-        self._limit = limit
-        self._start, end = _created_range(state.sq)
-        self._end = state.newest if state.newest is not None else end
-        self._cursor: str | None = None
-        self._page = 1
-        self.done = False
-        self.tie_paging = False
-        self.requests = 0
-
-    def next_request(self) -> PageRequest | None:
-        """The next request, or ``None`` when the scan is over."""
-        if self.done:
-            return None
-        start = self._start
-        if self._cursor is not None:
-            c, s = _parse_ts(self._cursor), _parse_ts(self._start) if self._start else None
-            start = self._cursor if s is None or (c is not None and c >= s) else self._start
-        sq = self._state.sq
-        extra = (("sort", "created_at"), ("limit", str(self._limit)), ("page", str(self._page)))
-        params = _params(sq, (start, self._end or ""), extra)
-        return PageRequest(sq.branch, self._page, params, sq.facts, "repair")
-
-    def record(self, page: DecodedPage) -> None:
-        """Take the answer to :meth:`next_request`."""
-        self.requests += 1
-        self._state.add(page)
-        stamps = [n.lean.created_at for n in page.nodes if n.lean.created_at is not None]
-        if len(page.uuids) < self._limit or not stamps:
-            self.done = len(page.uuids) < self._limit
-            if not self.done:  # a full page without readable timestamps: page on
-                self._page += 1
-                self.tie_paging = True
-            return
-        last = stamps[-1]
-        if last == self._cursor and stamps[0] == self._cursor:
-            self._page += 1  # a group of equal created_at values fills the page
-            self.tie_paging = True
-        else:
-            self._cursor = last
-            self._page = 1
+    def flag(self, text: str, *, broken: bool = False) -> None:
+        self.unproved = True
+        self.broken |= broken
+        if text not in self.issues:
+            self.issues.append(text)
 
 
 class FetchPlan:
-    """The sans-I/O state of one fetch. The client asks for requests, runs them, records pages.
+    """The sans-I/O state of one fetch.
 
-    Order of use: :meth:`probe_requests`, :meth:`page_requests`, then for each of
-    :meth:`repair_scans` run its requests one by one, then :meth:`finish`.
+    Use: ``while reqs := plan.next_requests(): run every request, plan.record(req, page)``,
+    then :meth:`finish`. Every batch's requests are independent and may run concurrently;
+    :meth:`next_requests` must be called only after every request of the last batch was
+    recorded.
     """
 
     def __init__(
-        self, query: NodeQuery, *, max_pages: int = DEFAULT_MAX_PAGES, progress: Progress | None
+        self,
+        query: NodeQuery,
+        *,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        progress: Progress | None = None,
+        repair_budget: int | None = None,
     ) -> None:
         self.query = query
         self.server_queries = plan_requests(query)
         self.max_pages = max_pages
-        self._states = [_State(sq) for sq in self.server_queries]
+        self.limit = query.limit
+        self._qs = [_Query(sq, query.limit) for sq in self.server_queries]
         self._progress = progress
         self.pages_done = 0
-        self.pages_total = len(self._states)
+        self.pages_total = 0
         self.fetched_at = datetime.now(UTC)
-        self._scans: list[KeysetScan] = []
+        self._stage = "start"
+        self._repair_budget = repair_budget
+        self.repair_requests = 0
+        self.first_pass_requests = 0
+        self.budget_spent = False
+
+    # -- progress -------------------------------------------------------------------------
 
     def _tick(self) -> None:
         self.pages_done += 1
         if self._progress is not None:
             self._progress(self.pages_done, max(self.pages_total, self.pages_done))
 
-    def probe_requests(self) -> list[PageRequest]:
-        """One request per server query: the total and the newest ``created_at``."""
+    # -- request building -----------------------------------------------------------------
+
+    def _params(
+        self, q: _Query, created: tuple[str, str] | None, extra: Params, tail: Params
+    ) -> Params:
+        drop = {k for k, _ in extra}
+        if created is not None:
+            drop.add("filter[created_at]")
+        base = [(k, v) for k, v in q.sq.params if k not in drop]
+        if created is not None:
+            base.append(("filter[created_at]", f"{created[0]},{created[1]}"))
+        base.extend(extra)
+        return (*sorted(base), *tail)
+
+    def _tail(self, page: int, limit: int | None = None, sort: str | None = "created_at") -> Params:
+        lim = self.limit if limit is None else limit
+        head: Params = (("sort", sort),) if sort is not None else ()
+        return (*head, ("limit", str(lim)), ("page", str(page)))
+
+    def _part_request(self, i: int, part: _Part, page: int) -> PageRequest:
+        created = None if part.lo is None else (part.lo_text, part.hi_text)
+        params = self._params(self._qs[i], created, part.extra, self._tail(page))
+        return PageRequest(i, page, params, self._qs[i].sq.facts, "part", part.pid)
+
+    def _count_request(self, i: int, created: tuple[str, str] | None, tag: str) -> PageRequest:
+        params = self._params(self._qs[i], created, (), self._tail(1, 1, None))
+        return PageRequest(i, 1, params, self._qs[i].sq.facts, "gap", -1, tag)
+
+    # -- the rounds -----------------------------------------------------------------------
+
+    def next_requests(self) -> list[PageRequest]:
+        """The next batch of independent requests; empty when the fetch is over."""
+        if self._stage == "start":
+            self._stage = "probe"
+            out = []
+            for i, q in enumerate(self._qs):
+                params = self._params(q, None, (), self._tail(1, sort="-created_at"))
+                out.append(PageRequest(i, 1, params, q.sq.facts, "probe_new"))
+            return self._issue(out)
+        if self._stage == "probe":
+            self._stage = "repair"
+            out = self._first_pass()
+            self.first_pass_requests = len(out)
+            return self._issue(out)
         out = []
-        for i, st in enumerate(self._states):
-            extra = (("sort", "-created_at"), ("limit", "1"), ("page", "1"))
-            out.append(PageRequest(i, 1, _params(st.sq, None, extra), st.sq.facts, "probe"))
-        return out
+        for i, q in enumerate(self._qs):
+            if not q.broken:
+                out.extend(self._advance(i, q))
+        budget = self._budget()
+        if out and self.repair_requests + len(out) > budget:
+            self.budget_spent = True
+            out = []
+        if out:
+            self.repair_requests += len(out)
+            return self._issue(out)
+        if self._stage == "repair":
+            self._stage = "lookup"
+            out = self._lookups()
+            return self._issue(out)
+        return []
 
-    def record(self, req: PageRequest, page: DecodedPage) -> None:
-        """Take the answer to ``req`` (probe or page)."""
-        st = self._states[req.index]
-        self._tick()
-        if req.kind == "probe":
-            st.total0 = page.total
-            st.newest = page.nodes[0].lean.created_at if page.nodes else None
-            return
-        st.totals.append(page.total)
-        st.page_uuids[req.page] = page.uuids
-        st.add(page)
+    def _issue(self, reqs: list[PageRequest]) -> list[PageRequest]:
+        self.pages_total += len(reqs)
+        return reqs
 
-    def page_requests(self) -> list[PageRequest]:
-        """Every page of the first pass, bounded by the newest ``created_at`` of the probe."""
+    def _budget(self) -> int:
+        if self._repair_budget is not None:
+            return self._repair_budget
+        return max(DEFAULT_REPAIR_BUDGET, 3 * self.first_pass_requests)
+
+    def _first_pass(self) -> list[PageRequest]:
         out: list[PageRequest] = []
         budget = self.max_pages
-        limit = self.query.limit
-        for i, st in enumerate(self._states):
-            total = st.total0 or 0
-            if total == 0:
+        for i, q in enumerate(self._qs):
+            new = q.probes.get("probe_new")
+            if new is None:  # pragma: no cover - the client records every answer
                 continue
-            needed = math.ceil(total / limit)
-            st.pages_needed = needed
+            q.total0 = new.total
+            self._check_probe(q, new)
+            if q.total0 == 0:
+                continue
+            root = self._root(q, new)
+            needed = math.ceil(q.total0 / self.limit)
+            q.pages_needed = needed
             take = min(needed, max(budget, 0))
             if take < needed:
-                st.capped = True
+                q.capped = True
+                q.flag(
+                    f"{q.where()}: {needed} pages needed but the page cap is {self.max_pages}; "
+                    "raise max_pages or narrow the query"
+                )
             budget -= take
-            start, end = _created_range(st.sq)
-            bound = (start, st.newest) if st.newest is not None else None
-            if bound is None and (start or end):
-                bound = (start, end)
-            for p in range(1, take + 1):
-                extra = (("sort", "created_at"), ("limit", str(limit)), ("page", str(p)))
-                out.append(PageRequest(i, p, _params(st.sq, bound, extra), st.sq.facts, "page"))
-        self.pages_total += len(out)
+            root.state = "pages"
+            root.expected_pages = take
+            out.extend(self._part_request(i, root, p) for p in range(1, take + 1))
+            if root.lo is not None and not q.capped:
+                out.extend(self._gap_requests(i, q))
         return out
 
-    def _verdict(self, st: _State) -> tuple[bool, bool, bool]:
-        """(consistent, drift, order_unstable) of one query's first pass."""
-        total = st.total0 or 0
-        if total == 0:
-            return True, False, False
-        limit = self.query.limit
-        drift = any(t != total for t in st.totals)
-        ok = not drift and st.duplicates == 0
-        seen: set[str] = set()
-        for p in range(1, st.pages_needed + 1):
-            uuids = st.page_uuids.get(p, [])
-            if len(uuids) != min(limit, total - (p - 1) * limit):
-                ok = False
-            seen.update(uuids)
-        if len(seen) + len(st.anonymous_rejected) != total:
-            ok = False
-        unstable = not ok and not drift and st.duplicates > 0
-        return ok, not ok and not unstable, unstable
+    def _gap_requests(self, i: int, q: _Query) -> list[PageRequest]:
+        """Counts that must balance with the bound's total: the whole query, before, after."""
+        assert q.lo is not None
+        assert q.hi is not None
+        start, end = q.user_range if q.user_range is not None else (OPEN_START, OPEN_END)
+        out = [self._count_request(i, None, "whole")]
+        s = _bound_us(start)
+        e = _bound_us(end)
+        if q.lo_text != start and (s is None or s[0] < q.lo):
+            out.append(self._count_request(i, (start, _fmt(q.lo - 1)), "before"))
+        if q.hi_text != end and (e is None or e[0] > q.hi):
+            out.append(self._count_request(i, (_fmt(q.hi + 1), end), "after"))
+        if q.gap_rounds > 0:
+            out.append(self._count_request(i, (q.lo_text, q.hi_text), "bound"))
+        q.gap_rounds += 1
+        q.gaps = {}
+        return out
 
-    def repair_scans(self) -> list[KeysetScan]:
-        """Keyset scans for the server queries whose first pass was not consistent."""
-        for st in self._states:
-            if st.capped or (st.total0 or 0) == 0:
-                continue
-            if not self._verdict(st)[0]:
-                st.repair = KeysetScan(st, self.query.limit)
-                self._scans.append(st.repair)
-        return list(self._scans)
+    def _check_probe(self, q: _Query, new: DecodedPage) -> None:
+        """The probe page must be sorted newest first, as asked."""
+        a = [st[0] for n in new.nodes if (st := _stamp(n.lean.created_at)) is not None]
+        if any(x < y for x, y in itertools.pairwise(a)):
+            q.flag(
+                f"{q.where()}: the server did not sort by created_at as asked (the probe page "
+                "with sort=-created_at is not newest first): the newest node, and so the bound, "
+                "cannot be proved"
+            )
 
-    def note_repair_page(self) -> None:
-        """Count a repair page for progress."""
-        self.pages_total += 1
+    def _root(self, q: _Query, new: DecodedPage) -> _Part:
+        """The bound ``[L, U]``: the query's own start (or :data:`OPEN_START`), and the newest
+        node's ``created_at`` rounded up by one unit of its written precision (or the query's
+        own end when that is narrower)."""
+        dims = tuple(
+            d
+            for d, key in (
+                ("status", "filter[status]"),
+                ("last_seen", "filter[last_seen_at]"),
+                ("continent", "filter[continent_code]"),
+            )
+            if all(k != key for k, _ in q.sq.params)
+        )
+        newest = _stamp(new.nodes[0].lean.created_at) if new.nodes else None
+        if newest is None:
+            q.flag(
+                f"{q.where()}: the probe's newest node has no readable created_at, so no "
+                "created_at range can be proved to hold every node; fetched unbounded"
+            )
+            root = _Part(0, None, None, "", "", (), (), -1, 0)
+            q.parts.append(root)
+            return root
+        start, end = q.user_range if q.user_range is not None else (OPEN_START, OPEN_END)
+        s, e = _bound_us(start), _bound_us(end)
+        lo, lo_text = (s[0] if s is not None else 0), start
+        hi = newest[0] + newest[1]
+        hi_text = _fmt(hi)
+        if e is not None and e[0] <= hi:
+            hi, hi_text = e[0] + (_DAY_US - 1 if e[1] else 0), end
+        hi = max(hi, lo)
+        q.lo, q.hi, q.lo_text, q.hi_text = lo, hi, lo_text, hi_text
+        root = _Part(0, lo, hi, lo_text, hi_text, (), dims, -1, 0)
+        q.parts.append(root)
+        return root
+
+    # -- recording ------------------------------------------------------------------------
+
+    def record(self, req: PageRequest, page: DecodedPage) -> None:
+        """Take the answer to ``req``."""
+        q = self._qs[req.index]
         self._tick()
+        if req.kind == "probe_new":
+            q.probes[req.kind] = page
+            self._keep(q, page, None, req)
+            return
+        if req.kind == "gap":
+            q.gaps[req.tag] = page.total
+            return
+        if req.kind == "lookup":
+            q.lookups[req.tag] = page.total
+            self._keep(q, page, None, req)
+            return
+        part = q.parts[req.part]
+        if req.kind == "recount":
+            part.recount = page.total
+            return
+        items = self._keep(q, page, part, req)
+        part.read[req.page] = (
+            page.total,
+            page.uuids,
+            len(page.rejected) - sum(1 for r in page.rejected if r.uuid is not None),
+        )
+        part.union.update(page.uuids)
+        q.bounded_seen.update(page.uuids)
+        if part.pid == 0 and part.reads == 0:
+            q.first_totals.append(page.total)
+            q.first_pages[req.page] = items
+
+    def _keep(
+        self, q: _Query, page: DecodedPage, part: _Part | None, req: PageRequest
+    ) -> list[tuple[str, int | None]]:
+        """Check every node against the request, keep the good ones; (uuid, created µs)."""
+        if len(set(page.uuids)) != len(page.uuids):
+            dup = next(u for u in page.uuids if page.uuids.count(u) > 1)
+            q.repeats = True
+            q.flag(
+                f"{q.where()}: the server returned uuid {dup} more than once in one response "
+                "(it repeats nodes): the total cannot be trusted",
+                broken=True,
+            )
+        checks = dict(req.params)
+        window = _range_of(req.params, "filter[created_at]")
+        seen = _range_of(req.params, "filter[last_seen_at]")
+        out: list[tuple[str, int | None]] = []
+        for node in page.nodes:
+            lean = node.lean
+            st = _stamp(lean.created_at)
+            bad = self._violation(lean, st, checks, window, seen)
+            if bad is not None:
+                q.flag(
+                    f"{q.where()}: the server returned node {node.uuid} whose {bad} does not "
+                    "match the request: its answers cannot be trusted",
+                    broken=True,
+                )
+                continue
+            out.append((node.uuid, None if st is None else st[0]))
+            if part is not None:
+                if st is not None:
+                    part.seen_created.append(st[0])
+                ls = _stamp(lean.last_seen_at)
+                if ls is not None:
+                    part.seen_last.append(ls[0])
+            prev = q.nodes.get(node.uuid)
+            q.nodes[node.uuid] = (
+                node
+                if prev is None
+                else FetchedNode(node.uuid, node.lean, node.raw, prev.facts.merge(node.facts))
+            )
+        for rej in page.rejected:
+            if rej.uuid is None:
+                if part is not None and part.pid == 0 and part.reads == 0:
+                    q.anonymous_rejected.append(rej)
+            else:
+                q.rejected[rej.uuid] = rej
+        return out
+
+    @staticmethod
+    def _violation(
+        lean: object,
+        st: tuple[int, int] | None,
+        checks: dict[str, str],
+        window: tuple[str, str] | None,
+        seen: tuple[str, str] | None,
+    ) -> str | None:
+        """The name of a checkable filter the node fails, or None."""
+        for key, attr in (
+            ("filter[uuid]", "uuid"),
+            ("filter[name]", "name"),
+            ("filter[operator_account_uuid]", "operator_account_uuid"),
+        ):
+            want = checks.get(key)
+            have = getattr(lean, attr, None)
+            if want is not None and have is not None and have != want:
+                return f"{attr} {have!r}"
+        for rng, value, name in (
+            (window, st, "created_at"),
+            (seen, _stamp(getattr(lean, "last_seen_at", None)), "last_seen_at"),
+        ):
+            if rng is None:
+                continue
+            if value is None:
+                return f"{name} (missing)"
+            a, b = _bound_us(rng[0]), _bound_us(rng[1])
+            us, unit = value
+            if a is not None and us + unit <= a[0]:
+                return f"{name} {_fmt(us)}"
+            if b is not None and us - unit > b[0] + (_DAY_US if b[1] else 0):
+                return f"{name} {_fmt(us)}"
+        return None
+
+    # -- judging parts --------------------------------------------------------------------
+
+    def _advance(self, i: int, q: _Query) -> list[PageRequest]:
+        out: list[PageRequest] = []
+        if q.gap_ok is None and q.gaps and q.parts:
+            self._judge_gaps(q)
+            if q.gap_ok is False:
+                out.extend(self._gap_requests(i, q))
+                q.gap_ok = None
+        for part in list(q.parts):
+            out.extend(self._step(i, q, part))
+        return out
+
+    def _judge_gaps(self, q: _Query) -> None:
+        """Nothing may match the query outside every created_at range (e.g. a node without
+        created_at, or older than the oldest probe). Under drift the counts of one round can
+        disagree by chance, so only a residual seen the same in three rounds is reported."""
+        root = q.parts[0]
+        bound = q.gaps.get("bound")
+        if bound is None:
+            totals = {t for t, _, _ in root.read.values()}
+            bound = totals.pop() if len(totals) == 1 else -1
+        whole = q.gaps.get("whole", 0)
+        before, after = q.gaps.get("before", 0), q.gaps.get("after", 0)
+        residual = whole - before - bound - after
+        if bound >= 0 and residual == 0 and before == 0:
+            q.gap_ok = True
+            return
+        q.gap_ok = False
+        q.residuals.append((residual, before))
+        if q.gap_rounds < 3:
+            return
+        q.gap_ok = True  # judged: stop re-counting
+        if len(set(q.residuals)) != 1 or bound < 0:
+            return  # the counts moved between rounds: drift, not a fixed hole
+        if before:
+            q.flag(
+                f"{q.where()}: {before} nodes are older than the bound's start {q.lo_text} "
+                "(older than the oldest node the sort=created_at probe returned): not fetched"
+            )
+        if residual > 0:
+            q.flag(
+                f"{q.where()}: {whole} nodes match but the created_at ranges hold "
+                f"{whole - residual}; {residual} match no range (no created_at?) and were "
+                "not fetched"
+            )
+
+    def _step(self, i: int, q: _Query, part: _Part) -> list[PageRequest]:
+        if part.state in ("proved", "failed", "dropped", "split"):
+            if part.state == "split" and part.split_kind == "filter-wait":
+                return self._judge_filter_split(i, q, part)
+            return []
+        if part.parent >= 0 and q.parts[part.parent].split_kind == "filter-wait":
+            return []  # wait for the parent's partition check
+        if not part.read:
+            return []
+        total = max(t for t, _, _ in part.read.values())
+        part.total = total
+        if part.state == "count":
+            if total <= self.limit:
+                if self._consistent(part, total):
+                    part.state = "proved"
+                    return []
+                return self._reread(i, q, part, total)
+            part.state = "pages"
+            part.expected_pages = math.ceil(total / self.limit)
+            return [self._part_request(i, part, p) for p in range(2, part.expected_pages + 1)]
+        if part.state in ("pages", "reread"):
+            if self._consistent(part, total):
+                part.state = "proved"
+                return []
+            if part.pid == 0 and part.reads == 0:
+                self._diagnose_first_pass(q, part)
+            if part.state == "reread":
+                return self._reread(i, q, part, total)
+            return self._split(i, q, part, total)
+        return []  # pragma: no cover
+
+    def _consistent(self, part: _Part, total: int) -> bool:
+        """Is the part proved? One read: every page present with the same total and the read
+        holds that many distinct uuids. A re-read: the latest read agrees on the total, and the
+        union of every read holds exactly that many."""
+        pages = math.ceil(total / self.limit) if total else 1
+        if any(t != total for t, _, _ in part.read.values()):
+            return False
+        uuids: set[str] = set()
+        anon = 0
+        for p in range(1, pages + 1):
+            got = part.read.get(p)
+            if got is None:
+                return False
+            uuids.update(got[1])
+            anon += got[2]
+        if part.state == "reread":
+            return len(part.union) + anon == total
+        return len(uuids) + anon == total
+
+    def _reread(self, i: int, q: _Query, part: _Part, total: int) -> list[PageRequest]:
+        if part.reads >= _MAX_REREADS:
+            part.state = "failed"
+            part.reason = f"{_MAX_REREADS} reads did not reach its count of {total}"
+            return []
+        part.reads += 1
+        part.state = "reread"
+        part.read = {}
+        pages = max(1, math.ceil(total / self.limit))
+        return [self._part_request(i, part, p) for p in range(1, pages + 1)]
+
+    def _diagnose_first_pass(self, q: _Query, part: _Part) -> None:
+        """Say truly why the first pass is not a proof (drift, unstable ties, repeats)."""
+        totals = set(q.first_totals)
+        if len(totals) > 1 or (q.total0 is not None and totals != {q.total0}):
+            q.drift = True
+            q.issues.append(
+                f"{q.where()}: the matching set changed during the fetch (totals {q.total0} -> "
+                f"{sorted(totals)}); the range was re-read in parts"
+            )
+            return
+        where: dict[str, list[int]] = {}
+        for p, items in q.first_pages.items():
+            for u, _ in items:
+                where.setdefault(u, []).append(p)
+        stamps = {u: c for items in q.first_pages.values() for u, c in items}
+        repeated = [u for u, ps in where.items() if len(ps) > 1]
+        if not repeated:
+            return
+        explained = True
+        for u in repeated:
+            c = stamps.get(u)
+            pages = sorted(where[u])
+            lo_page, hi_page = pages[0], pages[-1]
+            last = q.first_pages[lo_page][-1][1] if q.first_pages[lo_page] else None
+            first = q.first_pages[hi_page][0][1] if q.first_pages[hi_page] else None
+            if c is None or last != c or first != c:
+                explained = False
+        if explained:
+            q.unstable = True
+            q.issues.append(
+                f"{q.where()}: pages overlapped among equal created_at values while the total "
+                "held still: the server's order among them is unstable; re-read in parts"
+            )
+        else:
+            q.repeats = True
+            q.flag(
+                f"{q.where()}: every page reported total {totals.pop()}, but "
+                f"{len(repeated)} uuids came back on more than one page without sharing "
+                f"created_at with a page boundary, {len(where)} distinct in all: the server "
+                "repeats nodes (not an order problem among equal created_at values)"
+            )
+
+    def _split(self, i: int, q: _Query, part: _Part, total: int) -> list[PageRequest]:
+        if part.depth >= _MAX_DEPTH:
+            part.state = "failed"
+            part.reason = "split too deep"
+            return []
+        if part.lo is not None and part.hi is not None and part.lo < part.hi:
+            return self._time_split(i, q, part, total)
+        if part.lo is None:
+            return self._reread(i, q, part, total)
+        return self._filter_split(i, q, part, total)
+
+    def _child(  # noqa: PLR0917 - private
+        self, q: _Query, part: _Part, lo: int, hi: int, lo_t: str, hi_t: str, extra: Params,
+        dims: tuple[str, ...],
+    ) -> _Part:  # fmt: skip
+        child = _Part(len(q.parts), lo, hi, lo_t, hi_t, extra, dims, part.pid, part.depth + 1)
+        q.parts.append(child)
+        part.children.append(child.pid)
+        return child
+
+    def _time_split(self, i: int, q: _Query, part: _Part, total: int) -> list[PageRequest]:
+        assert part.lo is not None
+        assert part.hi is not None
+        lo, hi = part.lo, part.hi
+        inside = sorted(v for v in part.seen_created if lo <= v <= hi)
+        k = max(2, math.ceil(total / (self.limit * _FILL)))
+        cuts: list[int] = []
+        for j in range(1, k):
+            if inside:
+                c = inside[min(len(inside) - 1, j * len(inside) // k)]
+                if lo < c <= hi and (not cuts or c > cuts[-1]):
+                    cuts.append(c)
+        if not cuts:
+            cuts = [lo + 1] if lo in inside else [(lo + hi + 1) // 2]
+        edges = [lo, *cuts]
+        out = []
+        part.state = "split"
+        part.split_kind = "time"
+        for j, a in enumerate(edges):
+            b = edges[j + 1] - 1 if j + 1 < len(edges) else hi
+            a_t = part.lo_text if j == 0 else _fmt(a)
+            b_t = part.hi_text if j + 1 == len(edges) else _fmt(b)
+            child = self._child(q, part, a, b, a_t, b_t, part.extra, part.dims)
+            out.append(self._part_request(i, child, 1))
+        return out
+
+    def _filter_split(self, i: int, q: _Query, part: _Part, total: int) -> list[PageRequest]:
+        """Split one instant shared by more nodes than a page holds by another filter."""
+        dims = list(part.dims)
+        while dims:
+            dim = dims.pop(0)
+            options: list[Params] = []
+            if dim == "status":
+                options = [(("filter[status]", s),) for s in STATUSES]
+            elif dim == "continent":
+                options = [(("filter[continent_code]", c),) for c in CONTINENTS]
+            elif dim == "last_seen":
+                values = sorted(part.seen_last)
+                k = max(2, math.ceil(total / (self.limit * _FILL)))
+                cuts: list[int] = []
+                for j in range(1, k):
+                    if values:
+                        c = values[min(len(values) - 1, j * len(values) // k)]
+                        if not cuts or c > cuts[-1]:
+                            cuts.append(c)
+                if cuts and cuts[0] == values[0]:
+                    cuts = cuts[1:]
+                if not cuts:
+                    continue
+                edges = [None, *cuts]
+                for j, a in enumerate(edges):
+                    a_t = OPEN_START if a is None else _fmt(a)
+                    b_t = OPEN_END if j + 1 == len(edges) else _fmt(cuts[j] - 1)
+                    options.append((("filter[last_seen_at]", f"{a_t},{b_t}"),))
+            part.dims = tuple(dims)
+            part.state = "split"
+            part.split_kind = "filter-wait"
+            part.recount = None
+            part.children = []
+            out = [
+                PageRequest(
+                    i, 1, self._params(q, (part.lo_text, part.hi_text), part.extra,
+                                       self._tail(1, 1, None)),
+                    q.sq.facts, "recount", part.pid,
+                )
+            ]  # fmt: skip
+            for extra in options:
+                child = self._child(
+                    q,
+                    part,
+                    part.lo or 0,
+                    part.hi or 0,
+                    part.lo_text,
+                    part.hi_text,
+                    (*part.extra, *extra),
+                    tuple(dims),
+                )
+                out.append(self._part_request(i, child, 1))
+            return out
+        return self._reread(i, q, part, total)
+
+    def _judge_filter_split(self, i: int, q: _Query, part: _Part) -> list[PageRequest]:
+        children = [q.parts[c] for c in part.children]
+        counts = [max((t for t, _, _ in c.read.values()), default=-1) for c in children]
+        if part.recount is not None and min(counts, default=0) >= 0 and sum(counts) == part.recount:
+            part.split_kind = "filter"  # a proved partition: the children go on (stepped next)
+            return []
+        for c in children:
+            c.state = "dropped"
+        part.split_kind = ""
+        part.state = "pages"
+        total = part.recount if part.recount is not None else (part.total or 0)
+        if part.dims:
+            return self._filter_split(i, q, part, total)
+        return self._reread(i, q, part, total)
+
+    def _proved(self, q: _Query, part: _Part) -> bool:
+        if part.state == "proved":
+            return True
+        if part.state == "split" and part.split_kind in ("time", "filter"):
+            return all(self._proved(q, q.parts[c]) for c in part.children)
+        return False
+
+    def _unproved_parts(self, q: _Query, part: _Part) -> list[_Part]:
+        if part.state == "proved":
+            return []
+        if part.state == "split" and part.split_kind in ("time", "filter"):
+            return [p for c in part.children for p in self._unproved_parts(q, q.parts[c])]
+        return [part]
+
+    # -- the end --------------------------------------------------------------------------
+
+    def _lookups(self) -> list[PageRequest]:
+        """Probe nodes missing from the result: do they still exist?"""
+        out = []
+        for i, q in enumerate(self._qs):
+            if q.broken or not q.parts or q.capped:
+                continue
+            for kind in ("probe_new",):
+                page = q.probes.get(kind)
+                if page is None or not page.nodes:
+                    continue
+                uuid = page.nodes[0].uuid
+                if uuid in q.bounded_seen or uuid in q.lookups:
+                    continue
+                q.lookups[uuid] = -1
+                extra = (("filter[uuid]", uuid),)
+                params = self._params(q, None, extra, self._tail(1, 1, None))
+                out.append(PageRequest(i, 1, params, q.sq.facts, "lookup", -1, uuid))
+        return out
 
     def finish(
         self,
@@ -279,49 +873,50 @@ class FetchPlan:
         issues: list[str] = []
         complete, consistent, drift, unstable = True, True, False, False
         totals: list[int] = []
-        for st in self._states:
-            ok, d, u = self._verdict(st)
-            totals.extend(st.totals)
-            if st.total0 is not None:
-                totals.append(st.total0)
-            where = st.sq.describe()
-            if st.capped:
+        for q in self._qs:
+            totals.extend(q.first_totals)
+            if q.total0 is not None:
+                totals.append(q.total0)
+            where = q.where()
+            drift |= q.drift
+            unstable |= q.unstable
+            if q.parts:
+                root = q.parts[0]
+                if not (root.state == "proved" and root.reads == 0):
+                    consistent = False
+                if not self._proved(q, root):
+                    complete = False
+                    open_parts = self._unproved_parts(q, root)
+                    why = (
+                        f"the repair budget of {self._budget()} requests was spent"
+                        if self.budget_spent
+                        else "the server's answers could not be trusted"
+                        if q.broken
+                        else "; ".join(sorted({p.reason for p in open_parts if p.reason}))
+                        or "not proved"
+                    )
+                    sample = ", ".join(p.describe() for p in open_parts[:3])
+                    q.issues.append(
+                        f"{where}: {len(open_parts)} part(s) of the range were not proved "
+                        f"complete ({why}), e.g. {sample}"
+                    )
+                for uuid, found in q.lookups.items():
+                    if found > 0:
+                        complete = False
+                        q.issues.append(
+                            f"{where}: the probe's node {uuid} still exists but the bounded "
+                            "pages did not return it"
+                        )
+            if q.unproved:
                 complete = False
-                issues.append(
-                    f"{where}: {st.pages_needed} pages needed but the page cap is "
-                    f"{self.max_pages}; raise max_pages or narrow the query"
-                )
-            if not ok and not st.capped:
+            if q.issues:
                 consistent = False
-                drift |= d
-                unstable |= u
-                if d:
-                    issues.append(
-                        f"{where}: the matching set changed during the fetch (totals "
-                        f"{st.total0} -> {sorted(set(st.totals))}); repaired by a keyset scan"
-                    )
-                if u:
-                    issues.append(
-                        f"{where}: pages overlapped while the total held still: the server's "
-                        "order among equal created_at values is unstable; repaired by a "
-                        "keyset scan"
-                    )
-                scan = st.repair
-                if scan is None or not scan.done:
-                    complete = False
-                    issues.append(f"{where}: the repair scan did not finish")
-                elif u and scan.tie_paging:
-                    complete = False
-                    issues.append(
-                        f"{where}: more than {self.query.limit} nodes share one created_at and "
-                        "the order among them is unstable: some may be missing"
-                    )
+            issues.extend(q.issues)
         nodes, rejected = self._combine()
-        repair_requests = sum(s.requests for s in self._scans)
         stats = FetchStats(
-            server_queries=len(self._states),
+            server_queries=len(self._qs),
             pages=self.pages_done,
-            pages_expected=sum(st.pages_needed for st in self._states),
+            pages_expected=sum(q.pages_needed for q in self._qs),
             requests=requests,
             retries=dict(sorted(retries.items())),
             bytes=nbytes,
@@ -329,7 +924,7 @@ class FetchPlan:
             http_s=http_s,
             decode_s=decode_s,
             totals_seen=(min(totals), max(totals)) if totals else (0, 0),
-            repair_requests=repair_requests,
+            repair_requests=self.repair_requests,
             complete=complete,
             consistent=consistent,
             drift=drift,
@@ -346,12 +941,13 @@ class FetchPlan:
         )
 
     def _combine(self) -> tuple[list[FetchedNode], list[Rejected]]:
-        if len(self._states) == 1:
-            st = self._states[0]
-            return list(st.nodes.values()), [*st.rejected.values(), *st.anonymous_rejected]
-        branches: dict[int, list[_State]] = {}
-        for st in self._states:
-            branches.setdefault(st.sq.branch, []).append(st)
+        if len(self._qs) == 1:
+            q = self._qs[0]
+            bad = [r for u, r in q.rejected.items() if u not in q.nodes]
+            return list(q.nodes.values()), [*bad, *q.anonymous_rejected]
+        branches: dict[int, list[_Query]] = {}
+        for q in self._qs:
+            branches.setdefault(q.sq.branch, []).append(q)
         out: dict[str, FetchedNode] = {}
         rejected: dict[str, Rejected] = {}
         anonymous: list[Rejected] = []
@@ -371,4 +967,4 @@ class FetchPlan:
                     rejected.setdefault(uuid, rej)
             for st in states:
                 anonymous.extend(st.anonymous_rejected)
-        return list(out.values()), [*rejected.values(), *anonymous]
+        return list(out.values()), [r for u, r in rejected.items() if u not in out] + anonymous

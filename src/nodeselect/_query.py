@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_SERVER_QUERIES",
+    "OPEN_END",
+    "OPEN_START",
     "NodeQuery",
     "ServerQuery",
     "TimeBound",
@@ -39,12 +41,19 @@ __all__ = [
     "format_bound",
     "parse_time_range",
     "plan_requests",
+    "range_param",
 ]
 
 #: The most server queries one :class:`NodeQuery` may expand into.
 MAX_SERVER_QUERIES: Final = 64
 #: The largest ``limit`` the API accepts.
 MAX_LIMIT: Final = 50
+
+#: What an open start of a range goes out as: the reference documents only ``START,END`` with
+#: both ends (its example ``2023-01-01,2024-01-01``), so an open side becomes a far date.
+OPEN_START: Final = "1970-01-01"
+#: What an open end of a range goes out as (see :data:`OPEN_START`).
+OPEN_END: Final = "9999-12-31"
 
 TimeBound = date | datetime | None
 TimeRange = tuple[TimeBound, TimeBound]
@@ -128,13 +137,31 @@ def _limit_check(_inst: object, _attr: attrs.Attribute[Any], value: int) -> None
 
 
 def format_bound(bound: TimeBound) -> str:
-    """A range bound as the API expects it: ``2024-01-01`` or ``2024-01-01T00:00:00Z``."""
+    """A range bound in the form the reference shows: ``2024-01-01`` or ``2024-01-01T00:00:00Z``
+    (UTC, ``Z``; a fraction only when needed: ``.229Z`` or ``.229123Z``); ``""`` for ``None``."""
     if bound is None:
         return ""
     if isinstance(bound, datetime):
-        text = bound.astimezone(UTC).isoformat()
-        return text.removesuffix("+00:00") + "Z"
+        dt = bound.astimezone(UTC)
+        base = (
+            f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}"
+            f"T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+        )
+        us = dt.microsecond
+        if us == 0:
+            return base + "Z"
+        if us % 1000 == 0:
+            return f"{base}.{us // 1000:03d}Z"
+        return f"{base}.{us:06d}Z"
     return bound.isoformat()
+
+
+def range_param(start: TimeBound, end: TimeBound) -> str:
+    """``START,END`` for a ``filter[...]`` range, both ends always present (an open side is
+    :data:`OPEN_START` / :data:`OPEN_END`)."""
+    s = format_bound(start) if start is not None else OPEN_START
+    e = format_bound(end) if end is not None else OPEN_END
+    return f"{s},{e}"
 
 
 def _parse_bound(text: str, name: str) -> TimeBound:
@@ -354,10 +381,10 @@ def plan_requests(query: NodeQuery) -> list[ServerQuery]:
     common: list[tuple[str, str]] = []
     if query.created_between is not None:
         s, e = query.created_between
-        common.append(("filter[created_at]", f"{format_bound(s)},{format_bound(e)}"))
+        common.append(("filter[created_at]", range_param(s, e)))
     if query.seen_between is not None:
         s, e = query.seen_between
-        common.append(("filter[last_seen_at]", f"{format_bound(s)},{format_bound(e)}"))
+        common.append(("filter[last_seen_at]", range_param(s, e)))
     if query.include_deleted:
         common.append(("filter[include_deleted]", "true"))
     out: list[ServerQuery] = []

@@ -17,7 +17,33 @@ from nodeselect._models import Node
 if TYPE_CHECKING:
     from nodeselect._query import NodeQuery
 
-__all__ = ["FetchResult", "FetchStats", "FetchedNode", "Rejected", "RejectedDocument"]
+__all__ = [
+    "FetchResult",
+    "FetchStats",
+    "FetchedNode",
+    "NodeCount",
+    "Rejected",
+    "RejectedDocument",
+]
+
+
+class NodeCount(int):
+    """A number of matching nodes (an ``int``), and whether it is exact.
+
+    ``exact`` is false when the query asks for several compliance tags: the API counts one tag
+    at a time, so the count is the smallest of those, an upper bound of their intersection.
+    """
+
+    exact: bool
+
+    def __new__(cls, value: int, *, exact: bool = True) -> NodeCount:
+        """A count of ``value`` nodes; ``exact=False`` for an upper bound."""
+        self = super().__new__(cls, value)
+        self.exact = exact
+        return self
+
+    def __repr__(self) -> str:
+        return f"NodeCount({int(self)}, exact={self.exact})"
 
 
 @attrs.frozen(slots=True, repr=False)
