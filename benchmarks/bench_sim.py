@@ -1,9 +1,9 @@
 """Simulator figures: fact generation, startup-to-first-page, page latency over loopback.
 
 Run: ``.venv/bin/python benchmarks/bench_sim.py [--pages 400] [--sizes 100000,200000]
-[--baseline-src DIR]``. The server runs in its own process (the other core), the client is a
-sequential ``httpx.Client``. "cold" pages build their documents on first request; "warm" pages
-are served from the encoded-document cache. Prints figures; asserts nothing.
+[--baseline-src DIR] [--dialect NAME]``. The server runs in its own process (the other core),
+the client is a sequential ``httpx.Client``. "cold" pages build their documents on first
+request; "warm" pages are served from the encoded-document cache. Prints figures; asserts nothing.
 
 ``--baseline-src DIR`` (e.g. ``git archive <rev> src | tar -x -C /tmp/base``, then
 ``/tmp/base/src``) also starts a server from that source tree and alternates every request
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from nodeselect.sim import generate_fleet
+from nodeselect.sim import DIALECTS, generate_fleet
 
 RUN_SIM = (
     "import argparse, sys\n"
@@ -43,13 +43,18 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def bench_generation(sizes: list[int]) -> None:
+def bench_generation(sizes: list[int], dialect_name: str = "default") -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    generate_fleet(1000, seed=0, now=now)  # warm imports
+    dialect = DIALECTS[dialect_name]
+    generate_fleet(1000, seed=0, now=now, dialect=dialect)  # warm imports
+    print(f"dialect {dialect_name}: {dialect.describe()}")
     for n in sizes:
-        best = min(_timed(lambda n=n: generate_fleet(n, seed=1, now=now)) for _ in range(3))
+        best = min(
+            _timed(lambda n=n: generate_fleet(n, seed=1, now=now, dialect=dialect))
+            for _ in range(3)
+        )
         print(f"generate_fleet({n:>7,}): {best * 1000:7.1f} ms  (facts only; documents are lazy)")
-    fleet = generate_fleet(20_000, seed=1, now=now)
+    fleet = generate_fleet(20_000, seed=1, now=now, dialect=dialect)
     t = time.perf_counter()
     fleet.page_bytes(list(range(2000)))
     per_doc = (time.perf_counter() - t) / 2000
@@ -67,13 +72,16 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _start(n: int, src: str | None) -> tuple[subprocess.Popen[str], str, float]:
+def _start(
+    n: int, src: str | None, dialect: str = "default"
+) -> tuple[subprocess.Popen[str], str, float]:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = src
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", RUN_SIM, "sim", "serve", "--nodes", str(n), "--seed", "1"],
+        [sys.executable, "-c", RUN_SIM, "sim", "serve", "--nodes", str(n), "--seed", "1"]
+        + ([] if dialect == "default" else ["--dialect", dialect]),
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -83,7 +91,7 @@ def _start(n: int, src: str | None) -> tuple[subprocess.Popen[str], str, float]:
     return proc, url, t0
 
 
-def bench_server(n: int, pages: int, baseline_src: str | None) -> None:
+def bench_server(n: int, pages: int, baseline_src: str | None, dialect: str = "default") -> None:
     labels = ["this tree"] + ([] if baseline_src is None else [f"baseline {baseline_src}"])
     servers: list[tuple[subprocess.Popen[str], str, float]] = []
     t_url: list[float] = []
@@ -92,7 +100,7 @@ def bench_server(n: int, pages: int, baseline_src: str | None) -> None:
         with httpx.Client() as client:
             # One server at a time until its first page, so the startups do not overlap.
             for src in [None] + ([] if baseline_src is None else [baseline_src]):
-                proc, url, t0 = _start(n, src)
+                proc, url, t0 = _start(n, src, dialect if src is None else "default")
                 servers.append((proc, url, t0))
                 t_url.append(time.perf_counter() - t0)
                 first = client.get(url, params={"limit": 50, "sort": "created_at"})
@@ -138,11 +146,12 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=400)
     parser.add_argument("--sizes", default="100000,200000")
     parser.add_argument("--baseline-src", default=None, help="another tree's src/ to compare")
+    parser.add_argument("--dialect", default="default", choices=sorted(DIALECTS))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    bench_generation(sizes)
+    bench_generation(sizes, args.dialect)
     for n in sizes:
-        bench_server(n, args.pages, args.baseline_src)
+        bench_server(n, args.pages, args.baseline_src, args.dialect)
 
 
 if __name__ == "__main__":
