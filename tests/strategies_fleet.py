@@ -265,3 +265,29 @@ def jobs(draw: st.DrawFn) -> Job:
             strategy=draw(st.sampled_from(["pack", "spread"])), weights=weights
         ),
     )
+
+
+@st.composite
+def sim_dialects(draw: st.DrawFn, *, bulk: bool = True) -> Any:
+    """Any simulator :class:`~nodeselect.sim.Dialect`: every field drawn independently (the
+    named ``DIALECTS`` are single points of this space). ``bulk=False`` leaves bursts out."""
+    from nodeselect.sim import BulkRegistration, Dialect  # noqa: PLC0415
+
+    return Dialect(
+        time_precision=draw(st.sampled_from(["s", "ms", "us"])),
+        written_precision=draw(st.sampled_from([None, "s", "ms", "us"])),
+        time_suffix=draw(st.sampled_from(["Z", "+00:00"])),
+        strict_ranges=draw(st.booleans()),
+        ram_unit=draw(st.sampled_from(["bytes", "MiB", "GB"])),
+        vram_unit=draw(st.sampled_from(["bytes", "MiB", "GB"])),
+        load_unit=draw(st.sampled_from(["fraction", "percent"])),
+        numeric_strings=draw(st.sampled_from([0.0, 0.1, 0.5, 1.0])),
+        bulk=draw(
+            st.one_of(
+                st.none(),
+                st.builds(BulkRegistration, nodes=st.integers(0, 200), seconds=st.integers(0, 3)),
+            )
+        )
+        if bulk
+        else None,
+    )

@@ -35,6 +35,7 @@ from nodeselect.sim import (
     SimServer,
     generate_fleet,
 )
+from strategies_fleet import sim_dialects
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SEED = 13
@@ -433,29 +434,8 @@ def test_inserted_nodes_are_strictly_newer_than_every_node_at_every_precision(
         assert last["uuid"] == uuid
 
 
-@st.composite
-def dialects(draw: st.DrawFn) -> Dialect:
-    precision = draw(st.sampled_from(["s", "ms", "us"]))
-    return Dialect(
-        time_precision=precision,
-        written_precision=draw(st.sampled_from([None, "s", "ms", "us"])),
-        time_suffix=draw(st.sampled_from(["Z", "+00:00"])),
-        strict_ranges=draw(st.booleans()),
-        ram_unit=draw(st.sampled_from(["bytes", "MiB", "GB"])),
-        vram_unit=draw(st.sampled_from(["bytes", "MiB", "GB"])),
-        load_unit=draw(st.sampled_from(["fraction", "percent"])),
-        numeric_strings=draw(st.sampled_from([0.0, 0.5, 1.0])),
-        bulk=draw(
-            st.one_of(
-                st.none(),
-                st.builds(BulkRegistration, nodes=st.integers(0, 80), seconds=st.integers(0, 3)),
-            )
-        ),
-    )
-
-
 @settings(max_examples=25, deadline=None)
-@given(dialect=dialects(), seed=st.integers(0, 2**33))
+@given(dialect=sim_dialects(), seed=st.integers(0, 2**33))
 def test_any_dialect_matches_the_reference_and_keeps_times_ordered(
     dialect: Dialect, seed: int
 ) -> None:
