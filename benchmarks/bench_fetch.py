@@ -9,7 +9,8 @@ issue sets as targets:
 * 50 ms injected latency: Client.fetch at least 10x faster than that bare loop;
 * decoding: decode_body at least 4x faster than json.loads into dicts on the same bytes.
 
-Usage: python benchmarks/bench_fetch.py [--quick] [N_NODES] [LATENCY_NODES]   (defaults 100000, 5000;
+Usage: python benchmarks/bench_fetch.py --latency   (issue 10: 4,500 nodes at 30 and 50 ms)
+       python benchmarks/bench_fetch.py [--quick] [N_NODES] [LATENCY_NODES]   (defaults 100000, 5000;
 --quick: 20000, 1000)
 """
 
@@ -120,7 +121,27 @@ def fetch(url: str, concurrency: int = 16):
     return time.perf_counter() - t, result
 
 
+def latency_ratios(n_nodes: int = 4500, latencies: tuple[float, ...] = (30.0, 50.0)) -> None:
+    """Issue 10's figure: Client.fetch vs a bare sequential loop over pages, same run, against
+    the simulator with injected latency (targets: >= 5x at 30 ms, >= 10x at 50 ms)."""
+    for ms in latencies:
+        with Server(n_nodes, latency_ms=ms) as url:
+            with httpx.Client() as c:
+                pages = -(-c.get(url + "/v1/nodes", params={"limit": 1}).json()["total"] // 50)
+            t_bare, _ = bare(url, pages)
+            t_fetch, result = fetch(url)
+            t_32, _ = fetch(url, concurrency=32)
+            s = result.stats
+            print(f"  c=32: {t_32:5.2f} s = {t_bare / t_32:4.1f}x")
+            print(
+                f"{ms:.0f} ms latency, {n_nodes} nodes, {pages} pages: bare {t_bare:5.2f} s; Client c=16 {t_fetch:5.2f} s = {t_bare / t_fetch:4.1f}x faster; {s.requests} requests, repair {s.repair_requests}, complete {s.complete}"
+            )
+
+
 def main() -> None:
+    if "--latency" in sys.argv:
+        latency_ratios()
+        return
     args = [a for a in sys.argv[1:] if a != "--quick"]
     quick = len(args) < len(sys.argv) - 1  # --quick: 20k nodes, 1k with latency (a smoke run)
     n = int(args[0]) if args else (20_000 if quick else 100_000)

@@ -190,6 +190,8 @@ class _Part:
         self.children: list[int] = []
         self.split_kind = ""
         self.recount: int | None = None
+        self.check_total: int | None = None
+        self.split_attempts = 0
         self.reason = ""
 
     def describe(self) -> str:
@@ -463,6 +465,9 @@ class FetchPlan:
         if req.kind == "recount":
             part.recount = page.total
             return
+        if req.kind == "ccount":
+            part.check_total = page.total
+            return
         items = self._keep(q, page, part, req)
         part.read[req.page] = (
             page.total,
@@ -655,7 +660,9 @@ class FetchPlan:
         return len(uuids) + anon == total
 
     def _reread(self, i: int, q: _Query, part: _Part, total: int) -> list[PageRequest]:
-        if part.reads >= _MAX_REREADS:
+        if part.reads >= _MAX_REREADS and (
+            part.reads >= 3 * _MAX_REREADS or total - len(part.union) > part.reads
+        ):
             part.state = "failed"
             part.reason = f"{_MAX_REREADS} reads did not reach its count of {total}"
             return []
@@ -785,14 +792,9 @@ class FetchPlan:
             part.state = "split"
             part.split_kind = "filter-wait"
             part.recount = None
+            part.split_attempts = 0
             part.children = []
-            out = [
-                PageRequest(
-                    i, 1, self._params(q, (part.lo_text, part.hi_text), part.extra,
-                                       self._tail(1, 1, None)),
-                    q.sq.facts, "recount", part.pid,
-                )
-            ]  # fmt: skip
+            out = [self._recount(i, q, part)]
             for extra in options:
                 child = self._child(
                     q,
@@ -808,12 +810,34 @@ class FetchPlan:
             return out
         return self._reread(i, q, part, total)
 
+    def _recount(self, i: int, q: _Query, part: _Part) -> PageRequest:
+        params = self._params(q, (part.lo_text, part.hi_text), part.extra, self._tail(1, 1, None))
+        return PageRequest(i, 1, params, q.sq.facts, "recount", part.pid)
+
     def _judge_filter_split(self, i: int, q: _Query, part: _Part) -> list[PageRequest]:
         children = [q.parts[c] for c in part.children]
-        counts = [max((t for t, _, _ in c.read.values()), default=-1) for c in children]
-        if part.recount is not None and min(counts, default=0) >= 0 and sum(counts) == part.recount:
+        counts = [
+            c.check_total
+            if c.check_total is not None
+            else max((t for t, _, _ in c.read.values()), default=-1)
+            for c in children
+        ]
+        whole = part.recount
+        if whole is not None and min(counts, default=0) >= 0 and sum(counts) == whole:
             part.split_kind = "filter"  # a proved partition: the children go on (stepped next)
             return []
+        if whole is not None and 0 <= sum(counts) <= 2 * whole and part.split_attempts < 6:
+            # Nodes deleted between the counts of one batch make them disagree by chance:
+            # count again (limit=1 each, one batch) until one batch adds up.
+            part.split_attempts += 1
+            part.recount = None
+            out = [self._recount(i, q, part)]
+            for c in children:
+                c.check_total = None
+                created = (c.lo_text, c.hi_text)
+                params = self._params(q, created, c.extra, self._tail(1, 1, None))
+                out.append(PageRequest(i, 1, params, q.sq.facts, "ccount", c.pid))
+            return out
         for c in children:
             c.state = "dropped"
         part.split_kind = ""
