@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect._pushdown import Count, explain_pushdown
+from nodeselect._pushdown import explain_pushdown
 from nodeselect._query import NodeQuery, plan_requests
+from nodeselect._result import NodeCount
 from nodeselect.sim import Fleet, generate_fleet
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -21,7 +22,7 @@ def _fleet() -> Fleet:
     return generate_fleet(1500, seed=11, now=NOW)
 
 
-def _server_count(fleet: Fleet, query: NodeQuery) -> Count:
+def _server_count(fleet: Fleet, query: NodeQuery) -> NodeCount:
     """Count as a client would: one limit=1 request per server query, summed over branches
     (disjoint for single-valued facts), the smallest tag total within a branch."""
     branches: dict[int, list[int]] = {}
@@ -29,7 +30,7 @@ def _server_count(fleet: Fleet, query: NodeQuery) -> Count:
         _, total = fleet.query({**dict(sq.params), "limit": "1"})
         branches.setdefault(sq.branch, []).append(total)
     multi_tag = len(query.compliance) > 1
-    return Count(sum(min(v) for v in branches.values()), exact=not multi_tag)
+    return NodeCount(sum(min(v) for v in branches.values()), exact=not multi_tag)
 
 
 def _truth(fleet: Fleet, query: NodeQuery) -> int:
@@ -136,7 +137,7 @@ def test_two_tags_make_the_counts_upper_bounds() -> None:
 def test_a_query_without_pushed_down_filters_has_no_report(query: NodeQuery) -> None:
     """Nothing to explain server-side, and no request is made."""
 
-    def never(_q: NodeQuery) -> Count:
+    def never(_q: NodeQuery) -> int:
         raise AssertionError("no count expected")
 
     assert explain_pushdown(never, query) is None

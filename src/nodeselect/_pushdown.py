@@ -27,7 +27,7 @@ import attrs
 
 from nodeselect._query import NodeQuery
 
-__all__ = ["PUSHDOWN_FILTERS", "Count", "PushdownMiss", "PushdownReport", "explain_pushdown"]
+__all__ = ["PUSHDOWN_FILTERS", "Counter", "PushdownMiss", "PushdownReport", "explain_pushdown"]
 
 #: Job keys that a query can push down, with the :class:`NodeQuery` field each one sets.
 PUSHDOWN_FILTERS: Final = (
@@ -39,21 +39,9 @@ PUSHDOWN_FILTERS: Final = (
 )
 
 
-@attrs.frozen
-class Count:
-    """A server-side count.
-
-    Attributes:
-        total: how many nodes match (an upper bound when ``exact`` is false).
-        exact: false when the query needed an intersection the API cannot count directly.
-    """
-
-    total: int
-    exact: bool = True
-
-
-#: Counts the nodes matching a query on the server (``Client.count``).
-Counter = Callable[[NodeQuery], Count]
+#: Counts the nodes matching a query on the server (``Client.count``); a plain ``int`` is
+#: taken as exact, a :class:`~nodeselect.NodeCount` says whether it is.
+Counter = Callable[[NodeQuery], int]
 
 
 def _phrase(query: NodeQuery, skip: str | None) -> str:
@@ -153,8 +141,8 @@ def explain_pushdown(count: Counter, query: NodeQuery) -> PushdownReport | None:
     def ask(q: NodeQuery) -> int:
         nonlocal exact
         c = count(q)
-        exact &= c.exact
-        return c.total
+        exact &= getattr(c, "exact", True)
+        return int(c)
 
     def dropping(*fields: str) -> NodeQuery:
         cleared: dict[str, Any] = dict.fromkeys(fields, frozenset())

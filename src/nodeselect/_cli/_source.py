@@ -30,14 +30,25 @@ from nodeselect._exceptions import (
     NodeSelectError,
     SnapshotError,
 )
+from nodeselect._pushdown import PushdownReport, explain_pushdown
 from nodeselect._query import NodeQuery
 from nodeselect._result import FetchResult
 from nodeselect._snapshot import load_snapshot
 
-__all__ = ["DEMO_SOURCE", "add_source_arguments", "load_fleet", "source_exit_code"]
+__all__ = [
+    "DEMO_SOURCE",
+    "EXPLAIN_PUSHDOWN_BELOW",
+    "add_source_arguments",
+    "load_fleet",
+    "load_fleet_explained",
+    "source_exit_code",
+]
 
 #: How a fleet from ``--demo`` is labelled.
 DEMO_SOURCE = "demo (simulated fleet, seed 7)"
+#: A fetch that returns fewer nodes than this (one page) is followed by count probes that say
+#: what each pushed-down filter removed (:func:`~nodeselect._pushdown.explain_pushdown`).
+EXPLAIN_PUSHDOWN_BELOW = 50
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +111,29 @@ def load_fleet(args: argparse.Namespace, query: NodeQuery | None = None) -> Fetc
     when a query was given). Unless ``--allow-incomplete``, an incomplete fetch raises
     :class:`~nodeselect.IncompleteFetchError`.
     """
+    return load_fleet_explained(args, query, explain=False)[0]
+
+
+def _explained(client: Client, query: NodeQuery, result: FetchResult) -> PushdownReport | None:
+    """What the pushed-down filters removed, when they left fewer than a page of nodes."""
+    if len(result.nodes) >= EXPLAIN_PUSHDOWN_BELOW:
+        return None
+    try:
+        return explain_pushdown(client.count, query)
+    except APIError as exc:
+        print(
+            f"nodeselect: note: could not count what the server-side filters removed: {exc}",
+            file=sys.stderr,
+        )
+        return None
+
+
+def load_fleet_explained(
+    args: argparse.Namespace, query: NodeQuery | None = None, *, explain: bool = True
+) -> tuple[FetchResult, PushdownReport | None]:
+    """:func:`load_fleet`, plus what each pushed-down filter removed when the fetch returned
+    fewer than :data:`EXPLAIN_PUSHDOWN_BELOW` nodes (``None`` otherwise, for snapshots, and
+    when ``explain`` is false): a few ``limit=1`` count probes on the same connection pool."""
     query = query or NodeQuery()
     strict = not getattr(args, "allow_incomplete", False)
     show = getattr(args, "progress", None)
@@ -115,7 +149,7 @@ def load_fleet(args: argparse.Namespace, query: NodeQuery | None = None) -> Fetc
                 "when fetching",
                 file=sys.stderr,
             )
-        return result.raise_if_incomplete() if strict else result
+        return (result.raise_if_incomplete() if strict else result), None
     if getattr(args, "demo", False):
         from nodeselect.sim import demo_server  # noqa: PLC0415 - the simulator only on --demo
 
@@ -126,12 +160,14 @@ def load_fleet(args: argparse.Namespace, query: NodeQuery | None = None) -> Fetc
                 _progress(show_progress) as progress,
             ):
                 result = client.fetch(query, progress=progress, strict=strict)
+                report = _explained(client, query, result) if explain else None
         finally:
             server.stop()
-        return _relabel(result, DEMO_SOURCE)
+        return _relabel(result, DEMO_SOURCE), report
     url = getattr(args, "api", None) or DEFAULT_BASE_URL
     with Client(url, concurrency=concurrency) as client, _progress(show_progress) as progress:
-        return client.fetch(query, progress=progress, strict=strict)
+        result = client.fetch(query, progress=progress, strict=strict)
+        return result, (_explained(client, query, result) if explain else None)
 
 
 def _relabel(result: FetchResult, source: str) -> FetchResult:
