@@ -39,6 +39,7 @@ TOP_KEYS = [
     "nearest_misses",
     "gang",
     "explain",
+    "pushdown",
 ]
 RANKED_KEYS = {
     "rank",

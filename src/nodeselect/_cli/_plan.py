@@ -26,7 +26,11 @@ from nodeselect._cli._render import (
     render_report,
     write_json,
 )
-from nodeselect._cli._source import add_source_arguments, load_fleet, source_exit_code
+from nodeselect._cli._source import (
+    add_source_arguments,
+    load_fleet_explained,
+    source_exit_code,
+)
 from nodeselect._client import API_KEY_ENV, DEFAULT_BASE_URL
 from nodeselect._engine import Ranking, explain_node, rank
 from nodeselect._exceptions import (
@@ -44,6 +48,7 @@ from nodeselect._gpus import GPU_MODELS
 from nodeselect._job import Job
 from nodeselect._jobfile import load_job
 from nodeselect._placement import place
+from nodeselect._pushdown import PushdownReport
 from nodeselect._query import NodeQuery
 from nodeselect._result import FetchedNode
 from nodeselect._table import NodeTable
@@ -139,6 +144,7 @@ def build_report(
     nearest_misses: Sequence[Mapping[str, Any]],
     gang: Mapping[str, Any] | None = None,
     explain: Mapping[str, Any] | None = None,
+    pushdown: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``plan --json`` document (docs/cli.md): every key always present, in this order."""
     return {
@@ -154,6 +160,7 @@ def build_report(
         "nearest_misses": [dict(m) for m in nearest_misses],
         "gang": None if gang is None else dict(gang),
         "explain": None if explain is None else dict(explain),
+        "pushdown": None if pushdown is None else dict(pushdown),
     }
 
 
@@ -223,8 +230,26 @@ def nearest_misses(ranking: Ranking) -> list[dict[str, Any]]:
             "relaxed_threshold": m.relaxed_threshold,
             "admits": m.admits,
             "advice": str(m),
+            "server_side": False,
         }
         for m in misses
+    ]
+
+
+def server_side_misses(report: PushdownReport) -> list[dict[str, Any]]:
+    """The pushed-down filters as nearest misses: dropping one admits what it alone removed
+    (before the local constraints are checked, hence "up to")."""
+    return [
+        {
+            "constraint": m.key,
+            "only_this": m.removed,
+            "relaxed_threshold": None,
+            "admits": m.removed,
+            "advice": f"{m.advice}: dropping {m.key} admits up to {m.removed} more nodes",
+            "server_side": True,
+        }
+        for m in report.misses
+        if m.removed
     ]
 
 
@@ -353,7 +378,7 @@ def _handle(args: argparse.Namespace) -> int:
     url = args.api or DEFAULT_BASE_URL
     try:
         query = NodeQuery.from_job(job)
-        result = load_fleet(args, query)
+        result, pushdown = load_fleet_explained(args, query)
     except APIError as exc:
         code = source_exit_code(exc)
         if isinstance(exc, IncompleteFetchError):
@@ -381,10 +406,14 @@ def _handle(args: argparse.Namespace) -> int:
         evaluated=ranking.evaluated,
         feasible=ranking.feasible,
         ranked=ranked_rows(ranking, table, now_s=now.timestamp(), show_private=args.show_private),
-        rejected=rejected_counts(ranking),
-        nearest_misses=nearest_misses(ranking),
+        rejected={**({} if pushdown is None else pushdown.rejected), **rejected_counts(ranking)},
+        nearest_misses=[
+            *([] if pushdown is None else server_side_misses(pushdown)),
+            *nearest_misses(ranking),
+        ],
         gang=gang,
         explain=explain,
+        pushdown=None if pushdown is None else pushdown.to_json(),
     )
     if args.show_private:
         _add_private(report, result.nodes)

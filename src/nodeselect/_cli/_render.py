@@ -355,6 +355,13 @@ def render_report(
     note(f"pushed down to the server: {pushed}")
     local = ", ".join(report["local"]) or "none"
     note(f"checked locally: {local}")
+    push = report.get("pushdown")
+    if push:
+        bound = "" if push["exact"] else "at most "
+        note(
+            f"the server's filters matched {bound}{push['matched']} of the "
+            f"{push['considered']} nodes they were applied to"
+        )
     note(f"evaluated {report['evaluated']} nodes, {report['feasible']} feasible")
     ranked = report["ranked"]
     private = any("private" in r for r in ranked)
