@@ -69,19 +69,15 @@ def test_user_ranges_and_filters_stay_documented(name) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="not done: under continuous deletes the counted partition of a bulk instant rarely "
-    "adds up within six re-counts, so some status parts stay unproved (complete=False, said)",
-    strict=False,
-)
-def test_drift_and_bulk_registration_with_unstable_order() -> None:
+@pytest.mark.parametrize("seed", [7, 1, 2])
+def test_drift_and_bulk_registration_with_unstable_order(seed) -> None:
     """3,000 nodes registered within three seconds, an unstable order among equal created_at,
     and inserts and deletes during the fetch: every node present throughout exactly once."""
     dialect = Dialect(strict_ranges=True, bulk=BulkRegistration(nodes=3000, seconds=3))
-    fleet = generate_fleet(3600, seed=7, dialect=dialect)
+    fleet = generate_fleet(3600, seed=seed, dialect=dialect)
     before = live(fleet)
     faults = FaultConfig(unstable_order=True, inserts_per_request=0.3, deletes_per_request=0.3,
-                         seed=8)  # fmt: skip
+                         seed=seed + 1)  # fmt: skip
     with SimServer(fleet, faults=faults) as server:
         result = run(server)
     after = live(fleet)
@@ -90,6 +86,7 @@ def test_drift_and_bulk_registration_with_unstable_order() -> None:
     assert before & after <= set(uuids) <= before | after
     assert result.complete, result.stats.issues
     assert not result.consistent
+    assert result.stats.repair_requests < 2000  # the budget was not what made it complete
 
 
 def test_bulk_registration_unstable_order_without_drift_is_exact() -> None:

@@ -79,6 +79,8 @@ _TS: Final = re.compile(
 )
 _DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _MAX_REREADS: Final = 8
+_MAX_TIE_READS: Final = 24
+_DELETED_TOO: Final = (("filter[include_deleted]", "true"),)
 _MAX_DEPTH: Final = 80
 _FILL: Final = 0.8  # aim split parts at 80 % of a page
 
@@ -193,6 +195,14 @@ class _Part:
         self.check_total: int | None = None
         self.split_attempts = 0
         self.reason = ""
+        # A tie group read through its static superset (``include_deleted``): per round, the
+        # totals and uuids of its pages; the live-read and lookup bookkeeping.
+        self.tie_rounds: list[tuple[set[int], set[str], int]] = []
+        self.tie_pages = 0
+        self.tie_live_pages = 0
+        self.tie_live_total: int | None = None
+        self.tie_candidates: list[int] = []
+        self.tie_lookups: dict[str, int] = {}
 
     def describe(self) -> str:
         where = f"created_at={self.lo_text},{self.hi_text}"
@@ -462,6 +472,9 @@ class FetchPlan:
             self._keep(q, page, None, req)
             return
         part = q.parts[req.part]
+        if req.kind in ("tie_p", "tie_live", "tie_lookup"):
+            self._record_tie(q, part, req, page)
+            return
         if req.kind == "recount":
             part.recount = page.total
             return
@@ -481,9 +494,16 @@ class FetchPlan:
             q.first_pages[req.page] = items
 
     def _keep(
-        self, q: _Query, page: DecodedPage, part: _Part | None, req: PageRequest
+        self,
+        q: _Query,
+        page: DecodedPage,
+        part: _Part | None,
+        req: PageRequest,
+        *,
+        keep: bool = True,
     ) -> list[tuple[str, int | None]]:
-        """Check every node against the request, keep the good ones; (uuid, created µs)."""
+        """Check every node against the request, keep the good ones (unless ``keep`` is
+        false: a read that may return deleted nodes); (uuid, created µs)."""
         if len(set(page.uuids)) != len(page.uuids):
             dup = next(u for u in page.uuids if page.uuids.count(u) > 1)
             q.repeats = True
@@ -508,6 +528,8 @@ class FetchPlan:
                 )
                 continue
             out.append((node.uuid, None if st is None else st[0]))
+            if not keep:
+                continue
             if part is not None:
                 if st is not None:
                     part.seen_created.append(st[0])
@@ -520,7 +542,7 @@ class FetchPlan:
                 if prev is None
                 else FetchedNode(node.uuid, node.lean, node.raw, prev.facts.merge(node.facts))
             )
-        for rej in page.rejected:
+        for rej in page.rejected if keep else ():
             if rej.uuid is None:
                 if part is not None and part.pid == 0 and part.reads == 0:
                     q.anonymous_rejected.append(rej)
@@ -610,6 +632,8 @@ class FetchPlan:
             )
 
     def _step(self, i: int, q: _Query, part: _Part) -> list[PageRequest]:
+        if part.state in ("tie", "tie_lookup"):
+            return self._tie_step(i, q, part)
         if part.state in ("proved", "failed", "dropped", "split"):
             if part.state == "split" and part.split_kind == "filter-wait":
                 return self._judge_filter_split(i, q, part)
@@ -723,7 +747,7 @@ class FetchPlan:
             return self._time_split(i, q, part, total)
         if part.lo is None:
             return self._reread(i, q, part, total)
-        return self._filter_split(i, q, part, total)
+        return self._tie_start(i, q, part, total)
 
     def _child(  # noqa: PLR0917 - private
         self, q: _Query, part: _Part, lo: int, hi: int, lo_t: str, hi_t: str, extra: Params,
@@ -809,6 +833,118 @@ class FetchPlan:
                 out.append(self._part_request(i, child, 1))
             return out
         return self._reread(i, q, part, total)
+
+    # -- tie groups: one instant shared by more nodes than a page holds ------------------
+
+    def _tie_params(self, q: _Query, part: _Part, extra: Params, tail: Params) -> Params:
+        return self._params(q, (part.lo_text, part.hi_text), (*part.extra, *extra), tail)
+
+    def _tie_start(self, i: int, q: _Query, part: _Part, total: int) -> list[PageRequest]:
+        """Read an instant whose order among its nodes is not stable, with proof.
+
+        Paging a set whose order changes between requests proves nothing, and deletes during
+        the fetch make its counts move. So the instant is read through its *static superset*
+        ``P`` (the same filters plus ``filter[include_deleted]=true``: a delete changes a
+        node's status, not its membership; no insert lands in a past instant): P's pages are
+        re-read, round after round, until the union of the rounds whose every page reported
+        the same total holds that many uuids — equal totals at both ends of an interval prove
+        (under drift that only adds or only removes) that P did not change in between, so the
+        union *is* P. P's nodes are never kept (some are deleted); a node of P is kept when a
+        live read of the instant (its pages without ``include_deleted``, read alongside)
+        returned it, or else when a ``filter[uuid]`` lookup with the query's own filters
+        finds it. Every node present throughout is in P, so it is in the result."""
+        part.state = "tie"
+        part.tie_rounds = []
+        part.tie_live_total = total
+        return self._tie_round(i, q, part, total + max(1, total // 10))
+
+    def _tie_round(self, i: int, q: _Query, part: _Part, p_total: int) -> list[PageRequest]:
+        part.reads += 1
+        part.tie_rounds.append((set(), set(), 0))
+        pages = max(1, math.ceil(p_total / self.limit))
+        out = [
+            PageRequest(i, p, self._tie_params(q, part, _DELETED_TOO, self._tail(p)),
+                        q.sq.facts, "tie_p", part.pid)
+            for p in range(1, pages + 1)
+        ]  # fmt: skip
+        part.tie_pages = pages
+        live = part.tie_live_total if part.tie_live_total is not None else p_total
+        part.tie_live_pages = max(1, math.ceil(live / self.limit))
+        out.extend(
+            PageRequest(i, p, self._tie_params(q, part, (), self._tail(p)), q.sq.facts,
+                        "tie_live", part.pid)
+            for p in range(1, part.tie_live_pages + 1)
+        )  # fmt: skip
+        return out
+
+    def _record_tie(self, q: _Query, part: _Part, req: PageRequest, page: DecodedPage) -> None:
+        if req.kind == "tie_p":
+            self._keep(q, page, None, req, keep=False)
+            totals, uuids, anon = part.tie_rounds[-1]
+            totals.add(page.total)
+            uuids.update(page.uuids)
+            anon += len(page.rejected) - sum(1 for r in page.rejected if r.uuid is not None)
+            part.tie_rounds[-1] = (totals, uuids, anon)
+            return
+        self._keep(q, page, None, req)
+        q.bounded_seen.update(page.uuids)
+        if req.kind == "tie_live":
+            part.tie_live_total = page.total
+        else:
+            part.tie_lookups[req.tag] = page.total
+            if page.total > 1 or (page.total == 1 and req.tag not in page.uuids):
+                q.flag(
+                    f"{q.where()}: a filter[uuid]={req.tag} lookup answered total "
+                    f"{page.total} without that node alone: its answers cannot be trusted",
+                    broken=True,
+                )
+
+    def _tie_step(self, i: int, q: _Query, part: _Part) -> list[PageRequest]:
+        if part.state == "tie_lookup":
+            part.state = "proved"
+            return []
+        rounds = part.tie_rounds
+        last_totals = rounds[-1][0]
+        if len(last_totals) != 1:
+            p_total = max(last_totals, default=0)
+            union: set[str] | None = None
+        else:
+            p_total = next(iter(last_totals))
+            union, anon = set(), 0
+            for totals, uuids, a in reversed(rounds):
+                if totals != last_totals:
+                    break
+                union |= uuids
+                anon = max(anon, a)
+            if anon:
+                union = None  # a node without a readable uuid cannot be counted
+        if union is not None and len(union) == p_total:
+            missing = sorted(u for u in union if u not in q.nodes and u not in q.rejected)
+            part.tie_candidates.append(len(missing))
+            gained = (
+                part.tie_candidates[-2] - len(missing) if len(part.tie_candidates) > 1 else
+                p_total
+            )  # fmt: skip
+            if (missing and gained > part.tie_live_pages and part.reads < _MAX_TIE_READS
+                    and len(missing) > part.tie_live_pages):  # fmt: skip
+                return self._tie_round(i, q, part, p_total)  # live reads still pay off
+            if not missing:
+                part.state = "proved"
+                return []
+            part.state = "tie_lookup"
+            return [
+                PageRequest(i, 1, self._tie_params(q, part, (("filter[uuid]", u),),
+                            self._tail(1, 1, None)), q.sq.facts, "tie_lookup", part.pid, u)
+                for u in missing
+            ]  # fmt: skip
+        if part.reads >= _MAX_TIE_READS:
+            part.state = "failed"
+            part.reason = (
+                f"{part.reads} reads of the instant with include_deleted did not reach its "
+                f"count of {p_total} with every total equal"
+            )
+            return []
+        return self._tie_round(i, q, part, p_total)
 
     def _recount(self, i: int, q: _Query, part: _Part) -> PageRequest:
         params = self._params(q, (part.lo_text, part.hi_text), part.extra, self._tail(1, 1, None))
