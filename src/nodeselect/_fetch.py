@@ -22,10 +22,11 @@ For each server query:
    on its own by one consistent answer: a part whose ``total`` fits one page is proved by that
    page alone (one response is one snapshot). Parts too big are split again: by time at the
    ``created_at`` values seen (windows ``[a, b-1µs]``, ``[b, …]``, contiguous), and a single
-   instant shared by more nodes than a page holds (bulk registration) by another documented
-   filter (status, then a ``last_seen_at`` window, then continent), accepted only when the
-   parts' counts add up to the whole's (a partition, proved). A part that cannot be split is
-   re-read until the union of its pages reaches its count. A request budget bounds it all.
+   instant shared by more nodes than a page holds (bulk registration) is read through its
+   static superset with ``include_deleted`` until a union of equal-total rounds proves it,
+   keeping only nodes a live read or a ``filter[uuid]`` lookup returned (``_tie_start``).
+   A part that cannot be split is re-read until the union of its pages reaches its count. A
+   request budget bounds it all.
 5. **Verdict**: ``complete`` only when the whole range is covered by proved parts, the probe
    nodes were returned (or are proved gone), nothing lies outside every range, and every node
    returned satisfies its request's checkable filters (uuid, name, operator, the ranges).
