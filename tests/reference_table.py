@@ -209,10 +209,10 @@ def reference_from_nodes(
         ram_static_total.append(s_mx)
         hw = d.current_hardware
         known = nan
-        if hw is not None and hw.memory is not None:
-            known = _num(hw.memory.ram_bytes_total) / GIB
-        if math.isnan(known) and all(rr.memory_gb_max is not None for rr in d.rams or ()):
+        if all(rr.memory_gb_max is not None for rr in d.rams or ()):
             known = s_mx
+        if math.isnan(known) and hw is not None and hw.memory is not None:
+            known = _num(hw.memory.ram_bytes_total) / GIB
         if math.isnan(known):
             known = _num(d.ramTotal)
         r = md.ram if md is not None else None

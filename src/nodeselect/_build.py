@@ -70,9 +70,6 @@ def _f32(values: Sequence[Any]) -> F32:
     return np.array(values, dtype=np.float64).astype(np.float32)
 
 
-_PLAIN: Final = frozenset({int, float, type(None)})
-
-
 def _evidence_value(v: Any) -> float:
     """One evidence-only value as a float: numbers and numeric strings; anything else NaN."""
     t = type(v)
@@ -82,14 +79,6 @@ def _evidence_value(v: Any) -> float:
         x = numeric_string(v.strip())
         return math.nan if x is None else float(x)
     return math.nan
-
-
-def evidence_floats(values: Sequence[Any]) -> F64:
-    """float64 of evidence-only values (``Any`` in the lean view): plain numbers in one NumPy
-    step; when anything else occurs (strings, booleans, objects), value by value."""
-    if set(map(type, values)) <= _PLAIN:
-        return np.array(values, dtype=np.float64)
-    return np.array([_evidence_value(v) for v in values], dtype=np.float64)
 
 
 def _sizes_gb(
@@ -263,9 +252,7 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
     ram_total_b: list[Any] = []
     ram_static: list[float] = []
     ram_static_total: list[float] = []
-    ram_hw_bytes: list[Any] = []
     ram_whole: list[float] = []
-    ram_total_doc: list[Any] = []
     numeric_strings = 0
     disk_free: list[float] = []
     disk_total: list[float] = []
@@ -280,7 +267,7 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
     add_cores, add_ms, add_created = cores.append, tele_ms.append, tele_created.append
     add_cpu, add_rf, add_rt = cpu_avg.append, ram_free_b.append, ram_total_b.append
     add_rs, add_rst = ram_static.append, ram_static_total.append
-    add_rhw, add_rdoc, add_rwhole = ram_hw_bytes.append, ram_total_doc.append, ram_whole.append
+    add_rwhole = ram_whole.append
     add_df, add_dt = disk_free.append, disk_total.append
     add_os, add_arch, add_drv = os_raw.append, arch_raw.append, driver_raw.append
     add_img, add_gc = image_packed.append, gcount.append
@@ -339,7 +326,6 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
         add_rs(s_av)
         add_rst(s_mx)
         add_rwhole(s_mx if whole else nan)
-        add_rdoc(d.ramTotal)
         numeric_strings += d.numeric_strings
 
         drives = d.hard_drives
@@ -360,13 +346,7 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
 
         sw = d.current_software
         hw = d.current_hardware
-        if hw is None:
-            hw_os = None
-            add_rhw(None)
-        else:
-            hw_os = hw.operating_system
-            mem = hw.memory
-            add_rhw(None if mem is None else mem.ram_bytes_total)
+        hw_os = None if hw is None else hw.operating_system
         if sw is None:
             sw_os = None
             add_drv(None)
@@ -430,9 +410,7 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
         )
     fresh = (now_s - tele_s) <= TELEMETRY_FRESH_S
     static_total = np.array(ram_static_total)
-    ram_known = evidence_floats(ram_hw_bytes) / GIB
-    ram_known = np.where(np.isnan(ram_known), np.array(ram_whole), ram_known)
-    ram_known = np.where(np.isnan(ram_known), evidence_floats(ram_total_doc), ram_known)
+    ram_known = _ram_known(leans, np.array(ram_whole))
     rf_raw, rt_raw = _floats(ram_free_b), _floats(ram_total_b)
     ram_unit = infer_size_unit(
         "ram",
@@ -524,6 +502,24 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
         gpu_load=g_load.astype(np.float32),
         units=units,
     )
+
+
+def _ram_known(leans: Sequence[Any], whole: F64) -> F64:
+    """Per node, its RAM total in GB from a field with a known unit: the sum of
+    ``rams[].memory_gb_max`` when every stick has one (``whole``), else
+    ``current_hardware.memory.ram_bytes_total`` / 2**30, else ``ramTotal``. Only nodes without
+    the first are visited."""
+    missing = np.flatnonzero(np.isnan(whole))
+    if not len(missing):
+        return whole
+    known = whole.copy()
+    for i in missing.tolist():
+        d = leans[i]
+        hw = d.current_hardware
+        mem = None if hw is None else hw.memory
+        x = math.nan if mem is None else _evidence_value(mem.ram_bytes_total) / GIB
+        known[i] = _evidence_value(d.ramTotal) if math.isnan(x) else x
+    return known
 
 
 def _vram_known(leans: Sequence[Any], g_max: F64, offsets: I32) -> F64:
