@@ -305,3 +305,16 @@ def test_units_of_a_concat_add_counts_and_default_tables_say_assumed() -> None:
     assert u.ram.evidence == 6
     assert NodeTable.synthetic(5).units == Units()
     assert "assumed" in Units().ram.how
+
+
+def test_the_text_header_line_appears_only_when_something_is_not_default() -> None:
+    """One line naming non-default or undecided units and the fallbacks; nothing otherwise."""
+    from nodeselect._cli._render import telemetry_units_line  # noqa: PLC0415
+
+    t, _ = _table([_doc(i, ram_unit="GB", load_unit="percent") for i in range(3)])
+    line = telemetry_units_line(t.units.to_dict())
+    assert line is not None
+    assert "ram in GB" in line
+    assert "gpu load in percent" in line
+    default, _ = _table([_doc(i) for i in range(3)])
+    assert telemetry_units_line(default.units.to_dict()) is None
