@@ -8,9 +8,9 @@ once per fleet from evidence in the same documents (docs/units.md):
 * **Sizes** (``ram``: ``metadata.ram.free/total``; ``vram``: ``metadata.gpu.gpus[].vram``):
   per node (per GPU), the ratio of the telemetry *total* to the same node's total whose unit is
   known (RAM: the sum of ``rams[].memory_gb_max`` when every stick has one, else
-  ``current_hardware.memory.ram_bytes_total`` / 2**30, else ``ramTotal``; VRAM: ``gpus[].vram_gb_max``, else
-  ``current_hardware.gpus[].vram_bytes_total`` / 2**30 by index). Each candidate unit
-  (bytes = 2**30 per GB, MiB = 1024, GB = 1) counts the ratios within a factor
+  ``current_hardware.memory.ram_bytes_total`` / 2**30, else ``ramTotal``; VRAM:
+  ``gpus[].vram_gb_max``, else ``current_hardware.gpus[].vram_bytes_total`` / 2**30 by index).
+  Each candidate unit (bytes = 2**30 per GB, MiB = 1024, GB = 1) counts the ratios within a factor
   :data:`SIZE_TOLERANCE` of it. The candidate with most such ratios is decided when they are at
   least :data:`AGREE_SHARE` of the evidence and at least ``min(MIN_EVIDENCE, nodes reporting
   telemetry)``; otherwise the unit is *undecided* (thin or conflicting evidence) and every node
