@@ -4,6 +4,7 @@ split until proved, misbehaving servers reported truly; only documented request 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from documented_forms import violations
 from mini_server import MiniServer, make_nodes
 from nodeselect import AsyncClient, Client, NodeQuery, RetryPolicy
+from nodeselect._fetch import _stamp, _stamp_general
 
 FAST = RetryPolicy(backoff_base=0.0, seed=0)
 
@@ -156,3 +158,21 @@ def test_async_client_proves_the_same() -> None:
     assert {n.uuid for n in a.nodes} == {n.uuid for n in s.nodes} == {n["uuid"] for n in nodes}
     assert a.complete
     assert s.complete
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1)),
+    st.sampled_from(["", ".5", ".25", ".229", ".2291", ".22912", ".229123", ".2291234567"]),
+    st.sampled_from(["Z", "z", "+00:00", "-05:30", "+14:00", "+0000", ""]),
+    st.sampled_from(["T", "t", " "]),
+    st.booleans(),
+)
+def test_the_fast_timestamp_path_equals_the_general_parser(
+    when: datetime, frac: str, zone: str, sep: str, seconds: bool
+) -> None:
+    """_stamp's fromisoformat fast path gives exactly what the regular-expression parser gives
+    (µs and written precision), and defers to it on every other form."""
+    clock = when.strftime("%H:%M:%S") + frac if seconds else when.strftime("%H:%M")
+    text = f"{when:%Y-%m-%d}{sep}{clock}{zone}"
+    assert _stamp(text) == _stamp_general(text)

@@ -51,7 +51,7 @@ from typing import Final
 import attrs
 
 from nodeselect._decode import DecodedPage
-from nodeselect._facts import CONTINENTS, STATUSES, ProvedFacts
+from nodeselect._facts import ProvedFacts
 from nodeselect._query import (
     OPEN_END,
     OPEN_START,
@@ -86,10 +86,42 @@ _MAX_DEPTH: Final = 80
 _FILL: Final = 0.8  # aim split parts at 80 % of a page
 
 
+_ONE_US: Final = timedelta(microseconds=1)
+
+
 def _stamp(text: str | None) -> tuple[int, int] | None:
-    """``(µs since the epoch, floored; one unit of the written precision in µs)`` or None."""
+    """``(µs since the epoch, floored; one unit of the written precision in µs)`` or None.
+
+    The reference's own form (``2023-11-07T05:31:56[.f]Z`` or ``+hh:mm``) takes a C-speed path
+    (``datetime.fromisoformat``), several times faster than the general parser below, which
+    it equals on every input it accepts (tests/test_fetch_proof.py); anything else goes there.
+    """
     if not isinstance(text, str):
         return None
+    t = text.strip()
+    if len(t) >= 20 and t[10] == "T" and t[13] == ":" and t[16] == ":":
+        end = 19
+        if t[19] == ".":
+            end = 20
+            while end < len(t) and t[end].isdigit():
+                end += 1
+        zone = t[end:]
+        digits = end - 20
+        if (zone == "Z" or (len(zone) == 6 and zone[0] in "+-" and zone[3] == ":")) and (
+            end == 19 or digits > 0
+        ):
+            try:
+                dt = datetime.fromisoformat(t)
+            except ValueError:
+                return _stamp_general(t)
+            us = (dt - _EPOCH) // _ONE_US
+            return us, (1_000_000 if end == 19 else 10 ** (6 - digits) if digits < 6 else 1)
+    return _stamp_general(t)
+
+
+def _stamp_general(text: str) -> tuple[int, int] | None:
+    """:func:`_stamp` for every form the fetcher accepts (lower-case ``t``/``z``, a space,
+    no seconds, any fraction length), by regular expression."""
     m = _TS.fullmatch(text.strip())
     if m is None:
         return None
@@ -136,6 +168,58 @@ def _range_of(params: Params, key: str) -> tuple[str, str] | None:
     return None
 
 
+_Bound = tuple[int, bool] | None
+
+
+class _Checks:
+    """The filters of one request that a returned node can be checked against, parsed once
+    per response (not once per node)."""
+
+    __slots__ = ("created", "exact", "seen")
+
+    def __init__(self, params: Params) -> None:
+        values = dict(params)
+        self.exact = [
+            (attr, values[key])
+            for key, attr in (
+                ("filter[uuid]", "uuid"),
+                ("filter[name]", "name"),
+                ("filter[operator_account_uuid]", "operator_account_uuid"),
+            )
+            if key in values
+        ]
+        self.created = self._bounds(_range_of(params, "filter[created_at]"))
+        self.seen = self._bounds(_range_of(params, "filter[last_seen_at]"))
+
+    @staticmethod
+    def _bounds(rng: tuple[str, str] | None) -> tuple[_Bound, _Bound] | None:
+        return None if rng is None else (_bound_us(rng[0]), _bound_us(rng[1]))
+
+    def violation(
+        self, lean: object, created: tuple[int, int] | None, seen: tuple[int, int] | None
+    ) -> str | None:
+        """The name of a checkable filter the node fails (with its value), or None."""
+        for attr, want in self.exact:
+            have = getattr(lean, attr, None)
+            if have is not None and have != want:
+                return f"{attr} {have!r}"
+        for bounds, value, name in (
+            (self.created, created, "created_at"),
+            (self.seen, seen, "last_seen_at"),
+        ):
+            if bounds is None:
+                continue
+            if value is None:
+                return f"{name} (missing)"
+            a, b = bounds
+            us, unit = value
+            if a is not None and us + unit <= a[0]:
+                return f"{name} {_fmt(us)}"
+            if b is not None and us - unit > b[0] + (_DAY_US if b[1] else 0):
+                return f"{name} {_fmt(us)}"
+        return None
+
+
 @attrs.frozen
 class PageRequest:
     """One GET to make.
@@ -145,8 +229,8 @@ class PageRequest:
         page: the page number (1-based).
         params: every query parameter, in order.
         facts: what the returned nodes are proved to be.
-        kind: ``"probe_new"``, ``"probe_old"``, ``"part"``, ``"recount"``, ``"gap"`` or
-            ``"lookup"``.
+        kind: ``"probe_new"``, ``"part"``, ``"gap"``, ``"lookup"``, or for a tie group read
+            through its static superset ``"tie_p"``, ``"tie_live"``, ``"tie_lookup"``.
         part: the part of the range it reads (``-1`` for probes, counts and lookups).
         tag: what a count is for (``"whole"``, ``"before"``, ``"after"``, ``"bound"``) or the
             uuid a lookup looks for.
@@ -172,14 +256,12 @@ class _Part:
         lo_text: str,
         hi_text: str,
         extra: Params,
-        dims: tuple[str, ...],
         parent: int,
         depth: int,
     ) -> None:
         self.pid = pid
         self.lo, self.hi, self.lo_text, self.hi_text = lo, hi, lo_text, hi_text
         self.extra = extra
-        self.dims = dims
         self.parent = parent
         self.depth = depth
         self.state = "count"  # count | pages | reread | split | wait | proved | failed | dropped
@@ -189,12 +271,7 @@ class _Part:
         self.reads = 0
         self.total: int | None = None
         self.seen_created: list[int] = []
-        self.seen_last: list[int] = []
         self.children: list[int] = []
-        self.split_kind = ""
-        self.recount: int | None = None
-        self.check_total: int | None = None
-        self.split_attempts = 0
         self.reason = ""
         # A tie group read through its static superset (``include_deleted``): per round, the
         # totals and uuids of its pages; the live-read and lookup bookkeeping.
@@ -424,22 +501,13 @@ class FetchPlan:
         """The bound ``[L, U]``: the query's own start (or :data:`OPEN_START`), and the newest
         node's ``created_at`` rounded up by one unit of its written precision (or the query's
         own end when that is narrower)."""
-        dims = tuple(
-            d
-            for d, key in (
-                ("status", "filter[status]"),
-                ("last_seen", "filter[last_seen_at]"),
-                ("continent", "filter[continent_code]"),
-            )
-            if all(k != key for k, _ in q.sq.params)
-        )
         newest = _stamp(new.nodes[0].lean.created_at) if new.nodes else None
         if newest is None:
             q.flag(
                 f"{q.where()}: the probe's newest node has no readable created_at, so no "
                 "created_at range can be proved to hold every node; fetched unbounded"
             )
-            root = _Part(0, None, None, "", "", (), (), -1, 0)
+            root = _Part(0, None, None, "", "", (), -1, 0)
             q.parts.append(root)
             return root
         start, end = q.user_range if q.user_range is not None else (OPEN_START, OPEN_END)
@@ -451,7 +519,7 @@ class FetchPlan:
             hi, hi_text = e[0] + (_DAY_US - 1 if e[1] else 0), end
         hi = max(hi, lo)
         q.lo, q.hi, q.lo_text, q.hi_text = lo, hi, lo_text, hi_text
-        root = _Part(0, lo, hi, lo_text, hi_text, (), dims, -1, 0)
+        root = _Part(0, lo, hi, lo_text, hi_text, (), -1, 0)
         q.parts.append(root)
         return root
 
@@ -475,12 +543,6 @@ class FetchPlan:
         part = q.parts[req.part]
         if req.kind in ("tie_p", "tie_live", "tie_lookup"):
             self._record_tie(q, part, req, page)
-            return
-        if req.kind == "recount":
-            part.recount = page.total
-            return
-        if req.kind == "ccount":
-            part.check_total = page.total
             return
         items = self._keep(q, page, part, req)
         part.read[req.page] = (
@@ -513,14 +575,13 @@ class FetchPlan:
                 "(it repeats nodes): the total cannot be trusted",
                 broken=True,
             )
-        checks = dict(req.params)
-        window = _range_of(req.params, "filter[created_at]")
-        seen = _range_of(req.params, "filter[last_seen_at]")
+        checks = _Checks(req.params)
         out: list[tuple[str, int | None]] = []
         for node in page.nodes:
             lean = node.lean
             st = _stamp(lean.created_at)
-            bad = self._violation(lean, st, checks, window, seen)
+            ls = None if checks.seen is None else _stamp(lean.last_seen_at)
+            bad = checks.violation(lean, st, ls)
             if bad is not None:
                 q.flag(
                     f"{q.where()}: the server returned node {node.uuid} whose {bad} does not "
@@ -531,12 +592,8 @@ class FetchPlan:
             out.append((node.uuid, None if st is None else st[0]))
             if not keep:
                 continue
-            if part is not None:
-                if st is not None:
-                    part.seen_created.append(st[0])
-                ls = _stamp(lean.last_seen_at)
-                if ls is not None:
-                    part.seen_last.append(ls[0])
+            if part is not None and st is not None:
+                part.seen_created.append(st[0])
             prev = q.nodes.get(node.uuid)
             q.nodes[node.uuid] = (
                 node
@@ -550,40 +607,6 @@ class FetchPlan:
             else:
                 q.rejected[rej.uuid] = rej
         return out
-
-    @staticmethod
-    def _violation(
-        lean: object,
-        st: tuple[int, int] | None,
-        checks: dict[str, str],
-        window: tuple[str, str] | None,
-        seen: tuple[str, str] | None,
-    ) -> str | None:
-        """The name of a checkable filter the node fails, or None."""
-        for key, attr in (
-            ("filter[uuid]", "uuid"),
-            ("filter[name]", "name"),
-            ("filter[operator_account_uuid]", "operator_account_uuid"),
-        ):
-            want = checks.get(key)
-            have = getattr(lean, attr, None)
-            if want is not None and have is not None and have != want:
-                return f"{attr} {have!r}"
-        for rng, value, name in (
-            (window, st, "created_at"),
-            (seen, _stamp(getattr(lean, "last_seen_at", None)), "last_seen_at"),
-        ):
-            if rng is None:
-                continue
-            if value is None:
-                return f"{name} (missing)"
-            a, b = _bound_us(rng[0]), _bound_us(rng[1])
-            us, unit = value
-            if a is not None and us + unit <= a[0]:
-                return f"{name} {_fmt(us)}"
-            if b is not None and us - unit > b[0] + (_DAY_US if b[1] else 0):
-                return f"{name} {_fmt(us)}"
-        return None
 
     # -- judging parts --------------------------------------------------------------------
 
@@ -636,11 +659,7 @@ class FetchPlan:
         if part.state in ("tie", "tie_lookup"):
             return self._tie_step(i, q, part)
         if part.state in ("proved", "failed", "dropped", "split"):
-            if part.state == "split" and part.split_kind == "filter-wait":
-                return self._judge_filter_split(i, q, part)
             return []
-        if part.parent >= 0 and q.parts[part.parent].split_kind == "filter-wait":
-            return []  # wait for the parent's partition check
         if not part.read:
             return []
         total = max(t for t, _, _ in part.read.values())
@@ -751,10 +770,9 @@ class FetchPlan:
         return self._tie_start(i, q, part, total)
 
     def _child(  # noqa: PLR0917 - private
-        self, q: _Query, part: _Part, lo: int, hi: int, lo_t: str, hi_t: str, extra: Params,
-        dims: tuple[str, ...],
-    ) -> _Part:  # fmt: skip
-        child = _Part(len(q.parts), lo, hi, lo_t, hi_t, extra, dims, part.pid, part.depth + 1)
+        self, q: _Query, part: _Part, lo: int, hi: int, lo_t: str, hi_t: str, extra: Params
+    ) -> _Part:
+        child = _Part(len(q.parts), lo, hi, lo_t, hi_t, extra, part.pid, part.depth + 1)
         q.parts.append(child)
         part.children.append(child.pid)
         return child
@@ -776,66 +794,13 @@ class FetchPlan:
         edges = [lo, *cuts]
         out = []
         part.state = "split"
-        part.split_kind = "time"
         for j, a in enumerate(edges):
             b = edges[j + 1] - 1 if j + 1 < len(edges) else hi
             a_t = part.lo_text if j == 0 else _fmt(a)
             b_t = part.hi_text if j + 1 == len(edges) else _fmt(b)
-            child = self._child(q, part, a, b, a_t, b_t, part.extra, part.dims)
+            child = self._child(q, part, a, b, a_t, b_t, part.extra)
             out.append(self._part_request(i, child, 1))
         return out
-
-    def _filter_split(self, i: int, q: _Query, part: _Part, total: int) -> list[PageRequest]:
-        """Split one instant shared by more nodes than a page holds by another filter."""
-        dims = list(part.dims)
-        while dims:
-            dim = dims.pop(0)
-            options: list[Params] = []
-            if dim == "status":
-                options = [(("filter[status]", s),) for s in STATUSES]
-            elif dim == "continent":
-                options = [(("filter[continent_code]", c),) for c in CONTINENTS]
-            elif dim == "last_seen":
-                values = sorted(part.seen_last)
-                k = max(2, math.ceil(total / (self.limit * _FILL)))
-                cuts: list[int] = []
-                for j in range(1, k):
-                    if values:
-                        c = values[min(len(values) - 1, j * len(values) // k)]
-                        if not cuts or c > cuts[-1]:
-                            cuts.append(c)
-                if cuts and cuts[0] == values[0]:
-                    cuts = cuts[1:]
-                if not cuts:
-                    continue
-                edges = [None, *cuts]
-                for j, a in enumerate(edges):
-                    a_t = OPEN_START if a is None else _fmt(a)
-                    b_t = OPEN_END if j + 1 == len(edges) else _fmt(cuts[j] - 1)
-                    options.append((("filter[last_seen_at]", f"{a_t},{b_t}"),))
-            part.dims = tuple(dims)
-            part.state = "split"
-            part.split_kind = "filter-wait"
-            part.recount = None
-            part.split_attempts = 0
-            part.children = []
-            out = [self._recount(i, q, part)]
-            for extra in options:
-                child = self._child(
-                    q,
-                    part,
-                    part.lo or 0,
-                    part.hi or 0,
-                    part.lo_text,
-                    part.hi_text,
-                    (*part.extra, *extra),
-                    tuple(dims),
-                )
-                out.append(self._part_request(i, child, 1))
-            return out
-        return self._reread(i, q, part, total)
-
-    # -- tie groups: one instant shared by more nodes than a page holds ------------------
 
     def _tie_params(self, q: _Query, part: _Part, extra: Params, tail: Params) -> Params:
         return self._params(q, (part.lo_text, part.hi_text), (*part.extra, *extra), tail)
@@ -947,54 +912,17 @@ class FetchPlan:
             return []
         return self._tie_round(i, q, part, p_total)
 
-    def _recount(self, i: int, q: _Query, part: _Part) -> PageRequest:
-        params = self._params(q, (part.lo_text, part.hi_text), part.extra, self._tail(1, 1, None))
-        return PageRequest(i, 1, params, q.sq.facts, "recount", part.pid)
-
-    def _judge_filter_split(self, i: int, q: _Query, part: _Part) -> list[PageRequest]:
-        children = [q.parts[c] for c in part.children]
-        counts = [
-            c.check_total
-            if c.check_total is not None
-            else max((t for t, _, _ in c.read.values()), default=-1)
-            for c in children
-        ]
-        whole = part.recount
-        if whole is not None and min(counts, default=0) >= 0 and sum(counts) == whole:
-            part.split_kind = "filter"  # a proved partition: the children go on (stepped next)
-            return []
-        if whole is not None and 0 <= sum(counts) <= 2 * whole and part.split_attempts < 6:
-            # Nodes deleted between the counts of one batch make them disagree by chance:
-            # count again (limit=1 each, one batch) until one batch adds up.
-            part.split_attempts += 1
-            part.recount = None
-            out = [self._recount(i, q, part)]
-            for c in children:
-                c.check_total = None
-                created = (c.lo_text, c.hi_text)
-                params = self._params(q, created, c.extra, self._tail(1, 1, None))
-                out.append(PageRequest(i, 1, params, q.sq.facts, "ccount", c.pid))
-            return out
-        for c in children:
-            c.state = "dropped"
-        part.split_kind = ""
-        part.state = "pages"
-        total = part.recount if part.recount is not None else (part.total or 0)
-        if part.dims:
-            return self._filter_split(i, q, part, total)
-        return self._reread(i, q, part, total)
-
     def _proved(self, q: _Query, part: _Part) -> bool:
         if part.state == "proved":
             return True
-        if part.state == "split" and part.split_kind in ("time", "filter"):
+        if part.state == "split":
             return all(self._proved(q, q.parts[c]) for c in part.children)
         return False
 
     def _unproved_parts(self, q: _Query, part: _Part) -> list[_Part]:
         if part.state == "proved":
             return []
-        if part.state == "split" and part.split_kind in ("time", "filter"):
+        if part.state == "split":
             return [p for c in part.children for p in self._unproved_parts(q, q.parts[c])]
         return [part]
 
