@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Final
@@ -45,12 +45,22 @@ from nodeselect._query import NodeQuery, plan_requests
 from nodeselect._result import FetchResult, NodeCount
 from nodeselect._retry import RetryPolicy, parse_retry_after, retry_cause
 
-__all__ = ["API_KEY_ENV", "DEFAULT_BASE_URL", "ENDPOINT", "AsyncClient", "Client", "fetch_nodes"]
+__all__ = [
+    "API_KEY_ENV",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CONCURRENCY",
+    "ENDPOINT",
+    "AsyncClient",
+    "Client",
+    "fetch_nodes",
+]
 
 #: The public API.
 DEFAULT_BASE_URL: Final = "https://api.dispersed.com"
 #: The List Nodes path.
 ENDPOINT: Final = "/v1/nodes"
+#: Requests in flight by default (each on its own connection).
+DEFAULT_CONCURRENCY: Final = 16
 #: The environment variable read when no ``api_key`` is passed.
 API_KEY_ENV: Final = "NODESELECT_API_KEY"
 
@@ -252,7 +262,9 @@ class Client(_Base):
         api_key: sent as ``Authorization: Bearer``; default ``$NODESELECT_API_KEY``. Never
             shown in a repr, log or error.
         timeout: seconds for connect/read/write/pool per request.
-        concurrency: requests in flight (default 16); each has its own connection.
+        concurrency: requests in flight (default 16); each has its own connection. A fetch is
+            bound by round trips to a distant API: at 50 ms of latency 16 in flight fetch
+            4,500 nodes 11-12x faster than a sequential loop (docs/performance.md).
         max_connections: an upper bound on connections (caps ``concurrency``).
         retry: the :class:`RetryPolicy`.
         transport: an ``httpx.BaseTransport`` to use instead of the network (tests).
@@ -269,7 +281,7 @@ class Client(_Base):
         api_key: str | None = None,
         *,
         timeout: float = 30.0,
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         max_connections: int | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -356,8 +368,10 @@ class Client(_Base):
         }
         pending = set(futures)
         try:
+            # Each page is recorded (checked, merged) as soon as it arrives, overlapping the
+            # wait for the others; a failure surfaces from fut.result() at once.
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     record(futures[fut], fut.result())
         except BaseException:
@@ -473,7 +487,7 @@ class AsyncClient(_Base):
         api_key: str | None = None,
         *,
         timeout: float = 30.0,
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         max_connections: int | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from nodeselect._cli._common import EXIT_API, EXIT_INCOMPLETE, EXIT_INPUT
-from nodeselect._client import DEFAULT_BASE_URL, Client
+from nodeselect._client import DEFAULT_BASE_URL, DEFAULT_CONCURRENCY, Client
 from nodeselect._exceptions import (
     APIError,
     IncompleteFetchError,
@@ -72,9 +72,9 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--concurrency",
         type=int,
-        default=16,
+        default=DEFAULT_CONCURRENCY,
         metavar="N",
-        help="page requests in flight (default 16)",
+        help=f"page requests in flight (default {DEFAULT_CONCURRENCY})",
     )
     group.add_argument(
         "--allow-incomplete",
@@ -138,7 +138,7 @@ def load_fleet_explained(
     strict = not getattr(args, "allow_incomplete", False)
     show = getattr(args, "progress", None)
     show_progress = sys.stderr.isatty() if show is None else bool(show)
-    concurrency = getattr(args, "concurrency", 16)
+    concurrency = getattr(args, "concurrency", DEFAULT_CONCURRENCY)
     if concurrency < 1:
         raise InputError(f"--concurrency: {concurrency} must be >= 1")
     if getattr(args, "snapshot", None):
