@@ -172,11 +172,15 @@ def test_take_then_concat_restores_the_table(fleet: list[FleetNode], data: st.Da
 def test_concat_of_separately_built_tables_equals_one_build(
     fleet: list[FleetNode], data: st.DataObject
 ) -> None:
-    """Tables built from two halves (different vocabularies) concat to the whole's table."""
+    """Tables built from two halves (different vocabularies) with the whole fleet's telemetry
+    units concat to the whole's table (a half alone may hold too little evidence to decide a
+    unit the whole decides: that is what ``units=`` is for)."""
     cut = data.draw(st.integers(0, len(fleet)))
-    a = NodeTable.from_nodes(fleet[:cut], now=NOW)
-    b = NodeTable.from_nodes(fleet[cut:], now=NOW)
-    assert _decoded(NodeTable.concat([a, b])) == _decoded(NodeTable.from_nodes(fleet, now=NOW))
+    whole = NodeTable.from_nodes(fleet, now=NOW)
+    a = NodeTable.from_nodes(fleet[:cut], now=NOW, units=whole.units)
+    b = NodeTable.from_nodes(fleet[cut:], now=NOW, units=whole.units)
+    assert _decoded(NodeTable.concat([a, b])) == _decoded(whole)
+    assert [t.units.ram.unit for t in (a, b)] == [whole.units.ram.unit] * 2
 
 
 @settings(max_examples=20, deadline=None)

@@ -220,8 +220,13 @@ def _names_agree(tele: Sequence[LeanTelemetryGpu], gpus: Sequence[Any]) -> bool:
     return True
 
 
-def build_table(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
+def build_table(
+    nodes: Sequence[TableNode], now_s: float, units: Units | None = None
+) -> NodeTable:
     """The table of ``nodes`` with telemetry freshness judged at ``now_s`` (Unix seconds).
+
+    ``units``: telemetry units decided elsewhere (e.g. on the whole fleet, for a shard built
+    apart) instead of inferred from ``nodes``; the per-node plausibility checks still run.
 
     The cyclic garbage collector is paused while building (it is restored after, and left
     alone if it was already off): the build allocates only acyclic lists and tuples, and with
@@ -229,15 +234,20 @@ def build_table(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
     the build time.
     """
     if not gc.isenabled():
-        return _build(nodes, now_s)
+        return _build(nodes, now_s, units)
     gc.disable()
     try:
-        return _build(nodes, now_s)
+        return _build(nodes, now_s, units)
     finally:
         gc.enable()
 
 
-def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
+def _given(d: UnitDecision) -> UnitDecision:
+    """A decision taken from elsewhere: its unit and reasons, this table's counts start at 0."""
+    return attrs.evolve(d, how=f"given: {d.how}", evidence=0, agreeing=0, fallbacks=0)
+
+
+def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> NodeTable:
     n = len(nodes)
     leans = [node.lean for node in nodes]
     nan = math.nan
@@ -412,12 +422,16 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
     static_total = np.array(ram_static_total)
     ram_known = _ram_known(leans, np.array(ram_whole))
     rf_raw, rt_raw = _floats(ram_free_b), _floats(ram_total_b)
-    ram_unit = infer_size_unit(
-        "ram",
-        rt_raw,
-        ram_known,
-        reporting=int(np.count_nonzero(~np.isnan(rt_raw))),
-        source="the node's known RAM total",
+    ram_unit = (
+        _given(given.ram)
+        if given is not None
+        else infer_size_unit(
+            "ram",
+            rt_raw,
+            ram_known,
+            reporting=int(np.count_nonzero(~np.isnan(rt_raw))),
+            source="the node's known RAM total",
+        )
     )
     rt, rtt, ram_dropped, ram_unit = _sizes_gb(ram_unit, rf_raw, rt_raw, ram_known)
     # Counted only where the telemetry would have been used (fresh).
@@ -425,7 +439,11 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
     ram_free = np.where(fresh & ~np.isnan(rt), rt, np.array(ram_static))
     ram_total = np.where(fresh & ~np.isnan(rtt), rtt, static_total)
     cpu_raw = _floats(cpu_avg)
-    cpu_unit = infer_load_unit("cpu_load", cpu_raw, source="metadata.cpu.average")
+    cpu_unit = (
+        _given(given.cpu_load)
+        if given is not None
+        else infer_load_unit("cpu_load", cpu_raw, source="metadata.cpu.average")
+    )
     cpu_load, cpu_unit = _loads(cpu_unit, cpu_raw)
 
     name_vocab, name_code = _coded_or_empty([d.name for d in leans], ())
@@ -443,17 +461,25 @@ def _build(nodes: Sequence[TableNode], now_s: float) -> NodeTable:
     g_max = _floats([g.vram_gb_max for g in gpu_flat])
     vt_free_raw, vt_total_raw = _floats([v.free for v in vrams]), _floats([v.total for v in vrams])
     vram_known = _vram_known(leans, g_max, offsets)
-    vram_unit = infer_size_unit(
-        "vram",
-        vt_total_raw,
-        vram_known,
-        reporting=int(np.count_nonzero(~np.isnan(vt_total_raw))),
-        source="the GPU's known VRAM total",
+    vram_unit = (
+        _given(given.vram)
+        if given is not None
+        else infer_size_unit(
+            "vram",
+            vt_total_raw,
+            vram_known,
+            reporting=int(np.count_nonzero(~np.isnan(vt_total_raw))),
+            source="the GPU's known VRAM total",
+        )
     )
     vt_free, vt_total, _, vram_unit = _sizes_gb(vram_unit, vt_free_raw, vt_total_raw, vram_known)
     g_total = np.where(np.isnan(g_max), vt_total, g_max)
     load_raw = _floats([t.load for t in tele_flat])
-    load_unit = infer_load_unit("gpu_load", load_raw, source="metadata.gpu.gpus[].load")
+    load_unit = (
+        _given(given.gpu_load)
+        if given is not None
+        else infer_load_unit("gpu_load", load_raw, source="metadata.gpu.gpus[].load")
+    )
     g_load, load_unit = _loads(load_unit, load_raw)
     units = Units(
         ram=ram_unit,

@@ -7,13 +7,13 @@ like ``2023-11-07T05:31:56Z`` (a fraction only when needed), one value per filte
 
 For each server query:
 
-1. **Probes** (one round): ``sort=-created_at`` and ``sort=created_at``, page 1 each. They give
-   the total ``T0``, the newest node ``N`` and the oldest node ``O``, and show whether the server
-   sorts at all (each probe page must be ordered, and the two must agree).
+1. **Probe** (one round): ``sort=-created_at``, page 1. It gives the total ``T0`` and the
+   newest node ``N``, and shows whether the server sorts at all (the page must be newest first).
 2. **Bound**: ``[L, U]`` with ``U`` = ``N``'s ``created_at`` *rounded up* by one unit of the
    precision it was written with (``…:02Z`` -> ``…:03Z``, ``….229Z`` -> ``….230Z``): whatever
-   precision the server stores, ``N`` is inside; ``L`` likewise one unit below ``O``. A user's
-   own range end is kept when it is narrower.
+   precision the server stores, ``N`` is inside. ``L`` is the query's own start, else
+   :data:`~nodeselect._query.OPEN_START` (``1970-01-01``: the reference documents no open
+   range end). A user's own range end is kept when it is narrower.
 3. **First pass** (one round): pages ``1..ceil(T0/limit)`` of ``[L, U]`` sorted by
    ``created_at``, plus three counts (the whole query, before ``L``, after ``U``). It is a proof
    when every page reports the same total ``B``, the pages hold ``B`` distinct uuids, and the
@@ -623,7 +623,7 @@ class FetchPlan:
 
     def _judge_gaps(self, q: _Query) -> None:
         """Nothing may match the query outside every created_at range (e.g. a node without
-        created_at, or older than the oldest probe). Under drift the counts of one round can
+        created_at, or older than the bound's start). Under drift the counts of one round can
         disagree by chance, so only a residual seen the same in three rounds is reported."""
         root = q.parts[0]
         bound = q.gaps.get("bound")
@@ -646,7 +646,7 @@ class FetchPlan:
         if before:
             q.flag(
                 f"{q.where()}: {before} nodes are older than the bound's start {q.lo_text} "
-                "(older than the oldest node the sort=created_at probe returned): not fetched"
+                "(a created_at before 1970, or before the query's own start): not fetched"
             )
         if residual > 0:
             q.flag(

@@ -280,11 +280,23 @@ class NodeTable:
 
     # ---------------------------------------------------------------- build
     @classmethod
-    def from_nodes(cls, nodes: Sequence[TableNode], *, now: datetime | None = None) -> NodeTable:
-        """Build the table from fetched nodes in one pass (units and sources: module docstring)."""
+    def from_nodes(
+        cls,
+        nodes: Sequence[TableNode],
+        *,
+        now: datetime | None = None,
+        units: Units | None = None,
+    ) -> NodeTable:
+        """Build the table from fetched nodes in one pass (units and sources: module docstring).
+
+        Telemetry units are inferred from ``nodes`` unless ``units`` gives them: tables meant to
+        be concatenated or ranked as shards of one fleet should share the whole fleet's
+        decision (``NodeTable.from_nodes(part, units=whole.units)``), since a part alone may hold
+        too little evidence to decide what the whole decides.
+        """
         from nodeselect._build import build_table  # noqa: PLC0415 - _build imports this module
 
-        return build_table(nodes, (now or datetime.now(UTC)).timestamp())
+        return build_table(nodes, (now or datetime.now(UTC)).timestamp(), units)
 
     # ---------------------------------------------------------------- views
     def gpu_node_index(self) -> npt.NDArray[np.int64]:
