@@ -22,9 +22,9 @@ from pathlib import Path
 import attrs
 import msgspec
 
-from nodeselect._facts import ProvedFacts
-from nodeselect._lean import LeanNode, decode_node
-from nodeselect._table import NodeTable
+from nodeselect.documents._facts import ProvedFacts
+from nodeselect.documents._lean import LeanNode, decode_node
+from nodeselect.table._table import NodeTable
 from nodeselect.sim import generate_fleet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

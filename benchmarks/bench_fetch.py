@@ -25,9 +25,9 @@ import time
 import httpx
 
 from nodeselect import Client, NodeQuery
-from nodeselect._client import DEFAULT_CONCURRENCY
-from nodeselect._decode import decode_body
-from nodeselect._facts import ProvedFacts
+from nodeselect.fetch._client import DEFAULT_CONCURRENCY
+from nodeselect.fetch._decode import decode_body
+from nodeselect.documents._facts import ProvedFacts
 
 
 def _serve(n_nodes: int, latency_ms: float, conn) -> None:
@@ -177,7 +177,7 @@ def main() -> None:
         )
         table = None
         try:
-            from nodeselect._table import NodeTable  # noqa: PLC0415
+            from nodeselect.table._table import NodeTable  # noqa: PLC0415
 
             t = time.perf_counter()
             table = NodeTable.from_nodes(result.nodes)

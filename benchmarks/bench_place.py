@@ -19,10 +19,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nodeselect._engine import rank
-from nodeselect._job import CpuReq, DiskReq, GangReq, GpuReq, Job, MemoryReq
-from nodeselect._placement import _Placer, place
-from nodeselect._table import NodeTable
+from nodeselect.engine._rank import rank
+from nodeselect.jobs._model import CpuReq, DiskReq, GangReq, GpuReq, Job, MemoryReq
+from nodeselect.placement._placer import _Placer, place
+from nodeselect.table._table import NodeTable
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 MODELS = (

@@ -27,7 +27,7 @@ from nodeselect.sim import DIALECTS, generate_fleet
 
 RUN_SIM = (
     "import argparse, sys\n"
-    "from nodeselect._cli import _sim\n"
+    "from nodeselect.cli import sim as _sim\n"
     "p = argparse.ArgumentParser(prog='nodeselect')\n"
     "_sim.register(p.add_subparsers())\n"
     "a = p.parse_args(sys.argv[1:])\n"

@@ -12,9 +12,10 @@ import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from nodeselect._gpus import canonical_node_gpu, gpu_code, resolve_job_models
-from nodeselect._job import DEFAULT_WEIGHTS, SCORE_TERMS, Job
-from nodeselect._timestamps import parse_timestamp
+from nodeselect.documents._timestamps import parse_timestamp
+from nodeselect.gpus import canonical_node_gpu, gpu_code, resolve_job_models
+from nodeselect.jobs._model import DEFAULT_WEIGHTS, SCORE_TERMS, Job
+from reference_table import implausible, ram_known, told_load, told_units, vram_known
 
 __all__ = ["RefNode", "RefResult", "reference_rank", "tie_key"]
 
@@ -131,16 +132,20 @@ class RefNode:
     gpus: list[RefGpu] = field(default_factory=list)
 
 
+#: The documented units of the telemetry (docs/units.md): what an untold reference assumes.
+DEFAULT_UNITS = {"ram": "bytes", "vram": "MiB", "gpu_load": "fraction", "cpu_load": "fraction"}
 #: What each telemetry unit is per nodeselect unit (GB = 2**30 bytes; fraction).
 UNIT_FACTORS = {"bytes": float(2**30), "MiB": 1024.0, "GB": 1.0, "fraction": 1.0, "percent": 100.0}
 
 
-def ref_node(fn: object, now_s: float, units: object = None) -> RefNode:
-    """One node's values; telemetry read in ``units`` (a simulator ``Dialect`` telling the true
-    ``ram_unit``/``vram_unit``/``load_unit``), default the documented defaults."""
-    ram_f = UNIT_FACTORS[getattr(units, "ram_unit", "bytes")]
-    vram_f = UNIT_FACTORS[getattr(units, "vram_unit", "MiB")]
-    load_f = UNIT_FACTORS[getattr(units, "load_unit", "fraction")]
+def ref_node(fn: object, now_s: float, units: object = None, *, checks: bool = True) -> RefNode:
+    """One node's values; telemetry read in ``units``: a simulator ``Dialect`` telling the true
+    ``ram_unit``/``vram_unit``/``load_unit``, or the units a table decided (a ``Units``; an
+    undecided unit means the telemetry is not used), default the documented defaults. Per node,
+    implausible telemetry is not used either (docs/units.md; ``reference_table``'s rules)."""
+    told = told_units(units) if units is not None else dict(DEFAULT_UNITS)
+    ram_f = None if told["ram"] is None else UNIT_FACTORS[told["ram"]]
+    vram_f = None if told["vram"] is None else UNIT_FACTORS[told["vram"]]
     d = fn.lean  # type: ignore[attr-defined]
     f = fn.facts  # type: ignore[attr-defined]
     ev = d.latest_hardware_event
@@ -154,8 +159,12 @@ def ref_node(fn: object, now_s: float, units: object = None) -> RefNode:
         if r.memory_gb_available is not None:
             static = (0.0 if math.isnan(static) else static) + r.memory_gb_available
     ram = static
-    if fresh and md is not None and md.ram is not None and md.ram.free is not None:
-        ram = md.ram.free / ram_f
+    r = md.ram if md is not None else None
+    if fresh and r is not None and r.free is not None and ram_f is not None:
+        free = r.free / ram_f
+        total = NAN if r.total is None else r.total / ram_f
+        if not checks or not implausible(free, total, ram_known(d)):
+            ram = free
     disks = [
         h.available_capacity_gb for h in d.hard_drives or [] if h.available_capacity_gb is not None
     ]
@@ -176,20 +185,26 @@ def ref_node(fn: object, now_s: float, units: object = None) -> RefNode:
     for j, g in enumerate(gpus):
         t = tg[j] if matched and tg is not None else None
         tv = t.vram if t is not None else None
-        total = NAN if g.vram_gb_max is None else float(g.vram_gb_max)
-        if math.isnan(total) and tv is not None and tv.total is not None:
-            total = tv.total / vram_f
+        g_max = NAN if g.vram_gb_max is None else float(g.vram_gb_max)
+        tfree = NAN if tv is None or tv.free is None or vram_f is None else tv.free / vram_f
+        ttotal = NAN if tv is None or tv.total is None or vram_f is None else tv.total / vram_f
+        if checks and implausible(tfree, ttotal, vram_known(d, j, g_max)):
+            tfree = ttotal = NAN
+        total = ttotal if math.isnan(g_max) else g_max
         reported = NAN if g.vram_gb_available is None else float(g.vram_gb_available)
-        tfree = NAN if tv is None or tv.free is None else tv.free / vram_f
         free = tfree if fresh and not math.isnan(tfree) else reported
-        raw_load = NAN if t is None or t.load is None else float(t.load) / load_f
+        raw_load = (
+            told_load(None if t is None else t.load, told["gpu_load"])
+            if checks
+            else NAN
+            if t is None or t.load is None
+            else float(t.load) / UNIT_FACTORS[told["gpu_load"] or "fraction"]
+        )
         code = gpu_code(canonical_node_gpu(g.name, None if math.isnan(total) else total))
         out_gpus.append(
             RefGpu(code, f32(free), f32(total), f32(raw_load) if fresh else NAN, f32(raw_load))
         )
-    cpu_load = NAN
-    if md is not None and md.cpu is not None and md.cpu.average is not None:
-        cpu_load = float(md.cpu.average) / load_f
+    cpu_load = told_load(None if md is None or md.cpu is None else md.cpu.average, told["cpu_load"])
     return RefNode(
         uuid=d.uuid,
         name=d.name or None,
@@ -329,16 +344,23 @@ class RefResult:
 
 
 def reference_rank(
-    job: Job, fleet: list[object], now: datetime, seed: int = 0, units: object = None
+    job: Job,
+    fleet: list[object],
+    now: datetime,
+    seed: int = 0,
+    units: object = None,
+    *,
+    checks: bool = True,
 ) -> RefResult:
-    """Rank ``fleet`` for ``job`` node by node, reading telemetry in ``units`` (see ref_node)."""
+    """Rank ``fleet`` for ``job`` node by node, reading telemetry in ``units`` (see ref_node);
+    ``checks=False`` trusts every telemetry value (the naive reading issue 10 measured)."""
     now_s = now.timestamp()
     codes = (
         frozenset(gpu_code(m) for m in resolve_job_models(job.gpu.models))
         if job.gpu.models
         else None
     )
-    nodes = [ref_node(fn, now_s, units) for fn in fleet]
+    nodes = [ref_node(fn, now_s, units, checks=checks) for fn in fleet]
     max_gpus = max((len(n.gpus) for n in nodes), default=0)
     weights = dict(DEFAULT_WEIGHTS) | dict(job.preferences.weights)
     terms = [(t, float(weights[t])) for t in SCORE_TERMS if weights[t] > 0]

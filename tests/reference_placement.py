@@ -22,9 +22,9 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 
-from nodeselect._facts import ProvedFacts
-from nodeselect._job import CpuReq, DiskReq, GangReq, GpuReq, Job, MemoryReq
-from nodeselect._lean import LeanCpu, LeanDisk, LeanGpu, LeanNode, LeanRam
+from nodeselect.documents._facts import ProvedFacts
+from nodeselect.documents._lean import LeanCpu, LeanDisk, LeanGpu, LeanNode, LeanRam
+from nodeselect.jobs._model import CpuReq, DiskReq, GangReq, GpuReq, Job, MemoryReq
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

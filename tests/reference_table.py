@@ -1,6 +1,6 @@
 """The node table built the straightforward way: the original per-node loop of ``from_nodes``.
 
-Kept as the reference the fast builder (``nodeselect._build``) must reproduce column for
+Kept as the reference the fast builder (``nodeselect.table._build``) must reproduce column for
 column; it reads every field with plain attribute access and generator expressions.
 
 It does not infer telemetry units: it is *told* them (``units``: quantity -> unit, ``None`` =
@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
-from nodeselect._gpus import gpu_codes_for_nodes
-from nodeselect._table import (
+from nodeselect.documents._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
+from nodeselect.documents._timestamps import parse_timestamps_to_epoch_s
+from nodeselect.gpus import gpu_codes_for_nodes
+from nodeselect.table._table import (
     GIB,
     TELEMETRY_FRESH_S,
     NodeTable,
@@ -29,10 +30,16 @@ from nodeselect._table import (
     driver_number,
     gpu_names_agree,
 )
-from nodeselect._timestamps import parse_timestamps_to_epoch_s
-from nodeselect._units import DEFAULT_UNITS, LOAD_FACTORS, SIZE_FACTORS, SIZE_TOLERANCE, Units
+from nodeselect.table._units import DEFAULT_UNITS, LOAD_FACTORS, SIZE_FACTORS, SIZE_TOLERANCE, Units
 
-__all__ = ["reference_from_nodes", "told_units"]
+__all__ = [
+    "implausible",
+    "ram_known",
+    "reference_from_nodes",
+    "told_load",
+    "told_units",
+    "vram_known",
+]
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -138,6 +145,38 @@ def _load(raw: Any, unit: str | None) -> float:
         return math.nan
     x = float(raw) / LOAD_FACTORS[unit]
     return math.nan if x < 0 or x > 1.0 + 1e-6 else x
+
+
+#: Public names for the engine reference (tests/reference_engine.py), which applies the same
+#: documented per-node rules to the values it derives on its own.
+implausible = _implausible
+told_load = _load
+
+
+def ram_known(d: Any) -> float:
+    """A node's RAM total in a known unit (GB): the sum of every stick's ``memory_gb_max``
+    when each has one, else ``ram_bytes_total`` / 2**30, else ``ramTotal`` (docs/units.md)."""
+    known = math.nan
+    if all(rr.memory_gb_max is not None for rr in d.rams or ()):
+        known = math.nan if not d.rams else float(sum(rr.memory_gb_max for rr in d.rams))
+    hw = d.current_hardware
+    if math.isnan(known) and hw is not None and hw.memory is not None:
+        known = _num(hw.memory.ram_bytes_total) / GIB
+    if math.isnan(known):
+        known = _num(d.ramTotal)
+    return known
+
+
+def vram_known(d: Any, j: int, g_max: float) -> float:
+    """GPU ``j``'s VRAM total in GB: ``vram_gb_max``, else ``vram_bytes_total`` / 2**30 by
+    index when both GPU lists have the same length."""
+    if not math.isnan(g_max):
+        return g_max
+    hw = d.current_hardware
+    hw_gpus = hw.gpus if hw is not None else None
+    if hw_gpus and d.gpus and len(hw_gpus) == len(d.gpus):
+        return _num(hw_gpus[j].vram_bytes_total) / GIB
+    return math.nan
 
 
 def reference_from_nodes(

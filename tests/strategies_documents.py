@@ -13,9 +13,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from nodeselect._convert import _specs
-from nodeselect._models import Node, _Document
-from nodeselect._timestamps import format_timestamp
+from nodeselect.documents._convert import _specs
+from nodeselect.documents._models import Node, _Document
+from nodeselect.documents._timestamps import format_timestamp
 
 __all__ = [
     "EXTRA_PREFIX",

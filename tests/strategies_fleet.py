@@ -8,18 +8,8 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from nodeselect._facts import ProvedFacts
-from nodeselect._job import (
-    CpuReq,
-    DiskReq,
-    GpuReq,
-    Job,
-    MemoryReq,
-    PlacementReq,
-    Preferences,
-    SoftwareReq,
-)
-from nodeselect._lean import (
+from nodeselect.documents._facts import ProvedFacts
+from nodeselect.documents._lean import (
     LeanCpu,
     LeanDisk,
     LeanDriver,
@@ -36,7 +26,17 @@ from nodeselect._lean import (
     LeanTelemetryGpu,
     LeanVram,
 )
-from nodeselect._lean import LeanCpuMetrics as _LeanCpuMetrics
+from nodeselect.documents._lean import LeanCpuMetrics as _LeanCpuMetrics
+from nodeselect.jobs._model import (
+    CpuReq,
+    DiskReq,
+    GpuReq,
+    Job,
+    MemoryReq,
+    PlacementReq,
+    Preferences,
+    SoftwareReq,
+)
 
 __all__ = ["IMAGES", "NOW", "FleetNode", "fleets", "iso", "jobs", "lean_nodes"]
 

@@ -17,16 +17,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect import _batch, _batch_group
-from nodeselect._batch import rank_many
-from nodeselect._batch_columns import BatchColumns
-from nodeselect._batch_group import JobGroup
-from nodeselect._batch_pairs import PairScores
-from nodeselect._constraints import compile_job
-from nodeselect._derived import max_gpu_count
-from nodeselect._engine import RankedNode, Ranking, rank
-from nodeselect._exceptions import InputError
-from nodeselect._job import (
+from nodeselect.engine._constraints import compile_job
+from nodeselect.engine._rank import RankedNode, Ranking, rank
+from nodeselect.engine._shard import TableStats, table_stats
+from nodeselect.engine.batch import _group as _batch_group
+from nodeselect.engine.batch import _rank_many as _batch
+from nodeselect.engine.batch._columns import BatchColumns
+from nodeselect.engine.batch._group import JobGroup
+from nodeselect.engine.batch._pairs import PairScores
+from nodeselect.engine.batch._rank_many import rank_many
+from nodeselect.errors import InputError
+from nodeselect.jobs._model import (
     CpuReq,
     DiskReq,
     GpuReq,
@@ -36,8 +37,8 @@ from nodeselect._job import (
     Preferences,
     SoftwareReq,
 )
-from nodeselect._shard import TableStats, table_stats
-from nodeselect._table import NodeTable
+from nodeselect.table._derived import max_gpu_count
+from nodeselect.table._table import NodeTable
 from strategies_fleet import NOW, FleetNode, fleets, jobs
 
 # Models of NodeTable.synthetic (plus one it lacks), alone and in overlapping sets.

@@ -11,8 +11,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect._facts import ProvedFacts
-from nodeselect._lean import (
+from nodeselect.documents._facts import ProvedFacts
+from nodeselect.documents._lean import (
     LeanCpu,
     LeanDisk,
     LeanGpu,
@@ -26,7 +26,7 @@ from nodeselect._lean import (
     LeanTelemetryGpu,
     LeanVram,
 )
-from nodeselect._table import NodeTable
+from nodeselect.table._table import NodeTable
 from reference_table import reference_from_nodes
 from strategies_fleet import NOW, FleetNode, fleets
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nodeselect._cli import main
-from nodeselect._cli._common import EXIT_API, EXIT_INPUT, EXIT_NO_FIT
+from nodeselect.cli import main
+from nodeselect.cli._common import EXIT_API, EXIT_INPUT, EXIT_NO_FIT
 from nodeselect.sim import SimServer, generate_fleet
 
 GOOD_JOB = """\

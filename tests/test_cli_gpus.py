@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect._cli import main
-from nodeselect._cli._gpus import GpuModelRow, GpuSighting, catalogue
-from nodeselect._cli._render import Column, print_table, redact
+from nodeselect.cli import main
+from nodeselect.cli._render import Column, print_table, redact
+from nodeselect.cli.gpus import GpuModelRow, GpuSighting, catalogue
 
 _models = st.sampled_from(["H100-80GB", "A100-40GB", "RTX-4090", "L4", "weird gpu"])
 _vram = st.one_of(st.none(), st.floats(0, 200, allow_nan=False), st.just(math.nan))

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from nodeselect._cli import main
-from nodeselect._cli._common import EXIT_API, EXIT_INPUT, EXIT_NO_FIT, EXIT_OK
+from nodeselect.cli import main
+from nodeselect.cli._common import EXIT_API, EXIT_INPUT, EXIT_NO_FIT, EXIT_OK
 from nodeselect.sim import FaultConfig, SimServer, generate_fleet
 
 FLEET = generate_fleet(150, seed=12)

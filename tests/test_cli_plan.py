@@ -13,16 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect._cli import main
-from nodeselect._cli._common import EXIT_INPUT, EXIT_NO_FIT, EXIT_OK
-from nodeselect._cli._plan import (
+from nodeselect.cli import main
+from nodeselect.cli._common import EXIT_INPUT, EXIT_NO_FIT, EXIT_OK
+from nodeselect.cli.plan import (
     REPORT_SCHEMA,
     build_report,
     private_fields,
     pushed_down_filters,
     render_report,
 )
-from nodeselect._jobfile import job_from_dict
+from nodeselect.jobs._file import job_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 LLM = ROOT / "examples" / "jobs" / "llm-finetune.toml"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from nodeselect._cli import main
-from nodeselect._cli._common import EXIT_NO_FIT, EXIT_OK
+from nodeselect.cli import main
+from nodeselect.cli._common import EXIT_NO_FIT, EXIT_OK
 
 AF_GDPR = """\
 name = "af-gdpr"

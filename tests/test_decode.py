@@ -8,8 +8,8 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect._decode import decode_body
-from nodeselect._facts import ProvedFacts
+from nodeselect.documents._facts import ProvedFacts
+from nodeselect.fetch._decode import decode_body
 from strategies_documents import node_documents
 
 FACTS = ProvedFacts(status="AVAILABLE")

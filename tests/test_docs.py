@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from nodeselect._cli._common import EXIT_CODES_HELP
-from nodeselect._cli._main import build_parser
-from nodeselect._cli._plan import build_report
-from nodeselect._jobfile import _SECTIONS, _TOP  # the loader's own table of accepted keys
+from nodeselect.cli._common import EXIT_CODES_HELP
+from nodeselect.cli._main import build_parser
+from nodeselect.cli.plan import build_report
+from nodeselect.jobs._file import _SECTIONS, _TOP  # the loader's own table of accepted keys
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -11,11 +11,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect._engine import merge_top, rank, table_stats
-from nodeselect._explain import explain_node
-from nodeselect._job import Job
-from nodeselect._lean import LeanSoftware
-from nodeselect._table import NodeTable
+from nodeselect.documents._lean import LeanSoftware
+from nodeselect.engine._explain import explain_node
+from nodeselect.engine._rank import merge_top, rank, table_stats
+from nodeselect.jobs._model import Job
+from nodeselect.table._table import NodeTable
 from reference_engine import reference_rank
 from strategies_fleet import IMAGES, NOW, FleetNode, fleets, iso, jobs
 
@@ -23,6 +23,9 @@ SETTINGS = settings(max_examples=30, deadline=None)
 
 
 def _full(job: Job, fleet: list[FleetNode], seed: int = 0):
+    """The engine's ranking of every node. The references below are told the telemetry units
+    the table decided (the engine is checked here; inference against the truth is checked in
+    test_units_dialects)."""
     t = NodeTable.from_nodes(fleet, now=NOW)
     return t, rank(job, t, k=len(t), now=NOW, seed=seed)
 
@@ -31,8 +34,8 @@ def _full(job: Job, fleet: list[FleetNode], seed: int = 0):
 @given(fleets(), jobs(), st.integers(0, 3))
 def test_engine_matches_reference_feasible_set_scores_and_order(fleet, job, seed) -> None:
     """The vectorized engine returns the reference's feasible set, scores (1e-9), order and GPUs."""
-    _, r = _full(job, fleet, seed)
-    ref = reference_rank(job, fleet, NOW, seed)
+    t, r = _full(job, fleet, seed)
+    ref = reference_rank(job, fleet, NOW, seed, units=t.units)
     assert [n.uuid for n in r.top] == ref.order
     for n in r.top:
         assert math.isclose(n.score, ref.score[n.uuid], rel_tol=0, abs_tol=1e-9)
@@ -46,7 +49,7 @@ def test_engine_matches_reference_feasible_set_scores_and_order(fleet, job, seed
 def test_explanation_counts_agree_with_masks_and_node_reasons(fleet, job) -> None:
     """Rejection counts, per-node failures and only-this counts agree with the reference."""
     t, r = _full(job, fleet)
-    ref = reference_rank(job, fleet, NOW)
+    ref = reference_rank(job, fleet, NOW, units=t.units)
     ex = r.explanation
     assert ex.evaluated == len(fleet)
     assert np.array_equal(np.flatnonzero(ex.evaluation.feasible), r.feasible_indices)
@@ -189,7 +192,7 @@ def test_every_score_is_in_the_unit_interval(fleet, job) -> None:
 def test_every_returned_node_satisfies_every_hard_constraint(fleet, job) -> None:
     """Nodes in the ranking and in feasible_indices fail no constraint (per the reference)."""
     t, r = _full(job, fleet)
-    ref = reference_rank(job, fleet, NOW)
+    ref = reference_rank(job, fleet, NOW, units=t.units)
     for i in r.feasible_indices.tolist():
         assert ref.failures[t.uuid_of(i)] == []
     assert all(not explain_node(job, t, n.index, now=NOW).failures for n in r.top)

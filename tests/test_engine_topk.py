@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect._engine import rank
-from nodeselect._job import GpuReq, Job, Preferences
-from nodeselect._table import NodeTable
+from nodeselect.engine._rank import rank
+from nodeselect.jobs._model import GpuReq, Job, Preferences
+from nodeselect.table._table import NodeTable
 from strategies_fleet import NOW, fleets, jobs
 
 SETTINGS = settings(max_examples=40, deadline=None)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from nodeselect._cli import main
-from nodeselect._cli._common import EXIT_NO_FIT, EXIT_OK
+from nodeselect.cli import main
+from nodeselect.cli._common import EXIT_NO_FIT, EXIT_OK
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB_FILES = sorted((ROOT / "examples" / "jobs").glob("*.toml"))

@@ -6,12 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from nodeselect._engine import rank
-from nodeselect._exceptions import GPUNameError, InputError, JobSpecError
-from nodeselect._explain import explain_node
-from nodeselect._facts import ProvedFacts
-from nodeselect._job import CpuReq, GpuReq, Job, PlacementReq, Preferences
-from nodeselect._lean import (
+from nodeselect.documents._facts import ProvedFacts
+from nodeselect.documents._lean import (
     LeanGpu,
     LeanGpuMetrics,
     LeanHardwareEvent,
@@ -20,7 +16,11 @@ from nodeselect._lean import (
     LeanTelemetryGpu,
     LeanVram,
 )
-from nodeselect._table import NodeTable
+from nodeselect.engine._explain import explain_node
+from nodeselect.engine._rank import rank
+from nodeselect.errors import GPUNameError, InputError, JobSpecError
+from nodeselect.jobs._model import CpuReq, GpuReq, Job, PlacementReq, Preferences
+from nodeselect.table._table import NodeTable
 from strategies_fleet import NOW, FleetNode, iso
 
 AVAILABLE = ProvedFacts(status="AVAILABLE")

@@ -52,7 +52,7 @@ def test_user_ranges_and_filters_stay_documented(name) -> None:
     """An open user range and several filters: both ends sent, every node once, complete."""
     fleet = generate_fleet(500, seed=5, dialect=DIALECTS[name])
     docs = sorted(fleet.documents(), key=lambda d: d["created_at"])
-    from nodeselect._timestamps import parse_timestamp  # noqa: PLC0415
+    from nodeselect.documents._timestamps import parse_timestamp  # noqa: PLC0415
 
     mid = parse_timestamp(docs[len(docs) // 2]["created_at"])
     q = NodeQuery(statuses=["AVAILABLE", "OFFLINE"], created_between=(None, mid), limit=20)

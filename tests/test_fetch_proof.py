@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from documented_forms import violations
 from mini_server import MiniServer, make_nodes
 from nodeselect import AsyncClient, Client, NodeQuery, RetryPolicy
-from nodeselect._fetch import _stamp, _stamp_general
+from nodeselect.fetch._paging import _stamp, _stamp_general
 
 FAST = RetryPolicy(backoff_base=0.0, seed=0)
 
@@ -82,13 +82,13 @@ def test_tie_group_larger_than_a_page_with_unstable_order_is_proved(precision) -
 
 def test_a_tiny_repair_budget_is_reported_not_hidden() -> None:
     """When the request budget runs out, complete=False says so."""
-    from nodeselect._fetch import FetchPlan  # noqa: PLC0415
+    from nodeselect.fetch._paging import FetchPlan  # noqa: PLC0415
 
     nodes = make_nodes(100, seed=5, tie_groups=(300,), precision="s")
     server = MiniServer(nodes, precision="s", unstable=True, seed=5)
     plan = FetchPlan(NodeQuery(), repair_budget=3)
     with Client("http://mini", transport=httpx.MockTransport(server), retry=FAST) as c:
-        from nodeselect._client import _Control  # noqa: PLC0415
+        from nodeselect.fetch._client import _Control  # noqa: PLC0415
 
         ctl = _Control(FAST)
         while reqs := plan.next_requests():

@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import nodeselect
-from nodeselect._gpus import (
+from nodeselect.gpus import (
     GPU_MODELS,
     UNKNOWN_GPU_CODE,
     canonical_node_gpu,

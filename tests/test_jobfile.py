@@ -11,9 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nodeselect
-from nodeselect._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
-from nodeselect._gpus import GPU_MODELS
-from nodeselect._job import (
+from nodeselect.documents._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
+from nodeselect.gpus import GPU_MODELS
+from nodeselect.jobs._file import (
+    format_duration,
+    job_from_dict,
+    job_to_dict,
+    load_job,
+    load_jobs,
+    normalize_arch,
+    parse_duration,
+)
+from nodeselect.jobs._model import (
     SCORE_TERMS,
     CpuReq,
     DiskReq,
@@ -24,15 +33,6 @@ from nodeselect._job import (
     PlacementReq,
     Preferences,
     SoftwareReq,
-)
-from nodeselect._jobfile import (
-    format_duration,
-    job_from_dict,
-    job_to_dict,
-    load_job,
-    load_jobs,
-    normalize_arch,
-    parse_duration,
 )
 
 BRIEF_EXAMPLE = """\
@@ -511,7 +511,7 @@ def test_shipped_examples_say_what_they_claim() -> None:
 
 def test_every_job_key_is_documented() -> None:
     """Every key the loader accepts appears, backquoted, in docs/jobs.md."""
-    from nodeselect._jobfile import _SECTIONS, _TOP  # noqa: PLC0415
+    from nodeselect.jobs._file import _SECTIONS, _TOP  # noqa: PLC0415
 
     text = (EXAMPLES.parent.parent / "docs" / "jobs.md").read_text(encoding="utf-8")
     for key in _TOP:

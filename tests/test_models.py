@@ -15,23 +15,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nodeselect
-from nodeselect import (
-    DocumentError,
-    Node,
-    _models,
-    node_to_json,
-    page_to_json,
-    parse_node,
-    parse_page,
-)
-from nodeselect._decode import _decode_tolerant
-from nodeselect._lean import decode_node
-from nodeselect._models import _Document
-from nodeselect._timestamps import (
+from nodeselect import DocumentError
+from nodeselect.documents import Node, _models, node_to_json, page_to_json, parse_node, parse_page
+from nodeselect.documents._lean import decode_node
+from nodeselect.documents._models import _Document
+from nodeselect.documents._timestamps import (
     format_timestamp,
     parse_timestamp,
     parse_timestamps_to_epoch_s,
 )
+from nodeselect.fetch._decode import _decode_tolerant
 from strategies_documents import (
     EXTRA_PREFIX,
     arbitrary_json,
@@ -347,7 +340,7 @@ def test_every_model_is_exported_and_documented() -> None:
     # __subclasses__() for a while: check each model by name against the module's final class.
     for name in {sub.__name__ for sub in _Document.__subclasses__()}:
         cls = getattr(_models, name)
-        assert getattr(nodeselect, name) is cls
+        assert getattr(nodeselect.documents, name) is cls
         doc = cls.__doc__ or ""
         assert "Attributes:" in doc, cls.__name__
         for f in attrs.fields(cls):

@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodeselect import InputError
-from nodeselect._constraints import compile_job
-from nodeselect._engine import rank
-from nodeselect._facts import ProvedFacts
-from nodeselect._placement import _score, place
-from nodeselect._plan_model import Plan, Residual
-from nodeselect._shard import table_stats
-from nodeselect._table import NodeTable
+from nodeselect.documents._facts import ProvedFacts
+from nodeselect.engine._constraints import compile_job
+from nodeselect.engine._rank import rank
+from nodeselect.engine._shard import table_stats
+from nodeselect.placement._placer import _score, place
+from nodeselect.placement._plan import Plan, Residual
+from nodeselect.table._table import NodeTable
 from reference_placement import (
     NOW,
     Instance,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nodeselect._cli import main
+from nodeselect.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = ROOT / "examples" / "jobs" / "queue.toml"

@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect._gang import UNKNOWN, Candidate, select_nodes
-from nodeselect._job import GangReq
+from nodeselect.jobs._model import GangReq
+from nodeselect.placement._gang import UNKNOWN, Candidate, select_nodes
 
 
 def _cands(scores: list[float]) -> list[Candidate]:

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect._engine import rank
-from nodeselect._job import CpuReq, DiskReq, GangReq, GpuReq, Job, MemoryReq
-from nodeselect._placement import _Placer, place
-from nodeselect._plan_model import Residual
-from nodeselect._shard import table_stats
-from nodeselect._table import NodeTable
+from nodeselect.engine._rank import rank
+from nodeselect.engine._shard import table_stats
+from nodeselect.jobs._model import CpuReq, DiskReq, GangReq, GpuReq, Job, MemoryReq
+from nodeselect.placement._placer import _Placer, place
+from nodeselect.placement._plan import Residual
+from nodeselect.table._table import NodeTable
 from reference_placement import NOW as TINY_NOW
 from reference_placement import random_instance
 from strategies_fleet import NOW, fleets, jobs

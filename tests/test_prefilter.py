@@ -10,15 +10,16 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect import _derived, _prefilter
-from nodeselect._constraints import compile_job, gpu_eval
-from nodeselect._derived import TOP_GPUS, gpu_free_top, gpu_model_key, vram_level
-from nodeselect._engine import _evaluate, _fast_feasible, rank
-from nodeselect._job import CpuReq, GpuReq, Job, MemoryReq, PlacementReq
-from nodeselect._prefilter import feasible_rows
-from nodeselect._scorers import score_terms
-from nodeselect._shard import table_stats
-from nodeselect._table import NodeTable
+from nodeselect.engine import _prefilter
+from nodeselect.engine._constraints import compile_job, gpu_eval
+from nodeselect.engine._prefilter import feasible_rows
+from nodeselect.engine._rank import _evaluate, fast_feasible, rank
+from nodeselect.engine._scorers import score_terms
+from nodeselect.engine._shard import table_stats
+from nodeselect.jobs._model import CpuReq, GpuReq, Job, MemoryReq, PlacementReq
+from nodeselect.table import _derived
+from nodeselect.table._derived import TOP_GPUS, gpu_free_top, gpu_model_key, vram_level
+from nodeselect.table._table import NodeTable
 from strategies_fleet import NOW, fleets, jobs
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -32,7 +33,7 @@ def _check_fast_equals_full(job: Job, t: NodeTable, k: int = 10_000) -> None:
     want = np.flatnonzero(full.feasible)
     idx, sub, _ = feasible_rows(cj, t)
     assert np.array_equal(idx, want)
-    fidx, fge = _fast_feasible(cj, t)
+    fidx, fge = fast_feasible(cj, t)
     assert np.array_equal(fidx, want)
     if full.gpu is not None:
         assert sub is not None

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect._pushdown import explain_pushdown
-from nodeselect._query import NodeQuery, plan_requests
-from nodeselect._result import NodeCount
+from nodeselect.fetch._pushdown import explain_pushdown
+from nodeselect.fetch._query import NodeQuery, plan_requests
+from nodeselect.fetch._result import NodeCount
 from nodeselect.sim import Fleet, generate_fleet
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect import Job, NodeQuery, PlacementReq, QueryError, plan_requests
-from nodeselect._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
-from nodeselect._query import MAX_SERVER_QUERIES, format_bound, parse_time_range
+from nodeselect import Job, NodeQuery, QueryError
+from nodeselect.documents._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
+from nodeselect.fetch import plan_requests
+from nodeselect.fetch._query import MAX_SERVER_QUERIES, format_bound, parse_time_range
+from nodeselect.jobs import PlacementReq
 
 
 @pytest.mark.parametrize(

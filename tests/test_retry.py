@@ -16,9 +16,9 @@ from nodeselect import (
     RateLimitError,
     RetryPolicy,
     ServerError,
-    parse_retry_after,
 )
-from nodeselect._retry import retry_cause
+from nodeselect.fetch import parse_retry_after
+from nodeselect.fetch._retry import retry_cause
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 

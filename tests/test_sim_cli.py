@@ -11,14 +11,14 @@ import sys
 import httpx
 import pytest
 
-from nodeselect._cli import _sim
+from nodeselect.cli import sim as _sim
 
 KEY = "sk-cli-secret-42"
 # `nodeselect sim ...` through this module's own register(), so that these tests do not depend
 # on the other subcommands' modules (the real entry point wires register() the same way).
 RUN_SIM = (
     "import argparse, sys\n"
-    "from nodeselect._cli import _sim\n"
+    "from nodeselect.cli import sim as _sim\n"
     "p = argparse.ArgumentParser(prog='nodeselect')\n"
     "_sim.register(p.add_subparsers())\n"
     "a = p.parse_args(sys.argv[1:])\n"

@@ -10,7 +10,7 @@ import sys
 import httpx
 import pytest
 
-from nodeselect._cli import _sim
+from nodeselect.cli import sim as _sim
 from nodeselect.sim import DIALECTS, BulkRegistration, Dialect
 from test_sim_cli import RUN_SIM, build_parser, main
 

@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from nodeselect._facts import STATUSES
-from nodeselect._lean import decode_node
+from nodeselect.documents._facts import STATUSES
+from nodeselect.documents._lean import decode_node
 from nodeselect.sim import Fleet, generate_fleet
 from nodeselect.sim._catalog import COUNTRIES, EEA, GDPR_EXTRA
 

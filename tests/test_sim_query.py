@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nodeselect import QueryError
-from nodeselect._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
+from nodeselect.documents._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
 from nodeselect.sim import Fleet, SimQueryError, generate_fleet
 from nodeselect.sim._query import parse_iso_timestamp, parse_query_string
 

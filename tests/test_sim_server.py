@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from nodeselect._lean import decode_page
+from nodeselect.documents._lean import decode_page
 from nodeselect.sim import FaultConfig, Fleet, SimServer, demo_server, generate_fleet
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect._exceptions import InputError
-from nodeselect._facts import ProvedFacts
-from nodeselect._lean import (
+from nodeselect.documents._facts import ProvedFacts
+from nodeselect.documents._lean import (
     LeanDisk,
     LeanGpu,
     LeanGpuMetrics,
@@ -23,7 +22,8 @@ from nodeselect._lean import (
     LeanTelemetryGpu,
     LeanVram,
 )
-from nodeselect._table import GIB, NodeTable, arch_name, driver_number
+from nodeselect.errors import InputError
+from nodeselect.table._table import GIB, NodeTable, arch_name, driver_number
 from strategies_fleet import NOW, FleetNode, fleets
 
 NOW_MS = int(NOW.timestamp() * 1000)

@@ -19,14 +19,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect._convert import numeric_string, parse_node
-from nodeselect._decode import decode_body
-from nodeselect._engine import rank
-from nodeselect._exceptions import DocumentError
-from nodeselect._facts import ProvedFacts
-from nodeselect._jobfile import job_from_dict
-from nodeselect._table import NodeTable
-from nodeselect._units import (
+from nodeselect.documents._convert import numeric_string, parse_node
+from nodeselect.documents._facts import ProvedFacts
+from nodeselect.engine._rank import rank
+from nodeselect.errors import DocumentError
+from nodeselect.fetch._decode import decode_body
+from nodeselect.jobs._file import job_from_dict
+from nodeselect.table._table import NodeTable
+from nodeselect.table._units import (
     SIZE_FACTORS,
     Units,
     implausible_sizes,
@@ -309,7 +309,7 @@ def test_units_of_a_concat_add_counts_and_default_tables_say_assumed() -> None:
 
 def test_the_text_header_line_appears_only_when_something_is_not_default() -> None:
     """One line naming non-default or undecided units and the fallbacks; nothing otherwise."""
-    from nodeselect._cli._render import telemetry_units_line  # noqa: PLC0415
+    from nodeselect.cli._render import telemetry_units_line  # noqa: PLC0415
 
     t, _ = _table([_doc(i, ram_unit="GB", load_unit="percent") for i in range(3)])
     line = telemetry_units_line(t.units.to_dict())

@@ -3,21 +3,31 @@
 Fetch candidate nodes from ``GET /v1/nodes``, hold them as numpy columns, rank them for a job
 with hard constraints (masks) and weighted soft preferences (scores), explain every rejection,
 and place batches of jobs without double-booking a node.
+
+This namespace holds what a pipeline needs (fetch, job, table, rank, place, errors). The layers
+behind it are public packages of their own (docs/architecture.md):
+
+* :mod:`nodeselect.documents`: the wire format (full node model, lean structs, timestamps);
+* :mod:`nodeselect.jobs`: the job model and loaders;
+* :mod:`nodeselect.fetch`: queries, paging, clients, results, snapshots;
+* :mod:`nodeselect.table`: the node table;
+* :mod:`nodeselect.engine`: compiled jobs, feasibility, scores, ranking, explanations;
+* :mod:`nodeselect.placement`: plans for batches and gangs;
+* :mod:`nodeselect.pipeline`: helpers that cross layers;
+* :mod:`nodeselect.gpus` (the GPU registry), :mod:`nodeselect.errors`, :mod:`nodeselect.sim`.
+
+Names that lived here before the layers existed (the document model, the GPU registry's
+functions, requirement sections, ...) still resolve, with a ``DeprecationWarning`` naming
+their new home; they go in the next release.
 """
 
 from __future__ import annotations
 
-from nodeselect._batch import rank_many
-from nodeselect._client import AsyncClient, Client, fetch_nodes
-from nodeselect._convert import (
-    PageResult,
-    RejectedNode,
-    node_to_json,
-    page_to_json,
-    parse_node,
-    parse_page,
-)
-from nodeselect._engine import (
+import importlib
+import warnings
+from typing import Any, Final
+
+from nodeselect.engine import (
     Explanation,
     NearestMiss,
     NodeExplanation,
@@ -27,9 +37,10 @@ from nodeselect._engine import (
     explain_node,
     merge_top,
     rank,
+    rank_many,
     table_stats,
 )
-from nodeselect._exceptions import (
+from nodeselect.errors import (
     APIError,
     APIStatusError,
     AuthenticationError,
@@ -51,76 +62,23 @@ from nodeselect._exceptions import (
     SnapshotError,
     TransportError,
 )
-from nodeselect._facts import ProvedFacts
-from nodeselect._gpus import (
-    GpuModel,
-    canonical_node_gpu,
-    gpu_code,
-    gpu_codes_for_nodes,
-    gpu_model,
-    resolve_job_models,
+from nodeselect.fetch import (
+    AsyncClient,
+    Client,
+    FetchedNode,
+    FetchResult,
+    FetchStats,
+    NodeCount,
+    NodeQuery,
+    RetryPolicy,
+    fetch_nodes,
+    load_snapshot,
+    save_snapshot,
 )
-from nodeselect._job import (
-    CpuReq,
-    DiskReq,
-    GangReq,
-    GpuReq,
-    Job,
-    MemoryReq,
-    PlacementReq,
-    Preferences,
-    SoftwareReq,
-)
-from nodeselect._jobfile import job_from_dict, job_to_dict, load_job, load_jobs
-from nodeselect._models import (
-    ConsumerProfile,
-    CpuMetrics,
-    CurrentHardware,
-    CurrentSoftware,
-    DockerInfo,
-    DriveMetrics,
-    GpuDeviceMetrics,
-    GpuMetrics,
-    HardwareCpu,
-    HardwareEvent,
-    HardwareGpu,
-    HardwareMemory,
-    HardwareMetadata,
-    HardwareStorage,
-    Node,
-    NodeCpu,
-    NodeGpu,
-    NodeHardDrive,
-    NodeRam,
-    NvidiaDriver,
-    OperatingSystem,
-    OperatorAccount,
-    OperatorProfile,
-    RamMetrics,
-    StorageMetrics,
-    Suspension,
-    UserProfile,
-    VramMetrics,
-    ZernetClient,
-)
-from nodeselect._placement import fleet_queries, merge_fetched, place, place_from
-from nodeselect._plan_model import (
-    JobAssignment,
-    Plan,
-    PlanTotals,
-    Problem,
-    Replica,
-    Unplaced,
-)
-from nodeselect._query import NodeQuery, ServerQuery, plan_requests
-from nodeselect._result import FetchedNode, FetchResult, FetchStats, NodeCount
-from nodeselect._retry import RetryPolicy, parse_retry_after
-from nodeselect._snapshot import load_snapshot, save_snapshot
-from nodeselect._table import NodeTable
-from nodeselect._timestamps import (
-    format_timestamp,
-    parse_timestamp,
-)
+from nodeselect.jobs import Job, job_from_dict, job_to_dict, load_job, load_jobs
+from nodeselect.pipeline import fleet_queries, merge_fetched, place_from
+from nodeselect.placement import JobAssignment, Plan, Replica, Unplaced, place
+from nodeselect.table import NodeTable
 
 __all__ = [
     "APIError",
@@ -129,31 +87,12 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Client",
-    "ConsumerProfile",
-    "CpuMetrics",
-    "CpuReq",
-    "CurrentHardware",
-    "CurrentSoftware",
-    "DiskReq",
-    "DockerInfo",
     "DocumentError",
-    "DriveMetrics",
     "Explanation",
     "FetchResult",
     "FetchStats",
     "FetchedNode",
     "GPUNameError",
-    "GangReq",
-    "GpuDeviceMetrics",
-    "GpuMetrics",
-    "GpuModel",
-    "GpuReq",
-    "HardwareCpu",
-    "HardwareEvent",
-    "HardwareGpu",
-    "HardwareMemory",
-    "HardwareMetadata",
-    "HardwareStorage",
     "IncompleteFetchError",
     "InputError",
     "InvalidResponseError",
@@ -161,60 +100,30 @@ __all__ = [
     "JobAssignment",
     "JobGPUNameError",
     "JobSpecError",
-    "MemoryReq",
     "NearestMiss",
-    "Node",
     "NodeCount",
-    "NodeCpu",
     "NodeExplanation",
-    "NodeGpu",
-    "NodeHardDrive",
     "NodeQuery",
-    "NodeRam",
     "NodeSelectError",
     "NodeTable",
     "NotFoundError",
-    "NvidiaDriver",
-    "OperatingSystem",
-    "OperatorAccount",
-    "OperatorProfile",
-    "PageResult",
     "PermissionDeniedError",
-    "PlacementReq",
     "Plan",
-    "PlanTotals",
-    "Preferences",
-    "Problem",
-    "ProvedFacts",
     "QueryError",
-    "RamMetrics",
     "RankedNode",
     "Ranking",
     "RateLimitError",
-    "RejectedNode",
     "Replica",
     "RetriesExhaustedError",
     "RetryPolicy",
     "ServerError",
-    "ServerQuery",
     "SnapshotError",
-    "SoftwareReq",
-    "StorageMetrics",
-    "Suspension",
     "TableStats",
     "TransportError",
     "Unplaced",
-    "UserProfile",
-    "VramMetrics",
-    "ZernetClient",
-    "canonical_node_gpu",
     "explain_node",
     "fetch_nodes",
     "fleet_queries",
-    "format_timestamp",
-    "gpu_code",
-    "gpu_codes_for_nodes",
-    "gpu_model",
     "job_from_dict",
     "job_to_dict",
     "load_job",
@@ -222,18 +131,68 @@ __all__ = [
     "load_snapshot",
     "merge_fetched",
     "merge_top",
-    "node_to_json",
-    "page_to_json",
-    "parse_node",
-    "parse_page",
-    "parse_retry_after",
-    "parse_timestamp",
     "place",
     "place_from",
-    "plan_requests",
     "rank",
     "rank_many",
-    "resolve_job_models",
     "save_snapshot",
     "table_stats",
 ]
+
+# Reprs, tracebacks and docs show the public path (``nodeselect.Ranking``), as httpx does.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("nodeselect."):
+        _obj.__module__ = "nodeselect"
+del _name, _obj
+
+#: Names this namespace held before the layers existed -> the public package that holds them.
+_MOVED: Final[dict[str, str]] = {
+    **dict.fromkeys(
+        (
+            "ConsumerProfile", "CpuMetrics", "CurrentHardware", "CurrentSoftware", "DockerInfo",
+            "DriveMetrics", "GpuDeviceMetrics", "GpuMetrics", "HardwareCpu", "HardwareEvent",
+            "HardwareGpu", "HardwareMemory", "HardwareMetadata", "HardwareStorage", "Node",
+            "NodeCpu", "NodeGpu", "NodeHardDrive", "NodeRam", "NvidiaDriver", "OperatingSystem",
+            "OperatorAccount", "OperatorProfile", "PageResult", "ProvedFacts", "RamMetrics",
+            "RejectedNode", "StorageMetrics", "Suspension", "UserProfile", "VramMetrics",
+            "ZernetClient", "format_timestamp", "node_to_json", "page_to_json", "parse_node",
+            "parse_page", "parse_timestamp",
+        ),
+        "nodeselect.documents",
+    ),
+    **dict.fromkeys(
+        (
+            "CpuReq", "DiskReq", "GangReq", "GpuReq", "MemoryReq", "PlacementReq",
+            "Preferences", "SoftwareReq",
+        ),
+        "nodeselect.jobs",
+    ),
+    **dict.fromkeys(
+        (
+            "GpuModel", "canonical_node_gpu", "gpu_code", "gpu_codes_for_nodes", "gpu_model",
+            "resolve_job_models",
+        ),
+        "nodeselect.gpus",
+    ),
+    **dict.fromkeys(("ServerQuery", "parse_retry_after", "plan_requests"), "nodeselect.fetch"),
+    **dict.fromkeys(("PlanTotals", "Problem"), "nodeselect.placement"),
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve a name that moved to a layer package, with a ``DeprecationWarning``."""
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module 'nodeselect' has no attribute {name!r}")
+    warnings.warn(
+        f"nodeselect.{name} has moved to {home}.{name}; the old name is removed in the next "
+        "release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(home), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(globals()))

@@ -22,7 +22,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect._facts import STATUSES
+from nodeselect.documents import STATUSES
 from nodeselect.sim._catalog import CONTINENT_CODES, COUNTRIES, EEA, GDPR_EXTRA, STATUS_WEIGHTS
 from nodeselect.sim._dialect import Dialect
 from nodeselect.sim._doc_parts import US, stringly_node

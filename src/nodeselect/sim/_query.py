@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl
 
 import attrs
 
-from nodeselect._exceptions import QueryError
-from nodeselect._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
+from nodeselect.documents import COMPLIANCE_TAGS, CONTINENTS, STATUSES
+from nodeselect.errors import QueryError
 
 __all__ = [
     "KNOWN_PARAMS",

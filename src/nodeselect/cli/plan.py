@@ -1,0 +1,459 @@
+"""`nodeselect plan JOB.toml`: where would this job go, and if nowhere, why?
+
+The command loads a job file, fetches the fleet (``--api`` / ``--snapshot`` / ``--demo``)
+pushing down only the filters the API can evaluate, ranks every node, and prints a report:
+the ranked table, the rejection summary and the nearest misses (``--explain NODE`` adds one
+node's failing constraints and score terms). The report is built once as a JSON-ready dict
+(:func:`build_report`, schema in docs/cli.md); ``--json`` prints it, otherwise
+:func:`render_report` draws it (rich on a terminal, plain text when piped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, fail
+from nodeselect.cli._render import (
+    fleet_info,
+    redact,
+    render_report,
+    write_json,
+)
+from nodeselect.cli._source import (
+    add_source_arguments,
+    load_fleet_explained,
+    source_exit_code,
+)
+from nodeselect.engine import Ranking, explain_node, rank
+from nodeselect.errors import (
+    APIError,
+    APIStatusError,
+    AuthenticationError,
+    IncompleteFetchError,
+    InputError,
+    NodeSelectError,
+    NotFoundError,
+    PermissionDeniedError,
+    TransportError,
+)
+from nodeselect.fetch import API_KEY_ENV, DEFAULT_BASE_URL, FetchedNode, NodeQuery, PushdownReport
+from nodeselect.gpus import GPU_MODELS
+from nodeselect.jobs import Job, load_job
+from nodeselect.placement import place
+from nodeselect.table import NodeTable
+
+__all__ = [
+    "REPORT_SCHEMA",
+    "api_error_message",
+    "build_report",
+    "node_summary",
+    "private_fields",
+    "pushed_down_filters",
+    "register",
+    "render_report",
+]
+
+#: The ``schema`` value of ``plan --json`` (bumped on incompatible changes).
+REPORT_SCHEMA: Final = "nodeselect.plan-report/1"
+
+
+def _f(x: Any) -> float | None:
+    v = float(x)
+    return v if math.isfinite(v) else None
+
+
+def _vocab(vocab: tuple[str, ...], code: Any) -> str | None:
+    c = int(code)
+    return vocab[c] if 0 < c < len(vocab) and vocab[c] else None
+
+
+def _gpu_label(models: Sequence[str]) -> str:
+    """``["H100-80GB", "H100-80GB"]`` -> ``"2x H100-80GB"``; mixed models joined by ``+``."""
+    if not models:
+        return "-"
+    counts: dict[str, int] = {}
+    for m in models:
+        counts[m] = counts.get(m, 0) + 1
+    return " + ".join(f"{n}x {m}" for m, n in counts.items())
+
+
+def node_summary(
+    table: NodeTable, i: int, *, now_s: float, show_private: bool = False
+) -> dict[str, Any]:
+    """The facts of node ``i`` that the report shows (units in the key names)."""
+    lo, hi = int(table.gpu_offsets[i]), int(table.gpu_offsets[i + 1])
+    gpus: list[dict[str, Any]] = []
+    for g in range(lo, hi):
+        code = int(table.gpu_model_code[g])
+        gpus.append(
+            {
+                "model": GPU_MODELS[code - 1].canonical if code > 0 else "unknown",
+                "vram_free_gb": _f(table.gpu_vram_free_gb[g]),
+                "vram_total_gb": _f(table.gpu_vram_total_gb[g]),
+                "load": _f(table.gpu_load[g]),
+            }
+        )
+    free = [g["vram_free_gb"] for g in gpus if g["vram_free_gb"] is not None]
+    tele = _f(table.telemetry_epoch_s[i])
+    seen = _f(table.last_seen_epoch_s[i])
+    name = table.name_of(i)
+    operator = _vocab(table.operator_vocab, table.operator_code[i])
+    return {
+        "uuid": table.uuid_of(i),
+        "name": name if show_private or name is None else redact(name),
+        "gpu_label": _gpu_label([g["model"] for g in gpus]),
+        "gpus": gpus,
+        "vram_free_gb": sum(free) if free else None,
+        "cpu_cores": int(table.cpu_cores[i]),
+        "ram_free_gb": _f(table.ram_free_gb[i]),
+        "disk_free_gb": _f(table.disk_free_gb[i]),
+        "reputation": _f(table.reputation[i]),
+        "region": {
+            "continent": _vocab(table.continent_vocab, table.continent_code[i]),
+            "country": _vocab(table.country_vocab, table.country_code[i]),
+            "subdivision": _vocab(table.subdivision_vocab, table.subdivision_code[i]),
+        },
+        "status": _vocab(table.status_vocab, table.status_code[i]),
+        "operator": operator,
+        "telemetry_age_s": None if tele is None else round(max(0.0, now_s - tele), 1),
+        "last_seen_age_s": None if seen is None else round(max(0.0, now_s - seen), 1),
+    }
+
+
+def build_report(
+    *,
+    job: Mapping[str, Any],
+    fleet: Mapping[str, Any],
+    pushed_down: Sequence[Mapping[str, Any]],
+    local: Sequence[str],
+    evaluated: int,
+    feasible: int,
+    ranked: Sequence[Mapping[str, Any]],
+    rejected: Mapping[str, int],
+    nearest_misses: Sequence[Mapping[str, Any]],
+    gang: Mapping[str, Any] | None = None,
+    explain: Mapping[str, Any] | None = None,
+    pushdown: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``plan --json`` document (docs/cli.md): every key always present, in this order."""
+    return {
+        "schema": REPORT_SCHEMA,
+        "job": dict(job),
+        "fleet": dict(fleet),
+        "pushed_down": [dict(p) for p in pushed_down],
+        "local": list(local),
+        "evaluated": evaluated,
+        "feasible": feasible,
+        "ranked": [dict(r) for r in ranked],
+        "rejected": dict(rejected),
+        "nearest_misses": [dict(m) for m in nearest_misses],
+        "gang": None if gang is None else dict(gang),
+        "explain": None if explain is None else dict(explain),
+        "pushdown": None if pushdown is None else dict(pushdown),
+    }
+
+
+def private_fields(raw: bytes) -> dict[str, Any]:
+    """The personal data of one node document: addresses, operator e-mail, wallet."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return {}
+    op = doc.get("operator_account") if isinstance(doc, dict) else None
+    op = op if isinstance(op, dict) else {}
+    prof = op.get("operator_profile")
+    prof = prof if isinstance(prof, dict) else {}
+    return {
+        "ipv4_address": doc.get("ipv4_address"),
+        "ipv6_address": doc.get("ipv6_address"),
+        "operator_email": op.get("email"),
+        "wallet_address": prof.get("wallet_address"),
+    }
+
+
+def _add_private(report: dict[str, Any], nodes: Sequence[FetchedNode]) -> None:
+    """Attach ``private`` to each ranked node, nearest miss and the explained node."""
+    wanted = {r["uuid"] for r in report["ranked"]}
+    if report.get("explain"):
+        wanted.add(report["explain"]["uuid"])
+    found = {n.uuid: private_fields(n.raw) for n in nodes if n.uuid in wanted}
+    for item in report["ranked"]:
+        item["private"] = found.get(item["uuid"], {})
+    if report.get("explain"):
+        report["explain"]["private"] = found.get(report["explain"]["uuid"], {})
+
+
+def ranked_rows(
+    ranking: Ranking, table: NodeTable, *, now_s: float, show_private: bool
+) -> list[dict[str, Any]]:
+    """The ``ranked`` entries: rank, identity, score and terms, then the node's facts."""
+    rows: list[dict[str, Any]] = []
+    for pos, r in enumerate(ranking.top, start=1):
+        facts = node_summary(table, r.index, now_s=now_s, show_private=show_private)
+        rows.append(
+            {
+                "rank": pos,
+                "uuid": r.uuid,
+                "name": facts.pop("name"),
+                "score": round(float(r.score), 6),
+                "terms": {k: round(float(v), 6) for k, v in r.terms.items()},
+                "gpu_indices": list(r.gpu_indices),
+                **{k: v for k, v in facts.items() if k != "uuid"},
+            }
+        )
+    return rows
+
+
+def rejected_counts(ranking: Ranking) -> dict[str, int]:
+    """Constraint -> nodes it rejected, in the engine's stable order, zero counts left out."""
+    return {name: n for name, n in ranking.explanation.rejected if n}
+
+
+def nearest_misses(ranking: Ranking) -> list[dict[str, Any]]:
+    """The single relaxations that would admit the most nodes, most admitted first."""
+    misses = sorted(ranking.explanation.nearest_misses, key=lambda m: (-m.only_this, -m.admits))
+    return [
+        {
+            "constraint": m.constraint,
+            "only_this": m.only_this,
+            "relaxed_threshold": m.relaxed_threshold,
+            "admits": m.admits,
+            "advice": str(m),
+            "server_side": False,
+        }
+        for m in misses
+    ]
+
+
+def server_side_misses(report: PushdownReport) -> list[dict[str, Any]]:
+    """The pushed-down filters as nearest misses: dropping one admits what it alone removed
+    (before the local constraints are checked, hence "up to")."""
+    return [
+        {
+            "constraint": m.key,
+            "only_this": m.removed,
+            "relaxed_threshold": None,
+            "admits": m.removed,
+            "advice": f"{m.advice}: dropping {m.key} admits up to {m.removed} more nodes",
+            "server_side": True,
+        }
+        for m in report.misses
+        if m.removed
+    ]
+
+
+def gang_placement(
+    job: Job, table: NodeTable, nodes: Sequence[FetchedNode], *, now: datetime, seed: int
+) -> dict[str, Any]:
+    """For a multi-node job, the replicas ``place`` would choose, or why the gang cannot run."""
+    plan = place([job], table, nodes=nodes, now=now, seed=seed)
+    if plan.assignments:
+        a = plan.assignments[0]
+        replicas = [
+            {
+                "replica": i,
+                "uuid": r.node_uuid,
+                "name": r.node_name,
+                "gpu_indices": list(r.gpu_indices),
+                "score": round(float(r.score), 6),
+            }
+            for i, r in enumerate(a.replicas)
+        ]
+        return {"nodes": job.nodes, "placed": True, "replicas": replicas, "reason": None}
+    reason = plan.unplaced[0].reason if plan.unplaced else "not placed"
+    return {"nodes": job.nodes, "placed": False, "replicas": [], "reason": reason}
+
+
+def explain_one(
+    job: Job, table: NodeTable, node: str, *, now: datetime, show_private: bool
+) -> dict[str, Any]:
+    """The ``explain`` object for ``--explain NODE`` (raises InputError for an unknown node)."""
+    e = explain_node(job, table, node, now=now)
+    facts = node_summary(table, e.index, now_s=now.timestamp(), show_private=show_private)
+    return {
+        "uuid": e.uuid,
+        "name": facts["name"],
+        "feasible": e.feasible,
+        "failures": [
+            {"constraint": f.constraint, "value": f.value, "required": f.required}
+            for f in e.failures
+        ],
+        "score": round(float(e.score), 6),
+        "terms": {k: round(float(v), 6) for k, v in e.terms.items()},
+        "gpus": [
+            {
+                "index": g.index,
+                "model": g.model,
+                "vram_free_gb": _f(g.vram_free_gb),
+                "vram_total_gb": _f(g.vram_total_gb),
+                "load": _f(g.load),
+                "fails": list(g.fails),
+            }
+            for g in e.gpus
+        ],
+        "node": {k: v for k, v in facts.items() if k not in ("uuid", "name")},
+    }
+
+
+_FILTERS: Final = {
+    "placement.statuses": ("filter[status]", "statuses"),
+    "placement.continents": ("filter[continent_code]", "continents"),
+    "placement.countries": ("filter[country_iso_code]", "countries"),
+    "placement.subdivisions": ("filter[subdivision_iso_code]", "subdivisions"),
+    "placement.compliance": ("filter[compliance_tags]", "compliance"),
+    "placement.allow_deleted": ("filter[include_deleted]", "allow_deleted"),
+}
+
+_NO_SOURCE: Final = (
+    "no fleet to plan against: add --demo (the embedded simulated fleet, no key needed), "
+    "--snapshot FILE (a fleet saved with `nodeselect nodes --out FILE`), or --api URL with "
+    "your key in the NODESELECT_API_KEY environment variable"
+)
+
+
+def pushed_down_filters(job: Job, keys: Sequence[str]) -> list[dict[str, Any]]:
+    """The job keys a query pushed to the server, each with its API filter and values."""
+    out: list[dict[str, Any]] = []
+    for key in keys:
+        api, attr = _FILTERS.get(key, (key, ""))
+        value = getattr(job.placement, attr, None) if attr else None
+        values = list(value) if isinstance(value, tuple) else value
+        out.append({"key": key, "filter": api, "values": values})
+    return out
+
+
+def _strip_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def api_error_message(exc: APIError, url: str) -> str:
+    """One line for an API failure: what happened, which URL, and what to try."""
+    if isinstance(exc, AuthenticationError):
+        return (
+            f"the API at {_strip_query(exc.url)} rejected the request as unauthenticated "
+            "(HTTP 401): set NODESELECT_API_KEY to a valid API key, or try --demo"
+        )
+    if isinstance(exc, PermissionDeniedError):
+        return (
+            f"the API at {_strip_query(exc.url)} refused the API key (HTTP 403): the key in "
+            "NODESELECT_API_KEY is not allowed to list nodes; check it, or try --demo"
+        )
+    if isinstance(exc, NotFoundError):
+        return (
+            f"{_strip_query(exc.url)} is not a List Nodes endpoint (HTTP 404): give --api "
+            "the API root, e.g. https://api.dispersed.com"
+        )
+    if isinstance(exc, APIStatusError):
+        return f"{_strip_query(exc.url)} answered HTTP {exc.status_code}: {exc}; retry later"
+    last = getattr(exc, "last_error", None)
+    if isinstance(exc, TransportError) or isinstance(last, TransportError):
+        reason = str(last or exc).rsplit(": ", 1)[-1]
+        return (
+            f"cannot reach the API at {url} ({reason}): check the URL and your network, "
+            "or try --demo for the simulated fleet"
+        )
+    return f"the API at {url} failed: {exc}"
+
+
+def _handle(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        return fail(f"--top: {args.top} must be >= 1", EXIT_INPUT)
+    try:
+        job = load_job(args.job)
+    except NodeSelectError as exc:  # JobSpecError / JobGPUNameError name file:line: key
+        return fail(str(exc), EXIT_INPUT)
+    if not (args.api or args.snapshot or args.demo) and not os.environ.get(API_KEY_ENV):
+        return fail(_NO_SOURCE, EXIT_INPUT)
+    url = args.api or DEFAULT_BASE_URL
+    try:
+        query = NodeQuery.from_job(job)
+        result, pushdown = load_fleet_explained(args, query)
+    except APIError as exc:
+        code = source_exit_code(exc)
+        if isinstance(exc, IncompleteFetchError):
+            return fail(f"{exc} (add --allow-incomplete to plan on it anyway)", code)
+        return fail(api_error_message(exc, url), code)
+    except NodeSelectError as exc:
+        return fail(str(exc), source_exit_code(exc))
+    now = datetime.now(UTC)
+    table = NodeTable.from_nodes(result.nodes, now=now)
+    try:
+        explain = None
+        if args.explain is not None:
+            explain = explain_one(job, table, args.explain, now=now, show_private=args.show_private)
+        ranking = rank(job, table, k=args.top, now=now, seed=args.seed)
+        gang = None
+        if job.nodes > 1:
+            gang = gang_placement(job, table, result.nodes, now=now, seed=args.seed)
+    except InputError as exc:
+        return fail(str(exc), EXIT_INPUT)
+    report = build_report(
+        job={"name": job.name, "file": str(args.job), "nodes": job.nodes},
+        fleet={**fleet_info(args, result), "units": table.units.to_dict()},
+        pushed_down=pushed_down_filters(job, query.pushed_down),
+        local=[name for name, _ in ranking.explanation.rejected],
+        evaluated=ranking.evaluated,
+        feasible=ranking.feasible,
+        ranked=ranked_rows(ranking, table, now_s=now.timestamp(), show_private=args.show_private),
+        rejected={**({} if pushdown is None else pushdown.rejected), **rejected_counts(ranking)},
+        nearest_misses=[
+            *([] if pushdown is None else server_side_misses(pushdown)),
+            *nearest_misses(ranking),
+        ],
+        gang=gang,
+        explain=explain,
+        pushdown=None if pushdown is None else pushdown.to_json(),
+    )
+    if args.show_private:
+        _add_private(report, result.nodes)
+    if args.json:
+        write_json(report)
+    else:
+        render_report(report, stream=sys.stdout)
+    if report["feasible"] == 0 or (gang is not None and not gang["placed"]):
+        if args.json:  # the explanation is in the document; say it on stderr too
+            what = "no node fits" if report["feasible"] == 0 else "the gang cannot be placed:"
+            print(f"nodeselect: {what} job {job.name!r}", file=sys.stderr)
+        return EXIT_NO_FIT
+    return EXIT_OK
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the `plan` subcommand."""
+    parser = subparsers.add_parser(
+        "plan",
+        help="dry run: rank the nodes for one job file and explain the rejections",
+        description=(
+            "Rank every node of a fleet for one job file and explain the rejections. "
+            "Choose the fleet with --api URL (key from NODESELECT_API_KEY), --snapshot FILE "
+            "or --demo (the embedded simulated fleet)."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("job", metavar="JOB.toml", help="the job file (docs/jobs.md)")
+    add_source_arguments(parser)
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--top", type=int, default=10, metavar="N", help="rank this many nodes (default 10)"
+    )
+    out.add_argument(
+        "--explain",
+        metavar="NODE",
+        help="also explain one node (uuid or name): every failing constraint and score term",
+    )
+    out.add_argument("--json", action="store_true", help="print the report as JSON (docs/cli.md)")
+    out.add_argument(
+        "--show-private",
+        action="store_true",
+        help="show operator e-mails, IP addresses and wallets (hidden by default)",
+    )
+    out.add_argument("--seed", type=int, default=0, metavar="N", help="tie-break seed (default 0)")
+    parser.set_defaults(handler=_handle)

@@ -1,0 +1,675 @@
+"""Hard constraints: a job compiled once, then one small named unit per constraint, each a mask.
+
+Every unit answers "does node i pass?" for all nodes at once. Names are stable and kebab-case;
+:data:`CONSTRAINT_NAMES` is the order explanations use. GPU limits are per GPU: a node passes the
+GPU group when at least ``count`` of its GPUs each pass *all* per-GPU limits (not reserved,
+``gpu-model``, ``gpu-vram-total``, ``gpu-vram-free``, ``gpu-load``). A node failing the group is
+blamed on exactly one GPU constraint, by cumulative counts in that order: ``gpu-count`` if it has
+fewer than ``count`` unreserved GPUs, else the first limit whose cumulative count drops below
+``count`` (e.g. 4 H100 of which 2 have enough free VRAM -> ``gpu-vram-free``).
+
+Float columns are float32; a threshold is rounded *outward* to float32 so that
+``column >= t`` in float32 is exactly ``float(column) >= t`` in float64.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from nodeselect.documents import CONTINENTS, STATUSES
+from nodeselect.errors import JobSpecError
+from nodeselect.gpus import GPU_MODELS, gpu_code, resolve_job_models
+from nodeselect.jobs import DEFAULT_WEIGHTS, SCORE_TERMS, Job
+from nodeselect.table import TELEMETRY_FRESH_S, NodeTable, arch_name, csr_take, driver_number
+
+__all__ = [
+    "CONSTRAINT_NAMES",
+    "GPU_CONSTRAINTS",
+    "Check",
+    "CompiledJob",
+    "GpuEval",
+    "GpuSubset",
+    "compile_job",
+    "effective_gpu_columns",
+    "f32_at_least",
+    "f32_at_most",
+    "gpu_attribution",
+    "gpu_eval",
+    "gpu_subset",
+    "node_checks",
+    "segment_counts",
+    "subset_to_eval",
+]
+
+B = npt.NDArray[np.bool_]
+F64 = npt.NDArray[np.float64]
+
+CONSTRAINT_NAMES: Final = (
+    "status",
+    "suspended",
+    "deleted",
+    "region",
+    "compliance",
+    "operator",
+    "node",
+    "reputation",
+    "staleness",
+    "arch",
+    "driver",
+    "images",
+    "cpu-cores",
+    "ram-free",
+    "disk-free",
+    "gpu-count",
+    "gpu-model",
+    "gpu-vram-total",
+    "gpu-vram-free",
+    "gpu-load",
+)
+#: The GPU group, in attribution order (the first is the count of unreserved GPUs).
+GPU_CONSTRAINTS: Final = ("gpu-count", "gpu-model", "gpu-vram-total", "gpu-vram-free", "gpu-load")
+
+
+def f32_at_least(t: float) -> np.float32:
+    """The smallest float32 >= t (so ``x32 >= it`` <=> ``float(x32) >= t``)."""
+    x = np.float32(t)
+    if float(x) < t:
+        x = np.nextafter(x, np.float32(np.inf))
+    return x
+
+
+def f32_at_most(t: float) -> np.float32:
+    """The largest float32 <= t (so ``x32 <= it`` <=> ``float(x32) <= t``)."""
+    x = np.float32(t)
+    if float(x) > t:
+        x = np.nextafter(x, np.float32(-np.inf))
+    return x
+
+
+def segment_counts(mask: B, offsets: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int64]:
+    """Per node, how many of its GPUs are True in ``mask`` (CSR ``offsets``)."""
+    cs = np.zeros(len(mask) + 1, dtype=np.int64)
+    np.cumsum(mask, out=cs[1:])
+    out: npt.NDArray[np.int64] = cs[offsets[1:]] - cs[offsets[:-1]]
+    return out
+
+
+def _err(key: str, msg: str) -> JobSpecError:
+    return JobSpecError(msg, source="<job>", key=key)
+
+
+def _nonneg(key: str, v: float | None) -> float | None:
+    if v is None:
+        return None
+    if not isinstance(v, int | float) or math.isnan(v) or v < 0:
+        raise _err(key, f"{v!r} is not a number >= 0; give a number >= 0 or leave it out")
+    return float(v)
+
+
+@attrs.frozen
+class CompiledJob:
+    """A validated job with names resolved, ready to evaluate against any table."""
+
+    job: Job
+    now_s: float
+    count: int
+    model_codes: frozenset[int] | None
+    min_vram_free_gb: float | None
+    min_vram_total_gb: float | None
+    max_load: float | None
+    min_driver: int | None
+    arch: str | None
+    weights: tuple[tuple[str, float], ...]
+    weight_total: float
+    preferred: tuple[str, ...]
+
+
+def compile_job(job: Job, now: datetime | None = None) -> CompiledJob:
+    """Validate ``job`` and resolve its names; raises JobSpecError / GPUNameError (InputError)."""
+    g = job.gpu
+    if not isinstance(g.count, int) or g.count < 0:
+        raise _err("gpu.count", f"{g.count!r} is not a whole number >= 0")
+    limits = {
+        "gpu.min_vram_free_gb": _nonneg("gpu.min_vram_free_gb", g.min_vram_free_gb),
+        "gpu.min_vram_total_gb": _nonneg("gpu.min_vram_total_gb", g.min_vram_total_gb),
+        "gpu.max_load": _nonneg("gpu.max_load", g.max_load),
+    }
+    if g.max_load is not None and g.max_load > 1:
+        raise _err("gpu.max_load", f"{g.max_load!r} is not a load in [0, 1]")
+    if g.count == 0:
+        given = [k for k, v in limits.items() if v is not None] + (
+            ["gpu.models"] if g.models else []
+        )
+        if given:
+            raise _err(
+                "gpu.count",
+                f"impossible requirement: count is 0 but {', '.join(given)} is set; "
+                "set gpu.count >= 1 or remove the per-GPU limits",
+            )
+    codes = frozenset(gpu_code(m) for m in resolve_job_models(g.models)) if g.models else None
+    for key, v in (
+        ("cpu.min_cores", job.cpu.min_cores),
+        ("memory.min_free_gb", job.memory.min_free_gb),
+        ("disk.min_free_gb", job.disk.min_free_gb),
+        ("placement.min_reputation", job.placement.min_reputation),
+    ):
+        _nonneg(key, v)
+    p = job.placement
+    for st in p.statuses:
+        if st not in STATUSES:
+            raise _err(
+                "placement.statuses", f"{st!r} is not a status; accepted: {', '.join(STATUSES)}"
+            )
+    for c in p.continents:
+        if c not in CONTINENTS:
+            raise _err(
+                "placement.continents",
+                f"{c!r} is not a continent code; accepted: {', '.join(CONTINENTS)}",
+            )
+    if p.max_staleness is not None and p.max_staleness.total_seconds() < 0:
+        raise _err("placement.max_staleness", "a negative age never admits a node; give e.g. '10m'")
+    min_driver = None
+    if job.software.min_driver is not None:
+        min_driver = driver_number(job.software.min_driver)
+        if min_driver == 0:
+            raise _err(
+                "software.min_driver",
+                f"{job.software.min_driver!r} is not a driver version; "
+                "give e.g. '535' or '535.104.05'",
+            )
+    weights = dict(DEFAULT_WEIGHTS)
+    for name, w in job.preferences.weights.items():
+        if name not in SCORE_TERMS:
+            raise _err(
+                "preferences.weights",
+                f"{name!r} is not a score term; accepted: {', '.join(SCORE_TERMS)}",
+            )
+        if not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+            raise _err(f"preferences.weights.{name}", f"{w!r} is not a finite weight >= 0")
+        weights[name] = float(w)
+    wt = tuple((t, weights[t]) for t in SCORE_TERMS if weights[t] > 0)
+    if not wt:
+        raise _err("preferences.weights", "every weight is 0; give at least one weight > 0")
+    total = 0.0
+    for _, w in wt:
+        total += w
+    if job.preferences.strategy not in ("pack", "spread"):
+        raise _err("preferences.strategy", f"{job.preferences.strategy!r}; accepted: pack, spread")
+    return CompiledJob(
+        job=job,
+        now_s=(now or datetime.now(UTC)).timestamp(),
+        count=g.count,
+        model_codes=codes,
+        min_vram_free_gb=limits["gpu.min_vram_free_gb"],
+        min_vram_total_gb=limits["gpu.min_vram_total_gb"],
+        max_load=limits["gpu.max_load"],
+        min_driver=min_driver,
+        arch=arch_name(job.software.arch) if job.software.arch else None,
+        weights=wt,
+        weight_total=total,
+        preferred=tuple(dict.fromkeys(job.software.images_preferred)),
+    )
+
+
+Direction = Literal["min", "max"]
+_ALL: Final = slice(None)
+
+
+@attrs.frozen
+class Check:
+    """One node-level constraint evaluated on a table.
+
+    Attributes:
+        name: the stable constraint name.
+        passes: True where the node passes.
+        required: the requirement in words, e.g. ``">= 60"``.
+        direction: ``"min"``/``"max"`` for numeric thresholds, else ``None``.
+        threshold: the job's number (for nearest-miss relaxation), or ``None``.
+        values: per-node value the threshold is compared with (NaN = unknown), for numeric ones.
+        unit: the unit of ``values``.
+    """
+
+    name: str
+    passes: B
+    required: str
+    direction: Direction | None = None
+    threshold: float | None = None
+    values: Callable[[], F64] | None = None
+    unit: str = ""
+
+
+def _lut(vocab: tuple[str, ...], accepted: set[str]) -> B:
+    """A bool look-up table over a vocabulary: True for the accepted entries."""
+    out = np.zeros(len(vocab), dtype=np.bool_)
+    for v in accepted:
+        try:
+            out[vocab.index(v)] = True
+        except ValueError:
+            continue
+    return out
+
+
+def _has_all(bits: npt.NDArray[np.uint64], vocab: tuple[str, ...], wanted: tuple[str, ...]) -> B:
+    index = {v: j for j, v in enumerate(vocab)}
+    n = bits.shape[1]
+    if any(w not in index for w in wanted):
+        return np.zeros(n, dtype=np.bool_)
+    out = np.ones(n, dtype=np.bool_)
+    for w in range(bits.shape[0]):
+        req = 0
+        for tag in wanted:
+            j = index[tag]
+            if j >> 6 == w:
+                req |= 1 << (j & 63)
+        if req:
+            r = np.uint64(req)
+            out &= (bits[w] & r) == r
+    return out
+
+
+def _nan_if_zero(a: npt.NDArray[np.int32]) -> F64:
+    v = a.astype(np.float64)
+    v[a == 0] = np.nan
+    return v
+
+
+def node_checks(
+    cj: CompiledJob, t: NodeTable, sl: slice = _ALL, luts: dict[str, B] | None = None
+) -> list[Check]:
+    """Every active node-level constraint of ``cj`` on rows ``sl`` of ``t``, in stable order.
+
+    ``luts`` caches vocabulary look-up tables between calls on chunks of one table.
+    """
+    cache: dict[str, B] = {} if luts is None else luts
+
+    def lut(key: str, vocab: tuple[str, ...], accepted: set[str]) -> B:
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = _lut(vocab, accepted)
+        return hit
+
+    job, p = cj.job, cj.job.placement
+    out: list[Check] = []
+    if p.statuses:
+        ok = np.take(lut("status", t.status_vocab, set(p.statuses)), t.status_code[sl])
+        out.append(Check("status", ok, "one of " + ", ".join(p.statuses)))
+    if not p.allow_suspended:
+        out.append(Check("suspended", ~t.suspended[sl], "not suspended"))
+    if not p.allow_deleted:
+        out.append(Check("deleted", ~t.deleted[sl], "not deleted"))
+    if p.continents or p.countries or p.subdivisions:
+        ok = np.ones(len(t.uuid[sl]), dtype=np.bool_)
+        words = []
+        for vals, codes, vocab, what in (
+            (p.continents, t.continent_code[sl], t.continent_vocab, "continent"),
+            (p.countries, t.country_code[sl], t.country_vocab, "country"),
+            (p.subdivisions, t.subdivision_code[sl], t.subdivision_vocab, "subdivision"),
+        ):
+            if vals:
+                ok &= np.take(lut(what, vocab, {v.upper() for v in vals}), codes)
+                words.append(f"{what} in {', '.join(vals)}")
+        out.append(Check("region", ok, "; ".join(words)))
+    if p.compliance:
+        ok = _has_all(t.compliance_bits[:, sl], t.compliance_vocab, tuple(p.compliance))
+        out.append(Check("compliance", ok, "proved " + ", ".join(p.compliance)))
+    if p.exclude_operators:
+        bad = lut("operator", t.operator_vocab, set(p.exclude_operators) - {""})
+        out.append(Check("operator", ~np.take(bad, t.operator_code[sl]), "operator not excluded"))
+    if p.exclude_nodes or p.only_nodes:
+        ok = np.ones(len(t.uuid[sl]), dtype=np.bool_)
+        if p.exclude_nodes:
+            ok &= ~_node_match(t, sl, p.exclude_nodes)
+        if p.only_nodes:
+            ok &= _node_match(t, sl, p.only_nodes)
+        out.append(Check("node", ok, "not excluded / in only_nodes"))
+    if p.min_reputation is not None:
+        thr = float(p.min_reputation)
+        out.append(
+            Check(
+                "reputation",
+                t.reputation[sl] >= f32_at_least(thr),
+                f">= {thr:g}",
+                "min",
+                thr,
+                lambda: t.reputation[sl].astype(np.float64),
+            )
+        )
+    if p.max_staleness is not None:
+        max_s = p.max_staleness.total_seconds()
+        age = cj.now_s - t.last_seen_epoch_s[sl]
+        out.append(
+            Check(
+                "staleness",
+                age <= max_s,
+                f"last seen <= {max_s:g} s ago",
+                "max",
+                max_s,
+                lambda: age,
+                "s",
+            )
+        )
+    if cj.arch is not None:
+        ok = np.take(lut("arch", t.arch_vocab, {cj.arch}), t.arch_code[sl])
+        out.append(Check("arch", ok, cj.arch))
+    if cj.min_driver is not None:
+        out.append(
+            Check(
+                "driver",
+                t.driver_version[sl] >= cj.min_driver,
+                f">= {job.software.min_driver}",
+                "min",
+                float(cj.min_driver),
+                lambda: _nan_if_zero(t.driver_version[sl]),
+            )
+        )
+    if job.software.images_required:
+        ok = _has_all(t.image_bits[:, sl], t.image_vocab, tuple(job.software.images_required))
+        out.append(Check("images", ok, "cached " + ", ".join(job.software.images_required)))
+    if job.cpu.min_cores is not None:
+        c = int(job.cpu.min_cores)
+        out.append(
+            Check(
+                "cpu-cores",
+                t.cpu_cores[sl] >= c,
+                f">= {c}",
+                "min",
+                float(c),
+                lambda: t.cpu_cores[sl].astype(np.float64),
+                "cores",
+            )
+        )
+    for name, thr_raw, col in (
+        ("ram-free", job.memory.min_free_gb, t.ram_free_gb[sl]),
+        ("disk-free", job.disk.min_free_gb, t.disk_free_gb[sl]),
+    ):
+        if thr_raw is not None:
+            thr = float(thr_raw)
+            out.append(
+                Check(
+                    name,
+                    col >= f32_at_least(thr),
+                    f">= {thr:g} GB",
+                    "min",
+                    thr,
+                    functools.partial(np.asarray, col, dtype=np.float64),
+                    "GB",
+                )
+            )
+    return out
+
+
+def _node_match(t: NodeTable, sl: slice, keys: tuple[str, ...]) -> B:
+    hit = np.zeros(len(t.uuid[sl]), dtype=np.bool_)
+    names = set(keys)
+    name_lut = np.isin(t.name_vocab, [k.encode() for k in names if k])
+    hit |= name_lut[t.name_code[sl]]
+    for k in keys:
+        hit |= t.uuid[sl] == k.encode()
+    return hit
+
+
+@attrs.frozen
+class GpuEval:
+    """The GPU group of a job on a table.
+
+    Attributes:
+        active: the per-GPU limits in force, in attribution order (subset of GPU_CONSTRAINTS[1:]).
+        limit_passes: per limit, a per-GPU bool array (True = passes that limit alone).
+        available: per GPU, not reserved.
+        passes: per GPU, available and passes every active limit.
+        matching: per node, how many GPUs pass (``m``).
+        ok: per node, ``matching >= count``.
+        vram_free_gb: per GPU, the effective free VRAM (override, fresh telemetry, or reported).
+        load: per GPU, the load used by ``gpu-load`` (NaN unless telemetry is fresh).
+    """
+
+    count: int
+    active: tuple[str, ...]
+    limit_passes: dict[str, B]
+    available: B
+    passes: B
+    matching: npt.NDArray[np.int64]
+    ok: B
+    vram_free_gb: npt.NDArray[np.float32]
+    load: npt.NDArray[np.float32]
+
+
+def effective_gpu_columns(
+    t: NodeTable,
+    now_s: float,
+    idx: npt.NDArray[np.int64] | None = None,
+    rows: npt.NDArray[np.int64] | None = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Per GPU (of the nodes ``idx``, default all, node by node): the free VRAM the constraints
+    use (override > fresh telemetry > reported) and the load (fresh telemetry only, else NaN)."""
+    sel: slice | npt.NDArray[np.int64]
+    if idx is None:
+        sel = _ALL
+        fresh_node = (now_s - t.telemetry_epoch_s) <= TELEMETRY_FRESH_S
+        lens = np.diff(t.gpu_offsets)
+    else:
+        sel = t.gpu_rows(idx) if rows is None else rows
+        fresh_node = (now_s - t.telemetry_epoch_s[idx]) <= TELEMETRY_FRESH_S
+        lens = t.gpu_offsets[idx + 1] - t.gpu_offsets[idx]
+    fresh = np.repeat(fresh_node, lens)
+    load = np.where(fresh, t.gpu_load[sel], np.float32(np.nan)).astype(np.float32, copy=False)
+    if t.gpu_vram_free_override_gb is not None:
+        return t.gpu_vram_free_override_gb[sel], load
+    tele = t.gpu_tele_vram_free_gb[sel]
+    use_tele = fresh & ~np.isnan(tele)
+    free = np.where(use_tele, tele, t.gpu_vram_free_gb[sel]).astype(np.float32, copy=False)
+    return free, load
+
+
+@attrs.frozen(eq=False)
+class GpuSubset:
+    """The GPU group of a job evaluated for some nodes only (the engine's fast path).
+
+    Attributes:
+        idx: the nodes (table rows).
+        rows: their GPUs' positions in the table, node by node.
+        lens: GPUs per node.
+        offsets: CSR offsets of ``rows`` per node (``len(idx) + 1``).
+        available: per GPU of ``rows``, not reserved (``None``: none is reserved).
+        passes: per GPU of ``rows``, available and passes every active limit.
+        matching: per node, how many of its GPUs pass.
+        active: the per-GPU limits in force, in attribution order.
+        vram_free_gb: per GPU of ``rows``, the effective free VRAM, when the job has a
+            free-VRAM limit (else ``None``).
+    """
+
+    idx: npt.NDArray[np.int64]
+    rows: npt.NDArray[np.int64]
+    lens: npt.NDArray[np.int64]
+    offsets: npt.NDArray[np.int64]
+    available: B | None
+    passes: B
+    matching: npt.NDArray[np.int64]
+    active: tuple[str, ...]
+    vram_free_gb: npt.NDArray[np.float32] | None = None
+
+    def select(self, keep: B) -> GpuSubset:
+        """The subset of the nodes where ``keep`` (per node) is True."""
+        lens = self.lens[keep]
+        return self._gather(keep, np.repeat(keep, self.lens), lens, _offsets(lens))
+
+    def take(self, pos: npt.NDArray[np.int64]) -> GpuSubset:
+        """The subset of the nodes at positions ``pos`` (ascending), by integer gathers: what
+        :meth:`select` gives for the same nodes, cheaper when ``pos`` is short."""
+        lens, offsets, at = csr_take(self.offsets, pos)
+        return self._gather(pos, at, lens, offsets)
+
+    def _gather(
+        self,
+        nodes: npt.NDArray[Any],
+        gpus: npt.NDArray[Any],
+        lens: npt.NDArray[np.int64],
+        offsets: npt.NDArray[np.int64],
+    ) -> GpuSubset:
+        return GpuSubset(
+            idx=self.idx[nodes],
+            rows=self.rows[gpus],
+            lens=lens,
+            offsets=offsets,
+            available=None if self.available is None else self.available[gpus],
+            passes=self.passes[gpus],
+            matching=self.matching[nodes],
+            active=self.active,
+            vram_free_gb=None if self.vram_free_gb is None else self.vram_free_gb[gpus],
+        )
+
+
+def _offsets(lens: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """CSR offsets (``len(lens) + 1``) for per-node lengths."""
+    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    return offsets
+
+
+def _model_lut(cj: CompiledJob) -> B:
+    lut = np.zeros(len(GPU_MODELS) + 1, dtype=np.bool_)
+    if cj.model_codes:
+        lut[sorted(cj.model_codes)] = True
+    return lut
+
+
+def _gpu_limits(
+    cj: CompiledJob,
+    t: NodeTable,
+    rows: slice | npt.NDArray[np.int64],
+    free: npt.NDArray[np.float32],
+    load: npt.NDArray[np.float32],
+) -> dict[str, B]:
+    """Per active per-GPU limit, which GPUs of ``rows`` pass it (attribution order)."""
+    limits: dict[str, B] = {}
+    if cj.model_codes is not None:
+        limits["gpu-model"] = np.take(_model_lut(cj), t.gpu_model_code[rows])
+    if cj.min_vram_total_gb is not None:
+        limits["gpu-vram-total"] = t.gpu_vram_total_gb[rows] >= f32_at_least(cj.min_vram_total_gb)
+    if cj.min_vram_free_gb is not None:
+        limits["gpu-vram-free"] = free >= f32_at_least(cj.min_vram_free_gb)
+    if cj.max_load is not None:
+        limits["gpu-load"] = load <= f32_at_most(cj.max_load)
+    return limits
+
+
+def gpu_subset(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> GpuSubset | None:
+    """The GPU group of a GPU job for the nodes ``idx`` only (``None`` for a CPU-only job).
+
+    Reads only the columns the job's limits need (same values as :func:`effective_gpu_columns`).
+    """
+    if cj.count == 0:
+        return None
+    lens, offsets, rows = csr_take(t.gpu_offsets, idx)
+    size = len(rows)
+    free: npt.NDArray[np.float32] | None = None
+    load = np.zeros(0, dtype=np.float32)
+    fresh: B | None = None
+    if cj.max_load is not None or (
+        cj.min_vram_free_gb is not None and t.gpu_vram_free_override_gb is None
+    ):
+        fresh = np.repeat((cj.now_s - t.telemetry_epoch_s[idx]) <= TELEMETRY_FRESH_S, lens)
+    if cj.min_vram_free_gb is not None:
+        if t.gpu_vram_free_override_gb is not None:
+            free = t.gpu_vram_free_override_gb[rows]
+        else:
+            assert fresh is not None
+            tele = t.gpu_tele_vram_free_gb[rows]
+            free = np.where(fresh & ~np.isnan(tele), tele, t.gpu_vram_free_gb[rows])
+    if cj.max_load is not None:
+        assert fresh is not None
+        load = np.where(fresh, t.gpu_load[rows], np.float32(np.nan)).astype(np.float32)
+    avail = None if t.gpu_reserved is None else ~t.gpu_reserved[rows]
+    limits = _gpu_limits(cj, t, rows, np.zeros(0, np.float32) if free is None else free, load)
+    masks = [m for m in (avail, *limits.values()) if m is not None]
+    if masks:
+        passes = masks[0] if avail is None else masks[0].copy()
+        for m in masks[1:]:
+            passes &= m
+    else:
+        passes = np.ones(size, dtype=np.bool_)
+    cs = np.zeros(size + 1, dtype=np.int64)
+    np.cumsum(passes, out=cs[1:])
+    matching = cs[offsets[1:]] - cs[offsets[:-1]]
+    return GpuSubset(idx, rows, lens, offsets, avail, passes, matching, tuple(limits), free)
+
+
+def gpu_eval(
+    cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64] | None = None
+) -> GpuEval | None:
+    """The GPU group for a GPU job (``None`` for a CPU-only job).
+
+    With ``idx`` only those nodes' GPUs are evaluated (see :func:`gpu_subset`): ``matching``,
+    ``passes`` and ``available`` keep the table's shapes (other nodes count 0 matching GPUs);
+    ``limit_passes``, ``vram_free_gb`` and ``load`` are empty.
+    """
+    if cj.count == 0:
+        return None
+    if idx is not None:
+        sub = gpu_subset(cj, t, idx)
+        assert sub is not None
+        return subset_to_eval(cj, t, sub)
+    free, load = effective_gpu_columns(t, cj.now_s)
+    g = len(t.gpu_model_code)
+    avail = ~t.gpu_reserved if t.gpu_reserved is not None else np.ones(g, dtype=np.bool_)
+    limits = _gpu_limits(cj, t, _ALL, free, load)
+    passes = avail.copy()
+    for m in limits.values():
+        passes &= m
+    matching = segment_counts(passes, t.gpu_offsets)
+    return GpuEval(
+        count=cj.count,
+        active=tuple(limits),
+        limit_passes=limits,
+        available=avail,
+        passes=passes,
+        matching=matching,
+        ok=matching >= cj.count,
+        vram_free_gb=free,
+        load=load,
+    )
+
+
+def subset_to_eval(cj: CompiledJob, t: NodeTable, sub: GpuSubset) -> GpuEval:
+    """A :class:`GpuEval` in the table's shapes from a subset (other nodes: 0 matching GPUs)."""
+    n, g = len(t), len(t.gpu_model_code)
+    matching = np.zeros(n, dtype=np.int64)  # calloc: only touched pages cost
+    matching[sub.idx] = sub.matching
+    passes = np.zeros(g, dtype=np.bool_)
+    passes[sub.rows] = sub.passes
+    avail = np.zeros(g, dtype=np.bool_)
+    avail[sub.rows] = True if sub.available is None else sub.available
+    empty = np.zeros(0, dtype=np.float32)
+    return GpuEval(
+        count=cj.count,
+        active=sub.active,
+        limit_passes={},
+        available=avail,
+        passes=passes,
+        matching=matching,
+        ok=matching >= cj.count,
+        vram_free_gb=empty,
+        load=empty,
+    )
+
+
+def gpu_attribution(ge: GpuEval, t: NodeTable) -> dict[str, B]:
+    """Per GPU constraint, the nodes it is blamed for (exactly one per node failing the group)."""
+    out: dict[str, B] = {}
+    cum = ge.available.copy()
+    prev_ok = segment_counts(cum, t.gpu_offsets) >= ge.count
+    out["gpu-count"] = ~prev_ok
+    for name in ge.active:
+        cum &= ge.limit_passes[name]
+        now_ok = segment_counts(cum, t.gpu_offsets) >= ge.count
+        out[name] = prev_ok & ~now_ok
+        prev_ok = now_ok
+    return out

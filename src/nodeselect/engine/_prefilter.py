@@ -1,0 +1,229 @@
+"""The engine's fast feasibility pass: every hard constraint, with as little work per node as
+possible, and exactly the feasible set of the full evaluation
+(:func:`nodeselect.engine._rank.evaluate`).
+
+Per block of :data:`CHUNK_ROWS` nodes (its masks stay in cache, buffers are reused):
+
+1. the cached categorical mask of the job's status/region/compliance/operator/node/arch/images
+   fields (:func:`nodeselect.table._derived.categorical_mask`, built once per distinct combination);
+2. the GPU prefilters, necessary conditions of the GPU group read from one-byte derived
+   columns: ``gpu_count >= count``, the node's model key among the accepted models (or mixed),
+   and the ``count``-th largest free-VRAM level ``>=`` the threshold's level;
+3. the numeric node constraints (reputation, staleness, driver, cores, RAM, disk), exactly as
+   :func:`nodeselect.engine._constraints.node_checks` states them -- on the whole block, or, when
+   fewer than 1/8 of its nodes are left, on the survivors' values only.
+
+The exact GPU group (:func:`nodeselect.engine._constraints.gpu_subset`) then runs for the survivors
+only. Every prefilter is implied by the exact constraints, so no feasible node is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from nodeselect.engine._constraints import (
+    CompiledJob,
+    GpuSubset,
+    f32_at_least,
+    gpu_subset,
+    node_checks,
+)
+from nodeselect.table import (
+    TOP_GPUS,
+    NodeTable,
+    categorical_mask,
+    gpu_free_top,
+    gpu_model_key,
+    vram_level,
+)
+
+__all__ = ["CATEGORICAL", "CHUNK_ROWS", "feasible_rows", "node_pass"]
+
+B = npt.NDArray[np.bool_]
+I64 = npt.NDArray[np.int64]
+
+#: Rows per block (bool masks of a block stay in L2).
+CHUNK_ROWS: Final = 1 << 17
+#: The node-level constraints folded into the cached categorical mask.
+CATEGORICAL: Final = frozenset(
+    ("status", "suspended", "deleted", "region", "compliance", "operator", "node", "arch", "images")
+)
+#: Below this share of survivors a block switches from whole-block masks to gathered values.
+_SPARSE: Final = 8
+
+# A test: (kind, column, argument). Kinds: "ge" col >= arg; "age" (arg[0] - col) <= arg[1];
+# "any" col equals one of arg (a tuple); "lut" arg[col].
+_Test = tuple[str, Any, Any]
+
+
+def _categorical_key(cj: CompiledJob) -> tuple[Hashable, ...] | None:
+    """The job fields the categorical mask depends on, or ``None`` when none is active."""
+    p, sw = cj.job.placement, cj.job.software
+    key = (
+        tuple(p.statuses),
+        bool(p.allow_suspended),
+        bool(p.allow_deleted),
+        tuple(p.continents),
+        tuple(p.countries),
+        tuple(p.subdivisions),
+        tuple(p.compliance),
+        tuple(p.exclude_operators),
+        tuple(p.exclude_nodes),
+        tuple(p.only_nodes),
+        cj.arch,
+        tuple(sw.images_required),
+    )
+    active = (
+        key[0] or not key[1] or not key[2] or any(key[3:10]) or cj.arch is not None or bool(key[11])
+    )
+    return key if active else None
+
+
+def _categorical(cj: CompiledJob, t: NodeTable) -> B | None:
+    key = _categorical_key(cj)
+    if key is None:
+        return None
+
+    def build() -> B:
+        mask = np.ones(len(t), dtype=np.bool_)
+        for c in node_checks(cj, t):
+            if c.name in CATEGORICAL:
+                mask &= c.passes
+        return mask
+
+    out: B = categorical_mask(t, key, build)
+    return out
+
+
+def _gpu_tests(cj: CompiledJob, t: NodeTable) -> list[_Test]:
+    if cj.count == 0:
+        return []
+    tests: list[_Test] = []
+    if cj.model_codes is not None:
+        key, vocab, has_mixed = gpu_model_key(t)
+        accepted = [j + 1 for j, c in enumerate(vocab.tolist()) if c in cj.model_codes]
+        if has_mixed:
+            accepted.append(len(vocab) + 1)
+        if len(accepted) <= 3:
+            tests.append(("any", key, tuple(accepted) or (0,)))  # key 0 (no GPU) never passes
+        else:
+            lut = np.zeros(256, dtype=np.bool_)
+            lut[accepted] = True
+            tests.append(("lut", key, lut))
+    level = 0
+    if cj.min_vram_free_gb is not None and t.gpu_vram_free_override_gb is None:
+        level = int(vram_level(float(f32_at_least(cj.min_vram_free_gb)))[0])
+        if level > 0:
+            top = gpu_free_top(t)[min(cj.count, TOP_GPUS) - 1]
+            tests.insert(0, ("ge", top, np.uint8(level)))
+    if level == 0 or cj.count > TOP_GPUS:
+        # (else implied: slot count-1 of a node with fewer GPUs is level 0)
+        tests.insert(0, ("ge", t.gpu_count, min(cj.count, 255)))
+    return tests
+
+
+def _numeric_tests(cj: CompiledJob, t: NodeTable) -> list[_Test]:
+    job, p = cj.job, cj.job.placement
+    tests: list[_Test] = []
+    if p.min_reputation is not None:
+        tests.append(("ge", t.reputation, f32_at_least(float(p.min_reputation))))
+    if p.max_staleness is not None:
+        tests.append(("age", t.last_seen_epoch_s, (cj.now_s, p.max_staleness.total_seconds())))
+    if cj.min_driver is not None:
+        tests.append(("ge", t.driver_version, cj.min_driver))
+    if job.cpu.min_cores is not None:
+        tests.append(("ge", t.cpu_cores, int(job.cpu.min_cores)))
+    if job.memory.min_free_gb is not None:
+        tests.append(("ge", t.ram_free_gb, f32_at_least(float(job.memory.min_free_gb))))
+    if job.disk.min_free_gb is not None:
+        tests.append(("ge", t.disk_free_gb, f32_at_least(float(job.disk.min_free_gb))))
+    return tests
+
+
+def _block(kind: str, col: Any, arg: Any, out: B, scratch: npt.NDArray[np.float64]) -> B:
+    """The test on a whole block (``col`` is the block's slice), written into ``out``."""
+    if kind == "ge":
+        np.greater_equal(col, arg, out=out)
+    elif kind == "age":
+        np.subtract(arg[0], col, out=scratch)
+        np.less_equal(scratch, arg[1], out=out)
+    elif kind == "any":
+        np.equal(col, arg[0], out=out)
+        for v in arg[1:]:
+            out |= col == v
+    else:
+        np.take(arg, col, out=out)
+    return out
+
+
+def _gathered(kind: str, vals: Any, arg: Any) -> B:
+    """The test on gathered values."""
+    if kind == "ge":
+        out: B = vals >= arg
+    elif kind == "age":
+        out = (arg[0] - vals) <= arg[1]
+    elif kind == "any":
+        out = vals == arg[0]
+        for v in arg[1:]:
+            out |= vals == v
+    else:
+        out = np.take(arg, vals)
+    return out
+
+
+def node_pass(cj: CompiledJob, t: NodeTable) -> I64:
+    """Rows passing every node-level constraint and the GPU prefilters (ascending)."""
+    n = len(t)
+    cat = _categorical(cj, t)
+    first = _gpu_tests(cj, t)
+    rest = _numeric_tests(cj, t)
+    size = min(n, CHUNK_ROWS)
+    buf = np.empty(size, dtype=np.bool_)
+    tmp = np.empty(size, dtype=np.bool_)
+    scratch = np.empty(size if any(k == "age" for k, _, _ in rest) else 0, dtype=np.float64)
+    parts: list[I64] = []
+    for start in range(0, n, CHUNK_ROWS):
+        stop = min(n, start + CHUNK_ROWS)
+        m = stop - start
+        blk, tb, sc = buf[:m], tmp[:m], scratch[:m]
+        if first:
+            kind, col, arg = first[0]
+            _block(kind, col[start:stop], arg, blk, sc)
+            if cat is not None:
+                blk &= cat[start:stop]
+        elif cat is not None:
+            np.copyto(blk, cat[start:stop])
+        else:
+            blk.fill(True)
+        for kind, col, arg in first[1:]:
+            blk &= _block(kind, col[start:stop], arg, tb, sc)
+        if rest and np.count_nonzero(blk) * _SPARSE < m:
+            local = np.flatnonzero(blk)
+            for kind, col, arg in rest:
+                if not len(local):
+                    break
+                local = local[_gathered(kind, col[start:stop].take(local), arg)]
+        else:
+            for kind, col, arg in rest:
+                blk &= _block(kind, col[start:stop], arg, tb, sc)
+            local = np.flatnonzero(blk)
+        parts.append(local + start if start else local)
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    idx: I64 = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return idx.astype(np.int64, copy=False)
+
+
+def feasible_rows(cj: CompiledJob, t: NodeTable) -> tuple[I64, GpuSubset | None, GpuSubset | None]:
+    """The feasible rows (ascending), the GPU group of exactly those rows, and the GPU group of
+    every row that passed :func:`node_pass` (``None``, ``None`` for a CPU-only job)."""
+    idx = node_pass(cj, t)
+    sub = gpu_subset(cj, t, idx)
+    if sub is None:
+        return idx, None, None
+    feasible = sub.select(sub.matching >= cj.count)
+    return feasible.idx, feasible, sub

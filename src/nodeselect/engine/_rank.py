@@ -1,0 +1,397 @@
+"""The engine: rank every node of a table for a job, vectorized, and say why the rest were rejected.
+
+``rank`` compiles the job (validating it: a bad job is an :class:`InputError`, never an empty
+result), evaluates each hard constraint as a mask, scores only the feasible rows, and selects
+the top k with ``argpartition``. Order: score descending, then a seeded hash of the uuid, then
+the uuid, so the ranking does not depend on row order and the same seed gives the same ranking.
+
+Residual capacity (placement): rank ``table.with_capacity(...)`` (see :class:`NodeTable`) with the
+full table's :func:`table_stats` passed as ``stats``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from nodeselect.engine._constraints import (
+    CompiledJob,
+    GpuEval,
+    GpuSubset,
+    compile_job,
+    effective_gpu_columns,
+    gpu_eval,
+    gpu_subset,
+    node_checks,
+    subset_to_eval,
+)
+from nodeselect.engine._explain import (
+    Evaluation,
+    Explanation,
+    NearestMiss,
+    NodeExplanation,
+    explain_node,
+)
+from nodeselect.engine._prefilter import feasible_rows, node_pass
+from nodeselect.engine._scorers import (
+    NodeScores,
+    combine,
+    combine_partial,
+    idle_bounds,
+    idle_exact,
+    score_cheap,
+)
+from nodeselect.engine._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
+from nodeselect.jobs import Job
+from nodeselect.table import NodeTable, max_gpu_count, uuid_hashes
+
+__all__ = [
+    "Explanation",
+    "NearestMiss",
+    "NodeExplanation",
+    "RankedNode",
+    "Ranking",
+    "TableStats",
+    "evaluate",
+    "explain_node",
+    "fast_feasible",
+    "gpu_choice",
+    "merge_top",
+    "rank",
+    "table_stats",
+    "top_positions",
+]
+
+F64 = npt.NDArray[np.float64]
+
+
+@attrs.frozen(eq=False)
+class Ranking:
+    """The result of ranking one job on one table.
+
+    Attributes:
+        job: the job.
+        evaluated: nodes looked at (the table's length).
+        feasible: nodes passing every hard constraint.
+        top: the best ``k`` feasible nodes, best first.
+        explanation: counts, per-constraint rejections and nearest misses.
+        feasible_indices: rows of every feasible node (ascending), for placement.
+        seed: the tie-break seed used.
+    """
+
+    job: Job
+    evaluated: int
+    feasible: int
+    top: tuple[RankedNode, ...]
+    explanation: Explanation
+    feasible_indices: npt.NDArray[np.int64]
+    seed: int = 0
+
+
+def evaluate(job: Job, table: NodeTable, *, now: datetime | None = None) -> Evaluation:
+    """Every constraint mask of ``job`` on ``table`` and the feasible mask."""
+    cj = compile_job(job, now)
+    return _evaluate(cj, table)
+
+
+def _evaluate(cj: CompiledJob, table: NodeTable) -> Evaluation:
+    checks = tuple(node_checks(cj, table))
+    ge = gpu_eval(cj, table)
+    if checks:
+        feasible = checks[0].passes.copy()
+        for c in checks[1:]:
+            feasible &= c.passes
+    else:
+        feasible = np.ones(len(table), dtype=np.bool_)
+    if ge is not None:
+        feasible &= ge.ok
+    return Evaluation(cj=cj, table=table, checks=checks, gpu=ge, feasible=feasible)
+
+
+def fast_feasible(cj: CompiledJob, t: NodeTable) -> tuple[npt.NDArray[np.int64], GpuEval | None]:
+    """Feasible rows (ascending) and the GPU group, in the table's shapes, of every node that
+    passed the node-level constraints (the fast pass of :mod:`nodeselect.engine._prefilter`)."""
+    idx, _, survivors = feasible_rows(cj, t)
+    return idx, None if survivors is None else subset_to_eval(cj, t, survivors)
+
+
+#: The GPU group of chosen rows of ``idx``: positions in ``idx`` (any order) -> their subset.
+TakeGpus = Callable[[npt.NDArray[np.int64]], GpuSubset]
+
+
+def _scores(
+    cj: CompiledJob,
+    t: NodeTable,
+    idx: npt.NDArray[np.int64],
+    *,
+    matching: npt.NDArray[np.int64] | None,
+    take: TakeGpus | None,
+    max_gpus: int,
+    k: int,
+    pre: NodeScores | None,
+) -> tuple[F64, dict[str, F64]]:
+    """Scores and raw terms of the feasible rows ``idx`` (``matching``: their matching GPU
+    counts, ``take``: their GPU group, both ``None`` for a CPU-only job), exact for every row
+    that can be in the top ``k``; the rest score ``-inf``.
+
+    A GPU job's ``idle`` term, the only one reading per-GPU load, is bounded from the telemetry
+    age first; only rows whose upper-bound score reaches the ``k``-th best lower-bound score
+    (a superset of the rows scoring at least the exact ``k``-th best) are scored exactly.
+    Scores are elementwise, so each exact score is bit for bit the full computation's.
+    """
+    n = len(idx)
+    raw = score_cheap(cj, t, idx, matching, max_gpus, pre=pre)
+    if take is None or all(name != "idle" for name, _ in cj.weights):
+        return combine(cj, raw, n), raw
+    if n <= k:
+        raw["idle"] = idle_exact(cj, t, idx, take(np.arange(n)), pre)
+        return combine(cj, raw, n), raw
+    lo, hi = idle_bounds(cj, t, idx, pre)
+    # idle is the last term (SCORE_TERMS order): the other terms' partial sum is shared.
+    w_idle = cj.weights[-1][1]
+    partial = combine_partial(cj, raw, n)
+    s_lo = (partial + w_idle * lo) / cj.weight_total
+    s_hi = (partial + w_idle * hi) / cj.weight_total
+    kth_lo = np.partition(s_lo, n - k)[n - k]
+    may = np.flatnonzero(s_hi >= kth_lo)
+    exact = np.zeros(n)
+    exact[may] = idle_exact(cj, t, idx[may], take(may), pre)
+    raw["idle"] = exact
+    score = np.full(n, -np.inf)
+    score[may] = (partial[may] + w_idle * exact[may]) / cj.weight_total
+    return score, raw
+
+
+def _gpu_choices(
+    cj: CompiledJob,
+    t: NodeTable,
+    rows: list[int],
+    passes: npt.NDArray[np.bool_] | None,
+    free: npt.NDArray[np.float32] | None = None,
+) -> list[tuple[int, ...]]:
+    """For each row, the GPUs the job would use: passing ones, best fit first.
+
+    ``passes`` (and ``free``, the effective free VRAM, computed when not given) are per GPU of
+    ``rows``, node by node (``None`` for a CPU-only job).
+    """
+    if passes is None:
+        return [() for _ in rows]
+    if free is None:
+        free, _ = effective_gpu_columns(t, cj.now_s, np.array(rows, dtype=np.int64))
+    sign = 1.0 if cj.job.preferences.strategy == "pack" else -1.0
+    out: list[tuple[int, ...]] = []
+    pos = 0
+    free_l, passes_l = free.tolist(), passes.tolist()
+    for i in rows:
+        size = int(t.gpu_offsets[i + 1]) - int(t.gpu_offsets[i])
+        mine = free_l[pos : pos + size]
+        ok = [g for g in range(size) if passes_l[pos + g]]
+        pos += size
+
+        def key(g: int, mine: list[float] = mine) -> tuple[bool, float, int]:
+            v = mine[g]
+            unknown = math.isnan(v)
+            return (unknown, 0.0 if unknown else sign * v, g)
+
+        out.append(tuple(sorted(ok, key=key)[: cj.count]))
+    return out
+
+
+def gpu_choice(cj: CompiledJob, t: NodeTable, ge: GpuEval | None, i: int) -> tuple[int, ...]:
+    """The GPUs of row ``i`` the job would use (placement calls this per candidate)."""
+    passes = None if ge is None else ge.passes[t.gpu_offsets[i] : t.gpu_offsets[i + 1]]
+    return _gpu_choices(cj, t, [i], passes)[0]
+
+
+def top_positions(
+    table: NodeTable,
+    idx: npt.NDArray[np.int64],
+    score: npt.NDArray[np.float64],
+    *,
+    seed: int,
+    k: int,
+    keys: npt.NDArray[np.uint64] | None = None,
+) -> npt.NDArray[np.intp]:
+    """Positions in ``idx`` of the best ``k`` rows, best first, in the one total order shared by
+    ranking, placement and shard merges: score descending, then the seeded uuid key, then uuid.
+
+    ``argpartition``-style selection first (every row scoring at least the k-th best), then an
+    exact sort of only those candidates. ``keys``: every row's tie key for ``seed``, when
+    precomputed (else computed for the candidates).
+    """
+    if len(idx) > k:
+        kth = np.partition(score, len(idx) - k)[len(idx) - k]
+        cand = np.flatnonzero(score >= kth)
+    else:
+        cand = np.arange(len(idx))
+    rows = idx[cand]
+    uu = table.uuid[rows]
+    tie = tie_keys(uuid_hashes(uu), seed) if keys is None else keys[rows]
+    out: npt.NDArray[np.intp] = cand[np.lexsort((uu, tie, -score[cand]))[:k]]
+    return out
+
+
+def rank(
+    job: Job,
+    table: NodeTable,
+    *,
+    k: int = 10,
+    now: datetime | None = None,
+    seed: int = 0,
+    stats: TableStats | None = None,
+) -> Ranking:
+    """Rank every node of ``table`` for ``job`` and return the best ``k`` with an explanation.
+
+    ``stats`` are the global reductions used to normalize scores (default: this table's); pass
+    the merged stats of all shards when ranking a shard or a residual view.
+    """
+    if k < 0:
+        from nodeselect.errors import InputError  # noqa: PLC0415
+
+        raise InputError(f"k={k}: give a number of nodes >= 0")
+    cj = compile_job(job, now)
+    max_gpus = stats.max_gpu_count if stats is not None else max_gpu_count(table)
+    return rank_compiled(cj, table, k=k, seed=seed, max_gpus=max_gpus)
+
+
+def rank_compiled(
+    cj: CompiledJob,
+    table: NodeTable,
+    *,
+    k: int,
+    seed: int,
+    max_gpus: int,
+    pre: NodeScores | None = None,
+    keys: npt.NDArray[np.uint64] | None = None,
+) -> Ranking:
+    """:func:`rank` of a compiled job (``pre``, ``keys``: see :func:`rank_rows`)."""
+    survivors = node_pass(cj, table)
+    sub = gpu_subset(cj, table, survivors)
+    if sub is None:
+        return rank_rows(
+            cj, table, survivors, None, None, k=k, seed=seed, max_gpus=max_gpus, pre=pre, keys=keys
+        )
+    okpos = np.flatnonzero(sub.matching >= cj.count)
+
+    def take(pos: npt.NDArray[np.int64]) -> GpuSubset:
+        return sub.take(okpos[pos])
+
+    return rank_rows(
+        cj,
+        table,
+        survivors[okpos],
+        sub.matching[okpos],
+        take,
+        k=k,
+        seed=seed,
+        max_gpus=max_gpus,
+        pre=pre,
+        keys=keys,
+    )
+
+
+def rank_rows(
+    cj: CompiledJob,
+    table: NodeTable,
+    idx: npt.NDArray[np.int64],
+    matching: npt.NDArray[np.int64] | None,
+    take: TakeGpus | None,
+    *,
+    k: int,
+    seed: int,
+    max_gpus: int,
+    pre: NodeScores | None = None,
+    keys: npt.NDArray[np.uint64] | None = None,
+) -> Ranking:
+    """The ranking of the feasible rows ``idx`` (ascending; ``matching`` and ``take``: their
+    matching GPU counts and GPU group, ``None`` for a CPU-only job). ``pre`` and ``keys``: the
+    per-node score inputs and tie keys, when a batch has them."""
+    top: tuple[RankedNode, ...] = ()
+    if len(idx) and k:
+        score, raw = _scores(
+            cj, table, idx, matching=matching, take=take, max_gpus=max_gpus, k=k, pre=pre
+        )
+        pos = top_positions(table, idx, score, seed=seed, k=k, keys=keys)
+        rows = idx[pos]
+        if take is None:
+            gpus: list[tuple[int, ...]] = [() for _ in range(len(rows))]
+        else:
+            tsub = take(pos)
+            gpus = _gpu_choices(cj, table, rows.tolist(), tsub.passes, tsub.vram_free_gb)
+        tie = tie_keys(uuid_hashes(table.uuid[rows]), seed) if keys is None else keys[rows]
+        top = ranked_nodes(
+            cj,
+            table,
+            rows,
+            scores=score[pos].tolist(),
+            # w * s / sum(w) elementwise, as Python floats would compute it
+            contributions={n: (w * raw[n][pos] / cj.weight_total).tolist() for n, w in cj.weights},
+            gpus=gpus,
+            ties=tie.tolist(),
+        )
+    return ranking_of(cj, table, idx, top, seed)
+
+
+def ranked_nodes(
+    cj: CompiledJob,
+    table: NodeTable,
+    rows: npt.NDArray[np.int64],
+    *,
+    scores: list[float],
+    contributions: Mapping[str, list[float]],
+    gpus: list[tuple[int, ...]],
+    ties: list[int],
+) -> tuple[RankedNode, ...]:
+    """The :class:`RankedNode` of each of ``rows`` (best first) from its score, each weighted
+    term's contribution ``w * s / sum(w)``, its GPUs and its tie key (lists along ``rows``)."""
+    names = [n for n, _ in cj.weights]
+    vocab = table.name_vocab
+    return tuple(
+        RankedNode(
+            index=row,
+            uuid=uuid.decode(),
+            name=bytes(vocab[code]).decode() if code > 0 else None,
+            score=scores[i],
+            terms={n: contributions[n][i] for n in names},
+            gpu_indices=gpus[i],
+            tie_key=ties[i],
+        )
+        for i, (row, uuid, code) in enumerate(
+            zip(
+                rows.tolist(),
+                table.uuid[rows].tolist(),
+                table.name_code[rows].tolist(),
+                strict=True,
+            )
+        )
+    )
+
+
+def ranking_of(
+    cj: CompiledJob,
+    table: NodeTable,
+    idx: npt.NDArray[np.int64],
+    top: tuple[RankedNode, ...],
+    seed: int,
+) -> Ranking:
+    """The :class:`Ranking` of a job with feasible rows ``idx`` and best nodes ``top``."""
+    return Ranking(
+        job=cj.job,
+        evaluated=len(table),
+        feasible=len(idx),
+        top=top,
+        explanation=Explanation(
+            functools.partial(_evaluate, cj, table),
+            evaluated=len(table),
+            feasible=len(idx),
+            units=table.units,
+        ),
+        feasible_indices=idx,
+        seed=seed,
+    )

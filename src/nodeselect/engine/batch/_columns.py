@@ -1,0 +1,67 @@
+"""What every job of a :func:`nodeselect.rank_many` batch shares: the table, ``now``, the seed
+and per-node columns (score inputs, tie keys, effective free VRAM, partial sums of scores)."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from nodeselect.engine._constraints import CompiledJob, effective_gpu_columns
+from nodeselect.engine._rank import Ranking, rank_compiled
+from nodeselect.engine._scorers import NodeScores
+from nodeselect.engine._shard import tie_keys
+from nodeselect.table import NodeTable, uuid_hash
+
+__all__ = ["BatchColumns"]
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+
+class BatchColumns:
+    """What every job of a batch shares: the table, ``now``, the seed and per-node columns."""
+
+    def __init__(self, t: NodeTable, now_s: float, seed: int, max_gpus: int, k: int) -> None:
+        self.t, self.now_s, self.max_gpus, self.k, self.seed = t, now_s, max_gpus, k, seed
+        self.pre = NodeScores.of(t, now_s)
+        self.keys = tie_keys(uuid_hash(t), seed)
+        self._free: F32 | None = None
+        self._partials: dict[tuple[tuple[str, float], ...], F64] = {}
+
+    def free(self) -> F32:
+        """Every GPU's effective free VRAM at ``now`` (as the constraints read it)."""
+        if self._free is None:
+            self._free = effective_gpu_columns(self.t, self.now_s)[0]
+        return self._free
+
+    def node_terms(self, cjs: list[CompiledJob]) -> frozenset[str]:
+        """The terms whose raw value depends on the node alone for every job of ``cjs``."""
+        if any(cj.preferred for cj in cjs):
+            return frozenset(("reputation", "freshness"))
+        return frozenset(("reputation", "freshness", "images"))
+
+    def partial(self, terms: tuple[tuple[str, float], ...]) -> F64:
+        """Per node, :func:`nodeselect.engine._scorers.combine`'s running sum over the leading
+        ``terms`` (name, weight), each a :meth:`node_terms` term (cached per ``terms``)."""
+        hit = self._partials.get(terms)
+        if hit is None:
+            score = np.zeros(len(self.t))
+            for name, w in terms:
+                if name == "images":  # no job prefers images: every node scores 1
+                    score = score + w * np.ones(len(self.t))
+                else:
+                    score = score + w * getattr(self.pre, name)
+            hit = self._partials[terms] = score
+        return hit
+
+    def rank_one(self, cj: CompiledJob) -> Ranking:
+        """The per-job path, with the batch's per-node columns."""
+        return rank_compiled(
+            cj,
+            self.t,
+            k=self.k,
+            seed=self.seed,
+            max_gpus=self.max_gpus,
+            pre=self.pre,
+            keys=self.keys,
+        )

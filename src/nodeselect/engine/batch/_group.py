@@ -1,0 +1,258 @@
+"""A group of a batch's jobs that share categorical constraints and a GPU model set: their
+candidate rows, columns gathered once, GPUs in a dense sorted layout, feasibility per job, score
+bounds, and the ranking of every job of the group (:func:`nodeselect.rank_many`)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from nodeselect.engine._constraints import (
+    CompiledJob,
+    _model_lut,
+    _offsets,
+    f32_at_least,
+    segment_counts,
+)
+from nodeselect.engine._prefilter import _block, _categorical, _numeric_tests
+from nodeselect.engine._rank import RankedNode, Ranking, ranking_of
+from nodeselect.engine._scorers import idle_of
+from nodeselect.engine.batch._columns import BatchColumns
+from nodeselect.engine.batch._pairs import PairScores
+from nodeselect.table import csr_take, gpu_model_key
+
+__all__ = ["CHUNK_PAIRS", "JobGroup"]
+
+B = npt.NDArray[np.bool_]
+I64 = npt.NDArray[np.int64]
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+#: Feasible (job, node) pairs scored together (their float64 temporaries stay in L2).
+CHUNK_PAIRS: Final = 1 << 15
+#: Sort keys: a usable GPU whose free VRAM is unknown sorts after every known one.
+_UNKNOWN: Final = 2.0 * float(np.finfo(np.float32).max)
+
+
+class JobGroup:
+    """The candidate rows of jobs sharing categorical constraints and a GPU model set, with
+    their columns gathered and (GPU jobs) their GPUs in a dense, sorted layout."""
+
+    def __init__(self, batch: BatchColumns, cjs: list[CompiledJob]) -> None:
+        self.batch = batch
+        self._cols: dict[int, npt.NDArray[Any]] = {}
+        self._masks: tuple[B, B] | None = None
+        self._score_bounds: dict[Hashable, tuple[F64, F64]] = {}
+        self._scratch: F64 | None = None
+        t, first = batch.t, cjs[0]
+        cat = _categorical(first, t)
+        self.gpu = first.count > 0
+        if not self.gpu:
+            self.cand: I64 = (
+                np.arange(len(t), dtype=np.int64) if cat is None else np.flatnonzero(cat)
+            )
+            return
+        key, vocab, has_mixed = gpu_model_key(t)
+        lut = np.zeros(256, dtype=np.bool_)
+        if first.model_codes is None:
+            lut[1:] = True
+        else:
+            lut[[j + 1 for j, c in enumerate(vocab.tolist()) if c in first.model_codes]] = True
+            lut[len(vocab) + 1] = has_mixed
+        mask = np.take(lut, key)
+        mask &= t.gpu_count >= min(255, *(cj.count for cj in cjs))
+        if cat is not None:
+            mask &= cat
+        self.cand = np.flatnonzero(mask)
+        self.lens, self.offsets, self.rows = csr_take(t.gpu_offsets, self.cand)
+        self.avail: B | None = None if t.gpu_reserved is None else ~t.gpu_reserved[self.rows]
+        if first.model_codes is not None:
+            usable = np.take(_model_lut(first), t.gpu_model_code[self.rows])
+            if self.avail is not None:
+                usable &= self.avail
+        elif self.avail is not None:
+            usable = self.avail
+        else:
+            usable = np.ones(len(self.rows), dtype=np.bool_)
+        self.usable: B = usable
+        self.n_usable = self._per_node(usable)
+        self._sort_gpus()
+
+    def _per_node(self, per_gpu: B) -> I64:
+        return segment_counts(per_gpu, self.offsets)
+
+    def _sort_gpus(self) -> None:
+        """The dense layouts (``slots``: the most GPUs of a candidate, rounded up to 8).
+
+        * ``top_rows[i]`` / ``top_free[:, i]``: candidate ``i``'s usable GPUs' free VRAM,
+          descending (``-inf`` for unknown, unusable and padding): ``top_rows[i, c - 1] >= x``
+          iff at least ``c`` usable GPUs have ``free >= x``;
+        * ``desc``: slot order (GPU indices) by free VRAM descending, ties by GPU index,
+          unknown free after known, unusable last: its first ``matching`` are the GPUs that
+          pass (spread takes the first ``count``); ``up``: the keys of the ascending order
+          (pack: the passing ones are ``asc[max(0, n_known - matching) :]``);
+        * ``idle``: the ``idle`` term of candidate ``i`` when its first ``m`` GPUs in ``desc``
+          order pass, at ``[i * slots + m - 1]`` (from running sums of the known loads,
+          clipped to [0, 1], and of how many are known).
+
+        A node's sums of loads are exact, so independent of the order they are added in, when
+        each of its nonzero loads is at least 2**-26 and it has at most 16 GPUs: every partial
+        sum is then a multiple of 2**-49 below 16 (53 bits). The other nodes (``inexact``)
+        have their ``idle`` term computed GPU by GPU, as the engine does.
+        """
+        t = self.batch.t
+        c, g = len(self.cand), len(self.rows)
+        slots = -(-int(self.lens.max()) // 8) * 8 if c else 0
+        free = self.batch.free()[self.rows].astype(np.float64)
+        self.free = free.astype(np.float32)
+        known = self.usable & ~np.isnan(free)
+        self.n_known = self._per_node(known)
+        # each GPU's cell in the (c, slots) layouts, by GPU index, then in sorted order
+        cell = np.arange(g, dtype=np.int64) + np.repeat(
+            np.arange(c, dtype=np.int64) * slots - self.offsets[:-1], self.lens
+        )
+        nan_free = np.where(np.isnan(free), 0.0, free)
+        unknown = np.where(self.usable, _UNKNOWN, np.inf)
+        down = np.full(c * slots, np.inf)
+        down[cell] = np.where(known, -nan_free, unknown)
+        desc = np.argsort(down.reshape(c, slots), axis=1, kind="stable")
+        self.desc = desc.astype(np.int8 if slots <= 127 else np.int16)
+        up = np.full(c * slots, np.inf)
+        up[cell] = np.where(known, nan_free, unknown)
+        self.up = up.reshape(c, slots)
+        where = np.empty(c * slots, dtype=np.int64)
+        where[(np.arange(c, dtype=np.int64)[:, None] * slots + desc).ravel()] = np.arange(c * slots)
+        cell = where.take(cell)
+
+        def by_free(v: npt.NDArray[Any], fill: float, dtype: Any) -> Any:
+            out = np.full(c * slots, fill, dtype=dtype)
+            out[cell] = v
+            return out.reshape(c, slots)
+
+        self.top_rows: F32 = by_free(np.where(known, free, -np.inf), -np.inf, np.float32)
+        self.top_free: F32 = np.ascontiguousarray(self.top_rows.T)
+        raw = t.gpu_load[self.rows].astype(np.float64)
+        has = ~np.isnan(raw)
+        vals = np.where(has, np.clip(np.where(has, raw, 0.0), 0.0, 1.0), 0.0)
+        sums = np.cumsum(by_free(vals, 0.0, np.float64), axis=1)
+        cnt = np.cumsum(by_free(has, 0.0, np.float64), axis=1)
+        load = np.where(cnt > 0, sums / np.maximum(cnt, 1.0), np.nan)  # no 0/0: max(cnt, 1)
+        decay = self.batch.pre.decay.take(self.cand)
+        self.idle: F64 = idle_of(decay[:, None], load).ravel()
+        tiny = self.usable & (vals > 0) & (vals < 2.0**-26)
+        inexact = (self._per_node(tiny) > 0) | (self.lens > 16)
+        self.inexact: B | None = inexact if inexact.any() else None
+
+    def _column(self, col: npt.NDArray[Any]) -> Any:
+        hit = self._cols.get(id(col))
+        if hit is None:
+            hit = self._cols[id(col)] = col[self.cand]
+        return hit
+
+    def _feasible(self, cj: CompiledJob) -> I64:
+        """Positions in ``cand`` of the job's feasible rows (ascending): every test on the
+        whole (compact) group columns, in reused buffers, then one ``flatnonzero``."""
+        tests: list[tuple[str, Any, Any]] = []
+        if self.gpu:
+            if cj.count > len(self.top_free):
+                return np.zeros(0, dtype=np.int64)
+            if cj.min_vram_free_gb is None:
+                tests.append(("ge", self.n_usable, cj.count))
+            else:
+                x = f32_at_least(cj.min_vram_free_gb)
+                tests.append(("ge", self.top_free[cj.count - 1], x))
+        tests += [
+            (kind, self._column(col), arg) for kind, col, arg in _numeric_tests(cj, self.batch.t)
+        ]
+        n = len(self.cand)
+        if not tests:
+            return np.arange(n, dtype=np.int64)
+        if self._masks is None:
+            self._masks = (np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_))
+        mask, tmp = self._masks
+        if any(kind == "age" for kind, _, _ in tests) and self._scratch is None:
+            self._scratch = np.empty(n)
+        scratch = np.zeros(0) if self._scratch is None else self._scratch
+        kind, col, arg = tests[0]
+        _block(kind, col, arg, mask, scratch)
+        for kind, col, arg in tests[1:]:
+            mask &= _block(kind, col, arg, tmp, scratch)
+        return np.flatnonzero(mask)
+
+    def score_bounds(
+        self,
+        static: tuple[tuple[str, float], ...],
+        rest: tuple[tuple[str, float], ...],
+        total: float,
+        *,
+        pack: bool,
+    ) -> tuple[F64, F64]:
+        """Per candidate, a lower and an upper bound of the score of any GPU job with these
+        weights and strategy: the :meth:`BatchColumns.partial` of ``static``, then ``rest``
+        (``fit``, ``idle``) at their least / most, then ``/ total``, in combine's order.
+
+        ``fit``: pack ``c / m`` with ``c <= m <= n_usable`` is in ``[1 / n_usable, 1]``;
+        spread ``(m - c) / (G - c)`` is in ``[0, (n_usable - 1) / (G - 1)]`` (decreasing in
+        ``c >= 1``). ``idle``: the least / most of the node's cells (``m`` of 1..GPUs); an
+        inexact node is bounded by ``-inf`` / ``inf`` (always kept, never a threshold).
+        """
+        key = (static, rest, total, pack)
+        hit = self._score_bounds.get(key)
+        if hit is not None:
+            return hit
+        c, slots = len(self.cand), self.top_rows.shape[1]
+        base = self.batch.partial(static).take(self.cand) if static else np.zeros(len(self.cand))
+        lo, hi = base, base
+        n = self.n_usable.astype(np.float64)
+        g = float(self.batch.max_gpus)
+        for name, w in rest:
+            if name == "fit":
+                if pack:
+                    t_lo, t_hi = 1.0 / np.maximum(n, 1.0), np.ones(c)
+                else:
+                    t_lo, t_hi = np.zeros(c), (n - 1.0) / max(g - 1.0, 1.0)
+            else:
+                cells = self.idle.reshape(c, slots)
+                valid = np.arange(slots)[None, :] < self.lens[:, None]
+                t_lo = np.where(valid, cells, np.inf).min(axis=1) if slots else np.zeros(c)
+                t_hi = np.where(valid, cells, -np.inf).max(axis=1) if slots else np.zeros(c)
+            lo, hi = lo + w * t_lo, hi + w * t_hi
+        lo, hi = lo / total, hi / total
+        if self.inexact is not None:
+            lo = np.where(self.inexact, -np.inf, lo)
+            hi = np.where(self.inexact, np.inf, hi)
+        out = self._score_bounds[key] = (lo, hi)
+        return out
+
+    def rank_all(self, cjs: list[CompiledJob]) -> list[Ranking]:
+        """Every job's ranking (each equal to :func:`nodeselect.engine._rank.rank`'s).
+
+        Pairs are scored in chunks of consecutive jobs of about :data:`CHUNK_PAIRS` pairs,
+        so that the temporaries of each step stay in cache.
+        """
+        b = self.batch
+        poss = [self._feasible(cj) for cj in cjs]
+        out: list[Ranking] = []
+        start = 0
+        while start < len(cjs):
+            stop, total = start, 0
+            while stop < len(cjs) and (stop == start or total + len(poss[stop]) <= CHUNK_PAIRS):
+                total += len(poss[stop])
+                stop += 1
+            mine = cjs[start:stop]
+            bounds = _offsets(np.array([len(p) for p in poss[start:stop]], dtype=np.int64))
+            pos = np.concatenate(poss[start:stop])
+            idx = self.cand.take(pos)
+            tops: list[tuple[RankedNode, ...]] = [()] * len(mine)
+            if b.k and len(pos):
+                job = np.repeat(np.arange(len(mine), dtype=np.int64), np.diff(bounds))
+                tops = PairScores(self, mine, pos=pos, idx=idx, job=job, bounds=bounds).tops()
+            out += [
+                ranking_of(cj, b.t, idx[bounds[j] : bounds[j + 1]], tops[j], b.seed)
+                for j, cj in enumerate(mine)
+            ]
+            start = stop
+        return out

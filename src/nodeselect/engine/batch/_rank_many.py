@@ -1,0 +1,98 @@
+"""Rank many jobs against one table at once, sharing the work jobs have in common.
+
+``rank_many(jobs, table)`` returns exactly what ``[rank(job, table) for job in jobs]`` returns
+(same feasible sets, scores, terms, GPU choices and order, bit for bit), with one ``now``.
+
+* :mod:`nodeselect.engine.batch._columns`: what every job shares (per-node score inputs, tie keys,
+  effective free VRAM, per-node partial sums of the node-only score terms);
+* :mod:`nodeselect.engine.batch._group`: jobs grouped by their categorical constraints (status,
+  region, compliance, operators, nodes, arch, required images) and GPU model set; per group,
+  once, the candidate rows, their columns, and their GPUs in a dense layout sorted by free VRAM
+  (feasibility is one comparison per candidate, the matching GPUs a prefix, the ``idle`` term
+  a table lookup);
+* :mod:`nodeselect.engine.batch._pairs`: the feasible (job, node) pairs of many jobs scored together
+  in cache-sized chunks, pruned by score bounds, then each job's top ``k`` and GPU choices.
+
+Every value is the per-job engine's elementwise computation, so results are bit for bit those
+of :func:`nodeselect.rank`. Jobs with other per-GPU limits (``max_load``,
+``min_vram_total_gb``), and batches or groups too small to repay the gathering, take the per-job
+path (with the batch's per-node columns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+from nodeselect.engine._constraints import CompiledJob, compile_job
+from nodeselect.engine._prefilter import _categorical_key
+from nodeselect.engine._rank import Ranking, rank_compiled
+from nodeselect.engine._shard import TableStats
+from nodeselect.engine.batch._columns import BatchColumns
+from nodeselect.engine.batch._group import JobGroup
+from nodeselect.errors import InputError
+from nodeselect.jobs import Job
+from nodeselect.table import NodeTable, max_gpu_count
+
+__all__ = ["MIN_GROUP", "MIN_JOBS", "rank_many"]
+
+#: Below this many jobs the batch is a plain loop (the shared columns would cost more).
+MIN_JOBS: Final = 4
+#: Below this many jobs a group takes the per-job path (gathering would cost more).
+MIN_GROUP: Final = 4
+
+
+def rank_many(
+    jobs: Sequence[Job],
+    table: NodeTable,
+    *,
+    k: int = 10,
+    now: datetime | None = None,
+    seed: int = 0,
+    stats: TableStats | None = None,
+) -> list[Ranking]:
+    """Rank every job of ``jobs`` on ``table``, sharing the work the jobs have in common.
+
+    The result equals ``[rank(job, table, k=k, now=now, seed=seed, stats=stats) for job in
+    jobs]``, bit for bit, with one ``now`` (default: the current time, read once) for every job.
+
+    Raises:
+        InputError: ``k < 0``, or a job is invalid (the error notes which: ``jobs[i]``).
+    """
+    if k < 0:
+        raise InputError(f"k={k}: give a number of nodes >= 0")
+    now = now or datetime.now(UTC)
+    cjs = [_compile(i, job, now) for i, job in enumerate(jobs)]
+    max_gpus = stats.max_gpu_count if stats is not None else max_gpu_count(table)
+    if len(cjs) < MIN_JOBS:
+        return [rank_compiled(cj, table, k=k, seed=seed, max_gpus=max_gpus) for cj in cjs]
+    batch = BatchColumns(table, cjs[0].now_s, seed, max_gpus, k)
+    out: list[Ranking | None] = [None] * len(cjs)
+    groups: dict[Hashable, list[int]] = {}
+    for i, cj in enumerate(cjs):
+        if cj.min_vram_total_gb is None and cj.max_load is None:
+            groups.setdefault(_group_key(cj), []).append(i)
+        else:
+            out[i] = batch.rank_one(cj)
+    for members in groups.values():
+        if len(members) < MIN_GROUP:
+            for i in members:
+                out[i] = batch.rank_one(cjs[i])
+            continue
+        mine = [cjs[i] for i in members]
+        for i, r in zip(members, JobGroup(batch, mine).rank_all(mine), strict=True):
+            out[i] = r
+    return [r for r in out if r is not None]
+
+
+def _compile(i: int, job: Job, now: datetime) -> CompiledJob:
+    try:
+        return compile_job(job, now)
+    except InputError as e:
+        e.add_note(f"in jobs[{i}] (name {job.name!r})")
+        raise
+
+
+def _group_key(cj: CompiledJob) -> Hashable:
+    return (_categorical_key(cj), cj.count == 0, cj.model_codes)

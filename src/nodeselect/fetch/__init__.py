@@ -1,0 +1,116 @@
+"""Fetching ``GET /v1/nodes``: queries planned into documented server requests, the sans-I/O
+paging and proof of completeness, page decoding, retries, the sync and async clients, fetch
+results, snapshots, and count probes that explain server-side rejections.
+"""
+
+from __future__ import annotations
+
+from nodeselect.fetch._client import (
+    API_KEY_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_CONCURRENCY,
+    ENDPOINT,
+    AsyncClient,
+    Client,
+    fetch_nodes,
+)
+from nodeselect.fetch._decode import (
+    DecodedPage,
+    Validate,
+    decode_body,
+)
+from nodeselect.fetch._paging import (
+    DEFAULT_MAX_PAGES,
+    DEFAULT_REPAIR_BUDGET,
+    FetchPlan,
+    PageRequest,
+    Progress,
+)
+from nodeselect.fetch._pushdown import (
+    PUSHDOWN_FILTERS,
+    Counter,
+    PushdownMiss,
+    PushdownReport,
+    explain_pushdown,
+)
+from nodeselect.fetch._query import (
+    MAX_SERVER_QUERIES,
+    OPEN_END,
+    OPEN_START,
+    NodeQuery,
+    ServerQuery,
+    TimeBound,
+    TimeRange,
+    format_bound,
+    parse_time_range,
+    plan_requests,
+    range_param,
+)
+from nodeselect.fetch._result import (
+    FetchedNode,
+    FetchResult,
+    FetchStats,
+    NodeCount,
+    Rejected,
+    RejectedDocument,
+)
+from nodeselect.fetch._retry import (
+    RETRYABLE_STATUSES,
+    RetryPolicy,
+    parse_retry_after,
+    retry_cause,
+)
+from nodeselect.fetch._snapshot import (
+    SNAPSHOT_VERSION,
+    load_snapshot,
+    node_line,
+    save_snapshot,
+)
+
+__all__ = [
+    "API_KEY_ENV",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_PAGES",
+    "DEFAULT_REPAIR_BUDGET",
+    "ENDPOINT",
+    "MAX_SERVER_QUERIES",
+    "OPEN_END",
+    "OPEN_START",
+    "PUSHDOWN_FILTERS",
+    "RETRYABLE_STATUSES",
+    "SNAPSHOT_VERSION",
+    "AsyncClient",
+    "Client",
+    "Counter",
+    "DecodedPage",
+    "FetchPlan",
+    "FetchResult",
+    "FetchStats",
+    "FetchedNode",
+    "NodeCount",
+    "NodeQuery",
+    "PageRequest",
+    "Progress",
+    "PushdownMiss",
+    "PushdownReport",
+    "Rejected",
+    "RejectedDocument",
+    "RetryPolicy",
+    "ServerQuery",
+    "TimeBound",
+    "TimeRange",
+    "Validate",
+    "decode_body",
+    "explain_pushdown",
+    "fetch_nodes",
+    "format_bound",
+    "load_snapshot",
+    "node_line",
+    "parse_retry_after",
+    "parse_time_range",
+    "plan_requests",
+    "range_param",
+    "retry_cause",
+    "save_snapshot",
+]

@@ -1,0 +1,81 @@
+"""Jobs: the model (``Job`` and its requirement sections), the job-file loader and the value
+rules every loader and the engine share.
+"""
+
+from __future__ import annotations
+
+from nodeselect.jobs._file import (
+    ARCH_ALIASES,
+    format_duration,
+    job_from_dict,
+    job_to_dict,
+    load_job,
+    load_jobs,
+    normalize_arch,
+    parse_duration,
+)
+from nodeselect.jobs._model import (
+    DEFAULT_WEIGHTS,
+    SCORE_TERMS,
+    CpuReq,
+    DiskReq,
+    GangReq,
+    GpuReq,
+    Job,
+    MemoryReq,
+    PlacementReq,
+    Preferences,
+    SoftwareReq,
+)
+from nodeselect.jobs._values import (
+    Ctx,
+    as_bool,
+    as_choices,
+    as_codes,
+    as_int,
+    as_num,
+    as_one_of,
+    as_str,
+    as_strs,
+    as_table,
+    check_keys,
+    key_lines,
+    optional,
+    show,
+)
+
+__all__ = [
+    "ARCH_ALIASES",
+    "DEFAULT_WEIGHTS",
+    "SCORE_TERMS",
+    "CpuReq",
+    "Ctx",
+    "DiskReq",
+    "GangReq",
+    "GpuReq",
+    "Job",
+    "MemoryReq",
+    "PlacementReq",
+    "Preferences",
+    "SoftwareReq",
+    "as_bool",
+    "as_choices",
+    "as_codes",
+    "as_int",
+    "as_num",
+    "as_one_of",
+    "as_str",
+    "as_strs",
+    "as_table",
+    "check_keys",
+    "format_duration",
+    "job_from_dict",
+    "job_to_dict",
+    "key_lines",
+    "load_job",
+    "load_jobs",
+    "normalize_arch",
+    "optional",
+    "parse_duration",
+    "show",
+]

@@ -1,0 +1,668 @@
+"""Batch placement: many jobs, some of them gangs, on one fleet, never promising a resource twice.
+
+How it works (docs/placement.md has the full story):
+
+1. **Survey.** Every job is ranked once on the full table (the engine's masks and scorers,
+   normalized with the table's global statistics). This gives each job's feasible count, its
+   best ``candidates`` nodes, and, OR-ed together, which nodes any job fits at all.
+2. **Order.** Priority first (higher first); then hardest to place first: fewest feasible
+   nodes per replica needed (``feasible / nodes``); then more GPUs in total
+   (``gpu.count * nodes``); then a seeded hash of (seed, job index, job name). Deterministic and
+   independent of the order of the nodes.
+3. **Place, reserving as it goes.** A residual-capacity object tracks reserved GPUs and the
+   cores / RAM / disk still free per node. Reserving only ever *lowers* capacity, and a node's
+   score depends only on its own columns and the global statistics, so a node nobody has
+   touched keeps its survey score. At a job's turn, its survey candidates that are untouched
+   plus every touched node are re-ranked together on the residual view (exact scores and the
+   engine's own tie order); the prefix of that list down to the last untouched survey
+   candidate is provably the exact residual ranking. When the gang rules need more than that
+   prefix, the job is re-ranked on the whole residual table instead.
+4. **Gangs** (``nodes > 1``) pick all replicas from that list (see
+   :mod:`nodeselect.placement._gang`) and reserve nothing unless every replica fits.
+5. **Leftovers.** An unplaced job's explanation is computed against the residual capacity.
+   Stranded GPUs are free GPUs on nodes that some job of the batch fitted before placement
+   but none fits after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from nodeselect.engine import (
+    CompiledJob,
+    GpuEval,
+    TableStats,
+    compile_job,
+    f32_at_least,
+    fast_feasible,
+    gpu_choice,
+    gpu_eval,
+    node_checks,
+    rank,
+    score_terms,
+    table_stats,
+    top_positions,
+)
+from nodeselect.errors import InputError, NodeSelectError
+from nodeselect.jobs import GangReq, Job
+from nodeselect.placement._gang import UNKNOWN, Candidate, select_nodes
+from nodeselect.placement._plan import (
+    JobAssignment,
+    Plan,
+    Replica,
+    Residual,
+    Unplaced,
+    UnplacedDetail,
+    UnplacedWhy,
+    totals_from,
+)
+from nodeselect.table import NodeTable, TableNode
+
+__all__ = ["place"]
+
+#: Survey candidates kept per job (per replica for gangs, at least this many).
+DEFAULT_CANDIDATES = 64
+#: Candidates re-ranked per replica at a job's turn before widening.
+HEAD = 8
+#: Candidates per replica taken from the whole residual table before taking them all.
+FULL = 64
+
+
+@attrs.frozen
+class _Survey:
+    """What the first ranking of a job on the full table told us."""
+
+    feasible: int
+    rows: npt.NDArray[np.int64] = attrs.field(eq=False)  # best first
+    complete: bool  # rows holds every feasible node
+    bits: npt.NDArray[np.uint8] = attrs.field(eq=False)  # packed feasibility mask
+    scores: npt.NDArray[np.float64] = attrs.field(eq=False)  # of rows
+    #: the GPU group on the full table (only ``passes`` kept; shared per GPU limits)
+    ge: GpuEval | None = attrs.field(eq=False)
+    #: the score of every feasible row (ascending rows), kept for gangs within a memory budget
+    all_scores: npt.NDArray[np.float64] | None = attrs.field(eq=False, default=None)
+
+    def was_feasible(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Whether each row admitted a replica on the full table (before any reservation)."""
+        bit: npt.NDArray[np.bool_] = ((self.bits[rows >> 3] >> (7 - (rows & 7))) & 1).astype(
+            np.bool_
+        )
+        return bit
+
+    def feasible_rows(self, n: int) -> npt.NDArray[np.int64]:
+        """Every row that admitted a replica on the full table, ascending."""
+        return np.flatnonzero(np.unpackbits(self.bits, count=n)).astype(np.int64)
+
+
+def _tie(seed: int, index: int, name: str) -> int:
+    digest = hashlib.blake2b(f"{seed}\x00{index}\x00{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _order(jobs: Sequence[Job], surveys: Sequence[_Survey], seed: int) -> list[int]:
+    """Job indices in placement order (module docstring, step 2)."""
+
+    def key(j: int) -> tuple[float, float, float, int]:
+        job = jobs[j]
+        slack = surveys[j].feasible / max(job.nodes, 1)
+        return (-job.priority, slack, -(job.gpu.count * job.nodes), _tie(seed, j, job.name))
+
+    return sorted(range(len(jobs)), key=key)
+
+
+def _requirements_key(job: Job) -> str:
+    """Jobs with equal keys evaluate identically on every table (name, priority, replica count
+    and gang rules do not enter the engine), so they share one survey."""
+    return repr(attrs.evolve(job, name="", priority=0, nodes=1, gang=GangReq()))
+
+
+def _scope_codes(table: NodeTable, scope: str | None) -> npt.NDArray[np.int64] | None:
+    """Per-node code of a gang's ``same`` scope (UNKNOWN where not proved)."""
+    if scope is None:
+        return None
+    if scope == "continent":
+        codes = table.continent_code.astype(np.int64)
+    elif scope == "country":
+        codes = table.country_code.astype(np.int64)
+    else:
+        codes = table.subdivision_code.astype(np.int64)
+    return np.where(codes == 0, UNKNOWN, codes)
+
+
+@attrs.frozen(eq=False)
+class _Scored:
+    """A job scored on one table: its best feasible rows in the engine's exact order."""
+
+    table: NodeTable
+    ge: GpuEval | None
+    rows: npt.NDArray[np.int64]  # best first, at most k
+    scores: npt.NDArray[np.float64]
+    feasible: npt.NDArray[np.int64]  # every feasible row
+
+
+def _feasible(cj: CompiledJob, table: NodeTable) -> tuple[npt.NDArray[np.bool_], GpuEval | None]:
+    """The engine's feasibility mask (every hard constraint) and its per-GPU evaluation."""
+    mask = np.ones(len(table), dtype=np.bool_)
+    for check in node_checks(cj, table):
+        mask &= check.passes
+    ge = gpu_eval(cj, table)
+    if ge is not None:
+        mask &= ge.ok
+    return mask, ge
+
+
+def _combine(
+    cj: CompiledJob, raw: dict[str, npt.NDArray[np.float64]], n: int
+) -> npt.NDArray[np.float64]:
+    """The engine's weighted score from raw terms (same operations in the same order)."""
+    score = np.zeros(n)
+    for name, w in cj.weights:
+        score = score + w * raw[name]
+    out: npt.NDArray[np.float64] = score / cj.weight_total
+    return out
+
+
+def _best(
+    table: NodeTable,
+    idx: npt.NDArray[np.int64],
+    score: npt.NDArray[np.float64],
+    *,
+    seed: int,
+    k: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The best ``k`` rows of ``idx`` (any order) by the engine's total order (score desc,
+    seeded uuid key, uuid), with their scores, best first."""
+    if len(idx) == 0 or k == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    pos = top_positions(table, idx, score, seed=seed, k=k)
+    return idx[pos], score[pos]
+
+
+def _top(
+    cj: CompiledJob,
+    table: NodeTable,
+    idx: npt.NDArray[np.int64],
+    raw: dict[str, npt.NDArray[np.float64]],
+    *,
+    seed: int,
+    k: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The best ``k`` of the feasible rows ``idx`` (any order) and their scores, best first.
+
+    ``raw`` holds each weighted term's raw score for ``idx`` (as ``score_terms`` gives it).
+    Same weighting and total order as :func:`nodeselect.engine._rank.rank`; a node's score depends
+    only on its own columns and the table's global stats, so scoring a subset ranks it exactly
+    as the whole table would.
+    """
+    if len(idx) == 0 or k == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    return _best(table, idx, _combine(cj, raw, len(idx)), seed=seed, k=k)
+
+
+def _score(cj: CompiledJob, table: NodeTable, stats: TableStats, seed: int, k: int) -> _Scored:
+    """The engine's ranking of ``table`` without building a RankedNode per row.
+
+    Feasibility is the engine's own fast path (a test holds the result equal to ``rank()``).
+    """
+    idx, ge = fast_feasible(cj, table)
+    raw = score_terms(cj, table, idx, ge, stats.max_gpu_count) if len(idx) and k else {}
+    rows, scores = _top(cj, table, idx, raw, seed=seed, k=k)
+    return _Scored(table, ge, rows, scores, idx)
+
+
+def _capacity_ok(job: Job, view: NodeTable, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """The node-level constraints placement changes (``cpu-cores``, ``ram-free``,
+    ``disk-free``), exactly as :func:`nodeselect.engine._constraints.node_checks` states them, on
+    ``rows`` of the residual view. Every other node-level constraint reads columns placement
+    never changes, so a row the survey found feasible still passes them."""
+    ok = np.ones(len(rows), dtype=np.bool_)
+    if job.cpu.min_cores is not None:
+        ok &= view.cpu_cores[rows] >= int(job.cpu.min_cores)
+    if job.memory.min_free_gb is not None:
+        ok &= view.ram_free_gb[rows] >= f32_at_least(float(job.memory.min_free_gb))
+    if job.disk.min_free_gb is not None:
+        ok &= view.disk_free_gb[rows] >= f32_at_least(float(job.disk.min_free_gb))
+    return ok
+
+
+#: Score terms whose per-node value depends on nothing job-specific but the GPU limits
+#: (``idle``: the matching GPUs' load) or nothing at all (``reputation``, ``freshness``).
+_SHARED_TERMS = frozenset({"reputation", "freshness", "idle"})
+
+
+class _SurveyCache:
+    """Work the survey shares between jobs whose requirements partly agree.
+
+    The engine evaluates one job at a time; a batch repeats most of that work. Per GPU limits
+    (models, VRAM, load -- not the count) the per-GPU pass mask and the per-node matching count
+    are the same for every job, so the GPU group is evaluated once per distinct limits; the
+    node-level masks once per distinct node-level requirements; the ``reputation``,
+    ``freshness`` and ``idle`` raw scores once per table (per GPU limits for ``idle``) and then
+    gathered. Every value is computed by the engine's own functions on the same inputs and the
+    combination is the engine's, so the survey equals ``rank()`` bit for bit (tested).
+    """
+
+    def __init__(self, table: NodeTable, stats: TableStats) -> None:
+        self.table = table
+        self.stats = stats
+        self.all_rows = np.arange(len(table), dtype=np.int64)
+        self._gpu: dict[tuple[object, ...], GpuEval] = {}
+        self._nodes: dict[str, npt.NDArray[np.bool_]] = {}
+        self._terms: dict[tuple[object, ...], npt.NDArray[np.float64]] = {}
+        self._slim: dict[tuple[object, ...], GpuEval] = {}
+
+    @staticmethod
+    def _gpu_key(cj: CompiledJob) -> tuple[object, ...]:
+        return (cj.model_codes, cj.min_vram_free_gb, cj.min_vram_total_gb, cj.max_load)
+
+    def gpu(self, cj: CompiledJob) -> GpuEval | None:
+        """The job's GPU group on the full table (``None`` for a CPU-only job)."""
+        if cj.count == 0:
+            return None
+        key = self._gpu_key(cj)
+        ge = self._gpu.get(key)
+        if ge is None:
+            fresh = gpu_eval(cj, self.table)
+            assert fresh is not None  # count > 0
+            ge = self._gpu[key] = fresh
+        if ge.count == cj.count:
+            return ge
+        return attrs.evolve(ge, count=cj.count, ok=ge.matching >= cj.count)
+
+    def nodes(self, cj: CompiledJob) -> npt.NDArray[np.bool_]:
+        """Where the job passes every node-level constraint (read-only; shared)."""
+        job = cj.job
+        key = repr((job.placement, job.software, job.cpu, job.memory, job.disk))
+        mask = self._nodes.get(key)
+        if mask is None:
+            mask = np.ones(len(self.table), dtype=np.bool_)
+            for check in node_checks(cj, self.table):
+                mask &= check.passes
+            self._nodes[key] = mask
+        return mask
+
+    def terms(
+        self, cj: CompiledJob, idx: npt.NDArray[np.int64], ge: GpuEval | None
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        """Each weighted term's raw score for rows ``idx``, as ``score_terms`` gives them."""
+        own = tuple((n, w) for n, w in cj.weights if n not in _SHARED_TERMS)
+        out: dict[str, npt.NDArray[np.float64]] = {}
+        if own:
+            single = attrs.evolve(cj, weights=own)
+            out.update(score_terms(single, self.table, idx, ge, self.stats.max_gpu_count))
+        for name, _ in cj.weights:
+            if name not in _SHARED_TERMS:
+                continue
+            key = (name, self._gpu_key(cj) if name == "idle" and ge is not None else None)
+            arr = self._terms.get(key)
+            if arr is None:
+                single = attrs.evolve(cj, weights=((name, 1.0),), weight_total=1.0)
+                arr = score_terms(single, self.table, self.all_rows, ge, self.stats.max_gpu_count)[
+                    name
+                ]
+                self._terms[key] = arr
+            out[name] = arr[idx]
+        return out
+
+    def survey(self, cj: CompiledJob, seed: int, k: int) -> tuple[npt.NDArray[Any], ...]:
+        """(every feasible row ascending, their scores, the best ``k`` rows best first, and
+        the scores of those)."""
+        ge = self.gpu(cj)
+        mask = self.nodes(cj)
+        if ge is not None:
+            mask = mask & ge.ok
+        idx = np.flatnonzero(mask).astype(np.int64)
+        score = _combine(cj, self.terms(cj, idx, ge), len(idx)) if len(idx) else np.zeros(0)
+        rows, top = _best(self.table, idx, score, seed=seed, k=k)
+        return idx, score, rows, top
+
+    def passes(self, cj: CompiledJob) -> GpuEval | None:
+        """The job's GPU group with only the per-GPU ``passes`` kept (for picking GPUs)."""
+        if cj.count == 0:
+            return None
+        key = self._gpu_key(cj)
+        slim = self._slim.get(key)
+        if slim is None:
+            ge = self.gpu(cj)
+            assert ge is not None
+            empty = np.zeros(0, dtype=np.float32)
+            none = np.zeros(0, dtype=np.bool_)
+            slim = self._slim[key] = attrs.evolve(
+                ge,
+                limit_passes={},
+                available=none,
+                matching=np.zeros(0, dtype=np.int64),
+                ok=none,
+                vram_free_gb=empty,
+                load=empty,
+            )
+        return slim
+
+
+@attrs.frozen(eq=False)
+class _Stage:
+    """Candidates of one widening stage."""
+
+    cands: list[Candidate]
+    truncated: bool  # feasible nodes were left out by the cut at k
+    ge: GpuEval | None = None  # the GPU group on the residual, for the re-evaluated rows
+
+
+#: Survey scores of every feasible row are kept for gangs (whose wider stages need them) up
+#: to this many floats in all (64 MiB); beyond it the wide stages re-score those rows.
+KEEP_SCORES = 1 << 23
+
+
+class _Placer:
+    """One run of :func:`place` (holds the residual state and the survey)."""
+
+    def __init__(
+        self, jobs: Sequence[Job], table: NodeTable, *, now: datetime, seed: int, candidates: int
+    ) -> None:
+        self.jobs = jobs
+        self.table = table
+        self.now = now
+        self.seed = seed
+        self.candidates = candidates
+        self.stats = table_stats(table)
+        self.residual = Residual(table)
+        ops = table.operator_code.astype(np.int64)
+        self.operator_of = np.where(ops == 0, UNKNOWN, ops)
+        self.fits_before = np.zeros(len(table), dtype=np.bool_)
+        self.compiled = [compile_job(job, now) for job in jobs]
+        self.keys = [_requirements_key(job) for job in jobs]
+        self.surveys = self._surveys()
+
+    def _want(self, j: int) -> int:
+        return max(self.candidates, self.candidates * self.jobs[j].nodes)
+
+    def _surveys(self) -> list[_Survey]:
+        """One full-table ranking per distinct set of requirements (jobs that differ only in
+        name, priority, replica count or gang rules share it), cut per job."""
+        groups: dict[str, list[int]] = {}
+        for j, key in enumerate(self.keys):
+            groups.setdefault(key, []).append(j)
+        out: dict[int, _Survey] = {}
+        cache = _SurveyCache(self.table, self.stats)
+        budget = KEEP_SCORES
+        for members in groups.values():
+            want = max(self._want(j) for j in members)
+            feasible, score, top, top_scores = cache.survey(
+                self.compiled[members[0]], self.seed, want
+            )
+            mask = np.zeros(len(self.table), dtype=np.bool_)
+            mask[feasible] = True
+            self.fits_before |= mask
+            bits = np.packbits(mask)
+            n = len(feasible)
+            keep = None
+            if any(self.jobs[j].nodes > 1 for j in members) and len(top) < n <= budget:
+                keep, budget = score, budget - n
+            for j in members:
+                w = self._want(j)
+                rows = top[:w]
+                out[j] = _Survey(
+                    n,
+                    rows,
+                    len(rows) >= n,
+                    bits,
+                    top_scores[:w],
+                    cache.passes(self.compiled[j]),
+                    keep,
+                )
+        return [out[j] for j in range(len(self.jobs))]
+
+    def _candidates(self, j: int, k: int | None, *, full: bool) -> _Stage:
+        """The job's best candidates on the residual (an exact prefix of its residual ranking).
+
+        Only rows the survey found feasible can fit (capacity only shrinks), and a row nothing
+        was reserved on is as feasible, and scores, as in the survey: it keeps its survey
+        score. The rows are: ``full`` -- every survey-feasible row; otherwise the survey's
+        best rows plus the touched survey-feasible rows. Touched rows are re-checked (capacity
+        constraints, then the GPU group and scores on the residual view, for just these rows).
+        ``k=None`` keeps every feasible one.
+        """
+        cj, survey, job = self.compiled[j], self.surveys[j], self.jobs[j]
+        view = self.residual.view()
+        touched = self.residual.touched_mask
+        if full:
+            base = survey.feasible_rows(len(self.table))
+            base_scores = survey.all_scores
+        else:
+            base, base_scores = survey.rows, survey.scores
+        hit = touched[base]
+        if full:
+            again = base[hit]
+        else:
+            t = self.residual.touched_rows()
+            again = t[survey.was_feasible(t)] if len(t) else t
+        if base_scores is None:  # no stored scores: re-score the untouched rows too
+            kept = np.zeros(0, dtype=np.int64)
+            kept_scores = np.zeros(0)
+            again = base
+        else:
+            kept, kept_scores = base[~hit], base_scores[~hit]
+        # Touched rows: the capacity constraints again, and enough unreserved GPUs (a cheap
+        # necessary condition of the GPU group; rows whose GPUs are all taken drop out here).
+        keep = _capacity_ok(job, view, again)
+        if cj.count:
+            keep &= self.residual.free_gpu_count[again] >= cj.count
+        again = again[keep]
+        ge = None
+        if len(again):
+            ge = gpu_eval(cj, view, again)
+            if ge is not None:
+                again = again[ge.ok[again]]
+            raw = score_terms(cj, view, again, ge, self.stats.max_gpu_count)
+            again_scores = _combine(cj, raw, len(again))
+            idx = np.concatenate([kept, again])
+            scores = np.concatenate([kept_scores, again_scores])
+        else:
+            idx, scores = kept, kept_scores
+        want = len(idx) if k is None else min(k, len(idx))
+        rows, best = _best(view, idx, scores, seed=self.seed, k=want)
+        cands = [Candidate(g, s, ()) for g, s in zip(rows.tolist(), best.tolist(), strict=True)]
+        truncated = len(idx) > len(cands)
+        if not full and not survey.complete:
+            # Only the prefix down to the last untouched survey node is provably exact; nodes
+            # beyond the survey may follow it.
+            last = set(base[~hit].tolist())
+            end = max((i for i, c in enumerate(cands) if c.index in last), default=-1)
+            cands = cands[: end + 1]
+        return _Stage(cands, truncated, ge)
+
+    def run(self) -> Plan:
+        assignments: list[JobAssignment] = []
+        unplaced: list[Unplaced] = []
+        order = _order(self.jobs, self.surveys, self.seed)
+        for j in order:
+            job = self.jobs[j]
+            got = self._place_one(j)
+            if isinstance(got, str):
+                unplaced.append(self._unplaced(j, got))
+                continue
+            replicas = []
+            for c in got:
+                self.residual.reserve(job, c.index, c.gpu_indices)
+                replicas.append(self._replica(c))
+            mean = sum(r.score for r in replicas) / len(replicas)
+            assignments.append(JobAssignment(job.name, j, job.priority, tuple(replicas), mean))
+        return Plan(
+            jobs=tuple(self.jobs),
+            assignments=tuple(assignments),
+            unplaced=tuple(unplaced),
+            totals=totals_from(
+                tuple(assignments),
+                tuple(unplaced),
+                total_gpus=len(self.table.gpu_model_code),
+                stranded_gpus=self._stranded(),
+            ),
+            order=tuple(order),
+            seed=self.seed,
+            now=self.now,
+        )
+
+    def _place_one(self, j: int) -> tuple[Candidate, ...] | str:
+        """The chosen candidates (with their GPUs), or the reason the job cannot be placed.
+
+        Widening stages: the best few candidates, then every re-scored candidate, then every
+        row the survey found feasible; each stage runs only when the previous one may have
+        missed some.
+        """
+        job, survey = self.jobs[j], self.surveys[j]
+        if survey.feasible < job.nodes:
+            return ""  # not even the full table has enough nodes: the explanation says why
+        scope = _scope_codes(self.table, job.gang.same) if job.nodes > 1 else None
+        reason = ""
+        # Widening stages: (full?, k). A near stage that was not cut at k already holds
+        # every candidate it can; a complete survey makes the full stages pointless.
+        stages = [(False, HEAD * job.nodes), (False, None), (True, FULL * job.nodes), (True, None)]
+        skip_near = False
+        for full, k in stages:
+            if (not full and skip_near) or (full and survey.complete):
+                continue
+            stage = self._candidates(j, k, full=full)
+            choice = select_nodes(
+                stage.cands, job.nodes, job.gang, operator_of=self.operator_of, scope_of=scope
+            )
+            if choice.chosen:
+                return self._with_gpus(j, choice.chosen, stage)
+            reason = choice.reason if stage.cands else ""
+            if not full:
+                skip_near = not stage.truncated
+            elif not stage.truncated:
+                break
+        return reason
+
+    def _with_gpus(
+        self, j: int, chosen: Sequence[Candidate], stage: _Stage
+    ) -> tuple[Candidate, ...]:
+        """The candidates with the GPUs the engine picks for them, checked against the residual.
+
+        A touched row's GPUs come from the stage's evaluation on the residual view; an untouched
+        row's from the survey's (nothing on it was reserved, so they are the same).
+        """
+        cj, view = self.compiled[j], self.residual.view()
+        touched = self.residual.touched_mask
+        out = []
+        for c in chosen:
+            ge = stage.ge if touched[c.index] else self.surveys[j].ge
+            gpus = gpu_choice(cj, view, ge, c.index)
+            if not self.residual.fits(self.jobs[j], c.index, gpus):  # pragma: no cover
+                raise NodeSelectError(
+                    f"internal error: job {self.jobs[j].name!r} offered node {c.index} with "
+                    f"GPUs {gpus} beyond its residual capacity; please report this"
+                )
+            out.append(attrs.evolve(c, gpu_indices=tuple(int(g) for g in gpus)))
+        return tuple(out)
+
+    def _replica(self, c: Candidate) -> Replica:
+        t = self.table
+        op = int(t.operator_code[c.index])
+        return Replica(
+            node_index=c.index,
+            node_uuid=t.uuid_of(c.index),
+            node_name=t.name_of(c.index),
+            address=None,
+            operator=t.operator_vocab[op] if op > 0 else None,
+            gpu_indices=c.gpu_indices,
+            score=c.score,
+        )
+
+    def _unplaced(self, j: int, gang_reason: str) -> Unplaced:
+        """The job as unplaced; its explanation is computed on first access, against the
+        residual capacity as it is now (a snapshot: the residual's version number)."""
+        job = self.jobs[j]
+        residual, version = self.residual, self.residual.version
+        now, seed, stats = self.now, self.seed, self.stats
+
+        def why() -> UnplacedWhy:
+            view = residual.view_at(version)
+            expl = rank(job, view, k=0, now=now, seed=seed, stats=stats).explanation
+            summary = str(expl.summary())
+            reason = f"{gang_reason}; {summary}" if gang_reason else summary
+            return reason, tuple((str(n), int(c)) for n, c in expl.rejected), expl
+
+        return Unplaced(job.name, j, job.priority, UnplacedDetail(why))
+
+    def _stranded(self) -> int:
+        """Free GPUs on touched nodes that a job fitted before placement but none fits now."""
+        rows = self.residual.touched_rows()
+        free = self.residual.free_gpus(rows)
+        # Only nodes with free GPUs that some job fitted before can strand anything.
+        open_rows = rows[self.fits_before[rows] & (free > 0)]
+        if len(open_rows) == 0:
+            return 0
+        view = self.residual.view()
+        seen: set[str] = set()
+        for j, key in enumerate(self.keys):
+            if key in seen or len(open_rows) == 0:
+                continue
+            seen.add(key)
+            maybe = open_rows[self.surveys[j].was_feasible(open_rows)]  # capacity only shrank
+            if len(maybe) == 0:
+                continue
+            fits = _feasible(self.compiled[j], view.take(maybe))[0]
+            if fits.any():
+                open_rows = np.setdiff1d(open_rows, maybe[fits], assume_unique=True)
+        return int(self.residual.free_gpus(open_rows).sum())
+
+
+def place(
+    jobs: Sequence[Job],
+    table: NodeTable,
+    *,
+    nodes: Sequence[TableNode] | None = None,
+    now: datetime | None = None,
+    seed: int = 0,
+    candidates: int = DEFAULT_CANDIDATES,
+) -> Plan:
+    """Place a batch of jobs on ``table``, reserving capacity as it goes.
+
+    Args:
+        jobs: the jobs; names must be unique (plans are looked up by job name).
+        table: the fleet.
+        nodes: the fetched nodes the table was built from (same order), used only to fill
+            each replica's ``address`` (the table holds no addresses).
+        now: the evaluation time (default: the current time).
+        seed: the tie-break seed (same inputs and seed give the same plan).
+        candidates: survey candidates kept per job and replica (a speed knob; the result is
+            exact whatever its value, see the module docstring).
+    """
+    jobs = tuple(jobs)
+    for i, job in enumerate(jobs):
+        if not isinstance(job, Job):
+            raise InputError(f"jobs[{i}]: expected a nodeselect.Job, got {type(job).__name__}")
+    names = [j.name for j in jobs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"job names must be unique within a batch; repeated: {', '.join(dup)}")
+    if candidates < 1:
+        raise InputError(f"candidates: {candidates} must be >= 1")
+    if nodes is not None and len(nodes) != len(table):
+        raise InputError(f"nodes: {len(nodes)} given for a table of {len(table)} rows")
+    when = now or datetime.now(UTC)
+    plan = _Placer(jobs, table, now=when, seed=seed, candidates=candidates).run()
+    if nodes is not None:
+        plan = _with_addresses(plan, nodes)
+    return plan
+
+
+def _with_addresses(plan: Plan, nodes: Sequence[TableNode]) -> Plan:
+    def addr(r: Replica) -> Replica:
+        lean = nodes[r.node_index].lean
+        return attrs.evolve(r, address=lean.ipv4_address or lean.ipv6_address or None)
+
+    return attrs.evolve(
+        plan,
+        assignments=tuple(
+            attrs.evolve(a, replicas=tuple(addr(r) for r in a.replicas)) for a in plan.assignments
+        ),
+    )

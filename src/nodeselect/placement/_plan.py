@@ -1,0 +1,554 @@
+"""The immutable result of batch placement: who goes where, who could not, and what is left.
+
+A :class:`Plan` is a value: frozen attrs classes all the way down, built once by
+:func:`nodeselect.place`. Launchers read it through :meth:`Plan.hosts` and
+:meth:`Plan.torchrun_args`; schedulers re-check it against a fresher fleet with
+:meth:`Plan.validate` just before they commit, and serialize it with :meth:`Plan.to_json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from nodeselect.engine import rank, table_stats
+from nodeselect.errors import InputError
+from nodeselect.jobs import Job
+from nodeselect.table import NodeTable
+
+__all__ = [
+    "PLAN_SCHEMA",
+    "JobAssignment",
+    "Plan",
+    "PlanTotals",
+    "Problem",
+    "Replica",
+    "Residual",
+    "Unplaced",
+    "UnplacedDetail",
+    "totals_from",
+    "validate_plan",
+]
+
+#: The ``schema`` value of :meth:`Plan.to_json` (bumped on incompatible changes).
+PLAN_SCHEMA = "nodeselect.plan/1"
+
+ProblemKind = Literal["node-gone", "gpu-gone", "no-longer-fits"]
+
+
+@attrs.frozen
+class Replica:
+    """One replica of a job on one node.
+
+    Attributes:
+        node_index: the node's row in the table the plan was made from.
+        node_uuid / node_name: the node.
+        address: the node's IPv4 address, else its IPv6 address, else ``None`` (personal data:
+            the CLI shows it only with ``--show-private``).
+        operator: the node's operator account uuid, or ``None`` when unknown.
+        gpu_indices: positions in the node's ``gpus[]`` reserved for this replica.
+        score: the node's score for the job in [0, 1], against the capacity left at its turn.
+    """
+
+    node_index: int
+    node_uuid: str
+    node_name: str | None
+    address: str | None
+    operator: str | None
+    gpu_indices: tuple[int, ...]
+    score: float
+
+
+@attrs.frozen
+class JobAssignment:
+    """A placed job: one replica per node (a gang has ``nodes`` replicas, in node-rank order).
+
+    Attributes:
+        job_name / job_index: the job and its position in the input sequence.
+        priority: the job's priority.
+        replicas: the replicas, best-scored first (replica 0 is the torchrun master).
+        score: the mean score of the replicas.
+    """
+
+    job_name: str
+    job_index: int
+    priority: int
+    replicas: tuple[Replica, ...]
+    score: float
+
+    @property
+    def gpus(self) -> int:
+        """GPUs reserved by the job over all its replicas."""
+        return sum(len(r.gpu_indices) for r in self.replicas)
+
+
+#: What an unplaced job's detail is made of: (reason, rejected, explanation).
+UnplacedWhy = tuple[str, tuple[tuple[str, int], ...], Any]
+
+
+class UnplacedDetail:
+    """An unplaced job's reason, rejection counts and explanation, computed on first access.
+
+    Placement hands over a function that evaluates the job against the residual capacity as
+    it was at the job's turn (a cheap snapshot: the number of reservations made before it), so
+    plans stay fast to build when nobody reads why a job was left out. Two details are equal
+    when their reasons and rejection counts are.
+    """
+
+    __slots__ = ("_compute", "_value")
+
+    def __init__(self, compute: Callable[[], UnplacedWhy]) -> None:
+        self._compute: Callable[[], UnplacedWhy] | None = compute
+        self._value: UnplacedWhy | None = None
+
+    @classmethod
+    def known(
+        cls, reason: str, rejected: tuple[tuple[str, int], ...] = (), explanation: Any = None
+    ) -> UnplacedDetail:
+        """A detail whose values are already known."""
+        out = cls(lambda: (reason, rejected, explanation))
+        out.get()
+        return out
+
+    def get(self) -> UnplacedWhy:
+        """(reason, rejected, explanation), computing them on the first call."""
+        if self._value is None:
+            assert self._compute is not None
+            self._value = self._compute()
+            self._compute = None  # release what the computation held (the residual snapshot)
+        return self._value
+
+    @property
+    def computed(self) -> bool:
+        """Whether the values have been computed yet."""
+        return self._value is not None
+
+    def _key(self) -> tuple[str, tuple[tuple[str, int], ...]]:
+        reason, rejected, _ = self.get()
+        return reason, rejected
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UnplacedDetail):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"UnplacedDetail({self.get()[0]!r})" if self.computed else "UnplacedDetail(<lazy>)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pickled plan carries the reason and counts, not the computation; the engine's
+        # explanation object holds closures over the table and is dropped (``None``).
+        reason, rejected, _ = self.get()
+        return (UnplacedDetail.known, (reason, rejected))
+
+
+@attrs.frozen
+class Unplaced:
+    """A job that could not be placed.
+
+    Attributes:
+        job_name / job_index / priority: the job.
+        detail: where ``reason``, ``rejected`` and ``explanation`` come from (computed on first
+            access of any of them, against the capacity left at the job's turn).
+
+    Properties:
+        reason: a one-line summary against the capacity that was left for it, e.g.
+            ``"0/3000 nodes fit: 2900 gpu-model, 100 gpu-count"`` or
+            ``"gang of 4: 3 feasible nodes, best country DE has 2"``.
+        rejected: per-constraint rejection counts against the residual capacity, in the engine's
+            stable order (empty when every node passed but a gang rule failed).
+        explanation: the engine's explanation object against the residual capacity (``None`` when
+            not computed), for callers who want nearest misses.
+    """
+
+    job_name: str
+    job_index: int
+    priority: int
+    detail: UnplacedDetail = attrs.field(repr=False)
+
+    @property
+    def reason(self) -> str:
+        """A one-line summary of why the job was not placed (see the class docstring)."""
+        return self.detail.get()[0]
+
+    @property
+    def rejected(self) -> tuple[tuple[str, int], ...]:
+        """Per-constraint rejection counts against the residual capacity, in stable order."""
+        return self.detail.get()[1]
+
+    @property
+    def explanation(self) -> Any:
+        """The engine's explanation against the residual capacity at the job's turn."""
+        return self.detail.get()[2]
+
+
+@attrs.frozen
+class PlanTotals:
+    """What the plan uses and leaves.
+
+    Attributes:
+        jobs_placed / jobs_unplaced: counts.
+        gpus_used: GPUs reserved by all replicas.
+        nodes_used: distinct nodes holding at least one replica.
+        free_gpus_left: GPUs on the table not reserved by the plan.
+        stranded_gpus: free GPUs left on nodes where no job of the batch fits any more
+            (fragmentation; see docs/placement.md).
+    """
+
+    jobs_placed: int
+    jobs_unplaced: int
+    gpus_used: int
+    nodes_used: int
+    free_gpus_left: int
+    stranded_gpus: int
+
+
+@attrs.frozen
+class Problem:
+    """An assignment that no longer fits a fresher fleet (see :meth:`Plan.validate`).
+
+    Attributes:
+        job_name: the job.
+        replica: the replica's position in its assignment.
+        node_uuid: the node.
+        kind: ``"node-gone"`` (not in the fresh table), ``"gpu-gone"`` (a reserved GPU index no
+            longer exists on the node), or ``"no-longer-fits"`` (the node, with the plan's GPUs and
+            the capacity the plan's other replicas take, fails the job's hard constraints).
+        detail: what failed, e.g. the failing constraint names.
+    """
+
+    job_name: str
+    replica: int
+    node_uuid: str
+    kind: ProblemKind
+    detail: str
+
+
+@attrs.frozen
+class Plan:
+    """An immutable placement of a batch of jobs.
+
+    Attributes:
+        jobs: the jobs as given (``job_index`` refers to this tuple).
+        assignments: placed jobs, in the order they were placed.
+        unplaced: jobs that could not be placed, in the order they were tried.
+        totals: usage and fragmentation figures.
+        order: job indices in the order placement considered them.
+        seed: the tie-break seed.
+        now: the evaluation time.
+    """
+
+    jobs: tuple[Job, ...] = attrs.field(repr=False)
+    assignments: tuple[JobAssignment, ...]
+    unplaced: tuple[Unplaced, ...]
+    totals: PlanTotals
+    order: tuple[int, ...]
+    seed: int
+    now: datetime
+
+    def assignment(self, job_name: str) -> JobAssignment:
+        """The assignment of the placed job called ``job_name`` (InputError if none)."""
+        for a in self.assignments:
+            if a.job_name == job_name:
+                return a
+        placed = ", ".join(repr(a.job_name) for a in self.assignments) or "none"
+        unplaced = [u.job_name for u in self.unplaced]
+        why = " (it was not placed)" if job_name in unplaced else ""
+        raise InputError(f"no placed job named {job_name!r} in the plan{why}; placed: {placed}")
+
+    def hosts(self, job_name: str) -> list[tuple[str, int]]:
+        """``(address, gpu_count)`` per replica of a placed job, in node-rank order.
+
+        Raises InputError if the job was not placed or a node has no known address.
+        """
+        out: list[tuple[str, int]] = []
+        for node_rank, r in enumerate(self.assignment(job_name).replicas):
+            if r.address is None:
+                raise InputError(
+                    f"job {job_name!r} replica {node_rank} on node {r.node_uuid}: the node "
+                    "document has no ipv4_address or ipv6_address; a launcher needs one"
+                )
+            out.append((r.address, len(r.gpu_indices)))
+        return out
+
+    def torchrun_args(self, job_name: str, master_port: int = 29500) -> list[list[str]]:
+        """The ``torchrun`` rendezvous arguments for each replica (node rank order).
+
+        ``--nproc-per-node`` is the job's GPU count per node (1 for a CPU-only job); the master
+        is replica 0. Raises InputError like :meth:`hosts`.
+        """
+        if not 0 < master_port < 65536:
+            raise InputError(f"master_port: {master_port} is not a TCP port (1..65535)")
+        hosts = self.hosts(job_name)
+        master = hosts[0][0]
+        return [
+            [
+                f"--nnodes={len(hosts)}",
+                f"--nproc-per-node={max(gpus, 1)}",
+                f"--node-rank={rank}",
+                f"--master-addr={master}",
+                f"--master-port={master_port}",
+            ]
+            for rank, (_, gpus) in enumerate(hosts)
+        ]
+
+    def validate(
+        self, fleet: NodeTable | Any, *, now: datetime | None = None
+    ) -> tuple[Problem, ...]:
+        """Assignments that no longer fit ``fleet``; empty when all still fit.
+
+        ``fleet`` is a fresher :class:`NodeTable`, ``FetchResult`` or sequence of fetched nodes;
+        ``now`` the evaluation time (default: the current time). Every replica is re-checked
+        with the plan's own GPUs and with the cores, RAM and disk the plan's earlier replicas
+        on the same node take, so the plan as a whole must fit.
+        """
+        return validate_plan(self, fleet, now=now)
+
+    def to_json(self, *, show_private: bool = False) -> dict[str, Any]:
+        """The plan as a JSON-ready dict (schema in docs/placement.md).
+
+        Node addresses are included only with ``show_private=True``.
+        """
+
+        def replica(r: Replica) -> dict[str, Any]:
+            d: dict[str, Any] = {
+                "node_uuid": r.node_uuid,
+                "node_name": r.node_name,
+                "gpu_indices": list(r.gpu_indices),
+                "score": r.score,
+            }
+            if show_private:
+                d["address"] = r.address
+            return d
+
+        return {
+            "schema": PLAN_SCHEMA,
+            "seed": self.seed,
+            "now": self.now.isoformat(),
+            "assignments": [
+                {
+                    "job": a.job_name,
+                    "job_index": a.job_index,
+                    "priority": a.priority,
+                    "score": a.score,
+                    "gpus": a.gpus,
+                    "replicas": [replica(r) for r in a.replicas],
+                }
+                for a in self.assignments
+            ],
+            "unplaced": [
+                {
+                    "job": u.job_name,
+                    "job_index": u.job_index,
+                    "priority": u.priority,
+                    "reason": u.reason,
+                    "rejected": dict(u.rejected),
+                }
+                for u in self.unplaced
+            ],
+            "totals": attrs.asdict(self.totals),
+        }
+
+
+def totals_from(
+    assignments: tuple[JobAssignment, ...],
+    unplaced: tuple[Unplaced, ...],
+    *,
+    total_gpus: int,
+    stranded_gpus: int,
+) -> PlanTotals:
+    """Totals for a plan over a table with ``total_gpus`` GPUs."""
+    used = sum(a.gpus for a in assignments)
+    nodes = {r.node_uuid for a in assignments for r in a.replicas}
+    return PlanTotals(
+        jobs_placed=len(assignments),
+        jobs_unplaced=len(unplaced),
+        gpus_used=used,
+        nodes_used=len(nodes),
+        free_gpus_left=total_gpus - used,
+        stranded_gpus=stranded_gpus,
+    )
+
+
+class Residual:
+    """Capacity left on a table while a plan is being built (mutable; private to placement).
+
+    Attributes:
+        table: the table the plan is made from.
+        gpu_reserved: per GPU, True once promised to a replica.
+        cpu_cores / ram_free_gb / disk_free_gb: per node, what is still unpromised.
+        touched: rows that have had anything reserved, in first-touch order.
+        touched_mask: per node, True once anything was reserved on it.
+        version: reservations made so far; :meth:`view_at` rebuilds the residual of any earlier
+            version from the reservation log (a snapshot costs one integer).
+    """
+
+    def __init__(self, table: NodeTable) -> None:
+        self.table = table
+        self.gpu_reserved = (
+            np.zeros(len(table.gpu_model_code), dtype=np.bool_)
+            if table.gpu_reserved is None
+            else table.gpu_reserved.copy()
+        )
+        self.cpu_cores = table.cpu_cores.copy()
+        self.ram_free_gb = table.ram_free_gb.copy()
+        self.disk_free_gb = table.disk_free_gb.copy()
+        self.touched: dict[int, None] = {}
+        self.touched_mask = np.zeros(len(table), dtype=np.bool_)
+        counts = np.diff(table.gpu_offsets).astype(np.int64)
+        taken = np.zeros(len(self.gpu_reserved) + 1, dtype=np.int64)
+        np.cumsum(self.gpu_reserved, out=taken[1:])
+        self.free_gpu_count = counts - (
+            taken[table.gpu_offsets[1:]] - taken[table.gpu_offsets[:-1]]
+        )
+        self._log: list[tuple[int, tuple[int, ...], int, float, float]] = []
+        self._rows = np.zeros(0, dtype=np.int64)
+        self._view: NodeTable | None = None
+
+    @property
+    def version(self) -> int:
+        """How many replicas have been reserved so far."""
+        return len(self._log)
+
+    def view(self) -> NodeTable:
+        """The table with the residual capacity (columns shared, not copied: the view follows
+        every later reservation)."""
+        if self._view is None:
+            self._view = self.table.with_capacity(
+                gpu_reserved=self.gpu_reserved,
+                cpu_cores=self.cpu_cores,
+                ram_free_gb=self.ram_free_gb,
+                disk_free_gb=self.disk_free_gb,
+            )
+        return self._view
+
+    def view_at(self, version: int) -> NodeTable:
+        """The residual table as it was after the first ``version`` reservations (a copy).
+
+        Replays the log on fresh copies of the table's columns, in the same order and with the
+        same float32 arithmetic as :meth:`reserve`, so the result is bit-identical.
+        """
+        past = Residual(self.table)
+        for row, gpus, cores, ram, disk in self._log[:version]:
+            past._apply(row, gpus, cores, ram, disk)
+        return past.view()
+
+    def touched_rows(self) -> npt.NDArray[np.int64]:
+        """The touched rows as an array, in first-touch order (read-only)."""
+        if len(self._rows) != len(self.touched):
+            self._rows = np.fromiter(self.touched, dtype=np.int64, count=len(self.touched))
+        return self._rows
+
+    def fits(self, job: Job, row: int, gpu_indices: Sequence[int]) -> bool:
+        """Whether one replica with these GPUs still fits the residual capacity of ``row``.
+
+        A last line of defence under the engine's own check: the GPUs must exist, be distinct
+        and unreserved, and the node must have the job's cores, RAM and disk left.
+        """
+        start = int(self.table.gpu_offsets[row])
+        count = int(self.table.gpu_offsets[row + 1]) - start
+        if len(gpu_indices) != job.gpu.count or len(set(gpu_indices)) != len(gpu_indices):
+            return False
+        if any(not 0 <= g < count or self.gpu_reserved[start + g] for g in gpu_indices):
+            return False
+        cores, ram, disk = _demand(job)
+        return (
+            (cores == 0 or int(self.cpu_cores[row]) >= cores)
+            and (ram == 0 or float(self.ram_free_gb[row]) >= ram)
+            and (disk == 0 or float(self.disk_free_gb[row]) >= disk)
+        )
+
+    def reserve(self, job: Job, row: int, gpu_indices: Sequence[int]) -> None:
+        """Promise one replica's GPUs, cores, RAM and disk on ``row``."""
+        start = int(self.table.gpu_offsets[row])
+        gpus = tuple(start + int(g) for g in gpu_indices)
+        cores, ram, disk = _demand(job)
+        self._apply(row, gpus, cores, ram, disk)
+        self._log.append((row, gpus, cores, ram, disk))
+
+    def _apply(self, row: int, gpus: tuple[int, ...], cores: int, ram: float, disk: float) -> None:
+        for g in gpus:
+            if not self.gpu_reserved[g]:
+                self.gpu_reserved[g] = True
+                self.free_gpu_count[row] -= 1
+        self.cpu_cores[row] -= cores
+        self.ram_free_gb[row] -= np.float32(ram)
+        self.disk_free_gb[row] -= np.float32(disk)
+        self.touched[row] = None
+        self.touched_mask[row] = True
+
+    def free_gpus(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Unreserved GPUs on each of ``rows``."""
+        out: npt.NDArray[np.int64] = self.free_gpu_count[rows]
+        return out
+
+
+def _demand(job: Job) -> tuple[int, float, float]:
+    """Cores, RAM GB and disk GB one replica promises: the job's minimums (0 when unset)."""
+    return (
+        job.cpu.min_cores or 0,
+        float(job.memory.min_free_gb or 0.0),
+        float(job.disk.min_free_gb or 0.0),
+    )
+
+
+def validate_plan(plan: Plan, fleet: Any, *, now: datetime | None = None) -> tuple[Problem, ...]:
+    """Assignments of ``plan`` that no longer fit ``fleet`` (see :meth:`Plan.validate`)."""
+    if isinstance(fleet, NodeTable):
+        table = fleet
+    else:
+        nodes = getattr(fleet, "nodes", fleet)
+        if not isinstance(nodes, Sequence):
+            raise InputError(
+                "validate: expected a NodeTable, a FetchResult or a sequence of fetched nodes, "
+                f"got {type(fleet).__name__}"
+            )
+        table = NodeTable.from_nodes(nodes, now=now)
+    when = now or datetime.now(UTC)
+    residual = Residual(table)
+    stats = table_stats(table)
+    problems: list[Problem] = []
+    for a in plan.assignments:
+        job = plan.jobs[a.job_index]
+        for k, rep in enumerate(a.replicas):
+            try:
+                row = table.index_of(rep.node_uuid)
+            except InputError:
+                problems.append(Problem(a.job_name, k, rep.node_uuid, "node-gone", "not in table"))
+                continue
+            count = int(table.gpu_offsets[row + 1] - table.gpu_offsets[row])
+            gone = [g for g in rep.gpu_indices if g >= count]
+            if gone:
+                problems.append(
+                    Problem(
+                        a.job_name,
+                        k,
+                        rep.node_uuid,
+                        "gpu-gone",
+                        f"GPU index {gone} not on the node, which now has {count} GPUs",
+                    )
+                )
+                continue
+            # Offer the job only the plan's GPUs on this node, with the capacity left.
+            start = int(table.gpu_offsets[row])
+            saved = residual.gpu_reserved[start : start + count].copy()
+            residual.gpu_reserved[start : start + count] = True
+            for g in rep.gpu_indices:
+                residual.gpu_reserved[start + g] = saved[g]
+            r = rank(job, residual.view().take([row]), k=1, now=when, seed=plan.seed, stats=stats)
+            residual.gpu_reserved[start : start + count] = saved
+            if r.feasible == 0 or not residual.fits(job, row, rep.gpu_indices):
+                failing = [name for name, c in r.explanation.rejected if c]
+                detail = "fails " + ", ".join(failing) if failing else "capacity already promised"
+                problems.append(Problem(a.job_name, k, rep.node_uuid, "no-longer-fits", detail))
+                continue
+            residual.reserve(job, row, rep.gpu_indices)
+    return tuple(problems)
