@@ -24,8 +24,8 @@ import msgspec
 
 from nodeselect.documents._facts import ProvedFacts
 from nodeselect.documents._lean import LeanNode, decode_node
-from nodeselect.table._table import NodeTable
 from nodeselect.sim import generate_fleet
+from nodeselect.table._table import NodeTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reference_table import reference_from_nodes

@@ -30,13 +30,21 @@ import msgspec
 import numpy as np
 
 from nodeselect import rank_many
-from nodeselect.table._derived import cached_nbytes, gpu_free_top, gpu_model_key
-from nodeselect.engine._rank import rank, table_stats
 from nodeselect.documents._facts import ProvedFacts
-from nodeselect.jobs._model import CpuReq, DiskReq, GpuReq, Job, MemoryReq, PlacementReq, SoftwareReq
 from nodeselect.documents._lean import LeanNode, decode_node
-from nodeselect.table._table import NodeTable
+from nodeselect.engine._rank import rank, table_stats
+from nodeselect.jobs._model import (
+    CpuReq,
+    DiskReq,
+    GpuReq,
+    Job,
+    MemoryReq,
+    PlacementReq,
+    SoftwareReq,
+)
 from nodeselect.sim import generate_fleet
+from nodeselect.table._derived import cached_nbytes, gpu_free_top, gpu_model_key
+from nodeselect.table._table import NodeTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reference_engine import reference_rank

@@ -25,9 +25,9 @@ import time
 import httpx
 
 from nodeselect import Client, NodeQuery
+from nodeselect.documents._facts import ProvedFacts
 from nodeselect.fetch._client import DEFAULT_CONCURRENCY
 from nodeselect.fetch._decode import decode_body
-from nodeselect.documents._facts import ProvedFacts
 
 
 def _serve(n_nodes: int, latency_ms: float, conn) -> None:
