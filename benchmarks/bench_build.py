@@ -28,6 +28,7 @@ from nodeselect.sim import generate_fleet
 from nodeselect.table._table import NodeTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "oracles"))
 from reference_table import reference_from_nodes
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ Prints figures (no assertions; machines are noisy, compare ratios within one run
   without and with the engine's derived columns (built on a table's first rank, cached);
 * one job ranked on synthetic tables of 10k, 100k, 1M and 10M nodes: ms, ns/node and GB/s of
   the columns the job's constraints cover;
-* the plain-Python reference (tests/reference_engine.py) on 10k documents, scaled to 100k,
+* the plain-Python reference (tests/oracles/reference_engine.py) on 10k documents, scaled to 100k,
   and the engine's speedup over it;
 * single-thread memory bandwidth (numpy sum over 400 MB) and the share the engine reaches at
   10M nodes (bytes of the columns the job covers / time; also the bytes it actually streams);
@@ -47,6 +47,7 @@ from nodeselect.table._derived import cached_nbytes, gpu_free_top, gpu_model_key
 from nodeselect.table._table import NodeTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "oracles"))
 from reference_engine import reference_rank
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

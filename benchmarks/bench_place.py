@@ -4,7 +4,7 @@ Prints wall time for the headline case (best and worst of ``--repeat`` runs, spl
 survey -- one full-table evaluation per distinct job spec, sharing GPU groups, node masks and
 score terms -- and the turns -- re-evaluating touched rows and choosing nodes), how time grows
 with jobs and with nodes, the cost of reading every unplaced job's (lazy) explanation, and the
-greedy-vs-optimum gap on tiny instances (brute force from tests/reference_placement.py).
+greedy-vs-optimum gap on tiny instances (brute force from tests/oracles/reference_placement.py).
 Figures only, no assertions; machines are noisy, compare ratios within one run.
 
     python benchmarks/bench_place.py [--quick] [--repeat N]
@@ -74,6 +74,7 @@ def timed(jobs: list[Job], table: NodeTable) -> tuple[float, int, int]:
 def gap(instances: int) -> tuple[int, int, int]:
     """(instances, instances where greedy placed fewer jobs than the optimum, worst shortfall)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "oracles"))
     from reference_placement import NOW as TNOW  # noqa: PLC0415
     from reference_placement import optimum_placed, random_instance  # noqa: PLC0415
 

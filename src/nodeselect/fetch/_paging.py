@@ -94,7 +94,7 @@ def _stamp(text: str | None) -> tuple[int, int] | None:
 
     The reference's own form (``2023-11-07T05:31:56[.f]Z`` or ``+hh:mm``) takes a C-speed path
     (``datetime.fromisoformat``), several times faster than the general parser below, which
-    it equals on every input it accepts (tests/test_fetch_proof.py); anything else goes there.
+    it equals on every input it accepts (tests/fetch/test_fetch_proof.py); anything else goes there.
     """
     if not isinstance(text, str):
         return None

@@ -1,7 +1,7 @@
 """Build the node table's columns from fetched nodes (the body of ``NodeTable.from_nodes``).
 
 Units and sources of every column are in ``nodeselect.table._table``'s module docstring. The result
-is exactly the table the straightforward per-node loop builds (``tests/reference_table.py``,
+is exactly the table the straightforward per-node loop builds (``tests/oracles/reference_table.py``,
 checked column by column by hypothesis); it is only built faster:
 
 * flat fields of every node (and of every GPU) are gathered with one ``operator.attrgetter``

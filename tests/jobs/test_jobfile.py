@@ -65,7 +65,7 @@ strategy = "pack"           # or "spread"
 weights = { reputation = 1.0, freshness = 1.0, images = 2.0, fit = 1.0, idle = 1.0 }
 """
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "jobs"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "jobs"
 
 
 def _write(tmp_path: Path, text: str, name: str = "job.toml") -> Path:

@@ -9,10 +9,10 @@ import sys
 
 import httpx
 import pytest
+from test_sim_cli import RUN_SIM, build_parser, main
 
 from nodeselect.cli import sim as _sim
 from nodeselect.sim import DIALECTS, BulkRegistration, Dialect
-from test_sim_cli import RUN_SIM, build_parser, main
 
 
 def _dialect_of(*argv: str) -> object:

@@ -12,7 +12,7 @@ import pytest
 
 from nodeselect.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 QUEUE = ROOT / "examples" / "jobs" / "queue.toml"
 IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 

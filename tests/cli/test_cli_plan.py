@@ -24,7 +24,7 @@ from nodeselect.cli.plan import (
 )
 from nodeselect.jobs._file import job_from_dict
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LLM = ROOT / "examples" / "jobs" / "llm-finetune.toml"
 TOP_KEYS = [
     "schema",

@@ -36,7 +36,7 @@ from strategies_documents import (
 
 # The example response of the List Nodes reference (shared/reference/list-nodes-api.txt), copied
 # verbatim so the test stands on its own in any checkout.
-REFERENCE = Path(__file__).parent / "data" / "reference_example_page.json"
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference_example_page.json"
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

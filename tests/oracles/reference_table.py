@@ -147,7 +147,7 @@ def _load(raw: Any, unit: str | None) -> float:
     return math.nan if x < 0 or x > 1.0 + 1e-6 else x
 
 
-#: Public names for the engine reference (tests/reference_engine.py), which applies the same
+#: Public names for the engine reference (tests/oracles/reference_engine.py), which applies the same
 #: documented per-node rules to the values it derives on its own.
 implausible = _implausible
 told_load = _load
