@@ -289,7 +289,8 @@ def telemetry_units_line(units: Mapping[str, Any] | None) -> str | None:
             continue
         label = key.replace("_", " ")
         if d.get("unit") is None:
-            parts.append(f"{label} undecided, not used")
+            if d.get("how") != "no telemetry":  # nothing reported: nothing to say
+                parts.append(f"{label} undecided, not used")
         elif d.get("unit") != d.get("default"):
             parts.append(f"{label} in {d['unit']}")
     fallbacks = int(units.get("telemetry_fallbacks") or 0)

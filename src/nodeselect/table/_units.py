@@ -179,13 +179,13 @@ class Units:
         for d in self.decisions():
             label = d.quantity.replace("_", " ")
             if d.unit is None:
-                parts.append(f"{label} undecided ({d.how}; not used)")
+                if d.how != "no telemetry":  # nothing reported: nothing to say
+                    parts.append(f"{label} undecided ({d.how}; not used)")
             elif not d.is_default:
                 parts.append(f"{label} in {d.unit}")
-        text = "telemetry units: " + ", ".join(parts)
         if self.telemetry_fallbacks:
-            text += f"; {self.telemetry_fallbacks} implausible values fell back"
-        return text
+            parts.append(f"{self.telemetry_fallbacks} implausible values fell back")
+        return "telemetry units: " + ", ".join(parts) if parts else None
 
     @staticmethod
     def merged(parts: list[Units]) -> Units:
