@@ -1,6 +1,9 @@
 """The engine: a job compiled once into masks and score terms, feasibility, scores, the one
 total order, ranking one job (``rank``) or many (``rank_many``), explanations and shard
 statistics. This package is the public seam placement, the CLI and the examples use.
+
+Node-level constraints are units in :mod:`nodeselect.engine.constraints`, one module each,
+listed once in its registry.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from nodeselect.engine._prefilter import (
     CHUNK_ROWS,
     feasible_rows,
     node_pass,
+    rows_pass,
 )
 from nodeselect.engine._rank import (
     RankedNode,
@@ -72,6 +76,12 @@ from nodeselect.engine._shard import (
 from nodeselect.engine.batch import (
     rank_many,
 )
+from nodeselect.engine.constraints import (
+    NodeConstraint,
+    constraint_names,
+    node_constraints,
+    node_key,
+)
 
 __all__ = [
     "CATEGORICAL",
@@ -89,6 +99,7 @@ __all__ = [
     "GpuEval",
     "GpuSubset",
     "NearestMiss",
+    "NodeConstraint",
     "NodeExplanation",
     "NodeScores",
     "RankedNode",
@@ -97,6 +108,7 @@ __all__ = [
     "combine",
     "combine_partial",
     "compile_job",
+    "constraint_names",
     "effective_gpu_columns",
     "evaluate",
     "explain_node",
@@ -115,9 +127,12 @@ __all__ = [
     "idle_of",
     "merge_top",
     "node_checks",
+    "node_constraints",
+    "node_key",
     "node_pass",
     "rank",
     "rank_many",
+    "rows_pass",
     "score_cheap",
     "score_subset",
     "score_terms",

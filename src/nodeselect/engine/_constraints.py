@@ -1,7 +1,9 @@
 """Hard constraints: a job compiled once, then one small named unit per constraint, each a mask.
 
 Every unit answers "does node i pass?" for all nodes at once. Names are stable and kebab-case;
-:data:`CONSTRAINT_NAMES` is the order explanations use. GPU limits are per GPU: a node passes the
+:data:`CONSTRAINT_NAMES` is the order explanations use. The node-level units live one per module
+in :mod:`nodeselect.engine.constraints`, listed once in its registry; :func:`node_checks`
+iterates it. The GPU group is evaluated here, together. GPU limits are per GPU: a node passes the
 GPU group when at least ``count`` of its GPUs each pass *all* per-GPU limits (not reserved,
 ``gpu-model``, ``gpu-vram-total``, ``gpu-vram-free``, ``gpu-load``). A node failing the group is
 blamed on exactly one GPU constraint, by cumulative counts in that order: ``gpu-count`` if it has
@@ -14,17 +16,26 @@ Float columns are float32; a threshold is rounded *outward* to float32 so that
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
 from nodeselect.documents import CONTINENTS, STATUSES
+from nodeselect.engine.constraints import (
+    ALL_ROWS,
+    GPU_CONSTRAINTS,
+    Check,
+    Luts,
+    Rows,
+    constraint_names,
+    f32_at_least,
+    f32_at_most,
+    node_constraints,
+)
 from nodeselect.errors import JobSpecError
 from nodeselect.gpus import GPU_MODELS, gpu_code, resolve_job_models
 from nodeselect.jobs import DEFAULT_WEIGHTS, SCORE_TERMS, Job
@@ -52,46 +63,9 @@ __all__ = [
 B = npt.NDArray[np.bool_]
 F64 = npt.NDArray[np.float64]
 
-CONSTRAINT_NAMES: Final = (
-    "status",
-    "suspended",
-    "deleted",
-    "region",
-    "compliance",
-    "operator",
-    "node",
-    "reputation",
-    "staleness",
-    "arch",
-    "driver",
-    "images",
-    "cpu-cores",
-    "ram-free",
-    "disk-free",
-    "gpu-count",
-    "gpu-model",
-    "gpu-vram-total",
-    "gpu-vram-free",
-    "gpu-load",
-)
-#: The GPU group, in attribution order (the first is the count of unreserved GPUs).
-GPU_CONSTRAINTS: Final = ("gpu-count", "gpu-model", "gpu-vram-total", "gpu-vram-free", "gpu-load")
-
-
-def f32_at_least(t: float) -> np.float32:
-    """The smallest float32 >= t (so ``x32 >= it`` <=> ``float(x32) >= t``)."""
-    x = np.float32(t)
-    if float(x) < t:
-        x = np.nextafter(x, np.float32(np.inf))
-    return x
-
-
-def f32_at_most(t: float) -> np.float32:
-    """The largest float32 <= t (so ``x32 <= it`` <=> ``float(x32) <= t``)."""
-    x = np.float32(t)
-    if float(x) > t:
-        x = np.nextafter(x, np.float32(-np.inf))
-    return x
+#: Every constraint name in stable order (the built-in registry's node-level units, then the GPU
+#: group); :func:`nodeselect.engine.constraints.constraint_names` includes run-time units.
+CONSTRAINT_NAMES: Final = constraint_names()
 
 
 def segment_counts(mask: B, offsets: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int64]:
@@ -219,201 +193,19 @@ def compile_job(job: Job, now: datetime | None = None) -> CompiledJob:
     )
 
 
-Direction = Literal["min", "max"]
-_ALL: Final = slice(None)
-
-
-@attrs.frozen
-class Check:
-    """One node-level constraint evaluated on a table.
-
-    Attributes:
-        name: the stable constraint name.
-        passes: True where the node passes.
-        required: the requirement in words, e.g. ``">= 60"``.
-        direction: ``"min"``/``"max"`` for numeric thresholds, else ``None``.
-        threshold: the job's number (for nearest-miss relaxation), or ``None``.
-        values: per-node value the threshold is compared with (NaN = unknown), for numeric ones.
-        unit: the unit of ``values``.
-    """
-
-    name: str
-    passes: B
-    required: str
-    direction: Direction | None = None
-    threshold: float | None = None
-    values: Callable[[], F64] | None = None
-    unit: str = ""
-
-
-def _lut(vocab: tuple[str, ...], accepted: set[str]) -> B:
-    """A bool look-up table over a vocabulary: True for the accepted entries."""
-    out = np.zeros(len(vocab), dtype=np.bool_)
-    for v in accepted:
-        try:
-            out[vocab.index(v)] = True
-        except ValueError:
-            continue
-    return out
-
-
-def _has_all(bits: npt.NDArray[np.uint64], vocab: tuple[str, ...], wanted: tuple[str, ...]) -> B:
-    index = {v: j for j, v in enumerate(vocab)}
-    n = bits.shape[1]
-    if any(w not in index for w in wanted):
-        return np.zeros(n, dtype=np.bool_)
-    out = np.ones(n, dtype=np.bool_)
-    for w in range(bits.shape[0]):
-        req = 0
-        for tag in wanted:
-            j = index[tag]
-            if j >> 6 == w:
-                req |= 1 << (j & 63)
-        if req:
-            r = np.uint64(req)
-            out &= (bits[w] & r) == r
-    return out
-
-
-def _nan_if_zero(a: npt.NDArray[np.int32]) -> F64:
-    v = a.astype(np.float64)
-    v[a == 0] = np.nan
-    return v
+_ALL: Final = ALL_ROWS
 
 
 def node_checks(
-    cj: CompiledJob, t: NodeTable, sl: slice = _ALL, luts: dict[str, B] | None = None
+    cj: CompiledJob, t: NodeTable, sl: Rows = _ALL, luts: Luts | None = None
 ) -> list[Check]:
-    """Every active node-level constraint of ``cj`` on rows ``sl`` of ``t``, in stable order.
+    """Every active node-level constraint of ``cj`` on rows ``sl`` of ``t``, in stable order:
+    each registered unit's :meth:`~nodeselect.engine.constraints.NodeConstraint.check`.
 
     ``luts`` caches vocabulary look-up tables between calls on chunks of one table.
     """
-    cache: dict[str, B] = {} if luts is None else luts
-
-    def lut(key: str, vocab: tuple[str, ...], accepted: set[str]) -> B:
-        hit = cache.get(key)
-        if hit is None:
-            hit = cache[key] = _lut(vocab, accepted)
-        return hit
-
-    job, p = cj.job, cj.job.placement
-    out: list[Check] = []
-    if p.statuses:
-        ok = np.take(lut("status", t.status_vocab, set(p.statuses)), t.status_code[sl])
-        out.append(Check("status", ok, "one of " + ", ".join(p.statuses)))
-    if not p.allow_suspended:
-        out.append(Check("suspended", ~t.suspended[sl], "not suspended"))
-    if not p.allow_deleted:
-        out.append(Check("deleted", ~t.deleted[sl], "not deleted"))
-    if p.continents or p.countries or p.subdivisions:
-        ok = np.ones(len(t.uuid[sl]), dtype=np.bool_)
-        words = []
-        for vals, codes, vocab, what in (
-            (p.continents, t.continent_code[sl], t.continent_vocab, "continent"),
-            (p.countries, t.country_code[sl], t.country_vocab, "country"),
-            (p.subdivisions, t.subdivision_code[sl], t.subdivision_vocab, "subdivision"),
-        ):
-            if vals:
-                ok &= np.take(lut(what, vocab, {v.upper() for v in vals}), codes)
-                words.append(f"{what} in {', '.join(vals)}")
-        out.append(Check("region", ok, "; ".join(words)))
-    if p.compliance:
-        ok = _has_all(t.compliance_bits[:, sl], t.compliance_vocab, tuple(p.compliance))
-        out.append(Check("compliance", ok, "proved " + ", ".join(p.compliance)))
-    if p.exclude_operators:
-        bad = lut("operator", t.operator_vocab, set(p.exclude_operators) - {""})
-        out.append(Check("operator", ~np.take(bad, t.operator_code[sl]), "operator not excluded"))
-    if p.exclude_nodes or p.only_nodes:
-        ok = np.ones(len(t.uuid[sl]), dtype=np.bool_)
-        if p.exclude_nodes:
-            ok &= ~_node_match(t, sl, p.exclude_nodes)
-        if p.only_nodes:
-            ok &= _node_match(t, sl, p.only_nodes)
-        out.append(Check("node", ok, "not excluded / in only_nodes"))
-    if p.min_reputation is not None:
-        thr = float(p.min_reputation)
-        out.append(
-            Check(
-                "reputation",
-                t.reputation[sl] >= f32_at_least(thr),
-                f">= {thr:g}",
-                "min",
-                thr,
-                lambda: t.reputation[sl].astype(np.float64),
-            )
-        )
-    if p.max_staleness is not None:
-        max_s = p.max_staleness.total_seconds()
-        age = cj.now_s - t.last_seen_epoch_s[sl]
-        out.append(
-            Check(
-                "staleness",
-                age <= max_s,
-                f"last seen <= {max_s:g} s ago",
-                "max",
-                max_s,
-                lambda: age,
-                "s",
-            )
-        )
-    if cj.arch is not None:
-        ok = np.take(lut("arch", t.arch_vocab, {cj.arch}), t.arch_code[sl])
-        out.append(Check("arch", ok, cj.arch))
-    if cj.min_driver is not None:
-        out.append(
-            Check(
-                "driver",
-                t.driver_version[sl] >= cj.min_driver,
-                f">= {job.software.min_driver}",
-                "min",
-                float(cj.min_driver),
-                lambda: _nan_if_zero(t.driver_version[sl]),
-            )
-        )
-    if job.software.images_required:
-        ok = _has_all(t.image_bits[:, sl], t.image_vocab, tuple(job.software.images_required))
-        out.append(Check("images", ok, "cached " + ", ".join(job.software.images_required)))
-    if job.cpu.min_cores is not None:
-        c = int(job.cpu.min_cores)
-        out.append(
-            Check(
-                "cpu-cores",
-                t.cpu_cores[sl] >= c,
-                f">= {c}",
-                "min",
-                float(c),
-                lambda: t.cpu_cores[sl].astype(np.float64),
-                "cores",
-            )
-        )
-    for name, thr_raw, col in (
-        ("ram-free", job.memory.min_free_gb, t.ram_free_gb[sl]),
-        ("disk-free", job.disk.min_free_gb, t.disk_free_gb[sl]),
-    ):
-        if thr_raw is not None:
-            thr = float(thr_raw)
-            out.append(
-                Check(
-                    name,
-                    col >= f32_at_least(thr),
-                    f">= {thr:g} GB",
-                    "min",
-                    thr,
-                    functools.partial(np.asarray, col, dtype=np.float64),
-                    "GB",
-                )
-            )
-    return out
-
-
-def _node_match(t: NodeTable, sl: slice, keys: tuple[str, ...]) -> B:
-    hit = np.zeros(len(t.uuid[sl]), dtype=np.bool_)
-    names = set(keys)
-    name_lut = np.isin(t.name_vocab, [k.encode() for k in names if k])
-    hit |= name_lut[t.name_code[sl]]
-    for k in keys:
-        hit |= t.uuid[sl] == k.encode()
-    return hit
+    cache: Luts = {} if luts is None else luts
+    return [u.check(cj, t, sl, cache) for u in node_constraints() if u.active(cj)]
 
 
 @attrs.frozen

@@ -29,7 +29,6 @@ import numpy as np
 import numpy.typing as npt
 
 from nodeselect.engine._constraints import (
-    CONSTRAINT_NAMES,
     Check,
     CompiledJob,
     GpuEval,
@@ -41,6 +40,7 @@ from nodeselect.engine._constraints import (
 )
 from nodeselect.engine._scorers import score_terms
 from nodeselect.engine._shard import TableStats, table_stats
+from nodeselect.engine.constraints import constraint_names
 from nodeselect.errors import InputError
 from nodeselect.gpus import GPU_MODELS
 from nodeselect.jobs import Job
@@ -130,7 +130,7 @@ class Explanation:
         out = {c.name: ~c.passes for c in ev.checks}
         if ev.gpu is not None:
             out.update(gpu_attribution(ev.gpu, ev.table))
-        return {name: out[name] for name in CONSTRAINT_NAMES if name in out}
+        return {name: out[name] for name in constraint_names() if name in out}
 
     @property
     def rejected(self) -> tuple[tuple[str, int], ...]:
@@ -198,7 +198,7 @@ def _nearest_misses(ev: Evaluation) -> tuple[NearestMiss, ...]:
     if ev.gpu is not None:
         base = gpu_fail & (fails == 1)
         out.extend(_gpu_misses(ev, ev.gpu, base))
-    order = {name: i for i, name in enumerate(CONSTRAINT_NAMES)}
+    order = {name: i for i, name in enumerate(constraint_names())}
     return tuple(sorted(out, key=lambda m: order[m.constraint]))
 
 
@@ -408,7 +408,7 @@ def explain_node(
                     fails=fails,
                 )
             )
-    order = {name: k for k, name in enumerate(CONSTRAINT_NAMES)}
+    order = {name: k for k, name in enumerate(constraint_names())}
     failures.sort(key=lambda f: order[f.constraint])
     raw = score_terms(cj, one, np.zeros(1, dtype=np.int64), ge, st.max_gpu_count)
     terms = {name: w * float(raw[name][0]) / cj.weight_total for name, w in cj.weights}

@@ -4,14 +4,18 @@ possible, and exactly the feasible set of the full evaluation
 
 Per block of :data:`CHUNK_ROWS` nodes (its masks stay in cache, buffers are reused):
 
-1. the cached categorical mask of the job's status/region/compliance/operator/node/arch/images
-   fields (:func:`nodeselect.table._derived.categorical_mask`, built once per distinct combination);
+1. the cached categorical mask of the job's categorical units (status, suspended, deleted,
+   region, compliance, operator, node, arch, images), keyed by their ``key`` parts
+   (:func:`nodeselect.table._derived.categorical_mask`, built once per distinct combination);
 2. the GPU prefilters, necessary conditions of the GPU group read from one-byte derived
    columns: ``gpu_count >= count``, the node's model key among the accepted models (or mixed),
    and the ``count``-th largest free-VRAM level ``>=`` the threshold's level;
-3. the numeric node constraints (reputation, staleness, driver, cores, RAM, disk), exactly as
-   :func:`nodeselect.engine._constraints.node_checks` states them -- on the whole block, or, when
-   fewer than 1/8 of its nodes are left, on the survivors' values only.
+3. the other node-level units' fast tests (today reputation, staleness, driver, cores, RAM,
+   disk: each unit's :meth:`~nodeselect.engine.constraints.NodeConstraint.fast_test`, exactly
+   its ``check``) -- on the whole block, or, when fewer than 1/8 of its nodes are left, on the
+   survivors' values only;
+4. any registered unit without a fast test: its ``check`` on the survivors (the generic
+   fallback, so a new unit is enforced without a fast path).
 
 The exact GPU group (:func:`nodeselect.engine._constraints.gpu_subset`) then runs for the survivors
 only. Every prefilter is implied by the exact constraints, so no feasible node is dropped.
@@ -30,7 +34,14 @@ from nodeselect.engine._constraints import (
     GpuSubset,
     f32_at_least,
     gpu_subset,
-    node_checks,
+)
+from nodeselect.engine.constraints import (
+    ALL_ROWS,
+    NODE_CONSTRAINTS,
+    FastTest,
+    NodeConstraint,
+    categorical_units,
+    node_constraints,
 )
 from nodeselect.table import (
     TOP_GPUS,
@@ -41,46 +52,40 @@ from nodeselect.table import (
     vram_level,
 )
 
-__all__ = ["CATEGORICAL", "CHUNK_ROWS", "feasible_rows", "node_pass"]
+__all__ = [
+    "CATEGORICAL",
+    "CHUNK_ROWS",
+    "feasible_rows",
+    "generic_pass",
+    "node_pass",
+    "node_tests",
+    "rows_pass",
+]
 
 B = npt.NDArray[np.bool_]
 I64 = npt.NDArray[np.int64]
 
 #: Rows per block (bool masks of a block stay in L2).
 CHUNK_ROWS: Final = 1 << 17
-#: The node-level constraints folded into the cached categorical mask.
-CATEGORICAL: Final = frozenset(
-    ("status", "suspended", "deleted", "region", "compliance", "operator", "node", "arch", "images")
-)
+#: The built-in node-level constraints folded into the cached categorical mask (run-time units
+#: too when ``categorical``: :func:`nodeselect.engine.constraints.categorical_units`).
+CATEGORICAL: Final = frozenset(u.name for u in NODE_CONSTRAINTS if u.categorical)
 #: Below this share of survivors a block switches from whole-block masks to gathered values.
 _SPARSE: Final = 8
 
 # A test: (kind, column, argument). Kinds: "ge" col >= arg; "age" (arg[0] - col) <= arg[1];
 # "any" col equals one of arg (a tuple); "lut" arg[col].
-_Test = tuple[str, Any, Any]
+_Test = FastTest
 
 
 def _categorical_key(cj: CompiledJob) -> tuple[Hashable, ...] | None:
-    """The job fields the categorical mask depends on, or ``None`` when none is active."""
-    p, sw = cj.job.placement, cj.job.software
-    key = (
-        tuple(p.statuses),
-        bool(p.allow_suspended),
-        bool(p.allow_deleted),
-        tuple(p.continents),
-        tuple(p.countries),
-        tuple(p.subdivisions),
-        tuple(p.compliance),
-        tuple(p.exclude_operators),
-        tuple(p.exclude_nodes),
-        tuple(p.only_nodes),
-        cj.arch,
-        tuple(sw.images_required),
-    )
-    active = (
-        key[0] or not key[1] or not key[2] or any(key[3:10]) or cj.arch is not None or bool(key[11])
-    )
-    return key if active else None
+    """The job fields the categorical mask depends on (each categorical unit's
+    :meth:`~nodeselect.engine.constraints.NodeConstraint.key`), or ``None`` when none is active."""
+    units = categorical_units()
+    for u in units:
+        if u.active(cj):
+            return (units, *[v.key(cj) for v in units])
+    return None
 
 
 def _categorical(cj: CompiledJob, t: NodeTable) -> B | None:
@@ -90,9 +95,10 @@ def _categorical(cj: CompiledJob, t: NodeTable) -> B | None:
 
     def build() -> B:
         mask = np.ones(len(t), dtype=np.bool_)
-        for c in node_checks(cj, t):
-            if c.name in CATEGORICAL:
-                mask &= c.passes
+        luts: dict[str, B] = {}
+        for u in categorical_units():
+            if u.active(cj):
+                mask &= u.check(cj, t, ALL_ROWS, luts).passes
         return mask
 
     out: B = categorical_mask(t, key, build)
@@ -126,22 +132,55 @@ def _gpu_tests(cj: CompiledJob, t: NodeTable) -> list[_Test]:
     return tests
 
 
-def _numeric_tests(cj: CompiledJob, t: NodeTable) -> list[_Test]:
-    job, p = cj.job, cj.job.placement
+def node_tests(cj: CompiledJob, t: NodeTable) -> tuple[list[_Test], list[NodeConstraint]]:
+    """The active non-categorical units of ``cj``, in registry order: the fast tests of those
+    that have one, and the units without (the generic fallback applies their ``check``)."""
     tests: list[_Test] = []
-    if p.min_reputation is not None:
-        tests.append(("ge", t.reputation, f32_at_least(float(p.min_reputation))))
-    if p.max_staleness is not None:
-        tests.append(("age", t.last_seen_epoch_s, (cj.now_s, p.max_staleness.total_seconds())))
-    if cj.min_driver is not None:
-        tests.append(("ge", t.driver_version, cj.min_driver))
-    if job.cpu.min_cores is not None:
-        tests.append(("ge", t.cpu_cores, int(job.cpu.min_cores)))
-    if job.memory.min_free_gb is not None:
-        tests.append(("ge", t.ram_free_gb, f32_at_least(float(job.memory.min_free_gb))))
-    if job.disk.min_free_gb is not None:
-        tests.append(("ge", t.disk_free_gb, f32_at_least(float(job.disk.min_free_gb))))
-    return tests
+    generic: list[NodeConstraint] = []
+    for u in node_constraints():
+        if u.categorical or not u.active(cj):
+            continue
+        ft = u.fast_test(cj, t)
+        if ft is None:
+            generic.append(u)
+        else:
+            tests.append(ft)
+    return tests, generic
+
+
+def generic_pass(cj: CompiledJob, t: NodeTable, rows: I64, units: list[NodeConstraint]) -> B | None:
+    """Per row of ``rows``, whether it passes every unit of ``units`` by its ``check`` (the
+    generic fallback for units without a fast test; ``None`` when there are none)."""
+    if not units:
+        return None
+    luts: dict[str, B] = {}
+    ok = np.ones(len(rows), dtype=np.bool_)
+    for u in units:
+        ok &= u.check(cj, t, rows, luts).passes
+    return ok
+
+
+def rows_pass(
+    cj: CompiledJob, t: NodeTable, rows: I64, *, reading: frozenset[str] | None = None
+) -> B:
+    """Per row of ``rows``, whether it passes every active node-level unit of ``cj`` (only the
+    units reading one of the columns ``reading``, when given): the fast test on the rows'
+    values, or the unit's ``check`` (placement re-checks the capacity constraints this way)."""
+    ok = np.ones(len(rows), dtype=np.bool_)
+    generic: list[NodeConstraint] = []
+    for u in node_constraints():
+        if (reading is not None and not u.columns & reading) or not u.active(cj):
+            continue
+        ft = None if u.categorical else u.fast_test(cj, t)
+        if ft is None:
+            generic.append(u)
+        else:
+            kind, col, arg = ft
+            ok &= _gathered(kind, col[rows], arg)
+    more = generic_pass(cj, t, rows, generic)
+    if more is not None:
+        ok &= more
+    return ok
 
 
 def _block(kind: str, col: Any, arg: Any, out: B, scratch: npt.NDArray[np.float64]) -> B:
@@ -180,7 +219,7 @@ def node_pass(cj: CompiledJob, t: NodeTable) -> I64:
     n = len(t)
     cat = _categorical(cj, t)
     first = _gpu_tests(cj, t)
-    rest = _numeric_tests(cj, t)
+    rest, generic = node_tests(cj, t)
     size = min(n, CHUNK_ROWS)
     buf = np.empty(size, dtype=np.bool_)
     tmp = np.empty(size, dtype=np.bool_)
@@ -215,7 +254,9 @@ def node_pass(cj: CompiledJob, t: NodeTable) -> I64:
     if not parts:
         return np.zeros(0, dtype=np.int64)
     idx: I64 = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    return idx.astype(np.int64, copy=False)
+    idx = idx.astype(np.int64, copy=False)
+    more = generic_pass(cj, t, idx, generic)
+    return idx if more is None else idx[more]
 
 
 def feasible_rows(cj: CompiledJob, t: NodeTable) -> tuple[I64, GpuSubset | None, GpuSubset | None]:

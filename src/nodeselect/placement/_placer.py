@@ -40,12 +40,13 @@ from nodeselect.engine import (
     GpuEval,
     TableStats,
     compile_job,
-    f32_at_least,
     fast_feasible,
     gpu_choice,
     gpu_eval,
     node_checks,
+    node_key,
     rank,
+    rows_pass,
     score_terms,
     table_stats,
     top_positions,
@@ -217,19 +218,19 @@ def _score(cj: CompiledJob, table: NodeTable, stats: TableStats, seed: int, k: i
     return _Scored(table, ge, rows, scores, idx)
 
 
-def _capacity_ok(job: Job, view: NodeTable, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-    """The node-level constraints placement changes (``cpu-cores``, ``ram-free``,
-    ``disk-free``), exactly as :func:`nodeselect.engine._constraints.node_checks` states them, on
-    ``rows`` of the residual view. Every other node-level constraint reads columns placement
-    never changes, so a row the survey found feasible still passes them."""
-    ok = np.ones(len(rows), dtype=np.bool_)
-    if job.cpu.min_cores is not None:
-        ok &= view.cpu_cores[rows] >= int(job.cpu.min_cores)
-    if job.memory.min_free_gb is not None:
-        ok &= view.ram_free_gb[rows] >= f32_at_least(float(job.memory.min_free_gb))
-    if job.disk.min_free_gb is not None:
-        ok &= view.disk_free_gb[rows] >= f32_at_least(float(job.disk.min_free_gb))
-    return ok
+#: The per-node columns residual capacity changes (``NodeTable.with_capacity``).
+_CAPACITY_COLUMNS = frozenset({"cpu_cores", "ram_free_gb", "disk_free_gb"})
+
+
+def _capacity_ok(
+    cj: CompiledJob, view: NodeTable, rows: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """The node-level constraints reading a column placement changes (today ``cpu-cores``,
+    ``ram-free``, ``disk-free``; any registered unit whose ``columns`` meet
+    ``_CAPACITY_COLUMNS``), exactly as the engine states them, on ``rows`` of the residual view.
+    Every other node-level constraint reads columns placement never changes, so a row the
+    survey found feasible still passes them."""
+    return rows_pass(cj, view, rows, reading=_CAPACITY_COLUMNS)
 
 
 #: Score terms whose per-node value depends on nothing job-specific but the GPU limits
@@ -254,7 +255,7 @@ class _SurveyCache:
         self.stats = stats
         self.all_rows = np.arange(len(table), dtype=np.int64)
         self._gpu: dict[tuple[object, ...], GpuEval] = {}
-        self._nodes: dict[str, npt.NDArray[np.bool_]] = {}
+        self._nodes: dict[tuple[object, ...], npt.NDArray[np.bool_]] = {}
         self._terms: dict[tuple[object, ...], npt.NDArray[np.float64]] = {}
         self._slim: dict[tuple[object, ...], GpuEval] = {}
 
@@ -278,8 +279,7 @@ class _SurveyCache:
 
     def nodes(self, cj: CompiledJob) -> npt.NDArray[np.bool_]:
         """Where the job passes every node-level constraint (read-only; shared)."""
-        job = cj.job
-        key = repr((job.placement, job.software, job.cpu, job.memory, job.disk))
+        key = node_key(cj)
         mask = self._nodes.get(key)
         if mask is None:
             mask = np.ones(len(self.table), dtype=np.bool_)
@@ -429,7 +429,7 @@ class _Placer:
         constraints, then the GPU group and scores on the residual view, for just these rows).
         ``k=None`` keeps every feasible one.
         """
-        cj, survey, job = self.compiled[j], self.surveys[j], self.jobs[j]
+        cj, survey = self.compiled[j], self.surveys[j]
         view = self.residual.view()
         touched = self.residual.touched_mask
         if full:
@@ -451,7 +451,7 @@ class _Placer:
             kept, kept_scores = base[~hit], base_scores[~hit]
         # Touched rows: the capacity constraints again, and enough unreserved GPUs (a cheap
         # necessary condition of the GPU group; rows whose GPUs are all taken drop out here).
-        keep = _capacity_ok(job, view, again)
+        keep = _capacity_ok(cj, view, again)
         if cj.count:
             keep &= self.residual.free_gpu_count[again] >= cj.count
         again = again[keep]

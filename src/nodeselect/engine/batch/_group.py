@@ -17,7 +17,7 @@ from nodeselect.engine._constraints import (
     f32_at_least,
     segment_counts,
 )
-from nodeselect.engine._prefilter import _block, _categorical, _numeric_tests
+from nodeselect.engine._prefilter import _block, _categorical, generic_pass, node_tests
 from nodeselect.engine._rank import RankedNode, Ranking, ranking_of
 from nodeselect.engine._scorers import idle_of
 from nodeselect.engine.batch._columns import BatchColumns
@@ -154,7 +154,8 @@ class JobGroup:
 
     def _feasible(self, cj: CompiledJob) -> I64:
         """Positions in ``cand`` of the job's feasible rows (ascending): every test on the
-        whole (compact) group columns, in reused buffers, then one ``flatnonzero``."""
+        whole (compact) group columns, in reused buffers, then one ``flatnonzero``. A registered
+        unit without a fast test is applied by its ``check`` on the candidates."""
         tests: list[tuple[str, Any, Any]] = []
         if self.gpu:
             if cj.count > len(self.top_free):
@@ -164,12 +165,13 @@ class JobGroup:
             else:
                 x = f32_at_least(cj.min_vram_free_gb)
                 tests.append(("ge", self.top_free[cj.count - 1], x))
-        tests += [
-            (kind, self._column(col), arg) for kind, col, arg in _numeric_tests(cj, self.batch.t)
-        ]
+        fast, generic = node_tests(cj, self.batch.t)
+        tests += [(kind, self._column(col), arg) for kind, col, arg in fast]
         n = len(self.cand)
+        # units without a fast test: their check on the candidates
+        more = generic_pass(cj, self.batch.t, self.cand, generic)
         if not tests:
-            return np.arange(n, dtype=np.int64)
+            return np.arange(n, dtype=np.int64) if more is None else np.flatnonzero(more)
         if self._masks is None:
             self._masks = (np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_))
         mask, tmp = self._masks
@@ -180,6 +182,8 @@ class JobGroup:
         _block(kind, col, arg, mask, scratch)
         for kind, col, arg in tests[1:]:
             mask &= _block(kind, col, arg, tmp, scratch)
+        if more is not None:
+            mask &= more
         return np.flatnonzero(mask)
 
     def score_bounds(

@@ -1,0 +1,177 @@
+"""What a node-level constraint unit owns, and the small helpers units share.
+
+A unit (:class:`NodeConstraint`) is one hard constraint on a node's own columns. It owns:
+
+* ``name``: the stable kebab-case name explanations and nearest misses use;
+* ``columns``: the table columns its mask reads (placement re-checks a unit reading a column
+  that residual capacity changes: ``cpu_cores``, ``ram_free_gb``, ``disk_free_gb``);
+* ``categorical``: True when its mask depends only on :meth:`key` and columns placement never
+  changes, so the prefilter folds it into one cached mask per distinct combination;
+* :meth:`active`: whether the job asks for it;
+* :meth:`check`: its :class:`Check` on some rows (the mask, the requirement in words, and for a
+  numeric threshold the direction, threshold and per-node values that nearest misses relax);
+* :meth:`key`: the job fields its mask depends on (its part of the cache keys);
+* :meth:`fast_test`: a one-comparison test for the prefilter, or ``None`` for the generic
+  fallback (the prefilter, ``rank_many`` and placement then apply :meth:`check` to the
+  candidate rows, so a new unit is enforced everywhere without a fast path).
+
+Float columns are float32; a threshold is rounded *outward* to float32 so that
+``column >= t`` in float32 is exactly ``float(column) >= t`` in float64.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from nodeselect.engine._constraints import CompiledJob
+    from nodeselect.table import NodeTable
+
+__all__ = [
+    "ALL_ROWS",
+    "Check",
+    "Direction",
+    "FastTest",
+    "Luts",
+    "NodeConstraint",
+    "Rows",
+    "f32_at_least",
+    "f32_at_most",
+    "has_all",
+    "nan_if_zero",
+    "vocab_lut",
+]
+
+B = npt.NDArray[np.bool_]
+F64 = npt.NDArray[np.float64]
+Direction = Literal["min", "max"]
+#: Rows of a table a unit is evaluated on: a slice, or row indices (ascending).
+Rows = slice | npt.NDArray[np.int64]
+#: A vocabulary look-up-table cache shared by the units' checks on chunks of one table.
+Luts = dict[str, B]
+#: A prefilter test ``(kind, column, argument)`` on a whole table column. Kinds: ``"ge"``
+#: ``col >= arg``; ``"age"`` ``(arg[0] - col) <= arg[1]``; ``"any"`` ``col`` equals one of
+#: ``arg`` (a tuple); ``"lut"`` ``arg[col]``.
+FastTest = tuple[str, Any, Any]
+ALL_ROWS: slice = slice(None)
+
+
+def f32_at_least(t: float) -> np.float32:
+    """The smallest float32 >= t (so ``x32 >= it`` <=> ``float(x32) >= t``)."""
+    x = np.float32(t)
+    if float(x) < t:
+        x = np.nextafter(x, np.float32(np.inf))
+    return x
+
+
+def f32_at_most(t: float) -> np.float32:
+    """The largest float32 <= t (so ``x32 <= it`` <=> ``float(x32) <= t``)."""
+    x = np.float32(t)
+    if float(x) > t:
+        x = np.nextafter(x, np.float32(-np.inf))
+    return x
+
+
+@attrs.frozen
+class Check:
+    """One node-level constraint evaluated on a table.
+
+    Attributes:
+        name: the stable constraint name.
+        passes: True where the node passes.
+        required: the requirement in words, e.g. ``">= 60"``.
+        direction: ``"min"``/``"max"`` for numeric thresholds, else ``None``.
+        threshold: the job's number (for nearest-miss relaxation), or ``None``.
+        values: per-node value the threshold is compared with (NaN = unknown), for numeric ones.
+        unit: the unit of ``values``.
+    """
+
+    name: str
+    passes: B
+    required: str
+    direction: Direction | None = None
+    threshold: float | None = None
+    values: Callable[[], F64] | None = None
+    unit: str = ""
+
+
+def vocab_lut(cache: Luts | None, key: str, vocab: tuple[str, ...], accepted: set[str]) -> B:
+    """A bool look-up table over a vocabulary, True for the accepted entries (cached under
+    ``key`` in ``cache`` between calls on chunks of one table)."""
+    hit = None if cache is None else cache.get(key)
+    if hit is None:
+        hit = np.zeros(len(vocab), dtype=np.bool_)
+        for v in accepted:
+            try:
+                hit[vocab.index(v)] = True
+            except ValueError:
+                continue
+        if cache is not None:
+            cache[key] = hit
+    return hit
+
+
+def has_all(bits: npt.NDArray[np.uint64], vocab: tuple[str, ...], wanted: tuple[str, ...]) -> B:
+    """Per node (columns of the bitset ``bits``), whether every tag of ``wanted`` is set."""
+    index = {v: j for j, v in enumerate(vocab)}
+    n = bits.shape[1]
+    if any(w not in index for w in wanted):
+        return np.zeros(n, dtype=np.bool_)
+    out = np.ones(n, dtype=np.bool_)
+    for w in range(bits.shape[0]):
+        req = 0
+        for tag in wanted:
+            j = index[tag]
+            if j >> 6 == w:
+                req |= 1 << (j & 63)
+        if req:
+            r = np.uint64(req)
+            out &= (bits[w] & r) == r
+    return out
+
+
+def nan_if_zero(a: npt.NDArray[np.int32]) -> F64:
+    """``a`` as float64 with 0 (unknown) as NaN."""
+    v = a.astype(np.float64)
+    v[a == 0] = np.nan
+    return v
+
+
+class NodeConstraint(abc.ABC):
+    """One node-level hard constraint (see the module docstring for what a unit owns).
+
+    Subclasses set ``name`` and ``columns`` (and ``categorical`` when it applies) and implement
+    :meth:`active`, :meth:`check` and :meth:`key`; :meth:`fast_test` is optional.
+    """
+
+    #: The stable kebab-case name.
+    name: ClassVar[str]
+    #: The table columns the mask reads.
+    columns: ClassVar[frozenset[str]]
+    #: Folded into the prefilter's cached categorical mask (see the module docstring).
+    categorical: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def active(self, cj: CompiledJob) -> bool:
+        """Whether the job asks for this constraint."""
+
+    @abc.abstractmethod
+    def check(self, cj: CompiledJob, t: NodeTable, rows: Rows, luts: Luts | None) -> Check:
+        """The constraint on ``rows`` of ``t`` (only called when :meth:`active`)."""
+
+    @abc.abstractmethod
+    def key(self, cj: CompiledJob) -> Hashable:
+        """The job fields the mask depends on (this unit's part of the cache keys)."""
+
+    def fast_test(self, cj: CompiledJob, t: NodeTable) -> FastTest | None:
+        """A prefilter test equivalent to :meth:`check` (``None``: use :meth:`check`)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<constraint {self.name}>"
