@@ -47,6 +47,7 @@ def test_reprs_show_public_paths() -> None:
 def test_moved_names_still_resolve_with_a_deprecation_warning() -> None:
     """Names that moved to a layer package resolve for one release and say where they went."""
     import nodeselect.documents  # noqa: PLC0415
+    import nodeselect.fetch  # noqa: PLC0415
     import nodeselect.gpus  # noqa: PLC0415
 
     moved = r"nodeselect\.Node has moved to nodeselect\.documents"
@@ -54,6 +55,8 @@ def test_moved_names_still_resolve_with_a_deprecation_warning() -> None:
         assert nodeselect.Node is nodeselect.documents.Node
     with pytest.warns(DeprecationWarning, match="nodeselect.gpus.gpu_code"):
         assert nodeselect.gpu_code is nodeselect.gpus.gpu_code
+    with pytest.warns(DeprecationWarning, match="nodeselect.fetch.expand_query"):
+        assert nodeselect.plan_requests is nodeselect.fetch.expand_query
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         _ = nodeselect.nonexistent
 

@@ -175,23 +175,28 @@ _MOVED: Final[dict[str, str]] = {
         ),
         "nodeselect.gpus",
     ),
-    **dict.fromkeys(("ServerQuery", "parse_retry_after", "plan_requests"), "nodeselect.fetch"),
+    **dict.fromkeys(("ServerQuery", "parse_retry_after"), "nodeselect.fetch"),
     **dict.fromkeys(("PlanTotals", "Problem"), "nodeselect.placement"),
 }  # fmt: skip
+#: Names that moved and were renamed: old name -> (package, new name).
+_RENAMED: Final[dict[str, tuple[str, str]]] = {
+    # "plan" now names only placement's Plan and the `plan` command.
+    "plan_requests": ("nodeselect.fetch", "expand_query"),
+}
 
 
 def __getattr__(name: str) -> Any:
     """Resolve a name that moved to a layer package, with a ``DeprecationWarning``."""
-    home = _MOVED.get(name)
+    home, new = _RENAMED.get(name, (_MOVED.get(name), name))
     if home is None:
         raise AttributeError(f"module 'nodeselect' has no attribute {name!r}")
     warnings.warn(
-        f"nodeselect.{name} has moved to {home}.{name}; the old name is removed in the next "
+        f"nodeselect.{name} has moved to {home}.{new}; the old name is removed in the next "
         "release",
         DeprecationWarning,
         stacklevel=2,
     )
-    return getattr(importlib.import_module(home), name)
+    return getattr(importlib.import_module(home), new)
 
 
 def __dir__() -> list[str]:

@@ -82,11 +82,11 @@ def test_tie_group_larger_than_a_page_with_unstable_order_is_proved(precision) -
 
 def test_a_tiny_repair_budget_is_reported_not_hidden() -> None:
     """When the request budget runs out, complete=False says so."""
-    from nodeselect.fetch._paging import FetchPlan  # noqa: PLC0415
+    from nodeselect.fetch._paging import Pager  # noqa: PLC0415
 
     nodes = make_nodes(100, seed=5, tie_groups=(300,), precision="s")
     server = MiniServer(nodes, precision="s", unstable=True, seed=5)
-    plan = FetchPlan(NodeQuery(), repair_budget=3)
+    plan = Pager(NodeQuery(), repair_budget=3)
     with Client("http://mini", transport=httpx.MockTransport(server), retry=FAST) as c:
         from nodeselect.fetch._client import _Control  # noqa: PLC0415
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodeselect.fetch._pushdown import explain_pushdown
-from nodeselect.fetch._query import NodeQuery, plan_requests
+from nodeselect.fetch._query import NodeQuery, expand_query
 from nodeselect.fetch._result import NodeCount
 from nodeselect.sim import Fleet, generate_fleet
 
@@ -26,7 +26,7 @@ def _server_count(fleet: Fleet, query: NodeQuery) -> NodeCount:
     """Count as a client would: one limit=1 request per server query, summed over branches
     (disjoint for single-valued facts), the smallest tag total within a branch."""
     branches: dict[int, list[int]] = {}
-    for sq in plan_requests(query):
+    for sq in expand_query(query):
         _, total = fleet.query({**dict(sq.params), "limit": "1"})
         branches.setdefault(sq.branch, []).append(total)
     multi_tag = len(query.compliance) > 1

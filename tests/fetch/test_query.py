@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from nodeselect import Job, NodeQuery, QueryError
 from nodeselect.documents._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
-from nodeselect.fetch import plan_requests
+from nodeselect.fetch import expand_query
 from nodeselect.fetch._query import MAX_SERVER_QUERIES, format_bound, parse_time_range
 from nodeselect.jobs import PlacementReq
 
@@ -51,12 +51,12 @@ def test_deleted_status_switches_include_deleted_on() -> None:
     """Asking for DELETED nodes sets include_deleted, since the server needs it to return them."""
     q = NodeQuery(statuses=["DELETED"])
     assert q.include_deleted
-    assert ("filter[include_deleted]", "true") in plan_requests(q)[0].params
+    assert ("filter[include_deleted]", "true") in expand_query(q)[0].params
 
 
 def test_an_empty_query_is_one_unfiltered_server_query() -> None:
     """No filters plan exactly one server query without parameters."""
-    (sq,) = plan_requests(NodeQuery())
+    (sq,) = expand_query(NodeQuery())
     assert sq.params == ()
     assert sq.facts == sq.facts.__class__()
 
@@ -92,7 +92,7 @@ def test_plan_is_the_cartesian_product_with_facts(statuses, continents, countrie
             > MAX_SERVER_QUERIES
         )
         return
-    plan = plan_requests(q)
+    plan = expand_query(q)
     branches = max(1, len(statuses)) * max(1, len(continents)) * max(1, len(countries))
     assert len(plan) == branches * max(1, len(compliance))
     assert len({sq.params for sq in plan}) == len(plan)
@@ -130,7 +130,7 @@ def test_open_and_date_ranges_format_for_the_api() -> None:
         created_between=(date(2024, 1, 1), None),
         seen_between=(None, datetime(2024, 5, 1, 12, tzinfo=UTC)),
     )
-    params = dict(plan_requests(q)[0].params)
+    params = dict(expand_query(q)[0].params)
     assert params["filter[created_at]"] == "2024-01-01,9999-12-31"
     assert params["filter[last_seen_at]"] == "1970-01-01,2024-05-01T12:00:00Z"
 

@@ -40,8 +40,8 @@ from nodeselect.errors import (
     TransportError,
 )
 from nodeselect.fetch._decode import DecodedPage, Validate, decode_body
-from nodeselect.fetch._paging import DEFAULT_MAX_PAGES, FetchPlan, PageRequest, Progress
-from nodeselect.fetch._query import NodeQuery, plan_requests
+from nodeselect.fetch._paging import DEFAULT_MAX_PAGES, Pager, PageRequest, Progress
+from nodeselect.fetch._query import NodeQuery, expand_query
 from nodeselect.fetch._result import FetchResult, NodeCount
 from nodeselect.fetch._retry import RetryPolicy, parse_retry_after, retry_cause
 
@@ -402,7 +402,7 @@ class Client(_Base):
         """
         if self._closed:
             raise InputError("this Client is closed; create a new one")
-        plan = FetchPlan(query or NodeQuery(), max_pages=self.max_pages, progress=progress)
+        plan = Pager(query or NodeQuery(), max_pages=self.max_pages, progress=progress)
         ctl = _Control(self.retry)
         try:
             while reqs := plan.next_requests():
@@ -442,7 +442,7 @@ def _count_requests(query: NodeQuery) -> tuple[list[PageRequest], dict[int, int]
     """One ``limit=1`` request per server query (documented forms only: the query's own)."""
     reqs = [
         PageRequest(i, 1, (*sq.params, ("limit", "1"), ("page", "1")), sq.facts, "count")
-        for i, sq in enumerate(plan_requests(query))
+        for i, sq in enumerate(expand_query(query))
     ]
     return reqs, {}
 
@@ -450,7 +450,7 @@ def _count_requests(query: NodeQuery) -> tuple[list[PageRequest], dict[int, int]
 def _count_result(query: NodeQuery, totals: dict[int, int]) -> NodeCount:
     """Sum the disjoint branches; a branch of several tags is bounded by its smallest count."""
     branches: dict[int, list[int]] = {}
-    for i, sq in enumerate(plan_requests(query)):
+    for i, sq in enumerate(expand_query(query)):
         branches.setdefault(sq.branch, []).append(totals[i])
     value, exact = 0, True
     for counts in branches.values():
@@ -460,7 +460,7 @@ def _count_result(query: NodeQuery, totals: dict[int, int]) -> NodeCount:
     return NodeCount(value, exact=exact)
 
 
-def _finish(plan: FetchPlan, ctl: _Control, source: str, strict: bool) -> FetchResult:
+def _finish(plan: Pager, ctl: _Control, source: str, strict: bool) -> FetchResult:
     result = plan.finish(
         requests=ctl.requests,
         retries=ctl.retries,
@@ -581,7 +581,7 @@ class AsyncClient(_Base):
         """Fetch every node matching ``query``; see :meth:`Client.fetch`."""
         if self._closed:
             raise InputError("this AsyncClient is closed; create a new one")
-        plan = FetchPlan(query or NodeQuery(), max_pages=self.max_pages, progress=progress)
+        plan = Pager(query or NodeQuery(), max_pages=self.max_pages, progress=progress)
         ctl = _Control(self.retry)
         while reqs := plan.next_requests():
             await self._run(reqs, plan.record, ctl)

@@ -1,7 +1,7 @@
 """Paging without I/O: the plan the sync and async clients share (they only run its requests).
 
 A fetch is a few *rounds*; every round is a batch of independent requests the client runs
-concurrently, and :meth:`FetchPlan.next_requests` decides the next batch from the answers.
+concurrently, and :meth:`Pager.next_requests` decides the next batch from the answers.
 Every request uses only the forms the reference documents: ranges with both ends, timestamps
 like ``2023-11-07T05:31:56Z`` (a fraction only when needed), one value per filter.
 
@@ -57,12 +57,12 @@ from nodeselect.fetch._query import (
     OPEN_START,
     NodeQuery,
     ServerQuery,
+    expand_query,
     format_bound,
-    plan_requests,
 )
 from nodeselect.fetch._result import FetchedNode, FetchResult, FetchStats, Rejected
 
-__all__ = ["DEFAULT_MAX_PAGES", "DEFAULT_REPAIR_BUDGET", "FetchPlan", "PageRequest", "Progress"]
+__all__ = ["DEFAULT_MAX_PAGES", "DEFAULT_REPAIR_BUDGET", "PageRequest", "Pager", "Progress"]
 
 #: The most page requests (first pass, all server queries) one fetch may make by default.
 DEFAULT_MAX_PAGES = 10_000
@@ -331,7 +331,7 @@ class _Query:
             self.issues.append(text)
 
 
-class FetchPlan:
+class Pager:
     """The sans-I/O state of one fetch.
 
     Use: ``while reqs := plan.next_requests(): run every request, plan.record(req, page)``,
@@ -349,7 +349,7 @@ class FetchPlan:
         repair_budget: int | None = None,
     ) -> None:
         self.query = query
-        self.server_queries = plan_requests(query)
+        self.server_queries = expand_query(query)
         self.max_pages = max_pages
         self.limit = query.limit
         self._qs = [_Query(sq, query.limit) for sq in self.server_queries]

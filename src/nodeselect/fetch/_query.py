@@ -1,7 +1,7 @@
 """Node queries: a typed, validated, immutable filter, planned into the fewest server queries.
 
 The List Nodes API takes each filter at most once, with one value. A :class:`NodeQuery` holds
-*sets* of values, and :func:`plan_requests` expands them:
+*sets* of values, and :func:`expand_query` expands them:
 
 * union dimensions (statuses, continents, countries, subdivisions, names, uuids, operators)
   become the cartesian product of single-valued server queries; a node matches if any returns it;
@@ -38,9 +38,9 @@ __all__ = [
     "ServerQuery",
     "TimeBound",
     "TimeRange",
+    "expand_query",
     "format_bound",
     "parse_time_range",
-    "plan_requests",
     "range_param",
 ]
 
@@ -258,7 +258,7 @@ class NodeQuery:
         if "DELETED" in self.statuses and not self.include_deleted:
             # The server returns deleted nodes only with include_deleted=true.
             object.__setattr__(self, "include_deleted", True)
-        plan_requests(self)  # raises QueryError if the expansion is too large
+        expand_query(self)  # raises QueryError if the expansion is too large
 
     @classmethod
     def from_job(cls, job: Job, *, limit: int = MAX_LIMIT) -> NodeQuery:
@@ -353,7 +353,7 @@ def _options(values: frozenset[str]) -> list[str | None]:
     return out
 
 
-def plan_requests(query: NodeQuery) -> list[ServerQuery]:
+def expand_query(query: NodeQuery) -> list[ServerQuery]:
     """Expand ``query`` into server queries (see the module doc for the semantics).
 
     Raises:
