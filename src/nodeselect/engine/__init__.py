@@ -3,7 +3,7 @@ total order, ranking one job (``rank``) or many (``rank_many``), explanations an
 statistics. This package is the public seam placement, the CLI and the examples use.
 
 Node-level constraints are units in :mod:`nodeselect.engine.constraints`, one module each,
-listed once in its registry.
+listed once in its registry; score terms likewise in :mod:`nodeselect.engine.scorers`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from nodeselect.engine._constraints import (
     CompiledJob,
     GpuEval,
     GpuSubset,
-    compile_job,
     effective_gpu_columns,
     f32_at_least,
     f32_at_most,
@@ -46,6 +45,7 @@ from nodeselect.engine._rank import (
     RankedNode,
     Ranking,
     TableStats,
+    compile_job,
     evaluate,
     fast_feasible,
     gpu_choice,
@@ -59,6 +59,7 @@ from nodeselect.engine._scorers import (
     TELEMETRY_SCALE_S,
     NodeScores,
     combine,
+    combine_from,
     combine_partial,
     gpu_fit,
     gpu_load_mean,
@@ -68,6 +69,7 @@ from nodeselect.engine._scorers import (
     score_cheap,
     score_subset,
     score_terms,
+    term_exact,
 )
 from nodeselect.engine._shard import (
     tie_key,
@@ -82,6 +84,14 @@ from nodeselect.engine.constraints import (
     node_constraints,
     node_key,
 )
+from nodeselect.engine.scorers import (
+    SCORE_TERM_UNITS,
+    ScoreTerm,
+    TermInputs,
+    score_unit,
+    score_units,
+    with_terms,
+)
 
 __all__ = [
     "CATEGORICAL",
@@ -89,6 +99,7 @@ __all__ = [
     "CONSTRAINT_NAMES",
     "FRESHNESS_SCALE_S",
     "GPU_CONSTRAINTS",
+    "SCORE_TERM_UNITS",
     "TELEMETRY_SCALE_S",
     "Check",
     "CompiledJob",
@@ -104,8 +115,11 @@ __all__ = [
     "NodeScores",
     "RankedNode",
     "Ranking",
+    "ScoreTerm",
     "TableStats",
+    "TermInputs",
     "combine",
+    "combine_from",
     "combine_partial",
     "compile_job",
     "constraint_names",
@@ -136,10 +150,14 @@ __all__ = [
     "score_cheap",
     "score_subset",
     "score_terms",
+    "score_unit",
+    "score_units",
     "segment_counts",
     "subset_to_eval",
     "table_stats",
+    "term_exact",
     "tie_key",
     "tie_keys",
     "top_positions",
+    "with_terms",
 ]

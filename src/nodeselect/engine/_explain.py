@@ -41,6 +41,7 @@ from nodeselect.engine._constraints import (
 from nodeselect.engine._scorers import score_terms
 from nodeselect.engine._shard import TableStats, table_stats
 from nodeselect.engine.constraints import constraint_names
+from nodeselect.engine.scorers import with_terms
 from nodeselect.errors import InputError
 from nodeselect.gpus import GPU_MODELS
 from nodeselect.jobs import Job
@@ -376,7 +377,7 @@ def explain_node(
             raise InputError(f"row {i} is out of range; the table has rows 0..{len(table) - 1}")
     else:
         i = table.index_of(node)
-    cj = compile_job(job, now)
+    cj = with_terms(compile_job(job, now))
     st = stats if stats is not None else table_stats(table)
     one = table.take([i])
     checks = node_checks(cj, one)

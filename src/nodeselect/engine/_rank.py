@@ -24,13 +24,13 @@ from nodeselect.engine._constraints import (
     CompiledJob,
     GpuEval,
     GpuSubset,
-    compile_job,
     effective_gpu_columns,
     gpu_eval,
     gpu_subset,
     node_checks,
     subset_to_eval,
 )
+from nodeselect.engine._constraints import compile_job as compile_constraints
 from nodeselect.engine._explain import (
     Evaluation,
     Explanation,
@@ -42,12 +42,13 @@ from nodeselect.engine._prefilter import feasible_rows, node_pass
 from nodeselect.engine._scorers import (
     NodeScores,
     combine,
+    combine_from,
     combine_partial,
-    idle_bounds,
-    idle_exact,
     score_cheap,
+    term_exact,
 )
 from nodeselect.engine._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
+from nodeselect.engine.scorers import score_unit, with_terms
 from nodeselect.jobs import Job
 from nodeselect.table import NodeTable, max_gpu_count, uuid_hashes
 
@@ -58,6 +59,7 @@ __all__ = [
     "RankedNode",
     "Ranking",
     "TableStats",
+    "compile_job",
     "evaluate",
     "explain_node",
     "fast_feasible",
@@ -92,6 +94,12 @@ class Ranking:
     explanation: Explanation
     feasible_indices: npt.NDArray[np.int64]
     seed: int = 0
+
+
+def compile_job(job: Job, now: datetime | None = None) -> CompiledJob:
+    """Validate ``job`` and compile it once: its constraints, and the weights of every
+    registered score term (:mod:`nodeselect.engine.scorers`) in registry order."""
+    return with_terms(compile_constraints(job, now))
 
 
 def evaluate(job: Job, table: NodeTable, *, now: datetime | None = None) -> Evaluation:
@@ -140,31 +148,47 @@ def _scores(
     counts, ``take``: their GPU group, both ``None`` for a CPU-only job), exact for every row
     that can be in the top ``k``; the rest score ``-inf``.
 
-    A GPU job's ``idle`` term, the only one reading per-GPU load, is bounded from the telemetry
-    age first; only rows whose upper-bound score reaches the ``k``-th best lower-bound score
-    (a superset of the rows scoring at least the exact ``k``-th best) are scored exactly.
-    Scores are elementwise, so each exact score is bit for bit the full computation's.
+    A GPU job's ``per_gpu`` terms (built-in: ``idle``, reading per-GPU load), wherever they
+    are in the order, are bounded first (each unit's ``bounds``); only rows whose upper-bound
+    score reaches the ``k``-th best lower-bound score (a superset of the rows scoring at least
+    the exact ``k``-th best) are scored exactly. Rounded sums and products are monotone, so
+    the bounds of a term bound the combined score wherever the term is; scores are
+    elementwise, so each exact score is bit for bit the full computation's. A per-GPU term
+    without bounds is scored exactly on every row.
     """
     n = len(idx)
     raw = score_cheap(cj, t, idx, matching, max_gpus, pre=pre)
-    if take is None or all(name != "idle" for name, _ in cj.weights):
+    if take is None:
         return combine(cj, raw, n), raw
-    if n <= k:
-        raw["idle"] = idle_exact(cj, t, idx, take(np.arange(n)), pre)
+    # the per-GPU terms (built-in: idle), wherever they are in the order
+    late = [j for j, (name, _) in enumerate(cj.weights) if name not in raw]
+    if not late:
         return combine(cj, raw, n), raw
-    lo, hi = idle_bounds(cj, t, idx, pre)
-    # idle is the last term (SCORE_TERMS order): the other terms' partial sum is shared.
-    w_idle = cj.weights[-1][1]
-    partial = combine_partial(cj, raw, n)
-    s_lo = (partial + w_idle * lo) / cj.weight_total
-    s_hi = (partial + w_idle * hi) / cj.weight_total
+    names = [cj.weights[j][0] for j in late]
+    bounds = [score_unit(name).bounds(cj, t, idx, pre) for name in names] if n > k else []
+    if n <= k or any(b is None for b in bounds):
+        everything = take(np.arange(n))
+        for name in names:
+            raw[name] = term_exact(cj, name, t, idx, everything, max_gpus=max_gpus, pre=pre)
+        return combine(cj, raw, n), raw
+    # the terms before the first per-GPU one: their partial sum is shared by both bounds
+    first = late[0]
+    partial = combine_partial(cj, raw, n, first)
+    lo_raw, hi_raw = dict(raw), dict(raw)
+    for name, b in zip(names, bounds, strict=True):
+        assert b is not None
+        lo_raw[name], hi_raw[name] = b
+    s_lo = combine_from(cj, partial, first, lo_raw)
+    s_hi = combine_from(cj, partial, first, hi_raw)
     kth_lo = np.partition(s_lo, n - k)[n - k]
     may = np.flatnonzero(s_hi >= kth_lo)
-    exact = np.zeros(n)
-    exact[may] = idle_exact(cj, t, idx[may], take(may), pre)
-    raw["idle"] = exact
+    some = take(may)
+    for name in names:
+        exact = np.zeros(n)
+        exact[may] = term_exact(cj, name, t, idx[may], some, max_gpus=max_gpus, pre=pre)
+        raw[name] = exact
     score = np.full(n, -np.inf)
-    score[may] = (partial[may] + w_idle * exact[may]) / cj.weight_total
+    score[may] = combine_from(cj, partial[may], first, raw, may)
     return score, raw
 
 

@@ -10,6 +10,7 @@ from nodeselect.engine._constraints import CompiledJob, effective_gpu_columns
 from nodeselect.engine._rank import Ranking, rank_compiled
 from nodeselect.engine._scorers import NodeScores
 from nodeselect.engine._shard import tie_keys
+from nodeselect.engine.scorers import score_unit, score_units
 from nodeselect.table import NodeTable, uuid_hash
 
 __all__ = ["BatchColumns"]
@@ -36,9 +37,7 @@ class BatchColumns:
 
     def node_terms(self, cjs: list[CompiledJob]) -> frozenset[str]:
         """The terms whose raw value depends on the node alone for every job of ``cjs``."""
-        if any(cj.preferred for cj in cjs):
-            return frozenset(("reputation", "freshness"))
-        return frozenset(("reputation", "freshness", "images"))
+        return frozenset(u.name for u in score_units() if all(u.node_only(cj) for cj in cjs))
 
     def partial(self, terms: tuple[tuple[str, float], ...]) -> F64:
         """Per node, :func:`nodeselect.engine._scorers.combine`'s running sum over the leading
@@ -46,11 +45,9 @@ class BatchColumns:
         hit = self._partials.get(terms)
         if hit is None:
             score = np.zeros(len(self.t))
+            n = len(self.t)
             for name, w in terms:
-                if name == "images":  # no job prefers images: every node scores 1
-                    score = score + w * np.ones(len(self.t))
-                else:
-                    score = score + w * getattr(self.pre, name)
+                score = score + w * score_unit(name).node_column(self.pre, n)
             hit = self._partials[terms] = score
         return hit
 

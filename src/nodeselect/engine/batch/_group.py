@@ -19,9 +19,9 @@ from nodeselect.engine._constraints import (
 )
 from nodeselect.engine._prefilter import _block, _categorical, generic_pass, node_tests
 from nodeselect.engine._rank import RankedNode, Ranking, ranking_of
-from nodeselect.engine._scorers import idle_of
 from nodeselect.engine.batch._columns import BatchColumns
 from nodeselect.engine.batch._pairs import PairScores
+from nodeselect.engine.scorers import idle_of
 from nodeselect.table import csr_take, gpu_model_key
 
 __all__ = ["CHUNK_PAIRS", "JobGroup"]
@@ -140,7 +140,7 @@ class JobGroup:
         sums = np.cumsum(by_free(vals, 0.0, np.float64), axis=1)
         cnt = np.cumsum(by_free(has, 0.0, np.float64), axis=1)
         load = np.where(cnt > 0, sums / np.maximum(cnt, 1.0), np.nan)  # no 0/0: max(cnt, 1)
-        decay = self.batch.pre.decay.take(self.cand)
+        decay = self.batch.pre.cols["decay"].take(self.cand)
         self.idle: F64 = idle_of(decay[:, None], load).ravel()
         tiny = self.usable & (vals > 0) & (vals < 2.0**-26)
         inexact = (self._per_node(tiny) > 0) | (self.lens > 16)

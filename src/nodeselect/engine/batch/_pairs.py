@@ -12,8 +12,8 @@ import numpy.typing as npt
 
 from nodeselect.engine._constraints import CompiledJob, _offsets, f32_at_least
 from nodeselect.engine._rank import RankedNode, ranked_nodes
-from nodeselect.engine._scorers import _images, gpu_fit, gpu_load_mean, idle_of
-from nodeselect.jobs import SCORE_TERMS
+from nodeselect.engine.scorers import gpu_fit, gpu_load_mean, idle_of, score_units
+from nodeselect.engine.scorers import images as image_term
 from nodeselect.table import csr_take
 
 if TYPE_CHECKING:
@@ -33,7 +33,9 @@ class PairScores:
         self, g: JobGroup, cjs: list[CompiledJob], *, pos: I64, idx: I64, job: I64, bounds: I64
     ) -> None:
         self.g, self.cjs, self.pos, self.idx, self.job, self.bounds = g, cjs, pos, idx, job, bounds
-        self.wanted = [n for n in SCORE_TERMS if any(n == m for cj in cjs for m, _ in cj.weights)]
+        self.wanted = [
+            u.name for u in score_units() if any(u.name == m for cj in cjs for m, _ in cj.weights)
+        ]
         self.pack = [cj.job.preferences.strategy == "pack" for cj in cjs]
         # per job: does it limit free VRAM, and the float32 threshold (0 when it does not)
         self.with_x = [cj.min_vram_free_gb is not None for cj in cjs]
@@ -146,21 +148,21 @@ class PairScores:
         b, t = self.g.batch, self.g.batch.t
         idx = self.idx if at is None else self.idx.take(at)
         if name == "reputation":
-            return b.pre.reputation.take(idx)
+            return b.pre.cols["reputation"].take(idx)
         if name == "freshness":
-            return b.pre.freshness.take(idx)
+            return b.pre.cols["freshness"].take(idx)
         if name == "images":
             job = self.job if at is None else self.job.take(at)
             images = np.ones(len(idx))
             for j, cj in enumerate(self.cjs):
                 if cj.preferred:
                     sel = np.flatnonzero(job == j)
-                    images[sel] = _images(cj, t, idx.take(sel))
+                    images[sel] = image_term(cj, t, idx.take(sel))
             return images
         if name == "fit":
             return self._fit(np.arange(len(self.idx)) if at is None else at)
         if self.matching is None:
-            cpu_idle: F64 = b.pre.cpu_idle.take(idx)
+            cpu_idle: F64 = b.pre.cols["cpu_idle"].take(idx)
             return cpu_idle
         return self._idle(np.arange(len(self.idx)) if at is None else at)
 
@@ -191,7 +193,7 @@ class PairScores:
             if len(redo):
                 pairs = at.take(redo)
                 load = self._load_by_gpu(pairs)
-                out[redo] = idle_of(b.pre.decay.take(self.idx.take(pairs)), load)
+                out[redo] = idle_of(b.pre.cols["decay"].take(self.idx.take(pairs)), load)
         return out
 
     def _load_by_gpu(self, pairs: I64) -> F64:

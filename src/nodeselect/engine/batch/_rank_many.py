@@ -15,8 +15,9 @@
 
 Every value is the per-job engine's elementwise computation, so results are bit for bit those
 of :func:`nodeselect.rank`. Jobs with other per-GPU limits (``max_load``,
-``min_vram_total_gb``), and batches or groups too small to repay the gathering, take the per-job
-path (with the batch's per-node columns).
+``min_vram_total_gb``) or weighting a score term without a batch path (a registered unit
+whose ``batched`` is false), and batches or groups too small to repay the gathering, take the
+per-job path (with the batch's per-node columns).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from nodeselect.engine._rank import Ranking, rank_compiled
 from nodeselect.engine._shard import TableStats
 from nodeselect.engine.batch._columns import BatchColumns
 from nodeselect.engine.batch._group import JobGroup
+from nodeselect.engine.scorers import score_unit, with_terms
 from nodeselect.errors import InputError
 from nodeselect.jobs import Job
 from nodeselect.table import NodeTable, max_gpu_count
@@ -71,7 +73,11 @@ def rank_many(
     out: list[Ranking | None] = [None] * len(cjs)
     groups: dict[Hashable, list[int]] = {}
     for i, cj in enumerate(cjs):
-        if cj.min_vram_total_gb is None and cj.max_load is None:
+        if (
+            cj.min_vram_total_gb is None
+            and cj.max_load is None
+            and all(score_unit(name).batched for name, _ in cj.weights)
+        ):
             groups.setdefault(_group_key(cj), []).append(i)
         else:
             out[i] = batch.rank_one(cj)
@@ -88,7 +94,7 @@ def rank_many(
 
 def _compile(i: int, job: Job, now: datetime) -> CompiledJob:
     try:
-        return compile_job(job, now)
+        return with_terms(compile_job(job, now))
     except InputError as e:
         e.add_note(f"in jobs[{i}] (name {job.name!r})")
         raise
