@@ -22,6 +22,7 @@ Float columns are float32; a threshold is rounded *outward* to float32 so that
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -38,6 +39,7 @@ __all__ = [
     "Check",
     "Direction",
     "FastTest",
+    "FreeGbConstraint",
     "Luts",
     "NodeConstraint",
     "Rows",
@@ -175,3 +177,50 @@ class NodeConstraint(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<constraint {self.name}>"
+
+
+class FreeGbConstraint(NodeConstraint):
+    """A minimum of free GB on one float32 capacity column, from one job section's
+    ``min_free_gb`` (``ram-free``, ``disk-free``): the threshold rounded outward to float32 so
+    the float32 comparison equals the float64 one, and the free GB kept for nearest misses.
+
+    Subclasses set ``name``, ``column`` (the table column) and ``section`` (the job section).
+    """
+
+    column: ClassVar[str]
+    section: ClassVar[str]
+
+    def _threshold(self, cj: CompiledJob) -> float | None:
+        value = getattr(cj.job, self.section).min_free_gb
+        return None if value is None else float(value)
+
+    def active(self, cj: CompiledJob) -> bool:
+        """When the job sets a minimum."""
+        return self._threshold(cj) is not None
+
+    def check(
+        self, cj: CompiledJob, t: NodeTable, rows: Rows = ALL_ROWS, luts: Luts | None = None
+    ) -> Check:
+        """The comparison, with the free GB for nearest misses."""
+        thr = self._threshold(cj)
+        assert thr is not None
+        col = getattr(t, self.column)[rows]
+        return Check(
+            self.name,
+            col >= f32_at_least(thr),
+            f">= {thr:g} GB",
+            "min",
+            thr,
+            functools.partial(np.asarray, col, dtype=np.float64),
+            "GB",
+        )
+
+    def key(self, cj: CompiledJob) -> Hashable:
+        """The minimum."""
+        return self._threshold(cj)
+
+    def fast_test(self, cj: CompiledJob, t: NodeTable) -> FastTest | None:
+        """``column >= t32``."""
+        thr = self._threshold(cj)
+        assert thr is not None
+        return ("ge", getattr(t, self.column), f32_at_least(thr))
