@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import nodeselect
 from nodeselect.documents._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
+from nodeselect.errors import JobSpecError
 from nodeselect.gpus import GPU_MODELS
 from nodeselect.jobs._file import (
     format_duration,
@@ -343,6 +344,13 @@ def test_durations_parse(text: str, seconds: int) -> None:
     """Durations with s/m/h/d units (and combinations) parse to the right number of seconds."""
     assert parse_duration(text) == timedelta(seconds=seconds)
     assert parse_duration(seconds) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("value", ["99999999999999d", "1000000000d", 1e300, 10**30])
+def test_a_duration_too_long_for_timedelta_is_a_job_error(value: object) -> None:
+    """A huge max_staleness names the key and the limit instead of an OverflowError."""
+    with pytest.raises(JobSpecError, match=r"placement\.max_staleness: .* longer than the longest"):
+        job_from_dict({"placement": {"max_staleness": value}})
 
 
 @settings(max_examples=200, deadline=None)

@@ -61,6 +61,11 @@ def normalize_arch(value: str | None) -> str | None:
     return ARCH_ALIASES.get(v, v) or None
 
 
+#: The longest duration accepted: 999,999,999 days in seconds, the whole days a ``timedelta``
+#: holds (``timedelta.max.total_seconds()`` itself rounds up past the limit in float).
+_MAX_DURATION_S: Final = float(timedelta.max.days * 86_400)
+
+
 def parse_duration(value: object) -> timedelta:
     """``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``, ``"1h30m"``, or a number of seconds -> timedelta.
 
@@ -72,11 +77,16 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, (int, float)):
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"expected a duration >= 0, got {value!r}; {accepted}")
-        return timedelta(seconds=value)
-    text = value.strip().lower().replace(" ", "")
-    if not text or _DURATION_RE.sub("", text) != "":
-        raise ValueError(f"{value!r} is not a duration; {accepted}")
-    seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_RE.findall(text))
+        seconds = float(value)
+    else:
+        text = value.strip().lower().replace(" ", "")
+        if not text or _DURATION_RE.sub("", text) != "":
+            raise ValueError(f"{value!r} is not a duration; {accepted}")
+        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_RE.findall(text))
+    if not seconds <= _MAX_DURATION_S:
+        raise ValueError(
+            f"{value!r} is longer than the longest duration accepted ({_MAX_DURATION_S:.0f} s); {accepted}"
+        )
     return timedelta(seconds=seconds)
 
 
