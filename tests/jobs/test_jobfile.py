@@ -349,7 +349,8 @@ def test_durations_parse(text: str, seconds: int) -> None:
 @pytest.mark.parametrize("value", ["99999999999999d", "1000000000d", 1e300, 10**30])
 def test_a_duration_too_long_for_timedelta_is_a_job_error(value: object) -> None:
     """A huge max_staleness names the key and the limit instead of an OverflowError."""
-    with pytest.raises(JobSpecError, match=r"placement\.max_staleness: .* longer than the longest"):
+    longer = r"placement\.max_staleness: .* longer than the longest"
+    with pytest.raises(JobSpecError, match=longer):
         job_from_dict({"placement": {"max_staleness": value}})
 
 

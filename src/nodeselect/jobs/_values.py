@@ -85,7 +85,8 @@ def parse_duration(value: object) -> timedelta:
         seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_RE.findall(text))
     if not seconds <= _MAX_DURATION_S:
         raise ValueError(
-            f"{value!r} is longer than the longest duration accepted ({_MAX_DURATION_S:.0f} s); {accepted}"
+            f"{value!r} is longer than the longest duration accepted "
+            f"({_MAX_DURATION_S:.0f} s); {accepted}"
         )
     return timedelta(seconds=seconds)
 
