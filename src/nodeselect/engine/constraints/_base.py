@@ -39,8 +39,8 @@ __all__ = [
     "Check",
     "Direction",
     "FastTest",
-    "FreeGbConstraint",
     "Luts",
+    "MinimumConstraint",
     "NodeConstraint",
     "Rows",
     "f32_at_least",
@@ -179,40 +179,44 @@ class NodeConstraint(abc.ABC):
         return f"<constraint {self.name}>"
 
 
-class FreeGbConstraint(NodeConstraint):
-    """A minimum of free GB on one float32 capacity column, from one job section's
-    ``min_free_gb`` (``ram-free``, ``disk-free``): the threshold rounded outward to float32 so
-    the float32 comparison equals the float64 one, and the free GB kept for nearest misses.
+class MinimumConstraint(NodeConstraint):
+    """A minimum on one float32 column, from one job field (``reputation``, ``ram-free``,
+    ``disk-free``): the threshold rounded outward to float32 so the float32 comparison equals
+    the float64 one, and the column's values kept for nearest misses.
 
-    Subclasses set ``name``, ``column`` (the table column) and ``section`` (the job section).
+    Subclasses set ``name``, ``columns``, ``column`` (the table column), ``section`` and
+    ``field`` (the job field, ``job.<section>.<field>``) and ``unit`` (for explanations).
     """
 
     column: ClassVar[str]
     section: ClassVar[str]
+    field: ClassVar[str]
+    unit: ClassVar[str] = ""
 
     def _threshold(self, cj: CompiledJob) -> float | None:
-        value = getattr(cj.job, self.section).min_free_gb
+        value = getattr(getattr(cj.job, self.section), self.field)
         return None if value is None else float(value)
 
     def active(self, cj: CompiledJob) -> bool:
-        """When the job sets a minimum."""
+        """When the job sets the minimum."""
         return self._threshold(cj) is not None
 
     def check(
         self, cj: CompiledJob, t: NodeTable, rows: Rows = ALL_ROWS, luts: Luts | None = None
     ) -> Check:
-        """The comparison, with the free GB for nearest misses."""
+        """The comparison, with the column's values for nearest misses."""
         thr = self._threshold(cj)
         assert thr is not None
         col = getattr(t, self.column)[rows]
+        words = f">= {thr:g} {self.unit}" if self.unit else f">= {thr:g}"
         return Check(
             self.name,
             col >= f32_at_least(thr),
-            f">= {thr:g} GB",
+            words,
             "min",
             thr,
             functools.partial(np.asarray, col, dtype=np.float64),
-            "GB",
+            self.unit,
         )
 
     def key(self, cj: CompiledJob) -> Hashable:

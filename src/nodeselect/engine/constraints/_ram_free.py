@@ -3,15 +3,17 @@ it on the residual capacity)."""
 
 from __future__ import annotations
 
-from nodeselect.engine.constraints._base import FreeGbConstraint
+from nodeselect.engine.constraints._base import MinimumConstraint
 
 __all__ = ["RamFree"]
 
 
-class RamFree(FreeGbConstraint):
+class RamFree(MinimumConstraint):
     """``ram_free_gb >= memory.min_free_gb`` (float32, threshold rounded outward)."""
 
     name = "ram-free"
     columns = frozenset({"ram_free_gb"})
     column = "ram_free_gb"
     section = "memory"
+    field = "min_free_gb"
+    unit = "GB"
