@@ -11,11 +11,9 @@ from hypothesis import strategies as st
 
 from nodeselect import InputError
 from nodeselect.documents._facts import ProvedFacts
-from nodeselect.engine._constraints import compile_job
 from nodeselect.engine._rank import rank
-from nodeselect.engine._shard import table_stats
-from nodeselect.placement._placer import _score, place
-from nodeselect.placement._plan import Plan, Residual
+from nodeselect.placement._placer import place
+from nodeselect.placement._plan import Plan
 from nodeselect.table._table import NodeTable
 from reference_placement import (
     NOW,
@@ -283,37 +281,6 @@ def test_unknown_node_facts_keep_a_scoped_gang_out() -> None:
     fleet = [attrs.evolve(n, facts=ProvedFacts(status="AVAILABLE")) for n in inst.fleet()]
     plan = _plan(inst, fleet=fleet)
     assert [u.job_name for u in plan.unplaced] == ["train"]
-
-
-@given(instances, st.integers(0, 5), st.integers(1, 8))
-@settings(max_examples=60, deadline=None)
-def test_placement_scores_nodes_exactly_as_the_engine_ranks_them(
-    inst: Instance, seed: int, k: int
-) -> None:
-    """The array scorer placement uses gives rank()'s top-k rows, scores and order, bit for bit."""
-
-    table = NodeTable.from_nodes(inst.fleet(), now=NOW)
-    residual = Residual(table)
-    residual.gpu_reserved[::3] = True  # some capacity already promised
-    view = residual.view()
-    stats = table_stats(table)
-    for job in inst.jobs:
-        want = rank(job, view, k=k, now=NOW, seed=seed, stats=stats)
-        got = _score(compile_job(job, NOW), view, stats, seed, k)
-        assert got.rows.tolist() == [n.index for n in want.top]
-        assert got.scores.tolist() == [n.score for n in want.top]
-        assert len(got.feasible) == want.feasible
-
-
-def test_placement_scores_match_the_engine_on_a_large_synthetic_fleet() -> None:
-    """On 5,000 synthetic nodes the array scorer and rank() agree on the top 50 of a job."""
-
-    table = NodeTable.synthetic(5000, seed=2, now=NOW)
-    job = tiny_job("probe", gpus=1, vram=8)
-    want = rank(job, table, k=50, now=NOW, seed=4)
-    got = _score(compile_job(job, NOW), table, table_stats(table), 4, 50)
-    assert got.rows.tolist() == [n.index for n in want.top]
-    assert got.scores.tolist() == [n.score for n in want.top]
 
 
 @given(instances)

@@ -40,7 +40,6 @@ from nodeselect.engine import (
     GpuEval,
     TableStats,
     compile_job,
-    fast_feasible,
     gpu_choice,
     gpu_eval,
     node_checks,
@@ -137,17 +136,6 @@ def _scope_codes(table: NodeTable, scope: str | None) -> npt.NDArray[np.int64] |
     return np.where(codes == 0, UNKNOWN, codes)
 
 
-@attrs.frozen(eq=False)
-class _Scored:
-    """A job scored on one table: its best feasible rows in the engine's exact order."""
-
-    table: NodeTable
-    ge: GpuEval | None
-    rows: npt.NDArray[np.int64]  # best first, at most k
-    scores: npt.NDArray[np.float64]
-    feasible: npt.NDArray[np.int64]  # every feasible row
-
-
 def _feasible(cj: CompiledJob, table: NodeTable) -> tuple[npt.NDArray[np.bool_], GpuEval | None]:
     """The engine's feasibility mask (every hard constraint) and its per-GPU evaluation."""
     mask = np.ones(len(table), dtype=np.bool_)
@@ -184,38 +172,6 @@ def _best(
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     pos = top_positions(table, idx, score, seed=seed, k=k)
     return idx[pos], score[pos]
-
-
-def _top(
-    cj: CompiledJob,
-    table: NodeTable,
-    idx: npt.NDArray[np.int64],
-    raw: dict[str, npt.NDArray[np.float64]],
-    *,
-    seed: int,
-    k: int,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """The best ``k`` of the feasible rows ``idx`` (any order) and their scores, best first.
-
-    ``raw`` holds each weighted term's raw score for ``idx`` (as ``score_terms`` gives it).
-    Same weighting and total order as :func:`nodeselect.engine._rank.rank`; a node's score depends
-    only on its own columns and the table's global stats, so scoring a subset ranks it exactly
-    as the whole table would.
-    """
-    if len(idx) == 0 or k == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    return _best(table, idx, _combine(cj, raw, len(idx)), seed=seed, k=k)
-
-
-def _score(cj: CompiledJob, table: NodeTable, stats: TableStats, seed: int, k: int) -> _Scored:
-    """The engine's ranking of ``table`` without building a RankedNode per row.
-
-    Feasibility is the engine's own fast path (a test holds the result equal to ``rank()``).
-    """
-    idx, ge = fast_feasible(cj, table)
-    raw = score_terms(cj, table, idx, ge, stats.max_gpu_count) if len(idx) and k else {}
-    rows, scores = _top(cj, table, idx, raw, seed=seed, k=k)
-    return _Scored(table, ge, rows, scores, idx)
 
 
 #: The per-node columns residual capacity changes (``NodeTable.with_capacity``).
