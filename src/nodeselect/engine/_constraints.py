@@ -56,6 +56,7 @@ __all__ = [
     "gpu_eval",
     "gpu_subset",
     "node_checks",
+    "node_mask",
     "segment_counts",
     "subset_to_eval",
 ]
@@ -206,6 +207,15 @@ def node_checks(
     """
     cache: Luts = {} if luts is None else luts
     return [u.check(cj, t, sl, cache) for u in node_constraints() if u.active(cj)]
+
+
+def node_mask(cj: CompiledJob, t: NodeTable) -> B:
+    """Where every active node-level constraint of ``cj`` passes, over every row of ``t``
+    (the AND of :func:`node_checks`; the GPU group is separate: :func:`gpu_eval`)."""
+    mask = np.ones(len(t), dtype=np.bool_)
+    for check in node_checks(cj, t):
+        mask &= check.passes
+    return mask
 
 
 @attrs.frozen

@@ -61,6 +61,7 @@ __all__ = [
     "TableStats",
     "compile_job",
     "evaluate",
+    "evaluate_compiled",
     "explain_node",
     "fast_feasible",
     "gpu_choice",
@@ -105,10 +106,12 @@ def compile_job(job: Job, now: datetime | None = None) -> CompiledJob:
 def evaluate(job: Job, table: NodeTable, *, now: datetime | None = None) -> Evaluation:
     """Every constraint mask of ``job`` on ``table`` and the feasible mask."""
     cj = compile_job(job, now)
-    return _evaluate(cj, table)
+    return evaluate_compiled(cj, table)
 
 
-def _evaluate(cj: CompiledJob, table: NodeTable) -> Evaluation:
+def evaluate_compiled(cj: CompiledJob, table: NodeTable) -> Evaluation:
+    """:func:`evaluate` for a job compiled once (:func:`compile_job`): every constraint mask,
+    the GPU group and the feasible mask (``Evaluation.feasible``)."""
     checks = tuple(node_checks(cj, table))
     ge = gpu_eval(cj, table)
     if checks:
@@ -411,7 +414,7 @@ def ranking_of(
         feasible=len(idx),
         top=top,
         explanation=Explanation(
-            functools.partial(_evaluate, cj, table),
+            functools.partial(evaluate_compiled, cj, table),
             evaluated=len(table),
             feasible=len(idx),
             units=table.units,

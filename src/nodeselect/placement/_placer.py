@@ -39,14 +39,17 @@ from nodeselect.engine import (
     CompiledJob,
     GpuEval,
     TableStats,
+    combine,
     compile_job,
+    evaluate_compiled,
     gpu_choice,
     gpu_eval,
-    node_checks,
     node_key,
+    node_mask,
     rank,
     rows_pass,
     score_terms,
+    score_unit,
     table_stats,
     top_positions,
 )
@@ -136,28 +139,6 @@ def _scope_codes(table: NodeTable, scope: str | None) -> npt.NDArray[np.int64] |
     return np.where(codes == 0, UNKNOWN, codes)
 
 
-def _feasible(cj: CompiledJob, table: NodeTable) -> tuple[npt.NDArray[np.bool_], GpuEval | None]:
-    """The engine's feasibility mask (every hard constraint) and its per-GPU evaluation."""
-    mask = np.ones(len(table), dtype=np.bool_)
-    for check in node_checks(cj, table):
-        mask &= check.passes
-    ge = gpu_eval(cj, table)
-    if ge is not None:
-        mask &= ge.ok
-    return mask, ge
-
-
-def _combine(
-    cj: CompiledJob, raw: dict[str, npt.NDArray[np.float64]], n: int
-) -> npt.NDArray[np.float64]:
-    """The engine's weighted score from raw terms (same operations in the same order)."""
-    score = np.zeros(n)
-    for name, w in cj.weights:
-        score = score + w * raw[name]
-    out: npt.NDArray[np.float64] = score / cj.weight_total
-    return out
-
-
 def _best(
     table: NodeTable,
     idx: npt.NDArray[np.int64],
@@ -189,19 +170,15 @@ def _capacity_ok(
     return rows_pass(cj, view, rows, reading=_CAPACITY_COLUMNS)
 
 
-#: Score terms whose per-node value depends on nothing job-specific but the GPU limits
-#: (``idle``: the matching GPUs' load) or nothing at all (``reputation``, ``freshness``).
-_SHARED_TERMS = frozenset({"reputation", "freshness", "idle"})
-
-
 class _SurveyCache:
     """Work the survey shares between jobs whose requirements partly agree.
 
     The engine evaluates one job at a time; a batch repeats most of that work. Per GPU limits
     (models, VRAM, load -- not the count) the per-GPU pass mask and the per-node matching count
     are the same for every job, so the GPU group is evaluated once per distinct limits; the
-    node-level masks once per distinct node-level requirements; the ``reputation``,
-    ``freshness`` and ``idle`` raw scores once per table (per GPU limits for ``idle``) and then
+    node-level masks once per distinct node-level requirements (``node_key``); the raw score
+    of every term with a :meth:`~nodeselect.engine.ScoreTerm.cache_key` once per distinct key
+    over the whole table (``reputation``, ``freshness``; ``idle`` per GPU limits), then
     gathered. Every value is computed by the engine's own functions on the same inputs and the
     combination is the engine's, so the survey equals ``rank()`` bit for bit (tested).
     """
@@ -238,32 +215,30 @@ class _SurveyCache:
         key = node_key(cj)
         mask = self._nodes.get(key)
         if mask is None:
-            mask = np.ones(len(self.table), dtype=np.bool_)
-            for check in node_checks(cj, self.table):
-                mask &= check.passes
-            self._nodes[key] = mask
+            mask = self._nodes[key] = node_mask(cj, self.table)
         return mask
 
     def terms(
         self, cj: CompiledJob, idx: npt.NDArray[np.int64], ge: GpuEval | None
     ) -> dict[str, npt.NDArray[np.float64]]:
         """Each weighted term's raw score for rows ``idx``, as ``score_terms`` gives them."""
-        own = tuple((n, w) for n, w in cj.weights if n not in _SHARED_TERMS)
+        keys = {name: score_unit(name).cache_key(cj) for name, _ in cj.weights}
+        own = tuple((n, w) for n, w in cj.weights if keys[n] is None)
         out: dict[str, npt.NDArray[np.float64]] = {}
         if own:
             single = attrs.evolve(cj, weights=own)
             out.update(score_terms(single, self.table, idx, ge, self.stats.max_gpu_count))
         for name, _ in cj.weights:
-            if name not in _SHARED_TERMS:
+            ck = keys[name]
+            if ck is None:
                 continue
-            key = (name, self._gpu_key(cj) if name == "idle" and ge is not None else None)
-            arr = self._terms.get(key)
+            arr = self._terms.get((name, ck))
             if arr is None:
                 single = attrs.evolve(cj, weights=((name, 1.0),), weight_total=1.0)
                 arr = score_terms(single, self.table, self.all_rows, ge, self.stats.max_gpu_count)[
                     name
                 ]
-                self._terms[key] = arr
+                self._terms[(name, ck)] = arr
             out[name] = arr[idx]
         return out
 
@@ -275,7 +250,7 @@ class _SurveyCache:
         if ge is not None:
             mask = mask & ge.ok
         idx = np.flatnonzero(mask).astype(np.int64)
-        score = _combine(cj, self.terms(cj, idx, ge), len(idx)) if len(idx) else np.zeros(0)
+        score = combine(cj, self.terms(cj, idx, ge), len(idx)) if len(idx) else np.zeros(0)
         rows, top = _best(self.table, idx, score, seed=seed, k=k)
         return idx, score, rows, top
 
@@ -417,7 +392,7 @@ class _Placer:
             if ge is not None:
                 again = again[ge.ok[again]]
             raw = score_terms(cj, view, again, ge, self.stats.max_gpu_count)
-            again_scores = _combine(cj, raw, len(again))
+            again_scores = combine(cj, raw, len(again))
             idx = np.concatenate([kept, again])
             scores = np.concatenate([kept_scores, again_scores])
         else:
@@ -565,7 +540,7 @@ class _Placer:
             maybe = open_rows[self.surveys[j].was_feasible(open_rows)]  # capacity only shrank
             if len(maybe) == 0:
                 continue
-            fits = _feasible(self.compiled[j], view.take(maybe))[0]
+            fits = evaluate_compiled(self.compiled[j], view.take(maybe)).feasible
             if fits.any():
                 open_rows = np.setdiff1d(open_rows, maybe[fits], assume_unique=True)
         return int(self.residual.free_gpus(open_rows).sum())
