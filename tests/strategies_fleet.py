@@ -233,6 +233,8 @@ def jobs(draw: st.DrawFn) -> Job:
     )
     if weights and all(v == 0 for v in weights.values()) and len(weights) == 5:
         weights["fit"] = 1.0
+    excluded = draw(opt(st.sampled_from(NAMES).map(lambda n: (n,)), ()))
+    only = draw(opt(st.just(("alpha", "beta", "gamma")), ()))
     return Job(
         name="j",
         gpu=gpu,
@@ -254,10 +256,11 @@ def jobs(draw: st.DrawFn) -> Job:
             subdivisions=draw(opt(st.just(("US-CA",)), ())),
             compliance=draw(opt(st.sampled_from([("GDPR",), ("GDPR", "EEA")]), ())),
             min_reputation=draw(opt(small_floats)),
-            max_staleness=draw(opt(st.integers(0, 7200).map(lambda s: timedelta(seconds=s)))),
+            max_staleness=draw(opt(st.integers(1, 7200).map(lambda s: timedelta(seconds=s)))),
             exclude_operators=draw(opt(st.sampled_from(OPERATORS).map(lambda o: (o,)), ())),
-            exclude_nodes=draw(opt(st.sampled_from(NAMES).map(lambda n: (n,)), ())),
-            only_nodes=draw(opt(st.just(("alpha", "beta", "gamma")), ())),
+            # a node in both lists is a JobSpecError (check_job), so they never overlap
+            exclude_nodes=tuple(n for n in excluded if n not in only),
+            only_nodes=only,
             allow_suspended=draw(st.booleans()),
             allow_deleted=draw(st.booleans()),
         ),

@@ -154,7 +154,7 @@ def test_stale_telemetry_gives_no_load_so_max_load_fails() -> None:
         (Job(cpu=CpuReq(min_cores=-4)), JobSpecError, "cpu.min_cores"),
         (Job(gpu=GpuReq(count=1, max_load=1.5)), JobSpecError, "gpu.max_load"),
         (Job(placement=PlacementReq(statuses=("READY",))), JobSpecError, "accepted: AVAILABLE"),
-        (Job(preferences=Preferences(weights={"speed": 1.0})), JobSpecError, "not a score term"),
+        (Job(preferences=Preferences(weights={"speed": 1.0})), JobSpecError, "unknown key .speed."),
         (
             Job(
                 preferences=Preferences(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from nodeselect.engine import _prefilter
 from nodeselect.engine._constraints import compile_job, gpu_eval
 from nodeselect.engine._prefilter import feasible_rows
-from nodeselect.engine._rank import _evaluate, fast_feasible, rank
+from nodeselect.engine._rank import evaluate_compiled, fast_feasible, rank
 from nodeselect.engine._scorers import score_terms
 from nodeselect.engine._shard import table_stats
 from nodeselect.jobs._model import CpuReq, GpuReq, Job, MemoryReq, PlacementReq
@@ -29,7 +29,7 @@ MODELS = [(), ("RTX-4090",), ("A100", "H100"), ("L40S", "T4", "A10", "RTX-3080")
 def _check_fast_equals_full(job: Job, t: NodeTable, k: int = 10_000) -> None:
     """Fast feasible rows, GPU group and ranking equal the full masks and scorers, bit for bit."""
     cj = compile_job(job, NOW)
-    full = _evaluate(cj, t)
+    full = evaluate_compiled(cj, t)
     want = np.flatnonzero(full.feasible)
     idx, sub, _ = feasible_rows(cj, t)
     assert np.array_equal(idx, want)
@@ -189,7 +189,8 @@ def test_categorical_masks_are_bounded_and_dropped_with_the_table() -> None:
     """At most MAX_MASKS categorical masks stay per table; a collected table leaves none."""
     t = NodeTable.synthetic(500, seed=6, now=NOW)
     for r in range(_derived.MAX_MASKS + 3):
-        rank(Job(placement=PlacementReq(min_reputation=float(r), countries=(f"X{r}",))), t)
+        code = chr(65 + r // 26) + chr(65 + r % 26)  # a distinct valid country code per job
+        rank(Job(placement=PlacementReq(min_reputation=float(r), countries=(code,))), t)
     status_id = id(t.status_code)
     held = [k for k in _derived._cache if k[0] == "categorical" and status_id in k[2:]]
     assert len(held) == _derived.MAX_MASKS

@@ -14,6 +14,7 @@ import nodeselect
 from nodeselect.documents._facts import COMPLIANCE_TAGS, CONTINENTS, STATUSES
 from nodeselect.errors import JobSpecError
 from nodeselect.gpus import GPU_MODELS
+from nodeselect.jobs._check import check_job
 from nodeselect.jobs._file import (
     format_duration,
     job_from_dict,
@@ -178,7 +179,6 @@ ERRORS: list[tuple[str, str, int, tuple[str, ...]]] = [
     ),
     ('[preferences]\nstrategy = "binpack"\n', "preferences.strategy", 2, ('"pack"', '"spread"')),
     ('[placement]\nstatuses = ["READY"]\n', "placement.statuses[0]", 2, STATUSES),
-    ("[placement]\nstatuses = []\n", "placement.statuses", 2, ("at least one", "AVAILABLE")),
     ('[placement]\ncontinents = ["EUR"]\n', "placement.continents[0]", 2, CONTINENTS),
     ('[placement]\ncompliance = ["HIPAA"]\n', "placement.compliance[0]", 2, COMPLIANCE_TAGS),
     ('[placement]\ncountries = ["DEU"]\n', "placement.countries[0]", 2, ("two letters",)),
@@ -361,6 +361,14 @@ def test_duration_formatting_round_trips(value: timedelta) -> None:
     assert parse_duration(format_duration(value)) == value
 
 
+def test_an_empty_status_list_accepts_any_status(tmp_path: Path) -> None:
+    """``statuses = []`` drops the status constraint, in a file as for a Job built in Python
+    (one rule: :func:`nodeselect.jobs.check_job`)."""
+    job = nodeselect.load_job(_write(tmp_path, "[placement]\nstatuses = []\n"))
+    assert job.placement.statuses == ()
+    assert check_job(Job(placement=PlacementReq(statuses=()))) == job
+
+
 def test_arch_aliases() -> None:
     """amd64/x64 mean x86_64 and arm64 means aarch64."""
     assert normalize_arch("AMD64") == "x86_64"
@@ -409,7 +417,7 @@ def jobs(draw: st.DrawFn) -> Job:
         software=SoftwareReq(
             images_required=draw(_unique(_names)),
             images_preferred=draw(_unique(_names)),
-            min_driver=draw(st.none() | st.from_regex(r"\A[0-9]{1,3}(\.[0-9]{1,3}){0,2}\Z")),
+            min_driver=draw(st.none() | st.from_regex(r"\A[1-9][0-9]{0,2}(\.[0-9]{1,3}){0,2}\Z")),
             arch=draw(st.sampled_from([None, "x86_64", "aarch64"])),
         ),
         placement=PlacementReq(

@@ -332,7 +332,7 @@ def reference_from_nodes(
     name_vocab, name_code = _vocab_codes(names, ())
     op_vocab, op_code = _vocab_codes(operators, ())
     os_vocab, os_code = _vocab_codes(oses, ())
-    arch_vocab, arch_code = _vocab_codes(arches, ("x86_64", "arm64"))
+    arch_vocab, arch_code = _vocab_codes(arches, ("x86_64", "aarch64"))
     st_vocab, st_code = _vocab_codes(statuses, STATUSES)
     co_vocab, co_code = _vocab_codes(continents, CONTINENTS)
     cn_vocab, cn_code = _vocab_codes(countries, ())

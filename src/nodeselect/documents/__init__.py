@@ -5,6 +5,7 @@ continents, compliance tags) with the facts only a server-side filter proves.
 
 from __future__ import annotations
 
+from nodeselect.documents._arch import ARCH_ALIASES, ARCH_SPELLINGS, canonical_arch
 from nodeselect.documents._convert import (
     PageResult,
     RejectedNode,
@@ -79,6 +80,8 @@ from nodeselect.documents._timestamps import (
 )
 
 __all__ = [
+    "ARCH_ALIASES",
+    "ARCH_SPELLINGS",
     "COMPLIANCE_TAGS",
     "CONTINENTS",
     "STATUSES",
@@ -130,6 +133,7 @@ __all__ = [
     "UserProfile",
     "VramMetrics",
     "ZernetClient",
+    "canonical_arch",
     "decode_node",
     "decode_node_lax",
     "decode_page",

@@ -1,9 +1,23 @@
-"""The engine: a job compiled once into masks and score terms, feasibility, scores, the one
-total order, ranking one job (``rank``) or many (``rank_many``), explanations and shard
-statistics. This package is the public seam placement, the CLI and the examples use.
+"""The engine's public seam: a job compiled once into masks and score terms, feasibility,
+scores, the one total order, ranking one job (``rank``) or many (``rank_many``), explanations
+and shard statistics. Placement, the CLI and the examples use these names only.
+
+The seam, in data-path order:
+
+* :func:`compile_job` -> :class:`CompiledJob` (validated once, names resolved);
+* feasibility: :func:`evaluate` / :func:`evaluate_compiled` (every mask, :class:`Evaluation`),
+  :func:`node_checks` / :func:`node_mask` (node-level units), :func:`gpu_eval`
+  (:class:`GpuEval`, the GPU group), :func:`fast_feasible` (the prefilter's fast pass),
+  :func:`rows_pass` (re-checking some rows, e.g. of a residual table), :func:`node_key`;
+* scores: :func:`score_terms` (raw terms) and :func:`combine` (the weighted score);
+* the one total order: :func:`top_positions`, :func:`tie_key`, :func:`merge_top`;
+* GPU choice: :func:`gpu_choice`;
+* results: :func:`rank`, :func:`rank_many`, :func:`explain_node`, :class:`Ranking`;
+* statistics for shards: :func:`table_stats` / :class:`TableStats`.
 
 Node-level constraints are units in :mod:`nodeselect.engine.constraints`, one module each,
-listed once in its registry; score terms likewise in :mod:`nodeselect.engine.scorers`.
+listed once in its registry; score terms likewise in :mod:`nodeselect.engine.scorers`. Finer
+building blocks stay in the private modules.
 """
 
 from __future__ import annotations
@@ -15,16 +29,9 @@ from nodeselect.engine._constraints import (
     CompiledJob,
     GpuEval,
     GpuSubset,
-    effective_gpu_columns,
-    f32_at_least,
-    f32_at_most,
-    gpu_attribution,
     gpu_eval,
-    gpu_subset,
     node_checks,
     node_mask,
-    segment_counts,
-    subset_to_eval,
 )
 from nodeselect.engine._explain import (
     Evaluation,
@@ -35,13 +42,7 @@ from nodeselect.engine._explain import (
     NodeExplanation,
     explain_node,
 )
-from nodeselect.engine._prefilter import (
-    CATEGORICAL,
-    CHUNK_ROWS,
-    feasible_rows,
-    node_pass,
-    rows_pass,
-)
+from nodeselect.engine._prefilter import rows_pass
 from nodeselect.engine._rank import (
     RankedNode,
     Ranking,
@@ -56,30 +57,9 @@ from nodeselect.engine._rank import (
     table_stats,
     top_positions,
 )
-from nodeselect.engine._scorers import (
-    FRESHNESS_SCALE_S,
-    TELEMETRY_SCALE_S,
-    NodeScores,
-    combine,
-    combine_from,
-    combine_partial,
-    gpu_fit,
-    gpu_load_mean,
-    idle_bounds,
-    idle_exact,
-    idle_of,
-    score_cheap,
-    score_subset,
-    score_terms,
-    term_exact,
-)
-from nodeselect.engine._shard import (
-    tie_key,
-    tie_keys,
-)
-from nodeselect.engine.batch import (
-    rank_many,
-)
+from nodeselect.engine._scorers import NodeScores, combine, score_terms
+from nodeselect.engine._shard import tie_key
+from nodeselect.engine.batch import rank_many
 from nodeselect.engine.constraints import (
     NodeConstraint,
     constraint_names,
@@ -92,17 +72,12 @@ from nodeselect.engine.scorers import (
     TermInputs,
     score_unit,
     score_units,
-    with_terms,
 )
 
 __all__ = [
-    "CATEGORICAL",
-    "CHUNK_ROWS",
     "CONSTRAINT_NAMES",
-    "FRESHNESS_SCALE_S",
     "GPU_CONSTRAINTS",
     "SCORE_TERM_UNITS",
-    "TELEMETRY_SCALE_S",
     "Check",
     "CompiledJob",
     "Evaluation",
@@ -121,47 +96,26 @@ __all__ = [
     "TableStats",
     "TermInputs",
     "combine",
-    "combine_from",
-    "combine_partial",
     "compile_job",
     "constraint_names",
-    "effective_gpu_columns",
     "evaluate",
     "evaluate_compiled",
     "explain_node",
-    "f32_at_least",
-    "f32_at_most",
     "fast_feasible",
-    "feasible_rows",
-    "gpu_attribution",
     "gpu_choice",
     "gpu_eval",
-    "gpu_fit",
-    "gpu_load_mean",
-    "gpu_subset",
-    "idle_bounds",
-    "idle_exact",
-    "idle_of",
     "merge_top",
     "node_checks",
     "node_constraints",
     "node_key",
     "node_mask",
-    "node_pass",
     "rank",
     "rank_many",
     "rows_pass",
-    "score_cheap",
-    "score_subset",
     "score_terms",
     "score_unit",
     "score_units",
-    "segment_counts",
-    "subset_to_eval",
     "table_stats",
-    "term_exact",
     "tie_key",
-    "tie_keys",
     "top_positions",
-    "with_terms",
 ]

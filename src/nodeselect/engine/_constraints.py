@@ -16,7 +16,6 @@ Float columns are float32; a threshold is rounded *outward* to float32 so that
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -24,7 +23,6 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect.documents import CONTINENTS, STATUSES
 from nodeselect.engine.constraints import (
     ALL_ROWS,
     GPU_CONSTRAINTS,
@@ -36,10 +34,9 @@ from nodeselect.engine.constraints import (
     f32_at_most,
     node_constraints,
 )
-from nodeselect.errors import JobSpecError
-from nodeselect.gpus import GPU_MODELS, gpu_code, resolve_job_models
-from nodeselect.jobs import DEFAULT_WEIGHTS, SCORE_TERMS, Job
-from nodeselect.table import TELEMETRY_FRESH_S, NodeTable, arch_name, csr_take, driver_number
+from nodeselect.gpus import GPU_MODELS, gpu_code
+from nodeselect.jobs import DEFAULT_WEIGHTS, SCORE_TERMS, Job, check_job
+from nodeselect.table import TELEMETRY_FRESH_S, NodeTable, csr_take, driver_number
 
 __all__ = [
     "CONSTRAINT_NAMES",
@@ -77,18 +74,6 @@ def segment_counts(mask: B, offsets: npt.NDArray[np.integer[Any]]) -> npt.NDArra
     return out
 
 
-def _err(key: str, msg: str) -> JobSpecError:
-    return JobSpecError(msg, source="<job>", key=key)
-
-
-def _nonneg(key: str, v: float | None) -> float | None:
-    if v is None:
-        return None
-    if not isinstance(v, int | float) or math.isnan(v) or v < 0:
-        raise _err(key, f"{v!r} is not a number >= 0; give a number >= 0 or leave it out")
-    return float(v)
-
-
 @attrs.frozen
 class CompiledJob:
     """A validated job with names resolved, ready to evaluate against any table."""
@@ -105,92 +90,37 @@ class CompiledJob:
     weights: tuple[tuple[str, float], ...]
     weight_total: float
     preferred: tuple[str, ...]
+    #: The job as the caller gave it (``Ranking.job`` is this object); ``job`` is its canonical
+    #: form (:func:`nodeselect.jobs.check_job`), which the constraints and terms read.
+    given: Job
 
 
 def compile_job(job: Job, now: datetime | None = None) -> CompiledJob:
-    """Validate ``job`` and resolve its names; raises JobSpecError / GPUNameError (InputError)."""
+    """Check ``job`` (:func:`nodeselect.jobs.check_job`, the rules every loader obeys) and
+    resolve its names; raises JobSpecError / JobGPUNameError (InputError), or TypeError for a
+    value that is not a Job. ``CompiledJob.job`` is the canonical job, ``given`` the argument."""
+    given, job = job, check_job(job)
     g = job.gpu
-    if not isinstance(g.count, int) or g.count < 0:
-        raise _err("gpu.count", f"{g.count!r} is not a whole number >= 0")
-    limits = {
-        "gpu.min_vram_free_gb": _nonneg("gpu.min_vram_free_gb", g.min_vram_free_gb),
-        "gpu.min_vram_total_gb": _nonneg("gpu.min_vram_total_gb", g.min_vram_total_gb),
-        "gpu.max_load": _nonneg("gpu.max_load", g.max_load),
-    }
-    if g.max_load is not None and g.max_load > 1:
-        raise _err("gpu.max_load", f"{g.max_load!r} is not a load in [0, 1]")
-    if g.count == 0:
-        given = [k for k, v in limits.items() if v is not None] + (
-            ["gpu.models"] if g.models else []
-        )
-        if given:
-            raise _err(
-                "gpu.count",
-                f"impossible requirement: count is 0 but {', '.join(given)} is set; "
-                "set gpu.count >= 1 or remove the per-GPU limits",
-            )
-    codes = frozenset(gpu_code(m) for m in resolve_job_models(g.models)) if g.models else None
-    for key, v in (
-        ("cpu.min_cores", job.cpu.min_cores),
-        ("memory.min_free_gb", job.memory.min_free_gb),
-        ("disk.min_free_gb", job.disk.min_free_gb),
-        ("placement.min_reputation", job.placement.min_reputation),
-    ):
-        _nonneg(key, v)
-    p = job.placement
-    for st in p.statuses:
-        if st not in STATUSES:
-            raise _err(
-                "placement.statuses", f"{st!r} is not a status; accepted: {', '.join(STATUSES)}"
-            )
-    for c in p.continents:
-        if c not in CONTINENTS:
-            raise _err(
-                "placement.continents",
-                f"{c!r} is not a continent code; accepted: {', '.join(CONTINENTS)}",
-            )
-    if p.max_staleness is not None and p.max_staleness.total_seconds() < 0:
-        raise _err("placement.max_staleness", "a negative age never admits a node; give e.g. '10m'")
-    min_driver = None
-    if job.software.min_driver is not None:
-        min_driver = driver_number(job.software.min_driver)
-        if min_driver == 0:
-            raise _err(
-                "software.min_driver",
-                f"{job.software.min_driver!r} is not a driver version; "
-                "give e.g. '535' or '535.104.05'",
-            )
     weights = dict(DEFAULT_WEIGHTS)
-    for name, w in job.preferences.weights.items():
-        if name not in SCORE_TERMS:
-            raise _err(
-                "preferences.weights",
-                f"{name!r} is not a score term; accepted: {', '.join(SCORE_TERMS)}",
-            )
-        if not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
-            raise _err(f"preferences.weights.{name}", f"{w!r} is not a finite weight >= 0")
-        weights[name] = float(w)
+    weights.update(job.preferences.weights)
     wt = tuple((t, weights[t]) for t in SCORE_TERMS if weights[t] > 0)
-    if not wt:
-        raise _err("preferences.weights", "every weight is 0; give at least one weight > 0")
     total = 0.0
     for _, w in wt:
         total += w
-    if job.preferences.strategy not in ("pack", "spread"):
-        raise _err("preferences.strategy", f"{job.preferences.strategy!r}; accepted: pack, spread")
     return CompiledJob(
         job=job,
         now_s=(now or datetime.now(UTC)).timestamp(),
         count=g.count,
-        model_codes=codes,
-        min_vram_free_gb=limits["gpu.min_vram_free_gb"],
-        min_vram_total_gb=limits["gpu.min_vram_total_gb"],
-        max_load=limits["gpu.max_load"],
-        min_driver=min_driver,
-        arch=arch_name(job.software.arch) if job.software.arch else None,
+        model_codes=frozenset(gpu_code(m) for m in g.models) if g.models else None,
+        min_vram_free_gb=g.min_vram_free_gb,
+        min_vram_total_gb=g.min_vram_total_gb,
+        max_load=g.max_load,
+        min_driver=driver_number(job.software.min_driver) if job.software.min_driver else None,
+        arch=job.software.arch,
         weights=wt,
         weight_total=total,
-        preferred=tuple(dict.fromkeys(job.software.images_preferred)),
+        preferred=job.software.images_preferred,
+        given=given,
     )
 
 

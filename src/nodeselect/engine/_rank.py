@@ -409,7 +409,7 @@ def ranking_of(
 ) -> Ranking:
     """The :class:`Ranking` of a job with feasible rows ``idx`` and best nodes ``top``."""
     return Ranking(
-        job=cj.job,
+        job=cj.given,
         evaluated=len(table),
         feasible=len(idx),
         top=top,

@@ -1,9 +1,10 @@
 """Jobs: the model (``Job`` and its requirement sections), the job-file loader and the value
-rules every loader and the engine share.
+rules every loader and the engine share (:func:`check_job`, the one validator).
 """
 
 from __future__ import annotations
 
+from nodeselect.jobs._check import check_job
 from nodeselect.jobs._file import (
     ARCH_ALIASES,
     format_duration,
@@ -27,29 +28,12 @@ from nodeselect.jobs._model import (
     Preferences,
     SoftwareReq,
 )
-from nodeselect.jobs._values import (
-    Ctx,
-    as_bool,
-    as_choices,
-    as_codes,
-    as_int,
-    as_num,
-    as_one_of,
-    as_str,
-    as_strs,
-    as_table,
-    check_keys,
-    key_lines,
-    optional,
-    show,
-)
 
 __all__ = [
     "ARCH_ALIASES",
     "DEFAULT_WEIGHTS",
     "SCORE_TERMS",
     "CpuReq",
-    "Ctx",
     "DiskReq",
     "GangReq",
     "GpuReq",
@@ -58,24 +42,12 @@ __all__ = [
     "PlacementReq",
     "Preferences",
     "SoftwareReq",
-    "as_bool",
-    "as_choices",
-    "as_codes",
-    "as_int",
-    "as_num",
-    "as_one_of",
-    "as_str",
-    "as_strs",
-    "as_table",
-    "check_keys",
+    "check_job",
     "format_duration",
     "job_from_dict",
     "job_to_dict",
-    "key_lines",
     "load_job",
     "load_jobs",
     "normalize_arch",
-    "optional",
     "parse_duration",
-    "show",
 ]

@@ -14,47 +14,31 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import Any, Final
 
-from nodeselect.documents import COMPLIANCE_TAGS, CONTINENTS, STATUSES
-from nodeselect.errors import GPUNameError, JobGPUNameError, JobSpecError
-from nodeselect.gpus import resolve_job_models
+from nodeselect.errors import JobSpecError
+from nodeselect.jobs._check import check_job
 from nodeselect.jobs._model import (
-    SCORE_TERMS,
     CpuReq,
     DiskReq,
-    DistinctScope,
     GangReq,
     GpuReq,
     Job,
     MemoryReq,
     PlacementReq,
     Preferences,
-    SameScope,
     SoftwareReq,
-    Strategy,
 )
 from nodeselect.jobs._values import (
     ARCH_ALIASES,
     Ctx,
-    as_bool,
-    as_choices,
-    as_codes,
-    as_int,
-    as_num,
-    as_one_of,
-    as_str,
-    as_strs,
     as_table,
     check_keys,
     format_duration,
     key_lines,
     normalize_arch,
-    optional,
     parse_duration,
-    show,
 )
 
 __all__ = [
@@ -93,202 +77,53 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "gang": ("distinct", "operators", "same"),
 }
 _TOP: Final = ("name", "nodes", "priority", *_SECTIONS)
-_DRIVER_RE: Final = re.compile(r"^\d+(\.\d+)*$")
-_COUNTRY_RE: Final = re.compile(r"^[A-Z]{2}$")
-_SUBDIVISION_RE: Final = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
-
-
-def _gpu(ctx: Ctx, d: Mapping[str, Any]) -> GpuReq:
-    models: tuple[str, ...] = ()
-    if "models" in d:
-        names = as_strs(ctx, "gpu.models", d["models"])
-        try:
-            models = tuple(sorted(resolve_job_models(names)))
-        except GPUNameError as exc:
-            idx = names.index(exc.name) if exc.name in names else None
-            key = "gpu.models" if idx is None else f"gpu.models[{idx}]"
-            raise JobGPUNameError(
-                str(exc),
-                name=exc.name,
-                suggestions=exc.suggestions,
-                source=ctx.source,
-                key=ctx.path(key),
-                line=ctx.line(key),
-            ) from None
-
-    def limit(key: str, maximum: float | None = None, unit: str = "") -> float | None:
-        if key not in d:
-            return None
-        return as_num(ctx, f"gpu.{key}", d[key], maximum=maximum, unit=unit)
-
-    limits: dict[str, float | None] = {
-        "min_vram_free_gb": limit("min_vram_free_gb", unit=" (GB)"),
-        "min_vram_total_gb": limit("min_vram_total_gb", unit=" (GB)"),
-        "max_load": limit("max_load", maximum=1.0),
-    }
-    wants_gpu = bool(models) or any(v is not None for v in limits.values())
-    count = as_int(ctx, "gpu.count", d["count"], minimum=0) if "count" in d else int(wants_gpu)
-    if count == 0 and wants_gpu:
-        bad = "models" if models else next(k for k, v in limits.items() if v is not None)
-        raise ctx.error(
-            f"gpu.{bad}",
-            "a GPU requirement needs gpu.count >= 1, but gpu.count = 0 (a CPU-only job); "
-            f"set gpu.count to 1 or more, or remove gpu.{bad}",
-        )
-    return GpuReq(
-        models=models,
-        count=count,
-        min_vram_free_gb=limits["min_vram_free_gb"],
-        min_vram_total_gb=limits["min_vram_total_gb"],
-        max_load=limits["max_load"],
-    )
-
-
-def _software(ctx: Ctx, d: Mapping[str, Any]) -> SoftwareReq:
-    driver: str | None = None
-    if "min_driver" in d:
-        v = d["min_driver"]
-        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
-            v = str(v)
-        if not isinstance(v, str) or not _DRIVER_RE.match(v.strip()):
-            raise ctx.error(
-                "software.min_driver",
-                f'expected a driver version like "535" or "535.104.05" (digits and dots, as a '
-                f"string), got {show(v)}",
-            )
-        driver = v.strip()
-    arch: str | None = None
-    if "arch" in d:
-        raw = as_str(ctx, "software.arch", d["arch"])
-        arch = normalize_arch(raw)
-        if arch not in ("x86_64", "aarch64"):
-            raise ctx.error(
-                "software.arch",
-                f"unknown architecture {raw!r}; accepted: {', '.join(ARCH_ALIASES)}",
-            )
-    return SoftwareReq(
-        images_required=as_strs(ctx, "software.images_required", d.get("images_required", [])),
-        images_preferred=as_strs(ctx, "software.images_preferred", d.get("images_preferred", [])),
-        min_driver=driver,
-        arch=arch,
-    )
-
-
-def _placement(ctx: Ctx, d: Mapping[str, Any]) -> PlacementReq:
-    k = "placement."
-    statuses = PlacementReq().statuses
-    if "statuses" in d:
-        statuses = as_choices(ctx, k + "statuses", d["statuses"], STATUSES, "status")
-        if not statuses:
-            raise ctx.error(
-                k + "statuses", f"must name at least one status; accepted: {', '.join(STATUSES)}"
-            )
-    staleness: timedelta | None = None
-    if "max_staleness" in d:
-        try:
-            staleness = parse_duration(d["max_staleness"])
-        except ValueError as exc:
-            raise ctx.error(k + "max_staleness", str(exc)) from None
-        if staleness <= timedelta(0):
-            raise ctx.error(k + "max_staleness", 'expected a duration > 0, e.g. "10m"')
-    only = as_strs(ctx, k + "only_nodes", d.get("only_nodes", []))
-    exclude = as_strs(ctx, k + "exclude_nodes", d.get("exclude_nodes", []))
-    both = [n for n in only if n in exclude]
-    if both:
-        raise ctx.error(
-            k + "exclude_nodes",
-            f"names {', '.join(repr(n) for n in both)}, also listed in placement.only_nodes: "
-            "no node could be both; remove it from one of the lists",
-        )
-    return PlacementReq(
-        statuses=statuses,
-        continents=as_choices(
-            ctx, k + "continents", d.get("continents", []), CONTINENTS, "continent"
-        ),
-        countries=as_codes(
-            ctx,
-            k + "countries",
-            d.get("countries", []),
-            _COUNTRY_RE,
-            'an ISO 3166-1 alpha-2 country code (two letters, e.g. "DE")',
-        ),
-        subdivisions=as_codes(
-            ctx,
-            k + "subdivisions",
-            d.get("subdivisions", []),
-            _SUBDIVISION_RE,
-            'an ISO 3166-2 subdivision code (e.g. "US-CA", "DE-BY")',
-        ),
-        compliance=as_choices(
-            ctx, k + "compliance", d.get("compliance", []), COMPLIANCE_TAGS, "compliance tag"
-        ),
-        min_reputation=optional(
-            d, "min_reputation", lambda v: as_num(ctx, k + "min_reputation", v, maximum=100.0)
-        ),
-        max_staleness=staleness,
-        exclude_operators=as_strs(ctx, k + "exclude_operators", d.get("exclude_operators", [])),
-        exclude_nodes=exclude,
-        only_nodes=only,
-        allow_suspended=as_bool(ctx, k + "allow_suspended", d.get("allow_suspended", False)),
-        allow_deleted=as_bool(ctx, k + "allow_deleted", d.get("allow_deleted", False)),
-    )
-
-
-def _preferences(ctx: Ctx, d: Mapping[str, Any]) -> Preferences:
-    strategy = as_one_of(ctx, "preferences.strategy", d.get("strategy", "pack"), ("pack", "spread"))
-    weights: dict[str, float] = {}
-    if "weights" in d:
-        table = as_table(ctx, "preferences.weights", d["weights"])
-        check_keys(ctx, "preferences.weights", table, SCORE_TERMS)
-        for term, w in table.items():
-            weights[term] = as_num(ctx, f"preferences.weights.{term}", w)
-    return Preferences(strategy=cast(Strategy, strategy), weights=weights)
-
-
-def _gang(ctx: Ctx, d: Mapping[str, Any]) -> GangReq:
-    same = None
-    if "same" in d:
-        same = as_one_of(ctx, "gang.same", d["same"], ("continent", "country", "subdivision"))
-    distinct = as_one_of(ctx, "gang.distinct", d.get("distinct", "node"), ("operator", "node"))
-    operators = as_one_of(ctx, "gang.operators", d.get("operators", "spread"), ("spread", "pack"))
-    return GangReq(
-        same=cast(SameScope | None, same),
-        distinct=cast(DistinctScope, distinct),
-        operators=cast(Literal["spread", "pack"], operators),
-    )
 
 
 def _job(ctx: Ctx, data: object, default_name: str) -> Job:
+    """The job's shape from the TOML structure (tables, known keys, defaults), then every
+    value rule from :func:`~nodeselect.jobs._check.check_job` with this file's lines."""
     top = as_table(ctx, "", data)
     check_keys(ctx, "", top, _TOP)
-    sections: dict[str, Mapping[str, Any]] = {}
+    sec: dict[str, Mapping[str, Any]] = {}
     for name, allowed in _SECTIONS.items():
-        sec = as_table(ctx, name, top.get(name, {}))
-        check_keys(ctx, name, sec, allowed)
-        sections[name] = sec
-
-    def simple(section: str, key: str, unit: str) -> float | None:
-        return optional(
-            sections[section], key, lambda v: as_num(ctx, f"{section}.{key}", v, unit=unit)
-        )
-
-    return Job(
-        name=as_str(ctx, "name", top["name"]) if "name" in top else default_name,
-        nodes=as_int(ctx, "nodes", top.get("nodes", 1), minimum=1),
-        priority=as_int(ctx, "priority", top.get("priority", 0)),
-        gpu=_gpu(ctx, sections["gpu"]),
-        cpu=CpuReq(
-            min_cores=optional(
-                sections["cpu"], "min_cores", lambda v: as_int(ctx, "cpu.min_cores", v, minimum=0)
-            )
+        sec[name] = as_table(ctx, name, top.get(name, {}))
+        check_keys(ctx, name, sec[name], allowed)
+    g, sw, pl, pr, gang = (sec[k] for k in ("gpu", "software", "placement", "preferences", "gang"))
+    limits = ("min_vram_free_gb", "min_vram_total_gb", "max_load")
+    # A GPU requirement without a count asks for one GPU (docs/jobs.md).
+    wants_gpu = bool(g.get("models")) or any(g.get(k) is not None for k in limits)
+    defaults = PlacementReq()
+    job = Job(
+        name=top.get("name", default_name),
+        nodes=top.get("nodes", 1),
+        priority=top.get("priority", 0),
+        gpu=GpuReq(
+            models=g.get("models", ()),
+            count=g.get("count", int(wants_gpu)),
+            min_vram_free_gb=g.get("min_vram_free_gb"),
+            min_vram_total_gb=g.get("min_vram_total_gb"),
+            max_load=g.get("max_load"),
         ),
-        memory=MemoryReq(min_free_gb=simple("memory", "min_free_gb", " (GB)")),
-        disk=DiskReq(min_free_gb=simple("disk", "min_free_gb", " (GB)")),
-        software=_software(ctx, sections["software"]),
-        placement=_placement(ctx, sections["placement"]),
-        preferences=_preferences(ctx, sections["preferences"]),
-        gang=_gang(ctx, sections["gang"]),
+        cpu=CpuReq(min_cores=sec["cpu"].get("min_cores")),
+        memory=MemoryReq(min_free_gb=sec["memory"].get("min_free_gb")),
+        disk=DiskReq(min_free_gb=sec["disk"].get("min_free_gb")),
+        software=SoftwareReq(
+            images_required=sw.get("images_required", ()),
+            images_preferred=sw.get("images_preferred", ()),
+            min_driver=sw.get("min_driver"),
+            arch=sw.get("arch"),
+        ),
+        placement=PlacementReq(
+            **{f: pl.get(f, getattr(defaults, f)) for f in _SECTIONS["placement"]}
+        ),
+        preferences=Preferences(strategy=pr.get("strategy", "pack"), weights=pr.get("weights", {})),
+        gang=GangReq(
+            same=gang.get("same"),
+            distinct=gang.get("distinct", "node"),
+            operators=gang.get("operators", "spread"),
+        ),
     )
+    return check_job(job, ctx)
 
 
 # ---------------------------------------------------------------------------------------------

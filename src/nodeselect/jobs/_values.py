@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, Final, TypeVar
 
+from nodeselect.documents import ARCH_ALIASES, canonical_arch
 from nodeselect.errors import JobSpecError
 
 __all__ = [
@@ -37,16 +38,6 @@ __all__ = [
     "show",
 ]
 
-#: Architecture spellings -> the canonical name jobs store (and node tables should compare with).
-ARCH_ALIASES: Final[dict[str, str]] = {
-    "x86_64": "x86_64",
-    "amd64": "x86_64",
-    "x64": "x86_64",
-    "x86-64": "x86_64",
-    "aarch64": "aarch64",
-    "arm64": "aarch64",
-    "armv8": "aarch64",
-}
 _DURATION_UNITS: Final[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_RE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 
@@ -54,11 +45,9 @@ T = TypeVar("T")
 
 
 def normalize_arch(value: str | None) -> str | None:
-    """An architecture spelling -> ``"x86_64"`` / ``"aarch64"``; other values lower-cased."""
-    if value is None:
-        return None
-    v = value.strip().lower()
-    return ARCH_ALIASES.get(v, v) or None
+    """An architecture spelling -> ``"x86_64"`` / ``"aarch64"`` (:func:`canonical_arch`);
+    another value lower-cased; ``None`` for none."""
+    return canonical_arch(value) or None
 
 
 #: The longest duration accepted: 999,999,999 days in seconds, the whole days a ``timedelta``
@@ -303,6 +292,8 @@ def as_bool(ctx: Ctx, key: str, value: object) -> bool:
 
 
 def as_strs(ctx: Ctx, key: str, value: object) -> tuple[str, ...]:
+    if value in ((), []):  # the common case, without the checks below
+        return ()
     if isinstance(value, str):
         raise ctx.error(key, f'expected an array of strings (e.g. ["{value}"]), got a string')
     if not isinstance(value, (list, tuple)):

@@ -455,7 +455,7 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
     name_vocab, name_code = _coded_or_empty([d.name for d in leans], ())
     op_vocab, op_code = _coded_or_empty([d.operator_account_uuid for d in leans], ())
     os_vocab, os_code = _coded(os_raw, (), _os_norm)
-    arch_vocab, arch_code = _coded(arch_raw, ("x86_64", "arm64"), arch_name)
+    arch_vocab, arch_code = _coded(arch_raw, ("x86_64", "aarch64"), arch_name)
     drv_lut = {v: driver_number(v) for v in dict.fromkeys(driver_raw)}
     img_vocab = tuple(image_bit)
     img_bits = _words(image_packed, len(img_vocab))

@@ -34,7 +34,14 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect.documents import COMPLIANCE_TAGS, CONTINENTS, STATUSES, LeanNode, ProvedFacts
+from nodeselect.documents import (
+    COMPLIANCE_TAGS,
+    CONTINENTS,
+    STATUSES,
+    LeanNode,
+    ProvedFacts,
+    canonical_arch,
+)
 from nodeselect.errors import InputError
 from nodeselect.gpus import GPU_MODELS, canonical_node_gpu, gpu_code
 from nodeselect.table._units import Units
@@ -61,15 +68,6 @@ GIB: Final = float(2**30)
 #: Telemetry younger than this (seconds) is "fresh": its RAM/VRAM/load values are used as facts.
 TELEMETRY_FRESH_S: Final = 900.0
 
-_ARCH_ALIASES: Final = {
-    "x86_64": "x86_64",
-    "x8664": "x86_64",
-    "amd64": "x86_64",
-    "x64": "x86_64",
-    "arm64": "arm64",
-    "aarch64": "arm64",
-    "armv8": "arm64",
-}
 _NON_ALNUM: Final = re.compile(r"[^a-z0-9]+")
 _HASH_P: Final = 0x100000001B3
 _MASK64: Final = (1 << 64) - 1
@@ -85,16 +83,12 @@ class TableNode(Protocol):
     def facts(self) -> ProvedFacts: ...
 
 
-@functools.lru_cache(maxsize=4096)
 def arch_name(raw: str | None) -> str:
-    """Normalize an architecture spelling (``amd64`` -> ``x86_64``, ``aarch64`` -> ``arm64``)."""
-    if not raw:
-        return ""
-    key = _NON_ALNUM.sub("", raw.lower())
-    return _ARCH_ALIASES.get(key, raw.strip().lower())
+    """Normalize an architecture spelling (``amd64`` -> ``x86_64``, ``arm64`` -> ``aarch64``):
+    :func:`nodeselect.documents.canonical_arch`."""
+    return canonical_arch(raw)
 
 
-@functools.lru_cache(maxsize=4096)
 def driver_number(version: str | None) -> int:
     """``"535.104.05"`` -> 535104005 (major*1e6 + minor*1e3 + patch); 0 when unknown/unparsable."""
     if not version:
@@ -493,7 +487,7 @@ class NodeTable:
             os_code=rng.choice(np.array([0, 1, 2], dtype=np.uint8), size=n, p=[0.05, 0.85, 0.1]),
             os_vocab=("", "ubuntu", "windows"),
             arch_code=rng.choice(np.array([0, 1, 2], dtype=np.uint8), size=n, p=[0.03, 0.9, 0.07]),
-            arch_vocab=("", "x86_64", "arm64"),
+            arch_vocab=("", "x86_64", "aarch64"),
             driver_version=rng.choice(
                 np.array([0, 470_000_000, 525_000_000, 535_104_005, 550_054_014], dtype=np.int32),
                 size=n,
