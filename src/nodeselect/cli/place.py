@@ -9,6 +9,7 @@ any job could not be placed.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,10 @@ from nodeselect.errors import InputError, NodeSelectError
 from nodeselect.jobs import load_jobs
 from nodeselect.placement import Plan
 
-__all__ = ["register", "render_plan"]
+__all__ = ["PLACE_FORMATS", "register", "render_env", "render_hostfile", "render_plan"]
+
+#: The output formats of ``place --format`` (``env`` and ``hostfile`` are for launchers).
+PLACE_FORMATS = ("table", "json", "env", "hostfile")
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -46,6 +50,26 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     add_source_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument(
+        "--format",
+        choices=PLACE_FORMATS,
+        default=None,
+        help=(
+            "output: table (default), json (= --json), env (each replica's launch environment: "
+            "CUDA_VISIBLE_DEVICES, NODE_RANK, ...), hostfile (ADDRESS slots=GPUS per replica; "
+            "needs --show-private)"
+        ),
+    )
+    parser.add_argument(
+        "--master-port",
+        type=int,
+        default=29500,
+        metavar="PORT",
+        help=(
+            "first MASTER_PORT in --format env and json (default 29500; a job whose master "
+            "shares a node with an earlier job's gets the next port)"
+        ),
+    )
+    parser.add_argument(
         "--show-private",
         action="store_true",
         help="show node addresses (personal data; hidden by default)",
@@ -59,6 +83,18 @@ def _run(args: argparse.Namespace) -> int:
     from nodeselect.placement import place  # noqa: PLC0415
     from nodeselect.table import NodeTable  # noqa: PLC0415
 
+    fmt = "json" if args.json else (args.format or "table")
+    if fmt == "hostfile" and not args.show_private:
+        return fail(
+            "--format hostfile lists node addresses, which are personal data; "
+            "add --show-private to print them",
+            EXIT_INPUT,
+        )
+    if not 0 < args.master_port < 65000:
+        return fail(
+            f"--master-port: {args.master_port} must be 1..64999 (later jobs count up from it)",
+            EXIT_INPUT,
+        )
     try:
         jobs = load_jobs(args.jobs)
     except InputError as exc:
@@ -75,8 +111,12 @@ def _run(args: argparse.Namespace) -> int:
         plan = place(jobs, table, nodes=nodes, seed=args.seed)
     except InputError as exc:
         return fail(str(exc), EXIT_INPUT)
-    if args.json:
-        doc = plan.to_json(show_private=args.show_private)
+    if fmt == "env":
+        render_env(plan, master_port=args.master_port, show_private=args.show_private)
+    elif fmt == "hostfile":
+        render_hostfile(plan)
+    elif fmt == "json":
+        doc = plan.to_json(show_private=args.show_private, master_port=args.master_port)
         doc["fleet"] = {
             "nodes": len(table),
             "source": results[0].source,
@@ -134,3 +174,54 @@ def render_plan(
         f"({t.stranded_gpus} stranded)",
         stream=out,
     )
+
+
+def render_env(
+    plan: Plan, *, master_port: int = 29500, show_private: bool = False, stream: Any = None
+) -> None:
+    """Print each replica's launch environment (:meth:`Plan.launch_env`), one line per replica.
+
+    A comment line names the job, replica and node; the next line is ``KEY=VALUE`` pairs,
+    shell-quoted, ready for ``env $(...) torchrun ...`` or an ``export``. ``MASTER_ADDR`` only
+    with ``show_private``.
+    """
+    out = sys.stdout if stream is None else stream
+    for a in plan.assignments:
+        private = show_private and a.replicas[0].address is not None
+        port = plan.master_port(a.job_name, master_port)
+        envs = plan.launch_env(a.job_name, master_port=port, show_private=private)
+        for k, (r, env) in enumerate(zip(a.replicas, envs, strict=True)):
+            node = _safe(r.node_name or "-")
+            print(
+                f"# job {_safe(a.job_name)} replica {k} on {node} ({_safe(r.node_uuid)})", file=out
+            )
+            print(" ".join(f"{key}={shlex.quote(v)}" for key, v in env.items()), file=out)
+    for u in plan.unplaced:
+        print(f"# unplaced: {_safe(u.job_name)}: {_safe(u.reason)}", file=out)
+
+
+def render_hostfile(plan: Plan, *, stream: Any = None) -> None:
+    """Print an MPI/DeepSpeed-style hostfile per job: ``ADDRESS slots=GPUS``, node-rank order.
+
+    Addresses are personal data: the caller decides they may be shown. A replica whose node
+    has no address is written as a comment naming the node.
+    """
+    out = sys.stdout if stream is None else stream
+    for a in plan.assignments:
+        print(f"# job {_safe(a.job_name)}", file=out)
+        for k, r in enumerate(a.replicas):
+            slots = max(len(r.gpu_indices), 1)
+            if r.address is None:
+                print(f"# replica {k}: node {_safe(r.node_uuid)} has no address", file=out)
+            else:
+                print(f"{_safe(r.address)} slots={slots}", file=out)
+    for u in plan.unplaced:
+        print(f"# unplaced: {_safe(u.job_name)}", file=out)
+
+
+def _safe(text: str) -> str:
+    """Operator-controlled text made inert for a terminal and a shell comment: control and
+    other non-printable characters (escape sequences, newlines) become ``\\xNN`` / ``\\uNNNN``."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
