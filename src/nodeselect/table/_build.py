@@ -226,9 +226,7 @@ def _names_agree(tele: Sequence[LeanTelemetryGpu], gpus: Sequence[Any]) -> bool:
     return True
 
 
-def build_table(
-    nodes: Sequence[TableNode], now_s: float, units: Units | None = None
-) -> NodeTable:
+def build_table(nodes: Sequence[TableNode], now_s: float, units: Units | None = None) -> NodeTable:
     """The table of ``nodes`` with telemetry freshness judged at ``now_s`` (Unix seconds).
 
     ``units``: telemetry units decided elsewhere (e.g. on the whole fleet, for a shard built
