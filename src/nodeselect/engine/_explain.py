@@ -28,6 +28,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from nodeselect.engine._boundary import check_job_arg, check_table_arg, checked_now
 from nodeselect.engine._constraints import (
     Check,
     CompiledJob,
@@ -370,7 +371,17 @@ def explain_node(
     now: datetime | None = None,
     stats: TableStats | None = None,
 ) -> NodeExplanation:
-    """Every constraint ``node`` (row, uuid or name) fails, with values, and its score terms."""
+    """Every constraint ``node`` (row, uuid or name) fails, with values, and its score terms.
+
+    Raises TypeError for arguments of the wrong type, InputError for an unknown node.
+    """
+    check_job_arg(job, "explain_node")
+    check_table_arg(table, "explain_node")
+    checked_now(now, "explain_node")
+    if isinstance(node, bool) or not isinstance(node, int | np.integer | str):
+        raise TypeError(
+            f"explain_node: node must be a row number, a uuid or a name, got {type(node).__name__}"
+        )
     if isinstance(node, int | np.integer):
         i = int(node)
         if not 0 <= i < len(table):

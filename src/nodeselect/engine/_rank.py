@@ -20,6 +20,12 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from nodeselect.engine._boundary import (
+    check_job_arg,
+    check_k_arg,
+    check_table_arg,
+    checked_now,
+)
 from nodeselect.engine._constraints import (
     CompiledJob,
     GpuEval,
@@ -277,7 +283,15 @@ def rank(
 
     ``stats`` are the global reductions used to normalize scores (default: this table's); pass
     the merged stats of all shards when ranking a shard or a residual view.
+
+    Raises TypeError when an argument has the wrong type (a path instead of a Job, a
+    FetchResult instead of a NodeTable, a float or naive datetime as ``now``), InputError
+    when the job is invalid or ``k < 0``.
     """
+    check_job_arg(job, "rank")
+    check_table_arg(table, "rank")
+    check_k_arg(k, "rank")
+    checked_now(now, "rank")
     if k < 0:
         from nodeselect.errors import InputError  # noqa: PLC0415
 

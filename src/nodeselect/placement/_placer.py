@@ -39,6 +39,9 @@ from nodeselect.engine import (
     CompiledJob,
     GpuEval,
     TableStats,
+    check_jobs_arg,
+    check_table_arg,
+    checked_now,
     combine,
     compile_job,
     evaluate_compiled,
@@ -567,6 +570,9 @@ def place(
         candidates: survey candidates kept per job and replica (a speed knob; the result is
             exact whatever its value, see the module docstring).
     """
+    check_jobs_arg(jobs, "place")
+    check_table_arg(table, "place")
+    checked_now(now, "place")
     jobs = tuple(jobs)
     for i, job in enumerate(jobs):
         if not isinstance(job, Job):
