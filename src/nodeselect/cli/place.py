@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nodeselect.cli._asof import add_now_argument, evaluation_time, fleet_time_info
 from nodeselect.cli._common import EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, fail
 from nodeselect.cli._render import (
     HIDDEN,
@@ -75,6 +76,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="show node addresses (personal data; hidden by default)",
     )
     parser.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
+    add_now_argument(parser)
     parser.set_defaults(handler=_run)
 
 
@@ -106,9 +108,10 @@ def _run(args: argparse.Namespace) -> int:
     except NodeSelectError as exc:
         return fail(str(exc), source_exit_code(exc))
     nodes = merge_fetched(results)
-    table = NodeTable.from_nodes(nodes)
     try:
-        plan = place(jobs, table, nodes=nodes, seed=args.seed)
+        now = evaluation_time(args, results[0])
+        table = NodeTable.from_nodes(nodes, now=now)
+        plan = place(jobs, table, nodes=nodes, now=now, seed=args.seed)
     except InputError as exc:
         return fail(str(exc), EXIT_INPUT)
     if fmt == "env":
@@ -121,6 +124,8 @@ def _run(args: argparse.Namespace) -> int:
             "nodes": len(table),
             "source": results[0].source,
             "simulated": bool(args.demo),
+            "fetched_at": results[0].fetched_at.isoformat(),
+            **fleet_time_info(results[0], now),
         }
         write_json(doc)
     else:

@@ -16,9 +16,15 @@ import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
+from nodeselect.cli._asof import (
+    add_now_argument,
+    evaluation_time,
+    fleet_time_info,
+    snapshot_gaps,
+)
 from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, fail
 from nodeselect.cli._render import (
     fleet_info,
@@ -382,7 +388,11 @@ def _handle(args: argparse.Namespace) -> int:
         return fail(api_error_message(exc, url), code)
     except NodeSelectError as exc:
         return fail(str(exc), source_exit_code(exc))
-    now = datetime.now(UTC)
+    try:
+        now = evaluation_time(args, result)
+    except InputError as exc:
+        return fail(str(exc), EXIT_INPUT)
+    gaps = snapshot_gaps(query, result.query, str(args.snapshot)) if args.snapshot else []
     table = NodeTable.from_nodes(result.nodes, now=now)
     try:
         explain = None
@@ -396,8 +406,14 @@ def _handle(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_INPUT)
     report = build_report(
         job={"name": job.name, "file": str(args.job), "nodes": job.nodes},
-        fleet={**fleet_info(args, result), "units": table.units.to_dict()},
-        pushed_down=pushed_down_filters(job, query.pushed_down),
+        fleet={
+            **fleet_info(args, result),
+            "units": table.units.to_dict(),
+            **fleet_time_info(result, now),
+            "unproved": gaps,
+        },
+        # a snapshot was filtered when it was saved, not for this job: nothing is pushed down
+        pushed_down=[] if args.snapshot else pushed_down_filters(job, query.pushed_down),
         local=[name for name, _ in ranking.explanation.rejected],
         evaluated=ranking.evaluated,
         feasible=ranking.feasible,
@@ -417,6 +433,9 @@ def _handle(args: argparse.Namespace) -> int:
         write_json(report)
     else:
         render_report(report, stream=sys.stdout)
+    if report["feasible"] == 0 and gaps and args.json:
+        for line in gaps:
+            print(f"nodeselect: note: {line}", file=sys.stderr)
     if report["feasible"] == 0 or (gang is not None and not gang["placed"]):
         if args.json:  # the explanation is in the document; say it on stderr too
             what = "no node fits" if report["feasible"] == 0 else "the gang cannot be placed:"
@@ -456,4 +475,5 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="show operator e-mails, IP addresses and wallets (hidden by default)",
     )
     out.add_argument("--seed", type=int, default=0, metavar="N", help="tie-break seed (default 0)")
+    add_now_argument(parser)
     parser.set_defaults(handler=_handle)

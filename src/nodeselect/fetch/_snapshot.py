@@ -23,7 +23,7 @@ from typing import Any, Final
 import attrs
 import msgspec
 
-from nodeselect.documents import ProvedFacts, decode_node
+from nodeselect.documents import LeanNode, ProvedFacts, decode_node, decode_node_lax
 from nodeselect.errors import NodeSelectError, SnapshotError
 from nodeselect.fetch._query import NodeQuery
 from nodeselect.fetch._result import FetchedNode, FetchResult, FetchStats
@@ -101,6 +101,15 @@ def _stats(data: Any, where: str) -> FetchStats:
         raise SnapshotError(f"{where}: 'stats' is not valid: {exc}") from None
 
 
+def _decode_saved(raw: bytes) -> LeanNode:
+    """A saved document as the fetcher decoded it: strictly, else with numeric strings read
+    as numbers (the fetch accepted such documents, so their snapshot must load too)."""
+    try:
+        return decode_node(raw)
+    except msgspec.ValidationError:
+        return decode_node_lax(raw)
+
+
 def load_snapshot(path: str | os.PathLike[str]) -> FetchResult:
     """Read a snapshot written by :func:`save_snapshot`.
 
@@ -137,7 +146,7 @@ def load_snapshot(path: str | os.PathLike[str]) -> FetchResult:
             continue
         try:
             entry = _line_decoder.decode(line)
-            lean = decode_node(entry.document)
+            lean = _decode_saved(bytes(entry.document))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise SnapshotError(
                 f"{source}:{lineno}: not a node line ({exc}); expected "
