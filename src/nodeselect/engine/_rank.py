@@ -15,6 +15,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 import attrs
 import numpy as np
@@ -101,6 +102,26 @@ class Ranking:
     explanation: Explanation
     feasible_indices: npt.NDArray[np.int64]
     seed: int = 0
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The top nodes as plain dicts, best first (for pandas, polars, CSV writers).
+
+        Keys: ``rank`` (1-based), ``index`` (the table row), ``uuid``, ``name``, ``score``,
+        ``gpu_indices`` (a list), then one ``term_<name>`` per weighted score term (its
+        contribution ``w * s / sum(w)``; the contributions sum to ``score``).
+        """
+        return [
+            {
+                "rank": pos,
+                "index": r.index,
+                "uuid": r.uuid,
+                "name": r.name,
+                "score": r.score,
+                "gpu_indices": list(r.gpu_indices),
+                **{f"term_{name}": v for name, v in r.terms.items()},
+            }
+            for pos, r in enumerate(self.top, start=1)
+        ]
 
 
 def compile_job(job: Job, now: datetime | None = None) -> CompiledJob:

@@ -4,6 +4,7 @@ with telemetry units inferred per fleet, plus derived columns cached per table.
 
 from __future__ import annotations
 
+from nodeselect.table._arrow import MissingDependencyError
 from nodeselect.table._build import (
     build_table,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "TOP_GPUS",
     "VRAM_EDGES_GB",
     "Duplicates",
+    "MissingDependencyError",
     "NodeTable",
     "TableNode",
     "UnitDecision",

@@ -408,6 +408,35 @@ class NodeTable:
             )
         return cls.from_nodes(nodes, now=now, units=units, duplicates=duplicates)
 
+    # ---------------------------------------------------------------- data out
+    def to_arrow(self) -> Any:
+        """The table as a ``pyarrow.Table``, one row per node (needs ``nodeselect[arrow]``).
+
+        Numeric columns are shared with the table, not copied; categories are dictionary
+        columns (unknown = null); per-GPU values are list columns. Columns and units:
+        docs/api.md. Raises MissingDependencyError (an ImportError) naming the extra when
+        pyarrow is not installed.
+        """
+        from nodeselect.table._arrow import to_arrow  # noqa: PLC0415 - pyarrow only when called
+
+        return to_arrow(self)
+
+    def to_pandas(self) -> Any:
+        """The table as a ``pandas.DataFrame`` through :meth:`to_arrow` (needs
+        ``nodeselect[pandas]``)."""
+        from nodeselect.table._arrow import import_optional  # noqa: PLC0415
+
+        import_optional("pandas", "pandas", "NodeTable.to_pandas")
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self) -> Any:
+        """The table as a ``polars.DataFrame`` through :meth:`to_arrow` (needs
+        ``nodeselect[polars]``)."""
+        from nodeselect.table._arrow import import_optional  # noqa: PLC0415
+
+        pl = import_optional("polars", "polars", "NodeTable.to_polars")
+        return pl.from_arrow(self.to_arrow())
+
     # ---------------------------------------------------------------- views
     def gpu_node_index(self) -> npt.NDArray[np.int64]:
         """For each GPU, the row of its node."""
