@@ -310,3 +310,19 @@ def test_async_always_503_makes_exactly_max_attempts() -> None:
     with pytest.raises(RetriesExhaustedError):
         asyncio.run(go())
     assert len(calls) == 4
+
+
+def test_user_agent_names_the_installed_version() -> None:
+    """Every request says nodeselect/<the installed version> in its User-Agent."""
+    from importlib.metadata import version  # noqa: PLC0415
+
+    seen = []
+
+    def handler(request):
+        seen.append(request.headers.get("user-agent"))
+        return page_response(request)
+
+    with client(handler) as c:
+        c.fetch()
+    assert seen
+    assert set(seen) == {f"nodeselect/{version('nodeselect')}"}

@@ -104,7 +104,7 @@ def snapshot_gaps(job_query: NodeQuery, saved: NodeQuery, path: str) -> list[str
     """What a job needs proved that the snapshot's query did not filter on, as advice lines.
 
     A node's status, geography and compliance are only known when the fetch filtered on them
-    (docs/fetching.md); a snapshot saved without that filter leaves them unknown and the job
+    (docs/concepts.md); a snapshot saved without that filter leaves them unknown and the job
     rejects every node on them. Empty when the snapshot proved everything the job needs.
     """
     missing = []

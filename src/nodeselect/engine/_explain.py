@@ -61,7 +61,7 @@ __all__ = [
 B = npt.NDArray[np.bool_]
 
 
-#: The constraints on facts only a server-side filter proves (docs/fetching.md).
+#: The constraints on facts only a server-side filter proves (docs/concepts.md).
 FACT_CONSTRAINTS: Final = ("status", "region", "compliance")
 
 #: What to do when such a fact was never proved (the fetch did not filter on it).
