@@ -104,6 +104,8 @@ def test_torchrun_hosts_prints_one_command_per_node() -> None:
     assert len(lines) == 4
     assert [f"--node-rank={k}" in ln for k, ln in enumerate(lines)] == [True] * 4
     assert all("--nnodes=4" in ln for ln in lines)
+    pinned = [ln for ln in done.stdout.splitlines() if ln.startswith("export CUDA_VISIBLE")]
+    assert len(pinned) == 4
 
 
 def test_torchrun_two_jobs_pins_each_job_to_disjoint_gpus_of_one_node() -> None:
