@@ -257,10 +257,11 @@ def test_full_validation_rejects_what_lean_accepts() -> None:
     """validate='full' parses every node with the full model; lean keeps the fast path."""
     docs = list(FLEET.documents()[:3])
     docs[1] = {**docs[1], "reputation": 50, "created_at": "not a date"}
-    body = json.dumps({"data": docs, "limit": 50, "page": 1, "total": 3}).encode()
 
     def handler(request):
-        return httpx.Response(200, content=body)
+        limit = int(request.url.params.get("limit", 50))
+        body = {"data": docs[:limit], "limit": limit, "page": 1, "total": 3}
+        return httpx.Response(200, content=json.dumps(body).encode())
 
     with client(handler) as c:
         lean = c.fetch()
