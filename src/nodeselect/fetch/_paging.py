@@ -467,7 +467,8 @@ class Pager:
             return self._issue(out)
         out = []
         for i, q in enumerate(self._qs):
-            if not q.broken:
+            # A query past the page cap cannot be proved whatever is re-read: no repair.
+            if not q.broken and not q.capped:
                 out.extend(self._advance(i, q))
         budget = self._budget()
         if out and self.repair_requests + len(out) > budget:
