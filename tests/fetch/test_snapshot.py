@@ -85,3 +85,42 @@ def test_unwritable_path_is_a_snapshot_error(tmp_path, result) -> None:
     """Writing into a missing directory raises SnapshotError naming the path."""
     with pytest.raises(SnapshotError, match="missing"):
         save_snapshot(tmp_path / "missing" / "x.jsonl", result)
+
+
+_GOOD = '"nodeselect_snapshot": 1, "fetched_at": "2026-01-31T12:00:00Z"'
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ('{"nodeselect_snapshot": 1}', "no 'fetched_at'"),
+        ('{"nodeselect_snapshot": 1, "fetched_at": 5}', "'fetched_at' must be an ISO 8601"),
+        ('{"nodeselect_snapshot": 1, "fetched_at": "yesterday"}', "is not an ISO 8601 time"),
+        ("{" + _GOOD + ', "query": []}', "'query' must be an object"),
+        ("{" + _GOOD + ', "query": {"statuses": 5}}', "query is not valid"),
+        ("{" + _GOOD + ', "query": {"limit": "x"}}', "query is not valid"),
+        ("{" + _GOOD + ', "stats": []}', "'stats' must be an object"),
+        ("{" + _GOOD + ', "stats": {"pages": "x"}}', r"stats\.pages is not valid"),
+        ("{" + _GOOD + ', "stats": {"totals_seen": 5}}', r"stats\.totals_seen is not valid"),
+        ("{" + _GOOD + ', "stats": {"issues": [1]}}', r"stats\.issues\[0\] is not valid"),
+        ("{" + _GOOD + ', "stats": {"retries": {"x": "y"}}}', r"stats\.retries"),
+        ("[" * 5000 + "]" * 5000, "not a nodeselect snapshot header|nested too deep"),
+        ('{"a": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deep|not a nodeselect"),
+    ],
+)
+def test_a_malformed_header_is_a_snapshot_error_at_line_1(tmp_path, header, expected) -> None:
+    """Every malformed header field is a SnapshotError naming file:1 and the field."""
+    path = tmp_path / "bad.jsonl"
+    path.write_text(header + "\n")
+    with pytest.raises(SnapshotError, match=expected) as info:
+        load_snapshot(path)
+    assert f"{path}:1:" in str(info.value)
+
+
+def test_a_node_line_nested_too_deep_is_a_snapshot_error(tmp_path) -> None:
+    """A node line of 5,000 nested brackets is a SnapshotError at its line, no RecursionError."""
+    path = tmp_path / "deep.jsonl"
+    deep = '{"document": ' + "[" * 5000 + "]" * 5000 + ', "nodeselect": {}}'
+    path.write_text("{" + _GOOD + "}\n" + deep + "\n")
+    with pytest.raises(SnapshotError, match=f"{path}:2:"):
+        load_snapshot(path)

@@ -21,6 +21,9 @@ from nodeselect.documents._facts import (
     ProvedFacts,
 )
 from nodeselect.documents._lean import (
+    MAX_CORES,
+    MAX_CPUS,
+    MAX_MAGNITUDE,
     LeanCpu,
     LeanDisk,
     LeanGpu,
@@ -72,6 +75,7 @@ from nodeselect.documents._models import (
     VramMetrics,
     ZernetClient,
 )
+from nodeselect.documents._personal import HIDDEN, redact_text
 from nodeselect.documents._timestamps import (
     format_timestamp,
     parse_timestamp,
@@ -81,6 +85,10 @@ from nodeselect.documents._timestamps import (
 __all__ = [
     "COMPLIANCE_TAGS",
     "CONTINENTS",
+    "HIDDEN",
+    "MAX_CORES",
+    "MAX_CPUS",
+    "MAX_MAGNITUDE",
     "STATUSES",
     "ConsumerProfile",
     "CpuMetrics",
@@ -141,4 +149,5 @@ __all__ = [
     "parse_page",
     "parse_timestamp",
     "parse_timestamps_to_epoch_s",
+    "redact_text",
 ]
