@@ -19,6 +19,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 MODES = (
     "honest",
+    "honest_gzip",
+    "honest_deflate",
+    "honest_raw_deflate",
     "huge",
     "huge_declared",
     "gzip_bomb",
@@ -70,6 +73,8 @@ class HostileServer:
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(0.1)
         self._stop = threading.Event()
+        #: Set once a request is being held without an answer.
+        self.hung = threading.Event()
         self._threads: list[threading.Thread] = []
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
 
@@ -145,6 +150,7 @@ class HostileServer:
         return {"data": data, "limit": limit, "page": page, "total": total}
 
     def _sleep_forever(self) -> bool:
+        self.hung.set()
         while not self._stop.wait(0.1):
             pass
         return False
@@ -154,6 +160,13 @@ class HostileServer:
         probe = q.get("sort") == "-created_at"
         if mode == "honest" or (mode == "hang_after_probe" and probe):
             return self._send(conn, json.dumps(self._page(q)).encode())
+        if mode.startswith("honest_"):
+            body = json.dumps(self._page(q)).encode()
+            wbits = {"honest_gzip": 16 | 15, "honest_deflate": 15, "honest_raw_deflate": -15}[mode]
+            z = zlib.compressobj(6, zlib.DEFLATED, wbits)
+            packed = z.compress(body) + z.flush()
+            name = "gzip" if mode == "honest_gzip" else "deflate"
+            return self._send(conn, packed, headers=f"Content-Encoding: {name}\r\n")
         if mode in ("silent", "hang_after_probe"):
             return self._sleep_forever()
         if mode == "huge":  # a body that never ends, no length

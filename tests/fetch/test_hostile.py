@@ -158,17 +158,23 @@ def test_ctrl_c_stops_a_stuck_fetch(mode: str) -> None:
         c = Client(srv.url, retry=FAST, timeout=30.0, request_timeout=None, concurrency=4)
         main = threading.main_thread().ident
         assert main is not None
-        timer = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))
+
+        def interrupt_once_held() -> None:
+            if srv.hung.wait(10.0):  # a request is held without an answer
+                signal.pthread_kill(main, signal.SIGINT)
+
+        timer = threading.Thread(target=interrupt_once_held, daemon=True)
         timer.start()
         t0 = time.monotonic()
         try:
             with pytest.raises(KeyboardInterrupt):
                 c.fetch(NodeQuery(limit=50))
-            took = time.monotonic() - t0
             c.close()
+            took = time.monotonic() - t0
         finally:
-            timer.cancel()
-    # Not a speed claim: a stuck fetch would take the 30 s read timeout (or forever).
+            timer.join(10.0)
+    # Not a speed claim: requests left running would hold close() until the 20 s deadline
+    # (or the 30 s read timeout).
     assert took < 10.0
 
 
@@ -191,3 +197,29 @@ def test_invalid_utf8_in_one_name_rejects_that_node_only() -> None:
     assert re.fullmatch(r"data\[\d+\]\.name", bad["node-00001"].error.path)
     assert "UTF-8" in bad["node-00001"].error.reason
     assert len(r.nodes) + len(bad) == 120
+
+
+@pytest.mark.parametrize("mode", ["honest_gzip", "honest_deflate", "honest_raw_deflate"])
+def test_compressed_pages_are_inflated_here_exactly(mode: str) -> None:
+    """gzip, zlib-wrapped deflate and raw deflate bodies decode to the same complete fetch."""
+    with HostileServer(mode) as srv:
+        r = ends(lambda: fetch(srv))
+    assert r.stats.complete
+    assert sorted(n.uuid for n in r.nodes) == [f"node-{i:05d}" for i in range(120)]
+
+
+def test_cancelling_an_async_fetch_stops_requests_in_flight() -> None:
+    """Cancelling the task of a fetch whose requests hang ends it at once (CancelledError)."""
+    import asyncio  # noqa: PLC0415
+
+    async def main(srv: HostileServer) -> None:
+        async with AsyncClient(srv.url, retry=FAST, request_timeout=None, concurrency=4) as c:
+            task = asyncio.create_task(c.fetch(NodeQuery(limit=50)))
+            assert await asyncio.to_thread(srv.hung.wait, 10.0)  # a request is held
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert srv.requests >= 2  # the first pass had started
+
+    with HostileServer("hang_after_probe") as srv:
+        ends(lambda: asyncio.run(main(srv)), within=20.0)

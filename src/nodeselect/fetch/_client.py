@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import httpx
 import msgspec
@@ -82,6 +82,7 @@ _ERROR_BODY_BYTES: Final = 64 * 1024
 _ABORT_WAIT_S: Final = 1.0
 
 _log = logging.getLogger("nodeselect.fetch")
+_T = TypeVar("_T")
 
 
 @functools.cache
@@ -584,11 +585,13 @@ class Client(_Base):
             return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="nodeselect")
-        futures: dict[Future[DecodedPage], PageRequest] = {
-            self._executor.submit(self._get, r, ctl): r for r in reqs
-        }
-        pending = set(futures)
+        futures: dict[Future[DecodedPage], PageRequest] = {}
+        pending: set[Future[DecodedPage]] = set()
         try:
+            for r in reqs:  # (inside the try: Ctrl-C may land between two submits)
+                fut = self._executor.submit(self._get, r, ctl)
+                futures[fut] = r
+                pending.add(fut)
             # Each page is recorded (checked, merged) as soon as it arrives, overlapping the
             # wait for the others; a failure surfaces from fut.result() at once.
             while pending:
@@ -605,6 +608,19 @@ class Client(_Base):
                 wait(pending, timeout=_ABORT_WAIT_S)
             else:
                 wait(pending)
+            raise
+
+    def _guarded(self, ctl: _Control, work: Callable[[], _T]) -> _T:
+        """Run ``work``; on any way out but success (Ctrl-C included, wherever it lands),
+        stop every request of the fetch first."""
+        try:
+            return work()
+        except _StoppedError:  # pragma: no cover - only workers raise it, after a failure
+            raise APIError("the fetch was stopped") from None
+        except BaseException as exc:
+            self._abort(ctl)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                self._aborted = True
             raise
 
     def fetch(
@@ -641,14 +657,15 @@ class Client(_Base):
         plan = Pager(query or NodeQuery(), max_pages=self.max_pages, progress=progress)
         ctl = _Control(self.retry)
         record = _recorder(plan, ctl, on_progress, on_nodes)
-        try:
+
+        def rounds() -> None:
             while reqs := plan.next_requests():
                 if ctl.past_deadline():
                     raise ctl.deadline_error(self._url)
                 _log_round(plan, reqs)
                 self._run(reqs, record, ctl)
-        except _StoppedError:  # pragma: no cover - only workers raise it, and only after a failure
-            raise APIError("the fetch was stopped") from None
+
+        self._guarded(ctl, rounds)
         return _finish(plan, ctl, self.base_url, strict)
 
     def count(self, query: NodeQuery | None = None) -> NodeCount:
@@ -668,10 +685,9 @@ class Client(_Base):
             raise InputError("this Client is closed; create a new one")
         reqs, totals = _count_requests(query or NodeQuery())
         ctl = _Control(self.retry)
-        try:
-            self._run(reqs, lambda r, p: totals.__setitem__(r.index, p.total), ctl)
-        except _StoppedError:  # pragma: no cover
-            raise APIError("the count was stopped") from None
+        self._guarded(
+            ctl, lambda: self._run(reqs, lambda r, p: totals.__setitem__(r.index, p.total), ctl)
+        )
         return _count_result(query or NodeQuery(), totals)
 
 
