@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -124,3 +126,50 @@ def test_a_node_line_nested_too_deep_is_a_snapshot_error(tmp_path) -> None:
     path.write_text("{" + _GOOD + "}\n" + deep + "\n")
     with pytest.raises(SnapshotError, match=f"{path}:2:"):
         load_snapshot(path)
+
+
+def test_a_snapshot_is_private_and_leaves_no_temporary_file(tmp_path, result) -> None:
+    """A new snapshot, and one replacing a 0644 file, is mode 0600; nothing else is left."""
+    new, old = tmp_path / "new.jsonl", tmp_path / "old.jsonl"
+    old.write_text("old")
+    old.chmod(0o644)
+    save_snapshot(new, result)
+    save_snapshot(old, result)
+    assert new.stat().st_mode & 0o777 == 0o600
+    assert old.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.jsonl", "old.jsonl"]
+    assert len(load_snapshot(old).nodes) == len(result.nodes)
+
+
+def test_a_symlink_target_is_refused_and_its_file_untouched(tmp_path, result) -> None:
+    """A planted link is not followed: refused by default, replaced itself on request."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    link = tmp_path / "snap.jsonl"
+    link.symlink_to(victim)
+    with pytest.raises(SnapshotError, match="symbolic link"):
+        save_snapshot(link, result)
+    save_snapshot(link, result, replace_symlink=True)
+    assert victim.read_text() == "precious"
+    assert not link.is_symlink()
+    assert len(load_snapshot(link).nodes) == len(result.nodes)
+
+
+@pytest.mark.parametrize("kind", ["directory", "device"])
+def test_a_directory_or_device_target_is_refused(tmp_path, result, kind) -> None:
+    """Only a new or regular file is written; a directory or /dev/null is refused."""
+    target = tmp_path if kind == "directory" else Path("/dev/null")
+    with pytest.raises(SnapshotError, match=r"a directory|not a regular file"):
+        save_snapshot(target, result)
+
+
+def test_concurrent_writers_do_not_collide(tmp_path, result) -> None:
+    """Eight writers at once: each uses its own temporary file; the result is one whole
+    snapshot and no temporary file is left."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    target = tmp_path / "snap.jsonl"
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: save_snapshot(target, result), range(8)))
+    assert [p.name for p in tmp_path.iterdir()] == ["snap.jsonl"]
+    assert len(load_snapshot(target).nodes) == len(result.nodes)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -60,13 +62,43 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def save_snapshot(path: str | os.PathLike[str], result: FetchResult) -> None:
-    """Write ``result`` to ``path`` (atomically: a temporary file, then a rename).
+def _check_target(target: Path, *, replace_symlink: bool) -> None:
+    """Refuse to write over anything but a regular file (or nothing)."""
+    try:
+        st = target.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise SnapshotError(f"{target}: cannot write the snapshot: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        if replace_symlink:
+            return
+        raise SnapshotError(
+            f"{target}: is a symbolic link; a snapshot replaces only a regular file (give the "
+            "link's target, or pass replace_symlink=True to replace the link itself)"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise SnapshotError(f"{target}: is {kind}; a snapshot is written to a new or regular file")
+
+
+def save_snapshot(
+    path: str | os.PathLike[str], result: FetchResult, *, replace_symlink: bool = False
+) -> None:
+    """Write ``result`` to ``path`` atomically.
+
+    The snapshot is written to a new, uniquely named temporary file in the target's folder
+    (created exclusively, mode 0600: a snapshot holds personal data; it never follows a
+    planted link), flushed to disk, then renamed over the target. Two writers never share a
+    temporary file; the last rename wins. A target that exists must be a regular file: a
+    directory, device or FIFO is refused, and so is a symbolic link unless
+    ``replace_symlink`` (which replaces the link itself, never the file it points to).
 
     Raises:
-        SnapshotError: the file cannot be written.
+        SnapshotError: the target is refused, or the file cannot be written.
     """
     target = Path(path)
+    _check_target(target, replace_symlink=replace_symlink)
     header = {
         "nodeselect_snapshot": SNAPSHOT_VERSION,
         "fetched_at": _iso(result.fetched_at),
@@ -75,15 +107,20 @@ def save_snapshot(path: str | os.PathLike[str], result: FetchResult) -> None:
         "complete": result.stats.complete,
         "stats": result.stats.to_json(),
     }
-    tmp = target.with_name(target.name + ".tmp")
+    tmp: Path | None = None
     try:
-        with tmp.open("wb") as f:
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as f:
             f.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
             for node in result.nodes:
                 f.write(node_line(node) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
         tmp.replace(target)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise SnapshotError(f"{target}: cannot write the snapshot: {exc.strerror}") from None
 
 

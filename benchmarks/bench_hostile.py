@@ -1,0 +1,99 @@
+"""Hostile inputs: what they cost now (issue 14, items 10-11). Same-run ratios only.
+
+* redaction: the old quadratic e-mail pattern vs ``documents.redact_text`` on names without an
+  address (20 KB for the old pattern - 200 KB would take about a minute - and 200 KB);
+* gzip bomb: peak traced memory and time of a fetch against a 64 MB bomb, capped at 256 KB;
+* the capped reader: ``BodyReader`` inflating a real 50-node gzip page vs ``zlib.decompress``.
+
+Usage: python benchmarks/bench_hostile.py
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+import tracemalloc
+import zlib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "fetch"))
+
+from hostile_server import HostileServer
+
+from nodeselect import Client, NodeQuery, RetryPolicy
+from nodeselect.documents import redact_text
+from nodeselect.errors import ResponseTooLargeError
+from nodeselect.fetch._body import BodyReader
+from nodeselect.sim import generate_fleet
+
+OLD_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def best(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    small, big = "a" * 20_000, "a" * 200_000
+    old = best(lambda: OLD_EMAIL.sub("<hidden>", small), 1)
+    new_small = best(lambda: redact_text(small))
+    new_big = best(lambda: redact_text(big))
+    print(
+        f"redaction, 20 KB name: old e-mail pattern {old * 1e3:9.1f} ms, redact_text "
+        f"{new_small * 1e3:6.2f} ms: {old / new_small:8.0f}x"
+    )
+    print(
+        f"redaction, 200 KB name: redact_text {new_big * 1e3:6.2f} ms "
+        f"({new_big / new_small:4.1f}x the 20 KB time: linear is 10x, quadratic 100x)"
+    )
+
+    cap = 256 * 1024
+    with HostileServer("gzip_bomb", bomb_mb=64) as srv:
+        tracemalloc.start()
+        t = time.perf_counter()
+        try:
+            with Client(srv.url, max_body_bytes=cap, retry=RetryPolicy(max_attempts=1)) as c:
+                c.fetch(NodeQuery(limit=50))
+        except ResponseTooLargeError:
+            pass
+        took = time.perf_counter() - t
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    print(
+        f"gzip bomb, 64 MB inflated, cap 256 KB: refused in {took * 1e3:.0f} ms, peak traced "
+        f"memory {peak / 2**20:.2f} MB = {peak / cap:.1f}x the cap ({64 * 2**20 / peak:.0f}x "
+        "less than the bomb)"
+    )
+
+    fleet = generate_fleet(50, seed=1)
+    body = b'{"data":[' + b",".join(fleet.page_bytes(list(range(50))))
+    body += b'],"limit":50,"page":1,"total":50}'
+    packed = zlib.compress(body, 6, wbits=16 | 15)
+
+    def capped() -> None:
+        r = BodyReader("gzip", None, cap=8 << 20, url="x")
+        for i in range(0, len(packed), 65536):
+            r.feed(packed[i : i + 65536])
+        r.finish()
+
+    def plain() -> None:
+        zlib.decompress(packed, wbits=16 | 15)
+
+    n = 200
+    t_capped = best(lambda: [capped() for _ in range(n)]) / n
+    t_plain = best(lambda: [plain() for _ in range(n)]) / n
+    print(
+        f"a 50-node gzip page ({len(body) / 1024:.0f} KB, {len(packed) / 1024:.0f} KB packed): "
+        f"BodyReader {t_capped * 1e3:.2f} ms, zlib.decompress {t_plain * 1e3:.2f} ms: "
+        f"{t_capped / t_plain:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
