@@ -75,7 +75,7 @@ from nodeselect.documents._models import (
     VramMetrics,
     ZernetClient,
 )
-from nodeselect.documents._personal import HIDDEN, redact_text
+from nodeselect.documents._personal import HIDDEN, blank_personal, personal_keys, redact_text
 from nodeselect.documents._timestamps import (
     format_timestamp,
     parse_timestamp,
@@ -138,6 +138,7 @@ __all__ = [
     "UserProfile",
     "VramMetrics",
     "ZernetClient",
+    "blank_personal",
     "decode_node",
     "decode_node_lax",
     "decode_page",
@@ -149,5 +150,6 @@ __all__ = [
     "parse_page",
     "parse_timestamp",
     "parse_timestamps_to_epoch_s",
+    "personal_keys",
     "redact_text",
 ]
