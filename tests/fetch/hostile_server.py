@@ -22,6 +22,7 @@ MODES = (
     "honest_gzip",
     "honest_deflate",
     "honest_raw_deflate",
+    "corrupt_gzip",
     "huge",
     "huge_declared",
     "gzip_bomb",
@@ -180,6 +181,10 @@ class HostileServer:
         if mode == "huge_declared":
             conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2000000000\r\n\r\n{"data": [')
             return self._sleep_forever()
+        if mode == "corrupt_gzip":
+            packed = bytearray(zlib.compress(json.dumps(self._page(q)).encode(), wbits=31))
+            packed[20:40] = b"\x00" * 20
+            return self._send(conn, bytes(packed), headers="Content-Encoding: gzip\r\n")
         if mode == "gzip_bomb":
             return self._send(conn, self._bomb, headers="Content-Encoding: gzip\r\n")
         if mode == "many_items":

@@ -223,3 +223,11 @@ def test_cancelling_an_async_fetch_stops_requests_in_flight() -> None:
 
     with HostileServer("hang_after_probe") as srv:
         ends(lambda: asyncio.run(main(srv)), within=20.0)
+
+
+def test_a_corrupt_gzip_body_is_retried_then_reported() -> None:
+    """Corrupt compressed data is an invalid body: retried, then RetriesExhaustedError."""
+    with HostileServer("corrupt_gzip") as srv:
+        with pytest.raises(RetriesExhaustedError, match="corrupt"):
+            ends(lambda: fetch(srv))
+        assert srv.requests == FAST.max_attempts

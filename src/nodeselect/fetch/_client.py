@@ -544,6 +544,8 @@ class Client(_Base):
             if slot.expired or isinstance(exc, TimeoutError):
                 raise self._timed_out(ctl) from None
             raise
+        except APIError as exc:  # the body: corrupt compression (retried), past a limit (not)
+            raise _RetryError(exc, retry_cause(exc), None) from None
         finally:
             if deadline is not None:
                 self._watchdog.unwatch(slot)
@@ -875,6 +877,8 @@ class AsyncClient(_Base):
                     body = reader.finish()
         except TimeoutError:
             raise self._timed_out(ctl) from None
+        except APIError as exc:  # the body: corrupt compression (retried), past a limit (not)
+            raise _RetryError(exc, retry_cause(exc), None) from None
         ctl.add(http=time.perf_counter() - t)
         return self._judge(response, body, req, ctl)
 
