@@ -39,10 +39,16 @@ _IPV6: Final = re.compile(r"(?<![\w:])(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}
 def redact_text(text: str, hidden: str = HIDDEN) -> str:
     """``text`` with e-mail addresses, wallet addresses and IPv4/IPv6 addresses replaced by
     ``hidden``; linear in ``len(text)`` (a 200 KB string takes milliseconds)."""
-    text = _EMAIL.sub(hidden, text)
-    text = _WALLET.sub(hidden, text)
-    text = _IPV4.sub(hidden, text)
-    return _IPV6.sub(lambda m: hidden if m.group(0).count(":") >= 2 else m.group(0), text)
+    # Each pattern needs a character that most text lacks: a C-speed search skips it.
+    if "@" in text:
+        text = _EMAIL.sub(hidden, text)
+    if "0x" in text:
+        text = _WALLET.sub(hidden, text)
+    if "." in text:
+        text = _IPV4.sub(hidden, text)
+    if text.count(":") >= 2:
+        text = _IPV6.sub(lambda m: hidden if m.group(0).count(":") >= 2 else m.group(0), text)
+    return text
 
 
 _Tree = dict[str, Any]  # key -> True (personal) or the subtree of an object / list of objects

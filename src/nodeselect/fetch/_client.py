@@ -231,9 +231,9 @@ class _Control:
             )
         delay = self.policy.delay(attempt, failure.retry_after)
         if self.deadline is not None and time.monotonic() + delay > self.deadline:
-            raise RetriesExhaustedError(
-                f"GET {url}: the fetch deadline of {self.policy.deadline} s passed after "
-                f"{attempt} attempts; the last failed with: {failure.error}",
+            raise DeadlineExceededError(
+                f"GET {url}: the fetch deadline of {self.policy.deadline} s would pass before "
+                f"attempt {attempt + 1}; the last failed with: {failure.error}",
                 attempts=attempt,
                 last_error=failure.error,
             )
