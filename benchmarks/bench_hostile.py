@@ -6,12 +6,16 @@
 * gzip bomb: peak traced memory and time of a fetch against a 64 MB bomb, capped at 256 KB;
 * the capped reader: ``BodyReader`` inflating a real 50-node gzip page vs ``zlib.decompress``.
 
+* peak RSS of a fresh process: an honest fetch vs a 256 MB gzip bomb and an endless body.
+
 Usage: python benchmarks/bench_hostile.py
 """
 
 from __future__ import annotations
 
 import re
+import resource
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -108,5 +112,37 @@ def main() -> None:
     )
 
 
+def _child(mode: str) -> None:
+    """One fetch against ``mode`` in this (fresh) process; print the peak RSS in KB."""
+    bomb = {"gzip_bomb": 256}.get(mode, 0)
+    with HostileServer(mode, bomb_mb=bomb or 200, nodes=120) as srv:
+        try:
+            with Client(srv.url, retry=RetryPolicy(max_attempts=1)) as c:
+                c.fetch(NodeQuery(limit=50))
+        except ResponseTooLargeError:
+            pass
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def peak_rss() -> None:
+    """Peak RSS of a whole process: an honest fetch vs hostile ones, default 8 MiB cap."""
+    rss = {}
+    for mode in ("honest", "gzip_bomb", "huge"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", mode], capture_output=True, text=True, check=True
+        )
+        rss[mode] = int(out.stdout.split()[-1]) / 1024
+    print(
+        "peak RSS of a process, default max_body_bytes (8 MiB): "
+        f"honest fetch {rss['honest']:.0f} MB, "
+        f"256 MB gzip bomb {rss['gzip_bomb']:.0f} MB ({rss['gzip_bomb'] / rss['honest']:.2f}x), "
+        f"endless body {rss['huge']:.0f} MB ({rss['huge'] / rss['honest']:.2f}x)"
+    )
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        _child(sys.argv[2])
+    else:
+        main()
+        peak_rss()
