@@ -4,8 +4,7 @@
   address (20 KB for the old pattern - 200 KB would take about a minute - and 200 KB), and on
   text full of near-addresses (every pattern runs);
 * gzip bomb: peak traced memory and time of a fetch against a 64 MB bomb, capped at 256 KB;
-* the capped reader: ``BodyReader`` inflating a real 50-node gzip page vs ``zlib.decompress``.
-
+* the capped reader: ``BodyReader`` inflating a real 50-node gzip page vs ``zlib.decompress``;
 * peak RSS of a fresh process: an honest fetch vs a 256 MB gzip bomb and an endless body.
 
 Usage: python benchmarks/bench_hostile.py
