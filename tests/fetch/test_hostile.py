@@ -231,3 +231,27 @@ def test_a_corrupt_gzip_body_is_retried_then_reported() -> None:
         with pytest.raises(RetriesExhaustedError, match="corrupt"):
             ends(lambda: fetch(srv))
         assert srv.requests == FAST.max_attempts
+
+
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [
+        ("huge", ResponseTooLargeError),
+        ("gzip_bomb", ResponseTooLargeError),
+        ("huge_declared", ResponseTooLargeError),
+        ("many_items", ProtocolViolationError),
+        ("deep", ProtocolViolationError),
+    ],
+)
+def test_the_async_client_has_the_same_bounds(mode: str, error: type[Exception]) -> None:
+    """AsyncClient refuses the same bodies with the same typed errors, after one request."""
+    import asyncio  # noqa: PLC0415
+
+    async def run(srv: HostileServer) -> FetchResult:
+        async with AsyncClient(srv.url, retry=FAST, max_body_bytes=CAP) as c:
+            return await c.fetch(NodeQuery(limit=50))
+
+    with HostileServer(mode, bomb_mb=16) as srv:
+        with pytest.raises(error):
+            ends(lambda: asyncio.run(run(srv)))
+        assert srv.requests == 1
