@@ -311,3 +311,18 @@ def test_async_always_503_makes_exactly_max_attempts() -> None:
     with pytest.raises(RetriesExhaustedError):
         asyncio.run(go())
     assert len(calls) == 4
+
+
+def test_a_body_cut_short_is_an_invalid_response_not_a_transport_error() -> None:
+    """A truncated body says the server cut it (InvalidResponseError), not "cannot reach"."""
+    from nodeselect import InvalidResponseError  # noqa: PLC0415
+
+    def cut(request: httpx.Request) -> httpx.Response:
+        message = "peer closed connection without sending complete message body"
+        raise httpx.RemoteProtocolError(message)
+
+    policy = RetryPolicy(max_attempts=2, backoff_base=0.0)
+    with client(cut, retry=policy) as c, pytest.raises(RetriesExhaustedError) as info:
+        c.fetch()
+    assert isinstance(info.value.last_error, InvalidResponseError)
+    assert "cut its response body short" in str(info.value)

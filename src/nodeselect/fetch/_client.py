@@ -36,6 +36,7 @@ from nodeselect.errors import (
     BadRequestError,
     DeadlineExceededError,
     InputError,
+    InvalidResponseError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -376,8 +377,16 @@ class _Base:
 
     def _transport_error(self, exc: httpx.HTTPError) -> _RetryError:
         kind = type(exc).__name__
-        error = TransportError(f"GET {self._url}: {kind}: {exc or 'no detail'}")
-        return _RetryError(error, retry_cause(exc), None)
+        cause = retry_cause(exc)
+        error: APIError
+        if cause == "truncated":  # the server answered, then cut its body: not unreachable
+            error = InvalidResponseError(
+                f"GET {self._url}: the server cut its response body short "
+                f"({kind}: {exc or 'no detail'})"
+            )
+        else:
+            error = TransportError(f"GET {self._url}: {kind}: {exc or 'no detail'}")
+        return _RetryError(error, cause, None)
 
     def _timed_out(self, ctl: _Control) -> _RetryError:
         """A request stopped at its wall-clock bound (or the fetch's deadline)."""
