@@ -24,6 +24,7 @@ their new home; they go in the next release.
 from __future__ import annotations
 
 import importlib
+import logging
 import warnings
 from typing import Any, Final
 
@@ -79,6 +80,11 @@ from nodeselect.jobs import Job, job_from_dict, job_to_dict, load_job, load_jobs
 from nodeselect.pipeline import fleet_queries, merge_fetched, place_from
 from nodeselect.placement import JobAssignment, Plan, Replica, Unplaced, place
 from nodeselect.table import NodeTable
+
+# The library's logger ("nodeselect", children such as "nodeselect.fetch") says nothing unless
+# the application configures logging: retries, back-off waits, drift and repairs (never keys or
+# personal data). See docs/reliability.md.
+logging.getLogger("nodeselect").addHandler(logging.NullHandler())
 
 __all__ = [
     "APIError",
