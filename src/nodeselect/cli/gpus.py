@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import attrs
 
-from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_OK, fail
+from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_OK, add_format_argument, fail
 from nodeselect.cli._render import (
     SIMULATED_BANNER,
     Column,
@@ -141,9 +141,9 @@ def sightings(nodes: Iterable[FetchedNode]) -> Iterable[list[GpuSighting]]:
         yield out
 
 
-def _known(as_json: bool) -> int:
+def _known(fmt: str) -> int:
     """Print the GPU registry itself (no fleet needed)."""
-    if as_json:
+    if fmt != "table":
         models = [
             {
                 "model": m.canonical,
@@ -155,7 +155,8 @@ def _known(as_json: bool) -> int:
             }
             for m in GPU_MODELS
         ]
-        write_json({"schema": GPUS_SCHEMA, "fleet": None, "models": models})
+        doc = {"schema": GPUS_SCHEMA, "fleet": None, "models": models}
+        write_json(doc, indent=2 if fmt == "json" else None)
         return EXIT_OK
     cols = (Column("model"), Column("family"), Column("vendor"), Column("VRAM GB", "right"))
     rows = [
@@ -168,20 +169,21 @@ def _known(as_json: bool) -> int:
 
 def _handle(args: argparse.Namespace) -> int:
     if args.known:
-        return _known(args.json)
+        return _known(args.format)
     try:
         result = load_fleet(args, NodeQuery())
     except NodeSelectError as exc:
         return fail(str(exc), source_exit_code(exc))
     rows = catalogue(sightings(result.nodes))
     fleet = fleet_info(args, result)
-    if args.json:
+    if args.format != "table":
         write_json(
             {
                 "schema": GPUS_SCHEMA,
                 "fleet": fleet,
                 "models": [r.to_json() for r in rows],
-            }
+            },
+            indent=2 if args.format == "json" else None,
         )
         return EXIT_OK
     out = sys.stdout
@@ -222,7 +224,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_source_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the catalogue as JSON")
+    add_format_argument(parser, "the catalogue, schema in docs/cli.md; jsonl: on one line")
     parser.add_argument(
         "--known",
         action="store_true",

@@ -11,17 +11,25 @@ node's failing constraints and score terms). The report is built once as a JSON-
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, fail
+from nodeselect.cli._common import (
+    EXIT_CODES_HELP,
+    EXIT_INPUT,
+    EXIT_NO_FIT,
+    EXIT_OK,
+    add_format_argument,
+    fail,
+    plural,
+)
 from nodeselect.cli._render import (
     fleet_info,
+    float32_value,
+    private_fields,
     redact,
     render_report,
     write_json,
@@ -29,6 +37,7 @@ from nodeselect.cli._render import (
 from nodeselect.cli._source import (
     add_source_arguments,
     load_fleet_explained,
+    require_source,
     source_exit_code,
 )
 from nodeselect.engine import Ranking, explain_node, rank
@@ -43,7 +52,7 @@ from nodeselect.errors import (
     PermissionDeniedError,
     TransportError,
 )
-from nodeselect.fetch import API_KEY_ENV, DEFAULT_BASE_URL, FetchedNode, NodeQuery, PushdownReport
+from nodeselect.fetch import DEFAULT_BASE_URL, FetchedNode, NodeQuery, PushdownReport
 from nodeselect.gpus import GPU_MODELS
 from nodeselect.jobs import Job, load_job
 from nodeselect.placement import place
@@ -65,7 +74,7 @@ REPORT_SCHEMA: Final = "nodeselect.plan-report/1"
 
 
 def _f(x: Any) -> float | None:
-    v = float(x)
+    v = float32_value(x)
     return v if math.isfinite(v) else None
 
 
@@ -160,24 +169,6 @@ def build_report(
     }
 
 
-def private_fields(raw: bytes) -> dict[str, Any]:
-    """The personal data of one node document: addresses, operator e-mail, wallet."""
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return {}
-    op = doc.get("operator_account") if isinstance(doc, dict) else None
-    op = op if isinstance(op, dict) else {}
-    prof = op.get("operator_profile")
-    prof = prof if isinstance(prof, dict) else {}
-    return {
-        "ipv4_address": doc.get("ipv4_address"),
-        "ipv6_address": doc.get("ipv6_address"),
-        "operator_email": op.get("email"),
-        "wallet_address": prof.get("wallet_address"),
-    }
-
-
 def _add_private(report: dict[str, Any], nodes: Sequence[FetchedNode]) -> None:
     """Attach ``private`` to each ranked node, nearest miss and the explained node."""
     wanted = {r["uuid"] for r in report["ranked"]}
@@ -241,7 +232,7 @@ def server_side_misses(report: PushdownReport) -> list[dict[str, Any]]:
             "only_this": m.removed,
             "relaxed_threshold": None,
             "admits": m.removed,
-            "advice": f"{m.advice}: dropping {m.key} admits up to {m.removed} more nodes",
+            "advice": f"{m.advice}: dropping {m.key} admits up to {plural(m.removed, 'more node')}",
             "server_side": True,
         }
         for m in report.misses
@@ -311,12 +302,6 @@ _FILTERS: Final = {
     "placement.allow_deleted": ("filter[include_deleted]", "allow_deleted"),
 }
 
-_NO_SOURCE: Final = (
-    "no fleet to plan against: add --demo (the embedded simulated fleet, no key needed), "
-    "--snapshot FILE (a fleet saved with `nodeselect nodes --out FILE`), or --api URL with "
-    "your key in the NODESELECT_API_KEY environment variable"
-)
-
 
 def pushed_down_filters(job: Job, keys: Sequence[str]) -> list[dict[str, Any]]:
     """The job keys a query pushed to the server, each with its API filter and values."""
@@ -362,6 +347,26 @@ def api_error_message(exc: APIError, url: str) -> str:
     return f"the API at {url} failed: {exc}"
 
 
+def _explained_node(
+    job: Job, table: NodeTable, ranking: Ranking, node: str, *, now: datetime
+) -> str:
+    """``--explain NODE``: a uuid or name, or else a row number of the ranked table."""
+    try:
+        explain_node(job, table, node, now=now)
+    except InputError:
+        text = node.strip().lstrip("#")
+        if not text.isdigit():
+            raise
+        row = int(text)
+        if not 1 <= row <= len(ranking.top):
+            raise InputError(
+                f"--explain {node}: no node has that uuid or name, and the ranked table has "
+                f"rows 1 to {len(ranking.top)}; give a uuid, a name, or a row number"
+            ) from None
+        return ranking.top[row - 1].uuid
+    return node
+
+
 def _handle(args: argparse.Namespace) -> int:
     if args.top < 1:
         return fail(f"--top: {args.top} must be >= 1", EXIT_INPUT)
@@ -369,8 +374,10 @@ def _handle(args: argparse.Namespace) -> int:
         job = load_job(args.job)
     except NodeSelectError as exc:  # JobSpecError / JobGPUNameError name file:line: key
         return fail(str(exc), EXIT_INPUT)
-    if not (args.api or args.snapshot or args.demo) and not os.environ.get(API_KEY_ENV):
-        return fail(_NO_SOURCE, EXIT_INPUT)
+    try:
+        require_source(args)  # the same rule and message on every command
+    except NodeSelectError as exc:
+        return fail(str(exc), EXIT_INPUT)
     url = args.api or DEFAULT_BASE_URL
     try:
         query = NodeQuery.from_job(job)
@@ -385,10 +392,11 @@ def _handle(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     table = NodeTable.from_nodes(result.nodes, now=now)
     try:
+        ranking = rank(job, table, k=args.top, now=now, seed=args.seed)
         explain = None
         if args.explain is not None:
-            explain = explain_one(job, table, args.explain, now=now, show_private=args.show_private)
-        ranking = rank(job, table, k=args.top, now=now, seed=args.seed)
+            node = _explained_node(job, table, ranking, args.explain, now=now)
+            explain = explain_one(job, table, node, now=now, show_private=args.show_private)
         gang = None
         if job.nodes > 1:
             gang = gang_placement(job, table, result.nodes, now=now, seed=args.seed)
@@ -413,12 +421,12 @@ def _handle(args: argparse.Namespace) -> int:
     )
     if args.show_private:
         _add_private(report, result.nodes)
-    if args.json:
-        write_json(report)
-    else:
+    if args.format == "table":
         render_report(report, stream=sys.stdout)
+    else:
+        write_json(report, indent=2 if args.format == "json" else None)
     if report["feasible"] == 0 or (gang is not None and not gang["placed"]):
-        if args.json:  # the explanation is in the document; say it on stderr too
+        if args.format != "table":  # the explanation is in the document; say it on stderr too
             what = "no node fits" if report["feasible"] == 0 else "the gang cannot be placed:"
             print(f"nodeselect: {what} job {job.name!r}", file=sys.stderr)
         return EXIT_NO_FIT
@@ -447,9 +455,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     out.add_argument(
         "--explain",
         metavar="NODE",
-        help="also explain one node (uuid or name): every failing constraint and score term",
+        help="also explain one node (uuid, name, or row number of the ranked table): every "
+        "failing constraint and score term",
     )
-    out.add_argument("--json", action="store_true", help="print the report as JSON (docs/cli.md)")
+    add_format_argument(out, "the report, schema in docs/cli.md; jsonl: the same on one line")
     out.add_argument(
         "--show-private",
         action="store_true",
