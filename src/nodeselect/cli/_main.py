@@ -51,8 +51,15 @@ def _version() -> str:
         return "0+unknown"
 
 
-class _UsageError(Exception):
-    """argparse refused the command line (message already one line)."""
+class _UsageError(SystemExit):
+    """argparse refused the command line: exit 2 (argparse's contract), message one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,7 +67,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         first = message.splitlines()[0] if message else "invalid usage"
-        raise _UsageError(f"{self.prog}: {first} (see `{self.prog} --help`)")
+        raise _UsageError(f"{first} (see `{self.prog} --help`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
