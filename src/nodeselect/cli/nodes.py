@@ -295,12 +295,12 @@ def run(args: argparse.Namespace) -> int:
     """The `nodes` handler."""
     try:
         query = query_from_args(args)
-        if args.out:
+        if args.out is not None:
             check_out_target(args.out, force=args.force)  # before spending a fetch on it
         result = load_fleet(args, query)
         if args.snapshot:
             result = filter_snapshot(result, query)
-        if args.out:
+        if args.out is not None:
             _save(args.out, result, force=args.force)
     except OutWriteError as exc:
         return fail(str(exc), EXIT_OUTPUT)

@@ -262,7 +262,7 @@ def _serve(args: argparse.Namespace) -> int:
     server = SimServer(fleet, faults=faults, api_key=api_key, host=args.host, port=args.port)
     try:
         server.start()
-    except (OSError, ValueError, OverflowError) as exc:
+    except (OSError, ValueError, OverflowError, TypeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         return fail(f"cannot listen on {args.host}:{args.port}: {reason}", EXIT_INPUT)
     stop = threading.Event()
