@@ -137,7 +137,11 @@ def _cli_environment(verbose: int, quiet: bool) -> Iterator[None]:
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        yield
+        with warnings.catch_warnings():
+            # A job limit beyond float32 (min_free_gb = 1e308) becomes inf when compiled, which
+            # is its meaning (nothing is that large); numpy's overflow note is noise to a user.
+            warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning)
+            yield
     finally:
         warnings.showwarning = previous
         QUIET[0] = False

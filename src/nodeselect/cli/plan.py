@@ -78,6 +78,12 @@ def _f(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _meant(x: float | None) -> float | None:
+    """A threshold read from a float32 column, to the 7 digits float32 holds (9.6, not
+    9.600000381469727)."""
+    return None if x is None else float(f"{x:.7g}")
+
+
 def _vocab(vocab: tuple[str, ...], code: Any) -> str | None:
     c = int(code)
     return vocab[c] if 0 < c < len(vocab) and vocab[c] else None
@@ -214,7 +220,7 @@ def nearest_misses(ranking: Ranking) -> list[dict[str, Any]]:
         {
             "constraint": m.constraint,
             "only_this": m.only_this,
-            "relaxed_threshold": m.relaxed_threshold,
+            "relaxed_threshold": _meant(m.relaxed_threshold),
             "admits": m.admits,
             "advice": str(m),
             "server_side": False,
