@@ -17,10 +17,9 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn, TextIO
 
-from nodeselect.cli import gpus, nodes, place, plan, sim
+from nodeselect.cli import sim
 from nodeselect.cli._common import (
     EXIT_CODES_HELP,
     EXIT_INPUT,
@@ -34,21 +33,36 @@ from nodeselect.cli._common import (
     terminal_safe,
     warn,
 )
+from nodeselect.cli._parsers import register_gpus, register_nodes, register_place, register_plan
 from nodeselect.errors import NodeSelectError
 
 __all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-# Each module exposes register(subparsers) -> None and sets a ``handler`` default on its parser.
-_SUBCOMMANDS = (plan, place, nodes, gpus, sim)
+# Each adds its parser to ``subparsers`` and sets a ``handler`` default that imports the
+# command's module only when it runs (so --help and usage errors import none of them).
+_SUBCOMMANDS = (register_plan, register_place, register_nodes, register_gpus, sim.register)
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - slow import
+
     try:
         return version("nodeselect")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "0+unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (importlib.metadata is slow)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"nodeselect {_version()}")
+        parser.exit()
 
 
 class _UsageError(SystemExit):
@@ -78,11 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"nodeselect {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     add_verbosity_arguments(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in _SUBCOMMANDS:
-        module.register(subparsers)
+    for register in _SUBCOMMANDS:
+        register(subparsers)
     for name, sub in subparsers.choices.items():
         add_verbosity_arguments(sub)
         if name == "sim":

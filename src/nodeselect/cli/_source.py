@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from nodeselect.cli._common import EXIT_API, EXIT_INCOMPLETE, EXIT_INPUT, QUIET, note
+from nodeselect.cli._parsers import add_source_arguments
 from nodeselect.errors import (
     APIError,
     IncompleteFetchError,
@@ -132,38 +133,6 @@ def require_source(args: argparse.Namespace) -> None:
         return
     if not os.environ.get(API_KEY_ENV):
         raise InputError(NO_SOURCE)
-
-
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--api``, ``--snapshot``, ``--demo``, ``--concurrency``, ``--allow-incomplete``."""
-    group = parser.add_argument_group("fleet source (one of)")
-    ex = group.add_mutually_exclusive_group()
-    ex.add_argument(
-        "--api",
-        metavar="URL",
-        default=None,
-        help=f"List Nodes API base URL (default {DEFAULT_BASE_URL}; key from $NODESELECT_API_KEY)",
-    )
-    ex.add_argument(
-        "--snapshot", metavar="FILE", default=None, help="read the fleet from a saved snapshot"
-    )
-    ex.add_argument(
-        "--demo",
-        action="store_true",
-        help="use the embedded simulated fleet (a local server; data is not real)",
-    )
-    group.add_argument(
-        "--concurrency",
-        type=int,
-        default=DEFAULT_CONCURRENCY,
-        metavar="N",
-        help=f"page requests in flight (default {DEFAULT_CONCURRENCY})",
-    )
-    group.add_argument(
-        "--allow-incomplete",
-        action="store_true",
-        help="accept a fetch that could not prove it got every matching node (else exit 4)",
-    )
 
 
 @contextmanager

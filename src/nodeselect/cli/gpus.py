@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import attrs
 
-from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_OK, add_format_argument, fail
+from nodeselect.cli._common import EXIT_OK, fail
 from nodeselect.cli._render import (
     SIMULATED_BANNER,
     Column,
@@ -28,12 +28,12 @@ from nodeselect.cli._render import (
     redact,
     write_json,
 )
-from nodeselect.cli._source import add_source_arguments, load_fleet, source_exit_code
+from nodeselect.cli._source import load_fleet, source_exit_code
 from nodeselect.errors import NodeSelectError
 from nodeselect.fetch import FetchedNode, NodeQuery
 from nodeselect.gpus import GPU_MODELS, canonical_node_gpu
 
-__all__ = ["GPUS_SCHEMA", "GpuModelRow", "GpuSighting", "catalogue", "register", "sightings"]
+__all__ = ["GPUS_SCHEMA", "GpuModelRow", "GpuSighting", "catalogue", "sightings"]
 
 #: The ``schema`` value of ``gpus --json``.
 GPUS_SCHEMA: Final = "nodeselect.gpus/1"
@@ -212,22 +212,3 @@ def _handle(args: argparse.Namespace) -> int:
     ]
     print_table(cols, table_rows, stream=out, terminal=term, title="GPU models")
     return EXIT_OK
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add the `gpus` subcommand."""
-    parser = subparsers.add_parser(
-        "gpus",
-        help="list the GPU models in a fleet (nodes, GPUs, free VRAM range)",
-        description="List the GPU models in a fleet: canonical name, nodes, GPUs, free VRAM.",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_source_arguments(parser)
-    add_format_argument(parser, "the catalogue, schema in docs/cli.md; jsonl: on one line")
-    parser.add_argument(
-        "--known",
-        action="store_true",
-        help="list the GPU models nodeselect recognises (the registry; no fleet is fetched)",
-    )
-    parser.set_defaults(handler=_handle)

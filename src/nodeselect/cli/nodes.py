@@ -14,16 +14,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import attrs
 
 from nodeselect.cli._common import (
-    EXIT_CODES_HELP,
     EXIT_NO_FIT,
     EXIT_OK,
     EXIT_OUTPUT,
-    add_format_argument,
     fail,
     json_safe,
     note,
@@ -33,7 +31,7 @@ from nodeselect.cli._common import (
 )
 from nodeselect.cli._output import OutWriteError, check_out_target, write_atomically
 from nodeselect.cli._render import Column, print_table, private_fields, redact
-from nodeselect.cli._source import add_source_arguments, load_fleet, source_exit_code
+from nodeselect.cli._source import load_fleet, source_exit_code
 from nodeselect.errors import InputError, NodeSelectError, SnapshotError
 from nodeselect.fetch import (
     FetchedNode,
@@ -44,82 +42,7 @@ from nodeselect.fetch import (
     save_snapshot,
 )
 
-__all__ = ["query_from_args", "register", "run"]
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add the `nodes` subcommand."""
-    p = subparsers.add_parser(
-        "nodes",
-        help="list nodes matching server-side filters (or save a snapshot)",
-        description=__doc__,
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    f = p.add_argument_group("filters (repeatable flags are unions, except --compliance)")
-    f.add_argument(
-        "--status",
-        action="append",
-        default=[],
-        metavar="STATUS",
-        help="e.g. AVAILABLE, RESOURCE_BUSY (DELETED implies --include-deleted)",
-    )
-    f.add_argument(
-        "--continent", action="append", default=[], metavar="CODE", help="AF AN AS EU NA OC SA"
-    )
-    f.add_argument(
-        "--country", action="append", default=[], metavar="ISO", help="ISO 3166-1 alpha-2, e.g. US"
-    )
-    f.add_argument(
-        "--subdivision", action="append", default=[], metavar="ISO", help="ISO 3166-2, e.g. US-CA"
-    )
-    f.add_argument(
-        "--compliance",
-        action="append",
-        default=[],
-        metavar="TAG",
-        help="GDPR or EEA; repeated = all of them",
-    )
-    f.add_argument("--name", action="append", default=[], help="exact node name")
-    f.add_argument(
-        "--operator", action="append", default=[], metavar="UUID", help="operator account uuid"
-    )
-    f.add_argument("--uuid", action="append", default=[], help="node uuid")
-    f.add_argument(
-        "--created-between",
-        metavar="START,END",
-        default=None,
-        help="created_at range, inclusive; dates or ISO datetimes, either side open",
-    )
-    f.add_argument(
-        "--seen-between",
-        metavar="START,END",
-        default=None,
-        help="last_seen_at range, like --created-between",
-    )
-    f.add_argument("--include-deleted", action="store_true", help="also list deleted nodes")
-    add_source_arguments(p)
-    o = p.add_argument_group("output")
-    add_format_argument(o, "an array of {document, nodeselect}; jsonl: one node per line")
-    o.add_argument(
-        "--out",
-        metavar="FILE",
-        default=None,
-        help="also save the fetched fleet as a snapshot file (atomic, mode 0600)",
-    )
-    o.add_argument(
-        "--force",
-        action="store_true",
-        help="let --out replace a symlink or special file (never writes through it)",
-    )
-    o.add_argument(
-        "--show-private",
-        "--include-personal",  # the first spelling; kept so existing scripts keep working
-        dest="show_private",
-        action="store_true",
-        help="show operator e-mails, IP addresses and wallets (hidden by default)",
-    )
-    p.set_defaults(handler=run)
+__all__ = ["query_from_args", "run"]
 
 
 def query_from_args(args: argparse.Namespace) -> NodeQuery:

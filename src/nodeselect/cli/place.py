@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from nodeselect.cli._common import (
-    EXIT_CODES_HELP,
     EXIT_INPUT,
     EXIT_NO_FIT,
     EXIT_OK,
-    add_format_argument,
     fail,
     plural,
 )
@@ -30,38 +27,12 @@ from nodeselect.cli._render import (
     print_table,
     write_json,
 )
-from nodeselect.cli._source import add_source_arguments, load_fleet, source_exit_code
+from nodeselect.cli._source import load_fleet, source_exit_code
 from nodeselect.errors import InputError, NodeSelectError
 from nodeselect.jobs import load_jobs
 from nodeselect.placement import Plan
 
-__all__ = ["register", "render_plan"]
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add the `place` subcommand."""
-    parser = subparsers.add_parser(
-        "place",
-        help="place a batch of jobs ([[job]] tables) on the fleet without double-booking",
-        description=(
-            "Place every job of JOBS.toml (a file of [[job]] tables) on one fleet: priority "
-            "first, then hardest to place first; GPUs, cores, RAM and disk are reserved as jobs "
-            "are placed, and gangs (nodes > 1) are placed all-or-nothing. "
-            "Exit 1 when a job could not be placed."
-        ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("jobs", metavar="JOBS.toml", type=Path, help="the job file")
-    add_source_arguments(parser)
-    add_format_argument(parser, "the plan, schema in docs/placement.md; jsonl: on one line")
-    parser.add_argument(
-        "--show-private",
-        action="store_true",
-        help="show node addresses (personal data; hidden by default)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
-    parser.set_defaults(handler=_run)
+__all__ = ["render_plan"]
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -18,11 +18,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from nodeselect.cli._common import (
-    EXIT_CODES_HELP,
     EXIT_INPUT,
     EXIT_NO_FIT,
     EXIT_OK,
-    add_format_argument,
     fail,
     plural,
 )
@@ -35,7 +33,6 @@ from nodeselect.cli._render import (
     write_json,
 )
 from nodeselect.cli._source import (
-    add_source_arguments,
     load_fleet_explained,
     require_source,
     source_exit_code,
@@ -65,7 +62,6 @@ __all__ = [
     "node_summary",
     "private_fields",
     "pushed_down_filters",
-    "register",
     "render_report",
 ]
 
@@ -437,38 +433,3 @@ def _handle(args: argparse.Namespace) -> int:
             print(f"nodeselect: {what} job {job.name!r}", file=sys.stderr)
         return EXIT_NO_FIT
     return EXIT_OK
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add the `plan` subcommand."""
-    parser = subparsers.add_parser(
-        "plan",
-        help="dry run: rank the nodes for one job file and explain the rejections",
-        description=(
-            "Rank every node of a fleet for one job file and explain the rejections. "
-            "Choose the fleet with --api URL (key from NODESELECT_API_KEY), --snapshot FILE "
-            "or --demo (the embedded simulated fleet)."
-        ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("job", metavar="JOB.toml", help="the job file (docs/jobs.md)")
-    add_source_arguments(parser)
-    out = parser.add_argument_group("output")
-    out.add_argument(
-        "--top", type=int, default=10, metavar="N", help="rank this many nodes (default 10)"
-    )
-    out.add_argument(
-        "--explain",
-        metavar="NODE",
-        help="also explain one node (uuid, name, or row number of the ranked table): every "
-        "failing constraint and score term",
-    )
-    add_format_argument(out, "the report, schema in docs/cli.md; jsonl: the same on one line")
-    out.add_argument(
-        "--show-private",
-        action="store_true",
-        help="show operator e-mails, IP addresses and wallets (hidden by default)",
-    )
-    out.add_argument("--seed", type=int, default=0, metavar="N", help="tie-break seed (default 0)")
-    parser.set_defaults(handler=_handle)
