@@ -11,7 +11,7 @@ import argparse
 import math
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -28,10 +28,11 @@ from nodeselect.cli._render import (
     redact,
     write_json,
 )
-from nodeselect.cli._source import load_fleet, source_exit_code
 from nodeselect.errors import NodeSelectError
-from nodeselect.fetch import FetchedNode, NodeQuery
 from nodeselect.gpus import GPU_MODELS, canonical_node_gpu
+
+if TYPE_CHECKING:  # the fetch layer (httpx, msgspec) loads only when a fleet is fetched
+    from nodeselect.fetch import FetchedNode
 
 __all__ = ["GPUS_SCHEMA", "GpuModelRow", "GpuSighting", "catalogue", "sightings"]
 
@@ -170,6 +171,9 @@ def _known(fmt: str) -> int:
 def _handle(args: argparse.Namespace) -> int:
     if args.known:
         return _known(args.format)
+    from nodeselect.cli._source import load_fleet, source_exit_code  # noqa: PLC0415
+    from nodeselect.fetch import NodeQuery  # noqa: PLC0415
+
     try:
         result = load_fleet(args, NodeQuery())
     except NodeSelectError as exc:
