@@ -4,6 +4,7 @@ what `sim serve` prints, -v/-q wired to the `nodeselect` logger."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from collections.abc import Iterator
@@ -12,11 +13,16 @@ from pathlib import Path
 import pytest
 
 from nodeselect.cli import main
-from nodeselect.cli._common import EXIT_INPUT, EXIT_NO_FIT, EXIT_OK
+from nodeselect.cli._common import EXIT_API, EXIT_INCOMPLETE, EXIT_INPUT, EXIT_NO_FIT, EXIT_OK
 from nodeselect.cli._main import _cli_environment
-from nodeselect.cli._source import NO_SOURCE, api_url
-from nodeselect.errors import InputError
-from nodeselect.sim import SimServer, generate_fleet
+from nodeselect.cli._source import NO_SOURCE, api_url, fleet_error
+from nodeselect.errors import (
+    IncompleteFetchError,
+    InputError,
+    RetriesExhaustedError,
+    TransportError,
+)
+from nodeselect.sim import FaultConfig, SimServer, generate_fleet
 
 JOB = 'name = "any"\n\n[gpu]\ncount = 0\n'
 FLEET = generate_fleet(60, seed=9)
@@ -201,3 +207,48 @@ def test_a_huge_limit_is_no_warning(capsys: pytest.CaptureFixture[str], server: 
         if m["relaxed_threshold"] is not None:
             assert m["relaxed_threshold"] == float(f"{m['relaxed_threshold']:.7g}")
         assert str(m["admits"]) in m["advice"]
+
+
+@pytest.mark.slow  # the client's real back-off: about 3.5 s per command
+def test_api_failures_are_the_same_line_on_every_command(
+    capsys: pytest.CaptureFixture[str], job: Path
+) -> None:
+    """A server that cuts every body: exit 3 on plan, place, nodes and gpus, one line saying
+    the answers were cut (not "cannot reach"), never the library's RetryPolicy advice."""
+    batch = job.with_name("batch.toml")
+    batch.write_text('[[job]]\nname = "a"\n')
+    with SimServer(generate_fleet(60, seed=9), faults=FaultConfig(rate_truncate=1.0)) as cut:
+        for argv in (["plan", str(job)], ["place", str(batch)], ["nodes"], ["gpus"]):
+            code, _, err = _run(capsys, *argv, "--api", cut.url)
+            assert code == EXIT_API, argv
+            assert len(err.splitlines()) == 1, err
+            assert f"the API at {cut.url} cut its answers short" in err
+            assert "RetryPolicy" not in err
+
+
+def test_fleet_errors_say_what_happened_and_what_to_try() -> None:
+    """Cut bodies, refused connections, incomplete fetches and input errors each get their
+    own line and exit code, the same for every command."""
+    args = argparse.Namespace(api="http://h:1")
+    cut = TransportError(
+        "GET http://h:1/v1/nodes: RemoteProtocolError: peer closed connection "
+        "without sending complete message body (received 1 bytes, expected 2)"
+    )
+    refused = TransportError(
+        "GET http://h:1/v1/nodes: ConnectError: [Errno 111] Connection refused"
+    )
+    exhausted = RetriesExhaustedError("all 5 attempts failed (raise RetryPolicy.max_attempts)",
+                                      attempts=5, last_error=cut)  # fmt: skip
+    message, code = fleet_error(exhausted, args)
+    assert code == EXIT_API
+    assert message.startswith("the API at http://h:1 cut its answers short after 5 attempts")
+    assert "RetryPolicy" not in message
+    message, code = fleet_error(RetriesExhaustedError("x", attempts=3, last_error=refused), args)
+    assert message.startswith("cannot reach the API at http://h:1 after 3 attempts")
+    assert "--demo" in message
+    message, code = fleet_error(IncompleteFetchError("2 pages missing"), args)
+    assert (code, message) == (
+        EXIT_INCOMPLETE,
+        "2 pages missing (add --allow-incomplete to use it anyway)",
+    )
+    assert fleet_error(InputError("bad"), args) == ("bad", EXIT_INPUT)

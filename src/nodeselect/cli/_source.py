@@ -28,10 +28,15 @@ from nodeselect.cli._common import EXIT_API, EXIT_INCOMPLETE, EXIT_INPUT, QUIET,
 from nodeselect.cli._parsers import add_source_arguments
 from nodeselect.errors import (
     APIError,
+    APIStatusError,
+    AuthenticationError,
     IncompleteFetchError,
     InputError,
     NodeSelectError,
+    NotFoundError,
+    PermissionDeniedError,
     SnapshotError,
+    TransportError,
 )
 from nodeselect.fetch import (
     API_KEY_ENV,
@@ -50,7 +55,9 @@ __all__ = [
     "EXPLAIN_PUSHDOWN_BELOW",
     "NO_SOURCE",
     "add_source_arguments",
+    "api_error_message",
     "api_url",
+    "fleet_error",
     "load_fleet",
     "load_fleet_explained",
     "require_source",
@@ -222,6 +229,59 @@ def load_fleet_explained(
 
 def _relabel(result: FetchResult, source: str) -> FetchResult:
     return attrs.evolve(result, source=source)
+
+
+def _strip_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def api_error_message(exc: APIError, url: str) -> str:
+    """One line for an API failure: what happened, which URL, and what to try."""
+    if isinstance(exc, AuthenticationError):
+        return (
+            f"the API at {_strip_query(exc.url)} rejected the request as unauthenticated "
+            "(HTTP 401): set NODESELECT_API_KEY to a valid API key, or try --demo"
+        )
+    if isinstance(exc, PermissionDeniedError):
+        return (
+            f"the API at {_strip_query(exc.url)} refused the API key (HTTP 403): the key in "
+            "NODESELECT_API_KEY is not allowed to list nodes; check it, or try --demo"
+        )
+    if isinstance(exc, NotFoundError):
+        return (
+            f"{_strip_query(exc.url)} is not a List Nodes endpoint (HTTP 404): give --api "
+            "the API root, e.g. https://api.dispersed.com"
+        )
+    if isinstance(exc, APIStatusError):
+        return f"{_strip_query(exc.url)} answered HTTP {exc.status_code}: {exc}; retry later"
+    last = getattr(exc, "last_error", None)
+    attempts = getattr(exc, "attempts", None)
+    tries = "" if not attempts else f" after {attempts} attempts"
+    if isinstance(exc, TransportError) or isinstance(last, TransportError):
+        reason = str(last or exc).rsplit(": ", 1)[-1]
+        if "complete message body" in reason or "without sending a response" in reason:
+            return (
+                f"the API at {url} cut its answers short{tries} ({reason}): the server or a "
+                "proxy is failing; retry later, or try --demo for the simulated fleet"
+            )
+        return (
+            f"cannot reach the API at {url}{tries} ({reason}): check the URL and your "
+            "network, or try --demo for the simulated fleet"
+        )
+    if last is not None:
+        return f"the API at {url} failed{tries}: {last}; retry later, or try --demo"
+    return f"the API at {url} failed: {exc}"
+
+
+def fleet_error(error: NodeSelectError, args: argparse.Namespace) -> tuple[str, int]:
+    """The one line and exit code for an error from :func:`load_fleet`, the same on every
+    command: API failures say which URL and what to try, never the library's retry advice."""
+    code = source_exit_code(error)
+    if isinstance(error, IncompleteFetchError):
+        return f"{error} (add --allow-incomplete to use it anyway)", code
+    if isinstance(error, APIError):
+        return api_error_message(error, getattr(args, "api", None) or DEFAULT_BASE_URL), code
+    return str(error), code
 
 
 def source_exit_code(error: NodeSelectError) -> int:

@@ -171,13 +171,13 @@ def _known(fmt: str) -> int:
 def _handle(args: argparse.Namespace) -> int:
     if args.known:
         return _known(args.format)
-    from nodeselect.cli._source import load_fleet, source_exit_code  # noqa: PLC0415
+    from nodeselect.cli._source import fleet_error, load_fleet  # noqa: PLC0415
     from nodeselect.fetch import NodeQuery  # noqa: PLC0415
 
     try:
         result = load_fleet(args, NodeQuery())
     except NodeSelectError as exc:
-        return fail(str(exc), source_exit_code(exc))
+        return fail(*fleet_error(exc, args))
     rows = catalogue(sightings(result.nodes))
     fleet = fleet_info(args, result)
     if args.format != "table":

@@ -31,7 +31,7 @@ from nodeselect.cli._common import (
 )
 from nodeselect.cli._output import OutWriteError, check_out_target, write_atomically
 from nodeselect.cli._render import Column, print_table, private_fields, redact
-from nodeselect.cli._source import load_fleet, source_exit_code
+from nodeselect.cli._source import fleet_error, load_fleet
 from nodeselect.errors import InputError, NodeSelectError, SnapshotError
 from nodeselect.fetch import (
     FetchedNode,
@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     except OutWriteError as exc:
         return fail(str(exc), EXIT_OUTPUT)
     except NodeSelectError as exc:
-        return fail(str(exc), source_exit_code(exc))
+        return fail(*fleet_error(exc, args))
     personal = bool(args.show_private)
     out = sys.stdout
     if args.format == "table":

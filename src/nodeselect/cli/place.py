@@ -27,7 +27,7 @@ from nodeselect.cli._render import (
     print_table,
     write_json,
 )
-from nodeselect.cli._source import load_fleet, source_exit_code
+from nodeselect.cli._source import fleet_error, load_fleet
 from nodeselect.errors import InputError, NodeSelectError
 from nodeselect.jobs import load_jobs
 from nodeselect.placement import Plan
@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         results = [load_fleet(args, q) for q in fleet_queries(jobs)]
     except NodeSelectError as exc:
-        return fail(str(exc), source_exit_code(exc))
+        return fail(*fleet_error(exc, args))
     nodes = merge_fetched(results)
     table = NodeTable.from_nodes(nodes)
     try:

@@ -33,23 +33,17 @@ from nodeselect.cli._render import (
     write_json,
 )
 from nodeselect.cli._source import (
+    api_error_message,
+    fleet_error,
     load_fleet_explained,
     require_source,
-    source_exit_code,
 )
 from nodeselect.engine import Ranking, explain_node, rank
 from nodeselect.errors import (
-    APIError,
-    APIStatusError,
-    AuthenticationError,
-    IncompleteFetchError,
     InputError,
     NodeSelectError,
-    NotFoundError,
-    PermissionDeniedError,
-    TransportError,
 )
-from nodeselect.fetch import DEFAULT_BASE_URL, FetchedNode, NodeQuery, PushdownReport
+from nodeselect.fetch import FetchedNode, NodeQuery, PushdownReport
 from nodeselect.gpus import GPU_MODELS
 from nodeselect.jobs import Job, load_job
 from nodeselect.placement import place
@@ -316,39 +310,6 @@ def pushed_down_filters(job: Job, keys: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _strip_query(url: str) -> str:
-    return url.split("?", 1)[0]
-
-
-def api_error_message(exc: APIError, url: str) -> str:
-    """One line for an API failure: what happened, which URL, and what to try."""
-    if isinstance(exc, AuthenticationError):
-        return (
-            f"the API at {_strip_query(exc.url)} rejected the request as unauthenticated "
-            "(HTTP 401): set NODESELECT_API_KEY to a valid API key, or try --demo"
-        )
-    if isinstance(exc, PermissionDeniedError):
-        return (
-            f"the API at {_strip_query(exc.url)} refused the API key (HTTP 403): the key in "
-            "NODESELECT_API_KEY is not allowed to list nodes; check it, or try --demo"
-        )
-    if isinstance(exc, NotFoundError):
-        return (
-            f"{_strip_query(exc.url)} is not a List Nodes endpoint (HTTP 404): give --api "
-            "the API root, e.g. https://api.dispersed.com"
-        )
-    if isinstance(exc, APIStatusError):
-        return f"{_strip_query(exc.url)} answered HTTP {exc.status_code}: {exc}; retry later"
-    last = getattr(exc, "last_error", None)
-    if isinstance(exc, TransportError) or isinstance(last, TransportError):
-        reason = str(last or exc).rsplit(": ", 1)[-1]
-        return (
-            f"cannot reach the API at {url} ({reason}): check the URL and your network, "
-            "or try --demo for the simulated fleet"
-        )
-    return f"the API at {url} failed: {exc}"
-
-
 def _explained_node(
     job: Job, table: NodeTable, ranking: Ranking, node: str, *, now: datetime
 ) -> str:
@@ -380,17 +341,11 @@ def _handle(args: argparse.Namespace) -> int:
         require_source(args)  # the same rule and message on every command
     except NodeSelectError as exc:
         return fail(str(exc), EXIT_INPUT)
-    url = args.api or DEFAULT_BASE_URL
     try:
         query = NodeQuery.from_job(job)
         result, pushdown = load_fleet_explained(args, query)
-    except APIError as exc:
-        code = source_exit_code(exc)
-        if isinstance(exc, IncompleteFetchError):
-            return fail(f"{exc} (add --allow-incomplete to plan on it anyway)", code)
-        return fail(api_error_message(exc, url), code)
     except NodeSelectError as exc:
-        return fail(str(exc), source_exit_code(exc))
+        return fail(*fleet_error(exc, args))
     now = datetime.now(UTC)
     table = NodeTable.from_nodes(result.nodes, now=now)
     try:
