@@ -11,11 +11,11 @@ import argparse
 import math
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_OK, fail
+from nodeselect.cli._common import EXIT_OK, fail
 from nodeselect.cli._render import (
     SIMULATED_BANNER,
     Column,
@@ -28,12 +28,13 @@ from nodeselect.cli._render import (
     redact,
     write_json,
 )
-from nodeselect.cli._source import add_source_arguments, load_fleet, source_exit_code
 from nodeselect.errors import NodeSelectError
-from nodeselect.fetch import FetchedNode, NodeQuery
 from nodeselect.gpus import GPU_MODELS, canonical_node_gpu
 
-__all__ = ["GPUS_SCHEMA", "GpuModelRow", "GpuSighting", "catalogue", "register", "sightings"]
+if TYPE_CHECKING:  # the fetch layer (httpx, msgspec) loads only when a fleet is fetched
+    from nodeselect.fetch import FetchedNode
+
+__all__ = ["GPUS_SCHEMA", "GpuModelRow", "GpuSighting", "catalogue", "sightings"]
 
 #: The ``schema`` value of ``gpus --json``.
 GPUS_SCHEMA: Final = "nodeselect.gpus/1"
@@ -141,9 +142,9 @@ def sightings(nodes: Iterable[FetchedNode]) -> Iterable[list[GpuSighting]]:
         yield out
 
 
-def _known(as_json: bool) -> int:
+def _known(fmt: str) -> int:
     """Print the GPU registry itself (no fleet needed)."""
-    if as_json:
+    if fmt != "table":
         models = [
             {
                 "model": m.canonical,
@@ -155,7 +156,8 @@ def _known(as_json: bool) -> int:
             }
             for m in GPU_MODELS
         ]
-        write_json({"schema": GPUS_SCHEMA, "fleet": None, "models": models})
+        doc = {"schema": GPUS_SCHEMA, "fleet": None, "models": models}
+        write_json(doc, indent=2 if fmt == "json" else None)
         return EXIT_OK
     cols = (Column("model"), Column("family"), Column("vendor"), Column("VRAM GB", "right"))
     rows = [
@@ -168,20 +170,24 @@ def _known(as_json: bool) -> int:
 
 def _handle(args: argparse.Namespace) -> int:
     if args.known:
-        return _known(args.json)
+        return _known(args.format)
+    from nodeselect.cli._source import fleet_error, load_fleet  # noqa: PLC0415
+    from nodeselect.fetch import NodeQuery  # noqa: PLC0415
+
     try:
         result = load_fleet(args, NodeQuery())
     except NodeSelectError as exc:
-        return fail(str(exc), source_exit_code(exc))
+        return fail(*fleet_error(exc, args))
     rows = catalogue(sightings(result.nodes))
     fleet = fleet_info(args, result)
-    if args.json:
+    if args.format != "table":
         write_json(
             {
                 "schema": GPUS_SCHEMA,
                 "fleet": fleet,
                 "models": [r.to_json() for r in rows],
-            }
+            },
+            indent=2 if args.format == "json" else None,
         )
         return EXIT_OK
     out = sys.stdout
@@ -210,22 +216,3 @@ def _handle(args: argparse.Namespace) -> int:
     ]
     print_table(cols, table_rows, stream=out, terminal=term, title="GPU models")
     return EXIT_OK
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add the `gpus` subcommand."""
-    parser = subparsers.add_parser(
-        "gpus",
-        help="list the GPU models in a fleet (nodes, GPUs, free VRAM range)",
-        description="List the GPU models in a fleet: canonical name, nodes, GPUs, free VRAM.",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_source_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the catalogue as JSON")
-    parser.add_argument(
-        "--known",
-        action="store_true",
-        help="list the GPU models nodeselect recognises (the registry; no fleet is fetched)",
-    )
-    parser.set_defaults(handler=_handle)

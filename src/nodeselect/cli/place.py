@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from nodeselect.cli._common import EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, fail
+from nodeselect.cli._common import (
+    EXIT_INPUT,
+    EXIT_NO_FIT,
+    EXIT_OK,
+    fail,
+    plural,
+)
 from nodeselect.cli._render import (
     HIDDEN,
     Column,
@@ -22,36 +27,12 @@ from nodeselect.cli._render import (
     print_table,
     write_json,
 )
-from nodeselect.cli._source import add_source_arguments, load_fleet, source_exit_code
+from nodeselect.cli._source import fleet_error, load_fleet
 from nodeselect.errors import InputError, NodeSelectError
 from nodeselect.jobs import load_jobs
 from nodeselect.placement import Plan
 
-__all__ = ["register", "render_plan"]
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add the `place` subcommand."""
-    parser = subparsers.add_parser(
-        "place",
-        help="place a batch of jobs ([[job]] tables) on the fleet without double-booking",
-        description=(
-            "Place every job of JOBS.toml (a file of [[job]] tables) on one fleet: priority "
-            "first, then hardest to place first; GPUs, cores, RAM and disk are reserved as jobs "
-            "are placed, and gangs (nodes > 1) are placed all-or-nothing. "
-            "Exit 1 when a job could not be placed."
-        ),
-    )
-    parser.add_argument("jobs", metavar="JOBS.toml", type=Path, help="the job file")
-    add_source_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.add_argument(
-        "--show-private",
-        action="store_true",
-        help="show node addresses (personal data; hidden by default)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
-    parser.set_defaults(handler=_run)
+__all__ = ["render_plan"]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -68,21 +49,21 @@ def _run(args: argparse.Namespace) -> int:
     try:
         results = [load_fleet(args, q) for q in fleet_queries(jobs)]
     except NodeSelectError as exc:
-        return fail(str(exc), source_exit_code(exc))
+        return fail(*fleet_error(exc, args))
     nodes = merge_fetched(results)
     table = NodeTable.from_nodes(nodes)
     try:
         plan = place(jobs, table, nodes=nodes, seed=args.seed)
     except InputError as exc:
         return fail(str(exc), EXIT_INPUT)
-    if args.json:
+    if args.format != "table":
         doc = plan.to_json(show_private=args.show_private)
         doc["fleet"] = {
             "nodes": len(table),
             "source": results[0].source,
             "simulated": bool(args.demo),
         }
-        write_json(doc)
+        write_json(doc, indent=2 if args.format == "json" else None)
     else:
         render_plan(plan, show_private=args.show_private, simulated=bool(args.demo))
     return EXIT_NO_FIT if plan.unplaced else EXIT_OK
@@ -116,8 +97,8 @@ def render_plan(
             for k, r in enumerate(a.replicas)
         ]
         title = (
-            f"{a.job_name} (priority {a.priority}): {len(a.replicas)} node(s), "
-            f"{a.gpus} GPU(s), score {fmt_score(a.score)}"
+            f"{a.job_name} (priority {a.priority}): {plural(len(a.replicas), 'node')}, "
+            f"{plural(a.gpus, 'GPU')}, score {fmt_score(a.score)}"
         )
         print_table(columns, rows, stream=out, title=title)
     if plan.unplaced:
@@ -125,12 +106,13 @@ def render_plan(
             [Column("job"), Column("priority", "right"), Column("reason")],
             [[u.job_name, str(u.priority), u.reason] for u in plan.unplaced],
             stream=out,
-            title=f"unplaced: {len(plan.unplaced)} job(s)",
+            title=f"unplaced: {plural(len(plan.unplaced), 'job')}",
         )
     t = plan.totals
     print_note(
-        f"placed {t.jobs_placed}/{t.jobs_placed + t.jobs_unplaced} jobs on {t.nodes_used} "
-        f"nodes, {t.gpus_used} GPUs used, {t.free_gpus_left} GPUs left "
+        f"placed {t.jobs_placed}/{plural(t.jobs_placed + t.jobs_unplaced, 'job')} on "
+        f"{plural(t.nodes_used, 'node')}, {plural(t.gpus_used, 'GPU')} used, "
+        f"{plural(t.free_gpus_left, 'GPU')} left "
         f"({t.stranded_gpus} stranded)",
         stream=out,
     )
