@@ -437,7 +437,9 @@ class NodeTable:
                 out[name] = np.concatenate([v.astype(f"S{width}") for v in vals])
             else:
                 out[name] = np.concatenate(vals)
-        return cls(**out)
+        from nodeselect.table._derived import build_derived  # noqa: PLC0415 - imports this module
+
+        return build_derived(cls(**out))
 
     # ---------------------------------------------------------------- synthetic
     @classmethod
@@ -473,7 +475,7 @@ class NodeTable:
         st = rng.choice(
             len(STATUSES) + 1, size=n, p=[0.05, 0.55, 0.1, 0.03, 0.12, 0.02, 0.08, 0.01, 0.02, 0.02]
         )
-        return cls(
+        table = cls(
             uuid=uuid,
             name_code=np.zeros(n, dtype=np.int32),
             name_vocab=np.array([b""], dtype=np.bytes_),
@@ -518,3 +520,6 @@ class NodeTable:
             gpu_tele_vram_free_gb=tfree.astype(np.float32),
             gpu_load=load.astype(np.float32),
         )
+        from nodeselect.table._derived import build_derived  # noqa: PLC0415 - imports this module
+
+        return build_derived(table)
