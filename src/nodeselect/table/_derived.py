@@ -57,6 +57,7 @@ __all__ = [
     "gpu_free_top",
     "gpu_model_key",
     "max_gpu_count",
+    "share_derived",
     "uuid_hash",
     "vram_level",
 ]
@@ -132,6 +133,44 @@ def build_derived(t: NodeTable) -> NodeTable:
     gpu_free_top(t)
     max_gpu_count(t)
     return t
+
+
+def _peek(name: str, deps: tuple[npt.NDArray[Any] | None, ...]) -> Any:
+    """The cached value of ``name`` on ``deps`` (no ``extra``), or ``None``."""
+    hit = _cache.get((name, None, *(id(d) for d in deps)))
+    if hit is not None and all(r() is d for r, d in zip(hit[0], deps, strict=True)):
+        return hit[1]
+    return None
+
+
+def share_derived(parent: NodeTable, view: NodeTable, start: int, stop: int) -> NodeTable:
+    """Seed ``view`` (the rows ``start:stop`` of ``parent``, see ``NodeTable.row_range``) with
+    slices of the derived columns already cached for ``parent``; returns ``view``."""
+    key = _peek("model-key", (parent.gpu_offsets, parent.gpu_model_code))
+    if key is not None:
+        mine, vocab, _ = key
+        part = mine[start:stop]
+        has_mixed = bool(len(part)) and bool((part == len(vocab) + 1).any())
+        _cached(
+            "model-key",
+            (view.gpu_offsets, view.gpu_model_code),
+            None,
+            lambda: (part, vocab, has_mixed),
+        )
+    top = _peek(
+        "free-top", (parent.gpu_offsets, parent.gpu_vram_free_gb, parent.gpu_tele_vram_free_gb)
+    )
+    if top is not None:
+        _cached(
+            "free-top",
+            (view.gpu_offsets, view.gpu_vram_free_gb, view.gpu_tele_vram_free_gb),
+            None,
+            lambda: top[:, start:stop],
+        )
+    hashes = _peek("uuid-hash", (parent.uuid,))
+    if hashes is not None:
+        _cached("uuid-hash", (view.uuid,), None, lambda: hashes[start:stop])
+    return view
 
 
 def cached_nbytes(t: NodeTable) -> int:

@@ -332,6 +332,38 @@ class NodeTable:
                 changes[f.name] = v[idx]
         return attrs.evolve(self, **{k.lstrip("_"): c for k, c in changes.items()})
 
+    def row_range(self, start: int, stop: int) -> NodeTable:
+        """The rows ``start:stop`` as a view: every column is a slice of this table's (no copy)
+        but ``gpu_offsets`` (rebased); vocabularies and units are shared. The engine's derived
+        columns already built for this table are shared too (sliced), so ranking a range
+        builds nothing per node again."""
+        n = len(self)
+        start, stop = max(0, min(start, n)), max(0, min(stop, n))
+        stop = max(start, stop)
+        g0, g1 = int(self.gpu_offsets[start]), int(self.gpu_offsets[stop])
+        changes: dict[str, Any] = {
+            "gpu_offsets": (self.gpu_offsets[start : stop + 1] - np.int32(g0)).astype(np.int32),
+            "_index": {},
+        }
+        for f in attrs.fields(NodeTable):
+            v = getattr(self, f.name)
+            if (
+                not isinstance(v, np.ndarray)
+                or f.name == "gpu_offsets"
+                or f.name.endswith("_vocab")
+            ):
+                continue
+            if f.name.startswith("gpu_") and f.name != "gpu_count":
+                changes[f.name] = v[g0:g1]
+            elif v.ndim == 2:
+                changes[f.name] = v[:, start:stop]
+            else:
+                changes[f.name] = v[start:stop]
+        view = attrs.evolve(self, **{k.lstrip("_"): c for k, c in changes.items()})
+        from nodeselect.table._derived import share_derived  # noqa: PLC0415 - imports this module
+
+        return share_derived(self, view, start, stop)
+
     def with_capacity(
         self,
         *,
