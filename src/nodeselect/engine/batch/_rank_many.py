@@ -42,12 +42,16 @@ from nodeselect.errors import InputError
 from nodeselect.jobs import Job
 from nodeselect.table import NodeTable, max_gpu_count, uuid_hash
 
-__all__ = ["MIN_GROUP", "MIN_JOBS", "rank_many"]
+__all__ = ["GROUP_COST", "MIN_GROUP", "MIN_JOBS", "rank_many"]
 
 #: Below this many jobs the batch is a plain loop (the shared columns would cost more).
 MIN_JOBS: Final = 4
 #: Below this many jobs a group takes the per-job path (gathering would cost more).
 MIN_GROUP: Final = 4
+#: A GPU group is ranked together only when its jobs x table rows reach this many times its
+#: GPU layout's cells (candidates x slots): the layout is a fixed cost per group, the per-job
+#: path costs about one pass over the table per job (measured break-even: 7-11 at 100k nodes).
+GROUP_COST: Final = 12
 
 
 def rank_many(
@@ -106,6 +110,7 @@ def _rank_all(
     batch = BatchColumns(table, cjs[0].now_s, seed, max_gpus, k)
     out: list[Ranking | None] = [None] * len(cjs)
     groups: dict[Hashable, list[int]] = {}
+    alone: list[int] = []
     for i, cj in enumerate(cjs):
         if (
             cj.min_vram_total_gb is None
@@ -114,14 +119,22 @@ def _rank_all(
         ):
             groups.setdefault(_group_key(cj), []).append(i)
         else:
-            out[i] = batch.rank_one(cj)
+            alone.append(i)
+    batched: list[tuple[list[int], JobGroup]] = []
     for members in groups.values():
-        if len(members) < MIN_GROUP:
-            for i in members:
-                out[i] = batch.rank_one(cjs[i])
-            continue
+        if len(members) >= MIN_GROUP:
+            group = JobGroup(batch, [cjs[i] for i in members], layout=False)
+            if len(members) * len(table) >= GROUP_COST * group.cells:
+                batched.append((members, group))
+                continue
+        alone.extend(members)
+    if not batched:  # nothing repays the shared columns: the plain loop
+        return [rank_compiled(cj, table, k=k, seed=seed, max_gpus=max_gpus) for cj in cjs]
+    for i in alone:
+        out[i] = batch.rank_one(cjs[i])
+    for members, group in batched:
         mine = [cjs[i] for i in members]
-        for i, r in zip(members, JobGroup(batch, mine).rank_all(mine), strict=True):
+        for i, r in zip(members, group.rank_all(mine), strict=True):
             out[i] = r
     return [r for r in out if r is not None]
 
