@@ -103,8 +103,10 @@ class Polars:
         """A CPU-only job: node constraints, 5 score terms, top k."""
         pl = self.pl
         c = pl.col
-        rep = pl.when(c("reputation").is_nan()).then(0.0).otherwise(
-            c("reputation").cast(pl.Float64).clip(0.0, 100.0) / 100.0
+        rep = (
+            pl.when(c("reputation").is_nan())
+            .then(0.0)
+            .otherwise(c("reputation").cast(pl.Float64).clip(0.0, 100.0) / 100.0)
         )
         load = c("cpu_load").cast(pl.Float64).clip(0.0, 1.0)
         f = self._decay("tele", TELE_S, now)
@@ -142,8 +144,10 @@ class Polars:
             )
             .filter(c("m") >= job["count"])
         )
-        rep = pl.when(c("reputation").is_nan()).then(0.0).otherwise(
-            c("reputation").cast(pl.Float64).clip(0.0, 100.0) / 100.0
+        rep = (
+            pl.when(c("reputation").is_nan())
+            .then(0.0)
+            .otherwise(c("reputation").cast(pl.Float64).clip(0.0, 100.0) / 100.0)
         )
         f = self._decay("tele", TELE_S, now)
         idle = (
@@ -220,8 +224,10 @@ class Pandas:
         load = g["load"].where(fresh)
         ok = g["model"].isin(job["models"]) & (free >= job["vram"]) & (load <= job["max_load"])
         sel = g[ok]
-        per = sel.assign(l=sel["load"].astype("float64").clip(0.0, 1.0)).groupby("row")["l"].agg(
-            ["size", "mean"]
+        per = (
+            sel.assign(l=sel["load"].astype("float64").clip(0.0, 1.0))
+            .groupby("row")["l"]
+            .agg(["size", "mean"])
         )
         per = per[per["size"] >= job["count"]]
         nodes = self.nodes[self._node_mask(self.nodes, job) & (self.nodes["gpus"] >= job["count"])]

@@ -32,8 +32,8 @@ from nodeselect.table import _derived
 from nodeselect.table._table import NodeTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _peers  # noqa: E402
-from bench_engine import JOB, NOW, documents  # noqa: E402
+import _peers
+from bench_engine import JOB, NOW, documents
 
 CPU_JOB = Job(
     name="cpu-only",
@@ -111,26 +111,30 @@ def peers(n: int, repeat: int, k: int = 10) -> None:
             libs[lib] = cls(t)
         else:
             print(f"peers: {lib} is not installed, skipped (pip install {lib})")
-    for name, (job, spec) in PEER_JOBS.items():
+    for name, (job, base) in PEER_JOBS.items():
         ours = rank(job, t, now=NOW, k=k)
-        spec = dict(spec)
+        spec = dict(base)
         if "count" in spec:
             spec["models"] = sorted(_peers_models(job))
+        check = []
         for lib, peer in libs.items():
             fn = peer.rank_gpu if "count" in spec else peer.rank_cpu  # type: ignore[attr-defined]
             feasible, _top = fn(spec, now, k)
             same = np.array_equal(np.sort(feasible), ours.feasible_indices)
-            if not same:
-                print(f"peers: {lib} {name}: feasible sets DIFFER ({len(feasible)} vs {ours.feasible})")
+            check.append(f"{lib}: {'same' if same else 'DIFFERENT'} feasible set")
         for r in range(repeat):
             gc.collect()
             mine = median_of(lambda job=job: rank(job, t, now=NOW, k=k), 7)
-            parts = [f"[{r + 1}] {name} job, {n:,} nodes ({ours.feasible:,} feasible): nodeselect {mine * 1e3:.1f} ms"]
+            parts = [
+                f"[{r + 1}] {name} job, {n:,} nodes ({ours.feasible:,} feasible): "
+                f"nodeselect {mine * 1e3:.1f} ms"
+            ]
             for lib, peer in libs.items():
                 fn = peer.rank_gpu if "count" in spec else peer.rank_cpu  # type: ignore[attr-defined]
-                theirs = median_of(lambda fn=fn, spec=spec: fn(spec, now, k), 5 if lib == "polars" else 3)
-                parts.append(f"{lib} {theirs * 1e3:.1f} ms = {theirs / mine:.1f}x slower")
-            print("; ".join(parts) + " (same feasible sets)")
+                reps = 5 if lib == "polars" else 3
+                theirs = median_of(lambda fn=fn, spec=spec: fn(spec, now, k), reps)
+                parts.append(f"{lib} {theirs * 1e3:.1f} ms = {theirs / mine:.1f}x nodeselect")
+            print("; ".join(parts) + f" ({', '.join(check)})")
 
 
 def _peers_models(job: Job) -> set[int]:
@@ -166,19 +170,29 @@ def batches(n: int, sizes: list[int], repeat: int) -> None:
         jobs = batch_jobs(n_jobs)
         many = rank_many(jobs, t, now=NOW, stats=st)
         loop = [rank(job, t, now=NOW, stats=st) for job in jobs]
-        assert all(a.top == b.top and a.feasible == b.feasible for a, b in zip(many, loop, strict=True))
-        reps = 5 if n_jobs <= 40 else 1
+        assert all(
+            a.top == b.top and a.feasible == b.feasible for a, b in zip(many, loop, strict=True)
+        )
+        reps = 9 if n_jobs <= 40 else 1
         for r in range(repeat):
             gc.collect()
-            # interleaved, so that both see the same machine load
-            a = b = 0.0
-            for _ in range(reps):
-                a += timed(lambda jobs=jobs: rank_many(jobs, t, now=NOW, stats=st))
-                b += timed(lambda jobs=jobs: [rank(job, t, now=NOW, stats=st) for job in jobs])
+            # interleaved, alternating which goes first, so that both see the same load
+            a: list[float] = []
+            b: list[float] = []
+            for i in range(reps):
+                many = lambda jobs=jobs: rank_many(jobs, t, now=NOW, stats=st)  # noqa: E731
+                loop = lambda jobs=jobs: [rank(job, t, now=NOW, stats=st) for job in jobs]  # noqa: E731
+                if i % 2:
+                    b.append(timed(loop))
+                    a.append(timed(many))
+                else:
+                    a.append(timed(many))
+                    b.append(timed(loop))
+            ta, tb = statistics.median(a), statistics.median(b)
             print(
-                f"[{r + 1}] {n_jobs:,} jobs x {n:,} nodes: rank_many {a / reps * 1e3:.1f} ms, "
-                f"loop over rank {b / reps * 1e3:.1f} ms: rank_many = {b / a:.2f}x the loop "
-                "(target >= 1, same results)"
+                f"[{r + 1}] {n_jobs:,} jobs x {n:,} nodes: rank_many {ta * 1e3:.1f} ms, "
+                f"loop over rank {tb * 1e3:.1f} ms (medians of {reps}): rank_many = "
+                f"{tb / ta:.2f}x the loop (target >= 1, same results)"
             )
 
 

@@ -23,8 +23,8 @@ from nodeselect.engine._rank import table_stats
 from nodeselect.table._table import NodeTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import NOW  # noqa: E402
-from bench_fresh import batch_jobs  # noqa: E402
+from bench_engine import NOW
+from bench_fresh import batch_jobs
 
 
 def threads(n: int, n_jobs: int, workers: list[int], repeat: int) -> None:
