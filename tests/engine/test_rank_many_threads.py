@@ -13,6 +13,7 @@ from test_batch import _node_key, _residual, _synthetic_jobs
 from nodeselect.engine._rank import Ranking
 from nodeselect.engine._shard import table_stats
 from nodeselect.engine.batch import _rank_many as _batch
+from nodeselect.engine.batch import _shards
 from nodeselect.engine.batch._rank_many import rank_many
 from nodeselect.engine.batch._shards import shard_bounds
 from nodeselect.errors import InputError
@@ -20,6 +21,16 @@ from nodeselect.jobs._model import Job
 from nodeselect.table import _derived
 from nodeselect.table._table import NodeTable
 from strategies_fleet import NOW
+
+
+@pytest.fixture(autouse=True, scope="module")
+def tiny_shards() -> object:
+    """Shards of any size (the library merges shards under MIN_SHARD_ROWS rows), so that small
+    tables are really split (module scope: hypothesis-safe)."""
+    saved = _shards.MIN_SHARD_ROWS
+    _shards.MIN_SHARD_ROWS = 1  # type: ignore[misc]
+    yield
+    _shards.MIN_SHARD_ROWS = saved  # type: ignore[misc]
 
 
 def _same(got: Ranking, want: Ranking) -> None:
@@ -127,4 +138,24 @@ def test_the_grouped_path_runs_inside_the_shards() -> None:
     jobs = _synthetic_jobs(rng, 40)
     want = rank_many(jobs, t, now=NOW)
     for a, b in zip(rank_many(jobs, t, now=NOW, workers=2), want, strict=True):
+        _same(a, b)
+
+
+def test_a_small_table_is_split_into_fewer_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below MIN_SHARD_ROWS rows per shard the table is split into fewer (same result)."""
+    monkeypatch.setattr(_shards, "MIN_SHARD_ROWS", 100)
+    seen: list[int] = []
+    real = NodeTable.row_range
+
+    def counting(self: NodeTable, start: int, stop: int) -> NodeTable:
+        seen.append(stop - start)
+        return real(self, start, stop)
+
+    monkeypatch.setattr(NodeTable, "row_range", counting)
+    t = NodeTable.synthetic(250, seed=3, now=NOW)
+    jobs = _synthetic_jobs(np.random.default_rng(3), 5)
+    want = rank_many(jobs, t, now=NOW)
+    got = rank_many(jobs, t, now=NOW, workers=8)
+    assert seen == [125, 125]
+    for a, b in zip(got, want, strict=True):
         _same(a, b)

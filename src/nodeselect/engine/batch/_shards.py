@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Final
 
 import numpy as np
 
@@ -23,7 +24,11 @@ from nodeselect.engine._rank import RankedNode, Ranking, ranking_of
 from nodeselect.engine._shard import TableStats, merge_top, table_stats
 from nodeselect.table import NodeTable
 
-__all__ = ["merge_shards", "rank_sharded", "shard_bounds"]
+__all__ = ["MIN_SHARD_ROWS", "merge_shards", "rank_sharded", "shard_bounds"]
+
+#: Rows per shard at least: a smaller table is split into fewer shards (the result is the same
+#: for any number of shards; tiny shards would only repeat each job's fixed work).
+MIN_SHARD_ROWS: Final = 1 << 14
 
 #: Ranks compiled jobs on one table with the given most GPUs per node (the global stat).
 RankAll = Callable[[list[CompiledJob], NodeTable, int], list[Ranking]]
@@ -78,8 +83,10 @@ def rank_sharded(
     workers: int,
 ) -> list[Ranking]:
     """Every job's ranking on ``table``, computed by ``rank_all`` on ``workers`` row shards in
-    as many threads and merged (``stats``: the global stats, default the shards' merged)."""
-    bounds = shard_bounds(len(table), workers)
+    as many threads (fewer when a shard would hold under :data:`MIN_SHARD_ROWS` rows) and
+    merged (``stats``: the global stats, default the shards' merged)."""
+    shards_n = max(1, min(workers, len(table) // max(1, MIN_SHARD_ROWS)))
+    bounds = shard_bounds(len(table), shards_n)
     starts = bounds[:-1]
     shards = [table.row_range(a, b) for a, b in itertools.pairwise(bounds)]
     if stats is None:
@@ -87,7 +94,7 @@ def rank_sharded(
         for s in shards[1:]:
             stats = stats.merge(table_stats(s))
     max_gpus = stats.max_gpu_count
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nodeselect-rank") as pool:
+    with ThreadPoolExecutor(max_workers=shards_n, thread_name_prefix="nodeselect-rank") as pool:
         per_shard = list(pool.map(lambda s: rank_all(cjs, s, max_gpus), shards))
     return [
         merge_shards(cj, table, [p[j] for p in per_shard], starts, k=k, seed=seed)
