@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import numpy as np
@@ -56,9 +56,12 @@ from nodeselect.placement._gang import UNKNOWN, Candidate, select_nodes
 from nodeselect.placement._plan import (
     JobAssignment,
     Plan,
+    PlanQuality,
     Replica,
     Residual,
+    SolverReport,
     Unplaced,
+    UnplacedCause,
     UnplacedDetail,
     UnplacedWhy,
     totals_from,
@@ -434,22 +437,89 @@ class _Placer:
             cands = cands[: end + 1]
         return _Stage(cands, truncated, ge)
 
-    def run(self) -> Plan:
-        assignments: list[JobAssignment] = []
-        unplaced: list[Unplaced] = []
-        order = _order(self.jobs, self.surveys, self.seed)
-        for j in order:
-            job = self.jobs[j]
+    def run(self, *, repair: bool = True) -> Plan:
+        """The greedy pass, then (unless ``repair=False``) the repair pass; the plan."""
+        self.greedy()
+        if repair:
+            from nodeselect.placement._repair import repair_plan  # noqa: PLC0415
+
+            repair_plan(self)
+        return self.plan()
+
+    def greedy(self) -> None:
+        """Place every job in order, reserving as it goes (fills ``placed`` and ``left``)."""
+        self.order = _order(self.jobs, self.surveys, self.seed)
+        #: placed jobs, in placement order: job index -> its candidates (with GPUs)
+        self.placed: dict[int, tuple[Candidate, ...]] = {}
+        #: unplaced jobs, in order: job index -> (gang reason, residual version at its turn)
+        self.left: dict[int, tuple[str, int]] = {}
+        self.repaired = 0
+        self.moved = 0
+        self.displaced = 0
+        self.displaced_jobs: set[int] = set()
+        #: explain unplaced jobs by replaying the final plan (after a repair or the solver)
+        self.replay_reasons = False
+        for j in self.order:
             got = self._place_one(j)
             if isinstance(got, str):
-                unplaced.append(self._unplaced(j, got))
+                self.left[j] = (got, self.residual.version)
                 continue
-            replicas = []
             for c in got:
-                self.residual.reserve(job, c.index, c.gpu_indices)
-                replicas.append(self._replica(c))
+                self.residual.reserve(self.jobs[j], c.index, c.gpu_indices)
+            self.placed[j] = got
+
+    def fits_empty(self, j: int) -> bool:
+        """Whether job ``j`` fits the empty fleet: enough feasible nodes under its gang rules."""
+        job, survey = self.jobs[j], self.surveys[j]
+        if survey.feasible < job.nodes:
+            return False
+        if job.nodes == 1:
+            return True
+        rows = survey.feasible_rows(len(self.table))
+        ops = self.operator_of[rows]
+        distinct = job.gang.distinct == "operator"
+        if distinct:
+            rows, ops = rows[ops != UNKNOWN], ops[ops != UNKNOWN]
+        scope = _scope_codes(self.table, job.gang.same)
+        if scope is None:
+            groups = [np.ones(len(rows), dtype=np.bool_)]
+        else:
+            codes = scope[rows]
+            groups = [codes == s for s in np.unique(codes).tolist() if s != UNKNOWN]
+        for g in groups:
+            size = len(np.unique(ops[g])) if distinct else int(g.sum())
+            if size >= job.nodes:
+                return True
+        return False
+
+    def plan(self, *, objective: str = "greedy", solver: SolverReport | None = None) -> Plan:
+        """The plan of the current ``placed`` / ``left`` state."""
+        assignments = []
+        for j, got in self.placed.items():
+            job = self.jobs[j]
+            replicas = [self._replica(c) for c in got]
             mean = sum(r.score for r in replicas) / len(replicas)
             assignments.append(JobAssignment(job.name, j, job.priority, tuple(replicas), mean))
+        unplaced = []
+        no_fit = 0
+        final = None
+        if self.replay_reasons:
+            turn = {j: t for t, j in enumerate(self.order)}
+            final = [(turn[j], self.jobs[j], got) for j, got in self.placed.items()]
+        for j, (reason, version) in self.left.items():
+            fits = self.fits_empty(j)
+            no_fit += not fits
+            cause: UnplacedCause = "capacity" if fits else "no-fit"
+            unplaced.append(self._unplaced(j, reason, version, cause, final))
+        quality = PlanQuality(
+            objective="optimal" if objective == "optimal" else "greedy",
+            unplaced_capacity=len(unplaced) - no_fit,
+            unplaced_no_fit=no_fit,
+            repaired=self.repaired,
+            displaced=self.displaced,
+            moved=self.moved,
+            solver=solver,
+        )
         return Plan(
             jobs=tuple(self.jobs),
             assignments=tuple(assignments),
@@ -460,9 +530,10 @@ class _Placer:
                 total_gpus=len(self.table.gpu_model_code),
                 stranded_gpus=self._stranded(),
             ),
-            order=tuple(order),
+            order=tuple(self.order),
             seed=self.seed,
             now=self.now,
+            quality=quality,
         )
 
     def _place_one(self, j: int) -> tuple[Candidate, ...] | str:
@@ -532,21 +603,46 @@ class _Placer:
             score=c.score,
         )
 
-    def _unplaced(self, j: int, gang_reason: str) -> Unplaced:
+    def _unplaced(
+        self,
+        j: int,
+        gang_reason: str,
+        version: int,
+        cause: UnplacedCause,
+        final: list[tuple[int, Job, tuple[Candidate, ...]]] | None,
+    ) -> Unplaced:
         """The job as unplaced; its explanation is computed on first access, against the
-        residual capacity as it is now (a snapshot: the residual's version number)."""
+        residual capacity at its turn: the capacity the plan's assignments of the jobs before
+        it in ``order`` leave. Without a repair that changed anything that is the greedy's
+        residual at the job's turn (a snapshot: the residual's version number then); after a
+        repair or the solver, ``final`` (turn, job, replicas of every assignment) is replayed."""
         job = self.jobs[j]
-        residual, version = self.residual, self.residual.version
+        residual, table = self.residual, self.table
         now, seed, stats = self.now, self.seed, self.stats
+        turn = self.order.index(j) if final is not None else 0
+        displaced = j in self.displaced_jobs
 
         def why() -> UnplacedWhy:
-            view = residual.view_at(version)
+            if final is None:
+                view = residual.view_at(version)
+            else:
+                past = Residual(table)
+                for t, other, got in final:
+                    if t < turn:
+                        for c in got:
+                            past.reserve(other, c.index, c.gpu_indices)
+                view = past.view()
             expl = rank(job, view, k=0, now=now, seed=seed, stats=stats).explanation
             summary = str(expl.summary())
             reason = f"{gang_reason}; {summary}" if gang_reason else summary
+            if displaced:
+                reason = (
+                    "left out by the repair pass to place more jobs of its priority or higher; "
+                    + reason
+                )
             return reason, tuple((str(n), int(c)) for n, c in expl.rejected), expl
 
-        return Unplaced(job.name, j, job.priority, UnplacedDetail(why))
+        return Unplaced(job.name, j, job.priority, UnplacedDetail(why), cause)
 
     def _stranded(self) -> int:
         """Free GPUs on touched nodes that a job fitted before placement but none fits now."""
@@ -579,6 +675,9 @@ def place(
     now: datetime | None = None,
     seed: int = 0,
     candidates: int = DEFAULT_CANDIDATES,
+    objective: Literal["greedy", "optimal"] = "greedy",
+    time_limit: float | None = None,
+    repair: bool = True,
 ) -> Plan:
     """Place a batch of jobs on ``table``, reserving capacity as it goes.
 
@@ -591,6 +690,14 @@ def place(
         seed: the tie-break seed (same inputs and seed give the same plan).
         candidates: survey candidates kept per job and replica (a speed knob; the result is
             exact whatever its value, see the module docstring).
+        objective: ``"greedy"`` (default: the greedy pass, then the bounded repair pass) or
+            ``"optimal"``: the exact integer program solved by HiGHS (the ``nodeselect[optimal]``
+            extra), seeded with the default plan and never worse than it; priorities are
+            lexicographic (docs/placement.md). ``plan.quality.solver`` holds the bound and gap.
+        time_limit: seconds the solver may take (``"optimal"`` only; ``None`` = no limit). On
+            the limit the best plan found is returned and ``quality.solver.status`` says so.
+        repair: run the repair pass after the greedy pass (default ``True``; ``False`` gives
+            the plain greedy, for comparison).
     """
     jobs = tuple(jobs)
     for i, job in enumerate(jobs):
@@ -604,8 +711,23 @@ def place(
         raise InputError(f"candidates: {candidates} must be >= 1")
     if nodes is not None and len(nodes) != len(table):
         raise InputError(f"nodes: {len(nodes)} given for a table of {len(table)} rows")
+    if objective not in ("greedy", "optimal"):
+        raise InputError(f'objective: {objective!r} is not one of "greedy", "optimal"')
+    if time_limit is not None and not time_limit >= 0:
+        raise InputError(f"time_limit: {time_limit} must be a number of seconds >= 0")
     when = now or datetime.now(UTC)
-    plan = _Placer(jobs, table, now=when, seed=seed, candidates=candidates).run()
+    placer = _Placer(jobs, table, now=when, seed=seed, candidates=candidates)
+    if objective == "optimal":
+        from nodeselect.placement._optimal import solve_optimal  # noqa: PLC0415
+
+        placer.greedy()
+        if repair:
+            from nodeselect.placement._repair import repair_plan  # noqa: PLC0415
+
+            repair_plan(placer)
+        plan = solve_optimal(placer, time_limit=time_limit)
+    else:
+        plan = placer.run(repair=repair)
     if nodes is not None:
         plan = _with_addresses(plan, nodes)
     return plan
