@@ -15,6 +15,8 @@ replay ever fail (it cannot when the model is right), the seed plan is kept.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +48,23 @@ def _highspy() -> Any:
             f"(installs highspy); it could not be imported: {exc}"
         ) from exc
     return highspy
+
+
+def _quiet(hs: Any) -> Any:
+    """A ``Highs`` object that prints nothing: its constructor writes a banner straight to file
+    descriptor 1 (below Python), which would corrupt ``--json`` output, so that descriptor
+    points at the null device while it runs."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            h = hs.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 def _job_data(p: _Placer) -> list[JobData]:
@@ -165,8 +184,7 @@ def solve_optimal(p: _Placer, *, time_limit: float | None, threads: int = 1) -> 
     )
     seed_placed = len(p.placed)
     seed_obj = sum(model.weights[j] for j in p.placed)
-    h = hs.Highs()
-    h.setOptionValue("output_flag", False)
+    h = _quiet(hs)
     h.setOptionValue("threads", threads)
     h.setOptionValue("random_seed", 0)
     h.setOptionValue("mip_rel_gap", 0.0)

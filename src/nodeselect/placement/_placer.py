@@ -26,6 +26,7 @@ How it works (docs/placement.md has the full story):
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -102,6 +103,27 @@ class _Survey:
     def feasible_rows(self, n: int) -> npt.NDArray[np.int64]:
         """Every row that admitted a replica on the full table, ascending."""
         return np.flatnonzero(np.unpackbits(self.bits, count=n)).astype(np.int64)
+
+
+#: What one greedy + repair run changes on a placer (swapped in by the second opinion).
+_STATE = (
+    "residual",
+    "order",
+    "placed",
+    "left",
+    "repaired",
+    "moved",
+    "displaced",
+    "displaced_jobs",
+    "replay_reasons",
+    "pressure",
+)
+
+
+def _tiers(p: _Placer) -> tuple[int, ...]:
+    """Placed jobs per priority tier, highest tier first."""
+    tiers = sorted({job.priority for job in p.jobs}, reverse=True)
+    return tuple(sum(1 for j in p.placed if p.jobs[j].priority == t) for t in tiers)
 
 
 def _tie(seed: int, index: int, name: str) -> int:
@@ -336,6 +358,9 @@ class _Placer:
         self.operator_of = np.where(ops == 0, UNKNOWN, ops)
         self.fits_before = np.zeros(len(table), dtype=np.bool_)
         self.compiled = [compile_job(job, now) for job in jobs]
+        #: per node, what the jobs still to come need of it (the second opinion only)
+        self.pressure: npt.NDArray[np.float64] | None = None
+        self.second_opinion = False
         self.keys = [_requirements_key(job) for job in jobs]
         self.surveys = self._surveys()
 
@@ -438,13 +463,46 @@ class _Placer:
         return _Stage(cands, truncated, ge)
 
     def run(self, *, repair: bool = True) -> Plan:
-        """The greedy pass, then (unless ``repair=False``) the repair pass; the plan."""
-        self.greedy()
-        if repair:
-            from nodeselect.placement._repair import repair_plan  # noqa: PLC0415
-
-            repair_plan(self)
+        """The greedy pass, then (unless ``repair=False``) the repair pass and, when jobs that
+        fit the empty fleet are still left out, the second opinion; the plan."""
+        self.improve(repair=repair)
         return self.plan()
+
+    def improve(self, *, repair: bool = True) -> None:
+        """The greedy pass; with ``repair``: the repair pass, then the second opinion -- a
+        greedy pass whose single-node jobs take, of their best ``HEAD`` nodes, the one the jobs
+        still to come need least, repaired too -- kept when it places more jobs of some
+        priority tier and no fewer of any. The second opinion runs only when capacity was
+        short for some job, so an uncontended batch pays nothing for it and keeps
+        best-scored nodes."""
+        self.greedy()
+        if not repair:
+            return
+        from nodeselect.placement._repair import repair_plan  # noqa: PLC0415
+
+        repair_plan(self)
+        if not any(self.fits_empty(j) for j in self.left):
+            return
+        alt = copy.copy(self)
+        alt.residual = Residual(self.table)
+        alt.pressure = self._pressure()
+        alt.greedy()
+        repair_plan(alt)
+        ours, theirs = _tiers(self), _tiers(alt)
+        if theirs != ours and all(a >= b for a, b in zip(theirs, ours, strict=True)):
+            for name in _STATE:
+                setattr(self, name, getattr(alt, name))
+            self.second_opinion = True
+
+    def _pressure(self) -> npt.NDArray[np.float64]:
+        """Per node, how much the batch needs it: the sum over jobs of (replicas / feasible
+        nodes) over the nodes each job fits on the empty fleet."""
+        n = len(self.table)
+        out = np.zeros(n)
+        for j, survey in enumerate(self.surveys):
+            if survey.feasible:
+                out[survey.feasible_rows(n)] += self.jobs[j].nodes / survey.feasible
+        return out
 
     def greedy(self) -> None:
         """Place every job in order, reserving as it goes (fills ``placed`` and ``left``)."""
@@ -460,6 +518,10 @@ class _Placer:
         #: explain unplaced jobs by replaying the final plan (after a repair or the solver)
         self.replay_reasons = False
         for j in self.order:
+            if self.pressure is not None and self.surveys[j].feasible:
+                # this job no longer competes for its nodes
+                rows = self.surveys[j].feasible_rows(len(self.table))
+                self.pressure[rows] -= self.jobs[j].nodes / self.surveys[j].feasible
             got = self._place_one(j)
             if isinstance(got, str):
                 self.left[j] = (got, self.residual.version)
@@ -495,7 +557,10 @@ class _Placer:
     def plan(self, *, objective: str = "greedy", solver: SolverReport | None = None) -> Plan:
         """The plan of the current ``placed`` / ``left`` state."""
         assignments = []
-        for j, got in self.placed.items():
+        for j in self.order:  # turn order (repaired jobs at their turn): priorities never rise
+            got = self.placed.get(j)
+            if got is None:
+                continue
             job = self.jobs[j]
             replicas = [self._replica(c) for c in got]
             mean = sum(r.score for r in replicas) / len(replicas)
@@ -551,6 +616,8 @@ class _Placer:
         # Widening stages: (full?, k). A near stage that was not cut at k already holds
         # every candidate it can; a complete survey makes the full stages pointless.
         stages = [(False, HEAD * job.nodes), (False, None), (True, FULL * job.nodes), (True, None)]
+        if self.pressure is not None and job.nodes == 1:
+            return self._least_contended(j, stages)
         skip_near = False
         for full, k in stages:
             if (not full and skip_near) or (full and survey.complete):
@@ -567,6 +634,34 @@ class _Placer:
             elif not stage.truncated:
                 break
         return reason
+
+    def _least_contended(
+        self, j: int, stages: list[tuple[bool, int | None]]
+    ) -> tuple[Candidate, ...] | str:
+        """Of the job's best ``HEAD`` nodes (an exact prefix of its residual ranking, widened
+        until it has ``HEAD`` or every candidate), the one the jobs still to come need least
+        (``pressure``), then the best-ranked. Used by the second opinion only."""
+        survey = self.surveys[j]
+        pool: list[Candidate] = []
+        last: _Stage | None = None
+        skip_near = False
+        for full, k in stages:
+            if (not full and skip_near) or (full and survey.complete):
+                continue
+            last = self._candidates(j, k, full=full)
+            pool = last.cands[:HEAD]
+            if len(pool) >= HEAD:
+                break
+            if not full:
+                skip_near = not last.truncated
+            elif not last.truncated:
+                break
+        if not pool or last is None:
+            return ""
+        assert self.pressure is not None
+        press = self.pressure[[c.index for c in pool]].round(9).tolist()
+        best = min(range(len(pool)), key=lambda i: (press[i], i))
+        return self._with_gpus(j, [pool[best]], last)
 
     def _with_gpus(
         self, j: int, chosen: Sequence[Candidate], stage: _Stage
@@ -720,11 +815,7 @@ def place(
     if objective == "optimal":
         from nodeselect.placement._optimal import solve_optimal  # noqa: PLC0415
 
-        placer.greedy()
-        if repair:
-            from nodeselect.placement._repair import repair_plan  # noqa: PLC0415
-
-            repair_plan(placer)
+        placer.improve(repair=repair)
         plan = solve_optimal(placer, time_limit=time_limit)
     else:
         plan = placer.run(repair=repair)

@@ -304,7 +304,8 @@ class Plan:
 
     Attributes:
         jobs: the jobs as given (``job_index`` refers to this tuple).
-        assignments: placed jobs, in the order they were placed.
+        assignments: placed jobs, in turn order (``order``; a job placed by the repair pass
+            appears at its own turn), so priorities never rise along it.
         unplaced: jobs that could not be placed, in the order they were tried.
         totals: usage and fragmentation figures.
         order: job indices in the order placement considered them.

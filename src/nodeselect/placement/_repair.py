@@ -42,6 +42,8 @@ __all__ = ["BUDGET", "TRIES", "budget", "repair_plan"]
 
 #: Moves tried per left-out job (replica candidates, best first).
 TRIES = 8
+#: Passes over the left-out jobs (another pass only when the previous one placed a job).
+ROUNDS = 3
 #: Attempts (moves, swaps, placements) for the whole batch per job, on a fleet of
 #: ``BUDGET_NODES`` nodes; an attempt costs about what one greedy turn costs, which grows with
 #: the fleet, so the budget shrinks with it (at least ``BUDGET_MIN`` per job): the repair pass
@@ -118,6 +120,7 @@ class _Repair:
         self.reps = _replicas(p)
         self.budget = budget(len(p.jobs), len(p.table))
         self.fits: dict[int, bool] = {}
+        self.turn = {j: t for t, j in enumerate(p.order)}
         n = len(p.table)
         self.gpu_node = np.repeat(np.arange(n, dtype=np.int64), np.diff(p.table.gpu_offsets))
 
@@ -322,7 +325,6 @@ class _Repair:
         p.moved += len(moves)
         return True
 
-
     def swap(self, u: int) -> bool:
         """Place ``u`` in the room of one placed job ``v`` of lower or equal priority, then
         place ``v`` again or other left-out jobs: kept only when no priority tier loses a
@@ -359,6 +361,84 @@ class _Repair:
             p.placed, p.left = placed0, left0
         return False
 
+    def _evictable(self, u: int) -> list[tuple[int, list[int]]]:
+        """Nodes that admitted ``u`` on the empty fleet and would admit it again with every
+        replica of priority at most ``u``'s taken off, with the jobs to take off: fewest jobs
+        first, then the engine's seeded node order."""
+        p, reps = self.p, self.reps
+        job, survey = p.jobs[u], p.surveys[u]
+        mine = np.flatnonzero((reps.priority <= job.priority) & survey.was_feasible(reps.row))
+        if len(mine) == 0:
+            return []
+        rows, inverse = np.unique(reps.row[mine], return_inverse=True)
+        res = p.residual
+        cores, ram, disk = _demand(job)
+        ok = np.ones(len(rows), dtype=np.bool_)
+        if cores:
+            got = np.bincount(inverse, weights=reps.cores[mine], minlength=len(rows))
+            ok &= res.cpu_cores[rows] + got >= cores
+        if ram:
+            got = np.bincount(inverse, weights=reps.ram[mine], minlength=len(rows))
+            ok &= res.ram_free_gb[rows].astype(np.float64) + got >= ram
+        if disk:
+            got = np.bincount(inverse, weights=reps.disk[mine], minlength=len(rows))
+            ok &= res.disk_free_gb[rows].astype(np.float64) + got >= disk
+        ge = survey.ge
+        if job.gpu.count and ge is not None:
+            passes = ge.passes
+            free_ok = passes & ~res.gpu_reserved
+            have = np.bincount(self.gpu_node[free_ok], minlength=len(p.table))[rows]
+            held = np.bincount(reps.gpu_rep, weights=passes[reps.gpu], minlength=len(reps.job))
+            got = np.bincount(inverse, weights=held[mine], minlength=len(rows))
+            ok &= have + got.astype(np.int64) >= job.gpu.count
+        if not ok.any():
+            return []
+        jobs_on: dict[int, set[int]] = {}
+        for rid, i in zip(mine.tolist(), inverse.tolist(), strict=True):
+            if ok[i]:
+                jobs_on.setdefault(int(rows[i]), set()).add(int(reps.job[rid]))
+        cand = np.array(sorted(jobs_on), dtype=np.int64)
+        size = np.array([len(jobs_on[r]) for r in cand.tolist()], dtype=np.float64)
+        pos = top_positions(p.table, cand, -size, seed=p.seed, k=len(cand))
+        turn = self.turn
+        return [(r, sorted(jobs_on[r], key=turn.__getitem__)) for r in cand[pos].tolist()]
+
+    def evict(self, u: int) -> bool:
+        """Place ``u`` on a node cleared of every replica of priority at most ``u``'s, then
+        place the evicted jobs again, or other left-out jobs: kept only when no priority tier
+        loses a placed job and more jobs are placed than before (else restored exactly)."""
+        p = self.p
+        before = Counter(p.jobs[j].priority for j in p.placed)
+        total = len(p.placed)
+        for tried, (row, evicted) in enumerate(self._evictable(u)):
+            if tried >= TRIES or self.budget <= 0:
+                break
+            self.budget -= 1
+            state = p.residual.snapshot()
+            placed0, left0 = dict(p.placed), dict(p.left)
+            freed: set[int] = set()
+            for v in evicted:
+                for c in p.placed.pop(v):
+                    p.residual.release(p.jobs[v], c.index, c.gpu_indices)
+                    freed.add(c.index)
+                p.left[v] = ("", p.residual.version)
+            rows = np.array(sorted(freed), dtype=np.int64)
+            if self._try(u):
+                others = [w for w in p.left if w != u and w not in evicted]
+                for w in [*evicted, *others]:
+                    if self.budget <= 0:
+                        break
+                    if w in evicted or (self._fits(w) and p.surveys[w].was_feasible(rows).any()):
+                        self.budget -= 1
+                        self._try(w)
+                after = Counter(p.jobs[j].priority for j in p.placed)
+                if len(p.placed) > total and all(after[t] >= n for t, n in before.items()):
+                    return True
+            p.residual.restore(state)
+            p.placed, p.left = placed0, left0
+            del row
+        return False
+
     def _fits(self, w: int) -> bool:
         """Whether job ``w`` fits the empty fleet (cached)."""
         got = self.fits.get(w)
@@ -385,18 +465,23 @@ def repair_plan(p: _Placer) -> None:
         return
     fixer = _Repair(p)
     before = (dict(p.placed), dict(p.left), p.residual.snapshot())
-    for u in list(p.left):
-        if fixer.budget <= 0:
+    for _ in range(ROUNDS):
+        progress = False
+        for u in [j for j in p.order if j in p.left]:
+            if fixer.budget <= 0:
+                break
+            if u not in p.left or not fixer._fits(u):
+                continue
+            ok = fixer.single(u) if p.jobs[u].nodes == 1 else fixer.gang(u)
+            if ok:
+                del p.left[u]
+            else:
+                ok = fixer.swap(u) or fixer.evict(u)
+            if ok:
+                fixer.reps = _replicas(p)
+                progress = True
+        if not progress:
             break
-        if u not in p.left or not fixer._fits(u):
-            continue
-        ok = fixer.single(u) if p.jobs[u].nodes == 1 else fixer.gang(u)
-        if ok:
-            del p.left[u]
-        else:
-            ok = fixer.swap(u)
-        if ok:
-            fixer.reps = _replicas(p)
     p.left = {j: p.left[j] for j in p.order if j in p.left}
     p.repaired = sum(1 for j in p.placed if j not in before[0])
     p.displaced_jobs = {j for j in before[0] if j not in p.placed}
