@@ -105,6 +105,12 @@ class _Survey:
         return np.flatnonzero(np.unpackbits(self.bits, count=n)).astype(np.int64)
 
 
+#: The second opinions tried in turn (``small_first`` of each), while capacity is short.
+SECOND_OPINIONS = (False, True)
+#: Second opinions run on fleets of at most this many nodes: each is a whole greedy pass, worth
+#: it where the repair budget is at least one attempt per job (``_repair.budget``).
+SECOND_OPINION_NODES = 16_000
+
 #: What one greedy + repair run changes on a placer (swapped in by the second opinion).
 _STATE = (
     "residual",
@@ -117,6 +123,7 @@ _STATE = (
     "displaced_jobs",
     "replay_reasons",
     "pressure",
+    "small_first",
 )
 
 
@@ -131,13 +138,20 @@ def _tie(seed: int, index: int, name: str) -> int:
     return int.from_bytes(digest, "big")
 
 
-def _order(jobs: Sequence[Job], surveys: Sequence[_Survey], seed: int) -> list[int]:
-    """Job indices in placement order (module docstring, step 2)."""
+def _order(
+    jobs: Sequence[Job], surveys: Sequence[_Survey], seed: int, *, small_first: bool = False
+) -> list[int]:
+    """Job indices in placement order (module docstring, step 2). ``small_first`` (a second
+    opinion only): within a priority, fewest feasible nodes per replica times GPUs asked for
+    first -- jobs that are both easy to place elsewhere and big wait."""
 
     def key(j: int) -> tuple[float, float, float, int]:
         job = jobs[j]
         slack = surveys[j].feasible / max(job.nodes, 1)
-        return (-job.priority, slack, -(job.gpu.count * job.nodes), _tie(seed, j, job.name))
+        size = job.gpu.count * job.nodes
+        if small_first:
+            return (-job.priority, slack * (1 + size), -size, _tie(seed, j, job.name))
+        return (-job.priority, slack, -size, _tie(seed, j, job.name))
 
     return sorted(range(len(jobs)), key=key)
 
@@ -360,6 +374,7 @@ class _Placer:
         self.compiled = [compile_job(job, now) for job in jobs]
         #: per node, what the jobs still to come need of it (the second opinion only)
         self.pressure: npt.NDArray[np.float64] | None = None
+        self.small_first = False
         self.second_opinion = False
         self.keys = [_requirements_key(job) for job in jobs]
         self.surveys = self._surveys()
@@ -473,26 +488,32 @@ class _Placer:
         greedy pass whose single-node jobs take, of their best ``HEAD`` nodes, the one the jobs
         still to come need least, repaired too -- kept when it places more jobs of some
         priority tier and no fewer of any. The second opinion runs only when capacity was
-        short for some job, so an uncontended batch pays nothing for it and keeps
-        best-scored nodes."""
+        short for some job and the fleet has at most ``SECOND_OPINION_NODES`` nodes, so an
+        uncontended batch pays nothing for it and keeps best-scored nodes."""
         self.greedy()
         if not repair:
             return
         from nodeselect.placement._repair import repair_plan  # noqa: PLC0415
 
         repair_plan(self)
-        if not any(self.fits_empty(j) for j in self.left):
+        if len(self.table) > SECOND_OPINION_NODES or not any(
+            self.fits_empty(j) for j in self.left
+        ):
             return
-        alt = copy.copy(self)
-        alt.residual = Residual(self.table)
-        alt.pressure = self._pressure()
-        alt.greedy()
-        repair_plan(alt)
-        ours, theirs = _tiers(self), _tiers(alt)
-        if theirs != ours and all(a >= b for a, b in zip(theirs, ours, strict=True)):
-            for name in _STATE:
-                setattr(self, name, getattr(alt, name))
-            self.second_opinion = True
+        for small_first in SECOND_OPINIONS:
+            alt = copy.copy(self)
+            alt.residual = Residual(self.table)
+            alt.pressure = self._pressure()
+            alt.small_first = small_first
+            alt.greedy()
+            repair_plan(alt)
+            ours, theirs = _tiers(self), _tiers(alt)
+            if theirs != ours and all(a >= b for a, b in zip(theirs, ours, strict=True)):
+                for name in _STATE:
+                    setattr(self, name, getattr(alt, name))
+                self.second_opinion = True
+            if not any(self.fits_empty(j) for j in self.left):
+                return
 
     def _pressure(self) -> npt.NDArray[np.float64]:
         """Per node, how much the batch needs it: the sum over jobs of (replicas / feasible
@@ -506,7 +527,7 @@ class _Placer:
 
     def greedy(self) -> None:
         """Place every job in order, reserving as it goes (fills ``placed`` and ``left``)."""
-        self.order = _order(self.jobs, self.surveys, self.seed)
+        self.order = _order(self.jobs, self.surveys, self.seed, small_first=self.small_first)
         #: placed jobs, in placement order: job index -> its candidates (with GPUs)
         self.placed: dict[int, tuple[Candidate, ...]] = {}
         #: unplaced jobs, in order: job index -> (gang reason, residual version at its turn)

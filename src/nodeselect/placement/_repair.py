@@ -351,7 +351,7 @@ class _Repair:
                 for w in [v, *(w for w in list(p.left) if w not in (u, v))]:
                     if self.budget <= 0:
                         break
-                    if w == v or (self._fits(w) and p.surveys[w].was_feasible(rows).any()):
+                    if w == v or self._may_fit(w, rows):
                         self.budget -= 1
                         self._try(w)
                 after = Counter(p.jobs[j].priority for j in p.placed)
@@ -428,7 +428,7 @@ class _Repair:
                 for w in [*evicted, *others]:
                     if self.budget <= 0:
                         break
-                    if w in evicted or (self._fits(w) and p.surveys[w].was_feasible(rows).any()):
+                    if w in evicted or self._may_fit(w, rows):
                         self.budget -= 1
                         self._try(w)
                 after = Counter(p.jobs[j].priority for j in p.placed)
@@ -438,6 +438,14 @@ class _Repair:
             p.placed, p.left = placed0, left0
             del row
         return False
+
+    def _may_fit(self, w: int, freed: npt.NDArray[np.int64]) -> bool:
+        """Whether left-out job ``w`` may fit now: it failed before, and since then only the
+        ``freed`` rows gained capacity, so one of them must admit a replica of it now."""
+        if not self._fits(w):
+            return False
+        rows = freed[self.p.surveys[w].was_feasible(freed)]
+        return bool(len(rows)) and bool(self._fit(w, rows)[0].any())
 
     def _fits(self, w: int) -> bool:
         """Whether job ``w`` fits the empty fleet (cached)."""
