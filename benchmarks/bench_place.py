@@ -168,7 +168,8 @@ def main() -> None:
         )
     inst, short, worst = gap(60 if args.quick else 300)
     print(
-        f"  greedy vs brute-force optimum on {inst} tiny instances (<= 8 nodes, <= 6 jobs): "
+        f"  default (greedy + repair) vs brute-force optimum on {inst} tiny instances "
+        "(<= 8 nodes, <= 6 jobs): "
         f"short on {short} ({100 * short / inst:.1f} %), worst shortfall {worst} job(s)"
     )
 

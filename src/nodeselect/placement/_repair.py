@@ -25,6 +25,7 @@ average for the batch).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -38,10 +39,14 @@ from nodeselect.placement._plan import Residual, _demand
 if TYPE_CHECKING:
     from nodeselect.placement._placer import _Placer
 
-__all__ = ["BUDGET", "TRIES", "budget", "repair_plan"]
+__all__ = ["BUDGET", "TRIES", "TRIES_SWAP", "budget", "repair_plan"]
 
 #: Moves tried per left-out job (replica candidates, best first).
 TRIES = 8
+#: Swaps and evictions tried per left-out job (each re-places what it took out).
+TRIES_SWAP = 4
+#: Jobs feasible on at most this many nodes keep them as a set for the refill filter.
+SMALL_SET = 4096
 #: Passes over the left-out jobs (another pass only when the previous one placed a job).
 ROUNDS = 3
 #: Attempts (moves, swaps, placements) for the whole batch per job, on a fleet of
@@ -120,6 +125,7 @@ class _Repair:
         self.reps = _replicas(p)
         self.budget = budget(len(p.jobs), len(p.table))
         self.fits: dict[int, bool] = {}
+        self.row_sets: dict[int, frozenset[int] | None] = {}
         self.turn = {j: t for t, j in enumerate(p.order)}
         n = len(p.table)
         self.gpu_node = np.repeat(np.arange(n, dtype=np.int64), np.diff(p.table.gpu_offsets))
@@ -331,13 +337,12 @@ class _Repair:
         placed job and more jobs are placed than before (else restored exactly)."""
         p = self.p
         before = Counter(p.jobs[j].priority for j in p.placed)
-        total = len(p.placed)
         tried: set[int] = set()
         for rid in self._movable(u).tolist():
             v = int(self.reps.job[rid])
             if v in tried:
                 continue
-            if len(tried) >= TRIES or self.budget <= 0:
+            if len(tried) >= TRIES_SWAP or self.budget <= 0:
                 break
             tried.add(v)
             self.budget -= 1
@@ -354,8 +359,7 @@ class _Repair:
                     if w == v or self._may_fit(w, rows):
                         self.budget -= 1
                         self._try(w)
-                after = Counter(p.jobs[j].priority for j in p.placed)
-                if len(p.placed) > total and all(after[t] >= n for t, n in before.items()):
+                if self._gain(placed0, before):
                     return True
             p.residual.restore(state)
             p.placed, p.left = placed0, left0
@@ -409,9 +413,8 @@ class _Repair:
         loses a placed job and more jobs are placed than before (else restored exactly)."""
         p = self.p
         before = Counter(p.jobs[j].priority for j in p.placed)
-        total = len(p.placed)
         for tried, (row, evicted) in enumerate(self._evictable(u)):
-            if tried >= TRIES or self.budget <= 0:
+            if tried >= TRIES_SWAP or self.budget <= 0:
                 break
             self.budget -= 1
             state = p.residual.snapshot()
@@ -431,8 +434,7 @@ class _Repair:
                     if w in evicted or self._may_fit(w, rows):
                         self.budget -= 1
                         self._try(w)
-                after = Counter(p.jobs[j].priority for j in p.placed)
-                if len(p.placed) > total and all(after[t] >= n for t, n in before.items()):
+                if self._gain(placed0, before):
                     return True
             p.residual.restore(state)
             p.placed, p.left = placed0, left0
@@ -444,8 +446,60 @@ class _Repair:
         ``freed`` rows gained capacity, so one of them must admit a replica of it now."""
         if not self._fits(w):
             return False
-        rows = freed[self.p.surveys[w].was_feasible(freed)]
-        return bool(len(rows)) and bool(self._fit(w, rows)[0].any())
+        p = self.p
+        small = self._rows_of(w)
+        if small is not None:
+            if not any(r in small for r in freed.tolist()):
+                return False
+            rows = np.array([r for r in freed.tolist() if r in small], dtype=np.int64)
+        else:
+            rows = freed[p.surveys[w].was_feasible(freed)]
+        if len(rows) == 0:
+            return False
+        # by the numbers first (cores, RAM, disk, eligible unreserved GPUs), then the engine
+        res, job = p.residual, p.jobs[w]
+        cores, ram, disk = _demand(job)
+        ok = np.ones(len(rows), dtype=np.bool_)
+        if cores:
+            ok &= res.cpu_cores[rows] >= cores
+        if ram:
+            ok &= res.ram_free_gb[rows] >= np.float32(ram)
+        if disk:
+            ok &= res.disk_free_gb[rows] >= np.float32(disk)
+        ge = p.surveys[w].ge
+        if job.gpu.count and ge is not None and ok.any():
+            rows = rows[ok]
+            gpus = p.table.gpu_rows(rows)
+            usable = ge.passes[gpus] & ~res.gpu_reserved[gpus]
+            owner = np.repeat(np.arange(len(rows)), np.diff(p.table.gpu_offsets)[rows])
+            ok = np.bincount(owner[usable], minlength=len(rows)) >= job.gpu.count
+        if not ok.any():
+            return False
+        self.budget -= 1
+        return bool(self._fit(w, rows[ok])[0].any())
+
+    def _rows_of(self, w: int) -> frozenset[int] | None:
+        """Job ``w``'s feasible rows on the empty fleet as a set, when it has few (cached)."""
+        if w not in self.row_sets:
+            survey = self.p.surveys[w]
+            self.row_sets[w] = (
+                frozenset(survey.feasible_rows(len(self.p.table)).tolist())
+                if survey.feasible <= SMALL_SET
+                else None
+            )
+        return self.row_sets[w]
+
+    def _gain(self, placed0: Mapping[int, object], before: Counter[int]) -> bool:
+        """Whether the placed jobs now outnumber those of ``placed0`` with no tier lower."""
+        p = self.p
+        after = Counter(before)
+        for j in placed0:
+            if j not in p.placed:
+                after[p.jobs[j].priority] -= 1
+        for j in p.placed:
+            if j not in placed0:
+                after[p.jobs[j].priority] += 1
+        return len(p.placed) > len(placed0) and all(after[t] >= n for t, n in before.items())
 
     def _fits(self, w: int) -> bool:
         """Whether job ``w`` fits the empty fleet (cached)."""
