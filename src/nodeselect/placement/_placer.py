@@ -22,6 +22,13 @@ How it works (docs/placement.md has the full story):
 5. **Leftovers.** An unplaced job's explanation is computed against the residual capacity.
    Stranded GPUs are free GPUs on nodes that some job of the batch fitted before placement
    but none fits after it.
+6. **Repair and second opinion** (the default; ``repair=False`` skips them): left-out jobs
+   that fit the empty fleet are placed by moving, swapping or evicting replicas of lower or
+   equal priority (:mod:`nodeselect.placement._repair`); when some are still left out on a
+   fleet of at most ``SECOND_OPINION_NODES`` nodes, greedy passes that prefer the least
+   contended of each job's best nodes are tried and kept when no tier loses and some tier
+   gains. ``objective="optimal"`` then hands the plan to the exact solver
+   (:mod:`nodeselect.placement._optimal`).
 """
 
 from __future__ import annotations
@@ -376,6 +383,7 @@ class _Placer:
         self.pressure: npt.NDArray[np.float64] | None = None
         self.small_first = False
         self.second_opinion = False
+        self._fits_empty: dict[int, bool] = {}
         self.keys = [_requirements_key(job) for job in jobs]
         self.surveys = self._surveys()
 
@@ -552,7 +560,14 @@ class _Placer:
             self.placed[j] = got
 
     def fits_empty(self, j: int) -> bool:
-        """Whether job ``j`` fits the empty fleet: enough feasible nodes under its gang rules."""
+        """Whether job ``j`` fits the empty fleet: enough feasible nodes under its gang rules
+        (cached: it depends on the survey only)."""
+        got = self._fits_empty.get(j)
+        if got is None:
+            got = self._fits_empty[j] = self._fits_empty_now(j)
+        return got
+
+    def _fits_empty_now(self, j: int) -> bool:
         job, survey = self.jobs[j], self.surveys[j]
         if survey.feasible < job.nodes:
             return False

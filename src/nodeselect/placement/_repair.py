@@ -16,7 +16,14 @@ A gang is repaired the same way, one move per node: the nodes that fit it now pl
 one move would free are offered to the gang rules (``select_nodes``), and the moves of the
 chosen nodes are made one by one (all or nothing).
 
-Guarantees: a move never unplaces anything, so no priority tier loses a placed job; the order
+When no move works, a *swap* takes one placed job of lower or equal priority out (its replica
+sits on a node the left-out job needs), places the left-out job, then the taken-out job and
+other left-out jobs a freed node now admits; an *eviction* does the same after clearing one
+node of every replica of lower or equal priority. Both are kept only when no priority tier
+places fewer jobs and the total rises (``TRIES_SWAP`` of each per job).
+
+Guarantees: a move never unplaces anything and swaps and evictions are undone unless every
+tier keeps its count, so no priority tier loses a placed job; the order
 of attempts depends only on priorities, job indices and the seeded node order, never on the
 order of the rows; the work is bounded (``TRIES`` moves per job, ``BUDGET`` per job on
 average for the batch).
