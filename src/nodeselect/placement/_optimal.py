@@ -78,10 +78,9 @@ def _job_data(p: _Placer) -> list[JobData]:
     return out
 
 
-def _seed_vector(model: Model, p: _Placer, data: list[JobData]) -> list[float]:
+def _seed_vector(model: Model, p: _Placer) -> list[float]:
     """The greedy plan as a point of the model (every column, flow variables included)."""
     x = np.zeros(model.num_col)
-    offsets = p.table.gpu_offsets
     for j, got in p.placed.items():
         x[model.x_col[j]] = 1.0
         for c in got:
@@ -100,7 +99,6 @@ def _seed_vector(model: Model, p: _Placer, data: list[JobData]) -> list[float]:
                     inside = sum(1 for g in c.gpu_indices if g in members)
                     if inside:
                         x[cols[j, ti]] += inside
-    del offsets, data
     out: list[float] = x.tolist()
     return out
 
@@ -211,7 +209,7 @@ def solve_optimal(p: _Placer, *, time_limit: float | None, threads: int = 1) -> 
         return p.plan(objective="optimal", solver=report)
     h.passModel(lp)
     sol = hs.HighsSolution()
-    sol.col_value = _seed_vector(model, p, data)
+    sol.col_value = _seed_vector(model, p)
     sol.value_valid = True
     h.setSolution(sol)
     h.run()
