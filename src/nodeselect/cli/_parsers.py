@@ -146,7 +146,33 @@ def register_place(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="show node addresses (personal data; hidden by default)",
     )
     parser.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
+    parser.add_argument(
+        "--optimal",
+        action="store_true",
+        help=(
+            "solve the batch exactly (most jobs placed, priority tiers first) with the HiGHS "
+            'solver, seeded by the default plan; needs pip install "nodeselect[optimal]"'
+        ),
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="with --optimal: stop the solver after S seconds and keep the best plan found",
+    )
     parser.set_defaults(handler=lazy_handler("nodeselect.cli.place", "_run"))
+
+
+def _seconds(text: str) -> float:
+    """A ``--time-limit``: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0 (e.g. 30)")
+    return value
 
 
 def register_nodes(subparsers: argparse._SubParsersAction[Any]) -> None:

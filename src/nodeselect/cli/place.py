@@ -2,8 +2,9 @@
 
 Output: one table per placed job (replica, node, GPUs, score; the node address only with
 ``--show-private``), then the unplaced jobs with their reasons against the capacity that was
-left, then totals. ``--json`` prints the plan (schema in docs/placement.md). Exit code 1 when
-any job could not be placed.
+left, then totals and a quality line (unplaced for lack of capacity versus fitting nothing; with
+``--optimal``, the solver's verdict and gap). ``--json`` prints the plan (schema in
+docs/placement.md). Exit code 1 when any job could not be placed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from nodeselect.errors import InputError, NodeSelectError
 from nodeselect.jobs import load_jobs
 from nodeselect.placement import Plan
 
-__all__ = ["render_plan"]
+__all__ = ["quality_line", "render_plan"]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -46,6 +47,8 @@ def _run(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_INPUT)
     if not jobs:
         return fail(f"{args.jobs}: no [[job]] tables found", EXIT_INPUT)
+    if args.time_limit is not None and not args.optimal:
+        return fail("--time-limit applies to --optimal only; add --optimal", EXIT_INPUT)
     try:
         results = [load_fleet(args, q) for q in fleet_queries(jobs)]
     except NodeSelectError as exc:
@@ -53,8 +56,15 @@ def _run(args: argparse.Namespace) -> int:
     nodes = merge_fetched(results)
     table = NodeTable.from_nodes(nodes)
     try:
-        plan = place(jobs, table, nodes=nodes, seed=args.seed)
-    except InputError as exc:
+        plan = place(
+            jobs,
+            table,
+            nodes=nodes,
+            seed=args.seed,
+            objective="optimal" if args.optimal else "greedy",
+            time_limit=args.time_limit,
+        )
+    except NodeSelectError as exc:  # bad input, or the optimal extra not installed
         return fail(str(exc), EXIT_INPUT)
     if args.format != "table":
         doc = plan.to_json(show_private=args.show_private)
@@ -116,3 +126,30 @@ def render_plan(
         f"({t.stranded_gpus} stranded)",
         stream=out,
     )
+    print_note(quality_line(plan), stream=out)
+
+
+def quality_line(plan: Plan) -> str:
+    """One line on how good the plan is: why jobs are unplaced, what repair or the solver did."""
+    q = plan.quality
+    parts = []
+    if plan.unplaced:
+        parts.append(
+            f"unplaced: {q.unplaced_capacity} for lack of capacity (they fit the empty fleet), "
+            f"{q.unplaced_no_fit} fit nothing at all"
+        )
+    if q.repaired or q.displaced or q.moved:
+        parts.append(
+            f"repair placed {q.repaired} job(s), left out {q.displaced}, moved {q.moved} replica(s)"
+        )
+    s = q.solver
+    if s is not None:
+        if s.status == "optimal":
+            parts.append(f"optimal: proved by HiGHS in {s.seconds:.1f} s (gap 0)")
+        else:
+            why = "time limit reached" if s.status == "time-limit" else "no better plan found"
+            parts.append(
+                f"{why} after {s.seconds:.1f} s: best plan found, gap {100 * s.gap:.2f} %, "
+                f"at most {s.jobs_bound} jobs placeable"
+            )
+    return "quality: " + ("; ".join(parts) if parts else "every job placed")
