@@ -28,8 +28,12 @@ __all__ = [
 ]
 
 EXTRA_PREFIX = "x-"
-INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
-NUMBERS = INT64 | st.floats(allow_nan=False, allow_infinity=False)
+# Valid numbers are bounded (documents/_lean.py: MAX_MAGNITUDE, MAX_CORES): beyond, a node is
+# rejected with its path; tests/documents/test_bounds.py covers that side.
+NUMBERS = st.integers(-(10**18), 10**18) | st.floats(
+    min_value=-1e18, max_value=1e18, allow_nan=False, allow_infinity=False
+)
+COUNTS = st.integers(min_value=0, max_value=2**20)
 TEXT = st.text(max_size=8)
 DATETIMES = st.datetimes(
     min_value=datetime(1, 1, 2),
@@ -55,7 +59,7 @@ def _doc_value(kind: str, cls: type[_Document] | None) -> st.SearchStrategy[Any]
     if kind == "num":
         return NUMBERS
     if kind == "int":
-        return INT64
+        return COUNTS
     if kind == "bool":
         return st.booleans()
     if kind == "ts":

@@ -24,61 +24,68 @@ their new home; they go in the next release.
 from __future__ import annotations
 
 import importlib
+import logging
 import warnings
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from nodeselect.engine import (
-    Explanation,
-    NearestMiss,
-    NodeExplanation,
-    RankedNode,
-    Ranking,
-    TableStats,
-    explain_node,
-    merge_top,
-    rank,
-    rank_many,
-    table_stats,
-)
-from nodeselect.errors import (
-    APIError,
-    APIStatusError,
-    AuthenticationError,
-    BadRequestError,
-    DocumentError,
-    GPUNameError,
-    IncompleteFetchError,
-    InputError,
-    InvalidResponseError,
-    JobGPUNameError,
-    JobSpecError,
-    NodeSelectError,
-    NotFoundError,
-    PermissionDeniedError,
-    QueryError,
-    RateLimitError,
-    RetriesExhaustedError,
-    ServerError,
-    SnapshotError,
-    TransportError,
-)
-from nodeselect.fetch import (
-    AsyncClient,
-    Client,
-    FetchedNode,
-    FetchResult,
-    FetchStats,
-    NodeCount,
-    NodeQuery,
-    RetryPolicy,
-    fetch_nodes,
-    load_snapshot,
-    save_snapshot,
-)
-from nodeselect.jobs import Job, job_from_dict, job_to_dict, load_job, load_jobs
-from nodeselect.pipeline import fleet_queries, merge_fetched, place_from
-from nodeselect.placement import JobAssignment, Plan, Replica, Unplaced, place
-from nodeselect.table import NodeTable
+if TYPE_CHECKING:  # the names, for type checkers; at run time they load on first use
+    from nodeselect.engine import (
+        Explanation,
+        NearestMiss,
+        NodeExplanation,
+        RankedNode,
+        Ranking,
+        TableStats,
+        explain_node,
+        merge_top,
+        rank,
+        rank_many,
+        table_stats,
+    )
+    from nodeselect.errors import (
+        APIError,
+        APIStatusError,
+        AuthenticationError,
+        BadRequestError,
+        DocumentError,
+        GPUNameError,
+        IncompleteFetchError,
+        InputError,
+        InvalidResponseError,
+        JobGPUNameError,
+        JobSpecError,
+        NodeSelectError,
+        NotFoundError,
+        PermissionDeniedError,
+        QueryError,
+        RateLimitError,
+        RetriesExhaustedError,
+        ServerError,
+        SnapshotError,
+        TransportError,
+    )
+    from nodeselect.fetch import (
+        AsyncClient,
+        Client,
+        FetchedNode,
+        FetchResult,
+        FetchStats,
+        NodeCount,
+        NodeQuery,
+        RetryPolicy,
+        fetch_nodes,
+        load_snapshot,
+        save_snapshot,
+    )
+    from nodeselect.jobs import Job, job_from_dict, job_to_dict, load_job, load_jobs
+    from nodeselect.pipeline import fleet_queries, merge_fetched, place_from
+    from nodeselect.placement import JobAssignment, Plan, Replica, Unplaced, place
+    from nodeselect.table import NodeTable
+
+# The library's logger ("nodeselect", children such as "nodeselect.fetch") says nothing unless
+# the application configures logging: retries, back-off waits, drift and repairs (never keys or
+# personal data). See docs/reliability.md.
+logging.getLogger("nodeselect").addHandler(logging.NullHandler())
 
 __all__ = [
     "APIError",
@@ -139,12 +146,111 @@ __all__ = [
     "table_stats",
 ]
 
-# Reprs, tracebacks and docs show the public path (``nodeselect.Ranking``), as httpx does.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type) and _obj.__module__.startswith("nodeselect."):
-        _obj.__module__ = "nodeselect"
-del _name, _obj
+#: Each facade name -> the layer package that defines it (imported on first use).
+_FACADE: Final[dict[str, str]] = {
+    **dict.fromkeys(
+        (
+            "Explanation",
+            "NearestMiss",
+            "NodeExplanation",
+            "RankedNode",
+            "Ranking",
+            "TableStats",
+            "explain_node",
+            "merge_top",
+            "rank",
+            "rank_many",
+            "table_stats",
+        ),
+        "nodeselect.engine",
+    ),
+    **dict.fromkeys(
+        (
+            "APIError",
+            "APIStatusError",
+            "AuthenticationError",
+            "BadRequestError",
+            "DocumentError",
+            "GPUNameError",
+            "IncompleteFetchError",
+            "InputError",
+            "InvalidResponseError",
+            "JobGPUNameError",
+            "JobSpecError",
+            "NodeSelectError",
+            "NotFoundError",
+            "PermissionDeniedError",
+            "QueryError",
+            "RateLimitError",
+            "RetriesExhaustedError",
+            "ServerError",
+            "SnapshotError",
+            "TransportError",
+        ),
+        "nodeselect.errors",
+    ),
+    **dict.fromkeys(
+        (
+            "AsyncClient",
+            "Client",
+            "FetchedNode",
+            "FetchResult",
+            "FetchStats",
+            "NodeCount",
+            "NodeQuery",
+            "RetryPolicy",
+            "fetch_nodes",
+            "load_snapshot",
+            "save_snapshot",
+        ),
+        "nodeselect.fetch",
+    ),
+    **dict.fromkeys(
+        (
+            "Job",
+            "job_from_dict",
+            "job_to_dict",
+            "load_job",
+            "load_jobs",
+        ),
+        "nodeselect.jobs",
+    ),
+    **dict.fromkeys(
+        (
+            "fleet_queries",
+            "merge_fetched",
+            "place_from",
+        ),
+        "nodeselect.pipeline",
+    ),
+    **dict.fromkeys(
+        (
+            "JobAssignment",
+            "Plan",
+            "Replica",
+            "Unplaced",
+            "place",
+        ),
+        "nodeselect.placement",
+    ),
+    **dict.fromkeys(("NodeTable",), "nodeselect.table"),
+}
+
+
+def _load_facade() -> None:
+    """Import every layer behind the facade and bind its names here, once.
+
+    ``import nodeselect`` (and so ``import nodeselect.cli``) stays cheap: numpy, httpx and the
+    engine load when a facade name is first used. Reprs, tracebacks and docs then show the
+    public path (``nodeselect.Ranking``), as httpx does.
+    """
+    found = globals()
+    for name, home in _FACADE.items():
+        obj = getattr(importlib.import_module(home), name)
+        if isinstance(obj, type) and obj.__module__.startswith("nodeselect."):
+            obj.__module__ = "nodeselect"
+        found[name] = obj
+
 
 #: Names this namespace held before the layers existed -> the public package that holds them.
 _MOVED: Final[dict[str, str]] = {
@@ -186,7 +292,11 @@ _RENAMED: Final[dict[str, tuple[str, str]]] = {
 
 
 def __getattr__(name: str) -> Any:
-    """Resolve a name that moved to a layer package, with a ``DeprecationWarning``."""
+    """A facade name (loading the layers on first use), or a name that moved to a layer
+    package, with a ``DeprecationWarning``."""
+    if name in _FACADE:
+        _load_facade()
+        return globals()[name]
     home, new = _RENAMED.get(name, (_MOVED.get(name), name))
     if home is None:
         raise AttributeError(f"module 'nodeselect' has no attribute {name!r}")

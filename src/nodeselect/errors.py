@@ -13,6 +13,8 @@ NodeSelectError
 └── APIError                             talking to the List Nodes API failed
     ├── TransportError                   connection refused/reset, timeout, dropped keep-alive
     ├── InvalidResponseError             a body that is not the documented JSON (truncated)
+    │   └── ProtocolViolationError       past a safety limit (size, items, depth): not retried
+    │       └── ResponseTooLargeError    a body larger than max_body_bytes (decompressed)
     ├── APIStatusError                   the server answered with an error status
     │   ├── BadRequestError              400 / 422
     │   ├── AuthenticationError          401
@@ -21,6 +23,7 @@ NodeSelectError
     │   ├── RateLimitError               429
     │   └── ServerError                  5xx
     ├── RetriesExhaustedError            every attempt failed, or the deadline passed
+    │   └── DeadlineExceededError        the fetch's deadline (RetryPolicy.deadline) passed
     └── IncompleteFetchError             a fetch that could not prove it got every matching node
 ```
 
@@ -34,6 +37,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "DeadlineExceededError",
     "DocumentError",
     "GPUNameError",
     "IncompleteFetchError",
@@ -44,8 +48,10 @@ __all__ = [
     "NodeSelectError",
     "NotFoundError",
     "PermissionDeniedError",
+    "ProtocolViolationError",
     "QueryError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RetriesExhaustedError",
     "ServerError",
     "SnapshotError",
@@ -169,6 +175,25 @@ class InvalidResponseError(APIError):
     """The server answered 2xx with a body that is not the documented JSON page."""
 
 
+class ProtocolViolationError(InvalidResponseError):
+    """A response broke the protocol or a safety limit: more items than the page's ``limit``,
+    JSON nested too deep, an unsupported ``Content-Encoding``. Not retried: the same server
+    would answer the same way.
+
+    Attributes:
+        limit: the name of the limit or rule broken, e.g. ``"limit"``, ``"max_body_bytes"``.
+    """
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        self.limit = limit
+        super().__init__(message)
+
+
+class ResponseTooLargeError(ProtocolViolationError):
+    """A response body (after decompression) was larger than the client's ``max_body_bytes``;
+    reading stopped at the cap."""
+
+
 class APIStatusError(APIError):
     """The server answered with an error status.
 
@@ -222,6 +247,11 @@ class RetriesExhaustedError(APIError):
         self.attempts = attempts
         self.last_error = last_error
         super().__init__(message)
+
+
+class DeadlineExceededError(RetriesExhaustedError):
+    """The whole fetch's deadline (``RetryPolicy.deadline``) passed; requests in flight were
+    stopped."""
 
 
 class IncompleteFetchError(APIError):

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodeselect.cli import main
-from nodeselect.cli._common import EXIT_INPUT, EXIT_NO_FIT, EXIT_OK
+from nodeselect.cli._common import EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, terminal_safe
 from nodeselect.cli.plan import (
     REPORT_SCHEMA,
     build_report,
@@ -311,8 +311,8 @@ def test_render_is_deterministic_plain_and_shows_every_row(
     assert outs[0] == outs[1]
     assert "\x1b[" not in outs[0]
     assert outs[0].startswith("*** SIMULATED") == simulated
-    for r in rows:
-        assert (r["name"] or r["uuid"]).strip() in outs[0]
+    for r in rows:  # shown escaped (terminal_safe), one line per row
+        assert terminal_safe(r["name"] or r["uuid"]).strip() in outs[0]
     for name in rejected:
         assert name in outs[0]
 

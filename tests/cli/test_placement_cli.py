@@ -29,7 +29,25 @@ def test_place_json_follows_the_documented_schema(demo_json: tuple[int, dict]) -
     """The --json document has the documented keys, and the exit code matches unplaced jobs."""
     code, doc = demo_json
     assert doc["schema"] == "nodeselect.plan/1"
-    assert set(doc) == {"schema", "seed", "now", "assignments", "unplaced", "totals", "fleet"}
+    assert set(doc) == {
+        "schema",
+        "seed",
+        "now",
+        "assignments",
+        "unplaced",
+        "totals",
+        "quality",
+        "fleet",
+    }
+    assert set(doc["quality"]) == {
+        "objective",
+        "unplaced_capacity",
+        "unplaced_no_fit",
+        "repaired",
+        "displaced",
+        "moved",
+        "solver",
+    }
     assert set(doc["totals"]) == {
         "jobs_placed",
         "jobs_unplaced",
@@ -44,7 +62,7 @@ def test_place_json_follows_the_documented_schema(demo_json: tuple[int, dict]) -
         for r in a["replicas"]:
             assert set(r) == {"node_uuid", "node_name", "gpu_indices", "score", "address", "env"}
     for u in doc["unplaced"]:
-        assert set(u) == {"job", "job_index", "priority", "reason", "rejected"}
+        assert set(u) == {"job", "job_index", "priority", "reason", "rejected", "cause"}
     assert code == (1 if doc["unplaced"] else 0)
     assert doc["totals"]["jobs_placed"] + doc["totals"]["jobs_unplaced"] == 4
 

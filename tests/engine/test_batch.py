@@ -65,19 +65,21 @@ WEIGHTS: list[dict[str, float]] = [
 # path), with every group batched and each chunk of pairs small (chunk boundaries everywhere),
 # and with every group batched in one chunk (many jobs' parameters mixed in each array).
 PATHS = {
-    "default": (_batch.MIN_JOBS, _batch.MIN_GROUP, _batch_group.CHUNK_PAIRS),
-    "grouped-small-chunks": (1, 1, 5),
-    "grouped-one-chunk": (1, 1, 1 << 20),
+    "default": (_batch.MIN_JOBS, _batch.MIN_GROUP, _batch.GROUP_COST, _batch_group.CHUNK_PAIRS),
+    "grouped-small-chunks": (1, 1, 0, 5),
+    "grouped-one-chunk": (1, 1, 0, 1 << 20),
 }
 
 
 @pytest.fixture(autouse=True, scope="module", params=list(PATHS))
 def batch_path(request: pytest.FixtureRequest) -> object:
     """Sets rank_many's thresholds for one of PATHS (module scope: hypothesis-safe)."""
-    saved = (_batch.MIN_JOBS, _batch.MIN_GROUP, _batch_group.CHUNK_PAIRS)
-    _batch.MIN_JOBS, _batch.MIN_GROUP, _batch_group.CHUNK_PAIRS = PATHS[request.param]  # type: ignore[misc]
+    saved = (_batch.MIN_JOBS, _batch.MIN_GROUP, _batch.GROUP_COST, _batch_group.CHUNK_PAIRS)
+    (_batch.MIN_JOBS, _batch.MIN_GROUP, _batch.GROUP_COST, _batch_group.CHUNK_PAIRS) = PATHS[  # type: ignore[misc]
+        request.param
+    ]
     yield request.param
-    _batch.MIN_JOBS, _batch.MIN_GROUP, _batch_group.CHUNK_PAIRS = saved  # type: ignore[misc]
+    (_batch.MIN_JOBS, _batch.MIN_GROUP, _batch.GROUP_COST, _batch_group.CHUNK_PAIRS) = saved  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------------------------

@@ -257,10 +257,11 @@ def test_full_validation_rejects_what_lean_accepts() -> None:
     """validate='full' parses every node with the full model; lean keeps the fast path."""
     docs = list(FLEET.documents()[:3])
     docs[1] = {**docs[1], "reputation": 50, "created_at": "not a date"}
-    body = json.dumps({"data": docs, "limit": 50, "page": 1, "total": 3}).encode()
 
     def handler(request):
-        return httpx.Response(200, content=body)
+        limit = int(request.url.params.get("limit", 50))
+        body = {"data": docs[:limit], "limit": limit, "page": 1, "total": 3}
+        return httpx.Response(200, content=json.dumps(body).encode())
 
     with client(handler) as c:
         lean = c.fetch()
@@ -310,6 +311,21 @@ def test_async_always_503_makes_exactly_max_attempts() -> None:
     with pytest.raises(RetriesExhaustedError):
         asyncio.run(go())
     assert len(calls) == 4
+
+
+def test_a_body_cut_short_is_an_invalid_response_not_a_transport_error() -> None:
+    """A truncated body says the server cut it (InvalidResponseError), not "cannot reach"."""
+    from nodeselect import InvalidResponseError  # noqa: PLC0415
+
+    def cut(request: httpx.Request) -> httpx.Response:
+        message = "peer closed connection without sending complete message body"
+        raise httpx.RemoteProtocolError(message)
+
+    policy = RetryPolicy(max_attempts=2, backoff_base=0.0)
+    with client(cut, retry=policy) as c, pytest.raises(RetriesExhaustedError) as info:
+        c.fetch()
+    assert isinstance(info.value.last_error, InvalidResponseError)
+    assert "cut its response body short" in str(info.value)
 
 
 def test_user_agent_names_the_installed_version() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -85,3 +87,89 @@ def test_unwritable_path_is_a_snapshot_error(tmp_path, result) -> None:
     """Writing into a missing directory raises SnapshotError naming the path."""
     with pytest.raises(SnapshotError, match="missing"):
         save_snapshot(tmp_path / "missing" / "x.jsonl", result)
+
+
+_GOOD = '"nodeselect_snapshot": 1, "fetched_at": "2026-01-31T12:00:00Z"'
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ('{"nodeselect_snapshot": 1}', "no 'fetched_at'"),
+        ('{"nodeselect_snapshot": 1, "fetched_at": 5}', "'fetched_at' must be an ISO 8601"),
+        ('{"nodeselect_snapshot": 1, "fetched_at": "yesterday"}', "is not an ISO 8601 time"),
+        ("{" + _GOOD + ', "query": []}', "'query' must be an object"),
+        ("{" + _GOOD + ', "query": {"statuses": 5}}', "query is not valid"),
+        ("{" + _GOOD + ', "query": {"limit": "x"}}', "query is not valid"),
+        ("{" + _GOOD + ', "stats": []}', "'stats' must be an object"),
+        ("{" + _GOOD + ', "stats": {"pages": "x"}}', r"stats\.pages is not valid"),
+        ("{" + _GOOD + ', "stats": {"totals_seen": 5}}', r"stats\.totals_seen is not valid"),
+        ("{" + _GOOD + ', "stats": {"issues": [1]}}', r"stats\.issues\[0\] is not valid"),
+        ("{" + _GOOD + ', "stats": {"retries": {"x": "y"}}}', r"stats\.retries"),
+        ("[" * 5000 + "]" * 5000, "not a nodeselect snapshot header|nested too deep"),
+        ('{"a": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deep|not a nodeselect"),
+    ],
+)
+def test_a_malformed_header_is_a_snapshot_error_at_line_1(tmp_path, header, expected) -> None:
+    """Every malformed header field is a SnapshotError naming file:1 and the field."""
+    path = tmp_path / "bad.jsonl"
+    path.write_text(header + "\n")
+    with pytest.raises(SnapshotError, match=expected) as info:
+        load_snapshot(path)
+    assert f"{path}:1:" in str(info.value)
+
+
+def test_a_node_line_nested_too_deep_is_a_snapshot_error(tmp_path) -> None:
+    """A node line of 5,000 nested brackets is a SnapshotError at its line, no RecursionError."""
+    path = tmp_path / "deep.jsonl"
+    deep = '{"document": ' + "[" * 5000 + "]" * 5000 + ', "nodeselect": {}}'
+    path.write_text("{" + _GOOD + "}\n" + deep + "\n")
+    with pytest.raises(SnapshotError, match=f"{path}:2:"):
+        load_snapshot(path)
+
+
+def test_a_snapshot_is_private_and_leaves_no_temporary_file(tmp_path, result) -> None:
+    """A new snapshot, and one replacing a 0644 file, is mode 0600; nothing else is left."""
+    new, old = tmp_path / "new.jsonl", tmp_path / "old.jsonl"
+    old.write_text("old")
+    old.chmod(0o644)
+    save_snapshot(new, result)
+    save_snapshot(old, result)
+    assert new.stat().st_mode & 0o777 == 0o600
+    assert old.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.jsonl", "old.jsonl"]
+    assert len(load_snapshot(old).nodes) == len(result.nodes)
+
+
+def test_a_symlink_target_is_refused_and_its_file_untouched(tmp_path, result) -> None:
+    """A planted link is not followed: refused by default, replaced itself on request."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    link = tmp_path / "snap.jsonl"
+    link.symlink_to(victim)
+    with pytest.raises(SnapshotError, match="symbolic link"):
+        save_snapshot(link, result)
+    save_snapshot(link, result, replace_symlink=True)
+    assert victim.read_text() == "precious"
+    assert not link.is_symlink()
+    assert len(load_snapshot(link).nodes) == len(result.nodes)
+
+
+@pytest.mark.parametrize("kind", ["directory", "device"])
+def test_a_directory_or_device_target_is_refused(tmp_path, result, kind) -> None:
+    """Only a new or regular file is written; a directory or /dev/null is refused."""
+    target = tmp_path if kind == "directory" else Path("/dev/null")
+    with pytest.raises(SnapshotError, match=r"a directory|not a regular file"):
+        save_snapshot(target, result)
+
+
+def test_concurrent_writers_do_not_collide(tmp_path, result) -> None:
+    """Eight writers at once: each uses its own temporary file; the result is one whole
+    snapshot and no temporary file is left."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    target = tmp_path / "snap.jsonl"
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: save_snapshot(target, result), range(8)))
+    assert [p.name for p in tmp_path.iterdir()] == ["snap.jsonl"]
+    assert len(load_snapshot(target).nodes) == len(result.nodes)

@@ -22,7 +22,6 @@ from nodeselect.errors import InputError
 from nodeselect.fetch import FetchResult, NodeQuery
 
 __all__ = [
-    "add_now_argument",
     "clock",
     "evaluation_time",
     "fleet_time_info",
@@ -45,19 +44,6 @@ _PROOFS: Final = {
     "placement.subdivisions": ("subdivisions", "--subdivision", "filter[subdivision_iso_code]"),
     "placement.compliance": ("compliance", "--compliance", "filter[compliance_tags]"),
 }
-
-
-def add_now_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--now ISO8601|now``."""
-    parser.add_argument(
-        "--now",
-        metavar="ISO8601|now",
-        default=None,
-        help=(
-            "evaluate as of this time (ISO 8601 with a timezone, e.g. 2026-11-30T10:00:00Z, or "
-            "'now'); default: a snapshot's fetched_at, else the current time"
-        ),
-    )
 
 
 def evaluation_time(args: argparse.Namespace, result: FetchResult) -> datetime:

@@ -13,23 +13,33 @@ the process list and shell history). A progress bar is drawn on stderr when it i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from nodeselect.cli._common import EXIT_API, EXIT_INCOMPLETE, EXIT_INPUT
+from nodeselect.cli._common import EXIT_API, EXIT_INCOMPLETE, EXIT_INPUT, QUIET, note
+from nodeselect.cli._parsers import add_source_arguments
 from nodeselect.errors import (
     APIError,
+    APIStatusError,
+    AuthenticationError,
     IncompleteFetchError,
     InputError,
     NodeSelectError,
+    NotFoundError,
+    PermissionDeniedError,
     SnapshotError,
+    TransportError,
 )
 from nodeselect.fetch import (
+    API_KEY_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
     Client,
@@ -43,9 +53,14 @@ from nodeselect.fetch import (
 __all__ = [
     "DEMO_SOURCE",
     "EXPLAIN_PUSHDOWN_BELOW",
+    "NO_SOURCE",
     "add_source_arguments",
+    "api_error_message",
+    "api_url",
+    "fleet_error",
     "load_fleet",
     "load_fleet_explained",
+    "require_source",
     "source_exit_code",
 ]
 
@@ -54,38 +69,77 @@ DEMO_SOURCE = "demo (simulated fleet, seed 7)"
 #: A fetch that returns fewer nodes than this (one page) is followed by count probes that say
 #: what each pushed-down filter removed (:func:`~nodeselect.fetch._pushdown.explain_pushdown`).
 EXPLAIN_PUSHDOWN_BELOW = 50
+#: The most page requests ``--concurrency`` may ask for at once.
+MAX_CONCURRENCY: Final = 256
 
 
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--api``, ``--snapshot``, ``--demo``, ``--concurrency``, ``--allow-incomplete``."""
-    group = parser.add_argument_group("fleet source (one of)")
-    ex = group.add_mutually_exclusive_group()
-    ex.add_argument(
-        "--api",
-        metavar="URL",
-        default=None,
-        help=f"List Nodes API base URL (default {DEFAULT_BASE_URL}; key from $NODESELECT_API_KEY)",
-    )
-    ex.add_argument(
-        "--snapshot", metavar="FILE", default=None, help="read the fleet from a saved snapshot"
-    )
-    ex.add_argument(
-        "--demo",
-        action="store_true",
-        help="use the embedded simulated fleet (a local server; data is not real)",
-    )
-    group.add_argument(
-        "--concurrency",
-        type=int,
-        default=DEFAULT_CONCURRENCY,
-        metavar="N",
-        help=f"page requests in flight (default {DEFAULT_CONCURRENCY})",
-    )
-    group.add_argument(
-        "--allow-incomplete",
-        action="store_true",
-        help="accept a fetch that could not prove it got every matching node (else exit 4)",
-    )
+#: What every command says when no fleet source was chosen (exit 2).
+NO_SOURCE: Final = (
+    "no fleet chosen: add --demo (the embedded simulated fleet, no key needed), "
+    "--snapshot FILE (a fleet saved with `nodeselect nodes --out FILE`), or --api URL with "
+    "your key in the NODESELECT_API_KEY environment variable"
+)
+
+_ENDPOINT_SUFFIXES: Final = ("/v1/nodes", "/v1")
+_MAX_URL: Final = 2048
+
+
+def api_url(text: str) -> str:
+    """The API root ``--api`` names: ``http(s)://host[:port][/prefix]``, trailing ``/v1/nodes``
+    (what ``nodeselect sim serve`` prints) and ``/`` removed.
+
+    Raises:
+        InputError: not an http(s) URL with a host and a valid port, or it holds a user name
+            or password (never echoed: the key belongs in ``NODESELECT_API_KEY``).
+    """
+    if len(text) > _MAX_URL:
+        raise InputError(f"--api: the URL is {len(text)} characters long; at most {_MAX_URL}")
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+        host = parts.hostname
+    except ValueError:
+        raise InputError(
+            "--api: not a valid URL (bad port or brackets); give e.g. https://api.dispersed.com "
+            "or http://127.0.0.1:8000"
+        ) from None
+    if parts.username is not None or parts.password is not None:
+        raise InputError(
+            "--api: the URL holds a user name or password (not shown); give the API key in "
+            "the NODESELECT_API_KEY environment variable and the URL without it"
+        )
+    if parts.scheme not in ("http", "https"):
+        raise InputError(
+            f"--api {text}: give an http:// or https:// URL, e.g. https://api.dispersed.com"
+        )
+    if not host or any(c.isspace() or ord(c) < 0x20 for c in host):
+        raise InputError(f"--api {text}: the URL has no valid host; e.g. https://api.dispersed.com")
+    if parts.query or parts.fragment:
+        raise InputError(
+            f"--api {text}: give the API root without ?query or #fragment; nodeselect adds "
+            "the filters itself"
+        )
+    path = parts.path.rstrip("/")
+    for suffix in _ENDPOINT_SUFFIXES:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    netloc = parts.netloc if port is None else f"{parts.netloc.rsplit(':', 1)[0]}:{port}"
+    return urlunsplit((parts.scheme, netloc, path.rstrip("/"), "", ""))
+
+
+def require_source(args: argparse.Namespace) -> None:
+    """Refuse (exit 2, :data:`NO_SOURCE`) when no ``--api/--snapshot/--demo`` and no key.
+
+    With ``NODESELECT_API_KEY`` set, the default API is meant. The same rule on every command.
+    """
+    if getattr(args, "api", None) is not None:
+        args.api = api_url(args.api)
+        return
+    if getattr(args, "snapshot", None) or getattr(args, "demo", False):
+        return
+    if not os.environ.get(API_KEY_ENV):
+        raise InputError(NO_SOURCE)
 
 
 @contextmanager
@@ -126,10 +180,7 @@ def _explained(client: Client, query: NodeQuery, result: FetchResult) -> Pushdow
     try:
         return explain_pushdown(client.count, query)
     except APIError as exc:
-        print(
-            f"nodeselect: note: could not count what the server-side filters removed: {exc}",
-            file=sys.stderr,
-        )
+        note(f"note: could not count what the server-side filters removed: {exc}")
         return None
 
 
@@ -143,16 +194,17 @@ def load_fleet_explained(
     strict = not getattr(args, "allow_incomplete", False)
     show = getattr(args, "progress", None)
     show_progress = sys.stderr.isatty() if show is None else bool(show)
+    show_progress = show_progress and not QUIET[0]
     concurrency = getattr(args, "concurrency", DEFAULT_CONCURRENCY)
-    if concurrency < 1:
-        raise InputError(f"--concurrency: {concurrency} must be >= 1")
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise InputError(f"--concurrency {concurrency}: give 1 to {MAX_CONCURRENCY}")
+    require_source(args)
     if getattr(args, "snapshot", None):
         result = load_snapshot(args.snapshot)
         if query != NodeQuery(limit=query.limit) or query.pushed_down:
-            print(
-                "nodeselect: note: the snapshot is used whole; server-side filters apply only "
-                "when fetching",
-                file=sys.stderr,
+            note(
+                "note: the snapshot is used whole; server-side filters apply only when "
+                "fetching (the job's constraints are still checked locally)"
             )
         return (result.raise_if_incomplete() if strict else result), None
     if getattr(args, "demo", False):
@@ -177,6 +229,59 @@ def load_fleet_explained(
 
 def _relabel(result: FetchResult, source: str) -> FetchResult:
     return attrs.evolve(result, source=source)
+
+
+def _strip_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def api_error_message(exc: APIError, url: str) -> str:
+    """One line for an API failure: what happened, which URL, and what to try."""
+    if isinstance(exc, AuthenticationError):
+        return (
+            f"the API at {_strip_query(exc.url)} rejected the request as unauthenticated "
+            "(HTTP 401): set NODESELECT_API_KEY to a valid API key, or try --demo"
+        )
+    if isinstance(exc, PermissionDeniedError):
+        return (
+            f"the API at {_strip_query(exc.url)} refused the API key (HTTP 403): the key in "
+            "NODESELECT_API_KEY is not allowed to list nodes; check it, or try --demo"
+        )
+    if isinstance(exc, NotFoundError):
+        return (
+            f"{_strip_query(exc.url)} is not a List Nodes endpoint (HTTP 404): give --api "
+            "the API root, e.g. https://api.dispersed.com"
+        )
+    if isinstance(exc, APIStatusError):
+        return f"{_strip_query(exc.url)} answered HTTP {exc.status_code}: {exc}; retry later"
+    last = getattr(exc, "last_error", None)
+    attempts = getattr(exc, "attempts", None)
+    tries = "" if not attempts else f" after {attempts} attempts"
+    if isinstance(exc, TransportError) or isinstance(last, TransportError):
+        reason = str(last or exc).rsplit(": ", 1)[-1]
+        if "complete message body" in reason or "without sending a response" in reason:
+            return (
+                f"the API at {url} cut its answers short{tries} ({reason}): the server or a "
+                "proxy is failing; retry later, or try --demo for the simulated fleet"
+            )
+        return (
+            f"cannot reach the API at {url}{tries} ({reason}): check the URL and your "
+            "network, or try --demo for the simulated fleet"
+        )
+    if last is not None:
+        return f"the API at {url} failed{tries}: {last}; retry later, or try --demo"
+    return f"the API at {url} failed: {exc}"
+
+
+def fleet_error(error: NodeSelectError, args: argparse.Namespace) -> tuple[str, int]:
+    """The one line and exit code for an error from :func:`load_fleet`, the same on every
+    command: API failures say which URL and what to try, never the library's retry advice."""
+    code = source_exit_code(error)
+    if isinstance(error, IncompleteFetchError):
+        return f"{error} (add --allow-incomplete to use it anyway)", code
+    if isinstance(error, APIError):
+        return api_error_message(error, getattr(args, "api", None) or DEFAULT_BASE_URL), code
+    return str(error), code
 
 
 def source_exit_code(error: NodeSelectError) -> int:

@@ -11,14 +11,11 @@ import argparse
 import math
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import numpy as np
 
-from nodeselect.cli._asof import add_now_argument, evaluation_time, fleet_time_info
-from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_OK, fail
+from nodeselect.cli._common import EXIT_INPUT, EXIT_OK, fail
 from nodeselect.cli._render import (
     SIMULATED_BANNER,
     Column,
@@ -31,14 +28,14 @@ from nodeselect.cli._render import (
     redact,
     write_json,
 )
-from nodeselect.cli._source import add_source_arguments, load_fleet, source_exit_code
-from nodeselect.documents import CONTINENTS
-from nodeselect.engine import rank_many
 from nodeselect.errors import NodeSelectError
-from nodeselect.fetch import FetchedNode, NodeQuery
 from nodeselect.gpus import GPU_MODELS, canonical_node_gpu
-from nodeselect.jobs import GpuReq, Job
-from nodeselect.table import NodeTable
+
+if TYPE_CHECKING:  # the fetch layer (httpx, msgspec) loads only when a fleet is fetched
+    from datetime import datetime
+
+    from nodeselect.fetch import FetchedNode
+    from nodeselect.table import NodeTable
 
 __all__ = [
     "AVAILABLE_COUNTS",
@@ -48,7 +45,6 @@ __all__ = [
     "GpuSighting",
     "available_now",
     "catalogue",
-    "register",
     "sightings",
 ]
 
@@ -158,9 +154,9 @@ def sightings(nodes: Iterable[FetchedNode]) -> Iterable[list[GpuSighting]]:
         yield out
 
 
-def _known(as_json: bool) -> int:
+def _known(fmt: str) -> int:
     """Print the GPU registry itself (no fleet needed)."""
-    if as_json:
+    if fmt != "table":
         models = [
             {
                 "model": m.canonical,
@@ -172,7 +168,8 @@ def _known(as_json: bool) -> int:
             }
             for m in GPU_MODELS
         ]
-        write_json({"schema": GPUS_SCHEMA, "fleet": None, "models": models})
+        doc = {"schema": GPUS_SCHEMA, "fleet": None, "models": models}
+        write_json(doc, indent=2 if fmt == "json" else None)
         return EXIT_OK
     cols = (Column("model"), Column("family"), Column("vendor"), Column("VRAM GB", "right"))
     rows = [
@@ -200,6 +197,11 @@ def available_now(table: NodeTable, *, now: datetime) -> list[dict[str, Any]]:
     Models in registry order of most nodes first; each entry: ``model``, ``total`` (a count
     per entry of :data:`AVAILABLE_COUNTS`) and ``continents`` (continent -> counts).
     """
+    import numpy as np  # noqa: PLC0415 - the command's heavy imports load when it runs
+
+    from nodeselect.engine import rank_many  # noqa: PLC0415
+    from nodeselect.jobs import GpuReq, Job  # noqa: PLC0415
+
     codes = np.unique(table.gpu_model_code[table.gpu_model_code > 0])
     models = [GPU_MODELS[int(c) - 1].canonical for c in codes]
     jobs = [
@@ -227,7 +229,12 @@ def available_now(table: NodeTable, *, now: datetime) -> list[dict[str, Any]]:
 
 def _available(args: argparse.Namespace) -> int:
     """``gpus --available``: per model, nodes able to give 1/2/4/8 GPUs now, per continent."""
+    from nodeselect.cli._asof import evaluation_time, fleet_time_info  # noqa: PLC0415
+    from nodeselect.cli._source import fleet_error, load_fleet  # noqa: PLC0415
+    from nodeselect.documents import CONTINENTS  # noqa: PLC0415
+    from nodeselect.fetch import NodeQuery  # noqa: PLC0415
     from nodeselect.pipeline import merge_fetched  # noqa: PLC0415
+    from nodeselect.table import NodeTable  # noqa: PLC0415
 
     queries = [
         NodeQuery(statuses=frozenset({"AVAILABLE"})),
@@ -235,22 +242,25 @@ def _available(args: argparse.Namespace) -> int:
     ]
     try:
         results = [load_fleet(args, q) for q in (queries[:1] if args.snapshot else queries)]
+    except NodeSelectError as exc:
+        return fail(*fleet_error(exc, args))
+    try:
         now = evaluation_time(args, results[0])
-        nodes = merge_fetched(results)
-        table = NodeTable.from_nodes(nodes, now=now)
+        table = NodeTable.from_nodes(merge_fetched(results), now=now)
         entries = available_now(table, now=now)
     except NodeSelectError as exc:
-        return fail(str(exc), source_exit_code(exc))
+        return fail(str(exc), EXIT_INPUT)
     fleet = {**fleet_info(args, results[0]), **fleet_time_info(results[0], now)}
     fleet["nodes"] = len(table)
-    if args.json:
+    if args.format != "table":
         write_json(
             {
                 "schema": AVAILABLE_SCHEMA,
                 "fleet": fleet,
                 "counts": list(AVAILABLE_COUNTS),
                 "models": entries,
-            }
+            },
+            indent=2 if args.format == "json" else None,
         )
         return EXIT_OK
     out = sys.stdout
@@ -274,22 +284,26 @@ def _available(args: argparse.Namespace) -> int:
 
 def _handle(args: argparse.Namespace) -> int:
     if args.known:
-        return _known(args.json)
+        return _known(args.format)
     if args.available:
         return _available(args)
+    from nodeselect.cli._source import fleet_error, load_fleet  # noqa: PLC0415
+    from nodeselect.fetch import NodeQuery  # noqa: PLC0415
+
     try:
         result = load_fleet(args, NodeQuery())
     except NodeSelectError as exc:
-        return fail(str(exc), source_exit_code(exc))
+        return fail(*fleet_error(exc, args))
     rows = catalogue(sightings(result.nodes))
     fleet = fleet_info(args, result)
-    if args.json:
+    if args.format != "table":
         write_json(
             {
                 "schema": GPUS_SCHEMA,
                 "fleet": fleet,
                 "models": [r.to_json() for r in rows],
-            }
+            },
+            indent=2 if args.format == "json" else None,
         )
         return EXIT_OK
     out = sys.stdout
@@ -318,31 +332,3 @@ def _handle(args: argparse.Namespace) -> int:
     ]
     print_table(cols, table_rows, stream=out, terminal=term, title="GPU models")
     return EXIT_OK
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add the `gpus` subcommand."""
-    parser = subparsers.add_parser(
-        "gpus",
-        help="list the GPU models in a fleet (nodes, GPUs, free VRAM range)",
-        description="List the GPU models in a fleet: canonical name, nodes, GPUs, free VRAM.",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_source_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the catalogue as JSON")
-    parser.add_argument(
-        "--known",
-        action="store_true",
-        help="list the GPU models nodeselect recognises (the registry; no fleet is fetched)",
-    )
-    parser.add_argument(
-        "--available",
-        action="store_true",
-        help=(
-            "per GPU model, how many nodes could take 1, 2, 4 or 8 of its GPUs now "
-            "(AVAILABLE, not suspended), per continent"
-        ),
-    )
-    add_now_argument(parser)
-    parser.set_defaults(handler=_handle)

@@ -2,8 +2,13 @@
 
 Output: one table per placed job (replica, node, GPUs, score; the node address only with
 ``--show-private``), then the unplaced jobs with their reasons against the capacity that was
-left, then totals. ``--json`` prints the plan (schema in docs/placement.md). Exit code 1 when
-any job could not be placed.
+left, then totals and a quality line (unplaced for lack of capacity versus fitting nothing; with
+``--optimal``, the solver's verdict and gap). ``--json`` prints the plan (schema in
+docs/placement.md; every replica has its launch ``env``). ``--format env`` prints each
+replica's launch environment (``CUDA_VISIBLE_DEVICES`` of its reserved GPUs, node rank, world
+size, master port; the master address only with ``--show-private``), ``--format hostfile`` an
+MPI/DeepSpeed hostfile (addresses: needs ``--show-private``). Exit code 1 when any job could
+not be placed.
 """
 
 from __future__ import annotations
@@ -11,11 +16,17 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
-from nodeselect.cli._asof import add_now_argument, evaluation_time, fleet_time_info
-from nodeselect.cli._common import EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, fail
+from nodeselect.cli._asof import evaluation_time, fleet_time_info
+from nodeselect.cli._common import (
+    EXIT_INPUT,
+    EXIT_NO_FIT,
+    EXIT_OK,
+    fail,
+    plural,
+    terminal_safe,
+)
 from nodeselect.cli._render import (
     HIDDEN,
     Column,
@@ -24,60 +35,12 @@ from nodeselect.cli._render import (
     print_table,
     write_json,
 )
-from nodeselect.cli._source import add_source_arguments, load_fleet, source_exit_code
+from nodeselect.cli._source import fleet_error, load_fleet
 from nodeselect.errors import InputError, NodeSelectError
 from nodeselect.jobs import load_jobs
 from nodeselect.placement import Plan
 
-__all__ = ["PLACE_FORMATS", "register", "render_env", "render_hostfile", "render_plan"]
-
-#: The output formats of ``place --format`` (``env`` and ``hostfile`` are for launchers).
-PLACE_FORMATS = ("table", "json", "env", "hostfile")
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add the `place` subcommand."""
-    parser = subparsers.add_parser(
-        "place",
-        help="place a batch of jobs ([[job]] tables) on the fleet without double-booking",
-        description=(
-            "Place every job of JOBS.toml (a file of [[job]] tables) on one fleet: priority "
-            "first, then hardest to place first; GPUs, cores, RAM and disk are reserved as jobs "
-            "are placed, and gangs (nodes > 1) are placed all-or-nothing. "
-            "Exit 1 when a job could not be placed."
-        ),
-    )
-    parser.add_argument("jobs", metavar="JOBS.toml", type=Path, help="the job file")
-    add_source_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.add_argument(
-        "--format",
-        choices=PLACE_FORMATS,
-        default=None,
-        help=(
-            "output: table (default), json (= --json), env (each replica's launch environment: "
-            "CUDA_VISIBLE_DEVICES, NODE_RANK, ...), hostfile (ADDRESS slots=GPUS per replica; "
-            "needs --show-private)"
-        ),
-    )
-    parser.add_argument(
-        "--master-port",
-        type=int,
-        default=29500,
-        metavar="PORT",
-        help=(
-            "first MASTER_PORT in --format env and json (default 29500; a job whose master "
-            "shares a node with an earlier job's gets the next port)"
-        ),
-    )
-    parser.add_argument(
-        "--show-private",
-        action="store_true",
-        help="show node addresses (personal data; hidden by default)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
-    add_now_argument(parser)
-    parser.set_defaults(handler=_run)
+__all__ = ["quality_line", "render_env", "render_hostfile", "render_plan"]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -85,8 +48,7 @@ def _run(args: argparse.Namespace) -> int:
     from nodeselect.placement import place  # noqa: PLC0415
     from nodeselect.table import NodeTable  # noqa: PLC0415
 
-    fmt = "json" if args.json else (args.format or "table")
-    if fmt == "hostfile" and not args.show_private:
+    if args.format == "hostfile" and not args.show_private:
         return fail(
             "--format hostfile lists node addresses, which are personal data; "
             "add --show-private to print them",
@@ -103,22 +65,32 @@ def _run(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_INPUT)
     if not jobs:
         return fail(f"{args.jobs}: no [[job]] tables found", EXIT_INPUT)
+    if args.time_limit is not None and not args.optimal:
+        return fail("--time-limit applies to --optimal only; add --optimal", EXIT_INPUT)
     try:
         results = [load_fleet(args, q) for q in fleet_queries(jobs)]
     except NodeSelectError as exc:
-        return fail(str(exc), source_exit_code(exc))
+        return fail(*fleet_error(exc, args))
     nodes = merge_fetched(results)
     try:
         now = evaluation_time(args, results[0])
         table = NodeTable.from_nodes(nodes, now=now)
-        plan = place(jobs, table, nodes=nodes, now=now, seed=args.seed)
-    except InputError as exc:
+        plan = place(
+            jobs,
+            table,
+            nodes=nodes,
+            now=now,
+            seed=args.seed,
+            objective="optimal" if args.optimal else "greedy",
+            time_limit=args.time_limit,
+        )
+    except NodeSelectError as exc:  # bad input, or the optimal extra not installed
         return fail(str(exc), EXIT_INPUT)
-    if fmt == "env":
+    if args.format == "env":
         render_env(plan, master_port=args.master_port, show_private=args.show_private)
-    elif fmt == "hostfile":
+    elif args.format == "hostfile":
         render_hostfile(plan)
-    elif fmt == "json":
+    elif args.format != "table":
         doc = plan.to_json(show_private=args.show_private, master_port=args.master_port)
         doc["fleet"] = {
             "nodes": len(table),
@@ -127,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
             "fetched_at": results[0].fetched_at.isoformat(),
             **fleet_time_info(results[0], now),
         }
-        write_json(doc)
+        write_json(doc, indent=2 if args.format == "json" else None)
     else:
         render_plan(plan, show_private=args.show_private, simulated=bool(args.demo))
     return EXIT_NO_FIT if plan.unplaced else EXIT_OK
@@ -161,8 +133,8 @@ def render_plan(
             for k, r in enumerate(a.replicas)
         ]
         title = (
-            f"{a.job_name} (priority {a.priority}): {len(a.replicas)} node(s), "
-            f"{a.gpus} GPU(s), score {fmt_score(a.score)}"
+            f"{a.job_name} (priority {a.priority}): {plural(len(a.replicas), 'node')}, "
+            f"{plural(a.gpus, 'GPU')}, score {fmt_score(a.score)}"
         )
         print_table(columns, rows, stream=out, title=title)
     if plan.unplaced:
@@ -170,15 +142,43 @@ def render_plan(
             [Column("job"), Column("priority", "right"), Column("reason")],
             [[u.job_name, str(u.priority), u.reason] for u in plan.unplaced],
             stream=out,
-            title=f"unplaced: {len(plan.unplaced)} job(s)",
+            title=f"unplaced: {plural(len(plan.unplaced), 'job')}",
         )
     t = plan.totals
     print_note(
-        f"placed {t.jobs_placed}/{t.jobs_placed + t.jobs_unplaced} jobs on {t.nodes_used} "
-        f"nodes, {t.gpus_used} GPUs used, {t.free_gpus_left} GPUs left "
+        f"placed {t.jobs_placed}/{plural(t.jobs_placed + t.jobs_unplaced, 'job')} on "
+        f"{plural(t.nodes_used, 'node')}, {plural(t.gpus_used, 'GPU')} used, "
+        f"{plural(t.free_gpus_left, 'GPU')} left "
         f"({t.stranded_gpus} stranded)",
         stream=out,
     )
+    print_note(quality_line(plan), stream=out)
+
+
+def quality_line(plan: Plan) -> str:
+    """One line on how good the plan is: why jobs are unplaced, what repair or the solver did."""
+    q = plan.quality
+    parts = []
+    if plan.unplaced:
+        parts.append(
+            f"unplaced: {q.unplaced_capacity} for lack of capacity (they fit the empty fleet), "
+            f"{q.unplaced_no_fit} fit nothing at all"
+        )
+    if q.repaired or q.displaced or q.moved:
+        parts.append(
+            f"repair placed {q.repaired} job(s), left out {q.displaced}, moved {q.moved} replica(s)"
+        )
+    s = q.solver
+    if s is not None:
+        if s.status == "optimal":
+            parts.append(f"optimal: proved by HiGHS in {s.seconds:.1f} s (gap 0)")
+        else:
+            why = "time limit reached" if s.status == "time-limit" else "no better plan found"
+            parts.append(
+                f"{why} after {s.seconds:.1f} s: best plan found, gap {100 * s.gap:.2f} %, "
+                f"at most {s.jobs_bound} jobs placeable"
+            )
+    return "quality: " + ("; ".join(parts) if parts else "every job placed")
 
 
 def render_env(
@@ -196,13 +196,11 @@ def render_env(
         port = plan.master_port(a.job_name, master_port)
         envs = plan.launch_env(a.job_name, master_port=port, show_private=private)
         for k, (r, env) in enumerate(zip(a.replicas, envs, strict=True)):
-            node = _safe(r.node_name or "-")
-            print(
-                f"# job {_safe(a.job_name)} replica {k} on {node} ({_safe(r.node_uuid)})", file=out
-            )
+            node = terminal_safe(f"{r.node_name or '-'} ({r.node_uuid})")
+            print(f"# job {terminal_safe(a.job_name)} replica {k} on {node}", file=out)
             print(" ".join(f"{key}={shlex.quote(v)}" for key, v in env.items()), file=out)
     for u in plan.unplaced:
-        print(f"# unplaced: {_safe(u.job_name)}: {_safe(u.reason)}", file=out)
+        print(f"# unplaced: {terminal_safe(u.job_name)}: {terminal_safe(u.reason)}", file=out)
 
 
 def render_hostfile(plan: Plan, *, stream: Any = None) -> None:
@@ -213,20 +211,12 @@ def render_hostfile(plan: Plan, *, stream: Any = None) -> None:
     """
     out = sys.stdout if stream is None else stream
     for a in plan.assignments:
-        print(f"# job {_safe(a.job_name)}", file=out)
+        print(f"# job {terminal_safe(a.job_name)}", file=out)
         for k, r in enumerate(a.replicas):
             slots = max(len(r.gpu_indices), 1)
             if r.address is None:
-                print(f"# replica {k}: node {_safe(r.node_uuid)} has no address", file=out)
+                print(f"# replica {k}: node {terminal_safe(r.node_uuid)} has no address", file=out)
             else:
-                print(f"{_safe(r.address)} slots={slots}", file=out)
+                print(f"{terminal_safe(r.address)} slots={slots}", file=out)
     for u in plan.unplaced:
-        print(f"# unplaced: {_safe(u.job_name)}", file=out)
-
-
-def _safe(text: str) -> str:
-    """Operator-controlled text made inert for a terminal and a shell comment: control and
-    other non-printable characters (escape sequences, newlines) become ``\\xNN`` / ``\\uNNNN``."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        print(f"# unplaced: {terminal_safe(u.job_name)}", file=out)

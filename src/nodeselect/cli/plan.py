@@ -11,45 +11,41 @@ node's failing constraints and score terms). The report is built once as a JSON-
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from nodeselect.cli._asof import (
-    add_now_argument,
-    evaluation_time,
-    fleet_time_info,
-    snapshot_gaps,
+from nodeselect.cli._asof import evaluation_time, fleet_time_info, snapshot_gaps
+from nodeselect.cli._common import (
+    EXIT_INPUT,
+    EXIT_NO_FIT,
+    EXIT_OK,
+    fail,
+    note,
+    plural,
 )
-from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, fail
 from nodeselect.cli._render import (
     fleet_info,
+    float32_value,
+    private_fields,
     redact,
     render_report,
     write_json,
 )
 from nodeselect.cli._source import (
-    add_source_arguments,
+    api_error_message,
+    fleet_error,
     load_fleet_explained,
-    source_exit_code,
+    require_source,
 )
 from nodeselect.engine import Ranking, explain_node, rank
 from nodeselect.errors import (
-    APIError,
-    APIStatusError,
-    AuthenticationError,
-    IncompleteFetchError,
     InputError,
     NodeSelectError,
-    NotFoundError,
-    PermissionDeniedError,
-    TransportError,
 )
-from nodeselect.fetch import API_KEY_ENV, DEFAULT_BASE_URL, FetchedNode, NodeQuery, PushdownReport
+from nodeselect.fetch import FetchedNode, NodeQuery, PushdownReport
 from nodeselect.gpus import GPU_MODELS
 from nodeselect.jobs import Job, load_job
 from nodeselect.placement import place
@@ -62,7 +58,6 @@ __all__ = [
     "node_summary",
     "private_fields",
     "pushed_down_filters",
-    "register",
     "render_report",
 ]
 
@@ -71,8 +66,14 @@ REPORT_SCHEMA: Final = "nodeselect.plan-report/1"
 
 
 def _f(x: Any) -> float | None:
-    v = float(x)
+    v = float32_value(x)
     return v if math.isfinite(v) else None
+
+
+def _meant(x: float | None) -> float | None:
+    """A threshold read from a float32 column, to the 7 digits float32 holds (9.6, not
+    9.600000381469727)."""
+    return None if x is None else float(f"{x:.7g}")
 
 
 def _vocab(vocab: tuple[str, ...], code: Any) -> str | None:
@@ -166,24 +167,6 @@ def build_report(
     }
 
 
-def private_fields(raw: bytes) -> dict[str, Any]:
-    """The personal data of one node document: addresses, operator e-mail, wallet."""
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return {}
-    op = doc.get("operator_account") if isinstance(doc, dict) else None
-    op = op if isinstance(op, dict) else {}
-    prof = op.get("operator_profile")
-    prof = prof if isinstance(prof, dict) else {}
-    return {
-        "ipv4_address": doc.get("ipv4_address"),
-        "ipv6_address": doc.get("ipv6_address"),
-        "operator_email": op.get("email"),
-        "wallet_address": prof.get("wallet_address"),
-    }
-
-
 def _add_private(report: dict[str, Any], nodes: Sequence[FetchedNode]) -> None:
     """Attach ``private`` to each ranked node, nearest miss and the explained node."""
     wanted = {r["uuid"] for r in report["ranked"]}
@@ -229,7 +212,7 @@ def nearest_misses(ranking: Ranking) -> list[dict[str, Any]]:
         {
             "constraint": m.constraint,
             "only_this": m.only_this,
-            "relaxed_threshold": m.relaxed_threshold,
+            "relaxed_threshold": _meant(m.relaxed_threshold),
             "admits": m.admits,
             "advice": str(m),
             "server_side": False,
@@ -247,7 +230,7 @@ def server_side_misses(report: PushdownReport) -> list[dict[str, Any]]:
             "only_this": m.removed,
             "relaxed_threshold": None,
             "admits": m.removed,
-            "advice": f"{m.advice}: dropping {m.key} admits up to {m.removed} more nodes",
+            "advice": f"{m.advice}: dropping {m.key} admits up to {plural(m.removed, 'more node')}",
             "server_side": True,
         }
         for m in report.misses
@@ -317,12 +300,6 @@ _FILTERS: Final = {
     "placement.allow_deleted": ("filter[include_deleted]", "allow_deleted"),
 }
 
-_NO_SOURCE: Final = (
-    "no fleet to plan against: add --demo (the embedded simulated fleet, no key needed), "
-    "--snapshot FILE (a fleet saved with `nodeselect nodes --out FILE`), or --api URL with "
-    "your key in the NODESELECT_API_KEY environment variable"
-)
-
 
 def pushed_down_filters(job: Job, keys: Sequence[str]) -> list[dict[str, Any]]:
     """The job keys a query pushed to the server, each with its API filter and values."""
@@ -335,37 +312,24 @@ def pushed_down_filters(job: Job, keys: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _strip_query(url: str) -> str:
-    return url.split("?", 1)[0]
-
-
-def api_error_message(exc: APIError, url: str) -> str:
-    """One line for an API failure: what happened, which URL, and what to try."""
-    if isinstance(exc, AuthenticationError):
-        return (
-            f"the API at {_strip_query(exc.url)} rejected the request as unauthenticated "
-            "(HTTP 401): set NODESELECT_API_KEY to a valid API key, or try --demo"
-        )
-    if isinstance(exc, PermissionDeniedError):
-        return (
-            f"the API at {_strip_query(exc.url)} refused the API key (HTTP 403): the key in "
-            "NODESELECT_API_KEY is not allowed to list nodes; check it, or try --demo"
-        )
-    if isinstance(exc, NotFoundError):
-        return (
-            f"{_strip_query(exc.url)} is not a List Nodes endpoint (HTTP 404): give --api "
-            "the API root, e.g. https://api.dispersed.com"
-        )
-    if isinstance(exc, APIStatusError):
-        return f"{_strip_query(exc.url)} answered HTTP {exc.status_code}: {exc}; retry later"
-    last = getattr(exc, "last_error", None)
-    if isinstance(exc, TransportError) or isinstance(last, TransportError):
-        reason = str(last or exc).rsplit(": ", 1)[-1]
-        return (
-            f"cannot reach the API at {url} ({reason}): check the URL and your network, "
-            "or try --demo for the simulated fleet"
-        )
-    return f"the API at {url} failed: {exc}"
+def _explained_node(
+    job: Job, table: NodeTable, ranking: Ranking, node: str, *, now: datetime
+) -> str:
+    """``--explain NODE``: a uuid or name, or else a row number of the ranked table."""
+    try:
+        explain_node(job, table, node, now=now)
+    except InputError:
+        text = node.strip().lstrip("#")
+        if not text.isdigit():
+            raise
+        row = int(text)
+        if not 1 <= row <= len(ranking.top):
+            raise InputError(
+                f"--explain {node}: no node has that uuid or name, and the ranked table has "
+                f"rows 1 to {len(ranking.top)}; give a uuid, a name, or a row number"
+            ) from None
+        return ranking.top[row - 1].uuid
+    return node
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -375,19 +339,15 @@ def _handle(args: argparse.Namespace) -> int:
         job = load_job(args.job)
     except NodeSelectError as exc:  # JobSpecError / JobGPUNameError name file:line: key
         return fail(str(exc), EXIT_INPUT)
-    if not (args.api or args.snapshot or args.demo) and not os.environ.get(API_KEY_ENV):
-        return fail(_NO_SOURCE, EXIT_INPUT)
-    url = args.api or DEFAULT_BASE_URL
+    try:
+        require_source(args)  # the same rule and message on every command
+    except NodeSelectError as exc:
+        return fail(str(exc), EXIT_INPUT)
     try:
         query = NodeQuery.from_job(job)
         result, pushdown = load_fleet_explained(args, query)
-    except APIError as exc:
-        code = source_exit_code(exc)
-        if isinstance(exc, IncompleteFetchError):
-            return fail(f"{exc} (add --allow-incomplete to plan on it anyway)", code)
-        return fail(api_error_message(exc, url), code)
     except NodeSelectError as exc:
-        return fail(str(exc), source_exit_code(exc))
+        return fail(*fleet_error(exc, args))
     try:
         now = evaluation_time(args, result)
     except InputError as exc:
@@ -395,10 +355,11 @@ def _handle(args: argparse.Namespace) -> int:
     gaps = snapshot_gaps(query, result.query, str(args.snapshot)) if args.snapshot else []
     table = NodeTable.from_nodes(result.nodes, now=now)
     try:
+        ranking = rank(job, table, k=args.top, now=now, seed=args.seed)
         explain = None
         if args.explain is not None:
-            explain = explain_one(job, table, args.explain, now=now, show_private=args.show_private)
-        ranking = rank(job, table, k=args.top, now=now, seed=args.seed)
+            node = _explained_node(job, table, ranking, args.explain, now=now)
+            explain = explain_one(job, table, node, now=now, show_private=args.show_private)
         gang = None
         if job.nodes > 1:
             gang = gang_placement(job, table, result.nodes, now=now, seed=args.seed)
@@ -429,51 +390,16 @@ def _handle(args: argparse.Namespace) -> int:
     )
     if args.show_private:
         _add_private(report, result.nodes)
-    if args.json:
-        write_json(report)
-    else:
+    if args.format == "table":
         render_report(report, stream=sys.stdout)
-    if report["feasible"] == 0 and gaps and args.json:
-        for line in gaps:
-            print(f"nodeselect: note: {line}", file=sys.stderr)
+    else:
+        write_json(report, indent=2 if args.format == "json" else None)
+        if report["feasible"] == 0:  # the table output shows these in its header
+            for line in gaps:
+                note(line)
     if report["feasible"] == 0 or (gang is not None and not gang["placed"]):
-        if args.json:  # the explanation is in the document; say it on stderr too
+        if args.format != "table":  # the explanation is in the document; say it on stderr too
             what = "no node fits" if report["feasible"] == 0 else "the gang cannot be placed:"
             print(f"nodeselect: {what} job {job.name!r}", file=sys.stderr)
         return EXIT_NO_FIT
     return EXIT_OK
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add the `plan` subcommand."""
-    parser = subparsers.add_parser(
-        "plan",
-        help="dry run: rank the nodes for one job file and explain the rejections",
-        description=(
-            "Rank every node of a fleet for one job file and explain the rejections. "
-            "Choose the fleet with --api URL (key from NODESELECT_API_KEY), --snapshot FILE "
-            "or --demo (the embedded simulated fleet)."
-        ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("job", metavar="JOB.toml", help="the job file (docs/jobs.md)")
-    add_source_arguments(parser)
-    out = parser.add_argument_group("output")
-    out.add_argument(
-        "--top", type=int, default=10, metavar="N", help="rank this many nodes (default 10)"
-    )
-    out.add_argument(
-        "--explain",
-        metavar="NODE",
-        help="also explain one node (uuid or name): every failing constraint and score term",
-    )
-    out.add_argument("--json", action="store_true", help="print the report as JSON (docs/cli.md)")
-    out.add_argument(
-        "--show-private",
-        action="store_true",
-        help="show operator e-mails, IP addresses and wallets (hidden by default)",
-    )
-    out.add_argument("--seed", type=int, default=0, metavar="N", help="tie-break seed (default 0)")
-    add_now_argument(parser)
-    parser.set_defaults(handler=_handle)

@@ -38,6 +38,40 @@ def _non_negative(text: str) -> float:
     return value
 
 
+#: The largest fleet ``sim serve --nodes`` generates (about 5 KB of JSON per node).
+MAX_SIM_NODES = 2_000_000
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; give 0..65535") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port; give 0..65535 (0: any free)")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_SIM_NODES:
+        raise argparse.ArgumentTypeError(f"{text}: give 0 to {MAX_SIM_NODES:,} nodes")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text}: give a seed from 0 to 2**63-1")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add `sim` with its `serve` subcommand."""
     sim = subparsers.add_parser(
@@ -51,12 +85,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="serve N simulated nodes until Ctrl-C / SIGTERM",
         description=(
             "Serve a simulated fleet as GET /v1/nodes (the List Nodes API) on loopback. "
-            "Prints the endpoint URL on stdout, then serves until Ctrl-C or SIGTERM (exit 0)."
+            "Prints the endpoint URL on stdout (--api accepts it as it is), then serves until "
+            "Ctrl-C or SIGTERM (exit 0)."
         ),
     )
-    serve.add_argument("--nodes", type=int, default=3000, help="fleet size (default 3000)")
-    serve.add_argument("--seed", type=int, default=0, help="fleet seed (default 0)")
-    serve.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    serve.add_argument("--nodes", type=_count, default=3000, help="fleet size (default 3000)")
+    serve.add_argument("--seed", type=_seed, default=0, help="fleet seed (default 0)")
+    serve.add_argument(
+        "--port", type=_port, default=0, help="TCP port, 0..65535 (default: a free one)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     serve.add_argument(
         "--api-key-env",
@@ -93,7 +130,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--created-at-ties", type=_probability, default=0.0, metavar="X",
         help="share of nodes sharing their created_at with another node",
     )  # fmt: skip
-    faults.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws")
+    faults.add_argument("--fault-seed", type=_seed, default=0, help="seed of the fault draws")
     dialect = serve.add_argument_group(
         "dialect (one reading of what the API reference leaves open; see docs/simulator.md)"
     )
@@ -118,12 +155,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="accept only START,END ranges with both ends (an open side is a 422)",
     )  # fmt: skip
     serve.set_defaults(handler=_serve)
-    sim.set_defaults(handler=lambda _args: _usage(sim))
+    sim.set_defaults(handler=_usage)
 
 
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return EXIT_INPUT
+def _usage(_args: argparse.Namespace) -> int:
+    return fail("sim: give an action: serve (see `nodeselect sim --help`)", EXIT_INPUT)
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -217,14 +253,18 @@ def _serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         return fail(str(exc), EXIT_INPUT)
-    fleet = generate_fleet(
-        args.nodes, args.seed, created_at_ties=args.created_at_ties, dialect=dialect
-    )
+    try:
+        fleet = generate_fleet(
+            args.nodes, args.seed, created_at_ties=args.created_at_ties, dialect=dialect
+        )
+    except ValueError as exc:
+        return fail(str(exc), EXIT_INPUT)
     server = SimServer(fleet, faults=faults, api_key=api_key, host=args.host, port=args.port)
     try:
         server.start()
-    except OSError as exc:
-        return fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", EXIT_INPUT)
+    except (OSError, ValueError, OverflowError, TypeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return fail(f"cannot listen on {args.host}:{args.port}: {reason}", EXIT_INPUT)
     stop = threading.Event()
 
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -22,6 +22,9 @@ from nodeselect.documents._facts import (
     ProvedFacts,
 )
 from nodeselect.documents._lean import (
+    MAX_CORES,
+    MAX_CPUS,
+    MAX_MAGNITUDE,
     LeanCpu,
     LeanDisk,
     LeanGpu,
@@ -73,6 +76,7 @@ from nodeselect.documents._models import (
     VramMetrics,
     ZernetClient,
 )
+from nodeselect.documents._personal import HIDDEN, blank_personal, personal_keys, redact_text
 from nodeselect.documents._timestamps import (
     format_timestamp,
     parse_timestamp,
@@ -84,6 +88,10 @@ __all__ = [
     "ARCH_SPELLINGS",
     "COMPLIANCE_TAGS",
     "CONTINENTS",
+    "HIDDEN",
+    "MAX_CORES",
+    "MAX_CPUS",
+    "MAX_MAGNITUDE",
     "STATUSES",
     "ConsumerProfile",
     "CpuMetrics",
@@ -133,6 +141,7 @@ __all__ = [
     "UserProfile",
     "VramMetrics",
     "ZernetClient",
+    "blank_personal",
     "canonical_arch",
     "decode_node",
     "decode_node_lax",
@@ -145,4 +154,6 @@ __all__ = [
     "parse_page",
     "parse_timestamp",
     "parse_timestamps_to_epoch_s",
+    "personal_keys",
+    "redact_text",
 ]

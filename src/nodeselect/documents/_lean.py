@@ -17,6 +17,10 @@ numeric string is simply no evidence, so they never cost a node. The structs are
 decoded document cannot form a reference cycle, and leaving 100k nodes' structs out of the
 cyclic garbage collector's scans more than doubled page decoding speed.
 
+Bounds: a number the table reads is at most :data:`MAX_MAGNITUDE` in size, a CPU's
+``num_cores`` in ``0..MAX_CORES``, ``cpus`` at most :data:`MAX_CPUS` long; a node past them is
+rejected with the path (``data[3].cpus[0].num_cores``), never an ``OverflowError`` in the table.
+
 Units (see docs/units.md): ``*_gb`` fields are GB as the API reports them and ``*_bytes_*``
 fields bytes; the reference gives **no** unit for telemetry (``metadata.*``), so the structs
 keep telemetry values as sent and the table infers their units per fleet
@@ -27,11 +31,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
 __all__ = [
+    "MAX_CORES",
+    "MAX_CPUS",
+    "MAX_MAGNITUDE",
     "LeanCpu",
     "LeanDisk",
     "LeanGpu",
@@ -52,14 +59,27 @@ __all__ = [
     "decode_page",
 ]
 
-Number = int | float
+#: The largest magnitude of a number the table reads (a node holding a bigger one is rejected
+#: with the field's path): far above any real GB, byte count, load or epoch millisecond, and far
+#: below float32's limit (3.4e38) and int64's (9.2e18), so no column ever overflows.
+MAX_MAGNITUDE: Final = 10**18
+#: The most cores one CPU entry may report, and the most CPU entries a node may list: their
+#: product stays inside the table's int32 core count.
+MAX_CORES: Final = 2**20
+MAX_CPUS: Final = 256
+
+Number = (
+    Annotated[int, msgspec.Meta(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
+    | Annotated[float, msgspec.Meta(ge=-float(MAX_MAGNITUDE), le=float(MAX_MAGNITUDE))]
+)
+Cores = Annotated[int, msgspec.Meta(ge=0, le=MAX_CORES)]
 #: An evidence-only value: anything JSON holds; only numbers and numeric strings are used.
 Evidence = Any
 
 
 class LeanCpu(msgspec.Struct, frozen=True, gc=False):
     name: str | None = None
-    num_cores: int | None = None
+    num_cores: Cores | None = None
 
 
 class LeanGpu(msgspec.Struct, frozen=True, gc=False):
@@ -154,7 +174,7 @@ class LeanNode(msgspec.Struct, frozen=True, gc=False):
     reputation: Number | None = None
     created_at: str | None = None
     last_seen_at: str | None = None
-    cpus: list[LeanCpu] | None = None
+    cpus: Annotated[list[LeanCpu], msgspec.Meta(max_length=MAX_CPUS)] | None = None
     gpus: list[LeanGpu] | None = None
     hard_drives: list[LeanDisk] | None = None
     rams: list[LeanRam] | None = None

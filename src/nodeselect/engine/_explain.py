@@ -92,10 +92,14 @@ class NearestMiss:
                 f"{self.constraint}: {self.unproved} of the {self.only_this} nodes failing only "
                 f"it are unknown, not wrong (no server-side filter proved it): {FETCH_ADVICE}"
             )
+
+        def nodes(n: int) -> str:
+            return f"{n} more node" + ("" if n == 1 else "s")
+
         if self.relaxed_threshold is None:
-            return f"{self.constraint}: dropping it admits {self.only_this} more nodes"
+            return f"{self.constraint}: dropping it admits {nodes(self.admits)}"
         return (
-            f"{self.constraint} -> {self.relaxed_threshold:g} admits {self.admits} more nodes"
+            f"{self.constraint} -> {self.relaxed_threshold:g} admits {nodes(self.admits)}"
             f" ({self.only_this} fail only {self.constraint})"
         )
 
@@ -266,7 +270,8 @@ def _nearest_misses(ev: Evaluation) -> tuple[NearestMiss, ...]:
         thr = None
         if len(vals):
             thr = float(vals.min() if c.direction == "min" else vals.max())
-        out.append(NearestMiss(c.name, k, thr, len(vals)))
+        # With no known value to relax to, the advice is "drop it": that admits all k.
+        out.append(NearestMiss(c.name, k, thr, k if thr is None else len(vals)))
     if ev.gpu is not None:
         base = gpu_fail & (fails == 1)
         out.extend(_gpu_misses(ev, ev.gpu, base))
@@ -343,7 +348,7 @@ def _gpu_misses(ev: Evaluation, ge: GpuEval, base: B) -> list[NearestMiss]:
         thr = None
         if len(kth):
             thr = float(kth.min() if largest else kth.max())
-        out.append(NearestMiss(name, k, thr, len(kth)))
+        out.append(NearestMiss(name, k, thr, k if thr is None else len(kth)))
     return out
 
 

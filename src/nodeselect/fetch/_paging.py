@@ -244,6 +244,14 @@ class PageRequest:
     part: int = -1
     tag: str = ""
 
+    @property
+    def limit(self) -> int | None:
+        """The ``limit`` it asks for: a page holding more nodes breaks the protocol."""
+        for k, v in self.params:
+            if k == "limit":
+                return int(v) if v.isdigit() else None
+        return None
+
 
 class _Part:
     """A piece of one server query's bounded range, proved on its own."""
@@ -362,6 +370,49 @@ class Pager:
         self.repair_requests = 0
         self.first_pass_requests = 0
         self.budget_spent = False
+        # Streaming: nodes proved to match, each once, handed out by take_new().
+        self._fresh: list[FetchedNode] = []
+        self._emitted: set[str] = set()
+        self._seen_by: dict[str, set[int]] = {}
+        members: dict[int, set[int]] = {}
+        for i, q in enumerate(self._qs):
+            members.setdefault(q.sq.branch, set()).add(i)
+        self._members = {b: frozenset(v) for b, v in members.items()}
+
+    # -- streaming ------------------------------------------------------------------------
+
+    def take_new(self) -> list[FetchedNode]:
+        """The nodes that matched for the first time since the last call: each node of the
+        fetch once, as soon as its server queries returned it (every query of its branch, for
+        several compliance tags). The final result holds every one of them."""
+        out, self._fresh = self._fresh, []
+        return out
+
+    def _found(self, i: int, node: FetchedNode) -> None:
+        if node.uuid in self._emitted:
+            return
+        members = self._members[self._qs[i].sq.branch]
+        if len(members) > 1:
+            seen = self._seen_by.setdefault(node.uuid, set())
+            seen.add(i)
+            if not members <= seen:
+                return
+        self._emitted.add(node.uuid)
+        self._fresh.append(node)
+
+    def _room(self, part: _Part, pages: int, total: int) -> bool:
+        """Whether ``pages`` more requests fit the repair budget; else the part fails (a
+        server claiming a total of 10**12 must not make a list of 2*10**10 requests)."""
+        room = self._budget() - self.repair_requests
+        if pages <= room:
+            return True
+        part.state = "failed"
+        part.reason = (
+            f"its total of {total} needs {pages} page requests, more than the {max(room, 0)} "
+            "left in the repair budget"
+        )
+        self.budget_spent = True
+        return False
 
     # -- progress -------------------------------------------------------------------------
 
@@ -416,7 +467,8 @@ class Pager:
             return self._issue(out)
         out = []
         for i, q in enumerate(self._qs):
-            if not q.broken:
+            # A query past the page cap cannot be proved whatever is re-read: no repair.
+            if not q.broken and not q.capped:
                 out.extend(self._advance(i, q))
         budget = self._budget()
         if out and self.repair_requests + len(out) > budget:
@@ -595,11 +647,13 @@ class Pager:
             if part is not None and st is not None:
                 part.seen_created.append(st[0])
             prev = q.nodes.get(node.uuid)
-            q.nodes[node.uuid] = (
-                node
-                if prev is None
-                else FetchedNode(node.uuid, node.lean, node.raw, prev.facts.merge(node.facts))
-            )
+            if prev is None:
+                q.nodes[node.uuid] = node
+                self._found(req.index, node)
+            else:
+                q.nodes[node.uuid] = FetchedNode(
+                    node.uuid, node.lean, node.raw, prev.facts.merge(node.facts)
+                )
         for rej in page.rejected if keep else ():
             if rej.uuid is None:
                 if part is not None and part.pid == 0 and part.reads == 0:
@@ -670,8 +724,11 @@ class Pager:
                     part.state = "proved"
                     return []
                 return self._reread(i, q, part, total)
+            pages = math.ceil(total / self.limit)
+            if not self._room(part, pages - 1, total):
+                return []
             part.state = "pages"
-            part.expected_pages = math.ceil(total / self.limit)
+            part.expected_pages = pages
             return [self._part_request(i, part, p) for p in range(2, part.expected_pages + 1)]
         if part.state in ("pages", "reread"):
             if self._consistent(part, total):
@@ -710,10 +767,12 @@ class Pager:
             part.state = "failed"
             part.reason = f"{_MAX_REREADS} reads did not reach its count of {total}"
             return []
+        pages = max(1, math.ceil(total / self.limit))
+        if not self._room(part, pages, total):
+            return []
         part.reads += 1
         part.state = "reread"
         part.read = {}
-        pages = max(1, math.ceil(total / self.limit))
         return [self._part_request(i, part, p) for p in range(1, pages + 1)]
 
     def _diagnose_first_pass(self, q: _Query, part: _Part) -> None:
@@ -782,7 +841,9 @@ class Pager:
         assert part.hi is not None
         lo, hi = part.lo, part.hi
         inside = sorted(v for v in part.seen_created if lo <= v <= hi)
-        k = max(2, math.ceil(total / (self.limit * _FILL)))
+        # Cuts come only from the values seen: more windows than that cannot be made (and a
+        # claimed total of 10**12 must not loop 10**12 / 40 times).
+        k = min(max(2, math.ceil(total / (self.limit * _FILL))), len(inside) + 2)
         cuts: list[int] = []
         for j in range(1, k):
             if inside:
@@ -825,16 +886,18 @@ class Pager:
         return self._tie_round(i, q, part, total + max(1, total // 10))
 
     def _tie_round(self, i: int, q: _Query, part: _Part, p_total: int) -> list[PageRequest]:
+        pages = max(1, math.ceil(p_total / self.limit))
+        live = part.tie_live_total if part.tie_live_total is not None else p_total
+        if not self._room(part, pages + max(1, math.ceil(live / self.limit)), max(p_total, live)):
+            return []
         part.reads += 1
         part.tie_rounds.append((set(), set(), 0))
-        pages = max(1, math.ceil(p_total / self.limit))
         out = [
             PageRequest(i, p, self._tie_params(q, part, _DELETED_TOO, self._tail(p)),
                         q.sq.facts, "tie_p", part.pid)
             for p in range(1, pages + 1)
         ]  # fmt: skip
         part.tie_pages = pages
-        live = part.tie_live_total if part.tie_live_total is not None else p_total
         part.tie_live_pages = max(1, math.ceil(live / self.limit))
         out.extend(
             PageRequest(i, p, self._tie_params(q, part, (), self._tail(p)), q.sq.facts,

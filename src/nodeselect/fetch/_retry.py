@@ -18,7 +18,7 @@ from typing import Final
 import attrs
 import httpx
 
-from nodeselect.errors import APIStatusError, InvalidResponseError
+from nodeselect.errors import APIStatusError, InvalidResponseError, ProtocolViolationError
 
 __all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "parse_retry_after", "retry_cause"]
 
@@ -74,6 +74,8 @@ def retry_cause(error: BaseException) -> str | None:
         return "truncated" if "incomplete" in text or "body" in text else "dropped"
     if isinstance(error, httpx.TransportError):  # ReadError, WriteError, ProxyError ...
         return "network"
+    if isinstance(error, ProtocolViolationError):
+        return None  # a body past a safety limit: the same server would send it again
     if isinstance(error, InvalidResponseError):
         return "invalid_body"
     if isinstance(error, APIStatusError) and _is_retryable_status(error.status_code):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -60,13 +62,43 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def save_snapshot(path: str | os.PathLike[str], result: FetchResult) -> None:
-    """Write ``result`` to ``path`` (atomically: a temporary file, then a rename).
+def _check_target(target: Path, *, replace_symlink: bool) -> None:
+    """Refuse to write over anything but a regular file (or nothing)."""
+    try:
+        st = target.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise SnapshotError(f"{target}: cannot write the snapshot: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        if replace_symlink:
+            return
+        raise SnapshotError(
+            f"{target}: is a symbolic link; a snapshot replaces only a regular file (give the "
+            "link's target, or pass replace_symlink=True to replace the link itself)"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise SnapshotError(f"{target}: is {kind}; a snapshot is written to a new or regular file")
+
+
+def save_snapshot(
+    path: str | os.PathLike[str], result: FetchResult, *, replace_symlink: bool = False
+) -> None:
+    """Write ``result`` to ``path`` atomically.
+
+    The snapshot is written to a new, uniquely named temporary file in the target's folder
+    (created exclusively, mode 0600: a snapshot holds personal data; it never follows a
+    planted link), flushed to disk, then renamed over the target. Two writers never share a
+    temporary file; the last rename wins. A target that exists must be a regular file: a
+    directory, device or FIFO is refused, and so is a symbolic link unless
+    ``replace_symlink`` (which replaces the link itself, never the file it points to).
 
     Raises:
-        SnapshotError: the file cannot be written.
+        SnapshotError: the target is refused, or the file cannot be written.
     """
     target = Path(path)
+    _check_target(target, replace_symlink=replace_symlink)
     header = {
         "nodeselect_snapshot": SNAPSHOT_VERSION,
         "fetched_at": _iso(result.fetched_at),
@@ -75,30 +107,52 @@ def save_snapshot(path: str | os.PathLike[str], result: FetchResult) -> None:
         "complete": result.stats.complete,
         "stats": result.stats.to_json(),
     }
-    tmp = target.with_name(target.name + ".tmp")
+    tmp: Path | None = None
     try:
-        with tmp.open("wb") as f:
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as f:
             f.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
             for node in result.nodes:
                 f.write(node_line(node) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
         tmp.replace(target)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise SnapshotError(f"{target}: cannot write the snapshot: {exc.strerror}") from None
 
 
 def _stats(data: Any, where: str) -> FetchStats:
+    """The header's stats, every field type-checked (msgspec, with the field's path)."""
     if not isinstance(data, dict):
-        raise SnapshotError(f"{where}: 'stats' must be an object")
+        raise SnapshotError(f"{where}: 'stats' must be an object, got {type(data).__name__}")
     fields = attrs.fields_dict(FetchStats)
     known = {k: v for k, v in data.items() if k in fields}
-    for key in ("totals_seen", "issues"):
-        if key in known:
-            known[key] = tuple(known[key])
     try:
-        return FetchStats(**known)
-    except TypeError as exc:
-        raise SnapshotError(f"{where}: 'stats' is not valid: {exc}") from None
+        return msgspec.convert(known, FetchStats)
+    except msgspec.ValidationError as exc:
+        path = str(exc).rpartition("`$")[2].rstrip("`")
+        raise SnapshotError(
+            f"{where}: stats{path} is not valid: {str(exc).partition(' - at')[0]}"
+        ) from None
+
+
+def _fetched_at(value: Any, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise SnapshotError(
+            f"{where}: 'fetched_at' must be an ISO 8601 string such as "
+            f"'2026-01-31T12:00:00Z', got {type(value).__name__}"
+        )
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise SnapshotError(
+            f"{where}: 'fetched_at' {value[:40]!r} is not an ISO 8601 time such as "
+            "'2026-01-31T12:00:00Z'"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _decode_saved(raw: bytes) -> LeanNode:
@@ -128,16 +182,27 @@ def load_snapshot(path: str | os.PathLike[str]) -> FetchResult:
         header = json.loads(lines[0])
     except ValueError as exc:
         raise SnapshotError(f"{source}:1: the header is not JSON: {exc}") from None
+    except RecursionError:
+        raise SnapshotError(f"{source}:1: the header is JSON nested too deep") from None
     if not isinstance(header, dict) or header.get("nodeselect_snapshot") != SNAPSHOT_VERSION:
         raise SnapshotError(
             f"{source}:1: not a nodeselect snapshot header; expected "
             f'{{"nodeselect_snapshot": {SNAPSHOT_VERSION}, ...}}'
         )
+    raw_query = header.get("query")
+    raw_query = {} if raw_query is None else raw_query
+    if not isinstance(raw_query, dict):
+        raise SnapshotError(
+            f"{source}:1: 'query' must be an object (a NodeQuery as JSON), "
+            f"got {type(raw_query).__name__}"
+        )
     try:
-        query = NodeQuery.from_json(header.get("query") or {})
-        fetched_at = datetime.fromisoformat(str(header["fetched_at"]))
-    except (NodeSelectError, KeyError, ValueError) as exc:
-        raise SnapshotError(f"{source}:1: the header is not valid: {exc}") from None
+        query = NodeQuery.from_json(raw_query)
+    except (NodeSelectError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise SnapshotError(f"{source}:1: the header's query is not valid: {exc}") from None
+    if "fetched_at" not in header:
+        raise SnapshotError(f"{source}:1: the header has no 'fetched_at'")
+    fetched_at = _fetched_at(header["fetched_at"], f"{source}:1")
     stats = _stats(header.get("stats", {}), f"{source}:1")
     nodes: list[FetchedNode] = []
     seen: set[str] = set()
@@ -147,6 +212,8 @@ def load_snapshot(path: str | os.PathLike[str]) -> FetchResult:
         try:
             entry = _line_decoder.decode(line)
             lean = _decode_saved(bytes(entry.document))
+        except RecursionError:
+            raise SnapshotError(f"{source}:{lineno}: a node line nested too deep") from None
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise SnapshotError(
                 f"{source}:{lineno}: not a node line ({exc}); expected "

@@ -10,6 +10,9 @@ from nodeselect.placement._gang import (
     GangChoice,
     select_nodes,
 )
+from nodeselect.placement._optimal import (
+    OptionalDependencyError,
+)
 from nodeselect.placement._placer import (
     place,
 )
@@ -17,11 +20,14 @@ from nodeselect.placement._plan import (
     PLAN_SCHEMA,
     JobAssignment,
     Plan,
+    PlanQuality,
     PlanTotals,
     Problem,
     Replica,
     Residual,
+    SolverReport,
     Unplaced,
+    UnplacedCause,
     UnplacedDetail,
     totals_from,
     validate_plan,
@@ -33,12 +39,16 @@ __all__ = [
     "Candidate",
     "GangChoice",
     "JobAssignment",
+    "OptionalDependencyError",
     "Plan",
+    "PlanQuality",
     "PlanTotals",
     "Problem",
     "Replica",
     "Residual",
+    "SolverReport",
     "Unplaced",
+    "UnplacedCause",
     "UnplacedDetail",
     "place",
     "select_nodes",

@@ -22,14 +22,22 @@ How it works (docs/placement.md has the full story):
 5. **Leftovers.** An unplaced job's explanation is computed against the residual capacity.
    Stranded GPUs are free GPUs on nodes that some job of the batch fitted before placement
    but none fits after it.
+6. **Repair and second opinion** (the default; ``repair=False`` skips them): left-out jobs
+   that fit the empty fleet are placed by moving, swapping or evicting replicas of lower or
+   equal priority (:mod:`nodeselect.placement._repair`); when some are still left out on a
+   fleet of at most ``SECOND_OPINION_NODES`` nodes, greedy passes that prefer the least
+   contended of each job's best nodes are tried and kept when no tier loses and some tier
+   gains. ``objective="optimal"`` then hands the plan to the exact solver
+   (:mod:`nodeselect.placement._optimal`).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import numpy as np
@@ -62,9 +70,12 @@ from nodeselect.placement._gang import UNKNOWN, Candidate, select_nodes
 from nodeselect.placement._plan import (
     JobAssignment,
     Plan,
+    PlanQuality,
     Replica,
     Residual,
+    SolverReport,
     Unplaced,
+    UnplacedCause,
     UnplacedDetail,
     UnplacedWhy,
     totals_from,
@@ -107,18 +118,53 @@ class _Survey:
         return np.flatnonzero(np.unpackbits(self.bits, count=n)).astype(np.int64)
 
 
+#: The second opinions tried in turn (``small_first`` of each), while capacity is short.
+SECOND_OPINIONS = (False, True)
+#: Second opinions run on fleets of at most this many nodes: each is a whole greedy pass, worth
+#: it where the repair budget is at least one attempt per job (``_repair.budget``).
+SECOND_OPINION_NODES = 16_000
+
+#: What one greedy + repair run changes on a placer (swapped in by the second opinion).
+_STATE = (
+    "residual",
+    "order",
+    "placed",
+    "left",
+    "repaired",
+    "moved",
+    "displaced",
+    "displaced_jobs",
+    "replay_reasons",
+    "pressure",
+    "small_first",
+)
+
+
+def _tiers(p: _Placer) -> tuple[int, ...]:
+    """Placed jobs per priority tier, highest tier first."""
+    tiers = sorted({job.priority for job in p.jobs}, reverse=True)
+    return tuple(sum(1 for j in p.placed if p.jobs[j].priority == t) for t in tiers)
+
+
 def _tie(seed: int, index: int, name: str) -> int:
     digest = hashlib.blake2b(f"{seed}\x00{index}\x00{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
 
 
-def _order(jobs: Sequence[Job], surveys: Sequence[_Survey], seed: int) -> list[int]:
-    """Job indices in placement order (module docstring, step 2)."""
+def _order(
+    jobs: Sequence[Job], surveys: Sequence[_Survey], seed: int, *, small_first: bool = False
+) -> list[int]:
+    """Job indices in placement order (module docstring, step 2). ``small_first`` (a second
+    opinion only): within a priority, fewest feasible nodes per replica times GPUs asked for
+    first -- jobs that are both easy to place elsewhere and big wait."""
 
     def key(j: int) -> tuple[float, float, float, int]:
         job = jobs[j]
         slack = surveys[j].feasible / max(job.nodes, 1)
-        return (-job.priority, slack, -(job.gpu.count * job.nodes), _tie(seed, j, job.name))
+        size = job.gpu.count * job.nodes
+        if small_first:
+            return (-job.priority, slack * (1 + size), -size, _tie(seed, j, job.name))
+        return (-job.priority, slack, -size, _tie(seed, j, job.name))
 
     return sorted(range(len(jobs)), key=key)
 
@@ -311,6 +357,11 @@ class _Placer:
         self.operator_of = np.where(ops == 0, UNKNOWN, ops)
         self.fits_before = np.zeros(len(table), dtype=np.bool_)
         self.compiled = [compile_job(job, now) for job in jobs]
+        #: per node, what the jobs still to come need of it (the second opinion only)
+        self.pressure: npt.NDArray[np.float64] | None = None
+        self.small_first = False
+        self.second_opinion = False
+        self._fits_empty: dict[int, bool] = {}
         self.keys = [_requirements_key(job) for job in jobs]
         self.surveys = self._surveys()
 
@@ -412,22 +463,142 @@ class _Placer:
             cands = cands[: end + 1]
         return _Stage(cands, truncated, ge)
 
-    def run(self) -> Plan:
-        assignments: list[JobAssignment] = []
-        unplaced: list[Unplaced] = []
-        order = _order(self.jobs, self.surveys, self.seed)
-        for j in order:
-            job = self.jobs[j]
+    def run(self, *, repair: bool = True) -> Plan:
+        """The greedy pass, then (unless ``repair=False``) the repair pass and, when jobs that
+        fit the empty fleet are still left out, the second opinion; the plan."""
+        self.improve(repair=repair)
+        return self.plan()
+
+    def improve(self, *, repair: bool = True) -> None:
+        """The greedy pass; with ``repair``: the repair pass, then the second opinion -- a
+        greedy pass whose single-node jobs take, of their best ``HEAD`` nodes, the one the jobs
+        still to come need least, repaired too -- kept when it places more jobs of some
+        priority tier and no fewer of any. The second opinion runs only when capacity was
+        short for some job and the fleet has at most ``SECOND_OPINION_NODES`` nodes, so an
+        uncontended batch pays nothing for it and keeps best-scored nodes."""
+        self.greedy()
+        if not repair:
+            return
+        from nodeselect.placement._repair import repair_plan  # noqa: PLC0415
+
+        repair_plan(self)
+        if len(self.table) > SECOND_OPINION_NODES or not any(
+            self.fits_empty(j) for j in self.left
+        ):
+            return
+        for small_first in SECOND_OPINIONS:
+            alt = copy.copy(self)
+            alt.residual = Residual(self.table)
+            alt.pressure = self._pressure()
+            alt.small_first = small_first
+            alt.greedy()
+            repair_plan(alt)
+            ours, theirs = _tiers(self), _tiers(alt)
+            if theirs != ours and all(a >= b for a, b in zip(theirs, ours, strict=True)):
+                for name in _STATE:
+                    setattr(self, name, getattr(alt, name))
+                self.second_opinion = True
+            if not any(self.fits_empty(j) for j in self.left):
+                return
+
+    def _pressure(self) -> npt.NDArray[np.float64]:
+        """Per node, how much the batch needs it: the sum over jobs of (replicas / feasible
+        nodes) over the nodes each job fits on the empty fleet."""
+        n = len(self.table)
+        out = np.zeros(n)
+        for j, survey in enumerate(self.surveys):
+            if survey.feasible:
+                out[survey.feasible_rows(n)] += self.jobs[j].nodes / survey.feasible
+        return out
+
+    def greedy(self) -> None:
+        """Place every job in order, reserving as it goes (fills ``placed`` and ``left``)."""
+        self.order = _order(self.jobs, self.surveys, self.seed, small_first=self.small_first)
+        #: placed jobs, in placement order: job index -> its candidates (with GPUs)
+        self.placed: dict[int, tuple[Candidate, ...]] = {}
+        #: unplaced jobs, in order: job index -> (gang reason, residual version at its turn)
+        self.left: dict[int, tuple[str, int]] = {}
+        self.repaired = 0
+        self.moved = 0
+        self.displaced = 0
+        self.displaced_jobs: set[int] = set()
+        #: explain unplaced jobs by replaying the final plan (after a repair or the solver)
+        self.replay_reasons = False
+        for j in self.order:
+            if self.pressure is not None and self.surveys[j].feasible:
+                # this job no longer competes for its nodes
+                rows = self.surveys[j].feasible_rows(len(self.table))
+                self.pressure[rows] -= self.jobs[j].nodes / self.surveys[j].feasible
             got = self._place_one(j)
             if isinstance(got, str):
-                unplaced.append(self._unplaced(j, got))
+                self.left[j] = (got, self.residual.version)
                 continue
-            replicas = []
             for c in got:
-                self.residual.reserve(job, c.index, c.gpu_indices)
-                replicas.append(self._replica(c))
+                self.residual.reserve(self.jobs[j], c.index, c.gpu_indices)
+            self.placed[j] = got
+
+    def fits_empty(self, j: int) -> bool:
+        """Whether job ``j`` fits the empty fleet: enough feasible nodes under its gang rules
+        (cached: it depends on the survey only)."""
+        got = self._fits_empty.get(j)
+        if got is None:
+            got = self._fits_empty[j] = self._fits_empty_now(j)
+        return got
+
+    def _fits_empty_now(self, j: int) -> bool:
+        job, survey = self.jobs[j], self.surveys[j]
+        if survey.feasible < job.nodes:
+            return False
+        if job.nodes == 1:
+            return True
+        rows = survey.feasible_rows(len(self.table))
+        ops = self.operator_of[rows]
+        distinct = job.gang.distinct == "operator"
+        if distinct:
+            rows, ops = rows[ops != UNKNOWN], ops[ops != UNKNOWN]
+        scope = _scope_codes(self.table, job.gang.same)
+        if scope is None:
+            groups = [np.ones(len(rows), dtype=np.bool_)]
+        else:
+            codes = scope[rows]
+            groups = [codes == s for s in np.unique(codes).tolist() if s != UNKNOWN]
+        for g in groups:
+            size = len(np.unique(ops[g])) if distinct else int(g.sum())
+            if size >= job.nodes:
+                return True
+        return False
+
+    def plan(self, *, objective: str = "greedy", solver: SolverReport | None = None) -> Plan:
+        """The plan of the current ``placed`` / ``left`` state."""
+        assignments = []
+        for j in self.order:  # turn order (repaired jobs at their turn): priorities never rise
+            got = self.placed.get(j)
+            if got is None:
+                continue
+            job = self.jobs[j]
+            replicas = [self._replica(c) for c in got]
             mean = sum(r.score for r in replicas) / len(replicas)
             assignments.append(JobAssignment(job.name, j, job.priority, tuple(replicas), mean))
+        unplaced = []
+        no_fit = 0
+        final = None
+        if self.replay_reasons:
+            turn = {j: t for t, j in enumerate(self.order)}
+            final = [(turn[j], self.jobs[j], got) for j, got in self.placed.items()]
+        for j, (reason, version) in self.left.items():
+            fits = self.fits_empty(j)
+            no_fit += not fits
+            cause: UnplacedCause = "capacity" if fits else "no-fit"
+            unplaced.append(self._unplaced(j, reason, version, cause, final))
+        quality = PlanQuality(
+            objective="optimal" if objective == "optimal" else "greedy",
+            unplaced_capacity=len(unplaced) - no_fit,
+            unplaced_no_fit=no_fit,
+            repaired=self.repaired,
+            displaced=self.displaced,
+            moved=self.moved,
+            solver=solver,
+        )
         return Plan(
             jobs=tuple(self.jobs),
             assignments=tuple(assignments),
@@ -438,9 +609,10 @@ class _Placer:
                 total_gpus=len(self.table.gpu_model_code),
                 stranded_gpus=self._stranded(),
             ),
-            order=tuple(order),
+            order=tuple(self.order),
             seed=self.seed,
             now=self.now,
+            quality=quality,
         )
 
     def _place_one(self, j: int) -> tuple[Candidate, ...] | str:
@@ -458,6 +630,8 @@ class _Placer:
         # Widening stages: (full?, k). A near stage that was not cut at k already holds
         # every candidate it can; a complete survey makes the full stages pointless.
         stages = [(False, HEAD * job.nodes), (False, None), (True, FULL * job.nodes), (True, None)]
+        if self.pressure is not None and job.nodes == 1:
+            return self._least_contended(j, stages)
         skip_near = False
         for full, k in stages:
             if (not full and skip_near) or (full and survey.complete):
@@ -474,6 +648,34 @@ class _Placer:
             elif not stage.truncated:
                 break
         return reason
+
+    def _least_contended(
+        self, j: int, stages: list[tuple[bool, int | None]]
+    ) -> tuple[Candidate, ...] | str:
+        """Of the job's best ``HEAD`` nodes (an exact prefix of its residual ranking, widened
+        until it has ``HEAD`` or every candidate), the one the jobs still to come need least
+        (``pressure``), then the best-ranked. Used by the second opinion only."""
+        survey = self.surveys[j]
+        pool: list[Candidate] = []
+        last: _Stage | None = None
+        skip_near = False
+        for full, k in stages:
+            if (not full and skip_near) or (full and survey.complete):
+                continue
+            last = self._candidates(j, k, full=full)
+            pool = last.cands[:HEAD]
+            if len(pool) >= HEAD:
+                break
+            if not full:
+                skip_near = not last.truncated
+            elif not last.truncated:
+                break
+        if not pool or last is None:
+            return ""
+        assert self.pressure is not None
+        press = self.pressure[[c.index for c in pool]].round(9).tolist()
+        best = min(range(len(pool)), key=lambda i: (press[i], i))
+        return self._with_gpus(j, [pool[best]], last)
 
     def _with_gpus(
         self, j: int, chosen: Sequence[Candidate], stage: _Stage
@@ -510,21 +712,46 @@ class _Placer:
             score=c.score,
         )
 
-    def _unplaced(self, j: int, gang_reason: str) -> Unplaced:
+    def _unplaced(
+        self,
+        j: int,
+        gang_reason: str,
+        version: int,
+        cause: UnplacedCause,
+        final: list[tuple[int, Job, tuple[Candidate, ...]]] | None,
+    ) -> Unplaced:
         """The job as unplaced; its explanation is computed on first access, against the
-        residual capacity as it is now (a snapshot: the residual's version number)."""
+        residual capacity at its turn: the capacity the plan's assignments of the jobs before
+        it in ``order`` leave. Without a repair that changed anything that is the greedy's
+        residual at the job's turn (a snapshot: the residual's version number then); after a
+        repair or the solver, ``final`` (turn, job, replicas of every assignment) is replayed."""
         job = self.jobs[j]
-        residual, version = self.residual, self.residual.version
+        residual, table = self.residual, self.table
         now, seed, stats = self.now, self.seed, self.stats
+        turn = self.order.index(j) if final is not None else 0
+        displaced = j in self.displaced_jobs
 
         def why() -> UnplacedWhy:
-            view = residual.view_at(version)
+            if final is None:
+                view = residual.view_at(version)
+            else:
+                past = Residual(table)
+                for t, other, got in final:
+                    if t < turn:
+                        for c in got:
+                            past.reserve(other, c.index, c.gpu_indices)
+                view = past.view()
             expl = rank(job, view, k=0, now=now, seed=seed, stats=stats).explanation
             summary = str(expl.summary())
             reason = f"{gang_reason}; {summary}" if gang_reason else summary
+            if displaced:
+                reason = (
+                    "left out by the repair pass to place more jobs of its priority or higher; "
+                    + reason
+                )
             return reason, tuple((str(n), int(c)) for n, c in expl.rejected), expl
 
-        return Unplaced(job.name, j, job.priority, UnplacedDetail(why))
+        return Unplaced(job.name, j, job.priority, UnplacedDetail(why), cause)
 
     def _stranded(self) -> int:
         """Free GPUs on touched nodes that a job fitted before placement but none fits now."""
@@ -557,6 +784,9 @@ def place(
     now: datetime | None = None,
     seed: int = 0,
     candidates: int = DEFAULT_CANDIDATES,
+    objective: Literal["greedy", "optimal"] = "greedy",
+    time_limit: float | None = None,
+    repair: bool = True,
 ) -> Plan:
     """Place a batch of jobs on ``table``, reserving capacity as it goes.
 
@@ -569,6 +799,14 @@ def place(
         seed: the tie-break seed (same inputs and seed give the same plan).
         candidates: survey candidates kept per job and replica (a speed knob; the result is
             exact whatever its value, see the module docstring).
+        objective: ``"greedy"`` (default: the greedy pass, then the bounded repair pass) or
+            ``"optimal"``: the exact integer program solved by HiGHS (the ``nodeselect[optimal]``
+            extra), seeded with the default plan and never worse than it; priorities are
+            lexicographic (docs/placement.md). ``plan.quality.solver`` holds the bound and gap.
+        time_limit: seconds the solver may take (``"optimal"`` only; ``None`` = no limit). On
+            the limit the best plan found is returned and ``quality.solver.status`` says so.
+        repair: run the repair pass after the greedy pass (default ``True``; ``False`` gives
+            the plain greedy, for comparison).
     """
     check_jobs_arg(jobs, "place")
     check_table_arg(table, "place")
@@ -585,8 +823,19 @@ def place(
         raise InputError(f"candidates: {candidates} must be >= 1")
     if nodes is not None and len(nodes) != len(table):
         raise InputError(f"nodes: {len(nodes)} given for a table of {len(table)} rows")
+    if objective not in ("greedy", "optimal"):
+        raise InputError(f'objective: {objective!r} is not one of "greedy", "optimal"')
+    if time_limit is not None and not time_limit >= 0:
+        raise InputError(f"time_limit: {time_limit} must be a number of seconds >= 0")
     when = now or datetime.now(UTC)
-    plan = _Placer(jobs, table, now=when, seed=seed, candidates=candidates).run()
+    placer = _Placer(jobs, table, now=when, seed=seed, candidates=candidates)
+    if objective == "optimal":
+        from nodeselect.placement._optimal import solve_optimal  # noqa: PLC0415
+
+        placer.improve(repair=repair)
+        plan = solve_optimal(placer, time_limit=time_limit)
+    else:
+        plan = placer.run(repair=repair)
     if nodes is not None:
         plan = _with_addresses(plan, nodes)
     return plan

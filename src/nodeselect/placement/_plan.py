@@ -26,11 +26,14 @@ __all__ = [
     "PLAN_SCHEMA",
     "JobAssignment",
     "Plan",
+    "PlanQuality",
     "PlanTotals",
     "Problem",
     "Replica",
     "Residual",
+    "SolverReport",
     "Unplaced",
+    "UnplacedCause",
     "UnplacedDetail",
     "totals_from",
     "validate_plan",
@@ -43,6 +46,8 @@ DEFAULT_MASTER_PORT = 29500
 PLAN_SCHEMA = "nodeselect.plan/1"
 
 ProblemKind = Literal["node-gone", "gpu-gone", "no-longer-fits"]
+#: Why a job is unplaced: the fleet was full for it, or nothing fits it even when empty.
+UnplacedCause = Literal["capacity", "no-fit"]
 
 
 @attrs.frozen
@@ -171,12 +176,18 @@ class Unplaced:
             stable order (empty when every node passed but a gang rule failed).
         explanation: the engine's explanation object against the residual capacity (``None`` when
             not computed), for callers who want nearest misses.
+
+    Attributes (continued):
+        cause: ``"capacity"`` when the job fits the *empty* fleet (every hard constraint and
+            gang rule) and was left out because the capacity went to other jobs;
+            ``"no-fit"`` when it does not fit even the empty fleet.
     """
 
     job_name: str
     job_index: int
     priority: int
     detail: UnplacedDetail = attrs.field(repr=False)
+    cause: UnplacedCause = "capacity"
 
     @property
     def reason(self) -> str:
@@ -216,6 +227,61 @@ class PlanTotals:
 
 
 @attrs.frozen
+class SolverReport:
+    """What the exact solver said (``Plan.quality.solver`` after ``objective="optimal"``).
+
+    Attributes:
+        status: ``"optimal"`` (proved), ``"time-limit"`` (stopped; the best plan found is
+            returned) or ``"greedy"`` (the solver found nothing better than its greedy seed and
+            proved nothing, e.g. a zero time limit).
+        objective: the plan's weighted objective (see ``weights`` in docs/placement.md).
+        bound: the solver's proven upper bound on the objective.
+        gap: ``(bound - objective) / max(objective, 1)``; 0 when proved optimal.
+        jobs_bound: an upper bound on the number of jobs any plan can place, derived from the
+            bound (the tiers' weights make it exact for one tier).
+        seed_placed: jobs the greedy seed placed.
+        seconds: the solver's wall time.
+        columns / rows: the model's size.
+    """
+
+    status: Literal["optimal", "time-limit", "greedy"]
+    objective: float
+    bound: float
+    gap: float
+    jobs_bound: int
+    seed_placed: int
+    seconds: float
+    columns: int
+    rows: int
+
+
+@attrs.frozen
+class PlanQuality:
+    """How good a plan is, as far as placement can tell.
+
+    Attributes:
+        objective: ``"greedy"`` (the default: greedy pass then repair) or ``"optimal"``.
+        unplaced_capacity: unplaced jobs that fit the empty fleet (left out for lack of
+            capacity: a better plan might place some of them).
+        unplaced_no_fit: unplaced jobs that fit nothing even on the empty fleet.
+        repaired: jobs the repair pass placed after the greedy pass left them out.
+        displaced: jobs the greedy pass placed that the repair pass left out to place more
+            jobs of the same or a higher priority (no tier ever loses placed jobs).
+        moved: replicas of jobs placed by both passes that the repair pass moved to another
+            node to make room.
+        solver: the exact solver's report (``None`` unless ``objective="optimal"``).
+    """
+
+    objective: Literal["greedy", "optimal"] = "greedy"
+    unplaced_capacity: int = 0
+    unplaced_no_fit: int = 0
+    repaired: int = 0
+    displaced: int = 0
+    moved: int = 0
+    solver: SolverReport | None = None
+
+
+@attrs.frozen
 class Problem:
     """An assignment that no longer fits a fresher fleet (see :meth:`Plan.validate`).
 
@@ -242,12 +308,15 @@ class Plan:
 
     Attributes:
         jobs: the jobs as given (``job_index`` refers to this tuple).
-        assignments: placed jobs, in the order they were placed.
+        assignments: placed jobs, in turn order (``order``; a job placed by the repair pass
+            appears at its own turn), so priorities never rise along it.
         unplaced: jobs that could not be placed, in the order they were tried.
         totals: usage and fragmentation figures.
         order: job indices in the order placement considered them.
         seed: the tie-break seed.
         now: the evaluation time.
+        quality: why jobs are unplaced (capacity versus no fit), what the repair pass did, and
+            the solver's bound and gap after ``objective="optimal"``.
     """
 
     jobs: tuple[Job, ...] = attrs.field(repr=False)
@@ -257,6 +326,7 @@ class Plan:
     order: tuple[int, ...]
     seed: int
     now: datetime
+    quality: PlanQuality = PlanQuality()
 
     def assignment(self, job_name: str) -> JobAssignment:
         """The assignment of the placed job called ``job_name`` (InputError if none)."""
@@ -451,10 +521,12 @@ class Plan:
                     "priority": u.priority,
                     "reason": u.reason,
                     "rejected": dict(u.rejected),
+                    "cause": u.cause,
                 }
                 for u in self.unplaced
             ],
             "totals": attrs.asdict(self.totals),
+            "quality": attrs.asdict(self.quality),
         }
 
 
@@ -543,7 +615,8 @@ class Residual:
         self.free_gpu_count = counts - (
             taken[table.gpu_offsets[1:]] - taken[table.gpu_offsets[:-1]]
         )
-        self._log: list[tuple[int, tuple[int, ...], int, float, float]] = []
+        #: (row, GPUs, cores, RAM, disk, +1 reserve / -1 release)
+        self._log: list[tuple[int, tuple[int, ...], int, float, float, int]] = []
         self._rows = np.zeros(0, dtype=np.int64)
         self._view: NodeTable | None = None
 
@@ -571,8 +644,8 @@ class Residual:
         same float32 arithmetic as :meth:`reserve`, so the result is bit-identical.
         """
         past = Residual(self.table)
-        for row, gpus, cores, ram, disk in self._log[:version]:
-            past._apply(row, gpus, cores, ram, disk)
+        for row, gpus, cores, ram, disk, sign in self._log[:version]:
+            past._apply(row, gpus, cores, ram, disk, sign=sign)
         return past.view()
 
     def touched_rows(self) -> npt.NDArray[np.int64]:
@@ -605,17 +678,59 @@ class Residual:
         start = int(self.table.gpu_offsets[row])
         gpus = tuple(start + int(g) for g in gpu_indices)
         cores, ram, disk = _demand(job)
-        self._apply(row, gpus, cores, ram, disk)
-        self._log.append((row, gpus, cores, ram, disk))
+        self._apply(row, gpus, cores, ram, disk, sign=1)
+        self._log.append((row, gpus, cores, ram, disk, 1))
 
-    def _apply(self, row: int, gpus: tuple[int, ...], cores: int, ram: float, disk: float) -> None:
+    def release(self, job: Job, row: int, gpu_indices: Sequence[int]) -> None:
+        """Give back what :meth:`reserve` promised for one replica (the row stays touched)."""
+        start = int(self.table.gpu_offsets[row])
+        gpus = tuple(start + int(g) for g in gpu_indices)
+        cores, ram, disk = _demand(job)
+        self._apply(row, gpus, cores, ram, disk, sign=-1)
+        self._log.append((row, gpus, cores, ram, disk, -1))
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """The mutable state, copied (for :meth:`restore`: an exact undo, float32 included)."""
+        return (
+            self.gpu_reserved.copy(),
+            self.free_gpu_count.copy(),
+            self.cpu_cores.copy(),
+            self.ram_free_gb.copy(),
+            self.disk_free_gb.copy(),
+            dict(self.touched),
+            self.touched_mask.copy(),
+            len(self._log),
+        )
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        """Return to a :meth:`snapshot` (in place: views already handed out follow)."""
+        gpu, free, cores, ram, disk, touched, mask, log = state
+        self.gpu_reserved[:] = gpu
+        self.free_gpu_count[:] = free
+        self.cpu_cores[:] = cores
+        self.ram_free_gb[:] = ram
+        self.disk_free_gb[:] = disk
+        self.touched = touched
+        self.touched_mask[:] = mask
+        del self._log[log:]
+        self._rows = np.zeros(0, dtype=np.int64)
+
+    def _apply(
+        self, row: int, gpus: tuple[int, ...], cores: int, ram: float, disk: float, *, sign: int
+    ) -> None:
+        taken = sign > 0
         for g in gpus:
-            if not self.gpu_reserved[g]:
-                self.gpu_reserved[g] = True
-                self.free_gpu_count[row] -= 1
-        self.cpu_cores[row] -= cores
-        self.ram_free_gb[row] -= np.float32(ram)
-        self.disk_free_gb[row] -= np.float32(disk)
+            if self.gpu_reserved[g] != taken:
+                self.gpu_reserved[g] = taken
+                self.free_gpu_count[row] -= sign
+        if sign > 0:
+            self.cpu_cores[row] -= cores
+            self.ram_free_gb[row] -= np.float32(ram)
+            self.disk_free_gb[row] -= np.float32(disk)
+        else:
+            self.cpu_cores[row] += cores
+            self.ram_free_gb[row] += np.float32(ram)
+            self.disk_free_gb[row] += np.float32(disk)
         self.touched[row] = None
         self.touched_mask[row] = True
 

@@ -12,7 +12,9 @@ checked column by column by hypothesis); it is only built faster:
   coded through dicts; compliance bitsets are computed once per distinct tag set;
 * timestamps are parsed in one vectorized step (:func:`parse_timestamps_to_epoch_s`);
 * telemetry units are decided once for the fleet from whole columns (:mod:`nodeselect.table._units`)
-  and implausible values masked with array operations.
+  and implausible values masked with array operations;
+* the engine's job-independent derived columns (:func:`nodeselect.table._derived.build_derived`)
+  are built at the end, vectorized, so the first rank on a fresh table does not pay for them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from nodeselect.documents import (
     parse_timestamps_to_epoch_s,
 )
 from nodeselect.gpus import gpu_codes_for_nodes
+from nodeselect.table._derived import build_derived
 from nodeselect.table._table import (
     GIB,
     TELEMETRY_FRESH_S,
@@ -496,7 +499,7 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
         [g.name for g in gpu_flat],
         [None if v != v else v for v in g_total.tolist()],  # noqa: PLR0124 - NaN test
     )
-    return NodeTable(
+    table = NodeTable(
         uuid=np.array([d.uuid.encode() for d in leans], dtype=np.bytes_)
         if n
         else np.zeros(0, "S1"),
@@ -532,6 +535,7 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
         gpu_load=g_load.astype(np.float32),
         units=units,
     )
+    return build_derived(table)
 
 
 def _ram_known(leans: Sequence[Any], whole: F64) -> F64:

@@ -1,4 +1,9 @@
-"""Derived columns of a node table: built once per table on first use, cached, read per job.
+"""Derived columns of a node table: built once per table, vectorized, cached, read per job.
+
+The table builders (``from_nodes``, ``synthetic``, ``concat``) build the job-independent ones
+(:func:`build_derived`: model key, free-VRAM levels, most GPUs) as their last step, so a fresh
+table's first rank finds them; any other table (``take``) builds each on its first use. The
+uuid hashes (``rank_many`` only) and the categorical masks (per job) are built on first use.
 
 The engine's fast path (:mod:`nodeselect.engine._rank`) tests these compact columns over every node
 and runs the exact per-GPU constraints only for the nodes that pass them. Every derived test
@@ -46,11 +51,13 @@ __all__ = [
     "MAX_MASKS",
     "TOP_GPUS",
     "VRAM_EDGES_GB",
+    "build_derived",
     "cached_nbytes",
     "categorical_mask",
     "gpu_free_top",
     "gpu_model_key",
     "max_gpu_count",
+    "share_derived",
     "uuid_hash",
     "vram_level",
 ]
@@ -117,6 +124,55 @@ def _cached(
     return value
 
 
+def build_derived(t: NodeTable) -> NodeTable:
+    """Build ``t``'s job-independent derived columns now (model key, free-VRAM levels, most
+    GPUs) and return ``t``: the table builders call it, so a fresh table's first rank finds
+    them cached. Views sharing the columns (``with_capacity``) share them; other tables
+    (``take``) build each on first use."""
+    gpu_model_key(t)
+    gpu_free_top(t)
+    max_gpu_count(t)
+    return t
+
+
+def _peek(name: str, deps: tuple[npt.NDArray[Any] | None, ...]) -> Any:
+    """The cached value of ``name`` on ``deps`` (no ``extra``), or ``None``."""
+    hit = _cache.get((name, None, *(id(d) for d in deps)))
+    if hit is not None and all(r() is d for r, d in zip(hit[0], deps, strict=True)):
+        return hit[1]
+    return None
+
+
+def share_derived(parent: NodeTable, view: NodeTable, start: int, stop: int) -> NodeTable:
+    """Seed ``view`` (the rows ``start:stop`` of ``parent``, see ``NodeTable.row_range``) with
+    slices of the derived columns already cached for ``parent``; returns ``view``."""
+    key = _peek("model-key", (parent.gpu_offsets, parent.gpu_model_code))
+    if key is not None:
+        mine, vocab, _ = key
+        part = mine[start:stop]
+        has_mixed = bool(len(part)) and bool((part == len(vocab) + 1).any())
+        _cached(
+            "model-key",
+            (view.gpu_offsets, view.gpu_model_code),
+            None,
+            lambda: (part, vocab, has_mixed),
+        )
+    top = _peek(
+        "free-top", (parent.gpu_offsets, parent.gpu_vram_free_gb, parent.gpu_tele_vram_free_gb)
+    )
+    if top is not None:
+        _cached(
+            "free-top",
+            (view.gpu_offsets, view.gpu_vram_free_gb, view.gpu_tele_vram_free_gb),
+            None,
+            lambda: top[:, start:stop],
+        )
+    hashes = _peek("uuid-hash", (parent.uuid,))
+    if hashes is not None:
+        _cached("uuid-hash", (view.uuid,), None, lambda: hashes[start:stop])
+    return view
+
+
 def cached_nbytes(t: NodeTable) -> int:
     """Bytes of the derived columns and masks currently cached for ``t``'s columns."""
     mine = {id(a) for a in (t.gpu_offsets, t.status_code, t.uuid)}
@@ -132,12 +188,20 @@ def cached_nbytes(t: NodeTable) -> int:
 def vram_level(v: npt.ArrayLike) -> U8:
     """The one-byte VRAM level of each value (GB): how many :data:`VRAM_EDGES_GB` are <= it.
 
-    Monotone non-decreasing; NaN -> 0.
+    Monotone non-decreasing; NaN -> 0. Computed arithmetically, not by search: the edges are
+    ``k / 4`` (k = 1..128) then ``33..159``, all exact in binary, so ``floor(4 v)`` and
+    ``floor(v)`` count them exactly (for float32 input in float32, else in float64).
     """
-    a = np.atleast_1d(np.asarray(v, dtype=np.float64))
-    out = np.searchsorted(VRAM_EDGES_GB, a, side="right")
-    out[np.isnan(a)] = 0
-    return out.astype(np.uint8)
+    a = np.atleast_1d(np.asarray(v))
+    if a.dtype != np.float32:
+        a = a.astype(np.float64)
+    a = np.minimum(np.maximum(a, 0.0), 200.0)  # NaN stays NaN
+    quarter = np.minimum(np.floor(a * 4.0), 128.0)  # edges 0.25 .. 32: floor(4 v), at most 128
+    whole = np.minimum(np.floor(a) + 96.0, 255.0)  # v >= 33: 128 + (floor(v) - 32)
+    lvl = np.where(a < 33.0, quarter, whole)
+    lvl[np.isnan(lvl)] = 0.0
+    out: U8 = lvl.astype(np.uint8)
+    return out
 
 
 def gpu_model_key(t: NodeTable) -> tuple[U8, npt.NDArray[np.uint16], bool]:
@@ -149,28 +213,28 @@ def gpu_model_key(t: NodeTable) -> tuple[U8, npt.NDArray[np.uint16], bool]:
 
 def _model_key(t: NodeTable) -> tuple[U8, npt.NDArray[np.uint16], bool]:
     n, codes, offs = len(t), t.gpu_model_code, t.gpu_offsets
-    lens = np.diff(offs)
-    vocab = np.flatnonzero(np.bincount(codes)) if len(codes) else np.zeros(0, np.int64)  # = unique
-    overflow = len(vocab) > 253
-    if overflow:
+    key = np.zeros(n, dtype=np.uint8)
+    if not len(codes):
+        return key, np.zeros(0, np.uint16), False
+    present = np.zeros(65536, dtype=np.bool_)
+    present[codes] = True
+    vocab = np.flatnonzero(present)  # = unique codes, ascending
+    if len(vocab) > 253:
         vocab = vocab[:253]
     mixed = len(vocab) + 1
-    key = np.zeros(n, dtype=np.uint8)
-    has = lens > 0
-    if not has.any():
-        return key, vocab.astype(np.uint16), False
-    first = codes[offs[:-1][has]]
-    # a node is homogeneous when none of its GPUs differs from its first one
-    differ = codes != np.repeat(first, lens[has])
-    cs = np.zeros(len(codes) + 1, dtype=np.int64)
-    np.cumsum(differ, out=cs[1:])
-    ndiff = cs[offs[1:]] - cs[offs[:-1]]
-    pos = np.searchsorted(vocab, first)
-    known = (pos < len(vocab)) & (vocab[np.minimum(pos, len(vocab) - 1)] == first)
-    k = np.where(known, pos + 1, mixed).astype(np.uint8)
-    k[ndiff[has] > 0] = mixed
-    key[has] = k
-    return key, vocab.astype(np.uint16), bool((k == mixed).any())
+    lut = np.full(65536, mixed, dtype=np.uint8)
+    lut[vocab] = np.arange(1, len(vocab) + 1, dtype=np.uint8)
+    starts, ends = offs[:-1], offs[1:]
+    has = ends > starts
+    # a node is mixed when two consecutive GPUs of it differ: count the changes inside its span
+    change = np.zeros(len(codes), dtype=np.int32)
+    np.not_equal(codes[1:], codes[:-1], out=change[1:], casting="unsafe")
+    np.cumsum(change, out=change)
+    inside = change[np.maximum(ends - 1, 0)] - change[np.minimum(starts, len(codes) - 1)]
+    k = lut[codes[np.minimum(starts, len(codes) - 1)]]
+    k[inside > 0] = mixed
+    np.copyto(key, k, where=has)
+    return key, vocab.astype(np.uint16), bool((key == mixed).any())
 
 
 def gpu_free_top(t: NodeTable) -> U8:
@@ -183,20 +247,56 @@ def gpu_free_top(t: NodeTable) -> U8:
     )
 
 
+#: Nodes with more GPUs than this have theirs sorted by ``np.sort`` (else a sorting network).
+_NETWORK_MAX: Final = 16
+
+
+def _sorted_desc(cols: list[U8]) -> list[U8]:
+    """The columns of a ``(m, c)`` block sorted per row, descending (odd-even transposition
+    network: ``c`` rounds of elementwise max/min, exact for any values)."""
+    c = len(cols)
+    for r in range(c):
+        for j in range(r % 2, c - 1, 2):
+            hi = np.maximum(cols[j], cols[j + 1])
+            np.minimum(cols[j], cols[j + 1], out=cols[j + 1])
+            cols[j] = hi
+    return cols
+
+
 def _free_top(t: NodeTable) -> U8:
     n, offs = len(t), t.gpu_offsets
-    lens = np.diff(offs).astype(np.int64)
     out = np.zeros((TOP_GPUS, n), dtype=np.uint8)
-    g = len(t.gpu_model_code)
-    if g == 0:
+    if len(t.gpu_model_code) == 0:
         return out
-    bound = np.fmax(t.gpu_tele_vram_free_gb, t.gpu_vram_free_gb)
-    lvl = vram_level(bound).astype(np.int64)
-    gnode = np.repeat(np.arange(n, dtype=np.int64), lens)
-    order = np.argsort(gnode * 256 + (255 - lvl), kind="stable")
-    pos = np.arange(g, dtype=np.int64) - np.repeat(offs[:-1].astype(np.int64), lens)
-    keep = pos < TOP_GPUS
-    out[pos[keep], gnode[keep]] = lvl[order][keep]
+    lvl = vram_level(np.fmax(t.gpu_tele_vram_free_gb, t.gpu_vram_free_gb))
+    starts = offs[:-1]
+    lens = offs[1:] - starts
+    counts = np.bincount(lens)
+    # nodes grouped by GPU count: each group is an (m, c) block of levels, sorted per row
+    by_len = None
+    if np.count_nonzero(counts) > 8:  # many sizes: one (radix) sort instead of a scan per size
+        by_len = np.argsort(
+            lens.astype(np.uint16 if len(counts) <= 65536 else np.int64), kind="stable"
+        )
+    at = 0
+    for c in range(len(counts)):
+        m = int(counts[c])
+        if not m:
+            continue
+        nodes = np.flatnonzero(lens == c) if by_len is None else by_len[at : at + m]
+        at += m
+        if c == 0:
+            continue
+        first = starts[nodes]
+        keep = min(c, TOP_GPUS)
+        if c > _NETWORK_MAX:
+            block = lvl[first[:, None] + np.arange(c)]
+            top = np.sort(block, axis=1)[:, ::-1][:, :keep]
+            out[:keep, nodes] = top.T
+            continue
+        cols = _sorted_desc([lvl[first + j] for j in range(c)])
+        for j in range(keep):
+            out[j, nodes] = cols[j]
     return out
 
 

@@ -472,6 +472,38 @@ class NodeTable:
                 changes[f.name] = v[idx]
         return attrs.evolve(self, **{k.lstrip("_"): c for k, c in changes.items()})
 
+    def row_range(self, start: int, stop: int) -> NodeTable:
+        """The rows ``start:stop`` as a view: every column is a slice of this table's (no copy)
+        but ``gpu_offsets`` (rebased); vocabularies and units are shared. The engine's derived
+        columns already built for this table are shared too (sliced), so ranking a range
+        builds nothing per node again."""
+        n = len(self)
+        start, stop = max(0, min(start, n)), max(0, min(stop, n))
+        stop = max(start, stop)
+        g0, g1 = int(self.gpu_offsets[start]), int(self.gpu_offsets[stop])
+        changes: dict[str, Any] = {
+            "gpu_offsets": (self.gpu_offsets[start : stop + 1] - np.int32(g0)).astype(np.int32),
+            "_index": {},
+        }
+        for f in attrs.fields(NodeTable):
+            v = getattr(self, f.name)
+            if (
+                not isinstance(v, np.ndarray)
+                or f.name == "gpu_offsets"
+                or f.name.endswith("_vocab")
+            ):
+                continue
+            if f.name.startswith("gpu_") and f.name != "gpu_count":
+                changes[f.name] = v[g0:g1]
+            elif v.ndim == 2:
+                changes[f.name] = v[:, start:stop]
+            else:
+                changes[f.name] = v[start:stop]
+        view = attrs.evolve(self, **{k.lstrip("_"): c for k, c in changes.items()})
+        from nodeselect.table._derived import share_derived  # noqa: PLC0415 - imports this module
+
+        return share_derived(self, view, start, stop)
+
     def with_capacity(
         self,
         *,
@@ -577,7 +609,9 @@ class NodeTable:
                 out[name] = np.concatenate([v.astype(f"S{width}") for v in vals])
             else:
                 out[name] = np.concatenate(vals)
-        return cls(**out)
+        from nodeselect.table._derived import build_derived  # noqa: PLC0415 - imports this module
+
+        return build_derived(cls(**out))
 
     # ---------------------------------------------------------------- synthetic
     @classmethod
@@ -613,7 +647,7 @@ class NodeTable:
         st = rng.choice(
             len(STATUSES) + 1, size=n, p=[0.05, 0.55, 0.1, 0.03, 0.12, 0.02, 0.08, 0.01, 0.02, 0.02]
         )
-        return cls(
+        table = cls(
             uuid=uuid,
             name_code=np.zeros(n, dtype=np.int32),
             name_vocab=np.array([b""], dtype=np.bytes_),
@@ -658,3 +692,6 @@ class NodeTable:
             gpu_tele_vram_free_gb=tfree.astype(np.float32),
             gpu_load=load.astype(np.float32),
         )
+        from nodeselect.table._derived import build_derived  # noqa: PLC0415 - imports this module
+
+        return build_derived(table)

@@ -15,6 +15,7 @@ from nodeselect.engine.batch._pairs import (
     PairScores,
 )
 from nodeselect.engine.batch._rank_many import (
+    GROUP_COST,
     MIN_GROUP,
     MIN_JOBS,
     rank_many,
@@ -22,6 +23,7 @@ from nodeselect.engine.batch._rank_many import (
 
 __all__ = [
     "CHUNK_PAIRS",
+    "GROUP_COST",
     "MIN_GROUP",
     "MIN_JOBS",
     "BatchColumns",

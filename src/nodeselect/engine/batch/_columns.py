@@ -3,6 +3,8 @@ and per-node columns (score inputs, tie keys, effective free VRAM, partial sums 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -24,10 +26,18 @@ class BatchColumns:
 
     def __init__(self, t: NodeTable, now_s: float, seed: int, max_gpus: int, k: int) -> None:
         self.t, self.now_s, self.max_gpus, self.k, self.seed = t, now_s, max_gpus, k, seed
-        self.pre = NodeScores.of(t, now_s)
-        self.keys = tie_keys(uuid_hash(t), seed)
         self._free: F32 | None = None
         self._partials: dict[tuple[tuple[str, float], ...], F64] = {}
+
+    @functools.cached_property
+    def pre(self) -> NodeScores:
+        """Every node's score inputs at ``now`` (built on first use)."""
+        return NodeScores.of(self.t, self.now_s)
+
+    @functools.cached_property
+    def keys(self) -> npt.NDArray[np.uint64]:
+        """Every node's tie key for the seed (built on first use)."""
+        return tie_keys(uuid_hash(self.t), self.seed)
 
     def free(self) -> F32:
         """Every GPU's effective free VRAM at ``now`` (as the constraints read it)."""

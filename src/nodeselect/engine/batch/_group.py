@@ -41,8 +41,12 @@ class JobGroup:
     """The candidate rows of jobs sharing categorical constraints and a GPU model set, with
     their columns gathered and (GPU jobs) their GPUs in a dense, sorted layout."""
 
-    def __init__(self, batch: BatchColumns, cjs: list[CompiledJob]) -> None:
+    def __init__(self, batch: BatchColumns, cjs: list[CompiledJob], *, layout: bool = True) -> None:
+        """The group's candidates; its GPU layout too unless ``layout`` is false (then built
+        by :meth:`layout` or the first :meth:`rank_all`; :attr:`cells` says what it costs)."""
         self.batch = batch
+        self.cells = 0
+        self._laid_out = False
         self._cols: dict[int, npt.NDArray[Any]] = {}
         self._masks: tuple[B, B] | None = None
         self._score_bounds: dict[Hashable, tuple[F64, F64]] = {}
@@ -79,7 +83,18 @@ class JobGroup:
             usable = np.ones(len(self.rows), dtype=np.bool_)
         self.usable: B = usable
         self.n_usable = self._per_node(usable)
-        self._sort_gpus()
+        self.cells = len(self.cand) * self._slots()
+        if layout:
+            self.layout()
+
+    def _slots(self) -> int:
+        return -(-int(self.lens.max()) // 8) * 8 if len(self.cand) else 0
+
+    def layout(self) -> None:
+        """Build the GPU layout (:meth:`_sort_gpus`) once (nothing for a CPU group)."""
+        if self.gpu and not self._laid_out:
+            self._sort_gpus()
+        self._laid_out = True
 
     def _per_node(self, per_gpu: B) -> I64:
         return segment_counts(per_gpu, self.offsets)
@@ -105,7 +120,7 @@ class JobGroup:
         """
         t = self.batch.t
         c, g = len(self.cand), len(self.rows)
-        slots = -(-int(self.lens.max()) // 8) * 8 if c else 0
+        slots = self._slots()
         free = self.batch.free()[self.rows].astype(np.float64)
         self.free = free.astype(np.float32)
         known = self.usable & ~np.isnan(free)
@@ -237,6 +252,7 @@ class JobGroup:
         Pairs are scored in chunks of consecutive jobs of about :data:`CHUNK_PAIRS` pairs,
         so that the temporaries of each step stay in cache.
         """
+        self.layout()
         b = self.batch
         poss = [self._feasible(cj) for cj in cjs]
         out: list[Ranking] = []

@@ -18,10 +18,14 @@ of :func:`nodeselect.rank`. Jobs with other per-GPU limits (``max_load``,
 ``min_vram_total_gb``) or weighting a score term without a batch path (a registered unit
 whose ``batched`` is false), and batches or groups too small to repay the gathering, take the
 per-job path (with the batch's per-node columns).
+
+``workers=N`` ranks ``N`` row shards in threads and merges them exactly
+(:mod:`nodeselect.engine.batch._shards`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 from typing import Final
@@ -38,17 +42,22 @@ from nodeselect.engine._rank import Ranking, rank_compiled
 from nodeselect.engine._shard import TableStats
 from nodeselect.engine.batch._columns import BatchColumns
 from nodeselect.engine.batch._group import JobGroup
+from nodeselect.engine.batch._shards import rank_sharded
 from nodeselect.engine.scorers import score_unit, with_terms
 from nodeselect.errors import InputError
 from nodeselect.jobs import Job
-from nodeselect.table import NodeTable, max_gpu_count
+from nodeselect.table import NodeTable, max_gpu_count, uuid_hash
 
-__all__ = ["MIN_GROUP", "MIN_JOBS", "rank_many"]
+__all__ = ["GROUP_COST", "MIN_GROUP", "MIN_JOBS", "rank_many"]
 
 #: Below this many jobs the batch is a plain loop (the shared columns would cost more).
 MIN_JOBS: Final = 4
 #: Below this many jobs a group takes the per-job path (gathering would cost more).
 MIN_GROUP: Final = 4
+#: A GPU group is ranked together only when its jobs x table rows reach this many times its
+#: GPU layout's cells (candidates x slots): the layout is a fixed cost per group, the per-job
+#: path costs about one pass over the table per job (measured break-even: 7-11 at 100k nodes).
+GROUP_COST: Final = 12
 
 
 def rank_many(
@@ -59,14 +68,22 @@ def rank_many(
     now: datetime | None = None,
     seed: int = 0,
     stats: TableStats | None = None,
+    workers: int = 1,
 ) -> list[Ranking]:
     """Rank every job of ``jobs`` on ``table``, sharing the work the jobs have in common.
 
     The result equals ``[rank(job, table, k=k, now=now, seed=seed, stats=stats) for job in
     jobs]``, bit for bit, with one ``now`` (default: the current time, read once) for every job.
 
+    ``workers``: threads to rank in (default 1). With ``N > 1`` the table's rows are split
+    into ``N`` contiguous shards (views, no copy) ranked in a thread pool with the global
+    statistics, and each job's shard results merged with the exact top-k merge: the result
+    is the same, bit for bit, for any ``workers``; only the time differs (NumPy releases the
+    GIL, so shards run in parallel on as many cores).
+
     Raises:
-        InputError: ``k < 0``, or a job is invalid (the error notes which: ``jobs[i]``).
+        InputError: ``k < 0``, ``workers < 1``, or a job is invalid (the error notes which:
+            ``jobs[i]``).
         TypeError: an argument of the wrong type (a path, a FetchResult, a float ``now``).
     """
     check_jobs_arg(jobs, "rank_many")
@@ -75,14 +92,36 @@ def rank_many(
     checked_now(now, "rank_many")
     if k < 0:
         raise InputError(f"k={k}: give a number of nodes >= 0")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers={workers!r}: give a number of threads, an integer >= 1")
     now = now or datetime.now(UTC)
     cjs = [_compile(i, job, now) for i, job in enumerate(jobs)]
+    if workers > 1 and cjs:
+        if len(cjs) >= MIN_JOBS:
+            uuid_hash(table)  # once, shared by the shards (their tie keys)
+        return rank_sharded(
+            cjs,
+            table,
+            functools.partial(_rank_all, k=k, seed=seed),
+            k=k,
+            seed=seed,
+            stats=stats,
+            workers=workers,
+        )
     max_gpus = stats.max_gpu_count if stats is not None else max_gpu_count(table)
+    return _rank_all(cjs, table, max_gpus, k=k, seed=seed)
+
+
+def _rank_all(
+    cjs: list[CompiledJob], table: NodeTable, max_gpus: int, *, k: int, seed: int
+) -> list[Ranking]:
+    """Every compiled job's ranking on ``table`` in one thread (``max_gpus``: the global stat)."""
     if len(cjs) < MIN_JOBS:
         return [rank_compiled(cj, table, k=k, seed=seed, max_gpus=max_gpus) for cj in cjs]
     batch = BatchColumns(table, cjs[0].now_s, seed, max_gpus, k)
     out: list[Ranking | None] = [None] * len(cjs)
     groups: dict[Hashable, list[int]] = {}
+    alone: list[int] = []
     for i, cj in enumerate(cjs):
         if (
             cj.min_vram_total_gb is None
@@ -91,14 +130,22 @@ def rank_many(
         ):
             groups.setdefault(_group_key(cj), []).append(i)
         else:
-            out[i] = batch.rank_one(cj)
+            alone.append(i)
+    batched: list[tuple[list[int], JobGroup]] = []
     for members in groups.values():
-        if len(members) < MIN_GROUP:
-            for i in members:
-                out[i] = batch.rank_one(cjs[i])
-            continue
+        if len(members) >= MIN_GROUP:
+            group = JobGroup(batch, [cjs[i] for i in members], layout=False)
+            if len(members) * len(table) >= GROUP_COST * group.cells:
+                batched.append((members, group))
+                continue
+        alone.extend(members)
+    if not batched:  # nothing repays the shared columns: the plain loop
+        return [rank_compiled(cj, table, k=k, seed=seed, max_gpus=max_gpus) for cj in cjs]
+    for i in alone:
+        out[i] = batch.rank_one(cjs[i])
+    for members, group in batched:
         mine = [cjs[i] for i in members]
-        for i, r in zip(members, JobGroup(batch, mine).rank_all(mine), strict=True):
+        for i, r in zip(members, group.rank_all(mine), strict=True):
             out[i] = r
     return [r for r in out if r is not None]
 

@@ -1,0 +1,212 @@
+"""The fresh-table path and the peers (issue 13): figures as same-run ratios, repeated.
+
+Prints, in one run (no assertions; the machine is shared and noisy, so every figure is a
+ratio of timings taken side by side in this run, repeated ``--repeat`` times):
+
+* table build from lean documents (derived columns included): nodes/s, and the share of
+  the build spent on the derived columns;
+* the first rank on a fresh 1M-node table vs a warm rank (multi-GPU and CPU-only jobs);
+* a CPU-only and a multi-GPU job at 1M nodes: nodeselect (warm) vs polars and pandas (frames
+  built once, warm), feasible sets checked equal; a missing library is skipped;
+* ``rank_many`` vs a loop over ``rank`` at 10, 40 and 1,000 jobs x 100k nodes (same results).
+
+    python benchmarks/bench_fresh.py [--quick] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from nodeselect import rank_many
+from nodeselect.engine._rank import rank, table_stats
+from nodeselect.jobs._model import CpuReq, GpuReq, Job, MemoryReq, PlacementReq
+from nodeselect.table import _derived
+from nodeselect.table._table import NodeTable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _peers
+from bench_engine import JOB, NOW, documents
+
+CPU_JOB = Job(
+    name="cpu-only",
+    cpu=CpuReq(min_cores=16),
+    memory=MemoryReq(min_free_gb=64),
+    placement=PlacementReq(min_reputation=50),
+)
+# JOB (bench_engine): 2 GPUs of A100/H100/RTX-4090, >= 20 GB free, load <= 0.5, 16 cores,
+# 64 GB RAM, 200 GB disk, driver >= 535, x86_64, reputation >= 50.
+PEER_JOBS = {
+    "CPU-only": (CPU_JOB, {"rep": 50.0, "cores": 16, "ram": 64.0}),
+    "multi-GPU": (
+        JOB,
+        {
+            "rep": 50.0,
+            "cores": 16,
+            "ram": 64.0,
+            "disk": 200.0,
+            "driver": 535_000_000,
+            "count": 2,
+            "vram": 20.0,
+            "max_load": 0.5,
+        },
+    ),
+}
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def median_of(fn: Callable[[], object], repeat: int) -> float:
+    return statistics.median(timed(fn) for _ in range(repeat))
+
+
+def build(n_docs: int, repeat: int) -> None:
+    docs = documents(n_docs)
+    for r in range(repeat):
+        gc.collect()
+        dt = timed(lambda: NodeTable.from_nodes(docs, now=NOW))
+        t = NodeTable.from_nodes(docs, now=NOW)
+        derived = timed(lambda t=t: (_derived._model_key(t), _derived._free_top(t)))
+        print(
+            f"[{r + 1}] table build: {len(docs):,} lean nodes in {dt * 1e3:.0f} ms = "
+            f"{len(docs) / dt:,.0f} nodes/s (target >= 200k); derived columns "
+            f"{derived * 1e3:.1f} ms = {derived / dt:.1%} of the build"
+        )
+
+
+def fresh(n: int, repeat: int) -> None:
+    for r in range(repeat):
+        for name, job in (("multi-GPU", JOB), ("CPU-only", CPU_JOB)):
+            gc.collect()
+            t0 = time.perf_counter()
+            t = NodeTable.synthetic(n, seed=r + 1, now=NOW)
+            made = time.perf_counter() - t0
+            first = timed(lambda t=t, job=job: rank(job, t, now=NOW))
+            warm = median_of(lambda t=t, job=job: rank(job, t, now=NOW), 7)
+            print(
+                f"[{r + 1}] fresh {n:,}-node table, {name} job: first rank {first * 1e3:.1f} ms, "
+                f"warm {warm * 1e3:.1f} ms: first = {first / warm:.2f}x warm (target <= 2x); "
+                f"synthetic build {made:.2f} s"
+            )
+            del t
+
+
+def peers(n: int, repeat: int, k: int = 10) -> None:
+    t = NodeTable.synthetic(n, seed=11, now=NOW)
+    now = NOW.timestamp()
+    libs: dict[str, object] = {}
+    for lib, cls in (("polars", _peers.Polars), ("pandas", _peers.Pandas)):
+        if _peers.available(lib):
+            libs[lib] = cls(t)
+        else:
+            print(f"peers: {lib} is not installed, skipped (pip install {lib})")
+    for name, (job, base) in PEER_JOBS.items():
+        ours = rank(job, t, now=NOW, k=k)
+        spec = dict(base)
+        if "count" in spec:
+            spec["models"] = sorted(_peers_models(job))
+        check = []
+        for lib, peer in libs.items():
+            fn = peer.rank_gpu if "count" in spec else peer.rank_cpu  # type: ignore[attr-defined]
+            feasible, _top = fn(spec, now, k)
+            same = np.array_equal(np.sort(feasible), ours.feasible_indices)
+            check.append(f"{lib}: {'same' if same else 'DIFFERENT'} feasible set")
+        for r in range(repeat):
+            gc.collect()
+            mine = median_of(lambda job=job: rank(job, t, now=NOW, k=k), 7)
+            parts = [
+                f"[{r + 1}] {name} job, {n:,} nodes ({ours.feasible:,} feasible): "
+                f"nodeselect {mine * 1e3:.1f} ms"
+            ]
+            for lib, peer in libs.items():
+                fn = peer.rank_gpu if "count" in spec else peer.rank_cpu  # type: ignore[attr-defined]
+                reps = 5 if lib == "polars" else 3
+                theirs = median_of(lambda fn=fn, spec=spec: fn(spec, now, k), reps)
+                parts.append(f"{lib} {theirs * 1e3:.1f} ms = {theirs / mine:.1f}x nodeselect")
+            print("; ".join(parts) + f" ({', '.join(check)})")
+
+
+def _peers_models(job: Job) -> set[int]:
+    from nodeselect.engine._constraints import compile_job  # noqa: PLC0415
+
+    codes = compile_job(job, NOW).model_codes
+    assert codes is not None
+    return set(codes)
+
+
+def batch_jobs(n_jobs: int, seed: int = 3) -> list[Job]:
+    rng = np.random.default_rng(seed)
+    models = [("RTX-4090",), ("A100", "H100"), ("L40S",), ("T4",), ()]
+    return [
+        Job(
+            gpu=GpuReq(
+                models=models[i % len(models)],
+                count=int(rng.integers(1, 4)),
+                min_vram_free_gb=float(rng.integers(8, 40)),
+            ),
+            cpu=CpuReq(min_cores=int(rng.choice([4, 8, 16, 32]))),
+            memory=MemoryReq(min_free_gb=float(rng.integers(8, 128))),
+            placement=PlacementReq(min_reputation=float(rng.integers(0, 70))),
+        )
+        for i in range(n_jobs)
+    ]
+
+
+def batches(n: int, sizes: list[int], repeat: int) -> None:
+    t = NodeTable.synthetic(n, seed=2, now=NOW)
+    st = table_stats(t)
+    for n_jobs in sizes:
+        jobs = batch_jobs(n_jobs)
+        many = rank_many(jobs, t, now=NOW, stats=st)
+        loop = [rank(job, t, now=NOW, stats=st) for job in jobs]
+        assert all(
+            a.top == b.top and a.feasible == b.feasible for a, b in zip(many, loop, strict=True)
+        )
+        reps = 9 if n_jobs <= 40 else 1
+        for r in range(repeat):
+            gc.collect()
+            # interleaved, alternating which goes first, so that both see the same load
+            a: list[float] = []
+            b: list[float] = []
+            for i in range(reps):
+                many = lambda jobs=jobs: rank_many(jobs, t, now=NOW, stats=st)  # noqa: E731
+                loop = lambda jobs=jobs: [rank(job, t, now=NOW, stats=st) for job in jobs]  # noqa: E731
+                if i % 2:
+                    b.append(timed(loop))
+                    a.append(timed(many))
+                else:
+                    a.append(timed(many))
+                    b.append(timed(loop))
+            ta, tb = statistics.median(a), statistics.median(b)
+            print(
+                f"[{r + 1}] {n_jobs:,} jobs x {n:,} nodes: rank_many {ta * 1e3:.1f} ms, "
+                f"loop over rank {tb * 1e3:.1f} ms (medians of {reps}): rank_many = "
+                f"{tb / ta:.2f}x the loop (target >= 1, same results)"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke run)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each figure")
+    args = parser.parse_args()
+    n = 100_000 if args.quick else 1_000_000
+    build(5_000 if args.quick else 20_000, args.repeat)
+    fresh(n, args.repeat)
+    peers(n, args.repeat)
+    batches(20_000 if args.quick else 100_000, [10, 40, 100 if args.quick else 1_000], args.repeat)
+
+
+if __name__ == "__main__":
+    main()

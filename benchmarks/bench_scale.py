@@ -1,0 +1,75 @@
+"""Scaling ``rank_many`` past one thread (issue 13): same-run ratios, repeated.
+
+Prints, in one run (no assertions; the machine is shared, so compare the ratios):
+
+* threads: 1,000 jobs x 1M nodes with ``workers=1`` and ``workers=2`` (and ``--workers``),
+  interleaved so both see the same load; the results are checked equal; the target on this
+  2-core machine is >= 1.7x one thread.
+
+    python benchmarks/bench_scale.py [--quick] [--repeat N] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import time
+from pathlib import Path
+
+from nodeselect import rank_many
+from nodeselect.engine._rank import table_stats
+from nodeselect.table._table import NodeTable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import NOW
+from bench_fresh import batch_jobs
+
+
+def threads(n: int, n_jobs: int, workers: list[int], repeat: int) -> None:
+    t = NodeTable.synthetic(n, seed=2, now=NOW)
+    st = table_stats(t)
+    jobs = batch_jobs(n_jobs)
+    one = rank_many(jobs, t, now=NOW, stats=st)  # warm: uuid hashes, categorical masks
+    for w in workers:
+        got = rank_many(jobs, t, now=NOW, stats=st, workers=w)
+        assert all(
+            a.top == b.top and a.feasible_indices.tolist() == b.feasible_indices.tolist()
+            for a, b in zip(got, one, strict=True)
+        ), f"workers={w} differs from one thread"
+    del one, got
+    pairs = n_jobs * n
+    for r in range(repeat):
+        gc.collect()
+        times: dict[int, float] = {}
+        for w in [1, *workers]:
+            t0 = time.perf_counter()
+            rank_many(jobs, t, now=NOW, stats=st, workers=w)
+            times[w] = time.perf_counter() - t0
+        base = times[1]
+        parts = [f"1 thread {base:.2f} s ({pairs / base / 1e6:,.0f} M pairs/s)"]
+        parts += [f"{w} threads {times[w]:.2f} s = {base / times[w]:.2f}x" for w in workers]
+        print(
+            f"[{r + 1}] threads, {n_jobs:,} jobs x {n:,} nodes (os.cpu_count {os.cpu_count()}): "
+            + ", ".join(parts)
+            + " (target: 2 threads >= 1.7x; same results)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke run)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each figure")
+    parser.add_argument("--workers", type=int, nargs="*", default=[2], help="thread counts")
+    args = parser.parse_args()
+    threads(
+        100_000 if args.quick else 1_000_000,
+        100 if args.quick else 1_000,
+        [w for w in args.workers if w > 1] or [2],
+        args.repeat,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""The command-line parsers, without the commands: ``nodeselect --help`` and usage errors load
+only this module, argparse and ``_common`` (no numpy, httpx, rich or engine). Each parser's
+handler imports its command module when it runs (:func:`lazy_handler`), so Ctrl-C during those
+imports is an ordinary "interrupted" (exit 130).
+
+The fleet defaults are mirrored here as plain values (a test holds them equal to
+``nodeselect.fetch``'s), so that help text does not import the fetch layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from nodeselect.cli._common import EXIT_CODES_HELP, add_format_argument
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CONCURRENCY",
+    "add_now_argument",
+    "add_source_arguments",
+    "lazy_handler",
+    "register_gpus",
+    "register_nodes",
+    "register_place",
+    "register_plan",
+]
+
+#: ``nodeselect.fetch.DEFAULT_BASE_URL`` (held equal by tests/cli/test_cli_startup.py).
+DEFAULT_BASE_URL: Final = "https://api.dispersed.com"
+#: ``nodeselect.fetch.DEFAULT_CONCURRENCY`` (held equal by tests/cli/test_cli_startup.py).
+DEFAULT_CONCURRENCY: Final = 16
+
+_NODES_DOC: Final = """`nodeselect nodes`: list the nodes matching server-side filters, or save
+them as a snapshot.
+
+Every filter of the List Nodes API has a flag. ``--status``, ``--continent``, ``--country``,
+``--subdivision``, ``--name``, ``--uuid`` and ``--operator`` may be repeated (any of);
+``--compliance`` may be repeated (all of). Output: a table (default), ``json`` (an array) or
+``jsonl`` (one ``{"document": ..., "nodeselect": {proved facts}}`` per line). Operator e-mails,
+IP addresses and wallets are hidden unless ``--show-private``; ``--out FILE`` saves a full
+snapshot (documents exactly as received) for ``--snapshot FILE`` later.
+"""
+
+
+def lazy_handler(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A handler that imports ``module`` only when the command runs, then calls ``name``."""
+
+    def handler(args: argparse.Namespace) -> int:
+        run: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), name)
+        return run(args)
+
+    handler.__qualname__ = f"lazy_handler({module}:{name})"
+    return handler
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--api``, ``--snapshot``, ``--demo``, ``--concurrency``, ``--allow-incomplete``."""
+    group = parser.add_argument_group("fleet source (one of)")
+    ex = group.add_mutually_exclusive_group()
+    ex.add_argument(
+        "--api",
+        metavar="URL",
+        default=None,
+        help=f"List Nodes API base URL (default {DEFAULT_BASE_URL}; key from $NODESELECT_API_KEY)",
+    )
+    ex.add_argument(
+        "--snapshot", metavar="FILE", default=None, help="read the fleet from a saved snapshot"
+    )
+    ex.add_argument(
+        "--demo",
+        action="store_true",
+        help="use the embedded simulated fleet (a local server; data is not real)",
+    )
+    group.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"page requests in flight (default {DEFAULT_CONCURRENCY})",
+    )
+    group.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="accept a fetch that could not prove it got every matching node (else exit 4)",
+    )
+
+
+def register_plan(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the `plan` subcommand."""
+    parser = subparsers.add_parser(
+        "plan",
+        help="dry run: rank the nodes for one job file and explain the rejections",
+        description=(
+            "Rank every node of a fleet for one job file and explain the rejections. "
+            "Choose the fleet with --api URL (key from NODESELECT_API_KEY), --snapshot FILE "
+            "or --demo (the embedded simulated fleet)."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("job", metavar="JOB.toml", help="the job file (docs/jobs.md)")
+    add_source_arguments(parser)
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--top", type=int, default=10, metavar="N", help="rank this many nodes (default 10)"
+    )
+    out.add_argument(
+        "--explain",
+        metavar="NODE",
+        help="also explain one node (uuid, name, or row number of the ranked table): every "
+        "failing constraint and score term",
+    )
+    add_format_argument(out, "the report, schema in docs/cli.md; jsonl: the same on one line")
+    out.add_argument(
+        "--show-private",
+        action="store_true",
+        help="show operator e-mails, IP addresses and wallets (hidden by default)",
+    )
+    out.add_argument("--seed", type=int, default=0, metavar="N", help="tie-break seed (default 0)")
+    add_now_argument(parser)
+    parser.set_defaults(handler=lazy_handler("nodeselect.cli.plan", "_handle"))
+
+
+def register_place(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the `place` subcommand."""
+    parser = subparsers.add_parser(
+        "place",
+        help="place a batch of jobs ([[job]] tables) on the fleet without double-booking",
+        description=(
+            "Place every job of JOBS.toml (a file of [[job]] tables) on one fleet: priority "
+            "first, then hardest to place first; GPUs, cores, RAM and disk are reserved as jobs "
+            "are placed, and gangs (nodes > 1) are placed all-or-nothing. "
+            "Exit 1 when a job could not be placed."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("jobs", metavar="JOBS.toml", type=Path, help="the job file")
+    add_source_arguments(parser)
+    add_format_argument(
+        parser,
+        "the plan, schema in docs/placement.md; jsonl: on one line",
+        extra={
+            "env": "each replica's launch environment (CUDA_VISIBLE_DEVICES, NODE_RANK, ...)",
+            "hostfile": "ADDRESS slots=GPUS per replica (needs --show-private)",
+        },
+    )
+    parser.add_argument(
+        "--master-port",
+        type=int,
+        default=29500,
+        metavar="PORT",
+        help=(
+            "first MASTER_PORT in --format env and json (default 29500; a job whose master "
+            "shares a node with an earlier job's gets the next port)"
+        ),
+    )
+    parser.add_argument(
+        "--show-private",
+        action="store_true",
+        help="show node addresses and MASTER_ADDR (personal data; hidden by default)",
+    )
+    add_now_argument(parser)
+    parser.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
+    parser.add_argument(
+        "--optimal",
+        action="store_true",
+        help=(
+            "solve the batch exactly (most jobs placed, priority tiers first) with the HiGHS "
+            'solver, seeded by the default plan; needs pip install "nodeselect[optimal]"'
+        ),
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="with --optimal: stop the solver after S seconds and keep the best plan found",
+    )
+    parser.set_defaults(handler=lazy_handler("nodeselect.cli.place", "_run"))
+
+
+def _seconds(text: str) -> float:
+    """A ``--time-limit``: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0 (e.g. 30)")
+    return value
+
+
+def register_nodes(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the `nodes` subcommand."""
+    p = subparsers.add_parser(
+        "nodes",
+        help="list nodes matching server-side filters (or save a snapshot)",
+        description=_NODES_DOC,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    f = p.add_argument_group("filters (repeatable flags are unions, except --compliance)")
+    f.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        metavar="STATUS",
+        help="e.g. AVAILABLE, RESOURCE_BUSY (DELETED implies --include-deleted)",
+    )
+    f.add_argument(
+        "--continent", action="append", default=[], metavar="CODE", help="AF AN AS EU NA OC SA"
+    )
+    f.add_argument(
+        "--country", action="append", default=[], metavar="ISO", help="ISO 3166-1 alpha-2, e.g. US"
+    )
+    f.add_argument(
+        "--subdivision", action="append", default=[], metavar="ISO", help="ISO 3166-2, e.g. US-CA"
+    )
+    f.add_argument(
+        "--compliance",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="GDPR or EEA; repeated = all of them",
+    )
+    f.add_argument("--name", action="append", default=[], help="exact node name")
+    f.add_argument(
+        "--operator", action="append", default=[], metavar="UUID", help="operator account uuid"
+    )
+    f.add_argument("--uuid", action="append", default=[], help="node uuid")
+    f.add_argument(
+        "--created-between",
+        metavar="START,END",
+        default=None,
+        help="created_at range, inclusive; dates or ISO datetimes, either side open",
+    )
+    f.add_argument(
+        "--seen-between",
+        metavar="START,END",
+        default=None,
+        help="last_seen_at range, like --created-between",
+    )
+    f.add_argument("--include-deleted", action="store_true", help="also list deleted nodes")
+    add_source_arguments(p)
+    o = p.add_argument_group("output")
+    add_format_argument(o, "an array of {document, nodeselect}; jsonl: one node per line")
+    o.add_argument(
+        "--out",
+        metavar="FILE",
+        default=None,
+        help="also save the fetched fleet as a snapshot file (atomic, mode 0600)",
+    )
+    o.add_argument(
+        "--force",
+        action="store_true",
+        help="let --out replace a symlink or special file (never writes through it)",
+    )
+    o.add_argument(
+        "--show-private",
+        "--include-personal",  # the first spelling; kept so existing scripts keep working
+        dest="show_private",
+        action="store_true",
+        help="show operator e-mails, IP addresses and wallets (hidden by default)",
+    )
+    p.set_defaults(handler=lazy_handler("nodeselect.cli.nodes", "run"))
+
+
+def register_gpus(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the `gpus` subcommand."""
+    parser = subparsers.add_parser(
+        "gpus",
+        help="list the GPU models in a fleet (nodes, GPUs, free VRAM range)",
+        description="List the GPU models in a fleet: canonical name, nodes, GPUs, free VRAM.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_source_arguments(parser)
+    add_format_argument(parser, "the catalogue, schema in docs/cli.md; jsonl: on one line")
+    parser.add_argument(
+        "--known",
+        action="store_true",
+        help="list the GPU models nodeselect recognises (the registry; no fleet is fetched)",
+    )
+    parser.add_argument(
+        "--available",
+        action="store_true",
+        help=(
+            "per GPU model, how many nodes could take 1, 2, 4 or 8 of its GPUs now "
+            "(AVAILABLE, not suspended), per continent"
+        ),
+    )
+    add_now_argument(parser)
+    parser.set_defaults(handler=lazy_handler("nodeselect.cli.gpus", "_handle"))
+
+
+def add_now_argument(parser: argparse.ArgumentParser) -> None:
+    """``--now ISO8601|now``: the evaluation time (read by ``cli._asof.evaluation_time``)."""
+    parser.add_argument(
+        "--now",
+        metavar="ISO8601|now",
+        default=None,
+        help=(
+            "evaluate as of this time (ISO 8601 with a timezone, e.g. 2026-11-30T10:00:00Z, or "
+            "'now'); default: a snapshot's fetched_at, else the current time"
+        ),
+    )

@@ -1,0 +1,102 @@
+"""``rank_many(..., workers=N)``: the table's rows split into contiguous shards, ranked in a
+thread pool, and each job's shard results merged exactly.
+
+A shard is a :meth:`NodeTable.row_range` view (no copy; the derived columns are shared). Every
+shard is ranked with the same ``now``, seed and the *global* :class:`TableStats` (the shards'
+stats merged), so each shard ranks its rows exactly as the whole table would: scores are
+elementwise, and the one total order (score descending, seeded tie key, uuid) makes the
+exact top-k merge (:func:`nodeselect.engine.merge_top`, stable, shards in row order) the
+whole table's top ``k``, ties between equal nodes broken by row as one table breaks them.
+NumPy releases the GIL inside its loops, so the threads run the shards in parallel.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final
+
+import numpy as np
+
+from nodeselect.engine._constraints import CompiledJob
+from nodeselect.engine._rank import RankedNode, Ranking, ranking_of
+from nodeselect.engine._shard import TableStats, merge_top, table_stats
+from nodeselect.table import NodeTable
+
+__all__ = ["MIN_SHARD_ROWS", "merge_shards", "rank_sharded", "shard_bounds"]
+
+#: Rows per shard at least: a smaller table is split into fewer shards (the result is the same
+#: for any number of shards; tiny shards would only repeat each job's fixed work).
+MIN_SHARD_ROWS: Final = 1 << 14
+
+#: Ranks compiled jobs on one table with the given most GPUs per node (the global stat).
+RankAll = Callable[[list[CompiledJob], NodeTable, int], list[Ranking]]
+
+
+def shard_bounds(n: int, shards: int) -> list[int]:
+    """The first row of each of ``shards`` contiguous, near-equal shards of ``n`` rows, then
+    ``n`` (shards are empty when ``shards > n``)."""
+    return [i * n // shards for i in range(shards + 1)]
+
+
+def _moved(node: RankedNode, by: int) -> RankedNode:
+    """``node`` with its row shifted from its shard's numbering to the whole table's."""
+    return RankedNode(
+        index=node.index + by,
+        uuid=node.uuid,
+        name=node.name,
+        score=node.score,
+        terms=node.terms,
+        gpu_indices=node.gpu_indices,
+        tie_key=node.tie_key,
+    )
+
+
+def merge_shards(
+    cj: CompiledJob,
+    table: NodeTable,
+    parts: Sequence[Ranking],
+    starts: Sequence[int],
+    *,
+    k: int,
+    seed: int,
+) -> Ranking:
+    """The ranking of ``cj`` on ``table`` from its rankings on the shards starting at ``starts``
+    (in row order): feasible rows concatenated and renumbered, the exact top-``k`` merge."""
+    idx = np.concatenate(
+        [p.feasible_indices + np.int64(a) for p, a in zip(parts, starts, strict=True)]
+    )
+    start_of = {id(n): a for p, a in zip(parts, starts, strict=True) for n in p.top}
+    top = tuple(_moved(n, start_of[id(n)]) if start_of[id(n)] else n for n in merge_top(parts, k))
+    return ranking_of(cj, table, idx.astype(np.int64, copy=False), top, seed)
+
+
+def rank_sharded(
+    cjs: list[CompiledJob],
+    table: NodeTable,
+    rank_all: RankAll,
+    *,
+    k: int,
+    seed: int,
+    stats: TableStats | None,
+    workers: int,
+) -> list[Ranking]:
+    """Every job's ranking on ``table``, computed by ``rank_all`` on ``workers`` row shards in
+    as many threads (fewer when a shard would hold under :data:`MIN_SHARD_ROWS` rows) and
+    merged (``stats``: the global stats, default the shards' merged)."""
+    shards_n = max(1, min(workers, len(table) // max(1, MIN_SHARD_ROWS)))
+    bounds = shard_bounds(len(table), shards_n)
+    starts = bounds[:-1]
+    shards = [table.row_range(a, b) for a, b in itertools.pairwise(bounds)]
+    if stats is None:
+        stats = table_stats(shards[0])
+        for s in shards[1:]:
+            stats = stats.merge(table_stats(s))
+    max_gpus = stats.max_gpu_count
+    with ThreadPoolExecutor(max_workers=shards_n, thread_name_prefix="nodeselect-rank") as pool:
+        per_shard = list(pool.map(lambda s: rank_all(cjs, s, max_gpus), shards))
+    return [
+        merge_shards(cj, table, [p[j] for p in per_shard], starts, k=k, seed=seed)
+        for j, cj in enumerate(cjs)
+    ]
