@@ -5,7 +5,8 @@ Every filter of the List Nodes API has a flag. ``--status``, ``--continent``, ``
 ``--compliance`` may be repeated (all of). Output: a table (default), ``json`` (an array) or
 ``jsonl`` (one ``{"document": ..., "nodeselect": {proved facts}}`` per line). Operator e-mails,
 IP addresses and wallets are hidden unless ``--show-private``; ``--out FILE`` saves a full
-snapshot (documents exactly as received) for ``--snapshot FILE`` later.
+snapshot (documents exactly as received) for ``--snapshot FILE`` later; ``--out DIR --shards N``
+saves it as N shard files and a manifest (``--snapshot DIR`` reads them all).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_NO_FIT, EXIT_OK, fail
+from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, fail
 from nodeselect.cli._render import Column, print_table, redact
 from nodeselect.cli._source import add_source_arguments, load_fleet, source_exit_code
 from nodeselect.errors import NodeSelectError
@@ -25,6 +26,7 @@ from nodeselect.fetch import (
     NodeQuery,
     node_line,
     parse_time_range,
+    save_sharded_snapshot,
     save_snapshot,
 )
 
@@ -92,6 +94,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     o.add_argument(
         "--out", metavar="FILE", default=None, help="also save the fetched fleet as a snapshot file"
+    )
+    o.add_argument(
+        "--shards",
+        metavar="N",
+        type=int,
+        default=None,
+        help="with --out DIR: save the snapshot as N shard files and a manifest in DIR",
     )
     o.add_argument(
         "--show-private",
@@ -176,10 +185,14 @@ def _table(result: FetchResult, personal: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The `nodes` handler."""
+    if args.shards is not None and not args.out:
+        return fail("--shards N needs --out DIR (the directory to write shards to)", EXIT_INPUT)
     try:
         query = query_from_args(args)
         result = load_fleet(args, query)
-        if args.out:
+        if args.out and args.shards is not None:
+            save_sharded_snapshot(args.out, result, args.shards)
+        elif args.out:
             save_snapshot(args.out, result)
     except NodeSelectError as exc:
         return fail(str(exc), source_exit_code(exc))
@@ -203,5 +216,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.out:
-        print(f"nodeselect: saved {len(result.nodes)} nodes to {args.out}", file=sys.stderr)
+        where = f"{args.shards} shards in " if args.shards is not None else ""
+        print(f"nodeselect: saved {len(result.nodes)} nodes to {where}{args.out}", file=sys.stderr)
     return EXIT_OK if result.nodes else EXIT_NO_FIT

@@ -61,9 +61,14 @@ from nodeselect.fetch._retry import (
     retry_cause,
 )
 from nodeselect.fetch._snapshot import (
+    MANIFEST_NAME,
     SNAPSHOT_VERSION,
+    ShardInfo,
+    SnapshotManifest,
     load_snapshot,
     node_line,
+    read_manifest,
+    save_sharded_snapshot,
     save_snapshot,
 )
 
@@ -74,6 +79,7 @@ __all__ = [
     "DEFAULT_MAX_PAGES",
     "DEFAULT_REPAIR_BUDGET",
     "ENDPOINT",
+    "MANIFEST_NAME",
     "MAX_SERVER_QUERIES",
     "OPEN_END",
     "OPEN_START",
@@ -98,6 +104,8 @@ __all__ = [
     "RejectedDocument",
     "RetryPolicy",
     "ServerQuery",
+    "ShardInfo",
+    "SnapshotManifest",
     "TimeBound",
     "TimeRange",
     "Validate",
@@ -111,6 +119,8 @@ __all__ = [
     "parse_retry_after",
     "parse_time_range",
     "range_param",
+    "read_manifest",
     "retry_cause",
+    "save_sharded_snapshot",
     "save_snapshot",
 ]
