@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from nodeselect import Client, NodeQuery, SnapshotError, load_snapshot
 from nodeselect.fetch import MANIFEST_NAME, read_manifest, save_sharded_snapshot
-from nodeselect.sim import generate_fleet
+from nodeselect.sim import DIALECTS, generate_fleet
 from nodeselect.sim._query import parse_params
 
 FLEET = generate_fleet(60, seed=11)
@@ -177,3 +177,21 @@ def test_a_bad_manifest_says_what_was_expected(tmp_path, content, match) -> None
     with pytest.raises(SnapshotError, match=match) as info:
         load_snapshot(tmp_path)
     assert MANIFEST_NAME in str(info.value)
+
+
+def test_numbers_sent_as_strings_load_back_as_fetched(tmp_path) -> None:
+    """A node whose numbers came as JSON strings (the fetch reads them as numbers) loads back
+    from a snapshot the same, not as a bad line."""
+    sim = generate_fleet(40, seed=3, dialect=DIALECTS["numeric-strings"])
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        q = parse_params(dict(request.url.params))
+        ids, total = sim.select(q)
+        tail = b'],"limit":%d,"page":%d,"total":%d}' % (q.limit, q.page, total)
+        return httpx.Response(200, content=b'{"data":[' + b",".join(sim.page_bytes(ids)) + tail)
+
+    with Client("http://test", transport=httpx.MockTransport(serve)) as c:
+        fleet = c.fetch(NodeQuery())
+    assert any(n.lean.numeric_strings for n in fleet.nodes)
+    save_sharded_snapshot(tmp_path, fleet, 2)
+    assert _key(load_snapshot(tmp_path).nodes) == _key(fleet.nodes)

@@ -35,7 +35,7 @@ from typing import Any, Final
 import attrs
 import msgspec
 
-from nodeselect.documents import ProvedFacts, decode_node
+from nodeselect.documents import LeanNode, ProvedFacts, decode_node, decode_node_lax
 from nodeselect.errors import NodeSelectError, SnapshotError
 from nodeselect.fetch._query import NodeQuery
 from nodeselect.fetch._result import FetchedNode, FetchResult, FetchStats
@@ -359,6 +359,14 @@ def _load_sharded(manifest: SnapshotManifest, shard: int | None) -> FetchResult:
     )
 
 
+def _decode_node(raw: bytes) -> LeanNode:
+    """As the fetch decoded it: strictly, else with numeric strings read as numbers."""
+    try:
+        return decode_node(raw)
+    except msgspec.ValidationError:
+        return decode_node_lax(raw)
+
+
 def _load_file(source: Path) -> FetchResult:
     try:
         lines = source.read_bytes().splitlines()
@@ -388,7 +396,7 @@ def _load_file(source: Path) -> FetchResult:
             continue
         try:
             entry = _line_decoder.decode(line)
-            lean = decode_node(entry.document)
+            lean = _decode_node(bytes(entry.document))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise SnapshotError(
                 f"{source}:{lineno}: not a node line ({exc}); expected "
