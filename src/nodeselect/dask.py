@@ -48,6 +48,8 @@ try:
     from dask.base import compute as dask_compute
     from dask.base import persist as dask_persist
     from dask.delayed import delayed
+
+    from dask import config as dask_config
 except ImportError as _exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "nodeselect.dask needs Dask: pip install 'nodeselect[dask]' (dask and distributed)"
@@ -543,10 +545,17 @@ def _client(address: str) -> distributed.Client:
         ) from None
 
 
+#: Distributed starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes glibc's
+#: mmap threshold: every large array is then fresh memory, and ranking ran 2.8x slower
+#: (docs/scale-out.md). Local clusters start their workers without it.
+_TRIM: Final = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
+
 @contextlib.contextmanager
 def connect(spec: str) -> Iterator[distributed.Client]:
     """A client for ``local:N`` (a ``LocalCluster`` of N worker processes, one thread each,
-    no dashboard, closed on exit) or a scheduler address (``tcp://host:8786``).
+    no dashboard, closed on exit; workers keep glibc's default malloc tuning) or a scheduler
+    address (``tcp://host:8786``).
 
     Raises:
         ScaleOutError: ``local:N`` with N not a positive number, or an unreachable address.
@@ -559,6 +568,7 @@ def connect(spec: str) -> Iterator[distributed.Client]:
                 "or a scheduler address such as tcp://host:8786"
             )
         with (
+            dask_config.set({_TRIM: None}),
             distributed.LocalCluster(
                 n_workers=int(n),
                 threads_per_worker=1,

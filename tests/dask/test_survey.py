@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 import uuid as uuidlib
@@ -362,6 +363,8 @@ def test_a_local_cluster_of_two_processes_gives_the_same_answer() -> None:
     ticks = []
     with connect("local:2") as client, Survey(shards, client=client, now=NOW) as s:
         assert len(client.scheduler_info()["workers"]) == 2
+        trim = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        assert set(trim.values()) == {None}  # glibc's own malloc tuning (docs/scale-out.md)
         got = list(s.run(JOBS, k=7, batch_size=5, on_tile=lambda: ticks.append(1)))
     assert_same(got, want, JOBS)
     assert len(ticks) == s.tiles(len(JOBS), 5) == 15
