@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import resource
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
+from nodeselect import NodeTable, rank_many
 from nodeselect.dask import Survey, connect, synthetic_shards
 from nodeselect.jobs import CpuReq, GpuReq, Job, MemoryReq, PlacementReq
 
@@ -60,14 +63,47 @@ def run(survey: Survey, jobs: list[Job], batch: int) -> tuple[float, list]:
     return time.perf_counter() - t0, out
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM; ``ru_maxrss`` survives exec on Linux, VmHWM does not)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def driver_rss(nodes: int, jobs: int, batch: int) -> None:
     """(child) Survey ``nodes`` on local:2 and print this process's peak RSS in MB as JSON."""
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = peak_rss_mb()
     shards = synthetic_shards(nodes, max(1, nodes // SHARD), seed=1)
     with connect("local:2") as client, Survey(shards, client=client, now=NOW) as s:
         n = sum(1 for _ in s.run(make_jobs(jobs), k=10, batch_size=batch))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"nodes": nodes, "jobs": n, "base_mb": base, "peak_mb": peak}))
+    print(json.dumps({"nodes": nodes, "jobs": n, "base_mb": base, "peak_mb": peak_rss_mb()}))
+
+
+def _work(_: int) -> tuple[float, float]:
+    """(child) A fixed rank_many workload; its start and end times."""
+    t = NodeTable.synthetic(200_000, seed=5, now=NOW)
+    jobs = make_jobs(100)
+    rank_many(jobs, t, now=NOW)
+    t0 = time.time()
+    for _ in range(3):
+        rank_many(jobs, t, now=NOW)
+    return t0, time.time()
+
+
+def machine_parallelism() -> float:
+    """How much faster 2 processes do 2 units of the same rank_many work than 1 does."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as one:
+        a = one.map(_work, range(2))
+    with ctx.Pool(2) as two:
+        b = two.map(_work, range(2))
+    serial = sum(end - start for start, end in a)
+    parallel = max(end for _, end in b) - min(start for start, _ in b)
+    return serial / parallel
 
 
 def main() -> None:
@@ -81,6 +117,10 @@ def main() -> None:
         driver_rss(args.driver_rss, n_jobs, batch)
         return
 
+    print(
+        f"this machine now: 2 processes do the same rank_many work "
+        f"{machine_parallelism():.2f}x faster than 1 (the ceiling for a 2-worker cluster)"
+    )
     jobs = make_jobs(n_jobs)
     shards = synthetic_shards(n_nodes, max(2, n_nodes // SHARD), seed=1)
     tiles = -(-n_jobs // batch) * len(shards)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
 import os
 from collections import deque
@@ -554,8 +555,8 @@ _TRIM: Final = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 @contextlib.contextmanager
 def connect(spec: str) -> Iterator[distributed.Client]:
     """A client for ``local:N`` (a ``LocalCluster`` of N worker processes, one thread each,
-    no dashboard, closed on exit; workers keep glibc's default malloc tuning) or a scheduler
-    address (``tcp://host:8786``).
+    no dashboard, no memory limit (so no spilling), closed on exit; workers keep glibc's
+    default malloc tuning) or a scheduler address (``tcp://host:8786``).
 
     Raises:
         ScaleOutError: ``local:N`` with N not a positive number, or an unreachable address.
@@ -574,6 +575,8 @@ def connect(spec: str) -> Iterator[distributed.Client]:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                silence_logs=logging.CRITICAL,  # a worker outliving the scheduler at exit
+                memory_limit=0,  # no spilling: a spilled shard comes back without its caches
             ) as cluster,
             distributed.Client(cluster) as client,
         ):
