@@ -60,7 +60,7 @@ from nodeselect.engine import RankedNode, TableStats, compile_job, rank_many, ta
 from nodeselect.errors import InputError, NodeSelectError
 from nodeselect.fetch import load_snapshot, read_manifest
 from nodeselect.jobs import Job
-from nodeselect.table import MIN_EVIDENCE, NodeTable, UnitDecision, Units
+from nodeselect.table import AGREE_SHARE, MIN_EVIDENCE, NodeTable, UnitDecision, Units
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -197,7 +197,12 @@ def _merge_decision(ds: Sequence[UnitDecision], labels: Sequence[str]) -> UnitDe
     if not said:
         return ds[0]
     decided = {d.unit for d, _ in said}
-    thin = [label for d, label in said if d.unit is None and d.how.startswith("thin")]
+    # undecided on agreeing evidence that was too little (not conflicting): the union may decide
+    thin = [
+        label
+        for d, label in said
+        if d.unit is None and d.evidence and d.agreeing >= AGREE_SHARE * d.evidence
+    ]
     agreeing = sum(d.agreeing for d, _ in said)
     # A size unit also needs MIN_EVIDENCE agreeing values unless fewer nodes report it at all;
     # the shards do not say how many report it, so fewer agreeing values leave it open.

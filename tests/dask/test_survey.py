@@ -261,6 +261,18 @@ def test_a_shard_with_other_units_is_refused_naming_it() -> None:
         fleet_units([a, b], ["s0", "s1"])
 
 
+def test_thin_evidence_in_one_shard_leaves_the_fleet_undecided() -> None:
+    """A shard undecided on too few (but agreeing) values blocks a merged decision: the union
+    might decide, so the survey refuses rather than guess."""
+    from nodeselect.table import UnitDecision  # noqa: PLC0415
+
+    a = Units(ram=UnitDecision("ram", None, "conflicting evidence", 10, 5))
+    b = Units(ram=UnitDecision("ram", None, "some reason", 2, 2))
+    with pytest.raises(ScaleOutError, match="ram telemetry unit"):
+        fleet_units([a, b])
+    assert fleet_units([a, a]).ram.unit is None
+
+
 def test_a_shard_without_evidence_has_no_say() -> None:
     """A shard with no RAM evidence (undecided) does not block the others' decision."""
     from nodeselect.table import UnitDecision  # noqa: PLC0415
