@@ -26,6 +26,7 @@ __all__ = [
     "register_nodes",
     "register_place",
     "register_plan",
+    "register_survey",
 ]
 
 #: ``nodeselect.fetch.DEFAULT_BASE_URL`` (held equal by tests/cli/test_cli_startup.py).
@@ -241,6 +242,13 @@ def register_nodes(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="let --out replace a symlink or special file (never writes through it)",
     )
     o.add_argument(
+        "--shards",
+        metavar="N",
+        type=int,
+        default=None,
+        help="with --out DIR: save the snapshot as N shard files and a manifest in DIR",
+    )
+    o.add_argument(
         "--show-private",
         "--include-personal",  # the first spelling; kept so existing scripts keep working
         dest="show_private",
@@ -267,3 +275,71 @@ def register_gpus(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="list the GPU models nodeselect recognises (the registry; no fleet is fetched)",
     )
     parser.set_defaults(handler=lazy_handler("nodeselect.cli.gpus", "_handle"))
+
+
+_SURVEY_DOC: Final = """\
+`nodeselect survey`: every job's top nodes over a sharded fleet, on Dask
+(docs/scale-out.md).
+
+Reads the jobs of JOBS.toml, builds each shard of ``--snapshot DIR`` (a sharded
+snapshot from ``nodeselect nodes --out DIR --shards N``, or one snapshot file) on
+the Dask workers, and writes each job's top ``--top`` nodes to ``--out`` as they
+come: JSON lines, or Parquet for a ``.parquet`` path (needs pyarrow). ``--dask``
+picks where: ``sync`` (this process, Dask's synchronous scheduler), ``local:N``
+(N worker processes on this machine) or a scheduler address
+(``tcp://host:8786``). The answer is the single-machine ``rank_many`` on the
+whole fleet, bit for bit. Needs the optional extra:
+``pip install 'nodeselect[dask]'``.
+"""
+
+
+def register_survey(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the `survey` subcommand."""
+    p = subparsers.add_parser(
+        "survey",
+        help="every job's top nodes over a sharded fleet, on Dask (exact, streamed to a file)",
+        description=_SURVEY_DOC,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("jobs", metavar="JOBS.toml", type=Path, help="the job file ([[job]] tables)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--snapshot",
+        metavar="DIR",
+        default=None,
+        help="a sharded snapshot directory (nodes --out DIR --shards N) or one snapshot file",
+    )
+    src.add_argument(
+        "--synthetic",
+        metavar="NODES",
+        type=int,
+        default=None,
+        help="instead: NODES simulated nodes generated on the workers (trials, benchmarks)",
+    )
+    p.add_argument(
+        "--shards",
+        metavar="N",
+        type=int,
+        default=None,
+        help="with --synthetic: how many shards (default: 1 per 250,000 nodes)",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="WHERE",
+        default="sync",
+        help="sync (default: this process), local:N (N worker processes) or tcp://host:8786",
+    )
+    p.add_argument("--top", metavar="K", type=int, default=10, help="nodes per job (default 10)")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        type=Path,
+        required=True,
+        help="results: JSON lines, or Parquet for *.parquet (needs pyarrow)",
+    )
+    p.add_argument(
+        "--batch", metavar="JOBS", type=int, default=1000, help="jobs per tile (default 1000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
+    p.set_defaults(handler=lazy_handler("nodeselect.cli.survey", "_run"))
