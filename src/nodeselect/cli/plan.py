@@ -22,6 +22,7 @@ from typing import Any, Final
 from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, fail
 from nodeselect.cli._render import (
     fleet_info,
+    print_note,
     redact,
     render_report,
     write_json,
@@ -271,6 +272,52 @@ def gang_placement(
     return {"nodes": job.nodes, "placed": False, "replicas": [], "reason": reason}
 
 
+def _gpu_want(job: Job) -> str:
+    """``"2x A100-80GB"``, ``"1x any GPU"``, ``"CPU only"``: an alternative in one phrase."""
+    g = job.gpu
+    if g.count == 0:
+        return "CPU only"
+    return f"{g.count}x {'/'.join(g.models) if g.models else 'any GPU'}"
+
+
+def alternatives_info(job: Job, ranking: Ranking) -> dict[str, Any]:
+    """For a job with alternatives, the ``job`` keys ``alternative`` (the position ranked) and
+    ``alternatives`` (each alternative: what it asks, whether it was tried, its feasible count
+    and rejections); empty for a job without."""
+    if not job.alternatives:
+        return {}
+    tried = {t.alternative: t for t in ranking.tried}
+    rows: list[dict[str, Any]] = []
+    for i, choice in enumerate(job.choices()):
+        t = tried.get(i)
+        rows.append(
+            {
+                "alternative": i,
+                "gpu": _gpu_want(choice),
+                "tried": t is not None,
+                "feasible": None if t is None else t.feasible,
+                "rejected": None if t is None else rejected_counts(t),
+            }
+        )
+    return {"alternative": ranking.alternative, "alternatives": rows}
+
+
+def _print_alternatives(job: Mapping[str, Any]) -> None:
+    """One line per alternative before the report (jobs with alternatives only)."""
+    for a in job.get("alternatives", ()):
+        if not a["tried"]:
+            state = "not tried (an earlier alternative fits)"
+        else:
+            top = ", ".join(
+                f"{n} {c}" for n, c in sorted(a["rejected"].items(), key=lambda kv: -kv[1])[:3]
+            )
+            state = f"{a['feasible']} feasible" + (f"; rejected: {top}" if top else "")
+        mark = "*" if a["alternative"] == job["alternative"] else " "
+        print_note(
+            f"{mark} alternative {a['alternative']} ({a['gpu']}): {state}", stream=sys.stdout
+        )
+
+
 def explain_one(
     job: Job, table: NodeTable, node: str, *, now: datetime, show_private: bool
 ) -> dict[str, Any]:
@@ -385,17 +432,25 @@ def _handle(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     table = NodeTable.from_nodes(result.nodes, now=now)
     try:
+        ranking = rank(job, table, k=args.top, now=now, seed=args.seed)
+        chosen = ranking.job  # the alternative ranked, for a job with alternatives
         explain = None
         if args.explain is not None:
-            explain = explain_one(job, table, args.explain, now=now, show_private=args.show_private)
-        ranking = rank(job, table, k=args.top, now=now, seed=args.seed)
+            explain = explain_one(
+                chosen, table, args.explain, now=now, show_private=args.show_private
+            )
         gang = None
         if job.nodes > 1:
             gang = gang_placement(job, table, result.nodes, now=now, seed=args.seed)
     except InputError as exc:
         return fail(str(exc), EXIT_INPUT)
     report = build_report(
-        job={"name": job.name, "file": str(args.job), "nodes": job.nodes},
+        job={
+            "name": job.name,
+            "file": str(args.job),
+            "nodes": job.nodes,
+            **alternatives_info(job, ranking),
+        },
         fleet={**fleet_info(args, result), "units": table.units.to_dict()},
         pushed_down=pushed_down_filters(job, query.pushed_down),
         local=[name for name, _ in ranking.explanation.rejected],
@@ -416,6 +471,7 @@ def _handle(args: argparse.Namespace) -> int:
     if args.json:
         write_json(report)
     else:
+        _print_alternatives(report["job"])
         render_report(report, stream=sys.stdout)
     if report["feasible"] == 0 or (gang is not None and not gang["placed"]):
         if args.json:  # the explanation is in the document; say it on stderr too

@@ -16,8 +16,10 @@ from nodeselect.jobs._file import (
     parse_duration,
 )
 from nodeselect.jobs._model import (
+    ALTERNATIVE_SECTIONS,
     DEFAULT_WEIGHTS,
     SCORE_TERMS,
+    Alternative,
     CpuReq,
     DiskReq,
     GangReq,
@@ -30,9 +32,11 @@ from nodeselect.jobs._model import (
 )
 
 __all__ = [
+    "ALTERNATIVE_SECTIONS",
     "ARCH_ALIASES",
     "DEFAULT_WEIGHTS",
     "SCORE_TERMS",
+    "Alternative",
     "CpuReq",
     "DiskReq",
     "GangReq",

@@ -20,6 +20,8 @@ from typing import Any, Final
 from nodeselect.errors import JobSpecError
 from nodeselect.jobs._check import check_job
 from nodeselect.jobs._model import (
+    ALTERNATIVE_SECTIONS,
+    Alternative,
     CpuReq,
     DiskReq,
     GangReq,
@@ -76,7 +78,59 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "preferences": ("strategy", "weights"),
     "gang": ("distinct", "operators", "same"),
 }
-_TOP: Final = ("name", "nodes", "priority", *_SECTIONS)
+_TOP: Final = ("alternatives", "name", "nodes", "priority", *_SECTIONS)
+_GPU_LIMITS: Final = ("min_vram_free_gb", "min_vram_total_gb", "max_load")
+
+
+def _gpu_req(g: Mapping[str, Any]) -> GpuReq:
+    # A GPU requirement without a count asks for one GPU (docs/jobs.md).
+    wants_gpu = bool(g.get("models")) or any(g.get(k) is not None for k in _GPU_LIMITS)
+    return GpuReq(
+        models=g.get("models", ()),
+        count=g.get("count", int(wants_gpu)),
+        min_vram_free_gb=g.get("min_vram_free_gb"),
+        min_vram_total_gb=g.get("min_vram_total_gb"),
+        max_load=g.get("max_load"),
+    )
+
+
+def _alternatives(
+    ctx: Ctx, data: object, sec: Mapping[str, Mapping[str, Any]]
+) -> tuple[Alternative, ...]:
+    """Each ``[[alternatives]]`` table: its section keys merged over the base job's."""
+    if not isinstance(data, list):
+        raise ctx.error(
+            "alternatives",
+            "expected [[alternatives]] tables (an array of tables, most preferred first), "
+            f"got {type(data).__name__}",
+        )
+    out: list[Alternative] = []
+    for i, item in enumerate(data):
+        key = f"alternatives[{i}]"
+        alt = as_table(ctx, key, item)
+        check_keys(ctx, key, alt, ALTERNATIVE_SECTIONS)
+        merged: dict[str, Mapping[str, Any]] = {}
+        for name in alt:
+            own = as_table(ctx, f"{key}.{name}", alt[name])
+            check_keys(ctx, f"{key}.{name}", own, _SECTIONS[name])
+            merged[name] = {**sec[name], **own}
+        out.append(
+            Alternative(
+                gpu=_gpu_req(merged["gpu"]) if "gpu" in merged else None,
+                cpu=CpuReq(min_cores=merged["cpu"].get("min_cores")) if "cpu" in merged else None,
+                memory=(
+                    MemoryReq(min_free_gb=merged["memory"].get("min_free_gb"))
+                    if "memory" in merged
+                    else None
+                ),
+                disk=(
+                    DiskReq(min_free_gb=merged["disk"].get("min_free_gb"))
+                    if "disk" in merged
+                    else None
+                ),
+            )
+        )
+    return tuple(out)
 
 
 def _job(ctx: Ctx, data: object, default_name: str) -> Job:
@@ -89,21 +143,12 @@ def _job(ctx: Ctx, data: object, default_name: str) -> Job:
         sec[name] = as_table(ctx, name, top.get(name, {}))
         check_keys(ctx, name, sec[name], allowed)
     g, sw, pl, pr, gang = (sec[k] for k in ("gpu", "software", "placement", "preferences", "gang"))
-    limits = ("min_vram_free_gb", "min_vram_total_gb", "max_load")
-    # A GPU requirement without a count asks for one GPU (docs/jobs.md).
-    wants_gpu = bool(g.get("models")) or any(g.get(k) is not None for k in limits)
     defaults = PlacementReq()
     job = Job(
         name=top.get("name", default_name),
         nodes=top.get("nodes", 1),
         priority=top.get("priority", 0),
-        gpu=GpuReq(
-            models=g.get("models", ()),
-            count=g.get("count", int(wants_gpu)),
-            min_vram_free_gb=g.get("min_vram_free_gb"),
-            min_vram_total_gb=g.get("min_vram_total_gb"),
-            max_load=g.get("max_load"),
-        ),
+        gpu=_gpu_req(g),
         cpu=CpuReq(min_cores=sec["cpu"].get("min_cores")),
         memory=MemoryReq(min_free_gb=sec["memory"].get("min_free_gb")),
         disk=DiskReq(min_free_gb=sec["disk"].get("min_free_gb")),
@@ -122,6 +167,7 @@ def _job(ctx: Ctx, data: object, default_name: str) -> Job:
             distinct=gang.get("distinct", "node"),
             operators=gang.get("operators", "spread"),
         ),
+        alternatives=_alternatives(ctx, top["alternatives"], sec) if "alternatives" in top else (),
     )
     return check_job(job, ctx)
 
@@ -199,17 +245,40 @@ def load_job(path: str | Path) -> Job:
     return jobs[0]
 
 
+def _gpu_dict(g: GpuReq) -> dict[str, Any]:
+    gpu: dict[str, Any] = {"count": g.count}
+    if g.models:
+        gpu["models"] = list(g.models)
+    for k in _GPU_LIMITS:
+        if getattr(g, k) is not None:
+            gpu[k] = getattr(g, k)
+    return gpu
+
+
+def _opt(name: str, value: object) -> dict[str, Any]:
+    return {} if value is None else {name: value}
+
+
+def _alternative_dict(a: Alternative) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if a.gpu is not None:
+        out["gpu"] = _gpu_dict(a.gpu)
+    if a.cpu is not None:
+        out["cpu"] = _opt("min_cores", a.cpu.min_cores)
+    if a.memory is not None:
+        out["memory"] = _opt("min_free_gb", a.memory.min_free_gb)
+    if a.disk is not None:
+        out["disk"] = _opt("min_free_gb", a.disk.min_free_gb)
+    return out
+
+
 def job_to_dict(job: Job) -> dict[str, Any]:
     """A Job as the TOML-ready dict ``job_from_dict`` accepts (unset limits are left out).
 
-    ``job_from_dict(job_to_dict(job)) == job`` for every valid job.
+    ``job_from_dict(job_to_dict(job)) == job`` for every valid job whose alternatives do not
+    unset a limit the base job sets (a file's alternative inherits the base's keys it omits).
     """
-    gpu: dict[str, Any] = {"count": job.gpu.count}
-    if job.gpu.models:
-        gpu["models"] = list(job.gpu.models)
-    for k in ("min_vram_free_gb", "min_vram_total_gb", "max_load"):
-        if getattr(job.gpu, k) is not None:
-            gpu[k] = getattr(job.gpu, k)
+    gpu = _gpu_dict(job.gpu)
     sw: dict[str, Any] = {
         "images_required": list(job.software.images_required),
         "images_preferred": list(job.software.images_preferred),
@@ -239,10 +308,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     if job.gang.same is not None:
         gang["same"] = job.gang.same
 
-    def opt(name: str, value: object) -> dict[str, Any]:
-        return {} if value is None else {name: value}
-
-    return {
+    opt = _opt
+    out: dict[str, Any] = {
         "name": job.name,
         "nodes": job.nodes,
         "priority": job.priority,
@@ -258,3 +325,6 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         },
         "gang": gang,
     }
+    if job.alternatives:
+        out["alternatives"] = [_alternative_dict(a) for a in job.alternatives]
+    return out

@@ -166,11 +166,27 @@ _ASSIGN_RE: Final = re.compile(
 _INLINE_KEY_RE: Final = re.compile(r"[{,]\s*([A-Za-z0-9_\-]+)\s*=")
 
 
+def _resolve(name: str, arrays: dict[str, int], *, new: bool) -> str:
+    """A table header's dotted name with the index of each array of tables it is inside
+    (``job.alternatives.gpu`` -> ``job[1].alternatives[0].gpu``); ``new``: a ``[[...]]``
+    header, which starts the next table of its array."""
+    parts = name.split(".")
+    path = ""
+    for k, part in enumerate(parts):
+        path = f"{path}.{part}" if path else part
+        if new and k == len(parts) - 1:
+            arrays[path] = arrays.get(path, -1) + 1
+        if path in arrays:
+            path = f"{path}[{arrays[path]}]"
+    return path
+
+
 def key_lines(text: str) -> dict[str, int]:
-    """Dotted key (``job[1].gpu.count`` for the 2nd ``[[job]]``) -> first 1-based line."""
+    """Dotted key (``job[1].gpu.count`` for the 2nd ``[[job]]``, ``alternatives[0].gpu`` for
+    the 1st ``[[alternatives]]``) -> first 1-based line."""
     lines: dict[str, int] = {}
     table = ""
-    jobs = -1
+    arrays: dict[str, int] = {}  # resolved array-of-tables path -> index of its last table
     depth = 0
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = _strip_comment(raw).strip()
@@ -181,14 +197,7 @@ def key_lines(text: str) -> dict[str, int]:
             continue
         header = _HEADER_RE.match(line)
         if header is not None:
-            name = _norm_key(header.group(1))
-            if line.startswith("[[") and name == "job":
-                jobs += 1
-                table = f"job[{jobs}]"
-            elif (name == "job" or name.startswith("job.")) and jobs >= 0:
-                table = f"job[{jobs}]{name[3:]}"
-            else:
-                table = name
+            table = _resolve(_norm_key(header.group(1)), arrays, new=line.startswith("[["))
             lines.setdefault(table, lineno)
             continue
         assign = _ASSIGN_RE.match(line)
