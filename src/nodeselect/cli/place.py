@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from nodeselect.cli._common import EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, fail
+from nodeselect.cli._jobargs import add_set_argument, jobs_from_args
 from nodeselect.cli._render import (
     HIDDEN,
     Column,
@@ -24,7 +24,6 @@ from nodeselect.cli._render import (
 )
 from nodeselect.cli._source import add_source_arguments, load_fleet, source_exit_code
 from nodeselect.errors import InputError, NodeSelectError
-from nodeselect.jobs import load_jobs
 from nodeselect.placement import Plan
 
 __all__ = ["register", "render_plan"]
@@ -42,8 +41,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             "Exit 1 when a job could not be placed."
         ),
     )
-    parser.add_argument("jobs", metavar="JOBS.toml", type=Path, help="the job file")
+    parser.add_argument(
+        "jobs", metavar="JOBS.toml", help="the job file; - reads TOML or JSON on stdin"
+    )
     add_source_arguments(parser)
+    add_set_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument(
         "--show-private",
@@ -60,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     from nodeselect.table import NodeTable  # noqa: PLC0415
 
     try:
-        jobs = load_jobs(args.jobs)
+        jobs = jobs_from_args(args, args.jobs)
     except InputError as exc:
         return fail(str(exc), EXIT_INPUT)
     if not jobs:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_NO_FIT, EXIT_OK, fail
+from nodeselect.cli._jobargs import add_job_arguments, jobs_from_args
 from nodeselect.cli._render import (
     fleet_info,
     print_note,
@@ -39,6 +40,7 @@ from nodeselect.errors import (
     AuthenticationError,
     IncompleteFetchError,
     InputError,
+    JobSpecError,
     NodeSelectError,
     NotFoundError,
     PermissionDeniedError,
@@ -46,7 +48,7 @@ from nodeselect.errors import (
 )
 from nodeselect.fetch import API_KEY_ENV, DEFAULT_BASE_URL, FetchedNode, NodeQuery, PushdownReport
 from nodeselect.gpus import GPU_MODELS
-from nodeselect.jobs import Job, load_job
+from nodeselect.jobs import Job
 from nodeselect.placement import place
 from nodeselect.table import NodeTable
 
@@ -409,11 +411,24 @@ def api_error_message(exc: APIError, url: str) -> str:
     return f"the API at {url} failed: {exc}"
 
 
+def _job_source(arg: str | None) -> str:
+    """The report's ``job.file``: the path, ``<stdin>`` for ``-``, ``<flags>`` for none."""
+    if arg is None:
+        return "<flags>"
+    return "<stdin>" if arg == "-" else str(arg)
+
+
 def _handle(args: argparse.Namespace) -> int:
     if args.top < 1:
         return fail(f"--top: {args.top} must be >= 1", EXIT_INPUT)
     try:
-        job = load_job(args.job)
+        jobs = jobs_from_args(args, args.job)
+        if len(jobs) != 1:
+            raise JobSpecError(
+                f"expected one job, found {len(jobs)} [[job]] tables (use `nodeselect place`)",
+                source=str(args.job),
+            )
+        job = jobs[0]
     except NodeSelectError as exc:  # JobSpecError / JobGPUNameError name file:line: key
         return fail(str(exc), EXIT_INPUT)
     if not (args.api or args.snapshot or args.demo) and not os.environ.get(API_KEY_ENV):
@@ -447,7 +462,7 @@ def _handle(args: argparse.Namespace) -> int:
     report = build_report(
         job={
             "name": job.name,
-            "file": str(args.job),
+            "file": _job_source(args.job),
             "nodes": job.nodes,
             **alternatives_info(job, ranking),
         },
@@ -494,8 +509,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("job", metavar="JOB.toml", help="the job file (docs/jobs.md)")
+    parser.add_argument(
+        "job",
+        metavar="JOB.toml",
+        nargs="?",
+        help="the job file (docs/jobs.md); - reads TOML or JSON on stdin; leave it out to give "
+        "the requirements as flags",
+    )
     add_source_arguments(parser)
+    add_job_arguments(parser)
     out = parser.add_argument_group("output")
     out.add_argument(
         "--top", type=int, default=10, metavar="N", help="rank this many nodes (default 10)"

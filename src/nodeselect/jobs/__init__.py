@@ -12,6 +12,8 @@ from nodeselect.jobs._file import (
     job_to_dict,
     load_job,
     load_jobs,
+    loads_job,
+    loads_jobs,
     normalize_arch,
     parse_duration,
 )
@@ -30,6 +32,7 @@ from nodeselect.jobs._model import (
     Preferences,
     SoftwareReq,
 )
+from nodeselect.jobs._overrides import Override, apply_overrides, parse_override, parse_value
 
 __all__ = [
     "ALTERNATIVE_SECTIONS",
@@ -43,15 +46,21 @@ __all__ = [
     "GpuReq",
     "Job",
     "MemoryReq",
+    "Override",
     "PlacementReq",
     "Preferences",
     "SoftwareReq",
+    "apply_overrides",
     "check_job",
     "format_duration",
     "job_from_dict",
     "job_to_dict",
     "load_job",
     "load_jobs",
+    "loads_job",
+    "loads_jobs",
     "normalize_arch",
     "parse_duration",
+    "parse_override",
+    "parse_value",
 ]

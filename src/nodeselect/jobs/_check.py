@@ -93,13 +93,14 @@ def _gpu(ctx: Ctx, g: GpuReq) -> GpuReq:
         except GPUNameError as exc:
             idx = names.index(exc.name) if exc.name in names else None
             key = "gpu.models" if idx is None else f"gpu.models[{idx}]"
+            source, line = ctx.where(key)
             raise JobGPUNameError(
                 str(exc),
                 name=exc.name,
                 suggestions=exc.suggestions,
-                source=ctx.source,
+                source=source,
                 key=ctx.path(key),
-                line=ctx.line(key),
+                line=line,
             ) from None
     limits = {
         name: _opt_num(ctx, f"gpu.{name}", getattr(g, name), maximum=top, unit=unit)
@@ -329,7 +330,7 @@ def _alternatives(c: Ctx, value: object) -> tuple[Alternative, ...]:
         key = f"alternatives[{i}]"
         if not isinstance(alt, Alternative):
             raise c.error(key, f"expected a nodeselect.jobs.Alternative, got {show(alt)}")
-        sub = Ctx(c.source, f"{c.prefix}{key}.", c.lines)
+        sub = c.sub(f"{key}.")
         parts = {
             name: None if section is None else _part(sub, name, section, cls, check)
             for name, cls, check, section in (

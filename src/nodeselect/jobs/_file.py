@@ -11,9 +11,10 @@ After loading, ``Job.gpu.models`` holds *canonical* model names, sorted (a famil
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,6 +33,7 @@ from nodeselect.jobs._model import (
     Preferences,
     SoftwareReq,
 )
+from nodeselect.jobs._overrides import Override, apply_overrides
 from nodeselect.jobs._values import (
     ARCH_ALIASES,
     Ctx,
@@ -50,6 +52,8 @@ __all__ = [
     "job_to_dict",
     "load_job",
     "load_jobs",
+    "loads_job",
+    "loads_jobs",
     "normalize_arch",
     "parse_duration",
 ]
@@ -176,20 +180,40 @@ def _job(ctx: Ctx, data: object, default_name: str) -> Job:
 # Public entry points
 
 
-def job_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Job:
+def _with(
+    data: object, overrides: Sequence[Override], source: str, prefix: str, lines: Mapping[str, int]
+) -> tuple[object, Ctx]:
+    """``data`` with the overrides applied (when it is a table) and its context."""
+    if not overrides or not isinstance(data, Mapping):
+        return data, Ctx(source, prefix, lines)
+    out, origins = apply_overrides(data, overrides)
+    return out, Ctx(source, prefix, lines, {prefix + k: v for k, v in origins.items()})
+
+
+def job_from_dict(
+    data: Mapping[str, Any], *, source: str = "<dict>", overrides: Sequence[Override] = ()
+) -> Job:
     """Validate one job given as a dict (the TOML structure, see docs/jobs.md) into a Job.
 
-    Raises :class:`~nodeselect.JobSpecError` (``key`` set, ``line`` unknown) on any problem.
+    ``overrides`` set keys first (``--set`` and the CLI's requirement flags; errors in them
+    name their origin). Raises :class:`~nodeselect.JobSpecError` (``key`` set, ``line``
+    unknown) on any problem.
     """
-    return _job(Ctx(source), data, "job")
+    shaped, ctx = _with(data, overrides, source, "", {})
+    return _job(ctx, shaped, "job")
 
 
-def _read(path: str | Path) -> tuple[str, dict[str, Any], dict[str, int]]:
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JobSpecError(f"cannot read the job file: {exc}", source=source) from None
+def _parse(text: str, source: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """TOML text, or JSON text (an object: ``{`` first), -> the data and its key lines."""
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            line = getattr(exc, "lineno", None)
+            raise JobSpecError(f"not valid JSON: {exc}", source=source, line=line) from None
+        if not isinstance(data, dict):
+            raise JobSpecError('expected a JSON object (one job, or {"job": [...]})', source=source)
+        return data, {}
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -197,19 +221,38 @@ def _read(path: str | Path) -> tuple[str, dict[str, Any], dict[str, int]]:
         raise JobSpecError(
             f"not valid TOML: {exc}", source=source, line=int(found.group(1)) if found else None
         ) from None
-    return source, data, key_lines(text)
+    return data, key_lines(text)
 
 
-def load_jobs(path: str | Path) -> tuple[Job, ...]:
+def _read(path: str | Path) -> tuple[str, str]:
+    source = str(path)
+    try:
+        return source, Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobSpecError(f"cannot read the job file: {exc}", source=source) from None
+
+
+def load_jobs(path: str | Path, *, overrides: Sequence[Override] = ()) -> tuple[Job, ...]:
     """Load every job of a TOML file: its ``[[job]]`` tables, or the one job at top level.
 
     A job without ``name`` is named after the file (``queue-2`` for the 2nd ``[[job]]`` of
-    ``queue.toml``).
+    ``queue.toml``). ``overrides`` set keys of every job first (see :func:`loads_jobs`).
     """
-    source, data, lines = _read(path)
-    stem = Path(path).stem
+    source, text = _read(path)
+    return loads_jobs(text, source=source, stem=Path(path).stem, overrides=overrides)
+
+
+def loads_jobs(
+    text: str, *, source: str = "<text>", stem: str = "job", overrides: Sequence[Override] = ()
+) -> tuple[Job, ...]:
+    """:func:`load_jobs` of a job file's text: TOML, or JSON (an object; what ``-`` reads on
+    stdin). ``stem`` names jobs without ``name``; ``overrides`` (``--set`` and the CLI's
+    requirement flags) set keys of every job before it is validated, and errors in them name
+    their origin."""
+    data, lines = _parse(text, source)
     if "job" not in data:
-        return (_job(Ctx(source, "", lines), data, stem),)
+        shaped, ctx = _with(data, overrides, source, "", lines)
+        return (_job(ctx, shaped, stem),)
     jobs = data["job"]
     if not isinstance(jobs, list):
         raise JobSpecError(
@@ -228,21 +271,32 @@ def load_jobs(path: str | Path) -> tuple[Job, ...]:
             key=key,
             line=lines.get(key),
         )
-    return tuple(
-        _job(Ctx(source, f"job[{i}].", lines), item, f"{stem}-{i + 1}")
-        for i, item in enumerate(jobs)
-    )
+    out: list[Job] = []
+    for i, item in enumerate(jobs):
+        shaped, ctx = _with(item, overrides, source, f"job[{i}].", lines)
+        out.append(_job(ctx, shaped, f"{stem}-{i + 1}"))
+    return tuple(out)
 
 
-def load_job(path: str | Path) -> Job:
-    """Load the one job of a TOML file (top-level keys, or a single ``[[job]]`` table)."""
-    jobs = load_jobs(path)
+def _one(jobs: tuple[Job, ...], source: str) -> Job:
     if len(jobs) != 1:
         raise JobSpecError(
             f"expected one job, found {len(jobs)} [[job]] tables (use load_jobs / `place`)",
-            source=str(path),
+            source=source,
         )
     return jobs[0]
+
+
+def load_job(path: str | Path, *, overrides: Sequence[Override] = ()) -> Job:
+    """Load the one job of a TOML file (top-level keys, or a single ``[[job]]`` table)."""
+    return _one(load_jobs(path, overrides=overrides), str(path))
+
+
+def loads_job(
+    text: str, *, source: str = "<text>", stem: str = "job", overrides: Sequence[Override] = ()
+) -> Job:
+    """:func:`load_job` of a job file's text (TOML or JSON, see :func:`loads_jobs`)."""
+    return _one(loads_jobs(text, source=source, stem=stem, overrides=overrides), source)
 
 
 def _gpu_dict(g: GpuReq) -> dict[str, Any]:

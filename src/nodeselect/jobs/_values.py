@@ -219,30 +219,58 @@ def key_lines(text: str) -> dict[str, int]:
 
 
 class Ctx:
-    """Where a job came from: the source, the key prefix of this job, and the key lines."""
+    """Where a job came from: the source, the key prefix of this job, the key lines, and the
+    keys set from elsewhere (``origins``: a dotted key with the prefix -> ``"--set gpu.count"``,
+    ``"--vram-free"``...), whose errors name that origin instead of the file."""
 
     def __init__(
-        self, source: str, prefix: str = "", lines: Mapping[str, int] | None = None
+        self,
+        source: str,
+        prefix: str = "",
+        lines: Mapping[str, int] | None = None,
+        origins: Mapping[str, str] | None = None,
     ) -> None:
         self.source = source
         self.prefix = prefix
         self.lines = lines or {}
+        self.origins = origins or {}
 
     def path(self, key: str) -> str:
         return f"{self.prefix}{key}" if key else self.prefix.rstrip(".")
+
+    def sub(self, prefix: str) -> Ctx:
+        """The context of a part of this job under ``prefix`` (e.g. ``alternatives[0].``)."""
+        return Ctx(self.source, f"{self.prefix}{prefix}", self.lines, self.origins)
 
     def line(self, key: str) -> int | None:
         k = self.path(key)
         while k:
             if k in self.lines:
                 return self.lines[k]
-            k = k[: k.rindex("[")] if k.endswith("]") and "[" in k else k.rpartition(".")[0]
+            k = _parent(k)
         return None
 
+    def where(self, key: str) -> tuple[str, int | None]:
+        """The source and line to report for ``key``: the origin of a key set from elsewhere
+        (or of a table containing it), else this job's file and the key's line."""
+        if self.origins:
+            k = full = self.path(key)
+            while k:
+                if k in self.origins:
+                    return self.origins[k], None
+                k = _parent(k)
+            for set_key, origin in self.origins.items():  # a key set inside this value
+                if set_key.startswith((full + ".", full + "[")):
+                    return origin, None
+        return self.source, self.line(key)
+
     def error(self, key: str, message: str) -> JobSpecError:
-        return JobSpecError(
-            message, source=self.source, key=self.path(key) or None, line=self.line(key)
-        )
+        source, line = self.where(key)
+        return JobSpecError(message, source=source, key=self.path(key) or None, line=line)
+
+
+def _parent(k: str) -> str:
+    return k[: k.rindex("[")] if k.endswith("]") and "[" in k else k.rpartition(".")[0]
 
 
 def as_table(ctx: Ctx, key: str, value: object) -> Mapping[str, Any]:
