@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final
 
 from nodeselect.engine import (
@@ -138,6 +139,12 @@ __all__ = [
     "save_snapshot",
     "table_stats",
 ]
+
+try:
+    #: The installed distribution's version (package metadata), e.g. ``"0.1.0"``.
+    __version__: str = version("nodeselect")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree, not installed
+    __version__ = "0+unknown"
 
 # Reprs, tracebacks and docs show the public path (``nodeselect.Ranking``), as httpx does.
 for _name in __all__:

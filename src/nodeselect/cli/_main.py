@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from nodeselect.cli import gpus, nodes, place, plan, sim
+from nodeselect.cli import gpus, nodes, place, plan, schema, sim
 from nodeselect.cli._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_OK
 from nodeselect.errors import NodeSelectError
 
@@ -17,7 +17,7 @@ __all__ = ["main"]
 Handler = Callable[[argparse.Namespace], int]
 
 # Each module exposes register(subparsers) -> None and sets a ``handler`` default on its parser.
-_SUBCOMMANDS = (plan, place, nodes, gpus, sim)
+_SUBCOMMANDS = (plan, place, nodes, gpus, sim, schema)
 
 
 def _version() -> str:

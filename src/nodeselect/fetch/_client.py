@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Final
 
@@ -54,6 +55,17 @@ __all__ = [
     "Client",
     "fetch_nodes",
 ]
+
+
+def _user_agent() -> str:
+    try:
+        return f"nodeselect/{version('nodeselect')}"
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "nodeselect"
+
+
+#: The ``User-Agent`` of every request: ``nodeselect/<version>``.
+USER_AGENT: Final = _user_agent()
 
 #: The public API.
 DEFAULT_BASE_URL: Final = "https://api.dispersed.com"
@@ -186,7 +198,7 @@ class _Base:
         self.base_url = str(url.copy_with(username=None, password=None)).rstrip("/")
         self._url = self.base_url + ENDPOINT
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-        self._headers = {"Accept": "application/json", "User-Agent": "nodeselect"}
+        self._headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
         self.timeout = timeout
