@@ -117,15 +117,25 @@ def render_plan(
             ]
             for k, r in enumerate(a.replicas)
         ]
+        alt = "" if a.alternative is None else f", alternative {a.alternative}"
         title = (
-            f"{a.job_name} (priority {a.priority}): {len(a.replicas)} node(s), "
+            f"{a.job_name} (priority {a.priority}{alt}): {len(a.replicas)} node(s), "
             f"{a.gpus} GPU(s), score {fmt_score(a.score)}"
         )
         print_table(columns, rows, stream=out, title=title)
     if plan.unplaced:
         print_table(
             [Column("job"), Column("priority", "right"), Column("reason")],
-            [[u.job_name, str(u.priority), u.reason] for u in plan.unplaced],
+            [
+                [
+                    u.job_name,
+                    str(u.priority),
+                    u.reason
+                    if u.alternative is None
+                    else f"no alternative fits; the last ({u.alternative}): {u.reason}",
+                ]
+                for u in plan.unplaced
+            ],
             stream=out,
             title=f"unplaced: {len(plan.unplaced)} job(s)",
         )

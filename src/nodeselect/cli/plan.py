@@ -269,7 +269,8 @@ def gang_placement(
             }
             for i, r in enumerate(a.replicas)
         ]
-        return {"nodes": job.nodes, "placed": True, "replicas": replicas, "reason": None}
+        alt = {} if a.alternative is None else {"alternative": a.alternative}
+        return {"nodes": job.nodes, "placed": True, "replicas": replicas, "reason": None, **alt}
     reason = plan.unplaced[0].reason if plan.unplaced else "not placed"
     return {"nodes": job.nodes, "placed": False, "replicas": [], "reason": reason}
 
