@@ -5,21 +5,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nodeselect.engine import compile_job
 from nodeselect.errors import InputError, JobGPUNameError, JobSpecError
 from nodeselect.jobs import (
     Alternative,
     CpuReq,
+    DiskReq,
     GpuReq,
     Job,
+    MemoryReq,
     check_job,
     job_from_dict,
     job_to_dict,
     load_job,
     load_jobs,
 )
+from strategies_fleet import jobs
 
 THREE = """\
 name = "train"
@@ -161,3 +167,26 @@ def test_a_job_with_alternatives_round_trips_through_a_dict(tmp_path: Path) -> N
     again = job_from_dict(job_to_dict(job), source="<again>")
     assert again == job
     assert again.choices() == job.choices()
+
+
+@given(jobs(), st.lists(jobs(), min_size=1, max_size=3))
+@settings(max_examples=40, deadline=None)
+def test_alternatives_from_any_jobs_round_trip(base: Job, others: list[Job]) -> None:
+    """A job whose base leaves gpu/cpu/memory/disk at their defaults (nothing to inherit) and
+    whose alternatives are other valid jobs' sections survives job_to_dict/job_from_dict, and
+    its choices are those jobs' sections on the base."""
+    job = attrs.evolve(
+        base,
+        gpu=GpuReq(),
+        cpu=CpuReq(),
+        memory=MemoryReq(),
+        disk=DiskReq(),
+        alternatives=tuple(
+            Alternative(gpu=o.gpu, cpu=o.cpu, memory=o.memory, disk=o.disk) for o in others
+        ),
+    )
+    checked = check_job(job)
+    assert job_from_dict(job_to_dict(checked)) == checked
+    for choice, other in zip(checked.choices(), others, strict=True):
+        assert choice.gpu == check_job(other).gpu
+        assert (choice.name, choice.placement) == (checked.name, checked.placement)
