@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeselect.engine import rank
+from nodeselect.engine import rank, rank_many
 from nodeselect.jobs import Alternative, Job
 from nodeselect.table import NodeTable
 from reference_placement import NOW, random_instance
@@ -60,3 +60,16 @@ def test_a_job_without_alternatives_has_no_alternative_in_its_ranking() -> None:
     r = rank(job.choices()[0], table, k=3, now=NOW)
     assert r.alternative is None
     assert r.tried == ()
+
+
+@given(st.integers(0, 2**32 - 1))
+@settings(max_examples=15, deadline=None)
+def test_rank_many_ranks_jobs_with_alternatives_as_rank_does(seed: int) -> None:
+    """rank_many over a mix of plain jobs and jobs with alternatives equals rank per job."""
+    table, job = _job_with_alternatives(seed)
+    jobs = [*job.choices(), job, *job.choices()[:2], job]
+    many = rank_many(jobs, table, k=3, now=NOW)
+    for j, r in zip(jobs, many, strict=True):
+        one = rank(j, table, k=3, now=NOW)
+        assert _shape(r) == _shape(one)
+        assert (r.alternative, len(r.tried)) == (one.alternative, len(one.tried))

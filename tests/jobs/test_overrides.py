@@ -95,3 +95,19 @@ def test_an_overridden_key_is_not_reported_at_the_files_line() -> None:
     with pytest.raises(JobSpecError) as info:
         job_from_dict({"gpu": {"count": 1}}, overrides=[Override("gpu.count", "x", "--gpus")])
     assert str(info.value).startswith("--gpus: gpu.count: expected an integer")
+
+
+def test_a_section_override_reaches_every_alternative() -> None:
+    """--gpus 2 sets gpu.count in the base and in each alternative that has a [gpu] of its
+    own, so a command-line value wins over the whole file; other alternatives inherit it."""
+    data = {
+        "gpu": {"min_vram_free_gb": 10},
+        "alternatives": [{"gpu": {"models": ["H100"], "count": 1}}, {"cpu": {"min_cores": 4}}],
+    }
+    job = job_from_dict(data, overrides=[Override("gpu.count", 2, "--gpus")])
+    assert [c.gpu.count for c in job.choices()] == [2, 2]
+    assert job.choices()[0].gpu.models == ("H100-80GB", "H100-94GB")
+    assert data["alternatives"][0] == {"gpu": {"models": ["H100"], "count": 1}}  # untouched
+    with pytest.raises(JobSpecError) as info:
+        job_from_dict(data, overrides=[Override("gpu.min_vram_free_gb", "x", "--vram-free")])
+    assert info.value.source == "--vram-free"

@@ -84,6 +84,7 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
 }
 _TOP: Final = ("alternatives", "name", "nodes", "priority", *_SECTIONS)
 _GPU_LIMITS: Final = ("min_vram_free_gb", "min_vram_total_gb", "max_load")
+_ALT_SET: Final = frozenset(ALTERNATIVE_SECTIONS)
 
 
 def _gpu_req(g: Mapping[str, Any]) -> GpuReq:
@@ -183,10 +184,27 @@ def _job(ctx: Ctx, data: object, default_name: str) -> Job:
 def _with(
     data: object, overrides: Sequence[Override], source: str, prefix: str, lines: Mapping[str, int]
 ) -> tuple[object, Ctx]:
-    """``data`` with the overrides applied (when it is a table) and its context."""
+    """``data`` with the overrides applied (when it is a table) and its context.
+
+    An override of a key inside ``gpu``, ``cpu``, ``memory`` or ``disk`` is applied to every
+    ``[[alternatives]]`` table that has that section too (an alternative without it inherits
+    the base's), so a command-line value wins over the whole file."""
     if not overrides or not isinstance(data, Mapping):
         return data, Ctx(source, prefix, lines)
     out, origins = apply_overrides(data, overrides)
+    alts = out.get("alternatives")
+    if isinstance(alts, list):
+        inner = [o for o in overrides if "." in o.key and o.key.split(".")[0] in _ALT_SET]
+        copied: list[object] = []
+        for i, alt in enumerate(alts):
+            mine = [o for o in inner if isinstance(alt, Mapping) and o.key.split(".")[0] in alt]
+            if not mine or not isinstance(alt, Mapping):
+                copied.append(alt)
+                continue
+            changed, set_here = apply_overrides(alt, mine)
+            origins.update({f"alternatives[{i}].{k}": v for k, v in set_here.items()})
+            copied.append(changed)
+        out["alternatives"] = copied
     return out, Ctx(source, prefix, lines, {prefix + k: v for k, v in origins.items()})
 
 
