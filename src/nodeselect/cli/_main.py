@@ -38,6 +38,7 @@ from nodeselect.cli._parsers import (
     register_nodes,
     register_place,
     register_plan,
+    register_schema,
     register_survey,
 )
 from nodeselect.errors import NodeSelectError
@@ -55,6 +56,7 @@ _SUBCOMMANDS = (
     register_gpus,
     sim.register,
     register_survey,
+    register_schema,
 )
 
 

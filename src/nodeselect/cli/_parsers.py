@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from nodeselect.cli._common import EXIT_CODES_HELP, add_format_argument
+from nodeselect.cli._jobargs import add_job_arguments, add_set_argument
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -26,6 +27,7 @@ __all__ = [
     "register_nodes",
     "register_place",
     "register_plan",
+    "register_schema",
     "register_survey",
 ]
 
@@ -102,8 +104,15 @@ def register_plan(subparsers: argparse._SubParsersAction[Any]) -> None:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("job", metavar="JOB.toml", help="the job file (docs/jobs.md)")
+    parser.add_argument(
+        "job",
+        metavar="JOB.toml",
+        nargs="?",
+        help="the job file (docs/jobs.md); - reads TOML or JSON on stdin; leave it out to give "
+        "the requirements as flags",
+    )
     add_source_arguments(parser)
+    add_job_arguments(parser)
     out = parser.add_argument_group("output")
     out.add_argument(
         "--top", type=int, default=10, metavar="N", help="rank this many nodes (default 10)"
@@ -138,8 +147,11 @@ def register_place(subparsers: argparse._SubParsersAction[Any]) -> None:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("jobs", metavar="JOBS.toml", type=Path, help="the job file")
+    parser.add_argument(
+        "jobs", metavar="JOBS.toml", help="the job file; - reads TOML or JSON on stdin"
+    )
     add_source_arguments(parser)
+    add_set_argument(parser)
     add_format_argument(parser, "the plan, schema in docs/placement.md; jsonl: on one line")
     parser.add_argument(
         "--show-private",
@@ -343,3 +355,26 @@ def register_survey(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
     p.set_defaults(handler=lazy_handler("nodeselect.cli.survey", "_run"))
+
+
+_SCHEMA_WHAT: Final = {
+    "job": "a job file (TOML or JSON; docs/jobs.md)",
+    "plan": "`plan --json`",
+    "place": "`place --json` (Plan.to_json)",
+    "nodes": "`nodes --format json` (an array) or one `--format jsonl` line",
+}
+
+
+def register_schema(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the `schema` subcommand."""
+    from nodeselect.schemas import SCHEMA_NAMES  # noqa: PLC0415 - json and a file list only
+
+    parser = subparsers.add_parser(
+        "schema",
+        help="print the JSON Schema of a job file or of a --json output",
+        description="Print a JSON Schema (draft 2020-12) shipped with nodeselect: "
+        + "; ".join(f"{k}: {v}" for k, v in _SCHEMA_WHAT.items())
+        + ". Its $id carries the schema version.",
+    )
+    parser.add_argument("name", choices=SCHEMA_NAMES, help="which schema")
+    parser.set_defaults(handler=lazy_handler("nodeselect.cli.schema", "_run"))

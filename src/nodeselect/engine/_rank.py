@@ -49,7 +49,7 @@ from nodeselect.engine._scorers import (
 )
 from nodeselect.engine._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
 from nodeselect.engine.scorers import score_unit, with_terms
-from nodeselect.jobs import Job
+from nodeselect.jobs import Job, check_job
 from nodeselect.table import NodeTable, max_gpu_count, uuid_hashes
 
 __all__ = [
@@ -86,6 +86,11 @@ class Ranking:
         explanation: counts, per-constraint rejections and nearest misses.
         feasible_indices: rows of every feasible node (ascending), for placement.
         seed: the tie-break seed used.
+        alternative: for a job with alternatives, the position of the one ranked here (the
+            first with a feasible node, else the first); ``None`` for a job without.
+        tried: for a job with alternatives, the ranking of each alternative tried, in order
+            (every one before ``alternative`` had no feasible node; all of them when none had
+            one), each with its own explanation; empty for a job without.
     """
 
     job: Job
@@ -95,6 +100,8 @@ class Ranking:
     explanation: Explanation
     feasible_indices: npt.NDArray[np.int64]
     seed: int = 0
+    alternative: int | None = None
+    tried: tuple[Ranking, ...] = ()
 
 
 def compile_job(job: Job, now: datetime | None = None) -> CompiledJob:
@@ -277,11 +284,25 @@ def rank(
 
     ``stats`` are the global reductions used to normalize scores (default: this table's); pass
     the merged stats of all shards when ranking a shard or a residual view.
+
+    A job with alternatives (``Job.alternatives``) is ranked as each of ``job.choices()`` in
+    order until one has a feasible node; that ranking is returned, with ``alternative`` set to
+    its position and ``tried`` holding the ranking of every alternative tried.
     """
     if k < 0:
         from nodeselect.errors import InputError  # noqa: PLC0415
 
         raise InputError(f"k={k}: give a number of nodes >= 0")
+    if isinstance(job, Job) and job.alternatives:
+        check_job(job)  # every alternative's errors, keyed alternatives[i]..., before any work
+        tried: list[Ranking] = []
+        for i, choice in enumerate(job.choices()):
+            r = rank(choice, table, k=k, now=now, seed=seed, stats=stats)
+            tried.append(attrs.evolve(r, alternative=i))
+            if r.feasible:
+                break
+        chosen = tried[-1] if tried[-1].feasible else tried[0]
+        return attrs.evolve(chosen, tried=tuple(tried))
     cj = compile_job(job, now)
     max_gpus = stats.max_gpu_count if stats is not None else max_gpu_count(table)
     return rank_compiled(cj, table, k=k, seed=seed, max_gpus=max_gpus)
