@@ -29,6 +29,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:  # the names, for type checkers; at run time they load on first use
+    __version__: str
     from nodeselect.engine import (
         Explanation,
         NearestMiss,
@@ -297,6 +298,15 @@ def __getattr__(name: str) -> Any:
     if name in _FACADE:
         _load_facade()
         return globals()[name]
+    if name == "__version__":  # package metadata, read only when asked (start-up stays fast)
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            found = version("nodeselect")
+        except PackageNotFoundError:  # running from a source tree, not installed
+            found = "0+unknown"
+        globals()["__version__"] = found
+        return found
     home, new = _RENAMED.get(name, (_MOVED.get(name), name))
     if home is None:
         raise AttributeError(f"module 'nodeselect' has no attribute {name!r}")

@@ -33,7 +33,14 @@ from nodeselect.cli._common import (
     terminal_safe,
     warn,
 )
-from nodeselect.cli._parsers import register_gpus, register_nodes, register_place, register_plan
+from nodeselect.cli._parsers import (
+    register_gpus,
+    register_nodes,
+    register_place,
+    register_plan,
+    register_schema,
+    register_survey,
+)
 from nodeselect.errors import NodeSelectError
 
 __all__ = ["build_parser", "main"]
@@ -42,7 +49,15 @@ Handler = Callable[[argparse.Namespace], int]
 
 # Each adds its parser to ``subparsers`` and sets a ``handler`` default that imports the
 # command's module only when it runs (so --help and usage errors import none of them).
-_SUBCOMMANDS = (register_plan, register_place, register_nodes, register_gpus, sim.register)
+_SUBCOMMANDS = (
+    register_plan,
+    register_place,
+    register_nodes,
+    register_gpus,
+    sim.register,
+    register_survey,
+    register_schema,
+)
 
 
 def _version() -> str:

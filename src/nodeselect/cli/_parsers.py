@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from nodeselect.cli._common import EXIT_CODES_HELP, add_format_argument
+from nodeselect.cli._jobargs import add_job_arguments, add_set_argument
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -27,6 +28,8 @@ __all__ = [
     "register_nodes",
     "register_place",
     "register_plan",
+    "register_schema",
+    "register_survey",
 ]
 
 #: ``nodeselect.fetch.DEFAULT_BASE_URL`` (held equal by tests/cli/test_cli_startup.py).
@@ -102,8 +105,15 @@ def register_plan(subparsers: argparse._SubParsersAction[Any]) -> None:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("job", metavar="JOB.toml", help="the job file (docs/jobs.md)")
+    parser.add_argument(
+        "job",
+        metavar="JOB.toml",
+        nargs="?",
+        help="the job file (docs/jobs.md); - reads TOML or JSON on stdin; leave it out to give "
+        "the requirements as flags",
+    )
     add_source_arguments(parser)
+    add_job_arguments(parser)
     out = parser.add_argument_group("output")
     out.add_argument(
         "--top", type=int, default=10, metavar="N", help="rank this many nodes (default 10)"
@@ -139,8 +149,11 @@ def register_place(subparsers: argparse._SubParsersAction[Any]) -> None:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("jobs", metavar="JOBS.toml", type=Path, help="the job file")
+    parser.add_argument(
+        "jobs", metavar="JOBS.toml", help="the job file; - reads TOML or JSON on stdin"
+    )
     add_source_arguments(parser)
+    add_set_argument(parser)
     add_format_argument(
         parser,
         "the plan, schema in docs/placement.md; jsonl: on one line",
@@ -261,6 +274,13 @@ def register_nodes(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="let --out replace a symlink or special file (never writes through it)",
     )
     o.add_argument(
+        "--shards",
+        metavar="N",
+        type=int,
+        default=None,
+        help="with --out DIR: save the snapshot as N shard files and a manifest in DIR",
+    )
+    o.add_argument(
         "--show-private",
         "--include-personal",  # the first spelling; kept so existing scripts keep working
         dest="show_private",
@@ -296,6 +316,97 @@ def register_gpus(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     add_now_argument(parser)
     parser.set_defaults(handler=lazy_handler("nodeselect.cli.gpus", "_handle"))
+
+
+_SURVEY_DOC: Final = """\
+`nodeselect survey`: every job's top nodes over a sharded fleet, on Dask
+(docs/scale-out.md).
+
+Reads the jobs of JOBS.toml, builds each shard of ``--snapshot DIR`` (a sharded
+snapshot from ``nodeselect nodes --out DIR --shards N``, or one snapshot file) on
+the Dask workers, and writes each job's top ``--top`` nodes to ``--out`` as they
+come: JSON lines, or Parquet for a ``.parquet`` path (needs pyarrow). ``--dask``
+picks where: ``sync`` (this process, Dask's synchronous scheduler), ``local:N``
+(N worker processes on this machine) or a scheduler address
+(``tcp://host:8786``). The answer is the single-machine ``rank_many`` on the
+whole fleet, bit for bit. Needs the optional extra:
+``pip install 'nodeselect[dask]'``.
+"""
+
+
+def register_survey(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the `survey` subcommand."""
+    p = subparsers.add_parser(
+        "survey",
+        help="every job's top nodes over a sharded fleet, on Dask (exact, streamed to a file)",
+        description=_SURVEY_DOC,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("jobs", metavar="JOBS.toml", type=Path, help="the job file ([[job]] tables)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--snapshot",
+        metavar="DIR",
+        default=None,
+        help="a sharded snapshot directory (nodes --out DIR --shards N) or one snapshot file",
+    )
+    src.add_argument(
+        "--synthetic",
+        metavar="NODES",
+        type=int,
+        default=None,
+        help="instead: NODES simulated nodes generated on the workers (trials, benchmarks)",
+    )
+    p.add_argument(
+        "--shards",
+        metavar="N",
+        type=int,
+        default=None,
+        help="with --synthetic: how many shards (default: 1 per 250,000 nodes)",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="WHERE",
+        default="sync",
+        help="sync (default: this process), local:N (N worker processes) or tcp://host:8786",
+    )
+    p.add_argument("--top", metavar="K", type=int, default=10, help="nodes per job (default 10)")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        type=Path,
+        required=True,
+        help="results: JSON lines, or Parquet for *.parquet (needs pyarrow)",
+    )
+    p.add_argument(
+        "--batch", metavar="JOBS", type=int, default=1000, help="jobs per tile (default 1000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
+    p.set_defaults(handler=lazy_handler("nodeselect.cli.survey", "_run"))
+
+
+_SCHEMA_WHAT: Final = {
+    "job": "a job file (TOML or JSON; docs/jobs.md)",
+    "plan": "`plan --json`",
+    "place": "`place --json` (Plan.to_json)",
+    "nodes": "`nodes --format json` (an array) or one `--format jsonl` line",
+}
+
+
+def register_schema(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the `schema` subcommand."""
+    from nodeselect.schemas import SCHEMA_NAMES  # noqa: PLC0415 - json and a file list only
+
+    parser = subparsers.add_parser(
+        "schema",
+        help="print the JSON Schema of a job file or of a --json output",
+        description="Print a JSON Schema (draft 2020-12) shipped with nodeselect: "
+        + "; ".join(f"{k}: {v}" for k, v in _SCHEMA_WHAT.items())
+        + ". Its $id carries the schema version.",
+    )
+    parser.add_argument("name", choices=SCHEMA_NAMES, help="which schema")
+    parser.set_defaults(handler=lazy_handler("nodeselect.cli.schema", "_run"))
 
 
 def add_now_argument(parser: argparse.ArgumentParser) -> None:

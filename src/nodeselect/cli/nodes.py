@@ -5,7 +5,8 @@ Every filter of the List Nodes API has a flag. ``--status``, ``--continent``, ``
 ``--compliance`` may be repeated (all of). Output: a table (default), ``json`` (an array) or
 ``jsonl`` (one ``{"document": ..., "nodeselect": {proved facts}}`` per line). Operator e-mails,
 IP addresses and wallets are hidden unless ``--show-private``; ``--out FILE`` saves a full
-snapshot (documents exactly as received) for ``--snapshot FILE`` later.
+snapshot (documents exactly as received) for ``--snapshot FILE`` later; ``--out DIR --shards N``
+saves it as N shard files and a manifest (``--snapshot DIR`` reads them all).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TextIO
 import attrs
 
 from nodeselect.cli._common import (
+    EXIT_INPUT,
     EXIT_NO_FIT,
     EXIT_OK,
     EXIT_OUTPUT,
@@ -39,6 +41,7 @@ from nodeselect.fetch import (
     NodeQuery,
     node_line,
     parse_time_range,
+    save_sharded_snapshot,
     save_snapshot,
 )
 
@@ -216,14 +219,18 @@ def _save(path: str, result: FetchResult, *, force: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The `nodes` handler."""
+    if args.shards is not None and not args.out:
+        return fail("--shards N needs --out DIR (the directory to write shards to)", EXIT_INPUT)
     try:
         query = query_from_args(args)
-        if args.out is not None:
+        if args.out is not None and args.shards is None:
             check_out_target(args.out, force=args.force)  # before spending a fetch on it
         result = load_fleet(args, query)
         if args.snapshot:
             result = filter_snapshot(result, query)
-        if args.out is not None:
+        if args.out is not None and args.shards is not None:
+            save_sharded_snapshot(args.out, result, args.shards)
+        elif args.out is not None:
             _save(args.out, result, force=args.force)
     except OutWriteError as exc:
         return fail(str(exc), EXIT_OUTPUT)
@@ -245,5 +252,6 @@ def run(args: argparse.Namespace) -> int:
             f"(first: {redact(str(result.rejected[0].error))})"
         )
     if args.out:
-        note(f"saved {plural(len(result.nodes), 'node')} to {args.out} (mode 0600)")
+        where = f"{plural(args.shards, 'shard')} in " if args.shards is not None else ""
+        note(f"saved {plural(len(result.nodes), 'node')} to {where}{args.out} (mode 0600)")
     return EXIT_OK if result.nodes else EXIT_NO_FIT

@@ -27,6 +27,7 @@ from nodeselect.cli._common import (
     plural,
     terminal_safe,
 )
+from nodeselect.cli._jobargs import jobs_from_args
 from nodeselect.cli._render import (
     HIDDEN,
     Column,
@@ -37,7 +38,6 @@ from nodeselect.cli._render import (
 )
 from nodeselect.cli._source import fleet_error, load_fleet
 from nodeselect.errors import InputError, NodeSelectError
-from nodeselect.jobs import load_jobs
 from nodeselect.placement import Plan
 
 __all__ = ["quality_line", "render_env", "render_hostfile", "render_plan"]
@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
             EXIT_INPUT,
         )
     try:
-        jobs = load_jobs(args.jobs)
+        jobs = jobs_from_args(args, args.jobs)
     except InputError as exc:
         return fail(str(exc), EXIT_INPUT)
     if not jobs:
@@ -132,15 +132,25 @@ def render_plan(
             ]
             for k, r in enumerate(a.replicas)
         ]
+        alt = "" if a.alternative is None else f", alternative {a.alternative}"
         title = (
-            f"{a.job_name} (priority {a.priority}): {plural(len(a.replicas), 'node')}, "
+            f"{a.job_name} (priority {a.priority}{alt}): {plural(len(a.replicas), 'node')}, "
             f"{plural(a.gpus, 'GPU')}, score {fmt_score(a.score)}"
         )
         print_table(columns, rows, stream=out, title=title)
     if plan.unplaced:
         print_table(
             [Column("job"), Column("priority", "right"), Column("reason")],
-            [[u.job_name, str(u.priority), u.reason] for u in plan.unplaced],
+            [
+                [
+                    u.job_name,
+                    str(u.priority),
+                    u.reason
+                    if u.alternative is None
+                    else f"no alternative fits; the last ({u.alternative}): {u.reason}",
+                ]
+                for u in plan.unplaced
+            ],
             stream=out,
             title=f"unplaced: {plural(len(plan.unplaced), 'job')}",
         )

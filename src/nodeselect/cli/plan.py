@@ -26,9 +26,11 @@ from nodeselect.cli._common import (
     note,
     plural,
 )
+from nodeselect.cli._jobargs import jobs_from_args
 from nodeselect.cli._render import (
     fleet_info,
     float32_value,
+    print_note,
     private_fields,
     redact,
     render_report,
@@ -43,11 +45,12 @@ from nodeselect.cli._source import (
 from nodeselect.engine import Ranking, explain_node, rank
 from nodeselect.errors import (
     InputError,
+    JobSpecError,
     NodeSelectError,
 )
 from nodeselect.fetch import FetchedNode, NodeQuery, PushdownReport
 from nodeselect.gpus import GPU_MODELS
-from nodeselect.jobs import Job, load_job
+from nodeselect.jobs import Job
 from nodeselect.placement import place
 from nodeselect.table import NodeTable
 
@@ -255,9 +258,56 @@ def gang_placement(
             }
             for i, r in enumerate(a.replicas)
         ]
-        return {"nodes": job.nodes, "placed": True, "replicas": replicas, "reason": None}
+        alt = {} if a.alternative is None else {"alternative": a.alternative}
+        return {"nodes": job.nodes, "placed": True, "replicas": replicas, "reason": None, **alt}
     reason = plan.unplaced[0].reason if plan.unplaced else "not placed"
     return {"nodes": job.nodes, "placed": False, "replicas": [], "reason": reason}
+
+
+def _gpu_want(job: Job) -> str:
+    """``"2x A100-80GB"``, ``"1x any GPU"``, ``"CPU only"``: an alternative in one phrase."""
+    g = job.gpu
+    if g.count == 0:
+        return "CPU only"
+    return f"{g.count}x {'/'.join(g.models) if g.models else 'any GPU'}"
+
+
+def alternatives_info(job: Job, ranking: Ranking) -> dict[str, Any]:
+    """For a job with alternatives, the ``job`` keys ``alternative`` (the position ranked) and
+    ``alternatives`` (each alternative: what it asks, whether it was tried, its feasible count
+    and rejections); empty for a job without."""
+    if not job.alternatives:
+        return {}
+    tried = {t.alternative: t for t in ranking.tried}
+    rows: list[dict[str, Any]] = []
+    for i, choice in enumerate(job.choices()):
+        t = tried.get(i)
+        rows.append(
+            {
+                "alternative": i,
+                "gpu": _gpu_want(choice),
+                "tried": t is not None,
+                "feasible": None if t is None else t.feasible,
+                "rejected": None if t is None else rejected_counts(t),
+            }
+        )
+    return {"alternative": ranking.alternative, "alternatives": rows}
+
+
+def _print_alternatives(job: Mapping[str, Any]) -> None:
+    """One line per alternative before the report (jobs with alternatives only)."""
+    for a in job.get("alternatives", ()):
+        if not a["tried"]:
+            state = "not tried (an earlier alternative fits)"
+        else:
+            top = ", ".join(
+                f"{n} {c}" for n, c in sorted(a["rejected"].items(), key=lambda kv: -kv[1])[:3]
+            )
+            state = f"{a['feasible']} feasible" + (f"; rejected: {top}" if top else "")
+        mark = "*" if a["alternative"] == job["alternative"] else " "
+        print_note(
+            f"{mark} alternative {a['alternative']} ({a['gpu']}): {state}", stream=sys.stdout
+        )
 
 
 def explain_one(
@@ -332,11 +382,24 @@ def _explained_node(
     return node
 
 
+def _job_source(arg: str | None) -> str:
+    """The report's ``job.file``: the path, ``<stdin>`` for ``-``, ``<flags>`` for none."""
+    if arg is None:
+        return "<flags>"
+    return "<stdin>" if arg == "-" else str(arg)
+
+
 def _handle(args: argparse.Namespace) -> int:
     if args.top < 1:
         return fail(f"--top: {args.top} must be >= 1", EXIT_INPUT)
     try:
-        job = load_job(args.job)
+        jobs = jobs_from_args(args, args.job)
+        if len(jobs) != 1:
+            raise JobSpecError(
+                f"expected one job, found {len(jobs)} [[job]] tables (use `nodeselect place`)",
+                source=str(args.job),
+            )
+        job = jobs[0]
     except NodeSelectError as exc:  # JobSpecError / JobGPUNameError name file:line: key
         return fail(str(exc), EXIT_INPUT)
     try:
@@ -356,17 +419,23 @@ def _handle(args: argparse.Namespace) -> int:
     table = NodeTable.from_nodes(result.nodes, now=now)
     try:
         ranking = rank(job, table, k=args.top, now=now, seed=args.seed)
+        chosen = ranking.job  # the alternative ranked, for a job with alternatives
         explain = None
         if args.explain is not None:
-            node = _explained_node(job, table, ranking, args.explain, now=now)
-            explain = explain_one(job, table, node, now=now, show_private=args.show_private)
+            node = _explained_node(chosen, table, ranking, args.explain, now=now)
+            explain = explain_one(chosen, table, node, now=now, show_private=args.show_private)
         gang = None
         if job.nodes > 1:
             gang = gang_placement(job, table, result.nodes, now=now, seed=args.seed)
     except InputError as exc:
         return fail(str(exc), EXIT_INPUT)
     report = build_report(
-        job={"name": job.name, "file": str(args.job), "nodes": job.nodes},
+        job={
+            "name": job.name,
+            "file": _job_source(args.job),
+            "nodes": job.nodes,
+            **alternatives_info(job, ranking),
+        },
         fleet={
             **fleet_info(args, result),
             "units": table.units.to_dict(),
@@ -391,6 +460,7 @@ def _handle(args: argparse.Namespace) -> int:
     if args.show_private:
         _add_private(report, result.nodes)
     if args.format == "table":
+        _print_alternatives(report["job"])
         render_report(report, stream=sys.stdout)
     else:
         write_json(report, indent=2 if args.format == "json" else None)

@@ -34,6 +34,7 @@ from nodeselect.engine.constraints import (
     f32_at_most,
     node_constraints,
 )
+from nodeselect.errors import InputError
 from nodeselect.gpus import GPU_MODELS, gpu_code
 from nodeselect.jobs import DEFAULT_WEIGHTS, SCORE_TERMS, Job, check_job
 from nodeselect.table import TELEMETRY_FRESH_S, NodeTable, csr_take, driver_number
@@ -100,6 +101,11 @@ def compile_job(job: Job, now: datetime | None = None) -> CompiledJob:
     resolve its names; raises JobSpecError / JobGPUNameError (InputError), or TypeError for a
     value that is not a Job. ``CompiledJob.job`` is the canonical job, ``given`` the argument."""
     given, job = job, check_job(job)
+    if job.alternatives:
+        raise InputError(
+            f"job {job.name!r} has {len(job.alternatives)} alternatives: rank and place try "
+            "them in order; to compile one, pass one of job.choices()"
+        )
     g = job.gpu
     weights = dict(DEFAULT_WEIGHTS)
     weights.update(job.preferences.weights)

@@ -56,7 +56,7 @@ from nodeselect.engine._scorers import (
 )
 from nodeselect.engine._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
 from nodeselect.engine.scorers import score_unit, with_terms
-from nodeselect.jobs import Job
+from nodeselect.jobs import Job, check_job
 from nodeselect.table import NodeTable, max_gpu_count, uuid_hashes
 
 __all__ = [
@@ -93,6 +93,11 @@ class Ranking:
         explanation: counts, per-constraint rejections and nearest misses.
         feasible_indices: rows of every feasible node (ascending), for placement.
         seed: the tie-break seed used.
+        alternative: for a job with alternatives, the position of the one ranked here (the
+            first with a feasible node, else the first); ``None`` for a job without.
+        tried: for a job with alternatives, the ranking of each alternative tried, in order
+            (every one before ``alternative`` had no feasible node; all of them when none had
+            one), each with its own explanation; empty for a job without.
     """
 
     job: Job
@@ -102,6 +107,8 @@ class Ranking:
     explanation: Explanation
     feasible_indices: npt.NDArray[np.int64]
     seed: int = 0
+    alternative: int | None = None
+    tried: tuple[Ranking, ...] = ()
 
     def to_records(self) -> list[dict[str, Any]]:
         """The top nodes as plain dicts, best first (for pandas, polars, CSV writers).
@@ -305,6 +312,10 @@ def rank(
     ``stats`` are the global reductions used to normalize scores (default: this table's); pass
     the merged stats of all shards when ranking a shard or a residual view.
 
+    A job with alternatives (``Job.alternatives``) is ranked as each of ``job.choices()`` in
+    order until one has a feasible node; that ranking is returned, with ``alternative`` set to
+    its position and ``tried`` holding the ranking of every alternative tried.
+
     Raises TypeError when an argument has the wrong type (a path instead of a Job, a
     FetchResult instead of a NodeTable, a float or naive datetime as ``now``), InputError
     when the job is invalid or ``k < 0``.
@@ -317,6 +328,16 @@ def rank(
         from nodeselect.errors import InputError  # noqa: PLC0415
 
         raise InputError(f"k={k}: give a number of nodes >= 0")
+    if isinstance(job, Job) and job.alternatives:
+        check_job(job)  # every alternative's errors, keyed alternatives[i]..., before any work
+        tried: list[Ranking] = []
+        for i, choice in enumerate(job.choices()):
+            r = rank(choice, table, k=k, now=now, seed=seed, stats=stats)
+            tried.append(attrs.evolve(r, alternative=i))
+            if r.feasible:
+                break
+        chosen = tried[-1] if tried[-1].feasible else tried[0]
+        return attrs.evolve(chosen, tried=tuple(tried))
     cj = compile_job(job, now)
     max_gpus = stats.max_gpu_count if stats is not None else max_gpu_count(table)
     return rank_compiled(cj, table, k=k, seed=seed, max_gpus=max_gpus)

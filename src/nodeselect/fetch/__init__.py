@@ -64,9 +64,14 @@ from nodeselect.fetch._retry import (
     retry_cause,
 )
 from nodeselect.fetch._snapshot import (
+    MANIFEST_NAME,
     SNAPSHOT_VERSION,
+    ShardInfo,
+    SnapshotManifest,
     load_snapshot,
     node_line,
+    read_manifest,
+    save_sharded_snapshot,
     save_snapshot,
 )
 
@@ -79,6 +84,7 @@ __all__ = [
     "DEFAULT_REPAIR_BUDGET",
     "DEFAULT_REQUEST_TIMEOUT",
     "ENDPOINT",
+    "MANIFEST_NAME",
     "MAX_SERVER_QUERIES",
     "OPEN_END",
     "OPEN_START",
@@ -106,6 +112,8 @@ __all__ = [
     "RejectedDocument",
     "RetryPolicy",
     "ServerQuery",
+    "ShardInfo",
+    "SnapshotManifest",
     "TimeBound",
     "TimeRange",
     "Validate",
@@ -119,6 +127,8 @@ __all__ = [
     "parse_retry_after",
     "parse_time_range",
     "range_param",
+    "read_manifest",
     "retry_cause",
+    "save_sharded_snapshot",
     "save_snapshot",
 ]

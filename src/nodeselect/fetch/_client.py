@@ -65,6 +65,7 @@ __all__ = [
     "fetch_nodes",
 ]
 
+
 #: The public API.
 DEFAULT_BASE_URL: Final = "https://api.dispersed.com"
 #: The List Nodes path.

@@ -10,6 +10,17 @@ Format (one JSON object per line, UTF-8)::
 The node lines have the same shape as ``nodeselect nodes --format jsonl``. Documents are
 written byte for byte as the server sent them (personal data included: a snapshot is a
 private file the user asked for).
+
+A **sharded snapshot** is a directory: ``manifest.json`` (what was fetched, when, with which
+filters, the fetch's facts, and one entry per shard) and ``shard-00000.jsonl`` ... each a
+snapshot file of the format above (its header also says ``"shard": {"index": i, "count": n}``),
+so one shard is readable alone, by this loader or an older one. The fleet is split in fetched
+order into shards whose sizes differ by at most one node. The manifest is written last: a
+directory without one is not a snapshot::
+
+    {"nodeselect_snapshot_manifest": 1, "fetched_at": "...Z", "source": "...", "query": {...},
+     "complete": true, "stats": {...}, "nodes": 1000,
+     "shards": [{"file": "shard-00000.jsonl", "nodes": 500}, ...]}
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -30,10 +42,27 @@ from nodeselect.errors import NodeSelectError, SnapshotError
 from nodeselect.fetch._query import NodeQuery
 from nodeselect.fetch._result import FetchedNode, FetchResult, FetchStats
 
-__all__ = ["SNAPSHOT_VERSION", "load_snapshot", "node_line", "save_snapshot"]
+__all__ = [
+    "MANIFEST_NAME",
+    "MANIFEST_VERSION",
+    "SNAPSHOT_VERSION",
+    "ShardInfo",
+    "SnapshotManifest",
+    "load_snapshot",
+    "node_line",
+    "read_manifest",
+    "save_sharded_snapshot",
+    "save_snapshot",
+]
 
 #: The format version written in the header.
 SNAPSHOT_VERSION: Final = 1
+#: The file naming a sharded snapshot's shards, inside its directory.
+MANIFEST_NAME: Final = "manifest.json"
+#: The format version of the manifest.
+MANIFEST_VERSION: Final = 1
+#: The most shards one snapshot may have (shard files are numbered with 5 digits).
+MAX_SHARDS: Final = 99_999
 
 
 class _Facts(msgspec.Struct):
@@ -82,6 +111,43 @@ def _check_target(target: Path, *, replace_symlink: bool) -> None:
         raise SnapshotError(f"{target}: is {kind}; a snapshot is written to a new or regular file")
 
 
+def _header(result: FetchResult) -> dict[str, Any]:
+    return {
+        "nodeselect_snapshot": SNAPSHOT_VERSION,
+        "fetched_at": _iso(result.fetched_at),
+        "source": result.source,
+        "query": result.query.to_json(),
+        "complete": result.stats.complete,
+        "stats": result.stats.to_json(),
+    }
+
+
+def _write(
+    target: Path,
+    header: dict[str, Any],
+    nodes: Sequence[FetchedNode],
+    *,
+    replace_symlink: bool = False,
+) -> None:
+    """Write one snapshot file atomically and privately (see :func:`save_snapshot`)."""
+    _check_target(target, replace_symlink=replace_symlink)
+    tmp: Path | None = None
+    try:
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as f:
+            f.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
+            for node in nodes:
+                f.write(node_line(node) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(target)
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise SnapshotError(f"{target}: cannot write the snapshot: {exc.strerror}") from None
+
+
 def save_snapshot(
     path: str | os.PathLike[str], result: FetchResult, *, replace_symlink: bool = False
 ) -> None:
@@ -97,31 +163,172 @@ def save_snapshot(
     Raises:
         SnapshotError: the target is refused, or the file cannot be written.
     """
-    target = Path(path)
-    _check_target(target, replace_symlink=replace_symlink)
-    header = {
-        "nodeselect_snapshot": SNAPSHOT_VERSION,
-        "fetched_at": _iso(result.fetched_at),
-        "source": result.source,
-        "query": result.query.to_json(),
-        "complete": result.stats.complete,
-        "stats": result.stats.to_json(),
-    }
-    tmp: Path | None = None
+    _write(Path(path), _header(result), result.nodes, replace_symlink=replace_symlink)
+
+
+@attrs.frozen
+class ShardInfo:
+    """One shard of a sharded snapshot.
+
+    Attributes:
+        path: the shard's file.
+        nodes: how many nodes it holds.
+    """
+
+    path: Path
+    nodes: int
+
+
+@attrs.frozen
+class SnapshotManifest:
+    """What a sharded snapshot's ``manifest.json`` says (:func:`read_manifest`).
+
+    Attributes:
+        directory: the snapshot's directory.
+        fetched_at: when the fleet was fetched.
+        source: where it was fetched from.
+        query: the server-side filters of the fetch.
+        stats: the fetch's facts (pages, totals seen, completeness, issues).
+        shards: the shards, in order.
+    """
+
+    directory: Path
+    fetched_at: datetime
+    source: str
+    query: NodeQuery
+    stats: FetchStats
+    shards: tuple[ShardInfo, ...]
+
+    @property
+    def nodes(self) -> int:
+        """Nodes over every shard."""
+        return sum(s.nodes for s in self.shards)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the fetch proved it got every matching node."""
+        return self.stats.complete
+
+
+def _shard_name(i: int) -> str:
+    return f"shard-{i:05d}.jsonl"
+
+
+def save_sharded_snapshot(
+    directory: str | os.PathLike[str], result: FetchResult, shards: int
+) -> SnapshotManifest:
+    """Write ``result`` as ``shards`` shard files and a manifest into ``directory``.
+
+    The directory is created if needed. Shards are written first, each atomically, then the
+    manifest; shard files of an earlier, larger snapshot in the same directory are removed.
+    Shards hold consecutive runs of ``result.nodes`` whose sizes differ by at most one (a
+    shard may be empty when there are fewer nodes than shards).
+
+    Raises:
+        SnapshotError: ``shards`` is not in 1..99,999, or a file cannot be written.
+    """
+    if not 1 <= shards <= MAX_SHARDS:
+        raise SnapshotError(f"shards={shards}: give a number of shards from 1 to {MAX_SHARDS:,}")
+    root = Path(directory)
+    if root.exists() and not root.is_dir():
+        raise SnapshotError(
+            f"{root}: not a directory; a sharded snapshot is written into a directory"
+        )
     try:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as f:
-            f.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
-            for node in result.nodes:
-                f.write(node_line(node) + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SnapshotError(f"{root}: cannot create the directory: {exc.strerror}") from None
+    header = _header(result)
+    n = len(result.nodes)
+    infos: list[ShardInfo] = []
+    for i in range(shards):
+        part = result.nodes[i * n // shards : (i + 1) * n // shards]
+        path = root / _shard_name(i)
+        _write(path, header | {"shard": {"index": i, "count": shards}}, part)
+        infos.append(ShardInfo(path, len(part)))
+    manifest = {
+        "nodeselect_snapshot_manifest": MANIFEST_VERSION,
+        "fetched_at": header["fetched_at"],
+        "source": result.source,
+        "query": header["query"],
+        "complete": result.stats.complete,
+        "stats": header["stats"],
+        "nodes": n,
+        "shards": [{"file": s.path.name, "nodes": s.nodes} for s in infos],
+    }
+    target = root / MANIFEST_NAME
+    tmp = root / (MANIFEST_NAME + ".tmp")
+    try:
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         tmp.replace(target)
     except OSError as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise SnapshotError(f"{target}: cannot write the snapshot: {exc.strerror}") from None
+        tmp.unlink(missing_ok=True)
+        raise SnapshotError(f"{target}: cannot write the manifest: {exc.strerror}") from None
+    keep = {s.path.name for s in infos}
+    for stale in root.glob("shard-*.jsonl"):
+        if stale.name not in keep:
+            stale.unlink(missing_ok=True)
+    return SnapshotManifest(
+        directory=root,
+        fetched_at=result.fetched_at,
+        source=result.source,
+        query=result.query,
+        stats=result.stats,
+        shards=tuple(infos),
+    )
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> SnapshotManifest:
+    """Read the manifest of a sharded snapshot written by :func:`save_sharded_snapshot`.
+
+    Raises:
+        SnapshotError: there is no readable manifest, or it is not valid (the message names
+            the file and what was expected).
+    """
+    root = Path(directory)
+    path = root / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise SnapshotError(
+            f"{path}: cannot read the manifest of a sharded snapshot: {exc.strerror}"
+        ) from None
+    except ValueError as exc:
+        raise SnapshotError(f"{path}: the manifest is not JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("nodeselect_snapshot_manifest") != MANIFEST_VERSION:
+        raise SnapshotError(
+            f"{path}: not a nodeselect snapshot manifest; expected "
+            f'{{"nodeselect_snapshot_manifest": {MANIFEST_VERSION}, ...}}'
+        )
+    try:
+        query = NodeQuery.from_json(data.get("query") or {})
+        fetched_at = datetime.fromisoformat(str(data["fetched_at"]))
+        entries = data["shards"]
+        if not isinstance(entries, list):
+            raise TypeError("'shards' must be a list")
+        shards = []
+        for e in entries:
+            name, count = e["file"], e["nodes"]
+            if not isinstance(name, str) or Path(name).name != name or not name:
+                raise ValueError(f"shard file {name!r} must be a plain file name")
+            if not isinstance(count, int) or count < 0:
+                raise ValueError(f"shard {name}: 'nodes' must be a count >= 0, not {count!r}")
+            shards.append(ShardInfo(root / name, count))
+    except (NodeSelectError, KeyError, ValueError, TypeError) as exc:
+        raise SnapshotError(
+            f"{path}: the manifest is not valid: {exc}; expected 'fetched_at', 'query' and "
+            '\'shards\': [{"file": ..., "nodes": ...}, ...]'
+        ) from None
+    if not shards:
+        raise SnapshotError(f"{path}: the manifest lists no shards; expected at least one")
+    return SnapshotManifest(
+        directory=root,
+        fetched_at=fetched_at,
+        source=str(data.get("source", "")),
+        query=query,
+        stats=_stats(data.get("stats", {}), str(path)),
+        shards=tuple(shards),
+    )
 
 
 def _stats(data: Any, where: str) -> FetchStats:
@@ -155,23 +362,73 @@ def _fetched_at(value: Any, where: str) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _decode_saved(raw: bytes) -> LeanNode:
-    """A saved document as the fetcher decoded it: strictly, else with numeric strings read
-    as numbers (the fetch accepted such documents, so their snapshot must load too)."""
+def load_snapshot(path: str | os.PathLike[str], *, shard: int | None = None) -> FetchResult:
+    """Read a snapshot written by :func:`save_snapshot` or :func:`save_sharded_snapshot`.
+
+    ``path`` is a snapshot file, or the directory of a sharded snapshot: then every shard is
+    read (in order, as one fleet: fetched order is kept) unless ``shard`` picks one (0-based).
+    A single file counts as one shard (``shard`` 0).
+
+    Raises:
+        SnapshotError: the file is missing or unreadable, a line is not valid (the message
+            names ``file:line`` and what was expected), a shard holds another number of nodes
+            than the manifest says, a node appears in two shards, or ``shard`` is out of range.
+    """
+    source = Path(path)
+    if source.is_dir():
+        return _load_sharded(read_manifest(source), shard)
+    if shard not in (None, 0):
+        raise SnapshotError(
+            f"{source}: shard={shard} asked of a single-file snapshot; it is one shard, 0"
+        )
+    return _load_file(source)
+
+
+def _load_sharded(manifest: SnapshotManifest, shard: int | None) -> FetchResult:
+    count = len(manifest.shards)
+    if shard is not None and not 0 <= shard < count:
+        raise SnapshotError(
+            f"{manifest.directory}: shard={shard} is out of range; this snapshot has shards "
+            f"0..{count - 1}"
+        )
+    picked = manifest.shards if shard is None else (manifest.shards[shard],)
+    nodes: list[FetchedNode] = []
+    seen: dict[str, Path] = {}
+    for info in picked:
+        part = _load_file(info.path)
+        if len(part.nodes) != info.nodes:
+            raise SnapshotError(
+                f"{info.path}: holds {len(part.nodes)} nodes where the manifest says "
+                f"{info.nodes}; the shard was changed or cut short"
+            )
+        for node in part.nodes:
+            if node.uuid in seen:
+                raise SnapshotError(
+                    f"{info.path}: node {node.uuid} is also in {seen[node.uuid].name}; "
+                    "shards of one snapshot hold distinct nodes"
+                )
+            seen[node.uuid] = info.path
+        nodes.extend(part.nodes)
+    where = "" if shard is None else f" shard {shard} of {count}"
+    return FetchResult(
+        nodes=tuple(nodes),
+        rejected=(),
+        stats=manifest.stats,
+        query=manifest.query,
+        fetched_at=manifest.fetched_at,
+        source=f"snapshot {manifest.directory}{where}",
+    )
+
+
+def _decode_node(raw: bytes) -> LeanNode:
+    """As the fetch decoded it: strictly, else with numeric strings read as numbers."""
     try:
         return decode_node(raw)
     except msgspec.ValidationError:
         return decode_node_lax(raw)
 
 
-def load_snapshot(path: str | os.PathLike[str]) -> FetchResult:
-    """Read a snapshot written by :func:`save_snapshot`.
-
-    Raises:
-        SnapshotError: the file is missing or unreadable, or a line is not valid (the message
-            names ``file:line`` and what was expected).
-    """
-    source = Path(path)
+def _load_file(source: Path) -> FetchResult:
     try:
         lines = source.read_bytes().splitlines()
     except OSError as exc:
@@ -211,7 +468,7 @@ def load_snapshot(path: str | os.PathLike[str]) -> FetchResult:
             continue
         try:
             entry = _line_decoder.decode(line)
-            lean = _decode_saved(bytes(entry.document))
+            lean = _decode_node(bytes(entry.document))
         except RecursionError:
             raise SnapshotError(f"{source}:{lineno}: a node line nested too deep") from None
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

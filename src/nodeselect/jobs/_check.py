@@ -30,6 +30,7 @@ from nodeselect.gpus import resolve_job_models
 from nodeselect.jobs._model import (
     DEFAULT_WEIGHTS,
     SCORE_TERMS,
+    Alternative,
     CpuReq,
     DiskReq,
     DistinctScope,
@@ -92,13 +93,14 @@ def _gpu(ctx: Ctx, g: GpuReq) -> GpuReq:
         except GPUNameError as exc:
             idx = names.index(exc.name) if exc.name in names else None
             key = "gpu.models" if idx is None else f"gpu.models[{idx}]"
+            source, line = ctx.where(key)
             raise JobGPUNameError(
                 str(exc),
                 name=exc.name,
                 suggestions=exc.suggestions,
-                source=ctx.source,
+                source=source,
                 key=ctx.path(key),
-                line=ctx.line(key),
+                line=line,
             ) from None
     limits = {
         name: _opt_num(ctx, f"gpu.{name}", getattr(g, name), maximum=top, unit=unit)
@@ -317,6 +319,31 @@ def _disk(c: Ctx, d: DiskReq) -> DiskReq:
     return DiskReq(min_free_gb=_opt_num(c, "disk.min_free_gb", d.min_free_gb, unit=" (GB)"))
 
 
+def _alternatives(c: Ctx, value: object) -> tuple[Alternative, ...]:
+    """Each alternative's sections checked like the base job's, under ``alternatives[i].``."""
+    if not isinstance(value, tuple | list):
+        raise c.error(
+            "alternatives", f"expected a list of alternatives (Alternative), got {show(value)}"
+        )
+    out: list[Alternative] = []
+    for i, alt in enumerate(value):
+        key = f"alternatives[{i}]"
+        if not isinstance(alt, Alternative):
+            raise c.error(key, f"expected a nodeselect.jobs.Alternative, got {show(alt)}")
+        sub = c.sub(f"{key}.")
+        parts = {
+            name: None if section is None else _part(sub, name, section, cls, check)
+            for name, cls, check, section in (
+                ("gpu", GpuReq, _gpu, alt.gpu),
+                ("cpu", CpuReq, _cpu, alt.cpu),
+                ("memory", MemoryReq, _memory, alt.memory),
+                ("disk", DiskReq, _disk, alt.disk),
+            )
+        }
+        out.append(Alternative(**parts))
+    return tuple(out)
+
+
 def check_job(job: Job, ctx: Ctx | None = None) -> Job:
     """``job`` checked against every rule of docs/jobs.md and made canonical.
 
@@ -348,6 +375,7 @@ def check_job(job: Job, ctx: Ctx | None = None) -> Job:
         placement=_part(c, "placement", job.placement, PlacementReq, _placement),
         preferences=_part(c, "preferences", job.preferences, Preferences, _preferences),
         gang=_part(c, "gang", job.gang, GangReq, _gang),
+        alternatives=_alternatives(c, job.alternatives) if job.alternatives else (),
     )
     if out == job:
         out = job

@@ -11,15 +11,18 @@ After loading, ``Job.gpu.models`` holds *canonical* model names, sorted (a famil
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from nodeselect.errors import JobSpecError
 from nodeselect.jobs._check import check_job
 from nodeselect.jobs._model import (
+    ALTERNATIVE_SECTIONS,
+    Alternative,
     CpuReq,
     DiskReq,
     GangReq,
@@ -30,6 +33,7 @@ from nodeselect.jobs._model import (
     Preferences,
     SoftwareReq,
 )
+from nodeselect.jobs._overrides import Override, apply_overrides
 from nodeselect.jobs._values import (
     ARCH_ALIASES,
     Ctx,
@@ -48,6 +52,8 @@ __all__ = [
     "job_to_dict",
     "load_job",
     "load_jobs",
+    "loads_job",
+    "loads_jobs",
     "normalize_arch",
     "parse_duration",
 ]
@@ -76,7 +82,60 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "preferences": ("strategy", "weights"),
     "gang": ("distinct", "operators", "same"),
 }
-_TOP: Final = ("name", "nodes", "priority", *_SECTIONS)
+_TOP: Final = ("alternatives", "name", "nodes", "priority", *_SECTIONS)
+_GPU_LIMITS: Final = ("min_vram_free_gb", "min_vram_total_gb", "max_load")
+_ALT_SET: Final = frozenset(ALTERNATIVE_SECTIONS)
+
+
+def _gpu_req(g: Mapping[str, Any]) -> GpuReq:
+    # A GPU requirement without a count asks for one GPU (docs/jobs.md).
+    wants_gpu = bool(g.get("models")) or any(g.get(k) is not None for k in _GPU_LIMITS)
+    return GpuReq(
+        models=g.get("models", ()),
+        count=g.get("count", int(wants_gpu)),
+        min_vram_free_gb=g.get("min_vram_free_gb"),
+        min_vram_total_gb=g.get("min_vram_total_gb"),
+        max_load=g.get("max_load"),
+    )
+
+
+def _alternatives(
+    ctx: Ctx, data: object, sec: Mapping[str, Mapping[str, Any]]
+) -> tuple[Alternative, ...]:
+    """Each ``[[alternatives]]`` table: its section keys merged over the base job's."""
+    if not isinstance(data, list):
+        raise ctx.error(
+            "alternatives",
+            "expected [[alternatives]] tables (an array of tables, most preferred first), "
+            f"got {type(data).__name__}",
+        )
+    out: list[Alternative] = []
+    for i, item in enumerate(data):
+        key = f"alternatives[{i}]"
+        alt = as_table(ctx, key, item)
+        check_keys(ctx, key, alt, ALTERNATIVE_SECTIONS)
+        merged: dict[str, Mapping[str, Any]] = {}
+        for name in alt:
+            own = as_table(ctx, f"{key}.{name}", alt[name])
+            check_keys(ctx, f"{key}.{name}", own, _SECTIONS[name])
+            merged[name] = {**sec[name], **own}
+        out.append(
+            Alternative(
+                gpu=_gpu_req(merged["gpu"]) if "gpu" in merged else None,
+                cpu=CpuReq(min_cores=merged["cpu"].get("min_cores")) if "cpu" in merged else None,
+                memory=(
+                    MemoryReq(min_free_gb=merged["memory"].get("min_free_gb"))
+                    if "memory" in merged
+                    else None
+                ),
+                disk=(
+                    DiskReq(min_free_gb=merged["disk"].get("min_free_gb"))
+                    if "disk" in merged
+                    else None
+                ),
+            )
+        )
+    return tuple(out)
 
 
 def _job(ctx: Ctx, data: object, default_name: str) -> Job:
@@ -89,21 +148,12 @@ def _job(ctx: Ctx, data: object, default_name: str) -> Job:
         sec[name] = as_table(ctx, name, top.get(name, {}))
         check_keys(ctx, name, sec[name], allowed)
     g, sw, pl, pr, gang = (sec[k] for k in ("gpu", "software", "placement", "preferences", "gang"))
-    limits = ("min_vram_free_gb", "min_vram_total_gb", "max_load")
-    # A GPU requirement without a count asks for one GPU (docs/jobs.md).
-    wants_gpu = bool(g.get("models")) or any(g.get(k) is not None for k in limits)
     defaults = PlacementReq()
     job = Job(
         name=top.get("name", default_name),
         nodes=top.get("nodes", 1),
         priority=top.get("priority", 0),
-        gpu=GpuReq(
-            models=g.get("models", ()),
-            count=g.get("count", int(wants_gpu)),
-            min_vram_free_gb=g.get("min_vram_free_gb"),
-            min_vram_total_gb=g.get("min_vram_total_gb"),
-            max_load=g.get("max_load"),
-        ),
+        gpu=_gpu_req(g),
         cpu=CpuReq(min_cores=sec["cpu"].get("min_cores")),
         memory=MemoryReq(min_free_gb=sec["memory"].get("min_free_gb")),
         disk=DiskReq(min_free_gb=sec["disk"].get("min_free_gb")),
@@ -122,6 +172,7 @@ def _job(ctx: Ctx, data: object, default_name: str) -> Job:
             distinct=gang.get("distinct", "node"),
             operators=gang.get("operators", "spread"),
         ),
+        alternatives=_alternatives(ctx, top["alternatives"], sec) if "alternatives" in top else (),
     )
     return check_job(job, ctx)
 
@@ -130,20 +181,57 @@ def _job(ctx: Ctx, data: object, default_name: str) -> Job:
 # Public entry points
 
 
-def job_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Job:
+def _with(
+    data: object, overrides: Sequence[Override], source: str, prefix: str, lines: Mapping[str, int]
+) -> tuple[object, Ctx]:
+    """``data`` with the overrides applied (when it is a table) and its context.
+
+    An override of a key inside ``gpu``, ``cpu``, ``memory`` or ``disk`` is applied to every
+    ``[[alternatives]]`` table that has that section too (an alternative without it inherits
+    the base's), so a command-line value wins over the whole file."""
+    if not overrides or not isinstance(data, Mapping):
+        return data, Ctx(source, prefix, lines)
+    out, origins = apply_overrides(data, overrides)
+    alts = out.get("alternatives")
+    if isinstance(alts, list):
+        inner = [o for o in overrides if "." in o.key and o.key.split(".")[0] in _ALT_SET]
+        copied: list[object] = []
+        for i, alt in enumerate(alts):
+            mine = [o for o in inner if isinstance(alt, Mapping) and o.key.split(".")[0] in alt]
+            if not mine or not isinstance(alt, Mapping):
+                copied.append(alt)
+                continue
+            changed, set_here = apply_overrides(alt, mine)
+            origins.update({f"alternatives[{i}].{k}": v for k, v in set_here.items()})
+            copied.append(changed)
+        out["alternatives"] = copied
+    return out, Ctx(source, prefix, lines, {prefix + k: v for k, v in origins.items()})
+
+
+def job_from_dict(
+    data: Mapping[str, Any], *, source: str = "<dict>", overrides: Sequence[Override] = ()
+) -> Job:
     """Validate one job given as a dict (the TOML structure, see docs/jobs.md) into a Job.
 
-    Raises :class:`~nodeselect.JobSpecError` (``key`` set, ``line`` unknown) on any problem.
+    ``overrides`` set keys first (``--set`` and the CLI's requirement flags; errors in them
+    name their origin). Raises :class:`~nodeselect.JobSpecError` (``key`` set, ``line``
+    unknown) on any problem.
     """
-    return _job(Ctx(source), data, "job")
+    shaped, ctx = _with(data, overrides, source, "", {})
+    return _job(ctx, shaped, "job")
 
 
-def _read(path: str | Path) -> tuple[str, dict[str, Any], dict[str, int]]:
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JobSpecError(f"cannot read the job file: {exc}", source=source) from None
+def _parse(text: str, source: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """TOML text, or JSON text (an object: ``{`` first), -> the data and its key lines."""
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            line = getattr(exc, "lineno", None)
+            raise JobSpecError(f"not valid JSON: {exc}", source=source, line=line) from None
+        if not isinstance(data, dict):
+            raise JobSpecError('expected a JSON object (one job, or {"job": [...]})', source=source)
+        return data, {}
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -151,19 +239,38 @@ def _read(path: str | Path) -> tuple[str, dict[str, Any], dict[str, int]]:
         raise JobSpecError(
             f"not valid TOML: {exc}", source=source, line=int(found.group(1)) if found else None
         ) from None
-    return source, data, key_lines(text)
+    return data, key_lines(text)
 
 
-def load_jobs(path: str | Path) -> tuple[Job, ...]:
+def _read(path: str | Path) -> tuple[str, str]:
+    source = str(path)
+    try:
+        return source, Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobSpecError(f"cannot read the job file: {exc}", source=source) from None
+
+
+def load_jobs(path: str | Path, *, overrides: Sequence[Override] = ()) -> tuple[Job, ...]:
     """Load every job of a TOML file: its ``[[job]]`` tables, or the one job at top level.
 
     A job without ``name`` is named after the file (``queue-2`` for the 2nd ``[[job]]`` of
-    ``queue.toml``).
+    ``queue.toml``). ``overrides`` set keys of every job first (see :func:`loads_jobs`).
     """
-    source, data, lines = _read(path)
-    stem = Path(path).stem
+    source, text = _read(path)
+    return loads_jobs(text, source=source, stem=Path(path).stem, overrides=overrides)
+
+
+def loads_jobs(
+    text: str, *, source: str = "<text>", stem: str = "job", overrides: Sequence[Override] = ()
+) -> tuple[Job, ...]:
+    """:func:`load_jobs` of a job file's text: TOML, or JSON (an object; what ``-`` reads on
+    stdin). ``stem`` names jobs without ``name``; ``overrides`` (``--set`` and the CLI's
+    requirement flags) set keys of every job before it is validated, and errors in them name
+    their origin."""
+    data, lines = _parse(text, source)
     if "job" not in data:
-        return (_job(Ctx(source, "", lines), data, stem),)
+        shaped, ctx = _with(data, overrides, source, "", lines)
+        return (_job(ctx, shaped, stem),)
     jobs = data["job"]
     if not isinstance(jobs, list):
         raise JobSpecError(
@@ -182,34 +289,68 @@ def load_jobs(path: str | Path) -> tuple[Job, ...]:
             key=key,
             line=lines.get(key),
         )
-    return tuple(
-        _job(Ctx(source, f"job[{i}].", lines), item, f"{stem}-{i + 1}")
-        for i, item in enumerate(jobs)
-    )
+    out: list[Job] = []
+    for i, item in enumerate(jobs):
+        shaped, ctx = _with(item, overrides, source, f"job[{i}].", lines)
+        out.append(_job(ctx, shaped, f"{stem}-{i + 1}"))
+    return tuple(out)
 
 
-def load_job(path: str | Path) -> Job:
-    """Load the one job of a TOML file (top-level keys, or a single ``[[job]]`` table)."""
-    jobs = load_jobs(path)
+def _one(jobs: tuple[Job, ...], source: str) -> Job:
     if len(jobs) != 1:
         raise JobSpecError(
             f"expected one job, found {len(jobs)} [[job]] tables (use load_jobs / `place`)",
-            source=str(path),
+            source=source,
         )
     return jobs[0]
+
+
+def load_job(path: str | Path, *, overrides: Sequence[Override] = ()) -> Job:
+    """Load the one job of a TOML file (top-level keys, or a single ``[[job]]`` table)."""
+    return _one(load_jobs(path, overrides=overrides), str(path))
+
+
+def loads_job(
+    text: str, *, source: str = "<text>", stem: str = "job", overrides: Sequence[Override] = ()
+) -> Job:
+    """:func:`load_job` of a job file's text (TOML or JSON, see :func:`loads_jobs`)."""
+    return _one(loads_jobs(text, source=source, stem=stem, overrides=overrides), source)
+
+
+def _gpu_dict(g: GpuReq) -> dict[str, Any]:
+    gpu: dict[str, Any] = {"count": g.count}
+    if g.models:
+        gpu["models"] = list(g.models)
+    for k in _GPU_LIMITS:
+        if getattr(g, k) is not None:
+            gpu[k] = getattr(g, k)
+    return gpu
+
+
+def _opt(name: str, value: object) -> dict[str, Any]:
+    return {} if value is None else {name: value}
+
+
+def _alternative_dict(a: Alternative) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if a.gpu is not None:
+        out["gpu"] = _gpu_dict(a.gpu)
+    if a.cpu is not None:
+        out["cpu"] = _opt("min_cores", a.cpu.min_cores)
+    if a.memory is not None:
+        out["memory"] = _opt("min_free_gb", a.memory.min_free_gb)
+    if a.disk is not None:
+        out["disk"] = _opt("min_free_gb", a.disk.min_free_gb)
+    return out
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:
     """A Job as the TOML-ready dict ``job_from_dict`` accepts (unset limits are left out).
 
-    ``job_from_dict(job_to_dict(job)) == job`` for every valid job.
+    ``job_from_dict(job_to_dict(job)) == job`` for every valid job whose alternatives do not
+    unset a limit the base job sets (a file's alternative inherits the base's keys it omits).
     """
-    gpu: dict[str, Any] = {"count": job.gpu.count}
-    if job.gpu.models:
-        gpu["models"] = list(job.gpu.models)
-    for k in ("min_vram_free_gb", "min_vram_total_gb", "max_load"):
-        if getattr(job.gpu, k) is not None:
-            gpu[k] = getattr(job.gpu, k)
+    gpu = _gpu_dict(job.gpu)
     sw: dict[str, Any] = {
         "images_required": list(job.software.images_required),
         "images_preferred": list(job.software.images_preferred),
@@ -239,10 +380,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     if job.gang.same is not None:
         gang["same"] = job.gang.same
 
-    def opt(name: str, value: object) -> dict[str, Any]:
-        return {} if value is None else {name: value}
-
-    return {
+    opt = _opt
+    out: dict[str, Any] = {
         "name": job.name,
         "nodes": job.nodes,
         "priority": job.priority,
@@ -258,3 +397,6 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         },
         "gang": gang,
     }
+    if job.alternatives:
+        out["alternatives"] = [_alternative_dict(a) for a in job.alternatives]
+    return out

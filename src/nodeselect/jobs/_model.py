@@ -16,8 +16,10 @@ from typing import Literal
 import attrs
 
 __all__ = [
+    "ALTERNATIVE_SECTIONS",
     "DEFAULT_WEIGHTS",
     "SCORE_TERMS",
+    "Alternative",
     "CpuReq",
     "DiskReq",
     "GangReq",
@@ -164,6 +166,30 @@ class GangReq:
     operators: Literal["spread", "pack"] = "spread"
 
 
+#: The sections an :class:`Alternative` may replace (docs/jobs.md#alternatives). Placement,
+#: software, preferences and gang are shared by every alternative, so the server-side filters
+#: of a fetch (``NodeQuery.from_job``) hold for each of them.
+ALTERNATIVE_SECTIONS: tuple[str, ...] = ("gpu", "cpu", "memory", "disk")
+
+
+@attrs.frozen
+class Alternative:
+    """One choice of a job with ordered fallbacks: the sections it replaces.
+
+    A section left ``None`` is the base job's. The file loaders merge an alternative's keys
+    over the base job's (``[gpu] min_vram_free_gb = 40`` holds for every alternative that does
+    not set it) and store whole sections here.
+
+    Attributes:
+        gpu, cpu, memory, disk: the replaced sections, or ``None`` for the base job's.
+    """
+
+    gpu: GpuReq | None = None
+    cpu: CpuReq | None = None
+    memory: MemoryReq | None = None
+    disk: DiskReq | None = None
+
+
 @attrs.frozen
 class Job:
     """A job's requirements.
@@ -173,6 +199,10 @@ class Job:
         nodes: replicas; > 1 makes a gang placed all-or-nothing.
         priority: higher is placed first in a batch.
         gpu, cpu, memory, disk, software, placement, preferences, gang: the sections.
+        alternatives: ordered fallbacks, most preferred first (empty: the job itself is the
+            only choice). When given, the job's choices are exactly these, each the base job
+            with the alternative's sections (:meth:`choices`); ``rank`` and ``place`` try them
+            in order.
     """
 
     name: str = "job"
@@ -186,3 +216,21 @@ class Job:
     placement: PlacementReq = PlacementReq()
     preferences: Preferences = Preferences()
     gang: GangReq = GangReq()
+    alternatives: tuple[Alternative, ...] = ()
+
+    def choices(self) -> tuple[Job, ...]:
+        """The plain jobs (without alternatives) this job may run as, most preferred first:
+        ``(self,)`` without alternatives, else the base job with each alternative's sections."""
+        if not self.alternatives:
+            return (self,)
+        return tuple(
+            attrs.evolve(
+                self,
+                alternatives=(),
+                gpu=self.gpu if a.gpu is None else a.gpu,
+                cpu=self.cpu if a.cpu is None else a.cpu,
+                memory=self.memory if a.memory is None else a.memory,
+                disk=self.disk if a.disk is None else a.disk,
+            )
+            for a in self.alternatives
+        )

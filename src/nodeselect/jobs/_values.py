@@ -166,11 +166,27 @@ _ASSIGN_RE: Final = re.compile(
 _INLINE_KEY_RE: Final = re.compile(r"[{,]\s*([A-Za-z0-9_\-]+)\s*=")
 
 
+def _resolve(name: str, arrays: dict[str, int], *, new: bool) -> str:
+    """A table header's dotted name with the index of each array of tables it is inside
+    (``job.alternatives.gpu`` -> ``job[1].alternatives[0].gpu``); ``new``: a ``[[...]]``
+    header, which starts the next table of its array."""
+    parts = name.split(".")
+    path = ""
+    for k, part in enumerate(parts):
+        path = f"{path}.{part}" if path else part
+        if new and k == len(parts) - 1:
+            arrays[path] = arrays.get(path, -1) + 1
+        if path in arrays:
+            path = f"{path}[{arrays[path]}]"
+    return path
+
+
 def key_lines(text: str) -> dict[str, int]:
-    """Dotted key (``job[1].gpu.count`` for the 2nd ``[[job]]``) -> first 1-based line."""
+    """Dotted key (``job[1].gpu.count`` for the 2nd ``[[job]]``, ``alternatives[0].gpu`` for
+    the 1st ``[[alternatives]]``) -> first 1-based line."""
     lines: dict[str, int] = {}
     table = ""
-    jobs = -1
+    arrays: dict[str, int] = {}  # resolved array-of-tables path -> index of its last table
     depth = 0
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = _strip_comment(raw).strip()
@@ -181,14 +197,7 @@ def key_lines(text: str) -> dict[str, int]:
             continue
         header = _HEADER_RE.match(line)
         if header is not None:
-            name = _norm_key(header.group(1))
-            if line.startswith("[[") and name == "job":
-                jobs += 1
-                table = f"job[{jobs}]"
-            elif (name == "job" or name.startswith("job.")) and jobs >= 0:
-                table = f"job[{jobs}]{name[3:]}"
-            else:
-                table = name
+            table = _resolve(_norm_key(header.group(1)), arrays, new=line.startswith("[["))
             lines.setdefault(table, lineno)
             continue
         assign = _ASSIGN_RE.match(line)
@@ -210,30 +219,58 @@ def key_lines(text: str) -> dict[str, int]:
 
 
 class Ctx:
-    """Where a job came from: the source, the key prefix of this job, and the key lines."""
+    """Where a job came from: the source, the key prefix of this job, the key lines, and the
+    keys set from elsewhere (``origins``: a dotted key with the prefix -> ``"--set gpu.count"``,
+    ``"--vram-free"``...), whose errors name that origin instead of the file."""
 
     def __init__(
-        self, source: str, prefix: str = "", lines: Mapping[str, int] | None = None
+        self,
+        source: str,
+        prefix: str = "",
+        lines: Mapping[str, int] | None = None,
+        origins: Mapping[str, str] | None = None,
     ) -> None:
         self.source = source
         self.prefix = prefix
         self.lines = lines or {}
+        self.origins = origins or {}
 
     def path(self, key: str) -> str:
         return f"{self.prefix}{key}" if key else self.prefix.rstrip(".")
+
+    def sub(self, prefix: str) -> Ctx:
+        """The context of a part of this job under ``prefix`` (e.g. ``alternatives[0].``)."""
+        return Ctx(self.source, f"{self.prefix}{prefix}", self.lines, self.origins)
 
     def line(self, key: str) -> int | None:
         k = self.path(key)
         while k:
             if k in self.lines:
                 return self.lines[k]
-            k = k[: k.rindex("[")] if k.endswith("]") and "[" in k else k.rpartition(".")[0]
+            k = _parent(k)
         return None
 
+    def where(self, key: str) -> tuple[str, int | None]:
+        """The source and line to report for ``key``: the origin of a key set from elsewhere
+        (or of a table containing it), else this job's file and the key's line."""
+        if self.origins:
+            k = full = self.path(key)
+            while k:
+                if k in self.origins:
+                    return self.origins[k], None
+                k = _parent(k)
+            for set_key, origin in self.origins.items():  # a key set inside this value
+                if set_key.startswith((full + ".", full + "[")):
+                    return origin, None
+        return self.source, self.line(key)
+
     def error(self, key: str, message: str) -> JobSpecError:
-        return JobSpecError(
-            message, source=self.source, key=self.path(key) or None, line=self.line(key)
-        )
+        source, line = self.where(key)
+        return JobSpecError(message, source=source, key=self.path(key) or None, line=line)
+
+
+def _parent(k: str) -> str:
+    return k[: k.rindex("[")] if k.endswith("]") and "[" in k else k.rpartition(".")[0]
 
 
 def as_table(ctx: Ctx, key: str, value: object) -> Mapping[str, Any]:

@@ -65,7 +65,7 @@ from nodeselect.engine import (
     top_positions,
 )
 from nodeselect.errors import InputError, NodeSelectError
-from nodeselect.jobs import GangReq, Job
+from nodeselect.jobs import GangReq, Job, check_job
 from nodeselect.placement._gang import UNKNOWN, Candidate, select_nodes
 from nodeselect.placement._plan import (
     JobAssignment,
@@ -807,10 +807,67 @@ def place(
             the limit the best plan found is returned and ``quality.solver.status`` says so.
         repair: run the repair pass after the greedy pass (default ``True``; ``False`` gives
             the plain greedy, for comparison).
+
+    Jobs with alternatives (``Job.alternatives``) start as their first; the batch is placed,
+    and every job left unplaced moves on to its next alternative and the batch is placed
+    again, until no unplaced job has one left (a job never moves back). The plan is that of
+    the last round: ``JobAssignment.alternative`` says which alternative each such job used,
+    and ``Plan.jobs`` holds the alternatives as placed.
     """
     check_jobs_arg(jobs, "place")
     check_table_arg(table, "place")
     checked_now(now, "place")
+    jobs = tuple(jobs)
+    how: dict[str, Any] = {"objective": objective, "time_limit": time_limit, "repair": repair}
+    if not any(isinstance(j, Job) and j.alternatives for j in jobs):
+        return _place(jobs, table, nodes=nodes, now=now, seed=seed, candidates=candidates, **how)
+    options: list[tuple[Job, ...]] = []
+    for job in jobs:
+        if isinstance(job, Job) and job.alternatives:
+            check_job(job)  # every alternative's errors, keyed alternatives[i]..., first
+            options.append(job.choices())
+        else:
+            options.append((job,))
+    pick = [0] * len(jobs)
+    when = now or datetime.now(UTC)
+    while True:
+        current = tuple(o[p] for o, p in zip(options, pick, strict=True))
+        plan = _place(
+            current, table, nodes=nodes, now=when, seed=seed, candidates=candidates, **how
+        )
+        ahead = [
+            u.job_index for u in plan.unplaced if pick[u.job_index] + 1 < len(options[u.job_index])
+        ]
+        if not ahead:
+            break
+        for k in ahead:
+            pick[k] += 1
+
+    def which(j: int) -> int | None:
+        return pick[j] if isinstance(jobs[j], Job) and jobs[j].alternatives else None
+
+    return attrs.evolve(
+        plan,
+        assignments=tuple(
+            attrs.evolve(a, alternative=which(a.job_index)) for a in plan.assignments
+        ),
+        unplaced=tuple(attrs.evolve(u, alternative=which(u.job_index)) for u in plan.unplaced),
+    )
+
+
+def _place(
+    jobs: Sequence[Job],
+    table: NodeTable,
+    *,
+    nodes: Sequence[TableNode] | None = None,
+    now: datetime | None = None,
+    seed: int = 0,
+    candidates: int = DEFAULT_CANDIDATES,
+    objective: Literal["greedy", "optimal"] = "greedy",
+    time_limit: float | None = None,
+    repair: bool = True,
+) -> Plan:
+    """:func:`place` of plain jobs (no alternatives)."""
     jobs = tuple(jobs)
     for i, job in enumerate(jobs):
         if not isinstance(job, Job):

@@ -82,6 +82,8 @@ class JobAssignment:
         priority: the job's priority.
         replicas: the replicas, best-scored first (replica 0 is the torchrun master).
         score: the mean score of the replicas.
+        alternative: for a job with alternatives, the position of the one placed; ``None``
+            for a job without.
     """
 
     job_name: str
@@ -89,6 +91,7 @@ class JobAssignment:
     priority: int
     replicas: tuple[Replica, ...]
     score: float
+    alternative: int | None = None
 
     @property
     def gpus(self) -> int:
@@ -167,6 +170,8 @@ class Unplaced:
         job_name / job_index / priority: the job.
         detail: where ``reason``, ``rejected`` and ``explanation`` come from (computed on first
             access of any of them, against the capacity left at the job's turn).
+        alternative: for a job with alternatives, the last one tried (every one was tried and
+            none could be placed; the reason is this one's); ``None`` for a job without.
 
     Properties:
         reason: a one-line summary against the capacity that was left for it, e.g.
@@ -188,6 +193,7 @@ class Unplaced:
     priority: int
     detail: UnplacedDetail = attrs.field(repr=False)
     cause: UnplacedCause = "capacity"
+    alternative: int | None = None
 
     @property
     def reason(self) -> str:
@@ -307,7 +313,8 @@ class Plan:
     """An immutable placement of a batch of jobs.
 
     Attributes:
-        jobs: the jobs as given (``job_index`` refers to this tuple).
+        jobs: the jobs as placed (``job_index`` refers to this tuple): a job with alternatives
+            is here as the alternative it used (``Job.choices()``; the last tried if unplaced).
         assignments: placed jobs, in turn order (``order``; a job placed by the repair pass
             appears at its own turn), so priorities never rise along it.
         unplaced: jobs that could not be placed, in the order they were tried.
@@ -511,6 +518,7 @@ class Plan:
                     "score": a.score,
                     "gpus": a.gpus,
                     "replicas": [replica(r, e) for r, e in zip(a.replicas, envs(a), strict=True)],
+                    **({} if a.alternative is None else {"alternative": a.alternative}),
                 }
                 for a in self.assignments
             ],
@@ -522,6 +530,7 @@ class Plan:
                     "reason": u.reason,
                     "rejected": dict(u.rejected),
                     "cause": u.cause,
+                    **({} if u.alternative is None else {"alternative": u.alternative}),
                 }
                 for u in self.unplaced
             ],

@@ -38,7 +38,7 @@ from nodeselect.engine._boundary import (
 )
 from nodeselect.engine._constraints import CompiledJob, compile_job
 from nodeselect.engine._prefilter import _categorical_key
-from nodeselect.engine._rank import Ranking, rank_compiled
+from nodeselect.engine._rank import Ranking, rank, rank_compiled
 from nodeselect.engine._shard import TableStats
 from nodeselect.engine.batch._columns import BatchColumns
 from nodeselect.engine.batch._group import JobGroup
@@ -73,7 +73,8 @@ def rank_many(
     """Rank every job of ``jobs`` on ``table``, sharing the work the jobs have in common.
 
     The result equals ``[rank(job, table, k=k, now=now, seed=seed, stats=stats) for job in
-    jobs]``, bit for bit, with one ``now`` (default: the current time, read once) for every job.
+    jobs]``, bit for bit, with one ``now`` (default: the current time, read once) for every job
+    (a job with alternatives is ranked by ``rank``, alternative by alternative).
 
     ``workers``: threads to rank in (default 1). With ``N > 1`` the table's rows are split
     into ``N`` contiguous shards (views, no copy) ranked in a thread pool with the global
@@ -95,6 +96,8 @@ def rank_many(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers={workers!r}: give a number of threads, an integer >= 1")
     now = now or datetime.now(UTC)
+    if any(isinstance(job, Job) and job.alternatives for job in jobs):
+        return _with_alternatives(jobs, table, k=k, now=now, seed=seed, stats=stats)
     cjs = [_compile(i, job, now) for i, job in enumerate(jobs)]
     if workers > 1 and cjs:
         if len(cjs) >= MIN_JOBS:
@@ -147,6 +150,34 @@ def _rank_all(
         mine = [cjs[i] for i in members]
         for i, r in zip(members, group.rank_all(mine), strict=True):
             out[i] = r
+    return [r for r in out if r is not None]
+
+
+def _with_alternatives(
+    jobs: Sequence[Job],
+    table: NodeTable,
+    *,
+    k: int,
+    now: datetime,
+    seed: int,
+    stats: TableStats | None,
+) -> list[Ranking]:
+    """:func:`rank_many` when some jobs have alternatives: those are ranked by :func:`rank`
+    (alternative by alternative), the others together."""
+    alt = [i for i, job in enumerate(jobs) if isinstance(job, Job) and job.alternatives]
+    out: list[Ranking | None] = [None] * len(jobs)
+    for i in alt:
+        try:
+            out[i] = rank(jobs[i], table, k=k, now=now, seed=seed, stats=stats)
+        except InputError as e:
+            e.add_note(f"in jobs[{i}] (name {jobs[i].name!r})")
+            raise
+    plain = [i for i in range(len(jobs)) if out[i] is None]
+    for i in plain:  # an invalid job is named by its position in ``jobs``
+        _compile(i, jobs[i], now)
+    rest = rank_many([jobs[i] for i in plain], table, k=k, now=now, seed=seed, stats=stats)
+    for i, r in zip(plain, rest, strict=True):
+        out[i] = r
     return [r for r in out if r is not None]
 
 

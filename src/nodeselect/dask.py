@@ -1,0 +1,686 @@
+"""Survey many jobs against a fleet too big for one machine, on Dask, with the exact answer.
+
+Needs the optional extra ``nodeselect[dask]`` (``dask`` and ``distributed``); ``import
+nodeselect`` never imports this module. The answer is bit for bit the single-machine
+:func:`nodeselect.rank_many` on the whole fleet (same nodes, scores, terms and order), because:
+
+* each **shard** of the fleet is built into a :class:`~nodeselect.NodeTable` on a worker, from a
+  shard file of a sharded snapshot (:func:`snapshot_shards`) or from the simulator's generated
+  columns (:func:`synthetic_shards`), and stays there: the driver never holds the fleet;
+* the shards' **statistics are merged first**: :class:`~nodeselect.engine.TableStats` (what
+  scores normalize with) and the telemetry units (:func:`fleet_units`: decided once for the
+  whole fleet, and every shard whose own decision differs is rebuilt with it);
+* every **tile** (a batch of jobs broadcast to the workers x one resident shard) is ranked
+  with :func:`~nodeselect.rank_many` and the merged statistics, and each job's top ``k`` is
+  **reduced over the shards as a tree** with the engine's one total order (score descending,
+  then the seeded tie key, then the uuid; :func:`~nodeselect.engine.merge_top`).
+
+Results stream out batch by batch (:meth:`Survey.run`, :func:`write_results`: JSON lines, or
+Parquet when ``pyarrow`` is installed), so 100k jobs x top 10 never sit in one list. With
+``client=None`` everything runs in this process on Dask's synchronous scheduler (tests, small
+fleets). See docs/scale-out.md.
+
+```python
+from nodeselect.dask import Survey, connect, snapshot_shards, write_results
+
+with connect("local:2") as client, Survey(snapshot_shards("fleet/"), client=client) as s:
+    write_results(s.run(jobs, k=10), "results.jsonl")
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import math
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Final, Protocol
+
+import attrs
+
+try:
+    import distributed
+    from dask.base import compute as dask_compute
+    from dask.base import persist as dask_persist
+    from dask.delayed import delayed
+
+    from dask import config as dask_config
+except ImportError as _exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "nodeselect.dask needs Dask: pip install 'nodeselect[dask]' (dask and distributed)"
+    ) from _exc
+
+from nodeselect.engine import RankedNode, TableStats, compile_job, rank_many, table_stats
+from nodeselect.errors import InputError, NodeSelectError
+from nodeselect.fetch import load_snapshot, read_manifest
+from nodeselect.jobs import Job
+from nodeselect.table import AGREE_SHARE, MIN_EVIDENCE, NodeTable, UnitDecision, Units
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_FAN_IN",
+    "JobResult",
+    "ScaleOutError",
+    "ShardSource",
+    "SnapshotShard",
+    "Survey",
+    "SyntheticShard",
+    "connect",
+    "fleet_units",
+    "merge_tops",
+    "result_rows",
+    "snapshot_shards",
+    "synthetic_shards",
+    "write_results",
+]
+
+#: Jobs per batch (a tile is one batch x one shard).
+DEFAULT_BATCH: Final = 1_000
+#: Partial results merged per task of the tree reduction.
+DEFAULT_FAN_IN: Final = 4
+#: Batches in flight at once on a cluster (the next is ranked while the last is written).
+_IN_FLIGHT: Final = 2
+
+
+class ScaleOutError(NodeSelectError):
+    """A survey cannot run as asked: a cluster address that cannot be reached, shards that
+    decided their telemetry units in ways no whole-fleet decision explains, bad options."""
+
+
+# ------------------------------------------------------------------------------------ shards
+class ShardSource(Protocol):
+    """How a worker gets one shard of the fleet (picklable: it travels to the worker)."""
+
+    @property
+    def label(self) -> str:
+        """Names the shard in messages."""
+        ...
+
+    def build(self, now: datetime, units: Units | None) -> NodeTable:
+        """The shard's table, telemetry judged at ``now``; ``units`` given, or inferred."""
+        ...
+
+
+@attrs.frozen
+class SnapshotShard:
+    """One shard file of a sharded snapshot (or a whole single-file snapshot, ``index`` 0).
+
+    Attributes:
+        path: the snapshot's directory (or file).
+        index: the shard, 0-based.
+        nodes: how many nodes the manifest says it holds.
+    """
+
+    path: Path
+    index: int
+    nodes: int
+
+    @property
+    def label(self) -> str:
+        """``DIR shard i``."""
+        return f"{self.path} shard {self.index}"
+
+    def build(self, now: datetime, units: Units | None) -> NodeTable:
+        """Read the shard file and build its table."""
+        result = load_snapshot(self.path, shard=self.index)
+        return NodeTable.from_nodes(result.nodes, now=now, units=units)
+
+
+@attrs.frozen
+class SyntheticShard:
+    """A shard generated on the worker as columns (:meth:`NodeTable.synthetic`; benchmarks).
+
+    Attributes:
+        nodes: rows.
+        seed: the generator's seed (distinct seeds give distinct uuids).
+    """
+
+    nodes: int
+    seed: int
+
+    @property
+    def label(self) -> str:
+        """``synthetic shard (seed s)``."""
+        return f"synthetic shard (seed {self.seed})"
+
+    def build(self, now: datetime, units: Units | None) -> NodeTable:
+        """Generate the shard's columns (their units are the documented defaults)."""
+        return NodeTable.synthetic(self.nodes, self.seed, now=now)
+
+
+def snapshot_shards(path: str | os.PathLike[str]) -> tuple[SnapshotShard, ...]:
+    """The shards of a sharded snapshot directory (its manifest), or of one snapshot file.
+
+    Raises:
+        SnapshotError: the manifest is missing or not valid.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        return (SnapshotShard(p, 0, -1),)
+    manifest = read_manifest(p)
+    return tuple(SnapshotShard(p, i, s.nodes) for i, s in enumerate(manifest.shards))
+
+
+def synthetic_shards(nodes: int, shards: int, *, seed: int = 0) -> tuple[SyntheticShard, ...]:
+    """``nodes`` generated rows split into ``shards`` shards (sizes differ by at most one).
+
+    Raises:
+        ScaleOutError: ``nodes < 0`` or ``shards < 1``.
+    """
+    if nodes < 0 or shards < 1:
+        raise ScaleOutError(
+            f"nodes={nodes}, shards={shards}: give nodes >= 0 and at least one shard"
+        )
+    return tuple(
+        SyntheticShard((i + 1) * nodes // shards - i * nodes // shards, seed * 1_000_003 + i)
+        for i in range(shards)
+    )
+
+
+# ------------------------------------------------------------------------- merged statistics
+def _vacuous(d: UnitDecision) -> bool:
+    """A decision taken on no evidence (the shard has no say in the fleet's decision)."""
+    if d.quantity in ("ram", "vram"):
+        return d.evidence == 0
+    # loads: no non-zero value (nodeselect.table._units.infer_load_unit), every reading agrees
+    return d.how.endswith("every reading agrees")
+
+
+def _merge_decision(ds: Sequence[UnitDecision], labels: Sequence[str]) -> UnitDecision:
+    said = [(d, label) for d, label in zip(ds, labels, strict=True) if not _vacuous(d)]
+    if not said:
+        return ds[0]
+    decided = {d.unit for d, _ in said}
+    # undecided on agreeing evidence that was too little (not conflicting): the union may decide
+    thin = [
+        label
+        for d, label in said
+        if d.unit is None and d.evidence and d.agreeing >= AGREE_SHARE * d.evidence
+    ]
+    agreeing = sum(d.agreeing for d, _ in said)
+    # A size unit also needs MIN_EVIDENCE agreeing values unless fewer nodes report it at all;
+    # the shards do not say how many report it, so fewer agreeing values leave it open.
+    few = ds[0].quantity in ("ram", "vram") and None not in decided and agreeing < MIN_EVIDENCE
+    if len(decided) == 1 and not thin and not few:
+        first = said[0][0]
+        return attrs.evolve(
+            first,
+            how=f"merged over {len(ds)} shards: {first.how}",
+            evidence=sum(d.evidence for d in ds),
+            agreeing=sum(d.agreeing for d in ds),
+            fallbacks=0,
+        )
+    seen = ", ".join(f"{d.unit or 'undecided'} in {label}" for d, label in said[:4])
+    what = ds[0].quantity.replace("_", " ")
+    why = (
+        f"only {agreeing} values agree on the {what} telemetry unit over all shards ({seen})"
+        if few
+        else f"the shards decided the {what} telemetry unit differently "
+        f"({seen}{', ...' if len(said) > 4 else ''})"
+    )
+    raise ScaleOutError(
+        f"{why}, so no whole-fleet decision follows from theirs; pass units= (e.g. "
+        "NodeTable.from_nodes(whole fleet).units) or reshard the fleet so each shard holds "
+        "enough telemetry"
+    )
+
+
+def fleet_units(parts: Sequence[Units], labels: Sequence[str] | None = None) -> Units:
+    """The telemetry units of the whole fleet from its shards' own decisions.
+
+    Shards with no evidence for a quantity have no say. When every other shard decided the
+    same unit (each with at least 80 % agreeing evidence, so the union has too; for sizes, at
+    least :data:`~nodeselect.table.MIN_EVIDENCE` agreeing values over all shards), that is the
+    fleet's decision; the same holds when they all found conflicting evidence. A shard whose
+    evidence was merely thin, fewer agreeing sizes, or shards that disagree leave the fleet's
+    decision open.
+
+    Raises:
+        ScaleOutError: the fleet's decision does not follow from the shards' (message names
+            the quantity and the shards).
+    """
+    if not parts:
+        return Units()
+    names = list(labels) if labels is not None else [f"shard {i}" for i in range(len(parts))]
+    return Units(
+        ram=_merge_decision([p.ram for p in parts], names),
+        vram=_merge_decision([p.vram for p in parts], names),
+        gpu_load=_merge_decision([p.gpu_load for p in parts], names),
+        cpu_load=_merge_decision([p.cpu_load for p in parts], names),
+        numeric_strings=sum(p.numeric_strings for p in parts),
+    )
+
+
+def _same_units(a: Units, b: Units) -> bool:
+    return all(x.unit == y.unit for x, y in zip(a.decisions(), b.decisions(), strict=True))
+
+
+# ---------------------------------------------------------------------------- tiles and merge
+@attrs.frozen
+class JobResult:
+    """One job's answer over the whole fleet.
+
+    Attributes:
+        index: the job's position in the surveyed sequence.
+        job: the job's name.
+        feasible: nodes passing every hard constraint, over all shards.
+        top: the best ``k`` of them, best first (``index`` of each refers to its shard's table).
+    """
+
+    index: int
+    job: str
+    feasible: int
+    top: tuple[RankedNode, ...]
+
+
+#: Per job of a batch: (feasible count, top k) over the shards merged so far.
+_Part = list[tuple[int, tuple[RankedNode, ...]]]
+
+
+def _order(r: RankedNode) -> tuple[float, int, str]:
+    return (-r.score, r.tie_key, r.uuid)
+
+
+def merge_tops(tops: Iterable[Sequence[RankedNode]], k: int) -> tuple[RankedNode, ...]:
+    """The exact top ``k`` of several shards' top lists (the order of
+    :func:`~nodeselect.engine.merge_top`: score descending, tie key, uuid)."""
+    return tuple(sorted((r for top in tops for r in top), key=_order)[:k])
+
+
+def _build(source: ShardSource, now: datetime, units: Units | None) -> NodeTable:
+    return source.build(now, units)
+
+
+def _summary(table: NodeTable) -> tuple[TableStats, Units]:
+    return table_stats(table), table.units
+
+
+@attrs.frozen
+class _Tile:
+    """What every tile of a survey shares besides its jobs and its shard."""
+
+    k: int
+    now: datetime
+    seed: int
+    stats: TableStats
+
+
+def _rank_tile(table: NodeTable, jobs: Sequence[Job], tile: _Tile) -> _Part:
+    rankings = rank_many(jobs, table, k=tile.k, now=tile.now, seed=tile.seed, stats=tile.stats)
+    return [(r.feasible, r.top) for r in rankings]
+
+
+def _merge(k: int, *parts: _Part) -> _Part:
+    return [
+        (sum(p[j][0] for p in parts), merge_tops((p[j][1] for p in parts), k))
+        for j in range(len(parts[0]))
+    ]
+
+
+# ------------------------------------------------------------------------------- the runners
+class _Runner(Protocol):
+    def persist(self, items: list[Any]) -> list[Any]: ...
+    def compute(self, items: list[Any]) -> list[Any]: ...
+    def broadcast(self, value: Any) -> Any: ...
+    def start(self, root: Any, tiles: list[Any]) -> Any: ...
+    def finish(self, started: Any, on_tile: Callable[[], None]) -> Any: ...
+
+
+class _Synchronous:
+    """Dask's synchronous scheduler, in this process (tests, small fleets)."""
+
+    def persist(self, items: list[Any]) -> list[Any]:
+        return list(dask_persist(*items, scheduler="synchronous"))
+
+    def compute(self, items: list[Any]) -> list[Any]:
+        return list(dask_compute(*items, scheduler="synchronous"))
+
+    def broadcast(self, value: Any) -> Any:
+        return value
+
+    def start(self, root: Any, tiles: list[Any]) -> Any:
+        return (root, len(tiles))
+
+    def finish(self, started: Any, on_tile: Callable[[], None]) -> Any:
+        root, n = started
+        (out,) = dask_compute(root, scheduler="synchronous")
+        for _ in range(n):
+            on_tile()
+        return out
+
+
+class _Cluster:
+    """A ``distributed.Client``: shards resident on workers, jobs broadcast, tiles as futures."""
+
+    def __init__(self, client: distributed.Client) -> None:
+        self.client = client
+
+    def persist(self, items: list[Any]) -> list[Any]:
+        out: list[Any] = self.client.persist(items)
+        return out
+
+    def compute(self, items: list[Any]) -> list[Any]:
+        out: list[Any] = self.client.gather(self.client.compute(items))
+        return out
+
+    def broadcast(self, value: Any) -> Any:
+        return self.client.scatter([value], broadcast=True, hash=False)[0]
+
+    def start(self, root: Any, tiles: list[Any]) -> Any:
+        return self.client.compute([root, *tiles])
+
+    def finish(self, started: Any, on_tile: Callable[[], None]) -> Any:
+        root, *tiles = started
+        for _ in distributed.as_completed(tiles):
+            on_tile()
+        return root.result()
+
+
+def _tree(parts: list[Any], k: int, fan_in: int) -> Any:
+    merge = delayed(_merge, pure=False)
+    level = parts
+    while len(level) > 1:
+        level = [merge(k, *level[i : i + fan_in]) for i in range(0, len(level), fan_in)]
+    if len(parts) == 1:
+        return merge(k, parts[0])  # one shard: still a task of its own, the root
+    return level[0]
+
+
+# ---------------------------------------------------------------------------------- a survey
+class Survey:
+    """A fleet's shards built on the workers with merged statistics, ready to rank jobs.
+
+    ``client``: a ``distributed.Client``, a scheduler address (``tcp://host:8786``; the
+    client is made and closed here), or ``None`` for Dask's synchronous scheduler in this
+    process. ``now`` (default: the current time, read once) judges telemetry freshness when
+    the shards are built and is the ``now`` of every ranking. ``units``: the fleet's telemetry
+    units when known (default: :func:`fleet_units` of the shards' own decisions).
+
+    Use it as a context manager (or call :meth:`close`) to free the shards on the workers.
+
+    Raises:
+        ScaleOutError: no shards, an unreachable address, or shards whose units disagree.
+        SnapshotError: a shard file cannot be read.
+    """
+
+    def __init__(
+        self,
+        shards: Sequence[ShardSource],
+        *,
+        client: distributed.Client | str | None = None,
+        now: datetime | None = None,
+        units: Units | None = None,
+    ) -> None:
+        if not shards:
+            raise ScaleOutError("no shards given; a survey needs at least one shard")
+        self._own: distributed.Client | None = None
+        if isinstance(client, str):
+            self._own = client = _client(client)
+        self._runner: _Runner = _Synchronous() if client is None else _Cluster(client)
+        self.now: datetime = now or datetime.now(UTC)
+        self.shards: tuple[ShardSource, ...] = tuple(shards)
+        try:
+            self._setup(units)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, units: Units | None) -> None:
+        build = delayed(_build, pure=False)
+        summary = delayed(_summary, pure=False)
+        self._tables: list[Any] = self._runner.persist(
+            [build(s, self.now, units) for s in self.shards]
+        )
+        found = self._runner.compute([summary(t) for t in self._tables])
+        labels = [s.label for s in self.shards]
+        fleet = units or fleet_units([u for _, u in found], labels)
+        redo = [i for i, (_, u) in enumerate(found) if not _same_units(u, fleet)]
+        if redo:
+            rebuilt = self._runner.persist([build(self.shards[i], self.now, fleet) for i in redo])
+            for i, t in zip(redo, rebuilt, strict=True):
+                self._tables[i] = t
+            again = self._runner.compute([summary(self._tables[i]) for i in redo])
+            for i, (st, _) in zip(redo, again, strict=True):
+                found[i] = (st, fleet)
+        self.units: Units = fleet
+        self.stats: TableStats = functools.reduce(TableStats.merge, [st for st, _ in found])
+
+    @property
+    def nodes(self) -> int:
+        """Nodes over every shard."""
+        return self.stats.nodes
+
+    def tiles(self, jobs: int, batch_size: int = DEFAULT_BATCH) -> int:
+        """How many tiles :meth:`run` ranks for ``jobs`` jobs."""
+        return math.ceil(jobs / batch_size) * len(self.shards) if batch_size > 0 else 0
+
+    def run(
+        self,
+        jobs: Sequence[Job],
+        *,
+        k: int = 10,
+        seed: int = 0,
+        batch_size: int = DEFAULT_BATCH,
+        fan_in: int = DEFAULT_FAN_IN,
+        on_tile: Callable[[], None] | None = None,
+    ) -> Iterator[JobResult]:
+        """Each job's top ``k`` over the whole fleet, in job order, batch by batch.
+
+        Equals ``rank_many(jobs, whole_fleet, k=k, now=self.now, seed=seed)`` (nodes, scores,
+        terms, GPU choices and order; ``index`` refers to each node's shard). ``on_tile`` is
+        called once per finished tile (a progress bar).
+
+        Raises:
+            ScaleOutError: ``k < 0``, ``batch_size < 1`` or ``fan_in < 2``.
+            InputError: a job is invalid (raised before anything is ranked).
+        """
+        if k < 0 or batch_size < 1 or fan_in < 2:
+            raise ScaleOutError(
+                f"k={k}, batch_size={batch_size}, fan_in={fan_in}: give k >= 0, "
+                "batch_size >= 1 and fan_in >= 2"
+            )
+        for i, job in enumerate(jobs):  # every job valid before anything is ranked
+            try:
+                compile_job(job, self.now)
+            except InputError as e:
+                e.add_note(f"in jobs[{i}] (name {job.name!r})")
+                raise
+        spec = _Tile(k, self.now, seed, self.stats)
+        return self._run(jobs, spec, batch_size, fan_in, on_tile or (lambda: None))
+
+    def _run(
+        self,
+        jobs: Sequence[Job],
+        spec: _Tile,
+        batch_size: int,
+        fan_in: int,
+        on_tile: Callable[[], None],
+    ) -> Iterator[JobResult]:
+        tile = delayed(_rank_tile, pure=False)
+        pending: deque[tuple[int, Sequence[Job], Any]] = deque()
+        starts = iter(range(0, len(jobs), batch_size))
+
+        def submit() -> bool:
+            start = next(starts, None)
+            if start is None:
+                return False
+            batch = tuple(jobs[start : start + batch_size])
+            shared = self._runner.broadcast(batch)
+            tiles = [tile(t, shared, spec) for t in self._tables]
+            root = _tree(tiles, spec.k, fan_in)
+            pending.append((start, batch, self._runner.start(root, tiles)))
+            return True
+
+        for _ in range(_IN_FLIGHT):
+            submit()
+        while pending:
+            start, batch, started = pending.popleft()
+            merged: _Part = self._runner.finish(started, on_tile)
+            submit()
+            for j, (job, (feasible, top)) in enumerate(zip(batch, merged, strict=True)):
+                yield JobResult(start + j, job.name, feasible, top)
+
+    def close(self) -> None:
+        """Free the shards on the workers (and close a client made from an address)."""
+        self._tables = []  # the last references: the workers drop the shards
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+
+    def __enter__(self) -> Survey:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------- clusters
+def _client(address: str) -> distributed.Client:
+    try:
+        return distributed.Client(address, timeout=10)
+    except (OSError, TimeoutError) as exc:
+        raise ScaleOutError(
+            f"cannot reach the Dask scheduler at {address}: {exc}; expected a running "
+            "scheduler address such as tcp://host:8786"
+        ) from None
+
+
+#: Distributed starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes glibc's
+#: mmap threshold: every large array is then fresh memory, and ranking ran 2.8x slower
+#: (docs/scale-out.md). Local clusters start their workers without it.
+_TRIM: Final = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
+
+@contextlib.contextmanager
+def connect(spec: str) -> Iterator[distributed.Client]:
+    """A client for ``local:N`` (a ``LocalCluster`` of N worker processes, one thread each,
+    no dashboard, no memory limit (so no spilling), closed on exit; workers keep glibc's
+    default malloc tuning) or a scheduler address (``tcp://host:8786``).
+
+    Raises:
+        ScaleOutError: ``local:N`` with N not a positive number, or an unreachable address.
+    """
+    if spec.startswith("local:"):
+        n = spec.removeprefix("local:")
+        if not n.isdigit() or int(n) < 1:
+            raise ScaleOutError(
+                f"{spec!r}: expected local:N with N >= 1 worker processes (e.g. local:2), "
+                "or a scheduler address such as tcp://host:8786"
+            )
+        with (
+            dask_config.set({_TRIM: None}),
+            distributed.LocalCluster(
+                n_workers=int(n),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,  # a worker outliving the scheduler at exit
+                memory_limit=0,  # no spilling: a spilled shard comes back without its caches
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            yield client
+        return
+    if "://" not in spec:
+        raise ScaleOutError(
+            f"{spec!r}: expected local:N or a scheduler address such as tcp://host:8786"
+        )
+    client = _client(spec)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+# ------------------------------------------------------------------------------------ output
+def result_rows(result: JobResult) -> list[dict[str, Any]]:
+    """The output rows of one job: one per ranked node (``job``, ``job_index``, ``rank`` from
+    1, ``node`` uuid, ``score``, ``terms``, ``feasible``), or one row with ``rank``, ``node``,
+    ``score`` and ``terms`` null when no node is listed."""
+    base = {"job": result.job, "job_index": result.index}
+    if not result.top:
+        return [base | {"rank": None, "node": None, "score": None, "terms": None,
+                        "feasible": result.feasible}]  # fmt: skip
+    return [
+        base
+        | {
+            "rank": i,
+            "node": r.uuid,
+            "score": r.score,
+            "terms": dict(r.terms),
+            "feasible": result.feasible,
+        }
+        for i, r in enumerate(result.top, start=1)
+    ]
+
+
+def _jsonl(results: Iterable[JobResult], f: IO[bytes]) -> int:
+    n = 0
+    for result in results:
+        for row in result_rows(result):
+            f.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+        n += 1
+        if n % DEFAULT_BATCH == 0:
+            f.flush()
+    return n
+
+
+def _parquet(results: Iterable[JobResult], path: Path) -> int:
+    try:
+        import pyarrow as pa  # noqa: PLC0415 - optional
+        import pyarrow.parquet as pq  # noqa: PLC0415
+    except ImportError:
+        raise ScaleOutError(
+            f"{path}: writing Parquet needs pyarrow (pip install pyarrow); "
+            "or give a .jsonl file for JSON lines"
+        ) from None
+    schema = pa.schema(
+        [
+            ("job", pa.string()),
+            ("job_index", pa.int64()),
+            ("rank", pa.int32()),
+            ("node", pa.string()),
+            ("score", pa.float64()),
+            ("terms", pa.map_(pa.string(), pa.float64())),
+            ("feasible", pa.int64()),
+        ]
+    )
+    n = 0
+    rows: list[dict[str, Any]] = []
+    with pq.ParquetWriter(str(path), schema) as writer:
+        for result in results:
+            rows.extend(result_rows(result))
+            n += 1
+            if n % DEFAULT_BATCH == 0:
+                writer.write_table(pa.Table.from_pylist(_maps(rows), schema=schema))
+                rows = []
+        if rows or n == 0:
+            writer.write_table(pa.Table.from_pylist(_maps(rows), schema=schema))
+    return n
+
+
+def _maps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r | {"terms": None if r["terms"] is None else list(r["terms"].items())} for r in rows]
+
+
+def write_results(results: Iterable[JobResult], path: str | os.PathLike[str]) -> int:
+    """Write results as they come to ``path``: Parquet for ``*.parquet`` (needs pyarrow),
+    else JSON lines (:func:`result_rows`; scores round-trip exactly). Returns the jobs written.
+
+    Raises:
+        ScaleOutError: Parquet asked without pyarrow, or the file cannot be written.
+    """
+    target = Path(path)
+    try:
+        if target.suffix == ".parquet":
+            return _parquet(results, target)
+        with target.open("wb") as f:
+            return _jsonl(results, f)
+    except OSError as exc:
+        raise ScaleOutError(f"{target}: cannot write the results: {exc.strerror}") from None

@@ -1,0 +1,120 @@
+"""`nodeselect survey` and `nodes --shards`: sharded snapshots surveyed to a results file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from nodeselect.cli import main
+from nodeselect.cli._common import EXIT_INPUT, EXIT_NO_FIT, EXIT_OK
+from nodeselect.fetch import load_snapshot, read_manifest
+from nodeselect.sim import SimServer, generate_fleet
+
+FLEET = generate_fleet(150, seed=12)
+JOBS = """
+[[job]]
+name = "two-gpus"
+[job.gpu]
+count = 2
+
+[[job]]
+name = "cores"
+[job.cpu]
+min_cores = 8
+
+[[job]]
+name = "nowhere"
+[job.gpu]
+count = 64
+"""
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    """The simulated fleet's AVAILABLE nodes saved by `nodes --out DIR --shards 3`."""
+    d = tmp_path_factory.mktemp("snap") / "fleet"
+    with SimServer(FLEET) as server:
+        code = main(
+            ["nodes", "--api", server.url, "--status", "AVAILABLE", "--format", "json",
+             "--out", str(d), "--shards", "3"]
+        )  # fmt: skip
+    assert code == EXIT_OK
+    return d
+
+
+@pytest.fixture
+def jobs_file(tmp_path):
+    p = tmp_path / "jobs.toml"
+    p.write_text(JOBS)
+    return p
+
+
+def test_nodes_shards_writes_a_manifest_and_shards(snapshot, capsys) -> None:
+    """`nodes --out DIR --shards 3` writes 3 shards whose nodes are the fetched fleet."""
+    m = read_manifest(snapshot)
+    assert len(m.shards) == 3
+    assert set(m.query.statuses) == {"AVAILABLE"}
+    assert sum(s.nodes for s in m.shards) == len(load_snapshot(snapshot).nodes) > 0
+
+
+def test_nodes_shards_without_out_is_refused(capsys) -> None:
+    """--shards without --out exits 2 before fetching, saying what it needs."""
+    assert main(["nodes", "--demo", "--shards", "2"]) == EXIT_INPUT
+    assert "--shards N needs --out DIR" in capsys.readouterr().err
+
+
+def test_survey_writes_every_jobs_top_and_exits_1_when_one_has_no_fit(
+    snapshot, jobs_file, tmp_path, capsys
+) -> None:
+    """Each job gets up to --top rows in job order; a job with no fit gets its null row, and
+    the exit status is 1 because of it."""
+    out = tmp_path / "r.jsonl"
+    code = main(["survey", str(jobs_file), "--snapshot", str(snapshot), "--top", "4",
+                 "--out", str(out)])  # fmt: skip
+    assert code == EXIT_NO_FIT
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    by_job: dict[str, list[dict]] = {}
+    for r in rows:
+        by_job.setdefault(r["job"], []).append(r)
+    assert list(by_job) == ["two-gpus", "cores", "nowhere"]
+    assert [r["rank"] for r in by_job["cores"]] == [1, 2, 3, 4]
+    scores = [r["score"] for r in by_job["cores"]]
+    assert scores == sorted(scores, reverse=True)
+    assert by_job["nowhere"] == [
+        {"job": "nowhere", "job_index": 2, "rank": None, "node": None, "score": None,
+         "terms": None, "feasible": 0}
+    ]  # fmt: skip
+    err = capsys.readouterr().err
+    assert "in 3 shards" in err
+    assert "2 jobs have a fitting node" in err
+
+
+def test_survey_of_synthetic_shards(jobs_file, tmp_path, capsys) -> None:
+    """--synthetic N --shards S generates the fleet on the workers."""
+    out = tmp_path / "r.jsonl"
+    code = main(["survey", str(jobs_file), "--synthetic", "3000", "--shards", "4", "--top", "2",
+                 "--batch", "2", "--out", str(out)])  # fmt: skip
+    assert code == EXIT_NO_FIT
+    assert "3,000 nodes in 4 shards (8 tiles)" in capsys.readouterr().err
+    assert len(out.read_text().splitlines()) == 5
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--synthetic", "10", "--dask", "local:x"], "expected local:N"),
+        (["--synthetic", "10", "--top", "-1"], "--top >= 0"),
+        (["--snapshot", "nope", "--shards", "2"], "--shards goes with --synthetic"),
+        (["--snapshot", "no/such/dir"], "no/such/dir"),
+    ],
+)
+def test_survey_usage_errors_exit_2_with_one_line(jobs_file, tmp_path, capsys, extra, message):
+    """Bad options exit 2 with one line naming the problem, never a traceback."""
+    code = main(["survey", str(jobs_file), *extra, "--out", str(tmp_path / "r.jsonl")])
+    err = capsys.readouterr().err
+    assert code == EXIT_INPUT
+    assert message in err
+    assert "Traceback" not in err

@@ -1,0 +1,382 @@
+"""nodeselect.dask gives, bit for bit, the single-machine ``rank_many`` on the whole fleet.
+
+Every test here runs on Dask's synchronous scheduler (in process, fast) except the one marked
+for a real ``distributed.LocalCluster`` of two worker processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import uuid as uuidlib
+from collections.abc import Sequence
+from datetime import datetime
+
+import attrs
+import httpx
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("distributed")
+
+from nodeselect import Client, NodeQuery, NodeTable, rank_many
+from nodeselect.dask import (
+    JobResult,
+    ScaleOutError,
+    Survey,
+    connect,
+    fleet_units,
+    merge_tops,
+    snapshot_shards,
+    synthetic_shards,
+    write_results,
+)
+from nodeselect.engine import merge_top, rank
+from nodeselect.errors import InputError
+from nodeselect.fetch import load_snapshot, save_sharded_snapshot
+from nodeselect.jobs import CpuReq, GpuReq, Job, Preferences
+from nodeselect.sim import DIALECTS, generate_fleet
+from nodeselect.sim._query import parse_params
+from nodeselect.table import Units
+from strategies_fleet import NOW, FleetNode, fleets, jobs
+
+SETTINGS = settings(max_examples=10, deadline=None)
+
+
+@attrs.frozen
+class NodesShard:
+    """A shard given as fetched nodes (the tests' ShardSource)."""
+
+    nodes: tuple[FleetNode, ...]
+    index: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"test shard {self.index}"
+
+    def build(self, now: datetime, units: Units | None) -> NodeTable:
+        return NodeTable.from_nodes(self.nodes, now=now, units=units)
+
+
+def key(top) -> list[tuple[object, ...]]:
+    """Everything a ranked node says but its row, scores and terms as float.hex."""
+    return [
+        (
+            r.uuid,
+            r.name,
+            r.score.hex(),
+            sorted((n, v.hex()) for n, v in r.terms.items()),
+            r.gpu_indices,
+            r.tie_key,
+        )
+        for r in top
+    ]
+
+
+def assert_same(got: Sequence[JobResult], want, jobs: Sequence[Job]) -> None:
+    assert len(got) == len(want) == len(jobs)
+    for i, (g, w, job) in enumerate(zip(got, want, jobs, strict=True)):
+        assert (g.index, g.job) == (i, job.name)
+        assert g.feasible == w.feasible
+        assert key(g.top) == key(w.top)
+
+
+def split(nodes: Sequence[FleetNode], cuts: Sequence[int]) -> list[NodesShard]:
+    bounds = [0, *sorted(cuts), len(nodes)]
+    return [NodesShard(tuple(nodes[a:b]), i) for i, (a, b) in enumerate(itertools.pairwise(bounds))]
+
+
+@st.composite
+def tied_fleets(draw: st.DrawFn) -> list[FleetNode]:
+    """A fleet where most nodes have twins: equal documents under other uuids (equal scores,
+    so the tie key decides), in a shuffled order."""
+    base = draw(fleets(max_size=10))
+    out = []
+    for node in base:
+        out.append(node)
+        for _ in range(draw(st.integers(0, 3))):
+            twin = msgspec.structs.replace(
+                node.lean, uuid=str(uuidlib.UUID(int=draw(st.integers(0, 2**128 - 1))))
+            )
+            out.append(FleetNode(twin, node.facts))
+    uuids = [n.lean.uuid for n in out]
+    if len(set(uuids)) != len(uuids):
+        out = list({n.lean.uuid: n for n in out}.values())
+    return draw(st.permutations(out))
+
+
+@st.composite
+def sharded(draw: st.DrawFn) -> tuple[list[FleetNode], list[NodesShard]]:
+    """A tied fleet cut into 1..17 shards (empty shards included)."""
+    fleet = draw(tied_fleets())
+    count = draw(st.integers(1, 17))
+    cuts = draw(st.lists(st.integers(0, len(fleet)), min_size=count - 1, max_size=count - 1))
+    return fleet, split(fleet, cuts)
+
+
+@SETTINGS
+@given(sharded(), st.lists(jobs(), min_size=1, max_size=8), st.data())
+def test_survey_equals_rank_many_on_the_whole_fleet(fs, job_list, data) -> None:
+    """Any shards (1-17, empty ones, twins everywhere), batches and fan-in: the survey's results
+    are rank_many's on the whole fleet, scores and terms equal as float.hex."""
+    fleet, shards = fs
+    k, seed = data.draw(st.integers(0, 8)), data.draw(st.integers(0, 3))
+    batch, fan_in = data.draw(st.integers(1, 5)), data.draw(st.integers(2, 5))
+    whole = NodeTable.from_nodes(fleet, now=NOW)
+    want = rank_many(job_list, whole, k=k, now=NOW, seed=seed)
+    with Survey(shards, now=NOW, units=whole.units) as s:
+        got = list(s.run(job_list, k=k, seed=seed, batch_size=batch, fan_in=fan_in))
+        assert s.nodes == len(whole)
+    assert_same(got, want, job_list)
+
+
+@SETTINGS
+@given(sharded(), st.lists(jobs(), min_size=1, max_size=4))
+def test_inferred_units_are_the_whole_fleets_or_refused(fs, job_list) -> None:
+    """Without units given, the survey either decides the whole fleet's units (and then ranks
+    like rank_many on it) or refuses with ScaleOutError: it never ranks with other units."""
+    fleet, shards = fs
+    whole = NodeTable.from_nodes(fleet, now=NOW)
+    try:
+        s = Survey(shards, now=NOW)
+    except ScaleOutError as exc:
+        refused = str(exc)
+    else:
+        refused = ""
+    if refused:
+        assert "telemetry unit" in refused
+        return
+    with s:
+        assert [d.unit for d in s.units.decisions()] == [d.unit for d in whole.units.decisions()]
+        got = list(s.run(job_list, k=5))
+    assert_same(got, rank_many(job_list, whole, k=5, now=NOW), job_list)
+
+
+def sim_nodes(n: int, dialect: str, seed: int) -> list[FleetNode]:
+    """The decodable documents of a simulated fleet, with the facts the server knows."""
+    from nodeselect.documents import ProvedFacts, decode_node  # noqa: PLC0415
+
+    fleet = generate_fleet(n, seed=seed, now=NOW, dialect=DIALECTS[dialect])
+    enc = msgspec.json.Encoder()
+    out = []
+    for doc in fleet.documents():
+        try:
+            lean = decode_node(enc.encode(doc))
+        except msgspec.ValidationError:
+            continue
+        h = fleet.hidden(lean.uuid)
+        facts = ProvedFacts(
+            status=h.status,
+            compliance_tags=h.compliance_tags,
+            continent=h.continent,
+            country=h.country,
+            subdivision=h.subdivision,
+        )
+        out.append(FleetNode(lean, facts))
+    return out
+
+
+JOBS = [
+    Job(
+        name=f"job-{i}",
+        gpu=GpuReq(count=i % 3, min_vram_free_gb=float(4 * (i % 5)) if i % 3 else None),
+        cpu=CpuReq(min_cores=2 * (i % 4)),
+        preferences=Preferences(weights={"idle": float(i % 2), "fit": 1.0}),
+    )
+    for i in range(12)
+]
+
+
+@pytest.mark.parametrize("dialect", ["default", "ram-mib-vram-bytes", "numeric-strings", "vram-gb"])
+def test_simulated_fleets_decide_their_units_on_the_shards(dialect) -> None:
+    """A simulated fleet in each dialect, cut in 5 shards, decides the whole fleet's units from
+    the shards' decisions and ranks like rank_many on the whole."""
+    nodes = sim_nodes(300, dialect, seed=5)
+    whole = NodeTable.from_nodes(nodes, now=NOW)
+    shards = split(nodes, [60, 120, 180, 240])
+    with Survey(shards, now=NOW) as s:
+        assert [d.unit for d in s.units.decisions()] == [d.unit for d in whole.units.decisions()]
+        got = list(s.run(JOBS, k=6, batch_size=5))
+    assert_same(got, rank_many(JOBS, whole, k=6, now=NOW), JOBS)
+
+
+def test_a_sharded_snapshot_surveys_like_the_fleet_it_holds(tmp_path) -> None:
+    """Shard files written by save_sharded_snapshot, built on the workers, rank like the
+    whole snapshot loaded on one machine."""
+    sim = generate_fleet(240, seed=4, now=NOW)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        q = parse_params(dict(request.url.params))
+        ids, total = sim.select(q)
+        tail = b'],"limit":%d,"page":%d,"total":%d}' % (q.limit, q.page, total)
+        return httpx.Response(200, content=b'{"data":[' + b",".join(sim.page_bytes(ids)) + tail)
+
+    with Client("http://test", transport=httpx.MockTransport(handler)) as c:
+        result = c.fetch(NodeQuery())
+    save_sharded_snapshot(tmp_path, result, 3)
+    shards = snapshot_shards(tmp_path)
+    assert [s.nodes for s in shards] == [80, 80, 80] or sum(s.nodes for s in shards) == len(
+        result.nodes
+    )
+    whole = NodeTable.from_nodes(load_snapshot(tmp_path).nodes, now=NOW)
+    with Survey(shards, now=NOW) as s:
+        got = list(s.run(JOBS, k=4))
+    assert_same(got, rank_many(JOBS, whole, k=4, now=NOW), JOBS)
+
+
+def test_synthetic_shards_cover_the_nodes_with_distinct_uuids() -> None:
+    """synthetic_shards splits n rows into shards differing by at most one, uuids distinct."""
+    shards = synthetic_shards(1001, 7, seed=2)
+    sizes = [s.nodes for s in shards]
+    assert sum(sizes) == 1001
+    assert max(sizes) - min(sizes) <= 1
+    tables = [s.build(NOW, None) for s in shards]
+    uuids = [u for t in tables for u in t.uuid.tolist()]
+    assert len(set(uuids)) == 1001
+
+
+def test_merge_tops_is_the_engines_merge_top() -> None:
+    """merge_tops of shards' top lists equals merge_top of their rankings."""
+    t = NodeTable.synthetic(3000, seed=9, now=NOW)
+    parts = [t.take(range(1000)), t.take(range(1000, 3000))]
+    stats = parts[0] and None
+    rankings = [rank(JOBS[4], p, k=9, now=NOW, stats=stats) for p in parts]
+    assert merge_tops([r.top for r in rankings], 9) == merge_top(rankings, 9)
+
+
+def test_a_shard_with_other_units_is_refused_naming_it() -> None:
+    """Shards deciding RAM in bytes and in MiB are refused, naming the quantity and shards."""
+    from nodeselect.table import UnitDecision  # noqa: PLC0415
+
+    a = Units(ram=UnitDecision("ram", "bytes", "x", 10, 10))
+    b = Units(ram=UnitDecision("ram", "MiB", "x", 10, 9))
+    with pytest.raises(
+        ScaleOutError, match=r"ram telemetry unit differently \(bytes in s0, MiB in s1"
+    ):
+        fleet_units([a, b], ["s0", "s1"])
+
+
+def test_thin_evidence_in_one_shard_leaves_the_fleet_undecided() -> None:
+    """A shard undecided on too few (but agreeing) values blocks a merged decision: the union
+    might decide, so the survey refuses rather than guess."""
+    from nodeselect.table import UnitDecision  # noqa: PLC0415
+
+    a = Units(ram=UnitDecision("ram", None, "conflicting evidence", 10, 5))
+    b = Units(ram=UnitDecision("ram", None, "some reason", 2, 2))
+    with pytest.raises(ScaleOutError, match="ram telemetry unit"):
+        fleet_units([a, b])
+    assert fleet_units([a, a]).ram.unit is None
+
+
+def test_a_shard_without_evidence_has_no_say() -> None:
+    """A shard with no RAM evidence (undecided) does not block the others' decision."""
+    from nodeselect.table import UnitDecision  # noqa: PLC0415
+
+    a = Units(ram=UnitDecision("ram", "MiB", "x", 10, 10))
+    b = Units(ram=UnitDecision("ram", None, "no telemetry", 0, 0))
+    merged = fleet_units([b, a])
+    assert merged.ram.unit == "MiB"
+    assert merged.ram.evidence == 10
+
+
+def test_results_are_written_as_json_lines_that_keep_every_bit(tmp_path) -> None:
+    """write_results writes one row per ranked node (scores read back equal as float.hex) and
+    one null row for a job no node fits."""
+    shards = synthetic_shards(4000, 3, seed=1)
+    none_fit = Job(name="nothing", gpu=GpuReq(count=64))
+    jobs_ = [*JOBS[:3], none_fit]
+    with Survey(shards, now=NOW) as s:
+        results = list(s.run(jobs_, k=3))
+        n = write_results(iter(results), tmp_path / "r.jsonl")
+    assert n == 4
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    ranked = [r for r in rows if r["rank"] is not None]
+    want = [
+        (res.job, i + 1, node.uuid, node.score.hex())
+        for res in results
+        for i, node in enumerate(res.top)
+    ]
+    assert [(r["job"], r["rank"], r["node"], float(r["score"]).hex()) for r in ranked] == want
+    assert rows[-1] == {
+        "job": "nothing",
+        "job_index": 3,
+        "rank": None,
+        "node": None,
+        "score": None,
+        "terms": None,
+        "feasible": 0,
+    }
+    first = ranked[0]
+    assert sum(first["terms"].values()) == pytest.approx(first["score"])
+
+
+def test_results_as_parquet_when_pyarrow_is_there(tmp_path) -> None:
+    """A .parquet path writes the same rows as Parquet."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    with Survey(synthetic_shards(2000, 2, seed=1), now=NOW) as s:
+        results = list(s.run(JOBS[:3], k=2))
+    write_results(results, tmp_path / "r.parquet")
+    table = pq.read_table(tmp_path / "r.parquet").to_pylist()
+    assert [(r["job"], r["node"], r["score"]) for r in table] == [
+        (res.job, node.uuid, node.score) for res in results for node in res.top
+    ]
+
+
+def test_an_invalid_job_fails_before_anything_is_ranked() -> None:
+    """A job the engine refuses is an InputError noting its position, raised by run()."""
+    bad = Job(name="bad", gpu=GpuReq(count=1, models=("NOPE-9000",)))
+    with Survey(synthetic_shards(100, 2), now=NOW) as s, pytest.raises(InputError) as info:
+        s.run([JOBS[0], bad])
+    assert "jobs[1]" in "".join(getattr(info.value, "__notes__", []))
+
+
+@pytest.mark.parametrize(("k", "batch", "fan_in"), [(-1, 10, 2), (5, 0, 2), (5, 10, 1)])
+def test_bad_options_say_what_is_accepted(k, batch, fan_in) -> None:
+    """k < 0, batch_size < 1 or fan_in < 2 is a ScaleOutError naming the accepted ranges."""
+    with Survey(synthetic_shards(10, 1), now=NOW) as s, pytest.raises(ScaleOutError, match=">= 0"):
+        s.run(JOBS, k=k, batch_size=batch, fan_in=fan_in)
+
+
+@pytest.mark.parametrize("spec", ["local:0", "local:two", "somewhere:8786"])
+def test_a_bad_cluster_spec_says_what_is_accepted(spec) -> None:
+    """connect() refuses local:0, local:two and an address without a scheme, naming the forms."""
+    with pytest.raises(ScaleOutError, match=r"local:N"), connect(spec):
+        pass
+
+
+def test_no_shards_is_refused() -> None:
+    """A survey of no shards is a ScaleOutError."""
+    with pytest.raises(ScaleOutError, match="at least one shard"):
+        Survey([], now=NOW)
+
+
+def test_importing_nodeselect_does_not_import_dask() -> None:
+    """``import nodeselect`` (and its CLI) leaves dask and distributed unimported."""
+    code = (
+        "import sys, nodeselect, nodeselect.cli._main\n"
+        "bad = [m for m in ('dask', 'distributed') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_a_local_cluster_of_two_processes_gives_the_same_answer() -> None:
+    """End to end on a real LocalCluster (2 worker processes, no dashboard): shards generated
+    on the workers, jobs broadcast, tree reduction; equal to rank_many on the whole fleet."""
+    shards = synthetic_shards(30_000, 5, seed=8)
+    whole = NodeTable.concat([s.build(NOW, None) for s in shards])
+    want = rank_many(JOBS, whole, k=7, now=NOW)
+    ticks = []
+    with connect("local:2") as client, Survey(shards, client=client, now=NOW) as s:
+        assert len(client.scheduler_info()["workers"]) == 2
+        trim = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        assert set(trim.values()) == {None}  # glibc's own malloc tuning (docs/scale-out.md)
+        got = list(s.run(JOBS, k=7, batch_size=5, on_tile=lambda: ticks.append(1)))
+    assert_same(got, want, JOBS)
+    assert len(ticks) == s.tiles(len(JOBS), 5) == 15
