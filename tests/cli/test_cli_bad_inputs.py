@@ -157,12 +157,6 @@ def _snapshot_cases() -> Iterator[Case]:
                 f"{base[0]}-snapshot-{cid}",
                 (*base, "--snapshot", "{tmp}/s"),
                 files=(("s", data),),
-                elsewhere=(
-                    "fetch/_snapshot.py: a header 'query' that is not an object raises "
-                    "AttributeError (issue 14, fetch half: malformed snapshot headers)"
-                    if cid == "query-list"
-                    else None
-                ),
             )
         yield Case(f"{base[0]}-snapshot-missing", (*base, "--snapshot", "{tmp}/missing"))
         yield Case(f"{base[0]}-snapshot-directory", (*base, "--snapshot", "{tmp}"))
