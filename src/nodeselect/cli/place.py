@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from nodeselect.cli._common import (
@@ -35,6 +37,15 @@ from nodeselect.placement import Plan
 __all__ = ["render_plan"]
 
 
+def _blank_file(path: Path) -> bool:
+    """Whether a job file that loaded holds no key at all (empty, or comments only): its one
+    "job" would be every default, which is not what a batch means."""
+    try:
+        return not tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # it loaded a moment ago; anything else is not "blank"
+        return False
+
+
 def _run(args: argparse.Namespace) -> int:
     from nodeselect.pipeline import fleet_queries, merge_fetched  # noqa: PLC0415
     from nodeselect.placement import place  # noqa: PLC0415
@@ -44,8 +55,10 @@ def _run(args: argparse.Namespace) -> int:
         jobs = load_jobs(args.jobs)
     except InputError as exc:
         return fail(str(exc), EXIT_INPUT)
-    if not jobs:
-        return fail(f"{args.jobs}: no [[job]] tables found", EXIT_INPUT)
+    if not jobs or _blank_file(args.jobs):
+        return fail(
+            f"no jobs in {args.jobs}: add one [[job]] table per job (docs/jobs.md)", EXIT_INPUT
+        )
     try:
         results = [load_fleet(args, q) for q in fleet_queries(jobs)]
     except NodeSelectError as exc:
