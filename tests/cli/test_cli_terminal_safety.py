@@ -50,9 +50,7 @@ def evil_server() -> Iterator[SimServer]:
     """A 40-node simulated API whose first nodes carry hostile names."""
     fleet = generate_fleet(40, seed=5)
     for i, name in enumerate(EVIL):
-        # The simulator splices names into its JSON unescaped (its own names are plain), so
-        # the escaped body goes in: the served document decodes to exactly the hostile name.
-        fleet._cols.names[i] = json.dumps(name, ensure_ascii=False)[1:-1]
+        fleet._cols.names[i] = name  # the simulator escapes what needs it (sim/_doc_parts.py)
     with SimServer(fleet) as server:
         yield server
 
