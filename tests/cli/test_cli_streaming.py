@@ -8,13 +8,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from nodeselect.cli import main
 from nodeselect.cli._common import EXIT_OK
 from nodeselect.cli._source import fetch_progress, progress_text
-from nodeselect.cli.nodes import NodeStream
-from nodeselect.documents import personal_keys
+from nodeselect.cli.nodes import NodeStream, blank_spliced
+from nodeselect.documents import blank_personal, personal_keys
 from nodeselect.fetch import FetchProgress
 from nodeselect.sim import SimServer, generate_fleet
 
@@ -145,3 +147,39 @@ def test_no_bar_when_piped_or_quiet(
     monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
     assert main(["nodes", "--api", server.url, "-q", "-o", "jsonl"]) == EXIT_OK
     assert capsys.readouterr().err == ""
+
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.text(max_size=6),
+    st.floats(allow_nan=False, allow_infinity=False),
+)  # fmt: skip
+_KEYS = st.sampled_from(
+    ["email", "name", "uuid", "ipv4_address", "operator_profile", "wallet_address",
+     "user_profile", "oauth_subject", "gpus", "x"]
+)  # fmt: skip
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_KEYS, inner, max_size=4)),
+    max_leaves=12,
+)
+_DOCS = st.dictionaries(
+    st.sampled_from(
+        ["uuid", "name", "ipv4_address", "ipv6_address", "mac_address", "operator_account",
+         "gpus", "extra"]
+    ),
+    _JSON,
+    max_size=6,
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(doc=st.one_of(_DOCS, _JSON), spaced=st.booleans())
+def test_blank_spliced_equals_blank_personal(doc: Any, spaced: bool) -> None:
+    """Told the truth by documents.blank_personal: the same JSON value, the same key order,
+    for any document shape (personal keys at any depth, in arrays, of any type; not an
+    object at all; with or without whitespace in the server's bytes)."""
+    raw = json.dumps(doc, indent=1 if spaced else None).encode()
+    expected = blank_personal(raw)
+    got = blank_spliced(raw)
+    assert json.loads(got) == json.loads(expected)
+    assert json.dumps(json.loads(got)) == json.dumps(json.loads(expected))  # key order too
