@@ -14,15 +14,10 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Final
 
 from nodeselect.errors import InputError, NodeSelectError
 
-__all__ = ["OUT_MODE", "OutTargetError", "OutWriteError", "check_out_target"]
-
-#: The mode of every file ``--out`` writes.
-OUT_MODE: Final = 0o600
-
+__all__ = ["OutTargetError", "OutWriteError", "check_out_target"]
 
 class OutTargetError(InputError):
     """The ``--out`` target is not a regular file (or its folder does not exist); exit 2."""
