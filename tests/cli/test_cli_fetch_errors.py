@@ -201,3 +201,24 @@ def test_defaults_bound_every_request(server: SimServer) -> None:
         assert client.timeout == client.request_timeout == 10.0
         assert client.retry.deadline == 120.0
     assert main(["nodes", "--api", server.url, "-q", "-o", "jsonl"]) == EXIT_OK
+
+
+def test_the_bar_says_retrying_before_any_page_arrives(silent_server: str) -> None:
+    """A server that never answers: the bar (on a terminal) says a request is being retried,
+    and why, within --timeout, not "starting" until the deadline."""
+    import io  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+
+    from nodeselect.fetch import Client, RetryPolicy  # noqa: PLC0415
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120)
+    client = Client(
+        silent_server, timeout=0.2, request_timeout=0.2, retry=RetryPolicy(deadline=1.0)
+    )
+    with client, source.fetch_progress(True, console=console) as hook:
+        with pytest.raises(DeadlineExceededError):
+            client.fetch(on_progress=hook)
+        console.print()  # a render of the live display, as its refresh thread does
+    assert "retrying (timeout)" in out.getvalue()

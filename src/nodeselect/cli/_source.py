@@ -13,9 +13,11 @@ the process list and shell history). A progress bar is drawn on stderr when it i
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
@@ -165,12 +167,28 @@ def progress_text(p: FetchProgress) -> str:
     return ", ".join(parts)
 
 
+class _RetryWatch(logging.Handler):
+    """Hears the fetch logger's "retrying" records (from any thread) for the progress bar: a
+    request that times out is retried before any page arrives, and the bar says so at once."""
+
+    def __init__(self, on_retry: Callable[[str], None]) -> None:
+        super().__init__(logging.INFO)
+        self._on_retry = on_retry
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith("retrying "):
+            args = record.args if isinstance(record.args, tuple) else ()
+            with contextlib.suppress(Exception):  # never let the bar break a fetch
+                self._on_retry(str(args[3]) if len(args) > 3 else "")
+
+
 @contextmanager
 def fetch_progress(
     enabled: bool, *, console: Console | None = None
 ) -> Iterator[ProgressHook | None]:
     """A live progress bar on stderr (or ``console``): pages done / pages known (which grows
-    as the fetch learns the totals), retries and repairs, redrawn as each page arrives.
+    as the fetch learns the totals), retries and repairs, redrawn as each page arrives; a
+    retry is shown as it is decided (``retrying (timeout)``), before any page has arrived.
     Yields the ``on_progress`` hook, or ``None`` when not ``enabled`` (piped, ``-q``)."""
     if not enabled:
         yield None
@@ -185,12 +203,33 @@ def fetch_progress(
         redirect_stderr=False,
     )
     task = bar.add_task("fetch", total=None, status="starting")
+    last = FetchProgress(0, 0, 0, 0, 0)
+    heard = 0
 
     def update(p: FetchProgress) -> None:
+        nonlocal last
+        last = p
         bar.update(task, completed=p.pages_done, total=p.pages_known, status=progress_text(p))
 
-    with bar:
-        yield update
+    def retrying(cause: str) -> None:
+        nonlocal heard
+        heard += 1
+        shown = attrs.evolve(last, retries=max(last.retries, heard))
+        why = f" ({cause})" if cause else ""
+        bar.update(task, status=f"{progress_text(shown)}, retrying{why}")
+
+    logger = logging.getLogger("nodeselect")
+    watch = _RetryWatch(retrying)
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)  # our other handlers keep their own levels
+    logger.addHandler(watch)
+    try:
+        with bar:
+            yield update
+    finally:
+        logger.removeHandler(watch)
+        logger.setLevel(level)
 
 
 def _show_progress(args: argparse.Namespace) -> bool:

@@ -160,7 +160,10 @@ def blank_spliced(raw: bytes) -> bytes:
     :func:`~nodeselect.documents.personal_keys`, set to ``null``), with every other value
     spliced as the server's bytes: only the objects on the way to a personal key are decoded,
     and only one level at a time (``msgspec.Raw``), 1.6-2.2x faster than a full decode and
-    re-encode. Falls back to ``blank_personal`` on anything unexpected."""
+    re-encode. A document that is not a JSON object comes back unchanged (as from
+    ``blank_personal``); anything unexpected falls back to ``blank_personal``."""
+    if raw[:1] != b"{" and raw.lstrip()[:1] != b"{":
+        return raw
     try:
         return _blank_value(raw, personal_keys())
     except (msgspec.DecodeError, RecursionError):
