@@ -3,8 +3,9 @@
 The same fetch (a loopback simulated API) is written as a table, a JSON array and JSON lines,
 to /dev/null, in process; rounds interleave the formats so load changes hit them alike. Prints
 the best of ``--repeat`` and the range, and the same-run ratios json/table and jsonl/table
-(issue 14 asks jsonl <= 1.25x table). Also times the output step alone on one fetched result.
-No assertions (machines are noisy).
+(issue 14 asks jsonl <= 1.25x table). Also times the output step alone on one fetched result,
+and when the first JSON line is written compared with the end of the whole fetch (streaming:
+the first node goes out while later pages are in flight). No assertions (machines are noisy).
 
     python benchmarks/bench_cli_nodes.py [--nodes 20000] [--repeat 3]
 """
@@ -32,6 +33,31 @@ def _timed(argv: list[str]) -> float:
     if code not in (0, 1):
         raise SystemExit(f"{argv} exited {code}")
     return took
+
+
+class _FirstWrite:
+    """A text sink (no ``buffer``) that remembers when it was first written to."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+
+    def write(self, text: str) -> int:
+        if self.first is None:
+            self.first = time.perf_counter()
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def _first_line(url: str) -> tuple[float, float]:
+    """Seconds to the first jsonl line and to the end, for one in-process `nodes -o jsonl`."""
+    sink = _FirstWrite()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(sink):  # type: ignore[type-var]
+        cli_main(["nodes", "--api", url, "-q", "-o", "jsonl"])
+    end = time.perf_counter()
+    return (sink.first or end) - start, end - start
 
 
 def _output_only(url: str, repeat: int) -> dict[str, float]:
@@ -76,6 +102,8 @@ def main() -> None:
         for fmt in ("json", "jsonl"):
             print(f"ratio {fmt}/table: {min(times[fmt]) / table:.2f}x")
         alone = _output_only(server.url, args.repeat)
+        first, total = _first_line(server.url)
+        print(f"jsonl: first line after {first:.2f}s of {total:.2f}s ({first / total:.0%})")
         print("output step alone (best): " + ", ".join(
             f"{f} {alone[f]:.2f}s ({alone[f] / args.nodes * 1e6:.0f} us/node)" for f in FORMATS
         ))  # fmt: skip

@@ -70,3 +70,16 @@ def test_every_layer_package_lists_importable_public_names() -> None:
         assert len(mod.__all__) == len(set(mod.__all__)), pkg
         for name in mod.__all__:
             assert hasattr(mod, name), (pkg, name)
+
+
+def test_the_fetch_bound_errors_are_on_the_facade() -> None:
+    """A caller catches the new fetch errors from ``nodeselect`` like the others: the same
+    classes as nodeselect.errors, in their place in the hierarchy."""
+    from nodeselect import errors  # noqa: PLC0415
+
+    for name in ("DeadlineExceededError", "ProtocolViolationError", "ResponseTooLargeError"):
+        assert name in nodeselect.__all__
+        assert getattr(nodeselect, name) is getattr(errors, name)
+    assert issubclass(nodeselect.DeadlineExceededError, nodeselect.RetriesExhaustedError)
+    assert issubclass(nodeselect.ResponseTooLargeError, nodeselect.ProtocolViolationError)
+    assert issubclass(nodeselect.ProtocolViolationError, nodeselect.InvalidResponseError)

@@ -1,11 +1,10 @@
-"""``--out``: atomic, private, regular files only; symlinks and special files are refused
-unless ``--force`` (which replaces them, never writes through them)."""
+"""``--out``: atomic, private, regular files only; a symlink is refused unless ``--force``
+(which replaces the link, never writes through it); special files and folders always."""
 
 from __future__ import annotations
 
 import os
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from nodeselect.cli import main
 from nodeselect.cli._common import EXIT_INPUT, EXIT_OK, EXIT_OUTPUT
-from nodeselect.cli._output import OutTargetError, OutWriteError, write_atomically
+from nodeselect.cli._output import OutTargetError
 from nodeselect.fetch import load_snapshot
 from nodeselect.sim import SimServer, generate_fleet
 
@@ -60,11 +59,17 @@ def test_force_replaces_the_link_itself_never_its_target(
     assert len(load_snapshot(link).nodes) > 0
 
 
+@pytest.mark.parametrize("force", [(), ("--force",)])
 @pytest.mark.parametrize("kind", ["directory", "fifo", "device"])
 def test_special_targets_are_refused(
-    server: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+    server: SimServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+    force: tuple[str, ...],
 ) -> None:
-    """A directory, a FIFO or a device: exit 2 before any fetch, saying what it is."""
+    """A directory, a FIFO or a device: exit 2 before any fetch, saying what it is, with or
+    without --force (which only lets a symlink be replaced)."""
     if kind == "directory":
         target = tmp_path / "d"
         target.mkdir()
@@ -73,7 +78,7 @@ def test_special_targets_are_refused(
         os.mkfifo(target)
     else:
         target = Path(os.devnull)
-    assert _save(server, target) == EXIT_INPUT
+    assert _save(server, target, *force) == EXIT_INPUT
     err = capsys.readouterr().err
     assert {"directory": "directory", "fifo": "FIFO", "device": "device"}[kind] in err
     assert len(err.strip().splitlines()) == 1
@@ -94,45 +99,22 @@ def test_snapshot_is_0600_even_replacing_a_readable_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.jsonl"]
 
 
-def test_concurrent_writers_do_not_collide(tmp_path: Path) -> None:
-    """Eight writers at once: the file is one writer's whole content; no temporary is left."""
-    target = tmp_path / "out"
-    contents = [bytes([65 + i]) * 200_000 for i in range(8)]
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(contents))
+def test_the_cli_writes_through_the_library_with_its_force(
+    server: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--out is fetch.save_snapshot (unique temporary file, 0600, no link followed: the
+    library's tests cover concurrent writers); --force becomes replace_symlink=True."""
+    import nodeselect.cli.nodes as nodes_cli  # noqa: PLC0415
 
-    def writer(data: bytes) -> None:
-        def fill(path: Path) -> None:
-            barrier.wait()
-            path.write_bytes(data)
+    seen: list[bool] = []
 
-        try:
-            write_atomically(str(target), fill)
-        except BaseException as exc:
-            errors.append(exc)
+    def spy(path: object, result: object, *, replace_symlink: bool = False) -> None:
+        seen.append(replace_symlink)
 
-    threads = [threading.Thread(target=writer, args=(c,)) for c in contents]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert target.read_bytes() in contents
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
-
-
-def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
-    """A writer that fails (e.g. disk full) leaves the target as it was, and nothing else."""
-    target = tmp_path / "out"
-    target.write_text("old")
-
-    def fill(path: Path) -> None:
-        raise OSError(28, "No space left on device")
-
-    with pytest.raises(OutWriteError, match="No space left on device"):
-        write_atomically(str(target), fill)
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    monkeypatch.setattr(nodes_cli, "save_snapshot", spy)
+    assert _save(server, tmp_path / "a") == EXIT_OK
+    assert _save(server, tmp_path / "b", "--force") == EXIT_OK
+    assert seen == [False, True]
 
 
 def test_full_disk_on_out_is_exit_5(
@@ -142,7 +124,7 @@ def test_full_disk_on_out_is_exit_5(
     """When the snapshot cannot be written, exit 5 with one line naming --out and the reason."""
     import nodeselect.cli.nodes as nodes_cli  # noqa: PLC0415
 
-    def full(path: object, result: object) -> None:
+    def full(path: object, result: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(nodes_cli, "save_snapshot", full)

@@ -50,9 +50,7 @@ def evil_server() -> Iterator[SimServer]:
     """A 40-node simulated API whose first nodes carry hostile names."""
     fleet = generate_fleet(40, seed=5)
     for i, name in enumerate(EVIL):
-        # The simulator splices names into its JSON unescaped (its own names are plain), so
-        # the escaped body goes in: the served document decodes to exactly the hostile name.
-        fleet._cols.names[i] = json.dumps(name, ensure_ascii=False)[1:-1]
+        fleet._cols.names[i] = name  # the simulator escapes what needs it (sim/_doc_parts.py)
     with SimServer(fleet) as server:
         yield server
 
@@ -189,14 +187,3 @@ def test_small_things_said_right() -> None:
     long = "a" * 200_000 + " ops@example.com"
     assert redact(long).endswith(" <hidden>")
     assert redact("x@" + "a" * 200_000) == "x@" + "a" * 200_000
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(["0x", "a", "0", "F", " ", "_", ".", "x", "0x" + "ab" * 20]),
-                max_size=30).map("".join))  # fmt: skip
-def test_wallet_pattern_matches_the_plain_word_boundary_pattern(text: str) -> None:
-    """The fast wallet pattern finds exactly what ``\\b0x[0-9a-fA-F]{40}\\b`` finds."""
-    from nodeselect.cli._render import _WALLET  # noqa: PLC0415
-
-    plain = re.compile(r"\b0x[0-9a-fA-F]{40}\b")
-    assert [m.span() for m in _WALLET.finditer(text)] == [m.span() for m in plain.finditer(text)]

@@ -83,7 +83,7 @@ def test_adding_or_tightening_a_constraint_never_admits_a_node(fleet, job, data)
     p, g = job.placement, job.gpu
     if tighten == "reputation":
         stricter = attrs.evolve(
-            job, placement=attrs.evolve(p, min_reputation=(p.min_reputation or 0) + 10)
+            job, placement=attrs.evolve(p, min_reputation=min((p.min_reputation or 0) + 10, 100))
         )
     elif tighten == "cores":
         stricter = attrs.evolve(

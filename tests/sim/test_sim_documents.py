@@ -79,3 +79,19 @@ def test_operator_accounts_match_the_reference(number: int, created: int, seed: 
 def test_iso_matches_the_reference(epoch_s: int) -> None:
     """The table-driven timestamp writer agrees with the reference for any epoch second."""
     assert iso(epoch_s) == ref.iso(epoch_s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(names=st.lists(st.text(max_size=12), min_size=1, max_size=8))
+def test_any_node_name_is_served_as_valid_json_equal_to_the_reference(names: list[str]) -> None:
+    """Names with quotes, backslashes, control characters (ESC, newline, DEL, C1) or any
+    Unicode: each served document is valid JSON decoding to exactly that name, and its bytes
+    equal msgspec's encoding of the reference dict (plain names keep their old bytes: the
+    default dialect's hash test)."""
+    fleet = generate_fleet(len(names), seed=9, now=NOW)
+    for i, name in enumerate(names):
+        fleet._cols.names[i] = name
+    ids = list(range(len(names)))
+    for row, raw in zip(fleet._rows(ids), fleet.page_bytes(ids), strict=True):
+        assert msgspec.json.decode(raw)["name"] == names[row.node_id]
+        assert raw == ENCODE(ref.build_document(row, 9))  # type: ignore[arg-type]

@@ -21,6 +21,9 @@ from nodeselect.cli._jobargs import add_job_arguments, add_set_argument
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_DEADLINE",
+    "DEFAULT_TIMEOUT",
+    "MAX_SECONDS",
     "add_now_argument",
     "add_source_arguments",
     "lazy_handler",
@@ -36,6 +39,14 @@ __all__ = [
 DEFAULT_BASE_URL: Final = "https://api.dispersed.com"
 #: ``nodeselect.fetch.DEFAULT_CONCURRENCY`` (held equal by tests/cli/test_cli_startup.py).
 DEFAULT_CONCURRENCY: Final = 16
+#: ``--timeout``: seconds one request may take (connect, each read, and the whole answer
+#: however a server trickles it). A page of 50 nodes takes well under a second; a server
+#: that does not answer is reported (retry count in the progress bar) within this.
+DEFAULT_TIMEOUT: Final = 10.0
+#: ``--deadline``: seconds the whole fetch may take, retries and back-off waits included.
+DEFAULT_DEADLINE: Final = 120.0
+#: The largest ``--timeout`` / ``--deadline`` accepted (a day).
+MAX_SECONDS: Final = 86_400.0
 
 _NODES_DOC: Final = """`nodeselect nodes`: list the nodes matching server-side filters, or save
 them as a snapshot.
@@ -61,7 +72,8 @@ def lazy_handler(module: str, name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--api``, ``--snapshot``, ``--demo``, ``--concurrency``, ``--allow-incomplete``."""
+    """Add ``--api``, ``--snapshot``, ``--demo``, ``--concurrency``, ``--allow-incomplete``,
+    ``--timeout``, ``--deadline`` and ``--allow-insecure-http``."""
     group = parser.add_argument_group("fleet source (one of)")
     ex = group.add_mutually_exclusive_group()
     ex.add_argument(
@@ -89,6 +101,27 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         "--allow-incomplete",
         action="store_true",
         help="accept a fetch that could not prove it got every matching node (else exit 4)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"bound on one request: connect, each read and the whole answer (default "
+        f"{DEFAULT_TIMEOUT:g}); a request past it is retried",
+    )
+    group.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help=f"bound on the whole fetch, retries included (default {DEFAULT_DEADLINE:g})",
+    )
+    group.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="send the API key over plain http:// to a host that is not this machine "
+        "(refused by default: the key would cross the network in clear text)",
     )
 
 

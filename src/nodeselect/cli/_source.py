@@ -13,6 +13,8 @@ the process list and shell history). A progress bar is drawn on stderr when it i
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -22,19 +24,27 @@ from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, Progress, TextColumn
 
-from nodeselect.cli._common import EXIT_API, EXIT_INCOMPLETE, EXIT_INPUT, QUIET, note
-from nodeselect.cli._parsers import add_source_arguments
+from nodeselect.cli._common import EXIT_API, EXIT_INCOMPLETE, EXIT_INPUT, QUIET, note, plural
+from nodeselect.cli._parsers import (
+    DEFAULT_DEADLINE,
+    DEFAULT_TIMEOUT,
+    MAX_SECONDS,
+    add_source_arguments,
+)
 from nodeselect.errors import (
     APIError,
     APIStatusError,
     AuthenticationError,
+    DeadlineExceededError,
     IncompleteFetchError,
     InputError,
     NodeSelectError,
     NotFoundError,
     PermissionDeniedError,
+    ProtocolViolationError,
+    ResponseTooLargeError,
     SnapshotError,
     TransportError,
 )
@@ -43,9 +53,13 @@ from nodeselect.fetch import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
     Client,
+    FetchProgress,
     FetchResult,
     NodeQuery,
+    NodesHook,
+    ProgressHook,
     PushdownReport,
+    RetryPolicy,
     explain_pushdown,
     load_snapshot,
 )
@@ -60,6 +74,7 @@ __all__ = [
     "fleet_error",
     "load_fleet",
     "load_fleet_explained",
+    "progress_text",
     "require_source",
     "source_exit_code",
 ]
@@ -142,35 +157,138 @@ def require_source(args: argparse.Namespace) -> None:
         raise InputError(NO_SOURCE)
 
 
+def progress_text(p: FetchProgress) -> str:
+    """What the progress bar says after a page: ``"12/40 pages, 1 retry, 2 repairs"``."""
+    parts = [f"{p.pages_done}/{p.pages_known} pages"]
+    if p.retries:
+        parts.append(plural(p.retries, "retry", "retries"))
+    if p.repairs:
+        parts.append(plural(p.repairs, "repair"))
+    return ", ".join(parts)
+
+
+class _RetryWatch(logging.Handler):
+    """Hears the fetch logger's "retrying" records (from any thread) for the progress bar: a
+    request that times out is retried before any page arrives, and the bar says so at once."""
+
+    def __init__(self, on_retry: Callable[[str], None]) -> None:
+        super().__init__(logging.INFO)
+        self._on_retry = on_retry
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith("retrying "):
+            args = record.args if isinstance(record.args, tuple) else ()
+            with contextlib.suppress(Exception):  # never let the bar break a fetch
+                self._on_retry(str(args[3]) if len(args) > 3 else "")
+
+
 @contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+def fetch_progress(
+    enabled: bool, *, console: Console | None = None
+) -> Iterator[ProgressHook | None]:
+    """A live progress bar on stderr (or ``console``): pages done / pages known (which grows
+    as the fetch learns the totals), retries and repairs, redrawn as each page arrives; a
+    retry is shown as it is decided (``retrying (timeout)``), before any page has arrived.
+    Yields the ``on_progress`` hook, or ``None`` when not ``enabled`` (piped, ``-q``)."""
     if not enabled:
         yield None
         return
     bar = Progress(
-        TextColumn("fetching pages"),
+        TextColumn("fetching"),
         BarColumn(),
-        MofNCompleteColumn(),
-        console=Console(file=sys.stderr),
+        TextColumn("{task.fields[status]}"),
+        console=console or Console(file=sys.stderr),
         transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
     )
-    task = bar.add_task("fetch", total=None)
+    task = bar.add_task("fetch", total=None, status="starting")
+    last = FetchProgress(0, 0, 0, 0, 0)
+    heard = 0
 
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
+    def update(p: FetchProgress) -> None:
+        nonlocal last
+        last = p
+        bar.update(task, completed=p.pages_done, total=p.pages_known, status=progress_text(p))
 
-    with bar:
-        yield update
+    def retrying(cause: str) -> None:
+        nonlocal heard
+        heard += 1
+        shown = attrs.evolve(last, retries=max(last.retries, heard))
+        why = f" ({cause})" if cause else ""
+        bar.update(task, status=f"{progress_text(shown)}, retrying{why}")
+
+    logger = logging.getLogger("nodeselect")
+    watch = _RetryWatch(retrying)
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)  # our other handlers keep their own levels
+    logger.addHandler(watch)
+    try:
+        with bar:
+            yield update
+    finally:
+        logger.removeHandler(watch)
+        logger.setLevel(level)
 
 
-def load_fleet(args: argparse.Namespace, query: NodeQuery | None = None) -> FetchResult:
+def _show_progress(args: argparse.Namespace) -> bool:
+    """A bar only on a terminal (stderr), never with -q; ``args.progress`` overrides."""
+    show = getattr(args, "progress", None)
+    enabled = sys.stderr.isatty() if show is None else bool(show)
+    return enabled and not QUIET[0]
+
+
+def _client(args: argparse.Namespace, url: str, concurrency: int) -> Client:
+    """A Client with the CLI's bounds: ``--timeout`` per request (connect, each read, and the
+    whole request however the server trickles) and ``--deadline`` for the whole fetch.
+
+    Raises:
+        InputError: a bad bound, an API key with whitespace or control characters, or a key
+            sent over plain http:// to another host without ``--allow-insecure-http``.
+    """
+    timeout = getattr(args, "timeout", DEFAULT_TIMEOUT)
+    deadline = getattr(args, "deadline", DEFAULT_DEADLINE)
+    if not (timeout > 0 and timeout <= MAX_SECONDS):
+        raise InputError(f"--timeout {timeout}: give seconds, > 0 and at most {MAX_SECONDS:g}")
+    if not (deadline > 0 and deadline <= MAX_SECONDS):
+        raise InputError(f"--deadline {deadline}: give seconds, > 0 and at most {MAX_SECONDS:g}")
+    try:
+        return Client(
+            url,
+            concurrency=concurrency,
+            timeout=timeout,
+            request_timeout=timeout,
+            retry=RetryPolicy(deadline=deadline),
+            allow_insecure_http=bool(getattr(args, "allow_insecure_http", False)),
+        )
+    except InputError as exc:
+        raise InputError(_client_message(str(exc))) from None
+
+
+def _client_message(message: str) -> str:
+    """The library's refusal in the CLI's words (its flags, not its keyword arguments)."""
+    if "allow_insecure_http" in message:
+        what = message.partition(";")[0].removeprefix("base_url: ")
+        return f"--api {what}; use https://, or add --allow-insecure-http if the network is trusted"
+    return message.replace("api_key: the API key", f"{API_KEY_ENV}: the API key", 1)
+
+
+def load_fleet(
+    args: argparse.Namespace,
+    query: NodeQuery | None = None,
+    *,
+    on_nodes: NodesHook | None = None,
+    progress: bool = True,
+) -> FetchResult:
     """The fleet for ``args`` (as set by :func:`add_source_arguments`) and ``query``.
 
     A snapshot is returned whole: the query is not re-applied to it (a note says so on stderr
     when a query was given). Unless ``--allow-incomplete``, an incomplete fetch raises
-    :class:`~nodeselect.IncompleteFetchError`.
+    :class:`~nodeselect.IncompleteFetchError`. ``on_nodes`` gets the nodes of each page as it
+    arrives (fetches only; not called for a snapshot); ``progress=False`` draws no bar.
     """
-    return load_fleet_explained(args, query, explain=False)[0]
+    return load_fleet_explained(args, query, explain=False, on_nodes=on_nodes, progress=progress)[0]
 
 
 def _explained(client: Client, query: NodeQuery, result: FetchResult) -> PushdownReport | None:
@@ -185,16 +303,19 @@ def _explained(client: Client, query: NodeQuery, result: FetchResult) -> Pushdow
 
 
 def load_fleet_explained(
-    args: argparse.Namespace, query: NodeQuery | None = None, *, explain: bool = True
+    args: argparse.Namespace,
+    query: NodeQuery | None = None,
+    *,
+    explain: bool = True,
+    on_nodes: NodesHook | None = None,
+    progress: bool = True,
 ) -> tuple[FetchResult, PushdownReport | None]:
     """:func:`load_fleet`, plus what each pushed-down filter removed when the fetch returned
     fewer than :data:`EXPLAIN_PUSHDOWN_BELOW` nodes (``None`` otherwise, for snapshots, and
     when ``explain`` is false): a few ``limit=1`` count probes on the same connection pool."""
     query = query or NodeQuery()
     strict = not getattr(args, "allow_incomplete", False)
-    show = getattr(args, "progress", None)
-    show_progress = sys.stderr.isatty() if show is None else bool(show)
-    show_progress = show_progress and not QUIET[0]
+    show_progress = _show_progress(args) and progress
     concurrency = getattr(args, "concurrency", DEFAULT_CONCURRENCY)
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InputError(f"--concurrency {concurrency}: give 1 to {MAX_CONCURRENCY}")
@@ -213,17 +334,17 @@ def load_fleet_explained(
         server = demo_server()
         try:
             with (
-                Client(server.url, concurrency=concurrency) as client,
-                _progress(show_progress) as progress,
+                _client(args, server.url, concurrency) as client,
+                fetch_progress(show_progress) as hook,
             ):
-                result = client.fetch(query, progress=progress, strict=strict)
+                result = client.fetch(query, on_progress=hook, on_nodes=on_nodes, strict=strict)
                 report = _explained(client, query, result) if explain else None
         finally:
             server.stop()
         return _relabel(result, DEMO_SOURCE), report
     url = getattr(args, "api", None) or DEFAULT_BASE_URL
-    with Client(url, concurrency=concurrency) as client, _progress(show_progress) as progress:
-        result = client.fetch(query, progress=progress, strict=strict)
+    with _client(args, url, concurrency) as client, fetch_progress(show_progress) as hook:
+        result = client.fetch(query, on_progress=hook, on_nodes=on_nodes, strict=strict)
         return result, (_explained(client, query, result) if explain else None)
 
 
@@ -235,8 +356,43 @@ def _strip_query(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-def api_error_message(exc: APIError, url: str) -> str:
+def _reason(exc: BaseException) -> str:
+    """The library's description of a failure without its ``GET URL:`` prefix and its advice
+    (which names keyword arguments, not flags)."""
+    text = str(exc)
+    if text.startswith("GET ") and ": " in text:
+        text = text.split(": ", 1)[1]
+    text = text.split("; ", 1)[0].split(" (", 1)[0]
+    return (
+        text.replace("max_body_bytes=", "the limit of ")
+        .replace("request_timeout=", "--timeout ")
+        .replace("limit=", "limit ")
+    )
+
+
+def api_error_message(exc: APIError, url: str, deadline: float | None = None) -> str:
     """One line for an API failure: what happened, which URL, and what to try."""
+    last = getattr(exc, "last_error", None)
+    if isinstance(exc, DeadlineExceededError):
+        within = "" if deadline is None else f" of {deadline:g} s"
+        after = f" ({_reason(last)})" if last is not None else ""
+        return (
+            f"the fetch from {url} did not finish within its deadline{within}{after}: the "
+            "server is slow or not answering; raise --deadline, narrow the filters, or try --demo"
+        )
+    violation = exc if isinstance(exc, ProtocolViolationError) else last
+    if isinstance(violation, ResponseTooLargeError):
+        return (
+            f"the API at {url} sent a response too large for a page of nodes "
+            f"({_reason(violation)}); reading stopped there: check that --api names the List "
+            "Nodes API, or retry later"
+        )
+    if isinstance(violation, ProtocolViolationError):
+        return (
+            f"the API at {url} does not follow the List Nodes protocol ({_reason(violation)}): "
+            "check that --api names the List Nodes API (e.g. https://api.dispersed.com), or "
+            "retry later"
+        )
     if isinstance(exc, AuthenticationError):
         return (
             f"the API at {_strip_query(exc.url)} rejected the request as unauthenticated "
@@ -254,11 +410,10 @@ def api_error_message(exc: APIError, url: str) -> str:
         )
     if isinstance(exc, APIStatusError):
         return f"{_strip_query(exc.url)} answered HTTP {exc.status_code}: {exc}; retry later"
-    last = getattr(exc, "last_error", None)
     attempts = getattr(exc, "attempts", None)
     tries = "" if not attempts else f" after {attempts} attempts"
     if isinstance(exc, TransportError) or isinstance(last, TransportError):
-        reason = str(last or exc).rsplit(": ", 1)[-1]
+        reason = str(last or exc).rsplit(": ", 1)[-1].replace("request_timeout=", "--timeout ")
         if "complete message body" in reason or "without sending a response" in reason:
             return (
                 f"the API at {url} cut its answers short{tries} ({reason}): the server or a "
@@ -280,7 +435,8 @@ def fleet_error(error: NodeSelectError, args: argparse.Namespace) -> tuple[str, 
     if isinstance(error, IncompleteFetchError):
         return f"{error} (add --allow-incomplete to use it anyway)", code
     if isinstance(error, APIError):
-        return api_error_message(error, getattr(args, "api", None) or DEFAULT_BASE_URL), code
+        url = getattr(args, "api", None) or DEFAULT_BASE_URL
+        return api_error_message(error, url, getattr(args, "deadline", None)), code
     return str(error), code
 
 

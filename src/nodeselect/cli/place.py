@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from nodeselect.cli._asof import evaluation_time, fleet_time_info
@@ -43,6 +45,17 @@ from nodeselect.placement import Plan
 __all__ = ["quality_line", "render_env", "render_hostfile", "render_plan"]
 
 
+def _blank_file(path: str | Path) -> bool:
+    """Whether a job file that loaded holds no key at all (empty, or comments only): its one
+    "job" would be every default, which is not what a batch means (``-``, stdin: not checked)."""
+    if str(path) == "-":
+        return False
+    try:
+        return not tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # it loaded a moment ago; anything else is not "blank"
+        return False
+
+
 def _run(args: argparse.Namespace) -> int:
     from nodeselect.pipeline import fleet_queries, merge_fetched  # noqa: PLC0415
     from nodeselect.placement import place  # noqa: PLC0415
@@ -63,8 +76,10 @@ def _run(args: argparse.Namespace) -> int:
         jobs = jobs_from_args(args, args.jobs)
     except InputError as exc:
         return fail(str(exc), EXIT_INPUT)
-    if not jobs:
-        return fail(f"{args.jobs}: no [[job]] tables found", EXIT_INPUT)
+    if not jobs or _blank_file(args.jobs):
+        return fail(
+            f"no jobs in {args.jobs}: add one [[job]] table per job (docs/jobs.md)", EXIT_INPUT
+        )
     if args.time_limit is not None and not args.optimal:
         return fail("--time-limit applies to --optimal only; add --optimal", EXIT_INPUT)
     try:

@@ -37,6 +37,8 @@ from nodeselect.jobs._overrides import Override, apply_overrides
 from nodeselect.jobs._values import (
     ARCH_ALIASES,
     Ctx,
+    _strip_comment,
+    _unquoted,
     as_table,
     check_keys,
     format_duration,
@@ -47,6 +49,8 @@ from nodeselect.jobs._values import (
 
 __all__ = [
     "ARCH_ALIASES",
+    "MAX_JOB_FILE_BYTES",
+    "MAX_KEY_PARTS",
     "format_duration",
     "job_from_dict",
     "job_to_dict",
@@ -221,33 +225,126 @@ def job_from_dict(
     return _job(ctx, shaped, "job")
 
 
+#: The largest job file read, in bytes (checked before parsing; a real one is a few KB).
+MAX_JOB_FILE_BYTES: Final = 1_048_576
+#: The most parts of a dotted key (``a.b.c``): a job file needs 4 (``job.gpu.count`` in a
+#: ``[[job]]``); tomllib is quadratic in the number of parts (8,000 parts: 3 s).
+MAX_KEY_PARTS: Final = 32
+#: How deep arrays and inline tables may nest before tomllib runs out of stack.
+_MAX_NESTING_SHOWN: Final = 32
+
+# A run of more than MAX_KEY_PARTS dotted parts (bare or quoted). Starts only where a bare
+# part starts or at a quote, and every part is possessive: one scan of each run (linear).
+_PART: Final = r"""(?:[A-Za-z0-9_-]++|"[^"\n]*+"|'[^'\n]*+')"""
+_LONG_KEY_RE: Final = re.compile(
+    rf"(?<![A-Za-z0-9_-]){_PART}(?:[ \t]*+\.[ \t]*+{_PART}){{{MAX_KEY_PARTS}}}"
+)
+# Python refuses to convert an integer string of more than 4300 digits (its default limit); a
+# run starts only after a non-digit, so each run is scanned once (linear).
+_LONG_INT_RE: Final = re.compile(r"(?<![0-9_])[0-9_]{4300,}+")
+
+
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _nesting_line(text: str) -> int | None:
+    """The first line where arrays/inline tables are nested deeper than shown in messages."""
+    depth = 0
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        for _i, c in _unquoted(_strip_comment(raw)):
+            depth += (c in "[{") - (c in "]}")
+            if depth > _MAX_NESTING_SHOWN:
+                return lineno
+    return None
+
+
+def _read_text(path: str | Path, source: str) -> str:
+    """The file's text, refused above :data:`MAX_JOB_FILE_BYTES` before it is all read."""
+    try:
+        with Path(path).open("rb") as f:
+            data = f.read(MAX_JOB_FILE_BYTES + 1)
+    except OSError as exc:
+        raise JobSpecError(f"cannot read the job file: {exc}", source=source) from None
+    if len(data) > MAX_JOB_FILE_BYTES:
+        raise JobSpecError(
+            f"the job file is larger than {MAX_JOB_FILE_BYTES:,} bytes (1 MB); a job file "
+            "is a few KB of TOML: check that this is the job file",
+            source=source,
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = _line_of(data[: exc.start].decode("utf-8", "replace"), exc.start)
+        raise JobSpecError(
+            f"cannot read the job file: not UTF-8 text (byte {exc.start + 1}: {exc.reason}); "
+            "save it as UTF-8",
+            source=source,
+            line=line,
+        ) from None
+
+
 def _parse(text: str, source: str) -> tuple[dict[str, Any], dict[str, int]]:
-    """TOML text, or JSON text (an object: ``{`` first), -> the data and its key lines."""
+    """TOML text, or JSON text (an object: ``{`` first), -> the data and its key lines; text
+    above :data:`MAX_JOB_FILE_BYTES` and TOML bombs refused first or turned into JobSpecErrors."""
+    if len(text) > MAX_JOB_FILE_BYTES:
+        raise JobSpecError(
+            f"the job text is larger than {MAX_JOB_FILE_BYTES:,} bytes (1 MB); a job file "
+            "is a few KB: check that this is the job file",
+            source=source,
+        )
     if text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise JobSpecError("JSON nested too deeply to read", source=source) from None
         except ValueError as exc:
             line = getattr(exc, "lineno", None)
             raise JobSpecError(f"not valid JSON: {exc}", source=source, line=line) from None
         if not isinstance(data, dict):
             raise JobSpecError('expected a JSON object (one job, or {"job": [...]})', source=source)
         return data, {}
+    return _parse_toml(text, source), key_lines(text)
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    """``tomllib.loads`` with its bombs refused first or turned into JobSpecErrors."""
+    long_key = _LONG_KEY_RE.search(text)
+    if long_key is not None:
+        raise JobSpecError(
+            f"a dotted key of more than {MAX_KEY_PARTS} parts; job-file keys have at most 4 "
+            "(e.g. job.placement.max_staleness)",
+            source=source,
+            line=_line_of(text, long_key.start()),
+        )
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"line (\d+)", str(exc))
         raise JobSpecError(
             f"not valid TOML: {exc}", source=source, line=int(found.group(1)) if found else None
         ) from None
-    return data, key_lines(text)
+    except RecursionError:
+        raise JobSpecError(
+            "arrays or inline tables nested too deeply to read; a job file nests at most 2 "
+            "levels (e.g. weights = { images = 1.0 })",
+            source=source,
+            line=_nesting_line(text),
+        ) from None
+    except ValueError as exc:  # Python's integer-string limit (4300 digits)
+        long_int = _LONG_INT_RE.search(text)
+        raise JobSpecError(
+            f"a number too long to read ({str(exc).split(':')[0]}); numbers in a job file "
+            "are counts, sizes in GB and weights",
+            source=source,
+            line=None if long_int is None else _line_of(text, long_int.start()),
+        ) from None
+
 
 
 def _read(path: str | Path) -> tuple[str, str]:
     source = str(path)
-    try:
-        return source, Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JobSpecError(f"cannot read the job file: {exc}", source=source) from None
+    return source, _read_text(path, source)
 
 
 def load_jobs(path: str | Path, *, overrides: Sequence[Override] = ()) -> tuple[Job, ...]:

@@ -159,7 +159,8 @@ def _norm_key(raw: str) -> str:
     return ".".join(p.strip().strip("\"'") for p in raw.split("."))
 
 
-_HEADER_RE: Final = re.compile(r"^\[\[?\s*([^\[\]]+?)\s*\]\]?$")
+# No lazy group followed by \s* (quadratic on a long run of spaces): the name is stripped later.
+_HEADER_RE: Final = re.compile(r"^\[\[?([^\[\]]*)\]\]?$")
 _ASSIGN_RE: Final = re.compile(
     r"""^((?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*'))*)\s*="""
 )
@@ -196,8 +197,9 @@ def key_lines(text: str) -> dict[str, int]:
         if not line:
             continue
         header = _HEADER_RE.match(line)
-        if header is not None:
-            table = _resolve(_norm_key(header.group(1)), arrays, new=line.startswith("[["))
+        if header is not None and header.group(1).strip():
+            name = _norm_key(header.group(1).strip())
+            table = _resolve(name, arrays, new=line.startswith("[["))
             lines.setdefault(table, lineno)
             continue
         assign = _ASSIGN_RE.match(line)

@@ -1,8 +1,10 @@
 """Pieces shared by the node document builders: timestamps, per-node generators, uuids,
 the operator account, and memoized JSON text for the catalogue's fixed fragments.
 
-Every string written as JSON text here is plain ASCII without quotes, backslashes or control
-characters, so none needs escaping.
+The catalogue's strings written as JSON text here are plain ASCII without quotes, backslashes
+or control characters, so none needs escaping. Strings that come from outside the catalogue
+(node names, which a test may set to anything) go through :func:`json_text`, which escapes
+only when a string needs it (the same bytes as ``msgspec.json.encode`` either way).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "images_json",
     "iso",
     "json_str",
+    "json_text",
     "load_text",
     "node_rng",
     "operator_account",
@@ -273,8 +276,19 @@ def images_json(pool_no: int, bits: int) -> str:
     return text
 
 
+def json_text(value: str) -> str:
+    """``value`` as a JSON string literal: quoted as it is when it holds no quote, backslash or
+    control character (every name the simulator makes), else escaped by msgspec (control
+    characters as ``\\u00XX``, other text as UTF-8): always valid JSON, the same bytes as
+    ``msgspec.json.encode(value)``."""
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return ENCODER.encode(value).decode("utf-8")
+
+
 def json_str(value: str | None) -> str:
-    return "null" if value is None else f'"{value}"'
+    """:func:`json_text`, or ``null`` for ``None``."""
+    return "null" if value is None else json_text(value)
 
 
 def fixed(text: str) -> str:

@@ -51,6 +51,7 @@ from nodeselect.sim._doc_parts import (
     images_json,
     iso,
     json_str,
+    json_text,
     load_text,
     node_rng,
     operator_account,
@@ -174,8 +175,9 @@ def encode_document(
 
     ``account`` is the operator's :func:`account_json`; ``style`` the fleet dialect's
     :func:`doc_style`. The bytes are exactly what ``msgspec.json.encode`` gives for the document
-    (every string written here is plain ASCII without quotes, backslashes or control characters,
-    so none needs escaping; floats are written as ``repr`` of the rounded value). The random
+    (the catalogue's strings are plain ASCII without quotes, backslashes or control characters;
+    the node's name is escaped when it needs it, :func:`json_text`; floats are written as
+    ``repr`` of the rounded value). The random
     draws are the same, in the same order, as those of the plain-dict reference in the tests
     (the dialect never draws from the node's generator).
     """
@@ -394,7 +396,7 @@ def encode_document(
         f'[{{"memory_gb_available":{q}{fixed("%.1f" % (ram_free / GIB))}{q},'
         f'"memory_gb_max":{q}{ram_gb}{q}}}]'
     )
-    head = f'{{"name":"{row.name}","reputation":'
+    head = f'{{"name":{json_text(row.name)},"reputation":'
     middle = (
         f',"object":"node","created_at":"{when(created_us)}","updated_at":"{when(updated)}",'
         f'"cpus":{cpus},"gpus":['
