@@ -488,6 +488,7 @@ def test_explicit_now_reaches_every_job() -> None:
 # 6. determinism and order
 
 
+@pytest.mark.slow  # several seconds; CI runs it with -m slow
 @settings(max_examples=25, deadline=None)
 @given(fleets(), job_batches(), st.integers(0, 5), st.integers(0, 3), st.data())
 def test_rank_many_is_deterministic_and_permutation_equivariant(

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import attrs
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,6 +118,7 @@ def test_adding_or_tightening_a_constraint_never_admits_a_node(fleet, job, data)
     assert set(b.feasible_indices.tolist()) <= set(a.feasible_indices.tolist())
 
 
+@pytest.mark.slow  # several seconds; CI runs it with -m slow
 @SETTINGS
 @given(fleets(min_size=1), jobs(), st.data())
 def test_improving_a_node_in_a_preferred_attribute_never_lowers_its_score(fleet, job, data) -> None:
@@ -208,6 +210,7 @@ def test_same_inputs_and_seed_give_the_same_ranking(fleet, job, seed) -> None:
     assert a.top == b.top
 
 
+@pytest.mark.slow  # several seconds; CI runs it with -m slow
 @SETTINGS
 @given(fleets(min_size=1), jobs(), st.data())
 def test_sharded_ranking_with_merged_stats_equals_the_whole(fleet, job, data) -> None:

@@ -27,6 +27,7 @@ def test_small_k_top_is_the_prefix_of_the_unpruned_full_ranking(fleet, job, k, s
     assert small.feasible_indices.tolist() == full.feasible_indices.tolist()
 
 
+@pytest.mark.slow  # several seconds; CI runs it with -m slow
 @SETTINGS
 @given(fleets(min_size=2), jobs(), st.integers(0, 3))
 def test_pruned_ranking_on_a_duplicated_fleet_keeps_tied_nodes_exact(fleet, job, seed) -> None:

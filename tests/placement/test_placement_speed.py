@@ -116,6 +116,7 @@ def _contended_jobs(rng: random.Random, n: int) -> list[Job]:
     return out
 
 
+@pytest.mark.slow  # several seconds; CI runs it with -m slow
 @given(st.integers(0, 2**32 - 1))
 @settings(max_examples=8, deadline=None)
 def test_residual_candidates_equal_rank_on_a_contended_synthetic_fleet(s: int) -> None:

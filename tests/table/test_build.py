@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import attrs
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +62,7 @@ def _check(nodes: Sequence[FleetNode]) -> NodeTable:
     return got
 
 
+@pytest.mark.slow  # several seconds; CI runs it with -m slow
 @settings(max_examples=40, deadline=None)
 @given(fleets(max_size=25))
 def test_fast_build_equals_reference_build(fleet: list[FleetNode]) -> None:
@@ -68,6 +70,7 @@ def test_fast_build_equals_reference_build(fleet: list[FleetNode]) -> None:
     _check(fleet)
 
 
+@pytest.mark.slow  # several seconds; CI runs it with -m slow
 @settings(max_examples=40, deadline=None)
 @given(fleets(max_size=20), st.data())
 def test_shared_facts_objects_build_like_separate_ones(
