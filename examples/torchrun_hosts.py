@@ -31,10 +31,13 @@ def main() -> int:
         return 1
     hosts = plan.hosts(job.name)
     print(f"{job.name}: {len(hosts)} nodes, {sum(g for _, g in hosts)} GPUs (simulated fleet)")
-    for rank, ((address, gpus), args) in enumerate(
-        zip(hosts, plan.torchrun_args(job.name, master_port=29500), strict=True)
+    envs = plan.launch_env(job.name, master_port=29500)
+    for rank, ((address, gpus), args, env) in enumerate(
+        zip(hosts, plan.torchrun_args(job.name, master_port=29500), envs, strict=True)
     ):
         print(f"# node {rank}: {address} ({gpus} GPU)")
+        # torchrun cannot pick devices itself: pin it to the GPUs the plan reserved
+        print(f"export CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}")
         print("torchrun " + " ".join(args) + " train.py")
     return 0
 

@@ -104,3 +104,20 @@ def test_torchrun_hosts_prints_one_command_per_node() -> None:
     assert len(lines) == 4
     assert [f"--node-rank={k}" in ln for k, ln in enumerate(lines)] == [True] * 4
     assert all("--nnodes=4" in ln for ln in lines)
+    pinned = [ln for ln in done.stdout.splitlines() if ln.startswith("export CUDA_VISIBLE")]
+    assert len(pinned) == 4
+
+
+def test_torchrun_two_jobs_pins_each_job_to_disjoint_gpus_of_one_node() -> None:
+    """torchrun_two_jobs.py launches two jobs on one node with disjoint CUDA_VISIBLE_DEVICES."""
+    done = _run_script("torchrun_two_jobs.py")
+    assert done.returncode == 0, done.stderr
+    found = re.findall(r"^env CUDA_VISIBLE_DEVICES=(\S+) torchrun (.*)$", done.stdout, re.M)
+    assert len(found) == 2
+    (a, args_a), (b, args_b) = found
+    assert set(a.split(",")).isdisjoint(b.split(","))
+    assert len(a.split(",")) == len(b.split(",")) == 2
+    addr = re.compile(r"--master-addr=(\S+)")
+    assert addr.findall(args_a) == addr.findall(args_b)  # one node
+    assert "--master-port=29500" in args_a
+    assert "--master-port=29501" in args_b

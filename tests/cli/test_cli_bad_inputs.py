@@ -136,7 +136,7 @@ def _snapshot_cases() -> Iterator[Case]:
         "bad-fetched-at": b'{"nodeselect_snapshot":1,"fetched_at":"yesterday"}\n',
         "fetched-at-number": b'{"nodeselect_snapshot":1,"fetched_at":12}\n',
         "bad-query": header.replace(b'"query":{}', b'"query":{"limit":0}'),
-        "query-list": header.replace(b'"query":{}', b'"query":[1]'),  # fetch: AttributeError
+        "query-list": header.replace(b'"query":{}', b'"query":[1]'),
         "stats-list": header.replace(b'"stats":{}', b'"stats":[1]'),
         "node-not-json": header + b"not json\n",
         "node-no-document": header + b'{"nodeselect":{}}\n',

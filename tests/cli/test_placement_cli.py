@@ -60,7 +60,7 @@ def test_place_json_follows_the_documented_schema(demo_json: tuple[int, dict]) -
     for a in doc["assignments"]:
         assert set(a) == {"job", "job_index", "priority", "score", "gpus", "replicas"}
         for r in a["replicas"]:
-            assert set(r) == {"node_uuid", "node_name", "gpu_indices", "score", "address"}
+            assert set(r) == {"node_uuid", "node_name", "gpu_indices", "score", "address", "env"}
     for u in doc["unplaced"]:
         assert set(u) == {"job", "job_index", "priority", "reason", "rejected", "cause"}
     assert code == (1 if doc["unplaced"] else 0)
@@ -83,6 +83,39 @@ def test_place_hides_addresses_unless_asked(capsys: pytest.CaptureFixture[str]) 
     main(["place", str(QUEUE), "--demo", "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert all("address" not in r for a in doc["assignments"] for r in a["replicas"])
+    assert all("MASTER_ADDR" not in r["env"] for a in doc["assignments"] for r in a["replicas"])
+    main(["place", str(QUEUE), "--demo", "--format", "env"])
+    assert not IPV4.search(capsys.readouterr().out)
+
+
+def test_place_json_env_pins_each_replica_to_its_gpus(demo_json: tuple[int, dict]) -> None:
+    """Every replica's env lists exactly its gpu_indices; no GPU of a node appears twice."""
+    _, doc = demo_json
+    used: dict[str, list[int]] = {}
+    for a in doc["assignments"]:
+        master = a["replicas"][0]["address"]
+        for k, r in enumerate(a["replicas"]):
+            visible = [int(g) for g in r["env"]["CUDA_VISIBLE_DEVICES"].split(",") if g]
+            assert visible == r["gpu_indices"]
+            assert r["env"]["NODE_RANK"] == str(k)
+            assert r["env"]["MASTER_ADDR"] == master
+            used.setdefault(r["node_uuid"], []).extend(r["gpu_indices"])
+    assert all(len(g) == len(set(g)) for g in used.values())
+
+
+def test_place_env_and_hostfile_formats(capsys: pytest.CaptureFixture[str]) -> None:
+    """--format env prints one KEY=VALUE line per replica; hostfile needs --show-private."""
+    main(["place", str(QUEUE), "--demo", "--format", "env"])
+    lines = capsys.readouterr().out.splitlines()
+    envs = [ln for ln in lines if ln.startswith("CUDA_VISIBLE_DEVICES=")]
+    assert envs
+    assert all("NODE_RANK=" in ln and "MASTER_PORT=" in ln for ln in envs)
+    assert main(["place", str(QUEUE), "--demo", "--format", "hostfile"]) == 2
+    assert "--show-private" in capsys.readouterr().err
+    main(["place", str(QUEUE), "--demo", "--format", "hostfile", "--show-private"])
+    hosts = [ln for ln in capsys.readouterr().out.splitlines() if not ln.startswith("#")]
+    assert hosts
+    assert all(re.fullmatch(r"\S+ slots=\d+", ln) for ln in hosts)
 
 
 def test_place_with_a_bad_job_file_exits_2(

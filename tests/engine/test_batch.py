@@ -289,7 +289,9 @@ def test_rank_many_equals_the_loop_on_a_duplicated_fleet(
     fleet: list[FleetNode], batch: list[Job], k: int, seed: int
 ) -> None:
     """With every node present twice (scores tied in pairs), ties break as rank breaks them."""
-    t = NodeTable.from_nodes(fleet + fleet, now=NOW)
+    # from_nodes refuses repeated uuids (issue 12); concat of one table twice keeps the pairs
+    once = NodeTable.from_nodes(fleet, now=NOW)
+    t = NodeTable.concat([once, once])
     check_batch(batch, t, k=k, seed=seed)
 
 

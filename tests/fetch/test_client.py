@@ -326,3 +326,19 @@ def test_a_body_cut_short_is_an_invalid_response_not_a_transport_error() -> None
         c.fetch()
     assert isinstance(info.value.last_error, InvalidResponseError)
     assert "cut its response body short" in str(info.value)
+
+
+def test_user_agent_names_the_installed_version() -> None:
+    """Every request says nodeselect/<the installed version> in its User-Agent."""
+    from importlib.metadata import version  # noqa: PLC0415
+
+    seen = []
+
+    def handler(request):
+        seen.append(request.headers.get("user-agent"))
+        return page_response(request)
+
+    with client(handler) as c:
+        c.fetch()
+    assert seen
+    assert set(seen) == {f"nodeselect/{version('nodeselect')}"}

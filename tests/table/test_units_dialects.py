@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from nodeselect.cli import main, plan
+from nodeselect.cli import _asof, main
 from nodeselect.documents._facts import ProvedFacts
 from nodeselect.engine._rank import rank
 from nodeselect.fetch._decode import decode_body
@@ -173,12 +173,6 @@ def test_ram_in_gb_and_percent_loads_keep_the_feasible_nodes() -> None:
         assert len(wrong & truth) < 0.5 * len(truth)
 
 
-class _FrozenNow(datetime):
-    @classmethod
-    def now(cls, tz: Any = None) -> _FrozenNow:
-        return cls.fromtimestamp(NOW.timestamp(), UTC)
-
-
 @pytest.mark.parametrize("name", list(DIALECTS))
 def test_plan_json_over_http_admits_what_the_reference_admits(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -187,7 +181,7 @@ def test_plan_json_over_http_admits_what_the_reference_admits(
     ranked uuids are the reference's feasible nodes, and ``fleet.units`` names the true units."""
     fleet = _fleet(DIALECTS[name])
     nodes = _fetched(fleet)
-    monkeypatch.setattr(plan, "datetime", _FrozenNow)
+    monkeypatch.setattr(_asof, "clock", lambda: NOW)  # the CLI reads the time only here
     monkeypatch.setenv("NODESELECT_API_KEY", "test-key")
     job_name = "all"
     path = tmp_path / "job.toml"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Mapping
 from typing import Final
 
 __all__ = [
@@ -140,15 +141,19 @@ QUIET: list[bool] = [False]
 FORMATS: Final = ("table", "json", "jsonl")
 
 
-def add_format_argument(parser: argparse.ArgumentParser, json_help: str) -> None:
-    """``-o/--format table|json|jsonl`` and its alias ``--json`` (= ``--format json``)."""
+def add_format_argument(
+    parser: argparse.ArgumentParser, json_help: str, extra: Mapping[str, str] | None = None
+) -> None:
+    """``-o/--format table|json|jsonl`` and its alias ``--json`` (= ``--format json``);
+    ``extra``: a command's own further formats, name -> help."""
+    more = "".join(f"; {name}: {text}" for name, text in (extra or {}).items())
     parser.add_argument(
         "-o",
         "--format",
-        choices=FORMATS,
+        choices=(*FORMATS, *(extra or {})),
         default="table",
         help=f"table (default: text for people), json ({json_help}), or jsonl (one JSON "
-        "value per line)",
+        f"value per line){more}",
     )
     parser.add_argument(
         "--json",

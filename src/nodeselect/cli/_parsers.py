@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_DEADLINE",
     "DEFAULT_TIMEOUT",
     "MAX_SECONDS",
+    "add_now_argument",
     "add_source_arguments",
     "lazy_handler",
     "register_gpus",
@@ -163,6 +164,7 @@ def register_plan(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="show operator e-mails, IP addresses and wallets (hidden by default)",
     )
     out.add_argument("--seed", type=int, default=0, metavar="N", help="tie-break seed (default 0)")
+    add_now_argument(parser)
     parser.set_defaults(handler=lazy_handler("nodeselect.cli.plan", "_handle"))
 
 
@@ -185,12 +187,30 @@ def register_place(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     add_source_arguments(parser)
     add_set_argument(parser)
-    add_format_argument(parser, "the plan, schema in docs/placement.md; jsonl: on one line")
+    add_format_argument(
+        parser,
+        "the plan, schema in docs/placement.md; jsonl: on one line",
+        extra={
+            "env": "each replica's launch environment (CUDA_VISIBLE_DEVICES, NODE_RANK, ...)",
+            "hostfile": "ADDRESS slots=GPUS per replica (needs --show-private)",
+        },
+    )
+    parser.add_argument(
+        "--master-port",
+        type=int,
+        default=29500,
+        metavar="PORT",
+        help=(
+            "first MASTER_PORT in --format env and json (default 29500; a job whose master "
+            "shares a node with an earlier job's gets the next port)"
+        ),
+    )
     parser.add_argument(
         "--show-private",
         action="store_true",
-        help="show node addresses (personal data; hidden by default)",
+        help="show node addresses and MASTER_ADDR (personal data; hidden by default)",
     )
+    add_now_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
     parser.add_argument(
         "--optimal",
@@ -319,6 +339,15 @@ def register_gpus(subparsers: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="list the GPU models nodeselect recognises (the registry; no fleet is fetched)",
     )
+    parser.add_argument(
+        "--available",
+        action="store_true",
+        help=(
+            "per GPU model, how many nodes could take 1, 2, 4 or 8 of its GPUs now "
+            "(AVAILABLE, not suspended), per continent"
+        ),
+    )
+    add_now_argument(parser)
     parser.set_defaults(handler=lazy_handler("nodeselect.cli.gpus", "_handle"))
 
 
@@ -411,3 +440,16 @@ def register_schema(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("name", choices=SCHEMA_NAMES, help="which schema")
     parser.set_defaults(handler=lazy_handler("nodeselect.cli.schema", "_run"))
+
+
+def add_now_argument(parser: argparse.ArgumentParser) -> None:
+    """``--now ISO8601|now``: the evaluation time (read by ``cli._asof.evaluation_time``)."""
+    parser.add_argument(
+        "--now",
+        metavar="ISO8601|now",
+        default=None,
+        help=(
+            "evaluate as of this time (ISO 8601 with a timezone, e.g. 2026-11-30T10:00:00Z, or "
+            "'now'); default: a snapshot's fetched_at, else the current time"
+        ),
+    )

@@ -443,11 +443,21 @@ def render_report(
         note(SIMULATED_BANNER, "bold yellow")
     note(f"job {job.get('name')!s} ({job.get('file')!s}): {job.get('summary', '')}".rstrip(": "))
     note(fleet_line(fleet))
+    if fleet.get("source") == "snapshot" and fleet.get("age_s") is not None:
+        note(
+            f"snapshot saved {fleet.get('fetched_at')}, evaluated as of "
+            f"{fleet.get('evaluated_at')} (age {fmt_age(fleet['age_s'])}; --now to change)"
+        )
+    for line in fleet.get("unproved") or ():
+        note(line, "yellow")
     units_line = telemetry_units_line(fleet.get("units"))
     if units_line is not None:
         note(units_line, "yellow")
     pushed = ", ".join(_pushed_label(p) for p in report["pushed_down"]) or "none"
-    note(f"pushed down to the server: {pushed}")
+    if fleet.get("source") == "snapshot":
+        note("pushed down to the server: none (a snapshot is used as it was saved)")
+    else:
+        note(f"pushed down to the server: {pushed}")
     local = ", ".join(report["local"]) or "none"
     note(f"checked locally: {local}")
     push = report.get("pushdown")

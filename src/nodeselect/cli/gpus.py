@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from nodeselect.cli._common import EXIT_OK, fail
+from nodeselect.cli._common import EXIT_INPUT, EXIT_OK, fail
 from nodeselect.cli._render import (
     SIMULATED_BANNER,
     Column,
@@ -32,9 +32,21 @@ from nodeselect.errors import NodeSelectError
 from nodeselect.gpus import GPU_MODELS, canonical_node_gpu
 
 if TYPE_CHECKING:  # the fetch layer (httpx, msgspec) loads only when a fleet is fetched
-    from nodeselect.fetch import FetchedNode
+    from datetime import datetime
 
-__all__ = ["GPUS_SCHEMA", "GpuModelRow", "GpuSighting", "catalogue", "sightings"]
+    from nodeselect.fetch import FetchedNode
+    from nodeselect.table import NodeTable
+
+__all__ = [
+    "AVAILABLE_COUNTS",
+    "AVAILABLE_SCHEMA",
+    "GPUS_SCHEMA",
+    "GpuModelRow",
+    "GpuSighting",
+    "available_now",
+    "catalogue",
+    "sightings",
+]
 
 #: The ``schema`` value of ``gpus --json``.
 GPUS_SCHEMA: Final = "nodeselect.gpus/1"
@@ -168,9 +180,113 @@ def _known(fmt: str) -> int:
     return EXIT_OK
 
 
+#: The ``schema`` value of ``gpus --available --json``.
+AVAILABLE_SCHEMA: Final = "nodeselect.gpus-available/1"
+#: The GPU counts ``gpus --available`` reports, per model and continent.
+AVAILABLE_COUNTS: Final = (1, 2, 4, 8)
+#: How a node whose continent no filter proved is listed.
+UNKNOWN_CONTINENT: Final = "unknown"
+
+
+def available_now(table: NodeTable, *, now: datetime) -> list[dict[str, Any]]:
+    """Per GPU model in ``table``: how many nodes could take 1, 2, 4, 8 GPUs of it now.
+
+    A node counts for ``c`` when a job asking for ``c`` GPUs of the model (and nothing else:
+    status AVAILABLE, not suspended or deleted, GPUs not reserved) ranks it feasible, i.e.
+    exactly what ``rank`` would admit; each count is split by the node's proved continent.
+    Models in registry order of most nodes first; each entry: ``model``, ``total`` (a count
+    per entry of :data:`AVAILABLE_COUNTS`) and ``continents`` (continent -> counts).
+    """
+    import numpy as np  # noqa: PLC0415 - the command's heavy imports load when it runs
+
+    from nodeselect.engine import rank_many  # noqa: PLC0415
+    from nodeselect.jobs import GpuReq, Job  # noqa: PLC0415
+
+    codes = np.unique(table.gpu_model_code[table.gpu_model_code > 0])
+    models = [GPU_MODELS[int(c) - 1].canonical for c in codes]
+    jobs = [
+        Job(name=f"{m}:{c}", gpu=GpuReq(models=(m,), count=c))
+        for m in models
+        for c in AVAILABLE_COUNTS
+    ]
+    rankings = rank_many(jobs, table, k=0, now=now)
+    vocab = [v or UNKNOWN_CONTINENT for v in table.continent_vocab]
+    out: list[dict[str, Any]] = []
+    for i, m in enumerate(models):
+        per: dict[str, list[int]] = {}
+        total: list[int] = []
+        for j, _ in enumerate(AVAILABLE_COUNTS):
+            rows = rankings[i * len(AVAILABLE_COUNTS) + j].feasible_indices
+            total.append(len(rows))
+            counts = np.bincount(table.continent_code[rows], minlength=len(vocab))
+            for code in np.flatnonzero(counts):
+                per.setdefault(vocab[code], [0] * len(AVAILABLE_COUNTS))[j] = int(counts[code])
+        if total[0]:
+            out.append({"model": m, "total": total, "continents": dict(sorted(per.items()))})
+    out.sort(key=lambda e: (-e["total"][0], e["model"]))
+    return out
+
+
+def _available(args: argparse.Namespace) -> int:
+    """``gpus --available``: per model, nodes able to give 1/2/4/8 GPUs now, per continent."""
+    from nodeselect.cli._asof import evaluation_time, fleet_time_info  # noqa: PLC0415
+    from nodeselect.cli._source import fleet_error, load_fleet  # noqa: PLC0415
+    from nodeselect.documents import CONTINENTS  # noqa: PLC0415
+    from nodeselect.fetch import NodeQuery  # noqa: PLC0415
+    from nodeselect.pipeline import merge_fetched  # noqa: PLC0415
+    from nodeselect.table import NodeTable  # noqa: PLC0415
+
+    queries = [
+        NodeQuery(statuses=frozenset({"AVAILABLE"})),
+        NodeQuery(statuses=frozenset({"AVAILABLE"}), continents=frozenset(CONTINENTS)),
+    ]
+    try:
+        results = [load_fleet(args, q) for q in (queries[:1] if args.snapshot else queries)]
+    except NodeSelectError as exc:
+        return fail(*fleet_error(exc, args))
+    try:
+        now = evaluation_time(args, results[0])
+        table = NodeTable.from_nodes(merge_fetched(results), now=now)
+        entries = available_now(table, now=now)
+    except NodeSelectError as exc:
+        return fail(str(exc), EXIT_INPUT)
+    fleet = {**fleet_info(args, results[0]), **fleet_time_info(results[0], now)}
+    fleet["nodes"] = len(table)
+    if args.format != "table":
+        write_json(
+            {
+                "schema": AVAILABLE_SCHEMA,
+                "fleet": fleet,
+                "counts": list(AVAILABLE_COUNTS),
+                "models": entries,
+            },
+            indent=2 if args.format == "json" else None,
+        )
+        return EXIT_OK
+    out = sys.stdout
+    term = is_terminal(out)
+    if fleet["simulated"]:
+        print_note(SIMULATED_BANNER, stream=out, terminal=term, style="bold yellow")
+    print_note(fleet_line(fleet), stream=out, terminal=term)
+    cols = (
+        Column("model"),
+        Column("continent"),
+        *(Column(f"{c} GPU{'s' if c > 1 else ''}", "right") for c in AVAILABLE_COUNTS),
+    )
+    rows: list[list[str]] = []
+    for e in entries:
+        rows.append([e["model"], "all", *map(str, e["total"])])
+        rows.extend(["", cont, *map(str, counts)] for cont, counts in e["continents"].items())
+    title = "nodes that could take N GPUs of each model now (AVAILABLE, unreserved)"
+    print_table(cols, rows, stream=out, terminal=term, title=title)
+    return EXIT_OK
+
+
 def _handle(args: argparse.Namespace) -> int:
     if args.known:
         return _known(args.format)
+    if args.available:
+        return _available(args)
     from nodeselect.cli._source import fleet_error, load_fleet  # noqa: PLC0415
     from nodeselect.fetch import NodeQuery  # noqa: PLC0415
 

@@ -4,23 +4,30 @@ Output: one table per placed job (replica, node, GPUs, score; the node address o
 ``--show-private``), then the unplaced jobs with their reasons against the capacity that was
 left, then totals and a quality line (unplaced for lack of capacity versus fitting nothing; with
 ``--optimal``, the solver's verdict and gap). ``--json`` prints the plan (schema in
-docs/placement.md). Exit code 1 when any job could not be placed.
+docs/placement.md; every replica has its launch ``env``). ``--format env`` prints each
+replica's launch environment (``CUDA_VISIBLE_DEVICES`` of its reserved GPUs, node rank, world
+size, master port; the master address only with ``--show-private``), ``--format hostfile`` an
+MPI/DeepSpeed hostfile (addresses: needs ``--show-private``). Exit code 1 when any job could
+not be placed.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from nodeselect.cli._asof import evaluation_time, fleet_time_info
 from nodeselect.cli._common import (
     EXIT_INPUT,
     EXIT_NO_FIT,
     EXIT_OK,
     fail,
     plural,
+    terminal_safe,
 )
 from nodeselect.cli._jobargs import jobs_from_args
 from nodeselect.cli._render import (
@@ -35,7 +42,7 @@ from nodeselect.cli._source import fleet_error, load_fleet
 from nodeselect.errors import InputError, NodeSelectError
 from nodeselect.placement import Plan
 
-__all__ = ["quality_line", "render_plan"]
+__all__ = ["quality_line", "render_env", "render_hostfile", "render_plan"]
 
 
 def _blank_file(path: str | Path) -> bool:
@@ -54,6 +61,17 @@ def _run(args: argparse.Namespace) -> int:
     from nodeselect.placement import place  # noqa: PLC0415
     from nodeselect.table import NodeTable  # noqa: PLC0415
 
+    if args.format == "hostfile" and not args.show_private:
+        return fail(
+            "--format hostfile lists node addresses, which are personal data; "
+            "add --show-private to print them",
+            EXIT_INPUT,
+        )
+    if not 0 < args.master_port < 65000:
+        return fail(
+            f"--master-port: {args.master_port} must be 1..64999 (later jobs count up from it)",
+            EXIT_INPUT,
+        )
     try:
         jobs = jobs_from_args(args, args.jobs)
     except InputError as exc:
@@ -69,24 +87,32 @@ def _run(args: argparse.Namespace) -> int:
     except NodeSelectError as exc:
         return fail(*fleet_error(exc, args))
     nodes = merge_fetched(results)
-    table = NodeTable.from_nodes(nodes)
     try:
+        now = evaluation_time(args, results[0])
+        table = NodeTable.from_nodes(nodes, now=now)
         plan = place(
             jobs,
             table,
             nodes=nodes,
+            now=now,
             seed=args.seed,
             objective="optimal" if args.optimal else "greedy",
             time_limit=args.time_limit,
         )
     except NodeSelectError as exc:  # bad input, or the optimal extra not installed
         return fail(str(exc), EXIT_INPUT)
-    if args.format != "table":
-        doc = plan.to_json(show_private=args.show_private)
+    if args.format == "env":
+        render_env(plan, master_port=args.master_port, show_private=args.show_private)
+    elif args.format == "hostfile":
+        render_hostfile(plan)
+    elif args.format != "table":
+        doc = plan.to_json(show_private=args.show_private, master_port=args.master_port)
         doc["fleet"] = {
             "nodes": len(table),
             "source": results[0].source,
             "simulated": bool(args.demo),
+            "fetched_at": results[0].fetched_at.isoformat(),
+            **fleet_time_info(results[0], now),
         }
         write_json(doc, indent=2 if args.format == "json" else None)
     else:
@@ -178,3 +204,44 @@ def quality_line(plan: Plan) -> str:
                 f"at most {s.jobs_bound} jobs placeable"
             )
     return "quality: " + ("; ".join(parts) if parts else "every job placed")
+
+
+def render_env(
+    plan: Plan, *, master_port: int = 29500, show_private: bool = False, stream: Any = None
+) -> None:
+    """Print each replica's launch environment (:meth:`Plan.launch_env`), one line per replica.
+
+    A comment line names the job, replica and node; the next line is ``KEY=VALUE`` pairs,
+    shell-quoted, ready for ``env $(...) torchrun ...`` or an ``export``. ``MASTER_ADDR`` only
+    with ``show_private``.
+    """
+    out = sys.stdout if stream is None else stream
+    for a in plan.assignments:
+        private = show_private and a.replicas[0].address is not None
+        port = plan.master_port(a.job_name, master_port)
+        envs = plan.launch_env(a.job_name, master_port=port, show_private=private)
+        for k, (r, env) in enumerate(zip(a.replicas, envs, strict=True)):
+            node = terminal_safe(f"{r.node_name or '-'} ({r.node_uuid})")
+            print(f"# job {terminal_safe(a.job_name)} replica {k} on {node}", file=out)
+            print(" ".join(f"{key}={shlex.quote(v)}" for key, v in env.items()), file=out)
+    for u in plan.unplaced:
+        print(f"# unplaced: {terminal_safe(u.job_name)}: {terminal_safe(u.reason)}", file=out)
+
+
+def render_hostfile(plan: Plan, *, stream: Any = None) -> None:
+    """Print an MPI/DeepSpeed-style hostfile per job: ``ADDRESS slots=GPUS``, node-rank order.
+
+    Addresses are personal data: the caller decides they may be shown. A replica whose node
+    has no address is written as a comment naming the node.
+    """
+    out = sys.stdout if stream is None else stream
+    for a in plan.assignments:
+        print(f"# job {terminal_safe(a.job_name)}", file=out)
+        for k, r in enumerate(a.replicas):
+            slots = max(len(r.gpu_indices), 1)
+            if r.address is None:
+                print(f"# replica {k}: node {terminal_safe(r.node_uuid)} has no address", file=out)
+            else:
+                print(f"{terminal_safe(r.address)} slots={slots}", file=out)
+    for u in plan.unplaced:
+        print(f"# unplaced: {terminal_safe(u.job_name)}", file=out)

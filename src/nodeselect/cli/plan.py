@@ -14,14 +14,16 @@ import argparse
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
+from nodeselect.cli._asof import evaluation_time, fleet_time_info, snapshot_gaps
 from nodeselect.cli._common import (
     EXIT_INPUT,
     EXIT_NO_FIT,
     EXIT_OK,
     fail,
+    note,
     plural,
 )
 from nodeselect.cli._jobargs import jobs_from_args
@@ -409,7 +411,11 @@ def _handle(args: argparse.Namespace) -> int:
         result, pushdown = load_fleet_explained(args, query)
     except NodeSelectError as exc:
         return fail(*fleet_error(exc, args))
-    now = datetime.now(UTC)
+    try:
+        now = evaluation_time(args, result)
+    except InputError as exc:
+        return fail(str(exc), EXIT_INPUT)
+    gaps = snapshot_gaps(query, result.query, str(args.snapshot)) if args.snapshot else []
     table = NodeTable.from_nodes(result.nodes, now=now)
     try:
         ranking = rank(job, table, k=args.top, now=now, seed=args.seed)
@@ -430,8 +436,14 @@ def _handle(args: argparse.Namespace) -> int:
             "nodes": job.nodes,
             **alternatives_info(job, ranking),
         },
-        fleet={**fleet_info(args, result), "units": table.units.to_dict()},
-        pushed_down=pushed_down_filters(job, query.pushed_down),
+        fleet={
+            **fleet_info(args, result),
+            "units": table.units.to_dict(),
+            **fleet_time_info(result, now),
+            "unproved": gaps,
+        },
+        # a snapshot was filtered when it was saved, not for this job: nothing is pushed down
+        pushed_down=[] if args.snapshot else pushed_down_filters(job, query.pushed_down),
         local=[name for name, _ in ranking.explanation.rejected],
         evaluated=ranking.evaluated,
         feasible=ranking.feasible,
@@ -452,6 +464,9 @@ def _handle(args: argparse.Namespace) -> int:
         render_report(report, stream=sys.stdout)
     else:
         write_json(report, indent=2 if args.format == "json" else None)
+        if report["feasible"] == 0:  # the table output shows these in its header
+            for line in gaps:
+                note(line)
     if report["feasible"] == 0 or (gang is not None and not gang["placed"]):
         if args.format != "table":  # the explanation is in the document; say it on stderr too
             what = "no node fits" if report["feasible"] == 0 else "the gang cannot be placed:"

@@ -13,7 +13,9 @@ The seam, in data-path order:
 * the one total order: :func:`top_positions`, :func:`tie_key`, :func:`merge_top`;
 * GPU choice: :func:`gpu_choice`;
 * results: :func:`rank`, :func:`rank_many`, :func:`explain_node`, :class:`Ranking`;
-* statistics for shards: :func:`table_stats` / :class:`TableStats`.
+* statistics for shards: :func:`table_stats` / :class:`TableStats`;
+* argument checks at the public boundary: :func:`check_jobs_arg`, :func:`check_table_arg`,
+  :func:`checked_now` (TypeError saying what was expected and what to do).
 
 Node-level constraints are units in :mod:`nodeselect.engine.constraints`, one module each,
 listed once in its registry; score terms likewise in :mod:`nodeselect.engine.scorers`. Finer
@@ -22,6 +24,12 @@ building blocks stay in the private modules.
 
 from __future__ import annotations
 
+from nodeselect.engine._boundary import (
+    check_job_arg,
+    check_jobs_arg,
+    check_table_arg,
+    checked_now,
+)
 from nodeselect.engine._constraints import (
     CONSTRAINT_NAMES,
     GPU_CONSTRAINTS,
@@ -95,6 +103,10 @@ __all__ = [
     "ScoreTerm",
     "TableStats",
     "TermInputs",
+    "check_job_arg",
+    "check_jobs_arg",
+    "check_table_arg",
+    "checked_now",
     "combine",
     "compile_job",
     "constraint_names",

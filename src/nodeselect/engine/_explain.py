@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
+from nodeselect.engine._boundary import check_job_arg, check_table_arg, checked_now
 from nodeselect.engine._constraints import (
     Check,
     CompiledJob,
@@ -60,16 +61,38 @@ __all__ = [
 B = npt.NDArray[np.bool_]
 
 
+#: The constraints on facts only a server-side filter proves (docs/concepts.md).
+FACT_CONSTRAINTS: Final = ("status", "region", "compliance")
+
+#: What to do when such a fact was never proved (the fetch did not filter on it).
+FETCH_ADVICE: Final = (
+    "fetch with client.fetch(NodeQuery.from_job(job)) (a batch: nodeselect.fleet_queries) so "
+    "the server proves it, rather than dropping the constraint"
+)
+
+
 @attrs.frozen
 class NearestMiss:
-    """Nodes one relaxation would admit (see the module docstring)."""
+    """Nodes one relaxation would admit (see the module docstring).
+
+    ``unproved``: of the ``only_this`` nodes, how many fail because the fact (status, region,
+    compliance) was never proved by a server-side filter: relaxing the job is the wrong fix
+    for those; fetching with the job's filters is.
+    """
 
     constraint: str
     only_this: int
     relaxed_threshold: float | None
     admits: int
+    unproved: int = 0
 
     def __str__(self) -> str:
+        if self.unproved:
+            return (
+                f"{self.constraint}: {self.unproved} of the {self.only_this} nodes failing only "
+                f"it are unknown, not wrong (no server-side filter proved it): {FETCH_ADVICE}"
+            )
+
         def nodes(n: int) -> str:
             return f"{n} more node" + ("" if n == 1 else "s")
 
@@ -162,18 +185,64 @@ class Explanation:
         """Nodes whose numbers arrived as JSON strings (read as numbers)."""
         return self.units.numeric_strings
 
+    @property
+    def unproved(self) -> tuple[tuple[str, int], ...]:
+        """``(constraint, nodes it rejects only because the fact is unknown)`` for the fact
+        constraints (status, region, compliance) with any: the fetch did not filter on them."""
+        ev = self.evaluation
+        return tuple((c.name, n) for c in ev.checks if (n := _count(_unproved_mask(ev, c))))
+
+    def advice(self) -> str | None:
+        """What to do when nothing fits because facts were never proved, else ``None``:
+        e.g. ``"status unknown on 3000 of 3000 nodes: fetch with ..."``."""
+        if self.feasible:
+            return None
+        unknown = self.unproved
+        if not unknown:
+            return None
+        what = ", ".join(f"{name} unknown on {n} of {self.evaluated} nodes" for name, n in unknown)
+        return f"{what} (no server-side filter proved it): {FETCH_ADVICE}"
+
     def summary(self) -> str:
         """``"0/12000 nodes fit: 7100 gpu-model, 3100 gpu-vram-free"`` (then
-        ``"; 12 telemetry values fell back to the GB fields"`` when any did)."""
+        ``"; 12 telemetry values fell back to the GB fields"`` when any did, and
+        :meth:`advice` when nothing fits because facts were never proved)."""
         head = f"{self.feasible}/{self.evaluated} nodes fit"
         parts = [f"{c} {name}" for name, c in self.rejected if c]
         text = f"{head}: {', '.join(parts)}" if parts else head
         if self.telemetry_fallbacks:
             text += f"; {self.telemetry_fallbacks} telemetry values not used (docs/units.md)"
+        advice = self.advice()
+        if advice:
+            text += f"; {advice}"
         return text
 
     def __repr__(self) -> str:
         return f"Explanation({self.summary()!r})"
+
+
+def _count(mask: B | None) -> int:
+    return 0 if mask is None else int(np.count_nonzero(mask))
+
+
+def _unproved_mask(ev: Evaluation, c: Check) -> B | None:
+    """Nodes ``c`` rejects whose fact was never proved (``None`` for other constraints).
+
+    Status and geography are unknown when their code is 0; a compliance tag is only ever
+    proved present, so every compliance rejection is of an unproved tag.
+    """
+    if c.name not in FACT_CONSTRAINTS:
+        return None
+    t, p = ev.table, ev.cj.job.placement
+    if c.name == "status":
+        unknown = t.status_code == 0
+    elif c.name == "region":
+        col = t.subdivision_code if p.subdivisions else t.country_code if p.countries else None
+        unknown = (t.continent_code if col is None else col) == 0
+    else:
+        return ~c.passes
+    out: B = ~c.passes & unknown
+    return out
 
 
 def _nearest_misses(ev: Evaluation) -> tuple[NearestMiss, ...]:
@@ -191,7 +260,10 @@ def _nearest_misses(ev: Evaluation) -> tuple[NearestMiss, ...]:
         if k == 0:
             continue
         if c.values is None or c.direction is None:
-            out.append(NearestMiss(c.name, k, None, k))
+            unknown = _unproved_mask(ev, c)
+            out.append(
+                NearestMiss(c.name, k, None, k, _count(None if unknown is None else only & unknown))
+            )
             continue
         vals = c.values()[only]
         vals = vals[~np.isnan(vals)]
@@ -374,7 +446,17 @@ def explain_node(
     now: datetime | None = None,
     stats: TableStats | None = None,
 ) -> NodeExplanation:
-    """Every constraint ``node`` (row, uuid or name) fails, with values, and its score terms."""
+    """Every constraint ``node`` (row, uuid or name) fails, with values, and its score terms.
+
+    Raises TypeError for arguments of the wrong type, InputError for an unknown node.
+    """
+    check_job_arg(job, "explain_node")
+    check_table_arg(table, "explain_node")
+    checked_now(now, "explain_node")
+    if isinstance(node, bool) or not isinstance(node, int | np.integer | str):
+        raise TypeError(
+            f"explain_node: node must be a row number, a uuid or a name, got {type(node).__name__}"
+        )
     if isinstance(node, int | np.integer):
         i = int(node)
         if not 0 <= i < len(table):

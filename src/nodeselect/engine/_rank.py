@@ -15,11 +15,18 @@ import functools
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
+from nodeselect.engine._boundary import (
+    check_job_arg,
+    check_k_arg,
+    check_table_arg,
+    checked_now,
+)
 from nodeselect.engine._constraints import (
     CompiledJob,
     GpuEval,
@@ -102,6 +109,26 @@ class Ranking:
     seed: int = 0
     alternative: int | None = None
     tried: tuple[Ranking, ...] = ()
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The top nodes as plain dicts, best first (for pandas, polars, CSV writers).
+
+        Keys: ``rank`` (1-based), ``index`` (the table row), ``uuid``, ``name``, ``score``,
+        ``gpu_indices`` (a list), then one ``term_<name>`` per weighted score term (its
+        contribution ``w * s / sum(w)``; the contributions sum to ``score``).
+        """
+        return [
+            {
+                "rank": pos,
+                "index": r.index,
+                "uuid": r.uuid,
+                "name": r.name,
+                "score": r.score,
+                "gpu_indices": list(r.gpu_indices),
+                **{f"term_{name}": v for name, v in r.terms.items()},
+            }
+            for pos, r in enumerate(self.top, start=1)
+        ]
 
 
 def compile_job(job: Job, now: datetime | None = None) -> CompiledJob:
@@ -288,7 +315,15 @@ def rank(
     A job with alternatives (``Job.alternatives``) is ranked as each of ``job.choices()`` in
     order until one has a feasible node; that ranking is returned, with ``alternative`` set to
     its position and ``tried`` holding the ranking of every alternative tried.
+
+    Raises TypeError when an argument has the wrong type (a path instead of a Job, a
+    FetchResult instead of a NodeTable, a float or naive datetime as ``now``), InputError
+    when the job is invalid or ``k < 0``.
     """
+    check_job_arg(job, "rank")
+    check_table_arg(table, "rank")
+    check_k_arg(k, "rank")
+    checked_now(now, "rank")
     if k < 0:
         from nodeselect.errors import InputError  # noqa: PLC0415
 

@@ -47,6 +47,9 @@ from nodeselect.engine import (
     CompiledJob,
     GpuEval,
     TableStats,
+    check_jobs_arg,
+    check_table_arg,
+    checked_now,
     combine,
     compile_job,
     evaluate_compiled,
@@ -811,6 +814,9 @@ def place(
     the last round: ``JobAssignment.alternative`` says which alternative each such job used,
     and ``Plan.jobs`` holds the alternatives as placed.
     """
+    check_jobs_arg(jobs, "place")
+    check_table_arg(table, "place")
+    checked_now(now, "place")
     jobs = tuple(jobs)
     how: dict[str, Any] = {"objective": objective, "time_limit": time_limit, "repair": repair}
     if not any(isinstance(j, Job) and j.alternatives for j in jobs):

@@ -22,6 +22,7 @@ from nodeselect.jobs import Job
 from nodeselect.table import NodeTable
 
 __all__ = [
+    "DEFAULT_MASTER_PORT",
     "PLAN_SCHEMA",
     "JobAssignment",
     "Plan",
@@ -37,6 +38,9 @@ __all__ = [
     "totals_from",
     "validate_plan",
 ]
+
+#: The first rendezvous port a plan hands out (see :meth:`Plan.master_port`).
+DEFAULT_MASTER_PORT = 29500
 
 #: The ``schema`` value of :meth:`Plan.to_json` (bumped on incompatible changes).
 PLAN_SCHEMA = "nodeselect.plan/1"
@@ -356,14 +360,24 @@ class Plan:
             out.append((r.address, len(r.gpu_indices)))
         return out
 
-    def torchrun_args(self, job_name: str, master_port: int = 29500) -> list[list[str]]:
+    def master_port(self, job_name: str, base: int = DEFAULT_MASTER_PORT) -> int:
+        """The default rendezvous port of a placed job: ``base`` plus the number of jobs placed
+        before it whose master (replica 0) is on the same node, so two jobs whose masters
+        share a node do not collide on one port."""
+        a = self.assignment(job_name)
+        return base + _port_offsets(self.assignments)[a.job_index]
+
+    def torchrun_args(self, job_name: str, master_port: int | None = None) -> list[list[str]]:
         """The ``torchrun`` rendezvous arguments for each replica (node rank order).
 
-        ``--nproc-per-node`` is the job's GPU count per node (1 for a CPU-only job); the master
-        is replica 0. Raises InputError like :meth:`hosts`.
+        ``--nproc-per-node`` is the replica's reserved GPU count (1 for a CPU-only job); the
+        master is replica 0. torchrun has no flag that selects devices: launch each replica with
+        its :meth:`launch_env` ``CUDA_VISIBLE_DEVICES`` (or use :meth:`torchrun_commands`, which
+        does), else a replica given GPUs 2,3 of a shared node would start on GPUs 0,1. Raises
+        InputError like :meth:`hosts`.
         """
-        if not 0 < master_port < 65536:
-            raise InputError(f"master_port: {master_port} is not a TCP port (1..65535)")
+        port = self.master_port(job_name) if master_port is None else master_port
+        _check_port(port)
         hosts = self.hosts(job_name)
         master = hosts[0][0]
         return [
@@ -372,10 +386,82 @@ class Plan:
                 f"--nproc-per-node={max(gpus, 1)}",
                 f"--node-rank={rank}",
                 f"--master-addr={master}",
-                f"--master-port={master_port}",
+                f"--master-port={port}",
             ]
             for rank, (_, gpus) in enumerate(hosts)
         ]
+
+    def launch_env(
+        self, job_name: str, *, master_port: int | None = None, show_private: bool = False
+    ) -> list[dict[str, str]]:
+        """The environment each replica of a placed job is launched with (node-rank order).
+
+        Per replica: ``CUDA_VISIBLE_DEVICES`` (exactly its reserved ``gpu_indices``, comma
+        separated; empty for a CPU-only job, which hides every GPU), ``NODE_RANK``, ``NNODES``,
+        ``NPROC_PER_NODE`` (its GPU count, 1 for a CPU-only job), ``WORLD_SIZE`` (processes over
+        all replicas) and ``MASTER_PORT``. ``MASTER_ADDR`` (the address of replica 0's node, from
+        its document) is personal data: it is included only with ``show_private=True``, and
+        then a master without an address raises InputError like :meth:`hosts`.
+
+        Two jobs sharing a node get disjoint ``CUDA_VISIBLE_DEVICES``: placement never reserves
+        one GPU index twice. The indices are positions in the node's ``gpus[]``, which are
+        assumed to follow the node's CUDA device order (``CUDA_DEVICE_ORDER=PCI_BUS_ID``).
+        """
+        port = self.master_port(job_name) if master_port is None else master_port
+        _check_port(port)
+        a = self.assignment(job_name)
+        master = self.hosts(job_name)[0][0] if show_private else None
+        return _launch_env(a, port, master)
+
+    def torchrun_commands(
+        self, job_name: str, script: str, *script_args: str, master_port: int | None = None
+    ) -> list[list[str]]:
+        """The full command of each replica (node-rank order), pinned to its reserved GPUs.
+
+        ``["env", "CUDA_VISIBLE_DEVICES=2,3", "torchrun", *torchrun_args, script, *script_args]``:
+        torchrun itself has no flag that selects devices, so the reservation is passed through
+        the environment. Raises InputError like :meth:`hosts` (the master address is needed).
+        """
+        envs = self.launch_env(job_name, master_port=master_port)
+        args = self.torchrun_args(job_name, master_port=master_port)
+        return [
+            [
+                "env",
+                f"CUDA_VISIBLE_DEVICES={e['CUDA_VISIBLE_DEVICES']}",
+                "torchrun",
+                *a,
+                script,
+                *script_args,
+            ]
+            for e, a in zip(envs, args, strict=True)
+        ]
+
+    def to_records(self, *, show_private: bool = False) -> list[dict[str, Any]]:
+        """One plain dict per replica of every placed job (for pandas, polars, CSV writers).
+
+        Keys: ``job``, ``job_index``, ``priority``, ``replica`` (node rank), ``node_uuid``,
+        ``node_name``, ``gpu_indices`` (a list), ``gpus``, ``score``, ``job_score``; plus
+        ``address`` with ``show_private=True``. Unplaced jobs are in :attr:`unplaced`.
+        """
+        out: list[dict[str, Any]] = []
+        for a in self.assignments:
+            for k, r in enumerate(a.replicas):
+                rec: dict[str, Any] = {
+                    "job": a.job_name,
+                    "job_index": a.job_index,
+                    "priority": a.priority,
+                    "replica": k,
+                    "node_uuid": r.node_uuid,
+                    "node_name": r.node_name,
+                    "gpu_indices": list(r.gpu_indices),
+                    "gpus": len(r.gpu_indices),
+                    "score": r.score,
+                    "job_score": a.score,
+                }
+                if show_private:
+                    rec["address"] = r.address
+                out.append(rec)
+        return out
 
     def validate(
         self, fleet: NodeTable | Any, *, now: datetime | None = None
@@ -389,22 +475,36 @@ class Plan:
         """
         return validate_plan(self, fleet, now=now)
 
-    def to_json(self, *, show_private: bool = False) -> dict[str, Any]:
+    def to_json(
+        self, *, show_private: bool = False, master_port: int = DEFAULT_MASTER_PORT
+    ) -> dict[str, Any]:
         """The plan as a JSON-ready dict (schema in docs/placement.md).
 
-        Node addresses are included only with ``show_private=True``.
+        Raises InputError when ``master_port`` is not a TCP port.
+        Every replica has an ``env``: its :meth:`launch_env`, ``MASTER_PORT`` being
+        :meth:`master_port` with ``base=master_port``.
+        Node addresses (and ``MASTER_ADDR``) are included only with ``show_private=True``.
         """
 
-        def replica(r: Replica) -> dict[str, Any]:
+        offsets = _port_offsets(self.assignments)
+        _check_port(master_port + max(offsets.values(), default=0))
+
+        def replica(r: Replica, env: dict[str, str]) -> dict[str, Any]:
             d: dict[str, Any] = {
                 "node_uuid": r.node_uuid,
                 "node_name": r.node_name,
                 "gpu_indices": list(r.gpu_indices),
                 "score": r.score,
+                "env": env,
             }
             if show_private:
                 d["address"] = r.address
             return d
+
+        def envs(a: JobAssignment) -> list[dict[str, str]]:
+            # A master without an address is not an error in a JSON dump: the key is left out.
+            port = master_port + offsets[a.job_index]
+            return _launch_env(a, port, a.replicas[0].address if show_private else None)
 
         return {
             "schema": PLAN_SCHEMA,
@@ -417,7 +517,7 @@ class Plan:
                     "priority": a.priority,
                     "score": a.score,
                     "gpus": a.gpus,
-                    "replicas": [replica(r) for r in a.replicas],
+                    "replicas": [replica(r, e) for r, e in zip(a.replicas, envs(a), strict=True)],
                     **({} if a.alternative is None else {"alternative": a.alternative}),
                 }
                 for a in self.assignments
@@ -437,6 +537,40 @@ class Plan:
             "totals": attrs.asdict(self.totals),
             "quality": attrs.asdict(self.quality),
         }
+
+
+def _launch_env(a: JobAssignment, port: int, master: str | None) -> list[dict[str, str]]:
+    """The launch environment of each replica of ``a`` (see :meth:`Plan.launch_env`)."""
+    procs = [max(len(r.gpu_indices), 1) for r in a.replicas]
+    common = {"NNODES": str(len(a.replicas)), "WORLD_SIZE": str(sum(procs))}
+    common["MASTER_PORT"] = str(port)
+    if master is not None:
+        common["MASTER_ADDR"] = master
+    return [
+        {
+            "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in r.gpu_indices),
+            "NODE_RANK": str(node_rank),
+            "NPROC_PER_NODE": str(nproc),
+            **common,
+        }
+        for node_rank, (r, nproc) in enumerate(zip(a.replicas, procs, strict=True))
+    ]
+
+
+def _port_offsets(assignments: Sequence[JobAssignment]) -> dict[int, int]:
+    """Per placed job index, how many earlier assignments have their master on the same node."""
+    seen: dict[str, int] = {}
+    out: dict[int, int] = {}
+    for a in assignments:
+        node = a.replicas[0].node_uuid if a.replicas else ""
+        out[a.job_index] = seen.get(node, 0)
+        seen[node] = out[a.job_index] + 1
+    return out
+
+
+def _check_port(port: int) -> None:
+    if not 0 < port < 65536:
+        raise InputError(f"master_port: {port} is not a TCP port (1..65535)")
 
 
 def totals_from(

@@ -4,6 +4,7 @@ with telemetry units inferred per fleet, plus derived columns cached per table.
 
 from __future__ import annotations
 
+from nodeselect.table._arrow import MissingDependencyError
 from nodeselect.table._build import (
     build_table,
 )
@@ -22,12 +23,16 @@ from nodeselect.table._derived import (
 from nodeselect.table._table import (
     GIB,
     TELEMETRY_FRESH_S,
+    Duplicates,
     NodeTable,
     TableNode,
     arch_name,
+    check_nodes_arg,
+    check_now_arg,
     csr_take,
     driver_number,
     gpu_names_agree,
+    unique_nodes,
     uuid_hashes,
 )
 from nodeselect.table._units import (
@@ -61,6 +66,8 @@ __all__ = [
     "TELEMETRY_FRESH_S",
     "TOP_GPUS",
     "VRAM_EDGES_GB",
+    "Duplicates",
+    "MissingDependencyError",
     "NodeTable",
     "TableNode",
     "UnitDecision",
@@ -69,6 +76,8 @@ __all__ = [
     "build_table",
     "cached_nbytes",
     "categorical_mask",
+    "check_nodes_arg",
+    "check_now_arg",
     "csr_take",
     "driver_number",
     "gpu_free_top",
@@ -79,6 +88,7 @@ __all__ = [
     "infer_load_unit",
     "infer_size_unit",
     "max_gpu_count",
+    "unique_nodes",
     "uuid_hash",
     "uuid_hashes",
     "vram_level",

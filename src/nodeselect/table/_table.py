@@ -28,7 +28,7 @@ import functools
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import attrs
 import numpy as np
@@ -41,6 +41,7 @@ from nodeselect.documents import (
     LeanNode,
     ProvedFacts,
     canonical_arch,
+    parse_timestamps_to_epoch_s,
 )
 from nodeselect.errors import InputError
 from nodeselect.gpus import GPU_MODELS, canonical_node_gpu, gpu_code
@@ -49,12 +50,16 @@ from nodeselect.table._units import Units
 __all__ = [
     "GIB",
     "TELEMETRY_FRESH_S",
+    "Duplicates",
     "NodeTable",
     "TableNode",
     "arch_name",
+    "check_nodes_arg",
+    "check_now_arg",
     "csr_take",
     "driver_number",
     "gpu_names_agree",
+    "unique_nodes",
     "uuid_hashes",
 ]
 
@@ -160,6 +165,88 @@ def _remap_bits(bits: Any, local: tuple[str, ...], index: dict[str, int], words:
         has = (bits[j >> 6] >> np.uint64(j & 63)) & np.uint64(1)
         out[g >> 6] |= has << np.uint64(g & 63)
     return out
+
+
+Duplicates = Literal["error", "newest"]
+
+
+def check_nodes_arg(nodes: object, where: str) -> None:
+    """TypeError unless ``nodes`` is a sequence of fetched nodes (checks the first one)."""
+    if hasattr(nodes, "nodes") and not isinstance(nodes, Sequence):
+        raise TypeError(
+            f"{where}: expected a sequence of fetched nodes, got a {type(nodes).__name__}; "
+            "pass its .nodes, or use NodeTable.from_fetch(result)"
+        )
+    if not isinstance(nodes, Sequence) or isinstance(nodes, str | bytes):
+        raise TypeError(
+            f"{where}: expected a sequence of fetched nodes (FetchResult.nodes, or the nodes "
+            f"of a loaded snapshot), got {type(nodes).__name__}"
+        )
+    if len(nodes) and not hasattr(nodes[0], "lean"):
+        raise TypeError(
+            f"{where}: expected fetched nodes (each with .lean and .facts, as in "
+            f"FetchResult.nodes), got a sequence of {type(nodes[0]).__name__}; decode raw "
+            "documents with nodeselect.fetch (Client.fetch or load_snapshot)"
+        )
+
+
+def check_now_arg(now: object, where: str) -> datetime:
+    """``now`` if it is an aware datetime, the current time if ``None``; else TypeError."""
+    if now is None:
+        return datetime.now(UTC)
+    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+        got = (
+            "a naive datetime (no timezone)"
+            if isinstance(now, datetime)
+            else f"{type(now).__name__} {now!r}"
+        )
+        raise TypeError(
+            f"{where}: now must be a timezone-aware datetime, got {got}; e.g. "
+            "datetime.now(timezone.utc) or datetime.fromtimestamp(t, timezone.utc)"
+        )
+    return now
+
+
+def unique_nodes(
+    nodes: Sequence[TableNode], duplicates: Duplicates = "error"
+) -> Sequence[TableNode]:
+    """``nodes`` with each uuid once (the same sequence when no uuid repeats).
+
+    ``duplicates="error"`` raises InputError naming the repeated uuids; ``"newest"`` keeps,
+    per uuid, the node whose ``last_seen_at`` is newest (a missing or unreadable timestamp is
+    oldest; among equals the first), at the place of the uuid's first occurrence.
+    """
+    if duplicates not in ("error", "newest"):
+        raise InputError(f"duplicates={duplicates!r}: give 'error' or 'newest'")
+    uuids = [node.lean.uuid for node in nodes]
+    if len(set(uuids)) == len(uuids):
+        return nodes
+    first: dict[str, int] = {}
+    repeated: dict[str, list[int]] = {}
+    for i, u in enumerate(uuids):
+        j = first.setdefault(u, i)
+        if j != i:
+            repeated.setdefault(u, [j]).append(i)
+    if duplicates == "error":
+        names = sorted(repeated)
+        shown = ", ".join(f"{u} (x{len(repeated[u])})" for u in names[:5])
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        raise InputError(
+            f"{len(names)} node uuid(s) appear more than once: {shown}{more}; a table holds each "
+            "node once (placement would promise its GPUs twice). Merge fetch results with "
+            "nodeselect.merge_fetched, or pass duplicates='newest' to keep the newest "
+            "last_seen_at of each"
+        )
+    keep: dict[int, int] = {}
+    for rows in repeated.values():
+        seen = parse_timestamps_to_epoch_s([nodes[i].lean.last_seen_at for i in rows])
+        best = rows[0]
+        best_t = -np.inf
+        for i, t in zip(rows, seen.tolist(), strict=True):
+            if t > best_t:  # NaN (missing) never wins
+                best, best_t = i, t
+        keep[rows[0]] = best
+    return [nodes[keep.get(i, i)] for i, u in enumerate(uuids) if first[u] == i]
 
 
 @attrs.frozen(eq=False)
@@ -279,6 +366,7 @@ class NodeTable:
         *,
         now: datetime | None = None,
         units: Units | None = None,
+        duplicates: Duplicates = "error",
     ) -> NodeTable:
         """Build the table from fetched nodes in one pass (units and sources: module docstring).
 
@@ -286,10 +374,68 @@ class NodeTable:
         be concatenated or ranked as shards of one fleet should share the whole fleet's
         decision (``NodeTable.from_nodes(part, units=whole.units)``), since a part alone may hold
         too little evidence to decide what the whole decides.
+
+        A uuid may appear once: two rows of one node would let placement promise its GPUs
+        twice. ``duplicates="error"`` (default) raises InputError naming the repeated uuids;
+        ``duplicates="newest"`` keeps, per uuid, the document with the newest ``last_seen_at``
+        (see :func:`unique_nodes`, which gives the same list to pass to ``place(nodes=...)``).
+
+        Raises TypeError when ``nodes`` is not a sequence of fetched nodes (a ``FetchResult``:
+        use :meth:`from_fetch` or its ``.nodes``), or ``now`` not a timezone-aware datetime.
         """
         from nodeselect.table._build import build_table  # noqa: PLC0415 - _build imports this module
 
-        return build_table(nodes, (now or datetime.now(UTC)).timestamp(), units)
+        check_nodes_arg(nodes, "NodeTable.from_nodes")
+        when = check_now_arg(now, "NodeTable.from_nodes")
+        nodes = unique_nodes(nodes, duplicates)
+        return build_table(nodes, when.timestamp(), units)
+
+    @classmethod
+    def from_fetch(
+        cls,
+        result: Any,
+        *,
+        now: datetime | None = None,
+        units: Units | None = None,
+        duplicates: Duplicates = "error",
+    ) -> NodeTable:
+        """The table of a ``FetchResult`` (anything with ``.nodes``): ``from_nodes(.nodes)``."""
+        nodes = getattr(result, "nodes", None)
+        if nodes is None:
+            raise TypeError(
+                "NodeTable.from_fetch: expected a FetchResult (something with .nodes), got "
+                f"{type(result).__name__}; for a list of fetched nodes use NodeTable.from_nodes"
+            )
+        return cls.from_nodes(nodes, now=now, units=units, duplicates=duplicates)
+
+    # ---------------------------------------------------------------- data out
+    def to_arrow(self) -> Any:
+        """The table as a ``pyarrow.Table``, one row per node (needs ``nodeselect[arrow]``).
+
+        Numeric columns are shared with the table, not copied; categories are dictionary
+        columns (unknown = null); per-GPU values are list columns. Columns and units:
+        docs/api.md. Raises MissingDependencyError (an ImportError) naming the extra when
+        pyarrow is not installed.
+        """
+        from nodeselect.table._arrow import to_arrow  # noqa: PLC0415 - pyarrow only when called
+
+        return to_arrow(self)
+
+    def to_pandas(self) -> Any:
+        """The table as a ``pandas.DataFrame`` through :meth:`to_arrow` (needs
+        ``nodeselect[pandas]``)."""
+        from nodeselect.table._arrow import import_optional  # noqa: PLC0415
+
+        import_optional("pandas", "pandas", "NodeTable.to_pandas")
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self) -> Any:
+        """The table as a ``polars.DataFrame`` through :meth:`to_arrow` (needs
+        ``nodeselect[polars]``)."""
+        from nodeselect.table._arrow import import_optional  # noqa: PLC0415
+
+        pl = import_optional("polars", "polars", "NodeTable.to_polars")
+        return pl.from_arrow(self.to_arrow())
 
     # ---------------------------------------------------------------- views
     def gpu_node_index(self) -> npt.NDArray[np.int64]:

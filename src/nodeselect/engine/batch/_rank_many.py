@@ -30,6 +30,12 @@ from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
+from nodeselect.engine._boundary import (
+    check_jobs_arg,
+    check_k_arg,
+    check_table_arg,
+    checked_now,
+)
 from nodeselect.engine._constraints import CompiledJob, compile_job
 from nodeselect.engine._prefilter import _categorical_key
 from nodeselect.engine._rank import Ranking, rank, rank_compiled
@@ -79,7 +85,12 @@ def rank_many(
     Raises:
         InputError: ``k < 0``, ``workers < 1``, or a job is invalid (the error notes which:
             ``jobs[i]``).
+        TypeError: an argument of the wrong type (a path, a FetchResult, a float ``now``).
     """
+    check_jobs_arg(jobs, "rank_many")
+    check_table_arg(table, "rank_many")
+    check_k_arg(k, "rank_many")
+    checked_now(now, "rank_many")
     if k < 0:
         raise InputError(f"k={k}: give a number of nodes >= 0")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
