@@ -52,12 +52,14 @@ try:
 
     from dask import config as dask_config
 except ImportError as _exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
+    from nodeselect.errors import OptionalDependencyError
+
+    raise OptionalDependencyError(
         "nodeselect.dask needs Dask: pip install 'nodeselect[dask]' (dask and distributed)"
     ) from _exc
 
 from nodeselect.engine import RankedNode, TableStats, compile_job, rank_many, table_stats
-from nodeselect.errors import InputError, NodeSelectError
+from nodeselect.errors import InputError, NodeSelectError, OptionalDependencyError
 from nodeselect.fetch import load_snapshot, read_manifest
 from nodeselect.jobs import Job
 from nodeselect.table import AGREE_SHARE, MIN_EVIDENCE, NodeTable, UnitDecision, Units
@@ -636,8 +638,8 @@ def _parquet(results: Iterable[JobResult], path: Path) -> int:
         import pyarrow as pa  # noqa: PLC0415 - optional
         import pyarrow.parquet as pq  # noqa: PLC0415
     except ImportError:
-        raise ScaleOutError(
-            f"{path}: writing Parquet needs pyarrow (pip install pyarrow); "
+        raise OptionalDependencyError(
+            f"{path}: writing Parquet needs pyarrow (pip install 'nodeselect[arrow]'); "
             "or give a .jsonl file for JSON lines"
         ) from None
     schema = pa.schema(

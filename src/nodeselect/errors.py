@@ -47,6 +47,7 @@ __all__ = [
     "JobSpecError",
     "NodeSelectError",
     "NotFoundError",
+    "OptionalDependencyError",
     "PermissionDeniedError",
     "ProtocolViolationError",
     "QueryError",
@@ -65,6 +66,11 @@ class NodeSelectError(Exception):
 
 class InputError(NodeSelectError, ValueError):
     """The caller's input is invalid; nothing was attempted."""
+
+
+class OptionalDependencyError(NodeSelectError, ImportError):
+    """A feature needs an optional extra that is not installed; the message names the extra
+    to install (``pip install 'nodeselect[arrow]'``, ``[optimal]``, ``[dask]``)."""
 
 
 class QueryError(InputError):

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nodeselect.engine import combine, gpu_eval, score_terms
-from nodeselect.errors import NodeSelectError
+from nodeselect.errors import OptionalDependencyError
 from nodeselect.placement._gang import Candidate
 from nodeselect.placement._model import JobData, Model, build_model
 from nodeselect.placement._plan import Plan, Residual, SolverReport, _demand
@@ -33,10 +33,6 @@ if TYPE_CHECKING:
     from nodeselect.placement._placer import _Placer
 
 __all__ = ["OptionalDependencyError", "solve_optimal"]
-
-
-class OptionalDependencyError(NodeSelectError, ImportError):
-    """An optional extra needed for the requested feature is not installed."""
 
 
 def _highspy() -> Any:

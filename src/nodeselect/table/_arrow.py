@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect.errors import NodeSelectError
+from nodeselect.errors import OptionalDependencyError
 from nodeselect.gpus import GPU_MODELS
 
 if TYPE_CHECKING:
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["MissingDependencyError", "import_optional", "to_arrow"]
 
 
-class MissingDependencyError(NodeSelectError, ImportError):
-    """An optional dependency is not installed (the message names the extra to install)."""
+#: The error for a missing optional extra (one class for every extra; kept under this name).
+MissingDependencyError = OptionalDependencyError
 
 
 def import_optional(module: str, extra: str, what: str) -> Any:
