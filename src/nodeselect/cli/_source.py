@@ -40,6 +40,7 @@ from nodeselect.errors import (
     DeadlineExceededError,
     IncompleteFetchError,
     InputError,
+    InvalidResponseError,
     NodeSelectError,
     NotFoundError,
     PermissionDeniedError,
@@ -412,13 +413,17 @@ def api_error_message(exc: APIError, url: str, deadline: float | None = None) ->
         return f"{_strip_query(exc.url)} answered HTTP {exc.status_code}: {exc}; retry later"
     attempts = getattr(exc, "attempts", None)
     tries = "" if not attempts else f" after {attempts} attempts"
-    if isinstance(exc, TransportError) or isinstance(last, TransportError):
-        reason = str(last or exc).rsplit(": ", 1)[-1].replace("request_timeout=", "--timeout ")
+    cause = last or exc
+    if isinstance(cause, TransportError | InvalidResponseError):
+        reason = str(cause).rsplit(": ", 1)[-1].replace("request_timeout=", "--timeout ")
         if "complete message body" in reason or "without sending a response" in reason:
+            # a body cut short: the fetch layer reports it as an invalid response
             return (
                 f"the API at {url} cut its answers short{tries} ({reason}): the server or a "
                 "proxy is failing; retry later, or try --demo for the simulated fleet"
             )
+    if isinstance(cause, TransportError):
+        reason = str(cause).rsplit(": ", 1)[-1].replace("request_timeout=", "--timeout ")
         return (
             f"cannot reach the API at {url}{tries} ({reason}): check the URL and your "
             "network, or try --demo for the simulated fleet"
