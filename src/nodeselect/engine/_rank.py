@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -331,8 +331,9 @@ def rank(
     if isinstance(job, Job) and job.alternatives:
         check_job(job)  # every alternative's errors, keyed alternatives[i]..., before any work
         tried: list[Ranking] = []
+        when = now or datetime.now(UTC)  # one instant for every alternative
         for i, choice in enumerate(job.choices()):
-            r = rank(choice, table, k=k, now=now, seed=seed, stats=stats)
+            r = rank(choice, table, k=k, now=when, seed=seed, stats=stats)
             tried.append(attrs.evolve(r, alternative=i))
             if r.feasible:
                 break
