@@ -100,3 +100,24 @@ def test_bulk_registration_unstable_order_without_drift_is_exact() -> None:
     assert set(uuids) == live(fleet)
     assert result.complete, result.stats.issues
     assert result.stats.order_unstable
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate"])
+def test_compressed_pages_in_every_encoding_fetch_the_same_fleet(encoding) -> None:
+    """A server that compresses its pages (each reading of Content-Encoding the client accepts)
+    really sends them compressed, and the fetch equals the uncompressed one."""
+    plain = generate_fleet(300, seed=6)
+    squeezed = generate_fleet(300, seed=6, dialect=Dialect(content_encoding=encoding))
+    with SimServer(squeezed) as server:
+        raw = httpx.get(
+            server.url + "/v1/nodes", headers={"Accept-Encoding": "gzip, deflate"}
+        )
+        assert raw.headers["content-encoding"] == ("gzip" if encoding == "gzip" else "deflate")
+        got = run(server)
+    with SimServer(plain) as server:
+        want = run(server)
+    assert got.complete
+    assert sorted(fetched(got)) == sorted(fetched(want))
+    assert [n.raw for n in sorted(got.nodes, key=lambda n: n.lean.uuid)] == [
+        n.raw for n in sorted(want.nodes, key=lambda n: n.lean.uuid)
+    ]

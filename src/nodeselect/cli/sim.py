@@ -148,6 +148,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ("--numeric-strings", "share of nodes whose numbers are JSON strings, 0..1"),
         ("--bulk-nodes", "nodes registered in one burst (tie groups larger than a page)"),
         ("--bulk-seconds", "span of the burst in seconds (default 3)"),
+        ("--content-encoding", "page compression when asked: identity, gzip, deflate, raw-deflate"),
     ):
         dialect.add_argument(flag, metavar="V", default=None, help=help_text)
     dialect.add_argument(
@@ -169,6 +170,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "ram_unit": ("bytes", "MiB", "GB"),
     "vram_unit": ("bytes", "MiB", "GB"),
     "load_unit": ("fraction", "percent"),
+    "content_encoding": ("identity", "gzip", "deflate", "raw-deflate"),
 }
 
 

@@ -20,6 +20,7 @@ import attrs
 __all__ = [
     "DIALECTS",
     "BulkRegistration",
+    "ContentEncoding",
     "Dialect",
     "LoadUnit",
     "SizeUnit",
@@ -29,6 +30,7 @@ __all__ = [
 TimePrecision = Literal["s", "ms", "us"]
 SizeUnit = Literal["bytes", "MiB", "GB"]
 LoadUnit = Literal["fraction", "percent"]
+ContentEncoding = Literal["identity", "gzip", "deflate", "raw-deflate"]
 
 
 def _non_negative_int(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
@@ -76,6 +78,11 @@ class Dialect:
             ``num_cores``, ``reputation``, telemetry values) are written as JSON strings
             such as ``"32"``.
         bulk: a burst registration, or ``None``.
+        content_encoding: how the server compresses a page when the request's
+            ``Accept-Encoding`` allows it (the reference says nothing of compression):
+            ``identity`` (never), ``gzip``, ``deflate`` (zlib-wrapped, as RFC 9110 says) or
+            ``raw-deflate`` (a bare deflate stream under ``Content-Encoding: deflate``, as
+            some servers send it).
     """
 
     time_precision: TimePrecision = "s"
@@ -87,6 +94,7 @@ class Dialect:
     load_unit: LoadUnit = "fraction"
     numeric_strings: float = attrs.field(default=0.0, validator=_share)
     bulk: BulkRegistration | None = None
+    content_encoding: ContentEncoding = "identity"
 
     def describe(self) -> str:
         """A short label for test ids and logs, naming only what differs from the default."""
@@ -112,4 +120,6 @@ DIALECTS: Final[dict[str, Dialect]] = {
     "vram-gb": Dialect(vram_unit="GB"),
     "numeric-strings": Dialect(numeric_strings=0.3),
     "bulk": Dialect(bulk=BulkRegistration(nodes=600, seconds=3)),
+    "gzip": Dialect(content_encoding="gzip"),
+    "raw-deflate": Dialect(content_encoding="raw-deflate"),
 }

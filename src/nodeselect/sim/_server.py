@@ -8,11 +8,13 @@ Nagle disabled, so small pages are not held back by delayed ACKs.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hmac
 import logging
 import socket
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final
@@ -103,6 +105,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are not logged line by line (the Authorization header never is)."""
+
+
+def _encoded(
+    body: bytes, dialect: Dialect, accept: str | None
+) -> tuple[bytes, dict[str, str] | None]:
+    """A page's body and headers under the dialect's ``content_encoding``, when the request's
+    ``Accept-Encoding`` names it (a token match; q-values are not weighed)."""
+    enc = dialect.content_encoding
+    token = "deflate" if enc == "raw-deflate" else enc
+    offered = {t.split(";")[0].strip().lower() for t in (accept or "").split(",")}
+    if enc == "identity" or token not in offered:
+        return body, None
+    if enc == "gzip":
+        return gzip.compress(body, mtime=0), {"Content-Encoding": "gzip"}
+    z = zlib.compressobj(wbits=zlib.MAX_WBITS if enc == "deflate" else -zlib.MAX_WBITS)
+    return z.compress(body) + z.flush(), {"Content-Encoding": "deflate"}
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -304,7 +322,7 @@ class SimServer:
             h.close_connection = True
             h.send_raw(200, body, cut=max(1, len(body) // 2))
             return
-        h.send_raw(200, body)
+        h.send_raw(200, *_encoded(body, self.fleet.dialect, h.headers.get("Accept-Encoding")))
         with self._cond:
             self.stats.page_requests_ok += 1
             request_no = self.stats.page_requests_ok
