@@ -195,3 +195,22 @@ def test_numbers_sent_as_strings_load_back_as_fetched(tmp_path) -> None:
     assert any(n.lean.numeric_strings for n in fleet.nodes)
     save_sharded_snapshot(tmp_path, fleet, 2)
     assert _key(load_snapshot(tmp_path).nodes) == _key(fleet.nodes)
+
+
+def test_the_manifest_is_written_privately_and_never_through_a_planted_link(
+    tmp_path, result
+) -> None:
+    """The manifest goes through the same writer as the shards: mode 0600, no temporary file
+    left behind, and a symbolic link planted at its name is refused, not followed."""
+    out = tmp_path / "snap"
+    save_sharded_snapshot(out, result, shards=2)
+    assert (out / MANIFEST_NAME).stat().st_mode & 0o777 == 0o600
+    assert not list(out.glob("*.tmp"))
+    assert not list(out.glob(".*.tmp"))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / MANIFEST_NAME).unlink()
+    (out / MANIFEST_NAME).symlink_to(victim)
+    with pytest.raises(SnapshotError, match="symbolic link"):
+        save_sharded_snapshot(out, result, shards=2)
+    assert victim.read_text() == "keep me"

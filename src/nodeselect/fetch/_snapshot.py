@@ -25,11 +25,12 @@ directory without one is not a snapshot::
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -130,22 +131,38 @@ def _write(
     replace_symlink: bool = False,
 ) -> None:
     """Write one snapshot file atomically and privately (see :func:`save_snapshot`)."""
+    head = json.dumps(header, separators=(",", ":")).encode() + b"\n"
+    _write_private(
+        target,
+        itertools.chain((head,), (node_line(node) + b"\n" for node in nodes)),
+        what="the snapshot",
+        replace_symlink=replace_symlink,
+    )
+
+
+def _write_private(
+    target: Path, chunks: Iterable[bytes], *, what: str, replace_symlink: bool = False
+) -> None:
+    """Write ``chunks`` to ``target`` through a unique 0600 temporary file, then rename.
+
+    Every file of a snapshot (single file, shard, manifest) is written this way, so two
+    writers never share a temporary name and a reader never sees half a file.
+    """
     _check_target(target, replace_symlink=replace_symlink)
     tmp: Path | None = None
     try:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         tmp = Path(name)
         with os.fdopen(fd, "wb") as f:
-            f.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
-            for node in nodes:
-                f.write(node_line(node) + b"\n")
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(target)
     except OSError as exc:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-        raise SnapshotError(f"{target}: cannot write the snapshot: {exc.strerror}") from None
+        raise SnapshotError(f"{target}: cannot write {what}: {exc.strerror}") from None
 
 
 def save_snapshot(
@@ -256,14 +273,11 @@ def save_sharded_snapshot(
         "nodes": n,
         "shards": [{"file": s.path.name, "nodes": s.nodes} for s in infos],
     }
-    target = root / MANIFEST_NAME
-    tmp = root / (MANIFEST_NAME + ".tmp")
-    try:
-        tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise SnapshotError(f"{target}: cannot write the manifest: {exc.strerror}") from None
+    _write_private(
+        root / MANIFEST_NAME,
+        ((json.dumps(manifest, indent=1) + "\n").encode(),),
+        what="the manifest",
+    )
     keep = {s.path.name for s in infos}
     for stale in root.glob("shard-*.jsonl"):
         if stale.name not in keep:
