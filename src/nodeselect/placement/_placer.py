@@ -80,7 +80,7 @@ from nodeselect.placement._plan import (
     UnplacedWhy,
     totals_from,
 )
-from nodeselect.table import NodeTable, TableNode
+from nodeselect.table import NodeTable, TableNode, repeated_uuids
 
 __all__ = ["place"]
 
@@ -817,6 +817,15 @@ def place(
     check_jobs_arg(jobs, "place")
     check_table_arg(table, "place")
     checked_now(now, "place")
+    repeated = repeated_uuids(table)
+    if repeated:
+        more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+        shown = ", ".join(repeated[:5]) + more
+        raise InputError(
+            f"table: {len(repeated)} node uuid(s) held by more than one row ({shown}); placing "
+            "on it could reserve one machine twice. Build the table with "
+            'NodeTable.from_nodes(..., duplicates="newest"), or take each row once'
+        )
     jobs = tuple(jobs)
     how: dict[str, Any] = {"objective": objective, "time_limit": time_limit, "repair": repair}
     if not any(isinstance(j, Job) and j.alternatives for j in jobs):

@@ -17,6 +17,7 @@ from nodeselect.table._derived import (
     gpu_free_top,
     gpu_model_key,
     max_gpu_count,
+    repeated_uuids,
     uuid_hash,
     vram_level,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "infer_load_unit",
     "infer_size_unit",
     "max_gpu_count",
+    "repeated_uuids",
     "unique_nodes",
     "uuid_hash",
     "uuid_hashes",

@@ -26,6 +26,7 @@ the reverse), so feasibility and scores are exactly those of the full evaluation
   :data:`MAX_MASKS` per table are kept.
 * :func:`max_gpu_count` -- the most GPUs on one node (``TableStats``).
 * :func:`uuid_hash` -- every node's seed-free uuid hash (tie keys of a batch of jobs).
+* :func:`repeated_uuids` -- the uuids held by more than one row (placement refuses them).
 
 Cache keys are the identities of the source arrays (weakly referenced, so a table's entries go
 when its columns go, and a ``with_capacity`` view shares the entries of its parent). Only
@@ -57,6 +58,7 @@ __all__ = [
     "gpu_free_top",
     "gpu_model_key",
     "max_gpu_count",
+    "repeated_uuids",
     "share_derived",
     "uuid_hash",
     "vram_level",
@@ -334,3 +336,29 @@ def max_gpu_count(t: NodeTable) -> int:
 def uuid_hash(t: NodeTable) -> npt.NDArray[np.uint64]:
     """Every node's seed-free uuid hash (:func:`nodeselect.table._table.uuid_hashes`)."""
     return _cached("uuid-hash", (t.uuid,), None, lambda: uuid_hashes(t.uuid))
+
+
+def repeated_uuids(t: NodeTable) -> tuple[str, ...]:
+    """The uuids that more than one row of ``t`` holds, sorted (empty for a valid fleet).
+
+    ``from_nodes`` refuses or merges repeated uuids, but ``take`` with a repeated row and
+    ``concat`` of overlapping shards can make them; placement would then reserve one machine
+    twice. Found through the cached uuid hashes (one sort of 64-bit words); rows whose hashes
+    collide are compared byte for byte, so a hash collision is never reported. Cached per
+    uuid column.
+    """
+
+    def build() -> tuple[str, ...]:
+        h = uuid_hash(t)
+        if len(h) < 2:
+            return ()
+        order = np.argsort(h, kind="stable")
+        hs = h[order]
+        same = hs[1:] == hs[:-1]
+        if not same.any():
+            return ()
+        rows = np.unique(np.concatenate([order[1:][same], order[:-1][same]]))
+        u, counts = np.unique(t.uuid[rows], return_counts=True)
+        return tuple(sorted(x.decode("utf-8", "replace") for x in u[counts > 1]))
+
+    return _cached("uuid-repeats", (t.uuid,), None, build)
