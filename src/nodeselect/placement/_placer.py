@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -882,7 +883,7 @@ def _place(
         if not isinstance(job, Job):
             raise InputError(f"jobs[{i}]: expected a nodeselect.Job, got {type(job).__name__}")
     names = [j.name for j in jobs]
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = sorted(n for n, c in Counter(names).items() if c > 1)
     if dup:
         raise InputError(f"job names must be unique within a batch; repeated: {', '.join(dup)}")
     if candidates < 1:
