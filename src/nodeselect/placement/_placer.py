@@ -583,6 +583,7 @@ class _Placer:
         unplaced = []
         no_fit = 0
         final = None
+        turn: dict[int, int] = {}
         if self.replay_reasons:
             turn = {j: t for t, j in enumerate(self.order)}
             final = [(turn[j], self.jobs[j], got) for j, got in self.placed.items()]
@@ -590,7 +591,7 @@ class _Placer:
             fits = self.fits_empty(j)
             no_fit += not fits
             cause: UnplacedCause = "capacity" if fits else "no-fit"
-            unplaced.append(self._unplaced(j, reason, version, cause, final))
+            unplaced.append(self._unplaced(j, reason, version, cause, final, turn=turn.get(j, 0)))
         quality = PlanQuality(
             objective="optimal" if objective == "optimal" else "greedy",
             unplaced_capacity=len(unplaced) - no_fit,
@@ -720,6 +721,8 @@ class _Placer:
         version: int,
         cause: UnplacedCause,
         final: list[tuple[int, Job, tuple[Candidate, ...]]] | None,
+        *,
+        turn: int,
     ) -> Unplaced:
         """The job as unplaced; its explanation is computed on first access, against the
         residual capacity at its turn: the capacity the plan's assignments of the jobs before
@@ -729,7 +732,6 @@ class _Placer:
         job = self.jobs[j]
         residual, table = self.residual, self.table
         now, seed, stats = self.now, self.seed, self.stats
-        turn = self.order.index(j) if final is not None else 0
         displaced = j in self.displaced_jobs
 
         def why() -> UnplacedWhy:
