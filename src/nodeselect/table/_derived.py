@@ -25,6 +25,9 @@ the reverse), so feasibility and scores are exactly those of the full evaluation
   per distinct combination of those job fields (a batch of jobs usually shares one); at most
   :data:`MAX_MASKS` per table are kept.
 * :func:`max_gpu_count` -- the most GPUs on one node (``TableStats``).
+* :func:`cached_column` -- a job-independent per-node column a layer above defines (the
+  engine's score terms: per-node upper bounds of their values), built on first use and cached
+  like the others.
 * :func:`uuid_hash` -- every node's seed-free uuid hash (tie keys of a batch of jobs).
 
 Cache keys are the identities of the source arrays (weakly referenced, so a table's entries go
@@ -52,6 +55,7 @@ __all__ = [
     "TOP_GPUS",
     "VRAM_EDGES_GB",
     "build_derived",
+    "cached_column",
     "cached_nbytes",
     "categorical_mask",
     "gpu_free_top",
@@ -319,6 +323,15 @@ def categorical_mask(
         t.image_bits,
     )
     return _cached("categorical", deps, key, build)
+
+
+def cached_column(
+    name: str, deps: tuple[npt.NDArray[Any], ...], build: Callable[[], npt.NDArray[Any]]
+) -> npt.NDArray[Any]:
+    """The column ``build()`` computes from the columns ``deps`` of a table, cached on their
+    identities under ``name`` (built on first use, dropped with them). ``deps`` must be columns
+    the library never writes in place (not the capacity columns placement mutates)."""
+    return _cached(f"column:{name}", deps, None, build)
 
 
 def max_gpu_count(t: NodeTable) -> int:

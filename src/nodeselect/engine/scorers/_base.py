@@ -17,6 +17,9 @@ A unit (:class:`ScoreTerm`) is one soft preference giving every feasible node a 
   alone, and then that per-node column (``rank_many`` sums such leading terms once per batch);
 * :meth:`bounds`: a lower and an upper bound of a ``per_gpu`` term without reading the GPUs,
   for pruning (``None``: every candidate is scored exactly);
+* :meth:`upper`: for a CPU-only job, an upper bound of the value of every node whatever
+  ``now`` (a cached per-node column or one number), so that ``rank`` scores exactly only the
+  rows whose bound reaches the ``k``-th best score (``None``: every feasible row is scored);
 * :meth:`cache_key`: the job fields the per-node value depends on (placement shares it between
   jobs with equal keys), or ``None`` when it is not worth sharing;
 * ``batched``: ``rank_many`` has a specialised vectorized path for it; a job weighting a term
@@ -38,10 +41,20 @@ if TYPE_CHECKING:
     from nodeselect.engine._scorers import NodeScores
     from nodeselect.table import NodeTable
 
-__all__ = ["F64", "I64", "ScoreTerm", "TermInputs", "decay"]
+__all__ = ["F32", "F64", "I64", "ScoreTerm", "TermInputs", "decay", "f32_up"]
 
+F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+
+
+def f32_up(a: F64) -> F32:
+    """``a`` as float32, each value rounded up (``float(out[i]) >= a[i]``): half the bytes of
+    a bound column, still a bound."""
+    out = a.astype(np.float32)
+    low = out.astype(np.float64) < a
+    out[low] = np.nextafter(out[low], np.float32(np.inf))
+    return out
 
 
 @attrs.frozen(eq=False)
@@ -107,6 +120,12 @@ class ScoreTerm(abc.ABC):
         self, cj: CompiledJob, t: NodeTable, idx: I64, pre: NodeScores | None
     ) -> tuple[F64, F64] | None:
         """Per row, a lower and an upper bound of a ``per_gpu`` value (``None``: none)."""
+        return None
+
+    def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
+        """For a CPU-only job, an upper bound of the computed value of every node of ``t`` at any
+        ``now``: a column over every row (cache it: :func:`nodeselect.table.cached_column`),
+        one number for every node, or ``None`` (no bound: every feasible row is scored)."""
         return None
 
     def cache_key(self, cj: CompiledJob) -> Hashable | None:

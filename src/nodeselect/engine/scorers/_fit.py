@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nodeselect.engine.scorers._base import F64, I64, ScoreTerm, TermInputs
+from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs, f32_up
+from nodeselect.table import cached_column
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -35,3 +36,13 @@ class Fit(ScoreTerm):
         pack = cj.job.preferences.strategy == "pack"
         m = inputs.matching.astype(np.float64)
         return gpu_fit(m, float(cj.count), pack=pack, max_gpus=inputs.max_gpus)
+
+    def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
+        """A CPU-only job's value itself (``1 / (1 + GPUs)``), as float32 rounded up."""
+        if cj.count:
+            return None
+        return cached_column(
+            "fit-cpu-upper",
+            (t.gpu_count,),
+            lambda: f32_up(1.0 / (1.0 + t.gpu_count.astype(np.float64))),
+        )

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nodeselect.engine.scorers._base import F64, I64, ScoreTerm, TermInputs
+from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs, f32_up
+from nodeselect.table import cached_column
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -38,6 +39,14 @@ class Reputation(ScoreTerm):
 
     def node_column(self, pre: NodeScores, n: int) -> F64:
         return pre.cols["reputation"]
+
+    def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
+        """The value itself (it does not depend on ``now``), as float32 rounded up."""
+        return cached_column(
+            "reputation-upper",
+            (t.reputation,),
+            lambda: f32_up(reputation(t, np.arange(len(t), dtype=np.int64))),
+        )
 
     def cache_key(self, cj: CompiledJob) -> Hashable | None:
         return ()
