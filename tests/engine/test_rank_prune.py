@@ -174,3 +174,17 @@ def test_a_weighted_term_without_a_bound_scores_every_row() -> None:
         cj = compile_job(Job(name="cpu"), NOW)
         assert _rank._upper(cj, t, np.arange(10, dtype=np.int64)) is None
         assert _rank._pruned(cj, t, np.arange(len(t), dtype=np.int64), 10, None) is None
+
+
+def test_a_built_table_holds_the_bound_columns_before_its_first_rank() -> None:
+    """The table builders build the score terms' bound columns (``on_build``), so a fresh
+    table's first CPU-only rank does not."""
+    from nodeselect.table import _derived  # noqa: PLC0415
+
+    t = NodeTable.synthetic(3_000, seed=2, now=NOW)
+    for name, col in (
+        ("reputation-upper", t.reputation),
+        ("fit-cpu-upper", t.gpu_count),
+        ("idle-cpu-upper", t.cpu_load),
+    ):
+        assert _derived._peek(f"column:{name}", (col,)) is not None, name

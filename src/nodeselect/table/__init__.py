@@ -18,6 +18,7 @@ from nodeselect.table._derived import (
     gpu_free_top,
     gpu_model_key,
     max_gpu_count,
+    on_build,
     uuid_hash,
     vram_level,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "infer_load_unit",
     "infer_size_unit",
     "max_gpu_count",
+    "on_build",
     "unique_nodes",
     "uuid_hash",
     "uuid_hashes",

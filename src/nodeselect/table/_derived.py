@@ -26,8 +26,9 @@ the reverse), so feasibility and scores are exactly those of the full evaluation
   :data:`MAX_MASKS` per table are kept.
 * :func:`max_gpu_count` -- the most GPUs on one node (``TableStats``).
 * :func:`cached_column` -- a job-independent per-node column a layer above defines (the
-  engine's score terms: per-node upper bounds of their values), built on first use and cached
-  like the others.
+  engine's score terms: per-node upper bounds of their values), cached like the others; a
+  layer above registers its builder with :func:`on_build` so that the table builders build
+  it too (else it is built on first use).
 * :func:`uuid_hash` -- every node's seed-free uuid hash (tie keys of a batch of jobs).
 
 Cache keys are the identities of the source arrays (weakly referenced, so a table's entries go
@@ -61,6 +62,7 @@ __all__ = [
     "gpu_free_top",
     "gpu_model_key",
     "max_gpu_count",
+    "on_build",
     "share_derived",
     "uuid_hash",
     "vram_level",
@@ -80,6 +82,7 @@ VRAM_EDGES_GB: Final = np.concatenate(
 )
 assert len(VRAM_EDGES_GB) == 255
 
+_builders: list[Callable[[NodeTable], object]] = []
 _lock = threading.RLock()  # re-entrant: a weakref callback may run inside it (gc)
 _cache: dict[tuple[Hashable, ...], tuple[tuple[Any, ...], Any]] = {}
 _mask_order: dict[tuple[Hashable, ...], None] = {}
@@ -130,13 +133,22 @@ def _cached(
 
 def build_derived(t: NodeTable) -> NodeTable:
     """Build ``t``'s job-independent derived columns now (model key, free-VRAM levels, most
-    GPUs) and return ``t``: the table builders call it, so a fresh table's first rank finds
-    them cached. Views sharing the columns (``with_capacity``) share them; other tables
-    (``take``) build each on first use."""
+    GPUs, the columns registered with :func:`on_build`) and return ``t``: the table builders
+    call it, so a fresh table's first rank finds them cached. Views sharing the columns
+    (``with_capacity``) share them; other tables (``take``) build each on first use."""
     gpu_model_key(t)
     gpu_free_top(t)
     max_gpu_count(t)
+    for build in tuple(_builders):
+        build(t)
     return t
+
+
+def on_build(build: Callable[[NodeTable], object]) -> None:
+    """Have :func:`build_derived` call ``build(t)`` on every table it builds (a layer above's
+    :func:`cached_column` builders; registering the same function twice calls it once)."""
+    if build not in _builders:
+        _builders.append(build)
 
 
 def _peek(name: str, deps: tuple[npt.NDArray[Any] | None, ...]) -> Any:

@@ -50,10 +50,14 @@ I64 = npt.NDArray[np.int64]
 
 def f32_up(a: F64) -> F32:
     """``a`` as float32, each value rounded up (``float(out[i]) >= a[i]``): half the bytes of
-    a bound column, still a bound."""
-    out = a.astype(np.float32)
-    low = out.astype(np.float64) < a
-    out[low] = np.nextafter(out[low], np.float32(np.inf))
+    a bound column, still a bound. (A float32 rounded below its value steps one unit up in its
+    bits: +1 when it is >= 0, -1 when negative; NaN stays NaN.)"""
+    with np.errstate(over="ignore"):  # beyond float32: inf, above every value
+        out = a.astype(np.float32)
+    low = out < a
+    bits = out.view(np.uint32)
+    bits += low & (out >= 0)  # (ufunc ``where=`` is ~20x slower than this arithmetic)
+    bits -= low & (out < 0)
     return out
 
 
@@ -124,8 +128,10 @@ class ScoreTerm(abc.ABC):
 
     def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
         """For a CPU-only job, an upper bound of the computed value of every node of ``t`` at any
-        ``now``: a column over every row (cache it: :func:`nodeselect.table.cached_column`),
-        one number for every node, or ``None`` (no bound: every feasible row is scored)."""
+        ``now``: a column over every row (cache it with :func:`nodeselect.table.cached_column`
+        and register its builder with :func:`nodeselect.table.on_build`, so tables are built
+        with it), one number for every node, or ``None`` (no bound: every feasible row is
+        scored)."""
         return None
 
     def cache_key(self, cj: CompiledJob) -> Hashable | None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs, f32_up
-from nodeselect.table import cached_column
+from nodeselect.table import cached_column, on_build
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -26,6 +26,23 @@ def gpu_fit(m: F64, c: float | F64, *, pack: bool, max_gpus: int) -> F64:
     return out
 
 
+def fit_cpu_upper(t: NodeTable) -> F32:
+    """Every node's CPU-only value ``1 / (1 + GPUs)`` as float32 rounded up, cached."""
+
+    def build() -> F32:
+        g = t.gpu_count
+        if g.dtype == np.uint8:  # one value per count: a look-up table of the same formula
+            lut = f32_up(1.0 / (1.0 + np.arange(256, dtype=np.float64)))
+            out: F32 = lut[g]
+            return out
+        return f32_up(1.0 / (1.0 + g.astype(np.float64)))
+
+    return cached_column("fit-cpu-upper", (t.gpu_count,), build)
+
+
+on_build(fit_cpu_upper)
+
+
 class Fit(ScoreTerm):
     name = "fit"
     batched = True
@@ -38,11 +55,5 @@ class Fit(ScoreTerm):
         return gpu_fit(m, float(cj.count), pack=pack, max_gpus=inputs.max_gpus)
 
     def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
-        """A CPU-only job's value itself (``1 / (1 + GPUs)``), as float32 rounded up."""
-        if cj.count:
-            return None
-        return cached_column(
-            "fit-cpu-upper",
-            (t.gpu_count,),
-            lambda: f32_up(1.0 / (1.0 + t.gpu_count.astype(np.float64))),
-        )
+        """A CPU-only job's value itself: :func:`fit_cpu_upper`; none for a GPU job."""
+        return None if cj.count else fit_cpu_upper(t)

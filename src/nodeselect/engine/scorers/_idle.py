@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs, decay, f32_up
-from nodeselect.table import cached_column
+from nodeselect.table import cached_column, on_build
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -71,10 +71,24 @@ def cpu_idle_upper(load: npt.NDArray[np.float32]) -> F64:
     ``f * (1 - L) + (1 - f) * 0.5`` is linear in ``f`` in [0, 1], so at most
     ``max(1 - L, 0.5)`` in real numbers (0.5 for an unknown load), plus :data:`_SLACK` for
     the float rounding."""
-    lo = load.astype(np.float64)
-    clipped = np.minimum(np.maximum(lo, 0.0), 1.0)
-    out: F64 = np.where(np.isnan(lo), 0.5, np.maximum(1.0 - clipped, 0.5)) + _SLACK
+    out: F64 = load.astype(np.float64)
+    unknown = np.isnan(out)
+    np.clip(out, 0.0, 1.0, out=out)
+    np.subtract(1.0, out, out=out)
+    np.maximum(out, 0.5, out=out)
+    out[unknown] = 0.5
+    out += _SLACK
     return out
+
+
+def idle_cpu_upper(t: NodeTable) -> F32:
+    """Every node's :func:`cpu_idle_upper` as float32 rounded up, cached."""
+    return cached_column(
+        "idle-cpu-upper", (t.cpu_load,), lambda: f32_up(cpu_idle_upper(t.cpu_load))
+    )
+
+
+on_build(idle_cpu_upper)
 
 
 def _decay(cj: CompiledJob, t: NodeTable, idx: I64, pre: NodeScores | None) -> F64:
@@ -116,12 +130,8 @@ class Idle(ScoreTerm):
         return idle_range(_decay(cj, t, idx, None))
 
     def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
-        """A CPU-only job's :func:`cpu_idle_upper` (float32 rounded up); none for a GPU job."""
-        if cj.count:
-            return None
-        return cached_column(
-            "idle-cpu-upper", (t.cpu_load,), lambda: f32_up(cpu_idle_upper(t.cpu_load))
-        )
+        """A CPU-only job's :func:`idle_cpu_upper`; none for a GPU job."""
+        return None if cj.count else idle_cpu_upper(t)
 
     def cache_key(self, cj: CompiledJob) -> Hashable | None:
         if cj.count == 0:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs, f32_up
-from nodeselect.table import cached_column
+from nodeselect.table import cached_column, on_build
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -20,6 +20,24 @@ def reputation(t: NodeTable, idx: I64) -> F64:
     """The term of rows ``idx``."""
     r = t.reputation[idx].astype(np.float64)
     return np.where(np.isnan(r), 0.0, np.clip(r, 0.0, 100.0) / 100.0)
+
+
+def _all_reputations(t: NodeTable) -> F64:
+    """:func:`reputation` of every row, its operations in place."""
+    r = t.reputation.astype(np.float64)
+    unknown = np.isnan(r)
+    np.clip(r, 0.0, 100.0, out=r)
+    r /= 100.0
+    r[unknown] = 0.0
+    return r
+
+
+def reputation_upper(t: NodeTable) -> F32:
+    """Every node's value (it does not depend on ``now``) as float32 rounded up, cached."""
+    return cached_column("reputation-upper", (t.reputation,), lambda: f32_up(_all_reputations(t)))
+
+
+on_build(reputation_upper)
 
 
 class Reputation(ScoreTerm):
@@ -41,12 +59,8 @@ class Reputation(ScoreTerm):
         return pre.cols["reputation"]
 
     def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
-        """The value itself (it does not depend on ``now``), as float32 rounded up."""
-        return cached_column(
-            "reputation-upper",
-            (t.reputation,),
-            lambda: f32_up(reputation(t, np.arange(len(t), dtype=np.int64))),
-        )
+        """The value itself: :func:`reputation_upper`."""
+        return reputation_upper(t)
 
     def cache_key(self, cj: CompiledJob) -> Hashable | None:
         return ()
