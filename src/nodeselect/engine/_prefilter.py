@@ -47,9 +47,12 @@ from nodeselect.engine.constraints import (
 from nodeselect.table import (
     TOP_GPUS,
     NodeTable,
+    categorical_deps,
     categorical_mask,
+    find_rows,
     gpu_free_top,
     gpu_model_key,
+    keep_rows,
     vram_level,
 )
 
@@ -215,19 +218,96 @@ def _gathered(kind: str, vals: Any, arg: Any) -> B:
     return out
 
 
+def _static_tests(
+    cj: CompiledJob, t: NodeTable
+) -> tuple[list[_Test], list[_Test], list[NodeConstraint], Hashable, tuple[Any, ...]]:
+    """The active non-categorical units' fast tests split into the static ones (``static``
+    units: their masks depend on the job and columns never written in place) and the others,
+    the units without a fast test, and the key and columns of the rows passing the GPU,
+    categorical and static tests (:func:`nodeselect.table.keep_rows`)."""
+    static: list[_Test] = []
+    other: list[_Test] = []
+    generic: list[NodeConstraint] = []
+    keys: list[Hashable] = []
+    cols: list[Any] = []
+    for u in node_constraints():
+        if u.categorical or not u.active(cj):
+            continue
+        ft = u.fast_test(cj, t)
+        if ft is None:
+            generic.append(u)
+        elif u.static:
+            static.append(ft)
+            keys.append((u, u.key(cj)))
+            cols.extend(getattr(t, c) for c in sorted(u.columns))
+        else:
+            other.append(ft)
+    override = t.gpu_vram_free_override_gb is not None
+    gpu = None
+    if cj.count:
+        vram = None if override else cj.min_vram_free_gb
+        gpu = (cj.count, cj.model_codes, vram)
+    key = (_categorical_key(cj), gpu, override, *keys)
+    deps = (
+        *categorical_deps(t),
+        t.gpu_offsets,
+        t.gpu_model_code,
+        t.gpu_vram_free_gb,
+        t.gpu_tele_vram_free_gb,
+        t.gpu_count,
+        *cols,
+    )
+    return static, other, generic, key, deps
+
+
+def _gathered_in_order(rows: I64, tests: list[_Test], order: list[int] | None = None) -> I64:
+    """The rows of ``rows`` passing every test, tested on their gathered values."""
+    for j in range(len(tests)) if order is None else order:
+        if not len(rows):
+            break
+        kind, col, arg = tests[j]
+        rows = rows[_gathered(kind, col.take(rows), arg)]
+    return rows
+
+
 def node_pass(cj: CompiledJob, t: NodeTable) -> I64:
-    """Rows passing every node-level constraint and the GPU prefilters (ascending)."""
+    """Rows passing every node-level constraint and the GPU prefilters (ascending).
+
+    The rows passing the GPU, categorical and static tests are kept per job key when they are
+    under 1/8 of the table (:func:`nodeselect.table.keep_rows`): a job with the same key then
+    tests only the others (capacity, ``now``), on those rows."""
+    static, other, generic, key, deps = _static_tests(cj, t)
+    kept = find_rows(key, deps)
+    if kept is not None and kept[0] is not None:
+        idx = _gathered_in_order(kept[0], other)
+    else:
+        idx, passing = _scan(cj, t, static, other, collect=kept is None)
+        if kept is None:
+            keep_rows(key, deps, (passing,))
+    more = generic_pass(cj, t, idx, generic)
+    return idx if more is None else idx[more]
+
+
+def _scan(
+    cj: CompiledJob, t: NodeTable, static: list[_Test], other: list[_Test], *, collect: bool
+) -> tuple[I64, I64 | None]:
+    """:func:`node_pass`'s blocks: the rows passing every fast test, and (``collect``) the rows
+    passing the GPU, categorical and static ones when they are under 1/8 of the table (else
+    ``None``)."""
     n = len(t)
     cat = _categorical(cj, t)
     first = _gpu_tests(cj, t)
-    rest, generic = node_tests(cj, t)
+    rest = static + other
     size = min(n, CHUNK_ROWS)
     buf = np.empty(size, dtype=np.bool_)
     tmp = np.empty(size, dtype=np.bool_)
     scratch = np.empty(size if any(k == "age" for k, _, _ in rest) else 0, dtype=np.float64)
     parts: list[I64] = []
-    # gathered tests run most selective first: their pass rates, counted as blocks go by
-    order = list(range(len(rest)))
+    passing: list[I64] | None = [] if collect else None
+    total = 0
+    # gathered tests run most selective first (static before the others, to collect their
+    # rows): their pass rates, counted as blocks go by
+    orders = [list(range(len(static))), list(range(len(static), len(rest)))]
     tried, kept = [1] * len(rest), [1] * len(rest)
     for start in range(0, n, CHUNK_ROWS):
         stop = min(n, start + CHUNK_ROWS)
@@ -246,25 +326,39 @@ def node_pass(cj: CompiledJob, t: NodeTable) -> I64:
             blk &= _block(kind, col[start:stop], arg, tb, sc)
         if rest and np.count_nonzero(blk) * _SPARSE < m:
             local = np.flatnonzero(blk)
-            for j in order:
-                if not len(local):
-                    break
-                kind, col, arg = rest[j]
-                tried[j] += len(local)
-                local = local[_gathered(kind, col[start:stop].take(local), arg)]
-                kept[j] += len(local)
-            order.sort(key=lambda j: kept[j] / tried[j])
+            for order in orders:
+                for j in order:
+                    if not len(local):
+                        break
+                    kind, col, arg = rest[j]
+                    tried[j] += len(local)
+                    local = local[_gathered(kind, col[start:stop].take(local), arg)]
+                    kept[j] += len(local)
+                order.sort(key=lambda j: kept[j] / tried[j])
+                if passing is not None and order is orders[0]:
+                    passing.append(local + start)
+                    total += len(local)
         else:
-            for kind, col, arg in rest:
+            for kind, col, arg in static:
+                blk &= _block(kind, col[start:stop], arg, tb, sc)
+            if passing is not None:
+                mine = np.flatnonzero(blk)
+                passing.append(mine + start)
+                total += len(mine)
+            for kind, col, arg in other:
                 blk &= _block(kind, col[start:stop], arg, tb, sc)
             local = np.flatnonzero(blk)
         parts.append(local + start if start else local)
-    if not parts:
-        return np.zeros(0, dtype=np.int64)
-    idx: I64 = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    idx = idx.astype(np.int64, copy=False)
-    more = generic_pass(cj, t, idx, generic)
-    return idx if more is None else idx[more]
+        if passing is not None and total * _SPARSE >= n:
+            passing = None  # too many to be worth keeping
+    idx: I64 = np.zeros(0, dtype=np.int64)
+    if parts:
+        idx = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        idx = idx.astype(np.int64, copy=False)
+    if passing is None:
+        return idx, None
+    rows: I64 = np.concatenate(passing) if passing else np.zeros(0, dtype=np.int64)
+    return idx, rows.astype(np.int64, copy=False)
 
 
 def feasible_rows(cj: CompiledJob, t: NodeTable) -> tuple[I64, GpuSubset | None, GpuSubset | None]:

@@ -25,6 +25,9 @@ the reverse), so feasibility and scores are exactly those of the full evaluation
   per distinct combination of those job fields (a batch of jobs usually shares one); at most
   :data:`MAX_MASKS` per table are kept.
 * :func:`max_gpu_count` -- the most GPUs on one node (``TableStats``).
+* :func:`keep_rows` / :func:`find_rows` -- job-dependent row sets a layer above derives from
+  columns never written in place (the prefilter's rows passing a job's GPU, categorical and
+  static tests), the latest :data:`MAX_ROWS` per table.
 * :func:`cached_column` -- a job-independent per-node column a layer above defines (the
   engine's score terms: per-node upper bounds of their values), cached like the others; a
   layer above registers its builder with :func:`on_build` so that the table builders build
@@ -53,14 +56,18 @@ from nodeselect.table._table import NodeTable, uuid_hashes
 
 __all__ = [
     "MAX_MASKS",
+    "MAX_ROWS",
     "TOP_GPUS",
     "VRAM_EDGES_GB",
     "build_derived",
     "cached_column",
     "cached_nbytes",
+    "categorical_deps",
     "categorical_mask",
+    "find_rows",
     "gpu_free_top",
     "gpu_model_key",
+    "keep_rows",
     "max_gpu_count",
     "on_build",
     "share_derived",
@@ -82,6 +89,10 @@ VRAM_EDGES_GB: Final = np.concatenate(
 )
 assert len(VRAM_EDGES_GB) == 255
 
+#: Row sets kept per table by :func:`keep_rows` (least recently used dropped first).
+MAX_ROWS: Final = 8
+#: The cached values of which only the latest few per table are kept, by name.
+_KEEP: Final = {"categorical": MAX_MASKS, "rows": MAX_ROWS}
 _builders: list[Callable[[NodeTable], object]] = []
 _lock = threading.RLock()  # re-entrant: a weakref callback may run inside it (gc)
 _cache: dict[tuple[Hashable, ...], tuple[tuple[Any, ...], Any]] = {}
@@ -122,10 +133,11 @@ def _cached(
     refs = tuple(_NONE_REF if d is None else weakref.ref(d, drop) for d in deps)
     with _lock:
         _cache[key] = (refs, value)
-        if name == "categorical":
+        keep = _KEEP.get(name)
+        if keep is not None:  # the latest ``keep`` of this name on these columns
             _mask_order[key] = None
-            same = [k for k in _mask_order if k[2:] == key[2:]]
-            for old in same[: max(0, len(same) - MAX_MASKS)]:
+            same = [k for k in _mask_order if k[0] == name and k[2:] == key[2:]]
+            for old in same[: max(0, len(same) - keep)]:
                 _cache.pop(old, None)
                 _mask_order.pop(old, None)
     return value
@@ -316,11 +328,9 @@ def _free_top(t: NodeTable) -> U8:
     return out
 
 
-def categorical_mask(
-    t: NodeTable, key: Hashable, build: Callable[[], npt.NDArray[np.bool_]]
-) -> Any:
-    """The cached categorical mask of ``key`` on ``t`` (``build`` computes it on a miss)."""
-    deps = (
+def categorical_deps(t: NodeTable) -> tuple[npt.NDArray[Any], ...]:
+    """The columns the categorical masks read (their cache dependencies)."""
+    return (
         t.status_code,
         t.suspended,
         t.deleted,
@@ -334,7 +344,13 @@ def categorical_mask(
         t.arch_code,
         t.image_bits,
     )
-    return _cached("categorical", deps, key, build)
+
+
+def categorical_mask(
+    t: NodeTable, key: Hashable, build: Callable[[], npt.NDArray[np.bool_]]
+) -> Any:
+    """The cached categorical mask of ``key`` on ``t`` (``build`` computes it on a miss)."""
+    return _cached("categorical", categorical_deps(t), key, build)
 
 
 def cached_column(
@@ -344,6 +360,26 @@ def cached_column(
     identities under ``name`` (built on first use, dropped with them). ``deps`` must be columns
     the library never writes in place (not the capacity columns placement mutates)."""
     return _cached(f"column:{name}", deps, None, build)
+
+
+def find_rows(key: Hashable, deps: tuple[npt.NDArray[Any] | None, ...]) -> Any:
+    """The value :func:`keep_rows` kept under ``key`` for the columns ``deps``, or ``None``."""
+    full: tuple[Hashable, ...] = ("rows", key, *(id(d) for d in deps))
+    hit = _cache.get(full)
+    if hit is None or not all(r() is d for r, d in zip(hit[0], deps, strict=True)):
+        return None
+    with _lock:
+        if full in _mask_order:
+            _mask_order.pop(full, None)
+            _mask_order[full] = None
+    return hit[1]
+
+
+def keep_rows(key: Hashable, deps: tuple[npt.NDArray[Any] | None, ...], value: Any) -> None:
+    """Keep ``value`` (a job-dependent row set a layer above derived from the columns ``deps``
+    of a table, never written in place) under ``key``: the latest :data:`MAX_ROWS` per table
+    are kept, dropped with the columns."""
+    _cached("rows", deps, key, lambda: value)
 
 
 def max_gpu_count(t: NodeTable) -> int:
