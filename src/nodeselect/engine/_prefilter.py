@@ -61,6 +61,7 @@ __all__ = [
     "CHUNK_ROWS",
     "feasible_rows",
     "generic_pass",
+    "models_known",
     "node_pass",
     "node_tests",
     "rows_pass",
@@ -270,6 +271,13 @@ def _gathered_in_order(rows: I64, tests: list[_Test], order: list[int] | None = 
     return rows
 
 
+def models_known(cj: CompiledJob, t: NodeTable) -> bool:
+    """Whether every GPU of the rows :func:`node_pass` returns for ``cj`` is of a model the job
+    accepts: its model-key test passes only single-model nodes of accepted models when the
+    table has no mixed node."""
+    return cj.count > 0 and cj.model_codes is not None and not gpu_model_key(t)[2]
+
+
 def node_pass(cj: CompiledJob, t: NodeTable) -> I64:
     """Rows passing every node-level constraint and the GPU prefilters (ascending).
 
@@ -365,7 +373,7 @@ def feasible_rows(cj: CompiledJob, t: NodeTable) -> tuple[I64, GpuSubset | None,
     """The feasible rows (ascending), the GPU group of exactly those rows, and the GPU group of
     every row that passed :func:`node_pass` (``None``, ``None`` for a CPU-only job)."""
     idx = node_pass(cj, t)
-    sub = gpu_subset(cj, t, idx)
+    sub = gpu_subset(cj, t, idx, models_known=models_known(cj, t))
     if sub is None:
         return idx, None, None
     feasible = sub.select(sub.matching >= cj.count)

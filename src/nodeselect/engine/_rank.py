@@ -45,7 +45,7 @@ from nodeselect.engine._explain import (
     NodeExplanation,
     explain_node,
 )
-from nodeselect.engine._prefilter import feasible_rows, node_pass
+from nodeselect.engine._prefilter import feasible_rows, models_known, node_pass
 from nodeselect.engine._scorers import (
     NodeScores,
     combine,
@@ -419,7 +419,7 @@ def rank_compiled(
 ) -> Ranking:
     """:func:`rank` of a compiled job (``pre``, ``keys``: see :func:`rank_rows`)."""
     survivors = node_pass(cj, table)
-    sub = gpu_subset(cj, table, survivors)
+    sub = gpu_subset(cj, table, survivors, models_known=models_known(cj, table))
     if sub is None:
         return rank_rows(
             cj, table, survivors, None, None, k=k, seed=seed, max_gpus=max_gpus, pre=pre, keys=keys
