@@ -223,9 +223,10 @@ def test_gpu_eval_on_a_subset_matches_the_full_group_there() -> None:
 @given(st.integers(0, 10_000))
 def test_kept_rows_of_a_job_key_give_the_full_evaluation_on_every_capacity_view(seed) -> None:
     """The rows kept for a job's GPU, categorical and static tests (``keep_rows``), reused by
-    every later job with the same key, give the full masks' feasible set on the table and on
-    capacity views sharing its columns: reservations, a VRAM override, fewer cores, less RAM
-    and disk, and capacity written in place after the rows were kept."""
+    every later job with the same key (and those kept for its GPU and categorical tests alone,
+    reused by a job with another static threshold), give the full masks' feasible set on the
+    table and on capacity views sharing its columns: reservations, a VRAM override, fewer
+    cores, less RAM and disk, and capacity written in place after the rows were kept."""
     t = _mixed_synthetic(1500, seed)
     rng = np.random.default_rng(seed)
     g, n = len(t.gpu_model_code), len(t)
@@ -246,11 +247,16 @@ def test_kept_rows_of_a_job_key_give_the_full_evaluation_on_every_capacity_view(
         memory=MemoryReq(min_free_gb=1.0),
         placement=PlacementReq(min_reputation=40.0),
     )
+    # the same GPU and categorical tests, another static threshold: starts from the base rows
+    stricter = attrs.evolve(selective, placement=PlacementReq(min_reputation=60.0))
+    _, _, _, _, (base_key, base_deps) = _prefilter._static_tests(compile_job(stricter, NOW), t)
     reused = 0
-    for job in [selective, *(_job(rng, seed + i) for i in range(4))]:
+    for job in [selective, stricter, *(_job(rng, seed + i) for i in range(4))]:
+        if job is stricter:  # kept by the selective job's scan
+            assert _derived.find_rows(base_key, base_deps) is not None
         for v in views:
             _check_fast_equals_full(job, v)
-            _, _, _, key, deps = _prefilter._static_tests(compile_job(job, NOW), v)
+            _, _, _, (key, deps), _ = _prefilter._static_tests(compile_job(job, NOW), v)
             kept = _derived.find_rows(key, deps)
             reused += kept is not None and kept[0] is not None
     assert reused  # the selective job's rows were kept, and reused by the calls after the first
@@ -272,6 +278,6 @@ def test_only_the_latest_row_sets_are_kept_per_table() -> None:
     for job in jobs:
         cj = compile_job(job, NOW)
         _prefilter.node_pass(cj, t)
-        keys.append(_prefilter._static_tests(cj, t)[3:])
+        keys.append(_prefilter._static_tests(cj, t)[3])
     kept = [_derived.find_rows(key, deps) is not None for key, deps in keys]
     assert kept == [False] * 3 + [True] * _derived.MAX_ROWS

@@ -219,13 +219,17 @@ def _gathered(kind: str, vals: Any, arg: Any) -> B:
     return out
 
 
+_Kept = tuple[Hashable, tuple[Any, ...]]
+
+
 def _static_tests(
     cj: CompiledJob, t: NodeTable
-) -> tuple[list[_Test], list[_Test], list[NodeConstraint], Hashable, tuple[Any, ...]]:
+) -> tuple[list[_Test], list[_Test], list[NodeConstraint], _Kept, _Kept]:
     """The active non-categorical units' fast tests split into the static ones (``static``
     units: their masks depend on the job and columns never written in place) and the others,
-    the units without a fast test, and the key and columns of the rows passing the GPU,
-    categorical and static tests (:func:`nodeselect.table.keep_rows`)."""
+    the units without a fast test, and the key and columns (:func:`nodeselect.table.keep_rows`)
+    of the rows passing the GPU, categorical and static tests, and of those passing the GPU and
+    categorical tests alone."""
     static: list[_Test] = []
     other: list[_Test] = []
     generic: list[NodeConstraint] = []
@@ -248,17 +252,17 @@ def _static_tests(
     if cj.count:
         vram = None if override else cj.min_vram_free_gb
         gpu = (cj.count, cj.model_codes, vram)
-    key = (_categorical_key(cj), gpu, override, *keys)
-    deps = (
+    base_key = (_categorical_key(cj), gpu, override)
+    base_deps = (
         *categorical_deps(t),
         t.gpu_offsets,
         t.gpu_model_code,
         t.gpu_vram_free_gb,
         t.gpu_tele_vram_free_gb,
         t.gpu_count,
-        *cols,
     )
-    return static, other, generic, key, deps
+    full = ((*base_key, *keys), (*base_deps, *cols))
+    return static, other, generic, full, (base_key, base_deps)
 
 
 def _gathered_in_order(rows: I64, tests: list[_Test], order: list[int] | None = None) -> I64:
@@ -282,26 +286,36 @@ def node_pass(cj: CompiledJob, t: NodeTable) -> I64:
     """Rows passing every node-level constraint and the GPU prefilters (ascending).
 
     The rows passing the GPU, categorical and static tests are kept per job key when they are
-    under 1/8 of the table (:func:`nodeselect.table.keep_rows`): a job with the same key then
-    tests only the others (capacity, ``now``), on those rows."""
-    static, other, generic, key, deps = _static_tests(cj, t)
+    under 1/8 of the table (:func:`nodeselect.table.keep_rows`), and so are those passing the
+    GPU and categorical tests alone: a job with the same key then tests only the others
+    (capacity, ``now``) on the first; a job differing only in static thresholds starts from
+    the second."""
+    static, other, generic, (key, deps), (base_key, base_deps) = _static_tests(cj, t)
     kept = find_rows(key, deps)
+    base = None if kept is not None or not static else find_rows(base_key, base_deps)
     if kept is not None and kept[0] is not None:
         idx = _gathered_in_order(kept[0], other)
+    elif base is not None and base[0] is not None:
+        rows = _gathered_in_order(base[0], static)
+        keep_rows(key, deps, (rows,))
+        idx = _gathered_in_order(rows, other)
     else:
-        idx, passing = _scan(cj, t, static, other, collect=kept is None)
-        if kept is None:
+        collect = kept is None
+        idx, passing, before = _scan(cj, t, static, other, collect=collect)
+        if collect:
             keep_rows(key, deps, (passing,))
+            if static and base is None:
+                keep_rows(base_key, base_deps, (before,))
     more = generic_pass(cj, t, idx, generic)
     return idx if more is None else idx[more]
 
 
 def _scan(
     cj: CompiledJob, t: NodeTable, static: list[_Test], other: list[_Test], *, collect: bool
-) -> tuple[I64, I64 | None]:
+) -> tuple[I64, I64 | None, I64 | None]:
     """:func:`node_pass`'s blocks: the rows passing every fast test, and (``collect``) the rows
-    passing the GPU, categorical and static ones when they are under 1/8 of the table (else
-    ``None``)."""
+    passing the GPU, categorical and static ones, and those passing the GPU and categorical
+    ones, each when under 1/8 of the table (else ``None``)."""
     n = len(t)
     cat = _categorical(cj, t)
     first = _gpu_tests(cj, t)
@@ -312,7 +326,8 @@ def _scan(
     scratch = np.empty(size if any(k == "age" for k, _, _ in rest) else 0, dtype=np.float64)
     parts: list[I64] = []
     passing: list[I64] | None = [] if collect else None
-    total = 0
+    before: list[I64] | None = [] if collect and static else None
+    total = total_before = 0
     # gathered tests run most selective first (static before the others, to collect their
     # rows): their pass rates, counted as blocks go by
     orders = [list(range(len(static))), list(range(len(static), len(rest)))]
@@ -334,6 +349,9 @@ def _scan(
             blk &= _block(kind, col[start:stop], arg, tb, sc)
         if rest and np.count_nonzero(blk) * _SPARSE < m:
             local = np.flatnonzero(blk)
+            if before is not None:
+                before.append(local + start)
+                total_before += len(local)
             for order in orders:
                 for j in order:
                     if not len(local):
@@ -347,6 +365,10 @@ def _scan(
                     passing.append(local + start)
                     total += len(local)
         else:
+            if before is not None:
+                mine = np.flatnonzero(blk)
+                before.append(mine + start)
+                total_before += len(mine)
             for kind, col, arg in static:
                 blk &= _block(kind, col[start:stop], arg, tb, sc)
             if passing is not None:
@@ -359,14 +381,21 @@ def _scan(
         parts.append(local + start if start else local)
         if passing is not None and total * _SPARSE >= n:
             passing = None  # too many to be worth keeping
+        if before is not None and total_before * _SPARSE >= n:
+            before = None
     idx: I64 = np.zeros(0, dtype=np.int64)
     if parts:
         idx = np.concatenate(parts) if len(parts) > 1 else parts[0]
         idx = idx.astype(np.int64, copy=False)
-    if passing is None:
-        return idx, None
-    rows: I64 = np.concatenate(passing) if passing else np.zeros(0, dtype=np.int64)
-    return idx, rows.astype(np.int64, copy=False)
+    return idx, _joined(passing), _joined(before)
+
+
+def _joined(parts: list[I64] | None) -> I64 | None:
+    """The blocks' rows in one array (``None`` stays ``None``)."""
+    if parts is None:
+        return None
+    rows: I64 = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return rows.astype(np.int64, copy=False)
 
 
 def feasible_rows(cj: CompiledJob, t: NodeTable) -> tuple[I64, GpuSubset | None, GpuSubset | None]:
