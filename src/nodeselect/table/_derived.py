@@ -202,8 +202,9 @@ def share_derived(parent: NodeTable, view: NodeTable, start: int, stop: int) -> 
 
 
 def cached_nbytes(t: NodeTable) -> int:
-    """Bytes of the derived columns and masks currently cached for ``t``'s columns."""
-    mine = {id(a) for a in (t.gpu_offsets, t.status_code, t.uuid)}
+    """Bytes of the derived columns, masks and kept rows currently cached for ``t``'s columns."""
+    mine = {id(a) for a in (t.gpu_offsets, t.status_code, t.uuid, t.reputation, t.cpu_load)}
+    mine.add(id(t.gpu_count))
     total = 0
     for key, (_refs, value) in list(_cache.items()):
         if any(isinstance(k, int) and k in mine for k in key[2:]):
