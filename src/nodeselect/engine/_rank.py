@@ -55,9 +55,9 @@ from nodeselect.engine._scorers import (
     term_exact,
 )
 from nodeselect.engine._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
-from nodeselect.engine.scorers import score_unit, with_terms
+from nodeselect.engine.scorers import f32_up, score_unit, with_terms
 from nodeselect.jobs import Job, check_job
-from nodeselect.table import NodeTable, max_gpu_count, uuid_hashes
+from nodeselect.table import NodeTable, find_rows, keep_rows, max_gpu_count, on_build, uuid_hashes
 
 __all__ = [
     "Explanation",
@@ -239,29 +239,54 @@ def _upper(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> F64 | N
     """Per row of ``idx``, an upper bound of a CPU-only job's combined score (``None`` when a
     weighted term has no :meth:`~nodeselect.engine.scorers.ScoreTerm.upper`): :func:`combine`'s
     operations, in its order, on each term's upper bound. Rounded products by ``w >= 0``,
-    sums and the division are monotone, so the bound holds for the computed score."""
-    uppers = []
+    sums and the division are monotone, so the bound holds for the computed score.
+
+    The bound depends only on the job's weights, so it is computed for every row once per
+    weights (float32 rounded up: still a bound) and kept with the table
+    (:func:`nodeselect.table.keep_rows`; the default weights' with the table's build)."""
+    uppers: list[npt.NDArray[np.float32] | float] = []
     for name, _w in cj.weights:
         u = score_unit(name).upper(cj, t)
         if u is None:
             return None
         uppers.append(u)
+    deps = (t.uuid, *(u for u in uppers if not isinstance(u, float)))
+    key = ("score-upper", cj.weights, tuple(u if isinstance(u, float) else None for u in uppers))
+    hit = find_rows(key, deps)
+    if hit is None:
+        hit = (f32_up(_combined_upper(cj, uppers, len(t))),)
+        keep_rows(key, deps, hit)
+    out: F64 = hit[0][idx].astype(np.float64)
+    return out
+
+
+def _combined_upper(cj: CompiledJob, uppers: list[npt.NDArray[np.float32] | float], n: int) -> F64:
+    """:func:`_upper` for every row: the weighted bounds summed in ``cj.weights`` order."""
     score: F64 | None = None
     for (_name, w), u in zip(cj.weights, uppers, strict=True):
         if isinstance(u, float):
             if score is None:
-                score = np.full(len(idx), w * u)
+                score = np.full(n, w * u)
             else:
                 score += w * u
         elif score is None:
-            score = np.multiply(u[idx], w, dtype=np.float64)
+            score = np.multiply(u, w, dtype=np.float64)
         elif w == 1.0:  # w * u is u
-            score += u[idx]
+            score += u
         else:
-            score += np.multiply(u[idx], w, dtype=np.float64)
+            score += np.multiply(u, w, dtype=np.float64)
     assert score is not None  # a job weights at least one term
     score /= cj.weight_total
     return score
+
+
+def _default_bounds(t: NodeTable) -> None:
+    """Build the default weights' CPU-only score bound with the table (``table.on_build``)."""
+    if len(t) > _PRUNE_MIN:
+        _upper(compile_job(Job(name="default")), t, np.zeros(0, dtype=np.int64))
+
+
+on_build(_default_bounds)
 
 
 def _pruned(

@@ -377,9 +377,9 @@ def find_rows(key: Hashable, deps: tuple[npt.NDArray[Any] | None, ...]) -> Any:
 
 
 def keep_rows(key: Hashable, deps: tuple[npt.NDArray[Any] | None, ...], value: Any) -> None:
-    """Keep ``value`` (a job-dependent row set a layer above derived from the columns ``deps``
-    of a table, never written in place) under ``key``: the latest :data:`MAX_ROWS` per table
-    are kept, dropped with the columns."""
+    """Keep ``value`` (a job-dependent row set, or per-row values, a layer above derived from
+    the columns ``deps`` of a table, never written in place) under ``key``: the latest
+    :data:`MAX_ROWS` per table are kept, dropped with the columns."""
     _cached("rows", deps, key, lambda: value)
 
 
