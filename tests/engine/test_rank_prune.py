@@ -176,15 +176,18 @@ def test_a_weighted_term_without_a_bound_scores_every_row() -> None:
         assert _rank._pruned(cj, t, np.arange(len(t), dtype=np.int64), 10, None) is None
 
 
-def test_a_built_table_holds_the_bound_columns_before_its_first_rank() -> None:
-    """The table builders build the score terms' bound columns (``on_build``), so a fresh
-    table's first CPU-only rank does not."""
+def test_a_built_table_holds_the_default_bound_before_its_first_rank() -> None:
+    """The table builders build the default weights' CPU-only score bound (``on_build``), so
+    a fresh table's first CPU-only rank does not; a capacity view shares it."""
+    from nodeselect.engine.scorers import score_unit  # noqa: PLC0415
     from nodeselect.table import _derived  # noqa: PLC0415
 
-    t = NodeTable.synthetic(3_000, seed=2, now=NOW)
-    for name, col in (
-        ("reputation-upper", t.reputation),
-        ("fit-cpu-upper", t.gpu_count),
-        ("idle-cpu-upper", t.cpu_load),
-    ):
-        assert _derived._peek(f"column:{name}", (col,)) is not None, name
+    t = NodeTable.synthetic(6_000, seed=2, now=NOW)
+    cj = compile_job(Job(name="cpu"), NOW)
+    key = ("score-upper", cj.weights, tuple(score_unit(n) for n, _ in cj.weights))
+    kept = _derived.find_rows(key, _rank._fixed_columns(t))
+    assert kept is not None
+    assert kept[0].dtype == np.float32
+    assert len(kept[0]) == len(t)
+    view = t.with_capacity(cpu_cores=t.cpu_cores // 2)
+    assert _derived.find_rows(key, _rank._fixed_columns(view)) is kept

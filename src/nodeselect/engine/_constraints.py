@@ -333,9 +333,7 @@ def gpu_subset(
             free = np.where(fresh & ~np.isnan(tele), tele, t.gpu_vram_free_gb[rows])
     if cj.max_load is not None:
         assert fresh is not None
-        load = np.where(fresh, t.gpu_load[rows], np.float32(np.nan)).astype(
-            np.float32, copy=False
-        )
+        load = np.where(fresh, t.gpu_load[rows], np.float32(np.nan)).astype(np.float32, copy=False)
     avail = None if t.gpu_reserved is None else ~t.gpu_reserved[rows]
     limits = _gpu_limits(
         cj,

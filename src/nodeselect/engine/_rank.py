@@ -55,7 +55,7 @@ from nodeselect.engine._scorers import (
     term_exact,
 )
 from nodeselect.engine._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
-from nodeselect.engine.scorers import f32_up, score_unit, with_terms
+from nodeselect.engine.scorers import ScoreTerm, f32_up, score_unit, with_terms
 from nodeselect.jobs import Job, check_job
 from nodeselect.table import NodeTable, find_rows, keep_rows, max_gpu_count, on_build, uuid_hashes
 
@@ -244,20 +244,43 @@ def _upper(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> F64 | N
     The bound depends only on the job's weights, so it is computed for every row once per
     weights (float32 rounded up: still a bound) and kept with the table
     (:func:`nodeselect.table.keep_rows`; the default weights' with the table's build)."""
-    uppers: list[npt.NDArray[np.float32] | float] = []
-    for name, _w in cj.weights:
-        u = score_unit(name).upper(cj, t)
-        if u is None:
-            return None
-        uppers.append(u)
-    deps = (t.uuid, *(u for u in uppers if not isinstance(u, float)))
-    key = ("score-upper", cj.weights, tuple(u if isinstance(u, float) else None for u in uppers))
+    units = [score_unit(name) for name, _w in cj.weights]
+    if any(type(u).upper is ScoreTerm.upper for u in units):
+        return None
+    deps = _fixed_columns(t)
+    key = ("score-upper", cj.weights, tuple(units))
     hit = find_rows(key, deps)
     if hit is None:
+        uppers: list[npt.NDArray[np.float32] | float] = []
+        for u in units:
+            b = u.upper(cj, t)
+            if b is None:
+                return None
+            uppers.append(b)
         hit = (f32_up(_combined_upper(cj, uppers, len(t))),)
         keep_rows(key, deps, hit)
     out: F64 = hit[0][idx].astype(np.float64)
     return out
+
+
+#: Columns placement writes in place (residual capacity): no kept bound depends on them.
+_CAPACITY: Final = frozenset(
+    {"cpu_cores", "ram_free_gb", "disk_free_gb", "gpu_reserved", "gpu_vram_free_override_gb"}
+)
+
+
+def _fixed_columns(t: NodeTable) -> tuple[npt.NDArray[Any], ...]:
+    """Every array column of ``t`` but the capacity ones: what a kept score bound may read
+    (capacity views share them, so they share the bound)."""
+    names = _FIXED.get(type(t))
+    if names is None:
+        names = _FIXED[type(t)] = tuple(
+            f.name for f in attrs.fields(type(t)) if f.name not in _CAPACITY
+        )
+    return tuple(v for v in (getattr(t, name) for name in names) if isinstance(v, np.ndarray))
+
+
+_FIXED: dict[type, tuple[str, ...]] = {}
 
 
 def _combined_upper(cj: CompiledJob, uppers: list[npt.NDArray[np.float32] | float], n: int) -> F64:

@@ -28,10 +28,8 @@ the reverse), so feasibility and scores are exactly those of the full evaluation
 * :func:`keep_rows` / :func:`find_rows` -- job-dependent row sets a layer above derives from
   columns never written in place (the prefilter's rows passing a job's GPU, categorical and
   static tests), the latest :data:`MAX_ROWS` per table.
-* :func:`cached_column` -- a job-independent per-node column a layer above defines (the
-  engine's score terms: per-node upper bounds of their values), cached like the others; a
-  layer above registers its builder with :func:`on_build` so that the table builders build
-  it too (else it is built on first use).
+* :func:`on_build` -- a layer above's builder the table builders call too (the engine's
+  CPU-only score bound for the default weights, kept with :func:`keep_rows`).
 * :func:`uuid_hash` -- every node's seed-free uuid hash (tie keys of a batch of jobs).
 
 Cache keys are the identities of the source arrays (weakly referenced, so a table's entries go
@@ -60,7 +58,6 @@ __all__ = [
     "TOP_GPUS",
     "VRAM_EDGES_GB",
     "build_derived",
-    "cached_column",
     "cached_nbytes",
     "categorical_deps",
     "categorical_mask",
@@ -158,7 +155,8 @@ def build_derived(t: NodeTable) -> NodeTable:
 
 def on_build(build: Callable[[NodeTable], object]) -> None:
     """Have :func:`build_derived` call ``build(t)`` on every table it builds (a layer above's
-    :func:`cached_column` builders; registering the same function twice calls it once)."""
+    derived values, e.g. :func:`keep_rows`; registering the same function twice calls it
+    once)."""
     if build not in _builders:
         _builders.append(build)
 
@@ -352,15 +350,6 @@ def categorical_mask(
 ) -> Any:
     """The cached categorical mask of ``key`` on ``t`` (``build`` computes it on a miss)."""
     return _cached("categorical", categorical_deps(t), key, build)
-
-
-def cached_column(
-    name: str, deps: tuple[npt.NDArray[Any], ...], build: Callable[[], npt.NDArray[Any]]
-) -> npt.NDArray[Any]:
-    """The column ``build()`` computes from the columns ``deps`` of a table, cached on their
-    identities under ``name`` (built on first use, dropped with them). ``deps`` must be columns
-    the library never writes in place (not the capacity columns placement mutates)."""
-    return _cached(f"column:{name}", deps, None, build)
 
 
 def find_rows(key: Hashable, deps: tuple[npt.NDArray[Any] | None, ...]) -> Any:

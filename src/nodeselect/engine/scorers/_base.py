@@ -18,8 +18,8 @@ A unit (:class:`ScoreTerm`) is one soft preference giving every feasible node a 
 * :meth:`bounds`: a lower and an upper bound of a ``per_gpu`` term without reading the GPUs,
   for pruning (``None``: every candidate is scored exactly);
 * :meth:`upper`: for a CPU-only job, an upper bound of the value of every node whatever
-  ``now`` (a cached per-node column or one number), so that ``rank`` scores exactly only the
-  rows whose bound reaches the ``k``-th best score (``None``: every feasible row is scored);
+  ``now`` (a per-node column or one number), so that ``rank`` scores exactly only the rows
+  whose bound reaches the ``k``-th best score (``None``: every feasible row is scored);
 * :meth:`cache_key`: the job fields the per-node value depends on (placement shares it between
   jobs with equal keys), or ``None`` when it is not worth sharing;
 * ``batched``: ``rank_many`` has a specialised vectorized path for it; a job weighting a term
@@ -128,10 +128,10 @@ class ScoreTerm(abc.ABC):
 
     def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
         """For a CPU-only job, an upper bound of the computed value of every node of ``t`` at any
-        ``now``: a column over every row (cache it with :func:`nodeselect.table.cached_column`
-        and register its builder with :func:`nodeselect.table.on_build`, so tables are built
-        with it), one number for every node, or ``None`` (no bound: every feasible row is
-        scored)."""
+        ``now``: a column over every row, one number for every node, or ``None`` (no bound:
+        every feasible row is scored). It may read only the table's columns that placement
+        never writes (not the capacity ones) and nothing of a CPU-only job but that it is one:
+        ``rank`` calls it once per table and weights and keeps the combined bound."""
         return None
 
     def cache_key(self, cj: CompiledJob) -> Hashable | None:

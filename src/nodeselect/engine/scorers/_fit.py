@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs, f32_up
-from nodeselect.table import cached_column, on_build
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -27,20 +26,13 @@ def gpu_fit(m: F64, c: float | F64, *, pack: bool, max_gpus: int) -> F64:
 
 
 def fit_cpu_upper(t: NodeTable) -> F32:
-    """Every node's CPU-only value ``1 / (1 + GPUs)`` as float32 rounded up, cached."""
-
-    def build() -> F32:
-        g = t.gpu_count
-        if g.dtype == np.uint8:  # one value per count: a look-up table of the same formula
-            lut = f32_up(1.0 / (1.0 + np.arange(256, dtype=np.float64)))
-            out: F32 = lut[g]
-            return out
-        return f32_up(1.0 / (1.0 + g.astype(np.float64)))
-
-    return cached_column("fit-cpu-upper", (t.gpu_count,), build)
-
-
-on_build(fit_cpu_upper)
+    """Every node's CPU-only value ``1 / (1 + GPUs)`` as float32 rounded up."""
+    g = t.gpu_count
+    if g.dtype == np.uint8:  # one value per count: a look-up table of the same formula
+        lut = f32_up(1.0 / (1.0 + np.arange(256, dtype=np.float64)))
+        out: F32 = lut[g]
+        return out
+    return f32_up(1.0 / (1.0 + g.astype(np.float64)))
 
 
 class Fit(ScoreTerm):

@@ -12,7 +12,6 @@ import numpy as np
 import numpy.typing as npt
 
 from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs, decay, f32_up
-from nodeselect.table import cached_column, on_build
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -82,13 +81,8 @@ def cpu_idle_upper(load: npt.NDArray[np.float32]) -> F64:
 
 
 def idle_cpu_upper(t: NodeTable) -> F32:
-    """Every node's :func:`cpu_idle_upper` as float32 rounded up, cached."""
-    return cached_column(
-        "idle-cpu-upper", (t.cpu_load,), lambda: f32_up(cpu_idle_upper(t.cpu_load))
-    )
-
-
-on_build(idle_cpu_upper)
+    """Every node's :func:`cpu_idle_upper` as float32 rounded up."""
+    return f32_up(cpu_idle_upper(t.cpu_load))
 
 
 def _decay(cj: CompiledJob, t: NodeTable, idx: I64, pre: NodeScores | None) -> F64:

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs, f32_up
-from nodeselect.table import cached_column, on_build
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -33,11 +32,8 @@ def _all_reputations(t: NodeTable) -> F64:
 
 
 def reputation_upper(t: NodeTable) -> F32:
-    """Every node's value (it does not depend on ``now``) as float32 rounded up, cached."""
-    return cached_column("reputation-upper", (t.reputation,), lambda: f32_up(_all_reputations(t)))
-
-
-on_build(reputation_upper)
+    """Every node's value (it does not depend on ``now``) as float32 rounded up."""
+    return f32_up(_all_reputations(t))
 
 
 class Reputation(ScoreTerm):
