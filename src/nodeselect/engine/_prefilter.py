@@ -365,6 +365,8 @@ def _scan(
                     passing.append(local + start)
                     total += len(local)
         else:
+            if rest:  # at least 1/8 of the block passed the GPU and categorical tests: the
+                before = passing = None  # rows will not be few, so do not collect them
             if before is not None:
                 mine = np.flatnonzero(blk)
                 before.append(mine + start)
