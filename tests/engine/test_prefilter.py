@@ -217,3 +217,67 @@ def test_gpu_eval_on_a_subset_matches_the_full_group_there() -> None:
         assert np.array_equal(part.ok[idx], full.ok[idx])
         rows = t.gpu_rows(idx)
         assert np.array_equal(part.passes[rows], full.passes[rows])
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 10_000))
+def test_kept_rows_of_a_job_key_give_the_full_evaluation_on_every_capacity_view(seed) -> None:
+    """The rows kept for a job's GPU, categorical and static tests (``keep_rows``), reused by
+    every later job with the same key (and those kept for its GPU and categorical tests alone,
+    reused by a job with another static threshold), give the full masks' feasible set on the
+    table and on capacity views sharing its columns: reservations, a VRAM override, fewer
+    cores, less RAM and disk, and capacity written in place after the rows were kept."""
+    t = _mixed_synthetic(1500, seed)
+    rng = np.random.default_rng(seed)
+    g, n = len(t.gpu_model_code), len(t)
+    views = [
+        t,
+        t.with_capacity(gpu_reserved=rng.random(g) < 0.3),
+        # more free VRAM than the table reports: rows the table's levels drop must come back
+        t.with_capacity(gpu_vram_free_gb=(t.gpu_vram_free_gb * 1.5 + 10).astype(np.float32)),
+        t.with_capacity(
+            cpu_cores=(t.cpu_cores // 2).astype(np.int32),
+            ram_free_gb=(t.ram_free_gb * rng.uniform(0, 1, n)).astype(np.float32),
+            disk_free_gb=(t.disk_free_gb / 3).astype(np.float32),
+        ),
+    ]
+    selective = Job(
+        gpu=GpuReq(models=("T4",), count=1, min_vram_free_gb=8.0),
+        cpu=CpuReq(min_cores=2),
+        memory=MemoryReq(min_free_gb=1.0),
+        placement=PlacementReq(min_reputation=40.0),
+    )
+    # the same GPU and categorical tests, another static threshold: starts from the base rows
+    stricter = attrs.evolve(selective, placement=PlacementReq(min_reputation=60.0))
+    _, _, _, _, (base_key, base_deps) = _prefilter._static_tests(compile_job(stricter, NOW), t)
+    reused = 0
+    for job in [selective, stricter, *(_job(rng, seed + i) for i in range(4))]:
+        if job is stricter:  # kept by the selective job's scan
+            assert _derived.find_rows(base_key, base_deps) is not None
+        for v in views:
+            _check_fast_equals_full(job, v)
+            _, _, _, (key, deps), _ = _prefilter._static_tests(compile_job(job, NOW), v)
+            kept = _derived.find_rows(key, deps)
+            reused += kept is not None and kept[0] is not None
+    assert reused  # the selective job's rows were kept, and reused by the calls after the first
+    last = views[-1]
+    assert rank(selective, last, now=NOW).feasible
+    last.ram_free_gb[:] = 0  # placement writes capacity in place: the kept rows still hold
+    _check_fast_equals_full(selective, last)
+    assert rank(selective, last, now=NOW).feasible == 0
+
+
+def test_only_the_latest_row_sets_are_kept_per_table() -> None:
+    """At most MAX_ROWS job keys keep rows per table (least recently used dropped)."""
+    t = NodeTable.synthetic(3000, seed=9, now=NOW)
+    jobs = [
+        Job(gpu=GpuReq(models=("T4",), count=1, min_vram_free_gb=1.0 + i / 4))
+        for i in range(_derived.MAX_ROWS + 3)
+    ]
+    keys = []
+    for job in jobs:
+        cj = compile_job(job, NOW)
+        _prefilter.node_pass(cj, t)
+        keys.append(_prefilter._static_tests(cj, t)[3])
+    kept = [_derived.find_rows(key, deps) is not None for key, deps in keys]
+    assert kept == [False] * 3 + [True] * _derived.MAX_ROWS

@@ -55,3 +55,20 @@ def test_a_group_with_enough_jobs_ranks_through_its_layout(calls: list[str]) -> 
     got = rank_many(jobs, t, now=NOW)
     assert calls == ["group"]
     assert [r.top for r in got[:5]] == [rank(j, t, now=NOW).top for j in jobs[:5]]
+
+
+def test_cpu_only_jobs_with_bounded_terms_take_the_per_job_path(calls: list[str]) -> None:
+    """CPU-only jobs (every term bounded) are ranked one by one: a batch of them alone is the
+    plain loop, and next to a batched GPU group they take the per-job path, with the loop's
+    results."""
+    from nodeselect.jobs._model import CpuReq  # noqa: PLC0415
+
+    t = NodeTable.synthetic(3000, seed=4, now=NOW)
+    cpu = [Job(cpu=CpuReq(min_cores=4 + i % 5)) for i in range(3 * _batch.MIN_GROUP)]
+    got = rank_many(cpu, t, now=NOW)
+    assert calls == []
+    assert [r.top for r in got] == [rank(j, t, now=NOW).top for j in cpu]
+    jobs = [*cpu[:2], *_jobs(8 * _batch.GROUP_COST)]
+    got = rank_many(jobs, t, now=NOW)
+    assert calls == ["one", "one", "group"]
+    assert [r.top for r in got[:3]] == [rank(j, t, now=NOW).top for j in jobs[:3]]

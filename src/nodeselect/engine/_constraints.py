@@ -285,11 +285,16 @@ def _gpu_limits(
     rows: slice | npt.NDArray[np.int64],
     free: npt.NDArray[np.float32],
     load: npt.NDArray[np.float32],
-) -> dict[str, B]:
-    """Per active per-GPU limit, which GPUs of ``rows`` pass it (attribution order)."""
-    limits: dict[str, B] = {}
+    *,
+    models_known: bool = False,
+) -> dict[str, B | None]:
+    """Per active per-GPU limit, which GPUs of ``rows`` pass it (attribution order);
+    ``models_known``: every GPU of ``rows`` is of an accepted model (``gpu-model``: ``None``)."""
+    limits: dict[str, B | None] = {}
     if cj.model_codes is not None:
-        limits["gpu-model"] = np.take(_model_lut(cj), t.gpu_model_code[rows])
+        limits["gpu-model"] = (
+            None if models_known else np.take(_model_lut(cj), t.gpu_model_code[rows])
+        )
     if cj.min_vram_total_gb is not None:
         limits["gpu-vram-total"] = t.gpu_vram_total_gb[rows] >= f32_at_least(cj.min_vram_total_gb)
     if cj.min_vram_free_gb is not None:
@@ -299,10 +304,14 @@ def _gpu_limits(
     return limits
 
 
-def gpu_subset(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> GpuSubset | None:
+def gpu_subset(
+    cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64], *, models_known: bool = False
+) -> GpuSubset | None:
     """The GPU group of a GPU job for the nodes ``idx`` only (``None`` for a CPU-only job).
 
     Reads only the columns the job's limits need (same values as :func:`effective_gpu_columns`).
+    ``models_known``: every GPU of ``idx`` is of an accepted model (the prefilter's model key
+    said so), so ``gpu-model`` is not read again.
     """
     if cj.count == 0:
         return None
@@ -324,9 +333,16 @@ def gpu_subset(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> Gpu
             free = np.where(fresh & ~np.isnan(tele), tele, t.gpu_vram_free_gb[rows])
     if cj.max_load is not None:
         assert fresh is not None
-        load = np.where(fresh, t.gpu_load[rows], np.float32(np.nan)).astype(np.float32)
+        load = np.where(fresh, t.gpu_load[rows], np.float32(np.nan)).astype(np.float32, copy=False)
     avail = None if t.gpu_reserved is None else ~t.gpu_reserved[rows]
-    limits = _gpu_limits(cj, t, rows, np.zeros(0, np.float32) if free is None else free, load)
+    limits = _gpu_limits(
+        cj,
+        t,
+        rows,
+        np.zeros(0, np.float32) if free is None else free,
+        load,
+        models_known=models_known,
+    )
     masks = [m for m in (avail, *limits.values()) if m is not None]
     if masks:
         passes = masks[0] if avail is None else masks[0].copy()
@@ -358,7 +374,7 @@ def gpu_eval(
     free, load = effective_gpu_columns(t, cj.now_s)
     g = len(t.gpu_model_code)
     avail = ~t.gpu_reserved if t.gpu_reserved is not None else np.ones(g, dtype=np.bool_)
-    limits = _gpu_limits(cj, t, _ALL, free, load)
+    limits = {name: m for name, m in _gpu_limits(cj, t, _ALL, free, load).items() if m is not None}
     passes = avail.copy()
     for m in limits.values():
         passes &= m

@@ -13,7 +13,8 @@ Per block of :data:`CHUNK_ROWS` nodes (its masks stay in cache, buffers are reus
 3. the other node-level units' fast tests (today reputation, staleness, driver, cores, RAM,
    disk: each unit's :meth:`~nodeselect.engine.constraints.NodeConstraint.fast_test`, exactly
    its ``check``) -- on the whole block, or, when fewer than 1/8 of its nodes are left, on the
-   survivors' values only;
+   survivors' values only, the tests that kept the fewest rows in the blocks before first
+   (an AND in any order is the same set; fewer rows are gathered);
 4. any registered unit without a fast test: its ``check`` on the survivors (the generic
    fallback, so a new unit is enforced without a fast path).
 
@@ -46,9 +47,12 @@ from nodeselect.engine.constraints import (
 from nodeselect.table import (
     TOP_GPUS,
     NodeTable,
+    categorical_deps,
     categorical_mask,
+    find_rows,
     gpu_free_top,
     gpu_model_key,
+    keep_rows,
     vram_level,
 )
 
@@ -57,6 +61,7 @@ __all__ = [
     "CHUNK_ROWS",
     "feasible_rows",
     "generic_pass",
+    "models_known",
     "node_pass",
     "node_tests",
     "rows_pass",
@@ -214,17 +219,119 @@ def _gathered(kind: str, vals: Any, arg: Any) -> B:
     return out
 
 
+_Kept = tuple[Hashable, tuple[Any, ...]]
+
+
+def _static_tests(
+    cj: CompiledJob, t: NodeTable
+) -> tuple[list[_Test], list[_Test], list[NodeConstraint], _Kept, _Kept]:
+    """The active non-categorical units' fast tests split into the static ones (``static``
+    units: their masks depend on the job and columns never written in place) and the others,
+    the units without a fast test, and the key and columns (:func:`nodeselect.table.keep_rows`)
+    of the rows passing the GPU, categorical and static tests, and of those passing the GPU and
+    categorical tests alone."""
+    static: list[_Test] = []
+    other: list[_Test] = []
+    generic: list[NodeConstraint] = []
+    keys: list[Hashable] = []
+    cols: list[Any] = []
+    for u in node_constraints():
+        if u.categorical or not u.active(cj):
+            continue
+        ft = u.fast_test(cj, t)
+        if ft is None:
+            generic.append(u)
+        elif u.static:
+            static.append(ft)
+            keys.append((u, u.key(cj)))
+            cols.extend(getattr(t, c) for c in sorted(u.columns))
+        else:
+            other.append(ft)
+    override = t.gpu_vram_free_override_gb is not None
+    gpu = None
+    if cj.count:
+        vram = None if override else cj.min_vram_free_gb
+        gpu = (cj.count, cj.model_codes, vram)
+    base_key = (_categorical_key(cj), gpu, override)
+    base_deps = (
+        *categorical_deps(t),
+        t.gpu_offsets,
+        t.gpu_model_code,
+        t.gpu_vram_free_gb,
+        t.gpu_tele_vram_free_gb,
+        t.gpu_count,
+    )
+    full = ((*base_key, *keys), (*base_deps, *cols))
+    return static, other, generic, full, (base_key, base_deps)
+
+
+def _gathered_in_order(rows: I64, tests: list[_Test], order: list[int] | None = None) -> I64:
+    """The rows of ``rows`` passing every test, tested on their gathered values."""
+    for j in range(len(tests)) if order is None else order:
+        if not len(rows):
+            break
+        kind, col, arg = tests[j]
+        rows = rows[_gathered(kind, col.take(rows), arg)]
+    return rows
+
+
+def models_known(cj: CompiledJob, t: NodeTable) -> bool:
+    """Whether every GPU of the rows :func:`node_pass` returns for ``cj`` is of a model the job
+    accepts: its model-key test passes only single-model nodes of accepted models when the
+    table has no mixed node."""
+    return cj.count > 0 and cj.model_codes is not None and not gpu_model_key(t)[2]
+
+
 def node_pass(cj: CompiledJob, t: NodeTable) -> I64:
-    """Rows passing every node-level constraint and the GPU prefilters (ascending)."""
+    """Rows passing every node-level constraint and the GPU prefilters (ascending).
+
+    The rows passing the GPU, categorical and static tests are kept per job key when they are
+    under 1/8 of the table (:func:`nodeselect.table.keep_rows`), and so are those passing the
+    GPU and categorical tests alone: a job with the same key then tests only the others
+    (capacity, ``now``) on the first; a job differing only in static thresholds starts from
+    the second."""
+    static, other, generic, (key, deps), (base_key, base_deps) = _static_tests(cj, t)
+    kept = find_rows(key, deps)
+    base = None if kept is not None or not static else find_rows(base_key, base_deps)
+    if kept is not None and kept[0] is not None:
+        idx = _gathered_in_order(kept[0], other)
+    elif base is not None and base[0] is not None:
+        rows = _gathered_in_order(base[0], static)
+        keep_rows(key, deps, (rows,))
+        idx = _gathered_in_order(rows, other)
+    else:
+        collect = kept is None
+        idx, passing, before = _scan(cj, t, static, other, collect=collect)
+        if collect:
+            keep_rows(key, deps, (passing,))
+            if static and base is None:
+                keep_rows(base_key, base_deps, (before,))
+    more = generic_pass(cj, t, idx, generic)
+    return idx if more is None else idx[more]
+
+
+def _scan(
+    cj: CompiledJob, t: NodeTable, static: list[_Test], other: list[_Test], *, collect: bool
+) -> tuple[I64, I64 | None, I64 | None]:
+    """:func:`node_pass`'s blocks: the rows passing every fast test, and (``collect``) the rows
+    passing the GPU, categorical and static ones, and those passing the GPU and categorical
+    ones, each when under 1/8 of the table (else ``None``)."""
     n = len(t)
     cat = _categorical(cj, t)
     first = _gpu_tests(cj, t)
-    rest, generic = node_tests(cj, t)
+    rest = static + other
     size = min(n, CHUNK_ROWS)
     buf = np.empty(size, dtype=np.bool_)
     tmp = np.empty(size, dtype=np.bool_)
     scratch = np.empty(size if any(k == "age" for k, _, _ in rest) else 0, dtype=np.float64)
     parts: list[I64] = []
+    passing: list[I64] | None = [] if collect else None
+    before: list[I64] | None = [] if collect and static else None
+    total = total_before = 0
+    # gathered tests run most selective first (static before the others, to collect their
+    # rows): their pass rates, counted as blocks go by
+    orders = [list(range(len(static))), list(range(len(static), len(rest)))]
+    tried, kept = [1] * len(rest), [1] * len(rest)
     for start in range(0, n, CHUNK_ROWS):
         stop = min(n, start + CHUNK_ROWS)
         m = stop - start
@@ -242,28 +349,62 @@ def node_pass(cj: CompiledJob, t: NodeTable) -> I64:
             blk &= _block(kind, col[start:stop], arg, tb, sc)
         if rest and np.count_nonzero(blk) * _SPARSE < m:
             local = np.flatnonzero(blk)
-            for kind, col, arg in rest:
-                if not len(local):
-                    break
-                local = local[_gathered(kind, col[start:stop].take(local), arg)]
+            if before is not None:
+                before.append(local + start)
+                total_before += len(local)
+            for order in orders:
+                for j in order:
+                    if not len(local):
+                        break
+                    kind, col, arg = rest[j]
+                    tried[j] += len(local)
+                    local = local[_gathered(kind, col[start:stop].take(local), arg)]
+                    kept[j] += len(local)
+                order.sort(key=lambda j: kept[j] / tried[j])
+                if passing is not None and order is orders[0]:
+                    passing.append(local + start)
+                    total += len(local)
         else:
-            for kind, col, arg in rest:
+            if rest:  # at least 1/8 of the block passed the GPU and categorical tests: the
+                before = passing = None  # rows will not be few, so do not collect them
+            if before is not None:
+                mine = np.flatnonzero(blk)
+                before.append(mine + start)
+                total_before += len(mine)
+            for kind, col, arg in static:
+                blk &= _block(kind, col[start:stop], arg, tb, sc)
+            if passing is not None:
+                mine = np.flatnonzero(blk)
+                passing.append(mine + start)
+                total += len(mine)
+            for kind, col, arg in other:
                 blk &= _block(kind, col[start:stop], arg, tb, sc)
             local = np.flatnonzero(blk)
         parts.append(local + start if start else local)
-    if not parts:
-        return np.zeros(0, dtype=np.int64)
-    idx: I64 = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    idx = idx.astype(np.int64, copy=False)
-    more = generic_pass(cj, t, idx, generic)
-    return idx if more is None else idx[more]
+        if passing is not None and total * _SPARSE >= n:
+            passing = None  # too many to be worth keeping
+        if before is not None and total_before * _SPARSE >= n:
+            before = None
+    idx: I64 = np.zeros(0, dtype=np.int64)
+    if parts:
+        idx = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        idx = idx.astype(np.int64, copy=False)
+    return idx, _joined(passing), _joined(before)
+
+
+def _joined(parts: list[I64] | None) -> I64 | None:
+    """The blocks' rows in one array (``None`` stays ``None``)."""
+    if parts is None:
+        return None
+    rows: I64 = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return rows.astype(np.int64, copy=False)
 
 
 def feasible_rows(cj: CompiledJob, t: NodeTable) -> tuple[I64, GpuSubset | None, GpuSubset | None]:
     """The feasible rows (ascending), the GPU group of exactly those rows, and the GPU group of
     every row that passed :func:`node_pass` (``None``, ``None`` for a CPU-only job)."""
     idx = node_pass(cj, t)
-    sub = gpu_subset(cj, t, idx)
+    sub = gpu_subset(cj, t, idx, models_known=models_known(cj, t))
     if sub is None:
         return idx, None, None
     feasible = sub.select(sub.matching >= cj.count)

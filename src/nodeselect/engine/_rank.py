@@ -15,7 +15,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import numpy as np
@@ -45,7 +45,7 @@ from nodeselect.engine._explain import (
     NodeExplanation,
     explain_node,
 )
-from nodeselect.engine._prefilter import feasible_rows, node_pass
+from nodeselect.engine._prefilter import feasible_rows, models_known, node_pass
 from nodeselect.engine._scorers import (
     NodeScores,
     combine,
@@ -55,9 +55,9 @@ from nodeselect.engine._scorers import (
     term_exact,
 )
 from nodeselect.engine._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
-from nodeselect.engine.scorers import score_unit, with_terms
+from nodeselect.engine.scorers import ScoreTerm, f32_up, score_unit, with_terms
 from nodeselect.jobs import Job, check_job
-from nodeselect.table import NodeTable, max_gpu_count, uuid_hashes
+from nodeselect.table import NodeTable, find_rows, keep_rows, max_gpu_count, on_build, uuid_hashes
 
 __all__ = [
     "Explanation",
@@ -229,6 +229,117 @@ def _scores(
     return score, raw
 
 
+#: A CPU-only job with more feasible rows than this is pruned by its terms' upper bounds.
+_PRUNE_MIN: Final = 4096
+#: Bound values sampled to pick the first threshold.
+_SAMPLE: Final = 1024
+
+
+def _upper(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> F64 | None:
+    """Per row of ``idx``, an upper bound of a CPU-only job's combined score (``None`` when a
+    weighted term has no :meth:`~nodeselect.engine.scorers.ScoreTerm.upper`): :func:`combine`'s
+    operations, in its order, on each term's upper bound. Rounded products by ``w >= 0``,
+    sums and the division are monotone, so the bound holds for the computed score.
+
+    The bound depends only on the job's weights, so it is computed for every row once per
+    weights (float32 rounded up: still a bound) and kept with the table
+    (:func:`nodeselect.table.keep_rows`; the default weights' with the table's build)."""
+    units = [score_unit(name) for name, _w in cj.weights]
+    if any(type(u).upper is ScoreTerm.upper for u in units):
+        return None
+    deps = _fixed_columns(t)
+    key = ("score-upper", cj.weights, tuple(units))
+    hit = find_rows(key, deps)
+    if hit is None:
+        uppers: list[npt.NDArray[np.float32] | float] = []
+        for u in units:
+            b = u.upper(cj, t)
+            if b is None:
+                return None
+            uppers.append(b)
+        hit = (f32_up(_combined_upper(cj, uppers, len(t))),)
+        keep_rows(key, deps, hit)
+    out: F64 = hit[0][idx].astype(np.float64)
+    return out
+
+
+#: Columns placement writes in place (residual capacity): no kept bound depends on them.
+_CAPACITY: Final = frozenset(
+    {"cpu_cores", "ram_free_gb", "disk_free_gb", "gpu_reserved", "gpu_vram_free_override_gb"}
+)
+
+
+def _fixed_columns(t: NodeTable) -> tuple[npt.NDArray[Any], ...]:
+    """Every array column of ``t`` but the capacity ones: what a kept score bound may read
+    (capacity views share them, so they share the bound)."""
+    names = _FIXED.get(type(t))
+    if names is None:
+        names = _FIXED[type(t)] = tuple(
+            f.name for f in attrs.fields(type(t)) if f.name not in _CAPACITY
+        )
+    return tuple(v for v in (getattr(t, name) for name in names) if isinstance(v, np.ndarray))
+
+
+_FIXED: dict[type, tuple[str, ...]] = {}
+
+
+def _combined_upper(cj: CompiledJob, uppers: list[npt.NDArray[np.float32] | float], n: int) -> F64:
+    """:func:`_upper` for every row: the weighted bounds summed in ``cj.weights`` order."""
+    score: F64 | None = None
+    for (_name, w), u in zip(cj.weights, uppers, strict=True):
+        if isinstance(u, float):
+            if score is None:
+                score = np.full(n, w * u)
+            else:
+                score += w * u
+        elif score is None:
+            score = np.multiply(u, w, dtype=np.float64)
+        elif w == 1.0:  # w * u is u
+            score += u
+        else:
+            score += np.multiply(u, w, dtype=np.float64)
+    assert score is not None  # a job weights at least one term
+    score /= cj.weight_total
+    return score
+
+
+def _default_bounds(t: NodeTable) -> None:
+    """Build the default weights' CPU-only score bound with the table (``table.on_build``)."""
+    if len(t) > _PRUNE_MIN:
+        _upper(compile_job(Job(name="default")), t, np.zeros(0, dtype=np.int64))
+
+
+on_build(_default_bounds)
+
+
+def _pruned(
+    cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64], k: int, pre: NodeScores | None
+) -> tuple[npt.NDArray[np.intp], F64, dict[str, F64]] | None:
+    """Positions in ``idx`` (ascending) of a superset of a CPU-only job's top ``k``, with their
+    exact scores and raw terms (:func:`_scores`): every row whose score upper bound
+    (:func:`_upper`) reaches the ``k``-th best exact score of the rows with the highest bounds.
+    ``None``: not worth it (few rows) or no bound. Every row left out scores below that
+    ``k``-th best score, so the top ``k`` of the positions is the top ``k`` of ``idx``."""
+    n = len(idx)
+    j = 2 * k  # the sample's j-th best bound: about j * step rows reach it, at least j
+    if n <= _PRUNE_MIN or j > _SAMPLE or j * _SAMPLE > n:
+        return None
+    ub = _upper(cj, t, idx)
+    if ub is None:
+        return None
+    step = n // _SAMPLE
+    sample = ub[::step]
+    tau = np.partition(sample, len(sample) - j)[len(sample) - j]
+    first = np.flatnonzero(ub >= tau)
+    exact, raw = _scores(cj, t, idx[first], matching=None, take=None, max_gpus=0, k=k, pre=pre)
+    kth = np.partition(exact, len(first) - k)[len(first) - k]
+    if kth >= tau:
+        return first, exact, raw  # every row reaching kth reaches tau
+    pos = np.flatnonzero(ub >= kth)
+    exact, raw = _scores(cj, t, idx[pos], matching=None, take=None, max_gpus=0, k=k, pre=pre)
+    return pos, exact, raw
+
+
 def _gpu_choices(
     cj: CompiledJob,
     t: NodeTable,
@@ -356,7 +467,7 @@ def rank_compiled(
 ) -> Ranking:
     """:func:`rank` of a compiled job (``pre``, ``keys``: see :func:`rank_rows`)."""
     survivors = node_pass(cj, table)
-    sub = gpu_subset(cj, table, survivors)
+    sub = gpu_subset(cj, table, survivors, models_known=models_known(cj, table))
     if sub is None:
         return rank_rows(
             cj, table, survivors, None, None, k=k, seed=seed, max_gpus=max_gpus, pre=pre, keys=keys
@@ -398,10 +509,18 @@ def rank_rows(
     per-node score inputs and tie keys, when a batch has them."""
     top: tuple[RankedNode, ...] = ()
     if len(idx) and k:
-        score, raw = _scores(
-            cj, table, idx, matching=matching, take=take, max_gpus=max_gpus, k=k, pre=pre
-        )
-        pos = top_positions(table, idx, score, seed=seed, k=k, keys=keys)
+        # a CPU-only job with many feasible rows: score exactly only those that can be in the top
+        pruned = None if take is not None else _pruned(cj, table, idx, k, pre)
+        if pruned is None:
+            cand, sidx = None, idx
+            score, raw = _scores(
+                cj, table, idx, matching=matching, take=take, max_gpus=max_gpus, k=k, pre=pre
+            )
+        else:
+            cand, score, raw = pruned
+            sidx = idx[cand]
+        spos = top_positions(table, sidx, score, seed=seed, k=k, keys=keys)
+        pos = spos if cand is None else cand[spos]
         rows = idx[pos]
         if take is None:
             gpus: list[tuple[int, ...]] = [() for _ in range(len(rows))]
@@ -413,9 +532,9 @@ def rank_rows(
             cj,
             table,
             rows,
-            scores=score[pos].tolist(),
+            scores=score[spos].tolist(),
             # w * s / sum(w) elementwise, as Python floats would compute it
-            contributions={n: (w * raw[n][pos] / cj.weight_total).tolist() for n, w in cj.weights},
+            contributions={n: (w * raw[n][spos] / cj.weight_total).tolist() for n, w in cj.weights},
             gpus=gpus,
             ties=tie.tolist(),
         )

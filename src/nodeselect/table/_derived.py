@@ -25,6 +25,11 @@ the reverse), so feasibility and scores are exactly those of the full evaluation
   per distinct combination of those job fields (a batch of jobs usually shares one); at most
   :data:`MAX_MASKS` per table are kept.
 * :func:`max_gpu_count` -- the most GPUs on one node (``TableStats``).
+* :func:`keep_rows` / :func:`find_rows` -- job-dependent row sets a layer above derives from
+  columns never written in place (the prefilter's rows passing a job's GPU, categorical and
+  static tests), the latest :data:`MAX_ROWS` per table.
+* :func:`on_build` -- a layer above's builder the table builders call too (the engine's
+  CPU-only score bound for the default weights, kept with :func:`keep_rows`).
 * :func:`uuid_hash` -- every node's seed-free uuid hash (tie keys of a batch of jobs).
 * :func:`repeated_uuids` -- the uuids held by more than one row (placement refuses them).
 
@@ -50,14 +55,19 @@ from nodeselect.table._table import NodeTable, uuid_hashes
 
 __all__ = [
     "MAX_MASKS",
+    "MAX_ROWS",
     "TOP_GPUS",
     "VRAM_EDGES_GB",
     "build_derived",
     "cached_nbytes",
+    "categorical_deps",
     "categorical_mask",
+    "find_rows",
     "gpu_free_top",
     "gpu_model_key",
+    "keep_rows",
     "max_gpu_count",
+    "on_build",
     "repeated_uuids",
     "share_derived",
     "uuid_hash",
@@ -78,6 +88,11 @@ VRAM_EDGES_GB: Final = np.concatenate(
 )
 assert len(VRAM_EDGES_GB) == 255
 
+#: Row sets kept per table by :func:`keep_rows` (least recently used dropped first).
+MAX_ROWS: Final = 8
+#: The cached values of which only the latest few per table are kept, by name.
+_KEEP: Final = {"categorical": MAX_MASKS, "rows": MAX_ROWS}
+_builders: list[Callable[[NodeTable], object]] = []
 _lock = threading.RLock()  # re-entrant: a weakref callback may run inside it (gc)
 _cache: dict[tuple[Hashable, ...], tuple[tuple[Any, ...], Any]] = {}
 _mask_order: dict[tuple[Hashable, ...], None] = {}
@@ -117,10 +132,11 @@ def _cached(
     refs = tuple(_NONE_REF if d is None else weakref.ref(d, drop) for d in deps)
     with _lock:
         _cache[key] = (refs, value)
-        if name == "categorical":
+        keep = _KEEP.get(name)
+        if keep is not None:  # the latest ``keep`` of this name on these columns
             _mask_order[key] = None
-            same = [k for k in _mask_order if k[2:] == key[2:]]
-            for old in same[: max(0, len(same) - MAX_MASKS)]:
+            same = [k for k in _mask_order if k[0] == name and k[2:] == key[2:]]
+            for old in same[: max(0, len(same) - keep)]:
                 _cache.pop(old, None)
                 _mask_order.pop(old, None)
     return value
@@ -128,13 +144,23 @@ def _cached(
 
 def build_derived(t: NodeTable) -> NodeTable:
     """Build ``t``'s job-independent derived columns now (model key, free-VRAM levels, most
-    GPUs) and return ``t``: the table builders call it, so a fresh table's first rank finds
-    them cached. Views sharing the columns (``with_capacity``) share them; other tables
-    (``take``) build each on first use."""
+    GPUs, the columns registered with :func:`on_build`) and return ``t``: the table builders
+    call it, so a fresh table's first rank finds them cached. Views sharing the columns
+    (``with_capacity``) share them; other tables (``take``) build each on first use."""
     gpu_model_key(t)
     gpu_free_top(t)
     max_gpu_count(t)
+    for build in tuple(_builders):
+        build(t)
     return t
+
+
+def on_build(build: Callable[[NodeTable], object]) -> None:
+    """Have :func:`build_derived` call ``build(t)`` on every table it builds (a layer above's
+    derived values, e.g. :func:`keep_rows`; registering the same function twice calls it
+    once)."""
+    if build not in _builders:
+        _builders.append(build)
 
 
 def _peek(name: str, deps: tuple[npt.NDArray[Any] | None, ...]) -> Any:
@@ -176,8 +202,9 @@ def share_derived(parent: NodeTable, view: NodeTable, start: int, stop: int) -> 
 
 
 def cached_nbytes(t: NodeTable) -> int:
-    """Bytes of the derived columns and masks currently cached for ``t``'s columns."""
-    mine = {id(a) for a in (t.gpu_offsets, t.status_code, t.uuid)}
+    """Bytes of the derived columns, masks and kept rows currently cached for ``t``'s columns."""
+    mine = {id(a) for a in (t.gpu_offsets, t.status_code, t.uuid, t.reputation, t.cpu_load)}
+    mine.add(id(t.gpu_count))
     total = 0
     for key, (_refs, value) in list(_cache.items()):
         if any(isinstance(k, int) and k in mine for k in key[2:]):
@@ -302,11 +329,9 @@ def _free_top(t: NodeTable) -> U8:
     return out
 
 
-def categorical_mask(
-    t: NodeTable, key: Hashable, build: Callable[[], npt.NDArray[np.bool_]]
-) -> Any:
-    """The cached categorical mask of ``key`` on ``t`` (``build`` computes it on a miss)."""
-    deps = (
+def categorical_deps(t: NodeTable) -> tuple[npt.NDArray[Any], ...]:
+    """The columns the categorical masks read (their cache dependencies)."""
+    return (
         t.status_code,
         t.suspended,
         t.deleted,
@@ -320,7 +345,33 @@ def categorical_mask(
         t.arch_code,
         t.image_bits,
     )
-    return _cached("categorical", deps, key, build)
+
+
+def categorical_mask(
+    t: NodeTable, key: Hashable, build: Callable[[], npt.NDArray[np.bool_]]
+) -> Any:
+    """The cached categorical mask of ``key`` on ``t`` (``build`` computes it on a miss)."""
+    return _cached("categorical", categorical_deps(t), key, build)
+
+
+def find_rows(key: Hashable, deps: tuple[npt.NDArray[Any] | None, ...]) -> Any:
+    """The value :func:`keep_rows` kept under ``key`` for the columns ``deps``, or ``None``."""
+    full: tuple[Hashable, ...] = ("rows", key, *(id(d) for d in deps))
+    hit = _cache.get(full)
+    if hit is None or not all(r() is d for r, d in zip(hit[0], deps, strict=True)):
+        return None
+    with _lock:
+        if full in _mask_order:
+            _mask_order.pop(full, None)
+            _mask_order[full] = None
+    return hit[1]
+
+
+def keep_rows(key: Hashable, deps: tuple[npt.NDArray[Any] | None, ...], value: Any) -> None:
+    """Keep ``value`` (a job-dependent row set, or per-row values, a layer above derived from
+    the columns ``deps`` of a table, never written in place) under ``key``: the latest
+    :data:`MAX_ROWS` per table are kept, dropped with the columns."""
+    _cached("rows", deps, key, lambda: value)
 
 
 def max_gpu_count(t: NodeTable) -> int:

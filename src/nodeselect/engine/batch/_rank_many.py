@@ -16,8 +16,9 @@
 Every value is the per-job engine's elementwise computation, so results are bit for bit those
 of :func:`nodeselect.rank`. Jobs with other per-GPU limits (``max_load``,
 ``min_vram_total_gb``) or weighting a score term without a batch path (a registered unit
-whose ``batched`` is false), and batches or groups too small to repay the gathering, take the
-per-job path (with the batch's per-node columns).
+whose ``batched`` is false), CPU-only jobs whose terms all have upper bounds (``rank`` scores
+only the rows that can reach their top), and batches or groups too small to repay the
+gathering, take the per-job path (with the batch's per-node columns).
 
 ``workers=N`` ranks ``N`` row shards in threads and merges them exactly
 (:mod:`nodeselect.engine.batch._shards`).
@@ -130,6 +131,7 @@ def _rank_all(
             cj.min_vram_total_gb is None
             and cj.max_load is None
             and all(score_unit(name).batched for name, _ in cj.weights)
+            and not _pruned_alone(cj, table)
         ):
             groups.setdefault(_group_key(cj), []).append(i)
         else:
@@ -187,6 +189,15 @@ def _compile(i: int, job: Job, now: datetime) -> CompiledJob:
     except InputError as e:
         e.add_note(f"in jobs[{i}] (name {job.name!r})")
         raise
+
+
+def _pruned_alone(cj: CompiledJob, table: NodeTable) -> bool:
+    """A CPU-only job whose every weighted term has an upper bound: ``rank`` scores exactly only
+    the rows that can reach its top (measured: 1.4-1.7x faster than a CPU-only group at 1M
+    nodes, even at 100k), so it takes the per-job path."""
+    return cj.count == 0 and all(
+        score_unit(name).upper(cj, table) is not None for name, _ in cj.weights
+    )
 
 
 def _group_key(cj: CompiledJob) -> Hashable:

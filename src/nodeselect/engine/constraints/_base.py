@@ -7,6 +7,9 @@ A unit (:class:`NodeConstraint`) is one hard constraint on a node's own columns.
   that residual capacity changes: ``cpu_cores``, ``ram_free_gb``, ``disk_free_gb``);
 * ``categorical``: True when its mask depends only on :meth:`key` and columns placement never
   changes, so the prefilter folds it into one cached mask per distinct combination;
+* ``static``: True when its mask depends only on :meth:`key` (no ``now``) and columns never
+  written in place, though not categorical (a numeric threshold on a static column): the
+  prefilter caches the rows passing it with the GPU and categorical tests;
 * :meth:`active`: whether the job asks for it;
 * :meth:`check`: its :class:`Check` on some rows (the mask, the requirement in words, and for a
   numeric threshold the direction, threshold and per-node values that nearest misses relax);
@@ -158,6 +161,8 @@ class NodeConstraint(abc.ABC):
     columns: ClassVar[frozenset[str]]
     #: Folded into the prefilter's cached categorical mask (see the module docstring).
     categorical: ClassVar[bool] = False
+    #: Its passing rows are cached with the GPU and categorical tests' (see the module docstring).
+    static: ClassVar[bool] = False
 
     @abc.abstractmethod
     def active(self, cj: CompiledJob) -> bool:

@@ -28,6 +28,7 @@ class Driver(NodeConstraint):
 
     name = "driver"
     columns = frozenset({"driver_version"})
+    static = True  # driver versions are never written in place
 
     def active(self, cj: CompiledJob) -> bool:
         """When the job sets a minimum driver."""

@@ -16,3 +16,4 @@ class Reputation(MinimumConstraint):
     section = "placement"
     field = "min_reputation"
     unit = ""
+    static = True  # reputation is never written in place

@@ -11,7 +11,7 @@ line to :data:`SCORE_TERM_UNITS` (docs/scoring.md, "Adding a score term").
 
 from __future__ import annotations
 
-from nodeselect.engine.scorers._base import F64, I64, ScoreTerm, TermInputs, decay
+from nodeselect.engine.scorers._base import F64, I64, ScoreTerm, TermInputs, decay, f32_up
 from nodeselect.engine.scorers._fit import gpu_fit
 from nodeselect.engine.scorers._freshness import FRESHNESS_SCALE_S
 from nodeselect.engine.scorers._idle import (
@@ -41,6 +41,7 @@ __all__ = [
     "ScoreTerm",
     "TermInputs",
     "decay",
+    "f32_up",
     "gpu_fit",
     "gpu_load_mean",
     "idle_of",

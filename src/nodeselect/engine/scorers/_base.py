@@ -17,6 +17,9 @@ A unit (:class:`ScoreTerm`) is one soft preference giving every feasible node a 
   alone, and then that per-node column (``rank_many`` sums such leading terms once per batch);
 * :meth:`bounds`: a lower and an upper bound of a ``per_gpu`` term without reading the GPUs,
   for pruning (``None``: every candidate is scored exactly);
+* :meth:`upper`: for a CPU-only job, an upper bound of the value of every node whatever
+  ``now`` (a per-node column or one number), so that ``rank`` scores exactly only the rows
+  whose bound reaches the ``k``-th best score (``None``: every feasible row is scored);
 * :meth:`cache_key`: the job fields the per-node value depends on (placement shares it between
   jobs with equal keys), or ``None`` when it is not worth sharing;
 * ``batched``: ``rank_many`` has a specialised vectorized path for it; a job weighting a term
@@ -38,10 +41,24 @@ if TYPE_CHECKING:
     from nodeselect.engine._scorers import NodeScores
     from nodeselect.table import NodeTable
 
-__all__ = ["F64", "I64", "ScoreTerm", "TermInputs", "decay"]
+__all__ = ["F32", "F64", "I64", "ScoreTerm", "TermInputs", "decay", "f32_up"]
 
+F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+
+
+def f32_up(a: F64) -> F32:
+    """``a`` as float32, each value rounded up (``float(out[i]) >= a[i]``): half the bytes of
+    a bound column, still a bound. (A float32 rounded below its value steps one unit up in its
+    bits: +1 when it is >= 0, -1 when negative; NaN stays NaN.)"""
+    with np.errstate(over="ignore"):  # beyond float32: inf, above every value
+        out = a.astype(np.float32)
+    low = out < a
+    bits = out.view(np.uint32)
+    bits += low & (out >= 0)  # (ufunc ``where=`` is ~20x slower than this arithmetic)
+    bits -= low & (out < 0)
+    return out
 
 
 @attrs.frozen(eq=False)
@@ -107,6 +124,14 @@ class ScoreTerm(abc.ABC):
         self, cj: CompiledJob, t: NodeTable, idx: I64, pre: NodeScores | None
     ) -> tuple[F64, F64] | None:
         """Per row, a lower and an upper bound of a ``per_gpu`` value (``None``: none)."""
+        return None
+
+    def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
+        """For a CPU-only job, an upper bound of the computed value of every node of ``t`` at any
+        ``now``: a column over every row, one number for every node, or ``None`` (no bound:
+        every feasible row is scored). It may read only the table's columns that placement
+        never writes (not the capacity ones) and nothing of a CPU-only job but that it is one:
+        ``rank`` calls it once per table and weights and keeps the combined bound."""
         return None
 
     def cache_key(self, cj: CompiledJob) -> Hashable | None:

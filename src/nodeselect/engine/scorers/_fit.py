@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nodeselect.engine.scorers._base import F64, I64, ScoreTerm, TermInputs
+from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs, f32_up
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -25,6 +25,16 @@ def gpu_fit(m: F64, c: float | F64, *, pack: bool, max_gpus: int) -> F64:
     return out
 
 
+def fit_cpu_upper(t: NodeTable) -> F32:
+    """Every node's CPU-only value ``1 / (1 + GPUs)`` as float32 rounded up."""
+    g = t.gpu_count
+    if g.dtype == np.uint8:  # one value per count: a look-up table of the same formula
+        lut = f32_up(1.0 / (1.0 + np.arange(256, dtype=np.float64)))
+        out: F32 = lut[g]
+        return out
+    return f32_up(1.0 / (1.0 + g.astype(np.float64)))
+
+
 class Fit(ScoreTerm):
     name = "fit"
     batched = True
@@ -35,3 +45,7 @@ class Fit(ScoreTerm):
         pack = cj.job.preferences.strategy == "pack"
         m = inputs.matching.astype(np.float64)
         return gpu_fit(m, float(cj.count), pack=pack, max_gpus=inputs.max_gpus)
+
+    def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
+        """A CPU-only job's value itself: :func:`fit_cpu_upper`; none for a GPU job."""
+        return None if cj.count else fit_cpu_upper(t)

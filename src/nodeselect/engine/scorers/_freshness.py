@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Final
 
-from nodeselect.engine.scorers._base import F64, I64, ScoreTerm, TermInputs, decay
+from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs, decay
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -32,6 +32,10 @@ class Freshness(ScoreTerm):
 
     def node_column(self, pre: NodeScores, n: int) -> F64:
         return pre.cols["freshness"]
+
+    def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
+        """1: ``F / (F + age)`` with ``age >= 0`` rounds to at most 1."""
+        return 1.0
 
     def cache_key(self, cj: CompiledJob) -> Hashable | None:
         return cj.now_s

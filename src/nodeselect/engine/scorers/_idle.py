@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect.engine.scorers._base import F64, I64, ScoreTerm, TermInputs, decay
+from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs, decay, f32_up
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -60,6 +60,31 @@ def idle_range(f: F64) -> tuple[F64, F64]:
     return lo, hi
 
 
+#: Added to :func:`cpu_idle_upper`'s real bound: covers the rounding of ``idle_of``'s four
+#: operations on values in [0, 1] (each within half an ulp of 1, about 1.1e-16).
+_SLACK = 1e-12
+
+
+def cpu_idle_upper(load: npt.NDArray[np.float32]) -> F64:
+    """Per node, an upper bound of the computed CPU-only ``idle`` at any telemetry weight ``f``:
+    ``f * (1 - L) + (1 - f) * 0.5`` is linear in ``f`` in [0, 1], so at most
+    ``max(1 - L, 0.5)`` in real numbers (0.5 for an unknown load), plus :data:`_SLACK` for
+    the float rounding."""
+    out: F64 = load.astype(np.float64)
+    unknown = np.isnan(out)
+    np.clip(out, 0.0, 1.0, out=out)
+    np.subtract(1.0, out, out=out)
+    np.maximum(out, 0.5, out=out)
+    out[unknown] = 0.5
+    out += _SLACK
+    return out
+
+
+def idle_cpu_upper(t: NodeTable) -> F32:
+    """Every node's :func:`cpu_idle_upper` as float32 rounded up."""
+    return f32_up(cpu_idle_upper(t.cpu_load))
+
+
 def _decay(cj: CompiledJob, t: NodeTable, idx: I64, pre: NodeScores | None) -> F64:
     if pre is not None:
         return pre.cols["decay"][idx]
@@ -97,6 +122,10 @@ class Idle(ScoreTerm):
         if pre is not None:
             return pre.cols["idle_lo"][idx], pre.cols["idle_hi"][idx]
         return idle_range(_decay(cj, t, idx, None))
+
+    def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
+        """A CPU-only job's :func:`idle_cpu_upper`; none for a GPU job."""
+        return None if cj.count else idle_cpu_upper(t)
 
     def cache_key(self, cj: CompiledJob) -> Hashable | None:
         if cj.count == 0:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nodeselect.engine.scorers._base import F64, I64, ScoreTerm, TermInputs
+from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -41,3 +41,7 @@ class Images(ScoreTerm):
 
     def node_column(self, pre: NodeScores, n: int) -> F64:
         return np.ones(n)  # no preferred images: every node scores 1
+
+    def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
+        """1: a share of the preferred images (hits <= their number)."""
+        return 1.0

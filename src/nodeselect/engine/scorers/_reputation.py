@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nodeselect.engine.scorers._base import F64, I64, ScoreTerm, TermInputs
+from nodeselect.engine.scorers._base import F32, F64, I64, ScoreTerm, TermInputs, f32_up
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
@@ -19,6 +19,21 @@ def reputation(t: NodeTable, idx: I64) -> F64:
     """The term of rows ``idx``."""
     r = t.reputation[idx].astype(np.float64)
     return np.where(np.isnan(r), 0.0, np.clip(r, 0.0, 100.0) / 100.0)
+
+
+def _all_reputations(t: NodeTable) -> F64:
+    """:func:`reputation` of every row, its operations in place."""
+    r = t.reputation.astype(np.float64)
+    unknown = np.isnan(r)
+    np.clip(r, 0.0, 100.0, out=r)
+    r /= 100.0
+    r[unknown] = 0.0
+    return r
+
+
+def reputation_upper(t: NodeTable) -> F32:
+    """Every node's value (it does not depend on ``now``) as float32 rounded up."""
+    return f32_up(_all_reputations(t))
 
 
 class Reputation(ScoreTerm):
@@ -38,6 +53,10 @@ class Reputation(ScoreTerm):
 
     def node_column(self, pre: NodeScores, n: int) -> F64:
         return pre.cols["reputation"]
+
+    def upper(self, cj: CompiledJob, t: NodeTable) -> F32 | float | None:
+        """The value itself: :func:`reputation_upper`."""
+        return reputation_upper(t)
 
     def cache_key(self, cj: CompiledJob) -> Hashable | None:
         return ()
