@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 import numpy as np
@@ -94,20 +95,35 @@ FULL = 64
 
 @attrs.frozen
 class _Survey:
-    """What the first ranking of a job on the full table told us."""
+    """What the first ranking of a job on the full table told us.
+
+    Only ``feasible`` and the best ``rows`` (with their ``scores``) are always held: memory
+    per job is O(candidates). The per-node facts -- the packed feasibility mask ``bits``,
+    ``all_scores`` and the per-GPU passes of the GPU group (``ge``) -- are kept within
+    budgets (``KEEP_BITS``, ``KEEP_SCORES``, ``CACHE_BYTES``) and otherwise recomputed from
+    the full table by the engine when asked for (same functions, same inputs: the same
+    values), so a batch of 100k jobs on 100k nodes does not hold jobs x nodes of them.
+    """
 
     feasible: int
     rows: npt.NDArray[np.int64] = attrs.field(eq=False)  # best first
     complete: bool  # rows holds every feasible node
-    bits: npt.NDArray[np.uint8] = attrs.field(eq=False)  # packed feasibility mask
+    bits: npt.NDArray[np.uint8] | None = attrs.field(eq=False)  # packed feasibility mask
     scores: npt.NDArray[np.float64] = attrs.field(eq=False)  # of rows
-    #: the GPU group on the full table (only ``passes`` kept; shared per GPU limits)
-    ge: GpuEval | None = attrs.field(eq=False)
+    #: recomputes what is not kept (the job's compiled form and the placer's bounded cache)
+    source: _Source = attrs.field(eq=False)
     #: the score of every feasible row (ascending rows), kept for gangs within a memory budget
     all_scores: npt.NDArray[np.float64] | None = attrs.field(eq=False, default=None)
 
+    @property
+    def ge(self) -> GpuEval | None:
+        """The GPU group on the full table (only ``passes`` kept; shared per GPU limits)."""
+        return self.source.cache.passes(self.source.cj)
+
     def was_feasible(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Whether each row admitted a replica on the full table (before any reservation)."""
+        if self.bits is None:
+            return self.source.was_feasible(rows)
         bit: npt.NDArray[np.bool_] = ((self.bits[rows >> 3] >> (7 - (rows & 7))) & 1).astype(
             np.bool_
         )
@@ -115,6 +131,8 @@ class _Survey:
 
     def feasible_rows(self, n: int) -> npt.NDArray[np.int64]:
         """Every row that admitted a replica on the full table, ascending."""
+        if self.bits is None:
+            return self.source.feasible_rows()
         return np.flatnonzero(np.unpackbits(self.bits, count=n)).astype(np.int64)
 
 
@@ -219,6 +237,48 @@ def _capacity_ok(
     return rows_pass(cj, view, rows, reading=_CAPACITY_COLUMNS)
 
 
+#: Bytes the survey's shared work (GPU groups, node masks, score terms, per-GPU passes) may
+#: hold; beyond it the oldest entries are dropped and recomputed when needed again.
+CACHE_BYTES = 256 << 20
+#: Packed feasibility masks are kept per job group up to this many bytes in all (64 MiB: 5,000
+#: groups at 100k nodes); beyond it a group's feasibility is recomputed when asked for.
+KEEP_BITS = 1 << 26
+
+_V = TypeVar("_V")
+
+
+class _Bounded(Generic[_V]):
+    """A dict of arrays holding at most ``limit`` bytes: least recently used entries go first
+    (an entry larger than the limit is not kept). A speed aid only: a dropped value is
+    recomputed by the same function on the same inputs."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._items: OrderedDict[tuple[object, ...], tuple[_V, int]] = OrderedDict()
+
+    def get(self, key: tuple[object, ...]) -> _V | None:
+        got = self._items.get(key)
+        if got is None:
+            return None
+        self._items.move_to_end(key)
+        return got[0]
+
+    def put(self, key: tuple[object, ...], value: _V, size: int) -> None:
+        if size > self.limit:
+            return
+        self._items[key] = (value, size)
+        self.used += size
+        while self.used > self.limit:
+            _, (_, dropped) = self._items.popitem(last=False)
+            self.used -= dropped
+
+
+def _gpu_bytes(ge: GpuEval) -> int:
+    arrays = [ge.available, ge.passes, ge.matching, ge.ok, ge.vram_free_gb, ge.load]
+    return sum(a.nbytes for a in arrays) + sum(m.nbytes for m in ge.limit_passes.values())
+
+
 class _SurveyCache:
     """Work the survey shares between jobs whose requirements partly agree.
 
@@ -232,14 +292,19 @@ class _SurveyCache:
     combination is the engine's, so the survey equals ``rank()`` bit for bit (tested).
     """
 
-    def __init__(self, table: NodeTable, stats: TableStats) -> None:
+    def __init__(self, table: NodeTable, stats: TableStats, budget: int | None = None) -> None:
         self.table = table
         self.stats = stats
         self.all_rows = np.arange(len(table), dtype=np.int64)
-        self._gpu: dict[tuple[object, ...], GpuEval] = {}
-        self._nodes: dict[tuple[object, ...], npt.NDArray[np.bool_]] = {}
-        self._terms: dict[tuple[object, ...], npt.NDArray[np.float64]] = {}
-        self._slim: dict[tuple[object, ...], GpuEval] = {}
+        limit = CACHE_BYTES if budget is None else budget
+        self._gpu: _Bounded[GpuEval] = _Bounded(limit // 4)
+        self._nodes: _Bounded[npt.NDArray[np.bool_]] = _Bounded(limit // 4)
+        self._terms: _Bounded[npt.NDArray[np.float64]] = _Bounded(limit // 4)
+        self._slim: _Bounded[GpuEval] = _Bounded(limit // 4)
+
+    def held(self) -> int:
+        """Bytes of arrays the cache holds now (at most ``CACHE_BYTES``)."""
+        return sum(c.used for c in (self._gpu, self._nodes, self._terms, self._slim))
 
     @staticmethod
     def _gpu_key(cj: CompiledJob) -> tuple[object, ...]:
@@ -252,9 +317,9 @@ class _SurveyCache:
         key = self._gpu_key(cj)
         ge = self._gpu.get(key)
         if ge is None:
-            fresh = gpu_eval(cj, self.table)
-            assert fresh is not None  # count > 0
-            ge = self._gpu[key] = fresh
+            ge = gpu_eval(cj, self.table)
+            assert ge is not None  # count > 0
+            self._gpu.put(key, ge, _gpu_bytes(ge))
         if ge.count == cj.count:
             return ge
         return attrs.evolve(ge, count=cj.count, ok=ge.matching >= cj.count)
@@ -264,7 +329,8 @@ class _SurveyCache:
         key = node_key(cj)
         mask = self._nodes.get(key)
         if mask is None:
-            mask = self._nodes[key] = node_mask(cj, self.table)
+            mask = node_mask(cj, self.table)
+            self._nodes.put(key, mask, mask.nbytes)
         return mask
 
     def terms(
@@ -287,7 +353,7 @@ class _SurveyCache:
                 arr = score_terms(single, self.table, self.all_rows, ge, self.stats.max_gpu_count)[
                     name
                 ]
-                self._terms[(name, ck)] = arr
+                self._terms.put((name, ck), arr, arr.nbytes)
             out[name] = arr[idx]
         return out
 
@@ -314,7 +380,7 @@ class _SurveyCache:
             assert ge is not None
             empty = np.zeros(0, dtype=np.float32)
             none = np.zeros(0, dtype=np.bool_)
-            slim = self._slim[key] = attrs.evolve(
+            slim = attrs.evolve(
                 ge,
                 limit_passes={},
                 available=none,
@@ -323,7 +389,36 @@ class _SurveyCache:
                 vram_free_gb=empty,
                 load=empty,
             )
+            self._slim.put(key, slim, slim.passes.nbytes)
         return slim
+
+
+@attrs.frozen(eq=False)
+class _Source:
+    """Recomputes a survey's per-node facts on the full table when they were not kept."""
+
+    cache: _SurveyCache
+    cj: CompiledJob
+
+    def feasible_rows(self) -> npt.NDArray[np.int64]:
+        """Every row the job fits on the full table, ascending (one full evaluation)."""
+        mask = self.cache.nodes(self.cj)
+        ge = self.cache.gpu(self.cj)
+        if ge is not None:
+            mask = mask & ge.ok
+        return np.flatnonzero(mask).astype(np.int64)
+
+    def was_feasible(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Whether each of ``rows`` admits the job on the full table (only those rows)."""
+        if len(rows) == 0:
+            return np.zeros(0, dtype=np.bool_)
+        table = self.cache.table
+        ok = rows_pass(self.cj, table, rows)
+        if self.cj.count:
+            ge = gpu_eval(self.cj, table, rows)
+            assert ge is not None  # count > 0
+            ok &= ge.ok[rows]
+        return ok
 
 
 @attrs.frozen(eq=False)
@@ -363,6 +458,9 @@ class _Placer:
         self.second_opinion = False
         self._fits_empty: dict[int, bool] = {}
         self.keys = [_requirements_key(job) for job in jobs]
+        #: the survey's shared work, bounded (``CACHE_BYTES``); also recomputes what surveys
+        #: did not keep
+        self.cache = _SurveyCache(table, self.stats)
         self.surveys = self._surveys()
 
     def _want(self, j: int) -> int:
@@ -375,17 +473,20 @@ class _Placer:
         for j, key in enumerate(self.keys):
             groups.setdefault(key, []).append(j)
         out: dict[int, _Survey] = {}
-        cache = _SurveyCache(self.table, self.stats)
-        budget = KEEP_SCORES
+        cache = self.cache
+        budget, bits_budget = KEEP_SCORES, KEEP_BITS
         for members in groups.values():
             want = max(self._want(j) for j in members)
             feasible, score, top, top_scores = cache.survey(
                 self.compiled[members[0]], self.seed, want
             )
-            mask = np.zeros(len(self.table), dtype=np.bool_)
-            mask[feasible] = True
-            self.fits_before |= mask
-            bits = np.packbits(mask)
+            self.fits_before[feasible] = True
+            bits = None
+            if bits_budget >= (len(self.table) + 7) // 8:
+                mask = np.zeros(len(self.table), dtype=np.bool_)
+                mask[feasible] = True
+                bits = np.packbits(mask)
+                bits_budget -= len(bits)
             n = len(feasible)
             keep = None
             if any(self.jobs[j].nodes > 1 for j in members) and len(top) < n <= budget:
@@ -399,7 +500,7 @@ class _Placer:
                     len(rows) >= n,
                     bits,
                     top_scores[:w],
-                    cache.passes(self.compiled[j]),
+                    _Source(cache, self.compiled[j]),
                     keep,
                 )
         return [out[j] for j in range(len(self.jobs))]
@@ -427,6 +528,13 @@ class _Placer:
             again = base[hit]
         else:
             t = self.residual.touched_rows()
+            if survey.bits is None and len(t):
+                # No mask kept: the cheap residual tests below first, so the engine recomputes
+                # survey feasibility for fewer rows (a filter: the same rows, in the same order).
+                near = _capacity_ok(cj, view, t)
+                if cj.count:
+                    near &= self.residual.free_gpu_count[t] >= cj.count
+                t = t[near]
             again = t[survey.was_feasible(t)] if len(t) else t
         if base_scores is None:  # no stored scores: re-score the untouched rows too
             kept = np.zeros(0, dtype=np.int64)
