@@ -791,13 +791,16 @@ class _Placer:
         """The candidates with the GPUs the engine picks for them, checked against the residual.
 
         A touched row's GPUs come from the stage's evaluation on the residual view; an untouched
-        row's from the survey's (nothing on it was reserved, so they are the same).
+        row's from the GPU group of just the untouched chosen rows (nothing on them was
+        reserved, so it is the survey's there, without holding a per-GPU mask per job).
         """
         cj, view = self.compiled[j], self.residual.view()
         touched = self.residual.touched_mask
+        fresh = np.array([c.index for c in chosen if not touched[c.index]], dtype=np.int64)
+        near = gpu_eval(cj, view, fresh) if len(fresh) else None
         out = []
         for c in chosen:
-            ge = stage.ge if touched[c.index] else self.surveys[j].ge
+            ge = stage.ge if touched[c.index] else near
             gpus = gpu_choice(cj, view, ge, c.index)
             if not self.residual.fits(self.jobs[j], c.index, gpus):  # pragma: no cover
                 raise NodeSelectError(
