@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nodeselect import InputError
 from nodeselect.jobs._model import (
     CpuReq,
     DiskReq,
@@ -199,3 +200,35 @@ def test_a_tied_fleet_keeps_the_total_orders_tie_break() -> None:
     for seed in range(3):
         reference, bounded = _both(jobs, table, candidates=1, seed=seed)
         assert _facts(bounded) == _facts(reference)
+
+
+@given(instances, st.integers(2, 5), st.sampled_from([1, 64]), st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_a_threaded_survey_gives_the_same_plan_as_one_thread(
+    inst: Instance, workers: int, candidates: int, bounded: bool
+) -> None:
+    """``workers=N`` surveys in threads; the plan equals one thread's, heavy ties too."""
+    table = NodeTable.from_nodes(inst.fleet(), now=NOW)
+    with _budgets(UNBOUNDED):
+        one = place(inst.jobs, table, now=NOW, candidates=candidates)
+    with _budgets(0 if bounded else UNBOUNDED):
+        many = place(inst.jobs, table, now=NOW, candidates=candidates, workers=workers)
+    assert _facts(many) == _facts(one)
+
+
+def test_threads_on_a_contended_synthetic_batch_give_the_same_plan() -> None:
+    """80 varied jobs on 400 synthetic nodes, surveyed by 3 threads with a tiny cache each."""
+    table = NodeTable.synthetic(400, seed=4, now=NOW)
+    jobs = _jobs(80, seed=3)
+    one = place(jobs, table, now=NOW, candidates=4)
+    with _budgets(50_000):
+        many = place(jobs, table, now=NOW, candidates=4, workers=3)
+    assert _facts(many) == _facts(one)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_workers_must_be_a_whole_number_of_threads(workers: object) -> None:
+    """A bad ``workers`` is an input error naming the argument and what is accepted."""
+    table = NodeTable.synthetic(10, seed=4, now=NOW)
+    with pytest.raises(InputError, match=r"workers: .* must be a whole number of threads >= 1"):
+        place([Job(name="a")], table, now=NOW, workers=workers)  # type: ignore[arg-type]

@@ -35,8 +35,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections import OrderedDict
-from collections.abc import Sequence
+import itertools
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -393,6 +396,51 @@ class _SurveyCache:
         return slim
 
 
+#: Job groups surveyed ahead of the one being consumed, per worker thread (bounds the full
+#: feasible lists and scores in flight).
+AHEAD = 2
+
+
+def _survey_all(
+    cache: _SurveyCache,
+    tasks: Sequence[tuple[CompiledJob, int]],
+    seed: int,
+    workers: int,
+) -> Iterator[tuple[npt.NDArray[Any], ...]]:
+    """:meth:`_SurveyCache.survey` of each (compiled job, k), in order.
+
+    With ``workers > 1`` the surveys run in a thread pool (numpy releases the GIL), each
+    thread with a cache of its own (``CACHE_BYTES / workers``), at most ``AHEAD * workers``
+    groups ahead of the caller. Every value comes from the same engine functions on the same
+    inputs, so the results are those of one thread, bit for bit.
+    """
+    if workers <= 1 or len(tasks) <= 1:
+        for cj, k in tasks:
+            yield cache.survey(cj, seed, k)
+        return
+    local = threading.local()
+    share = max(1, CACHE_BYTES // workers)
+
+    def one(task: tuple[CompiledJob, int]) -> tuple[npt.NDArray[Any], ...]:
+        mine: _SurveyCache | None = getattr(local, "cache", None)
+        if mine is None:
+            mine = local.cache = _SurveyCache(cache.table, cache.stats, share)
+        return mine.survey(task[0], seed, task[1])
+
+    window = AHEAD * workers
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nodeselect-survey") as pool:
+        pending: deque[Future[tuple[npt.NDArray[Any], ...]]] = deque()
+        it = iter(tasks)
+        for task in itertools.islice(it, window):
+            pending.append(pool.submit(one, task))
+        while pending:
+            got = pending.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(one, nxt))
+            yield got
+
+
 @attrs.frozen(eq=False)
 class _Source:
     """Recomputes a survey's per-node facts on the full table when they were not kept."""
@@ -439,8 +487,16 @@ class _Placer:
     """One run of :func:`place` (holds the residual state and the survey)."""
 
     def __init__(
-        self, jobs: Sequence[Job], table: NodeTable, *, now: datetime, seed: int, candidates: int
+        self,
+        jobs: Sequence[Job],
+        table: NodeTable,
+        *,
+        now: datetime,
+        seed: int,
+        candidates: int,
+        workers: int = 1,
     ) -> None:
+        self.workers = workers
         self.jobs = jobs
         self.table = table
         self.now = now
@@ -475,11 +531,13 @@ class _Placer:
         out: dict[int, _Survey] = {}
         cache = self.cache
         budget, bits_budget = KEEP_SCORES, KEEP_BITS
-        for members in groups.values():
-            want = max(self._want(j) for j in members)
-            feasible, score, top, top_scores = cache.survey(
-                self.compiled[members[0]], self.seed, want
-            )
+        tasks = [
+            (self.compiled[members[0]], max(self._want(j) for j in members))
+            for members in groups.values()
+        ]
+        results = _survey_all(cache, tasks, self.seed, self.workers)
+        for members, got in zip(groups.values(), results, strict=True):
+            feasible, score, top, top_scores = got
             self.fits_before[feasible] = True
             bits = None
             if bits_budget >= (len(self.table) + 7) // 8:
@@ -898,6 +956,7 @@ def place(
     objective: Literal["greedy", "optimal"] = "greedy",
     time_limit: float | None = None,
     repair: bool = True,
+    workers: int = 1,
 ) -> Plan:
     """Place a batch of jobs on ``table``, reserving capacity as it goes.
 
@@ -918,6 +977,8 @@ def place(
             the limit the best plan found is returned and ``quality.solver.status`` says so.
         repair: run the repair pass after the greedy pass (default ``True``; ``False`` gives
             the plain greedy, for comparison).
+        workers: threads surveying the job groups (default 1). The plan is the same for any
+            value; reservation stays sequential (docs/placement.md, "Placement at scale").
 
     Jobs with alternatives (``Job.alternatives``) start as their first; the batch is placed,
     and every job left unplaced moves on to its next alternative and the batch is placed
@@ -929,7 +990,12 @@ def place(
     check_table_arg(table, "place")
     checked_now(now, "place")
     jobs = tuple(jobs)
-    how: dict[str, Any] = {"objective": objective, "time_limit": time_limit, "repair": repair}
+    how: dict[str, Any] = {
+        "objective": objective,
+        "time_limit": time_limit,
+        "repair": repair,
+        "workers": workers,
+    }
     if not any(isinstance(j, Job) and j.alternatives for j in jobs):
         return _place(jobs, table, nodes=nodes, now=now, seed=seed, candidates=candidates, **how)
     options: list[tuple[Job, ...]] = []
@@ -977,6 +1043,7 @@ def _place(
     objective: Literal["greedy", "optimal"] = "greedy",
     time_limit: float | None = None,
     repair: bool = True,
+    workers: int = 1,
 ) -> Plan:
     """:func:`place` of plain jobs (no alternatives)."""
     jobs = tuple(jobs)
@@ -989,6 +1056,8 @@ def _place(
         raise InputError(f"job names must be unique within a batch; repeated: {', '.join(dup)}")
     if candidates < 1:
         raise InputError(f"candidates: {candidates} must be >= 1")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers: {workers!r} must be a whole number of threads >= 1")
     if nodes is not None and len(nodes) != len(table):
         raise InputError(f"nodes: {len(nodes)} given for a table of {len(table)} rows")
     if objective not in ("greedy", "optimal"):
@@ -996,7 +1065,7 @@ def _place(
     if time_limit is not None and not time_limit >= 0:
         raise InputError(f"time_limit: {time_limit} must be a number of seconds >= 0")
     when = now or datetime.now(UTC)
-    placer = _Placer(jobs, table, now=when, seed=seed, candidates=candidates)
+    placer = _Placer(jobs, table, now=when, seed=seed, candidates=candidates, workers=workers)
     if objective == "optimal":
         from nodeselect.placement._optimal import solve_optimal  # noqa: PLC0415
 
