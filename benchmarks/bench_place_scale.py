@@ -36,8 +36,8 @@ NODES = 100_000
 def varied_jobs(n: int, seed: int = 7) -> list:
     """``n`` jobs whose requirements are all distinct (1 in 10 a gang of 2-4 nodes)."""
     import attrs  # noqa: PLC0415
-
     from bench_place import make_jobs  # noqa: PLC0415
+
     from nodeselect.jobs._model import CpuReq, MemoryReq  # noqa: PLC0415
 
     rng = random.Random(seed)
@@ -58,7 +58,6 @@ def varied_jobs(n: int, seed: int = 7) -> list:
 
 def bench_jobs(n: int) -> list:
     import attrs  # noqa: PLC0415
-
     from bench_place import make_jobs  # noqa: PLC0415
 
     return [attrs.evolve(j, name=f"job-{i:06d}") for i, j in enumerate(make_jobs(n))]
@@ -79,6 +78,7 @@ def child(spec: dict) -> None:
     """One case in this (fresh) process; prints one JSON line."""
     sys.path.insert(0, str(HERE))
     from bench_place import NOW  # noqa: PLC0415
+
     from nodeselect.placement import _placer  # noqa: PLC0415
     from nodeselect.table._table import NodeTable  # noqa: PLC0415
 
