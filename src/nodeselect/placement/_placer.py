@@ -86,7 +86,7 @@ from nodeselect.placement._plan import (
 )
 from nodeselect.table import NodeTable, TableNode
 
-__all__ = ["place"]
+__all__ = ["SurveyedJob", "place"]
 
 #: Survey candidates kept per job (per replica for gangs, at least this many).
 DEFAULT_CANDIDATES = 64
@@ -137,6 +137,25 @@ class _Survey:
         if self.bits is None:
             return self.source.feasible_rows()
         return np.flatnonzero(np.unpackbits(self.bits, count=n)).astype(np.int64)
+
+
+@attrs.frozen(eq=False)
+class SurveyedJob:
+    """One job's survey computed elsewhere (on a cluster: :func:`nodeselect.dask.place`).
+
+    Attributes:
+        feasible: how many nodes of the table pass every hard constraint of the job.
+        rows: the best ``max(candidates, candidates * job.nodes)`` of them (all when fewer),
+            best first in the engine's total order, as rows of the table placed on.
+        scores: their scores, normalized with the whole table's statistics.
+
+    ``place(..., surveyed=...)`` trusts these to be the job's exact ranking on the table (what
+    ``rank(job, table, k=...)`` gives); the plan then equals ``place`` without them.
+    """
+
+    feasible: int
+    rows: npt.NDArray[np.int64]
+    scores: npt.NDArray[np.float64]
 
 
 #: The second opinions tried in turn (``small_first`` of each), while capacity is short.
@@ -495,6 +514,7 @@ class _Placer:
         seed: int,
         candidates: int,
         workers: int = 1,
+        surveyed: Sequence[SurveyedJob] | None = None,
     ) -> None:
         self.workers = workers
         self.jobs = jobs
@@ -506,7 +526,9 @@ class _Placer:
         self.residual = Residual(table)
         ops = table.operator_code.astype(np.int64)
         self.operator_of = np.where(ops == 0, UNKNOWN, ops)
-        self.fits_before = np.zeros(len(table), dtype=np.bool_)
+        #: per node, whether some job of the batch fits it on the empty fleet (``None``: not
+        #: computed, as with a survey from elsewhere; :meth:`_stranded` asks for touched rows)
+        self.fits_before: npt.NDArray[np.bool_] | None = None
         self.compiled = [compile_job(job, now) for job in jobs]
         #: per node, what the jobs still to come need of it (the second opinion only)
         self.pressure: npt.NDArray[np.float64] | None = None
@@ -517,7 +539,7 @@ class _Placer:
         #: the survey's shared work, bounded (``CACHE_BYTES``); also recomputes what surveys
         #: did not keep
         self.cache = _SurveyCache(table, self.stats)
-        self.surveys = self._surveys()
+        self.surveys = self._surveys() if surveyed is None else self._given(surveyed)
 
     def _want(self, j: int) -> int:
         return max(self.candidates, self.candidates * self.jobs[j].nodes)
@@ -536,9 +558,10 @@ class _Placer:
             for members in groups.values()
         ]
         results = _survey_all(cache, tasks, self.seed, self.workers)
+        self.fits_before = fits_before = np.zeros(len(self.table), dtype=np.bool_)
         for members, got in zip(groups.values(), results, strict=True):
             feasible, score, top, top_scores = got
-            self.fits_before[feasible] = True
+            fits_before[feasible] = True
             bits = None
             if bits_budget >= (len(self.table) + 7) // 8:
                 mask = np.zeros(len(self.table), dtype=np.bool_)
@@ -562,6 +585,17 @@ class _Placer:
                     keep,
                 )
         return [out[j] for j in range(len(self.jobs))]
+
+    def _given(self, surveyed: Sequence[SurveyedJob]) -> list[_Survey]:
+        """Surveys from elsewhere (one per job), cut to each job's ``_want``; per-node facts
+        are recomputed on this table when asked for."""
+        out = []
+        for j, sj in enumerate(surveyed):
+            w = self._want(j)
+            rows, scores = sj.rows[:w], sj.scores[:w]
+            source = _Source(self.cache, self.compiled[j])
+            out.append(_Survey(sj.feasible, rows, len(rows) >= sj.feasible, None, scores, source))
+        return out
 
     def _candidates(self, j: int, k: int | None, *, full: bool) -> _Stage:
         """The job's best candidates on the residual (an exact prefix of its residual ranking).
@@ -927,7 +961,14 @@ class _Placer:
         rows = self.residual.touched_rows()
         free = self.residual.free_gpus(rows)
         # Only nodes with free GPUs that some job fitted before can strand anything.
-        open_rows = rows[self.fits_before[rows] & (free > 0)]
+        if self.fits_before is None:
+            before = np.zeros(len(rows), dtype=np.bool_)
+            for j in {key: j for j, key in reversed(list(enumerate(self.keys)))}.values():
+                if self.surveys[j].feasible:
+                    before |= self.surveys[j].was_feasible(rows)
+        else:
+            before = self.fits_before[rows]
+        open_rows = rows[before & (free > 0)]
         if len(open_rows) == 0:
             return 0
         view = self.residual.view()
@@ -957,6 +998,7 @@ def place(
     time_limit: float | None = None,
     repair: bool = True,
     workers: int = 1,
+    surveyed: Sequence[SurveyedJob] | None = None,
 ) -> Plan:
     """Place a batch of jobs on ``table``, reserving capacity as it goes.
 
@@ -979,6 +1021,9 @@ def place(
             the plain greedy, for comparison).
         workers: threads surveying the job groups (default 1). The plan is the same for any
             value; reservation stays sequential (docs/placement.md, "Placement at scale").
+        surveyed: each job's survey computed elsewhere (:class:`SurveyedJob`, one per job, in
+            order; jobs without alternatives only), as :func:`nodeselect.dask.place` passes
+            it: only the sequential part runs here.
 
     Jobs with alternatives (``Job.alternatives``) start as their first; the batch is placed,
     and every job left unplaced moves on to its next alternative and the batch is placed
@@ -996,7 +1041,20 @@ def place(
         "repair": repair,
         "workers": workers,
     }
-    if not any(isinstance(j, Job) and j.alternatives for j in jobs):
+    alternatives = any(isinstance(j, Job) and j.alternatives for j in jobs)
+    if surveyed is not None:
+        if alternatives:
+            raise InputError(
+                "surveyed: jobs with alternatives are placed round by round and cannot take a "
+                "survey made beforehand; pass jobs without alternatives"
+            )
+        if len(surveyed) != len(jobs) or not all(isinstance(x, SurveyedJob) for x in surveyed):
+            raise InputError(
+                f"surveyed: expected one SurveyedJob per job ({len(jobs)}), got "
+                f"{len(surveyed)} items"
+            )
+        how["surveyed"] = tuple(surveyed)
+    if not alternatives:
         return _place(jobs, table, nodes=nodes, now=now, seed=seed, candidates=candidates, **how)
     options: list[tuple[Job, ...]] = []
     for job in jobs:
@@ -1044,6 +1102,7 @@ def _place(
     time_limit: float | None = None,
     repair: bool = True,
     workers: int = 1,
+    surveyed: Sequence[SurveyedJob] | None = None,
 ) -> Plan:
     """:func:`place` of plain jobs (no alternatives)."""
     jobs = tuple(jobs)
@@ -1065,7 +1124,26 @@ def _place(
     if time_limit is not None and not time_limit >= 0:
         raise InputError(f"time_limit: {time_limit} must be a number of seconds >= 0")
     when = now or datetime.now(UTC)
-    placer = _Placer(jobs, table, now=when, seed=seed, candidates=candidates, workers=workers)
+    if surveyed is not None:
+        n = len(table)
+        for i, sj in enumerate(surveyed):
+            if len(sj.rows) != len(sj.scores) or not 0 <= sj.feasible <= n:
+                raise InputError(
+                    f"surveyed[{i}]: {len(sj.rows)} rows, {len(sj.scores)} scores and "
+                    f"{sj.feasible} feasible on a table of {n} rows; expected as many scores "
+                    "as rows and 0 <= feasible <= rows of the table"
+                )
+            if len(sj.rows) and not (int(sj.rows.min()) >= 0 and int(sj.rows.max()) < n):
+                raise InputError(f"surveyed[{i}]: rows outside the table's 0..{n - 1}")
+    placer = _Placer(
+        jobs,
+        table,
+        now=when,
+        seed=seed,
+        candidates=candidates,
+        workers=workers,
+        surveyed=surveyed,
+    )
     if objective == "optimal":
         from nodeselect.placement._optimal import solve_optimal  # noqa: PLC0415
 
