@@ -8,10 +8,11 @@ nodes. Two job mixes:
   jobs x nodes (one GPU group, node mask and feasibility mask held per job);
 * ``bench``: ``bench_place.make_jobs`` (a few thousand distinct requirement sets at most).
 
-``before`` runs the same code with every survey budget unbounded (``CACHE_BYTES``,
-``KEEP_BITS``, ``KEEP_SCORES``: what ``place`` held before the budgets); ``after`` with the
-defaults; ``threads`` surveys with ``workers=2``. Every plan of a case is checked equal (a
-digest of assignments, GPUs, scores as ``float.hex``, unplaced reasons). Figures only, no
+``before`` runs the same code as it was before issue 13: every survey budget unbounded
+(``CACHE_BYTES``, ``KEEP_BITS``, ``KEEP_SCORES``: what ``place`` held) and every cacheable score
+term computed over the whole table (``SHARE_TERMS_FROM = 1``); ``after`` with the defaults;
+``threads`` surveys with ``workers=2``. Every plan of a case is checked equal (a digest of
+assignments, GPUs, scores as ``float.hex``, unplaced reasons). Figures only, no
 assertions; the machine is shared, so compare the same-run ratios.
 
     python benchmarks/bench_place_scale.py [--quick] [--repeat N] [--big]
@@ -84,6 +85,7 @@ def child(spec: dict) -> None:
 
     if spec["mode"] == "before":
         _placer.CACHE_BYTES = _placer.KEEP_BITS = _placer.KEEP_SCORES = 1 << 62
+        _placer.SHARE_TERMS_FROM = 1
     table = NodeTable.synthetic(spec["nodes"], seed=3, now=NOW)
     jobs = (varied_jobs if spec["mix"] == "varied" else bench_jobs)(spec["jobs"])
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

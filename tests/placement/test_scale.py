@@ -1,9 +1,10 @@
 """Placement at scale (issue 13, item 5): the bounded survey gives exactly the plan of the
 exhaustive one.
 
-The reference is today's survey with every per-node fact kept (feasibility masks, all scores,
-every GPU group, node mask and score term cached: budgets unbounded); the bounded survey
-keeps none of them (budgets 0), so every stage recomputes them from the engine. The plans
+The reference is the survey as it was before issue 13, with every per-node fact kept
+(feasibility masks, all scores, every GPU group, node mask and whole-table score term cached:
+budgets unbounded); the bounded survey keeps none of them (budgets 0), so every stage
+recomputes them from the engine. The plans
 must agree field for field, scores compared as ``float.hex``.
 """
 
@@ -41,12 +42,15 @@ UNBOUNDED = 1 << 62
 
 @contextmanager
 def _budgets(size: int) -> Iterator[None]:
-    """Every survey budget set to ``size`` bytes / floats for the duration."""
-    names = ("CACHE_BYTES", "KEEP_BITS", "KEEP_SCORES")
+    """Every survey budget set to ``size`` bytes / floats for the duration; unbounded, every
+    cacheable score term is computed over the whole table (as before issue 13), else only
+    from the third job asking for it."""
+    names = ("CACHE_BYTES", "KEEP_BITS", "KEEP_SCORES", "SHARE_TERMS_FROM")
     saved = {n: getattr(_placer, n) for n in names}
     try:
-        for n in names:
+        for n in names[:3]:
             setattr(_placer, n, size)
+        _placer.SHARE_TERMS_FROM = 1 if size == UNBOUNDED else 3
         yield
     finally:
         for n, v in saved.items():

@@ -266,6 +266,10 @@ CACHE_BYTES = 256 << 20
 #: groups at 100k nodes); beyond it a group's feasibility is recomputed when asked for.
 KEEP_BITS = 1 << 26
 
+#: A cacheable score term is computed over the whole table and cached from the n-th survey
+#: asking for its key on (1: always, as before issue 13); earlier ones score their own rows.
+SHARE_TERMS_FROM = 2
+
 _V = TypeVar("_V")
 
 
@@ -323,6 +327,7 @@ class _SurveyCache:
         self._nodes: _Bounded[npt.NDArray[np.bool_]] = _Bounded(limit // 4)
         self._terms: _Bounded[npt.NDArray[np.float64]] = _Bounded(limit // 4)
         self._slim: _Bounded[GpuEval] = _Bounded(limit // 4)
+        self._seen: dict[tuple[object, ...], int] = {}
 
     def held(self) -> int:
         """Bytes of arrays the cache holds now (at most ``CACHE_BYTES``)."""
@@ -358,8 +363,18 @@ class _SurveyCache:
     def terms(
         self, cj: CompiledJob, idx: npt.NDArray[np.int64], ge: GpuEval | None
     ) -> dict[str, npt.NDArray[np.float64]]:
-        """Each weighted term's raw score for rows ``idx``, as ``score_terms`` gives them."""
+        """Each weighted term's raw score for rows ``idx``, as ``score_terms`` gives them.
+
+        A cacheable term is computed over the whole table (and cached) from the
+        ``SHARE_TERMS_FROM``-th job asking for its key on; the ones before compute it for
+        their own rows only, so a batch whose jobs are all different pays no whole-table term
+        per job.
+        """
         keys = {name: score_unit(name).cache_key(cj) for name, _ in cj.weights}
+        for name, ck in list(keys.items()):
+            if ck is not None and self._seen.get((name, ck), 0) + 1 < SHARE_TERMS_FROM:
+                self._seen[(name, ck)] = self._seen.get((name, ck), 0) + 1
+                keys[name] = None
         own = tuple((n, w) for n, w in cj.weights if keys[n] is None)
         out: dict[str, npt.NDArray[np.float64]] = {}
         if own:
