@@ -396,10 +396,20 @@ class _SurveyCache:
 
     def survey(self, cj: CompiledJob, seed: int, k: int) -> tuple[npt.NDArray[Any], ...]:
         """(every feasible row ascending, their scores, the best ``k`` rows best first, and
-        the scores of those)."""
-        ge = self.gpu(cj)
+        the scores of those). The GPU group is evaluated over the whole table (and cached)
+        from the ``SHARE_TERMS_FROM``-th job with its GPU limits on; before, over the rows
+        passing the node-level constraints only (the engine's subset evaluation)."""
         mask = self.nodes(cj)
-        if ge is not None:
+        ge = None
+        if cj.count:
+            key = ("gpu", *self._gpu_key(cj))
+            seen = self._seen.get(key, 0) + 1
+            if seen < SHARE_TERMS_FROM and self._gpu.get(self._gpu_key(cj)) is None:
+                self._seen[key] = seen
+                ge = gpu_eval(cj, self.table, np.flatnonzero(mask).astype(np.int64))
+            else:
+                ge = self.gpu(cj)
+            assert ge is not None  # count > 0
             mask = mask & ge.ok
         idx = np.flatnonzero(mask).astype(np.int64)
         score = combine(cj, self.terms(cj, idx, ge), len(idx)) if len(idx) else np.zeros(0)
