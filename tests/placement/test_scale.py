@@ -284,3 +284,19 @@ def test_a_survey_that_does_not_match_the_batch_is_an_input_error() -> None:
     bad = [good[0], SurveyedJob(1, np.array([10]), np.array([0.5]))]
     with pytest.raises(InputError, match=r"surveyed\[1\]: rows outside the table's 0..9"):
         place(jobs, table, now=NOW, surveyed=bad)
+
+
+def test_the_bounded_store_counts_a_replaced_entry_once() -> None:
+    """Putting a key twice holds its latest size once; the oldest entries go past the limit."""
+    store: _placer._Bounded[int] = _placer._Bounded(100)
+    store.put(("a",), 1, 60)
+    store.put(("a",), 2, 50)
+    assert (store.used, store.get(("a",))) == (50, 2)
+    store.put(("b",), 3, 40)
+    store.get(("a",))  # "a" is now the most recently used
+    store.put(("c",), 4, 30)
+    assert store.get(("b",)) is None
+    assert (store.get(("a",)), store.get(("c",)), store.used) == (2, 4, 80)
+    store.put(("d",), 5, 101)  # larger than the limit: not kept
+    assert store.get(("d",)) is None
+    assert store.used == 80

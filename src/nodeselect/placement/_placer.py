@@ -291,6 +291,9 @@ class _Bounded(Generic[_V]):
         return got[0]
 
     def put(self, key: tuple[object, ...], value: _V, size: int) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.used -= old[1]
         if size > self.limit:
             return
         self._items[key] = (value, size)
