@@ -20,6 +20,10 @@ Parquet when ``pyarrow`` is installed), so 100k jobs x top 10 never sit in one l
 ``client=None`` everything runs in this process on Dask's synchronous scheduler (tests, small
 fleets). See docs/scale-out.md.
 
+:func:`place` places a batch with the survey on the cluster: each job's best candidates come
+from :meth:`Survey.run`, and the driver reserves sequentially on its own table of the whole
+fleet, so the plan is :func:`nodeselect.place`'s (docs/placement.md, "Placement at scale").
+
 ```python
 from nodeselect.dask import Survey, connect, snapshot_shards, write_results
 
@@ -40,7 +44,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Final, Protocol
+from typing import IO, Any, Final, Literal, Protocol
 
 import attrs
 
@@ -58,14 +62,20 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
         "nodeselect.dask needs Dask: pip install 'nodeselect[dask]' (dask and distributed)"
     ) from _exc
 
+import numpy as np
+import numpy.typing as npt
+
 from nodeselect.engine import RankedNode, TableStats, compile_job, rank_many, table_stats
 from nodeselect.errors import InputError, NodeSelectError, OptionalDependencyError
 from nodeselect.fetch import load_snapshot, read_manifest
 from nodeselect.jobs import Job
-from nodeselect.table import AGREE_SHARE, MIN_EVIDENCE, NodeTable, UnitDecision, Units
+from nodeselect.placement import Plan, SurveyedJob
+from nodeselect.placement import place as place_on_driver
+from nodeselect.table import AGREE_SHARE, MIN_EVIDENCE, NodeTable, TableNode, UnitDecision, Units
 
 __all__ = [
     "DEFAULT_BATCH",
+    "DEFAULT_CANDIDATES",
     "DEFAULT_FAN_IN",
     "JobResult",
     "ScaleOutError",
@@ -76,6 +86,7 @@ __all__ = [
     "connect",
     "fleet_units",
     "merge_tops",
+    "place",
     "result_rows",
     "snapshot_shards",
     "synthetic_shards",
@@ -540,6 +551,101 @@ class Survey:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ------------------------------------------------------------------------------- placement
+#: Survey candidates kept per job and replica (``place``'s default).
+DEFAULT_CANDIDATES: Final = 64
+
+
+def _rows_of(table: NodeTable, uuids: Sequence[str]) -> npt.NDArray[np.int64]:
+    """The table rows of ``uuids`` (each must be in the table)."""
+    order = np.argsort(table.uuid, kind="stable")
+    keys = np.array([u.encode() for u in uuids], dtype=table.uuid.dtype)
+    pos = np.searchsorted(table.uuid[order], keys)
+    pos = np.minimum(pos, max(len(order) - 1, 0))
+    rows = order[pos].astype(np.int64) if len(order) else np.zeros(len(keys), np.int64)
+    if len(keys) and (len(order) == 0 or not np.array_equal(table.uuid[rows], keys)):
+        raise ScaleOutError(
+            "a node of the shards is not in the table placed on; the table must hold the "
+            "same fleet as the shards"
+        )
+    return rows
+
+
+def place(
+    jobs: Sequence[Job],
+    table: NodeTable,
+    survey: Survey,
+    *,
+    nodes: Sequence[TableNode] | None = None,
+    seed: int = 0,
+    candidates: int = DEFAULT_CANDIDATES,
+    objective: Literal["greedy", "optimal"] = "greedy",
+    time_limit: float | None = None,
+    repair: bool = True,
+    batch_size: int = DEFAULT_BATCH,
+    fan_in: int = DEFAULT_FAN_IN,
+    on_tile: Callable[[], None] | None = None,
+) -> Plan:
+    """:func:`nodeselect.place` with the survey on the cluster: each job's best
+    ``max(candidates, candidates * job.nodes)`` nodes are ranked on the shards
+    (:meth:`Survey.run`, batch by batch), then the driver reserves sequentially on ``table``
+    exactly as ``place`` does; a job whose candidates run out is surveyed again on the
+    driver's table. The plan equals ``place(jobs, table, now=survey.now, ...)``.
+
+    ``table`` is the whole fleet on the driver (the same nodes as the shards, in any row
+    order, built with ``units=survey.units``): reservation needs it; the driver's memory
+    grows with jobs x candidates + nodes, never jobs x nodes (docs/placement.md).
+
+    Raises:
+        ScaleOutError: ``table`` is not the shards' fleet (node count, statistics, units or
+            uuids differ), or a bad ``batch_size`` / ``fan_in``.
+        InputError: as :func:`nodeselect.place` (jobs with alternatives are not supported
+            here).
+    """
+    jobs = tuple(jobs)
+    if any(isinstance(j, Job) and j.alternatives for j in jobs):
+        raise InputError(
+            "nodeselect.dask.place: jobs with alternatives are placed round by round; pass "
+            "jobs without alternatives (or use nodeselect.place)"
+        )
+    if candidates < 1:
+        raise InputError(f"candidates: {candidates} must be >= 1")
+    if len(table) != survey.nodes:
+        raise ScaleOutError(
+            f"the table has {len(table):,} nodes and the shards {survey.nodes:,}; the table "
+            "must hold the same fleet as the shards"
+        )
+    if not _same_units(table.units, survey.units) or table_stats(table) != survey.stats:
+        raise ScaleOutError(
+            "the table's telemetry units or statistics differ from the shards' merged ones; "
+            "build the table from the same fleet with units=survey.units"
+        )
+    want = [max(candidates, candidates * job.nodes) for job in jobs]
+    surveyed = []
+    if jobs:
+        k = max(want)
+        results = survey.run(
+            jobs, k=k, seed=seed, batch_size=batch_size, fan_in=fan_in, on_tile=on_tile
+        )
+        for r in results:
+            top = r.top[: want[r.index]]
+            rows = _rows_of(table, [n.uuid for n in top])
+            scores = np.array([n.score for n in top], dtype=np.float64)
+            surveyed.append(SurveyedJob(r.feasible, rows, scores))
+    return place_on_driver(
+        jobs,
+        table,
+        nodes=nodes,
+        now=survey.now,
+        seed=seed,
+        candidates=candidates,
+        objective=objective,
+        time_limit=time_limit,
+        repair=repair,
+        surveyed=surveyed,
+    )
 
 
 # ---------------------------------------------------------------------------------- clusters

@@ -14,6 +14,7 @@ from nodeselect.placement._optimal import (
     OptionalDependencyError,
 )
 from nodeselect.placement._placer import (
+    SurveyedJob,
     place,
 )
 from nodeselect.placement._plan import (
@@ -47,6 +48,7 @@ __all__ = [
     "Replica",
     "Residual",
     "SolverReport",
+    "SurveyedJob",
     "Unplaced",
     "UnplacedCause",
     "UnplacedDetail",

@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections import Counter
-from collections.abc import Sequence
+import itertools
+import threading
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 import numpy as np
@@ -83,7 +86,7 @@ from nodeselect.placement._plan import (
 )
 from nodeselect.table import NodeTable, TableNode, repeated_uuids
 
-__all__ = ["place"]
+__all__ = ["SurveyedJob", "place"]
 
 #: Survey candidates kept per job (per replica for gangs, at least this many).
 DEFAULT_CANDIDATES = 64
@@ -95,20 +98,35 @@ FULL = 64
 
 @attrs.frozen
 class _Survey:
-    """What the first ranking of a job on the full table told us."""
+    """What the first ranking of a job on the full table told us.
+
+    Only ``feasible`` and the best ``rows`` (with their ``scores``) are always held: memory
+    per job is O(candidates). The per-node facts -- the packed feasibility mask ``bits``,
+    ``all_scores`` and the per-GPU passes of the GPU group (``ge``) -- are kept within
+    budgets (``KEEP_BITS``, ``KEEP_SCORES``, ``CACHE_BYTES``) and otherwise recomputed from
+    the full table by the engine when asked for (same functions, same inputs: the same
+    values), so a batch of 100k jobs on 100k nodes does not hold jobs x nodes of them.
+    """
 
     feasible: int
     rows: npt.NDArray[np.int64] = attrs.field(eq=False)  # best first
     complete: bool  # rows holds every feasible node
-    bits: npt.NDArray[np.uint8] = attrs.field(eq=False)  # packed feasibility mask
+    bits: npt.NDArray[np.uint8] | None = attrs.field(eq=False)  # packed feasibility mask
     scores: npt.NDArray[np.float64] = attrs.field(eq=False)  # of rows
-    #: the GPU group on the full table (only ``passes`` kept; shared per GPU limits)
-    ge: GpuEval | None = attrs.field(eq=False)
+    #: recomputes what is not kept (the job's compiled form and the placer's bounded cache)
+    source: _Source = attrs.field(eq=False)
     #: the score of every feasible row (ascending rows), kept for gangs within a memory budget
     all_scores: npt.NDArray[np.float64] | None = attrs.field(eq=False, default=None)
 
+    @property
+    def ge(self) -> GpuEval | None:
+        """The GPU group on the full table (only ``passes`` kept; shared per GPU limits)."""
+        return self.source.cache.passes(self.source.cj)
+
     def was_feasible(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Whether each row admitted a replica on the full table (before any reservation)."""
+        if self.bits is None:
+            return self.source.was_feasible(rows)
         bit: npt.NDArray[np.bool_] = ((self.bits[rows >> 3] >> (7 - (rows & 7))) & 1).astype(
             np.bool_
         )
@@ -116,7 +134,28 @@ class _Survey:
 
     def feasible_rows(self, n: int) -> npt.NDArray[np.int64]:
         """Every row that admitted a replica on the full table, ascending."""
+        if self.bits is None:
+            return self.source.feasible_rows()
         return np.flatnonzero(np.unpackbits(self.bits, count=n)).astype(np.int64)
+
+
+@attrs.frozen(eq=False)
+class SurveyedJob:
+    """One job's survey computed elsewhere (on a cluster: :func:`nodeselect.dask.place`).
+
+    Attributes:
+        feasible: how many nodes of the table pass every hard constraint of the job.
+        rows: the best ``max(candidates, candidates * job.nodes)`` of them (all when fewer),
+            best first in the engine's total order, as rows of the table placed on.
+        scores: their scores, normalized with the whole table's statistics.
+
+    ``place(..., surveyed=...)`` trusts these to be the job's exact ranking on the table (what
+    ``rank(job, table, k=...)`` gives); the plan then equals ``place`` without them.
+    """
+
+    feasible: int
+    rows: npt.NDArray[np.int64]
+    scores: npt.NDArray[np.float64]
 
 
 #: The second opinions tried in turn (``small_first`` of each), while capacity is short.
@@ -220,6 +259,55 @@ def _capacity_ok(
     return rows_pass(cj, view, rows, reading=_CAPACITY_COLUMNS)
 
 
+#: Bytes the survey's shared work (GPU groups, node masks, score terms, per-GPU passes) may
+#: hold; beyond it the oldest entries are dropped and recomputed when needed again.
+CACHE_BYTES = 256 << 20
+#: Packed feasibility masks are kept per job group up to this many bytes in all (64 MiB: 5,000
+#: groups at 100k nodes); beyond it a group's feasibility is recomputed when asked for.
+KEEP_BITS = 1 << 26
+
+#: A cacheable score term is computed over the whole table and cached from the n-th survey
+#: asking for its key on (1: always, as before issue 13); earlier ones score their own rows.
+SHARE_TERMS_FROM = 2
+
+_V = TypeVar("_V")
+
+
+class _Bounded(Generic[_V]):
+    """A dict of arrays holding at most ``limit`` bytes: least recently used entries go first
+    (an entry larger than the limit is not kept). A speed aid only: a dropped value is
+    recomputed by the same function on the same inputs."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._items: OrderedDict[tuple[object, ...], tuple[_V, int]] = OrderedDict()
+
+    def get(self, key: tuple[object, ...]) -> _V | None:
+        got = self._items.get(key)
+        if got is None:
+            return None
+        self._items.move_to_end(key)
+        return got[0]
+
+    def put(self, key: tuple[object, ...], value: _V, size: int) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.used -= old[1]
+        if size > self.limit:
+            return
+        self._items[key] = (value, size)
+        self.used += size
+        while self.used > self.limit:
+            _, (_, dropped) = self._items.popitem(last=False)
+            self.used -= dropped
+
+
+def _gpu_bytes(ge: GpuEval) -> int:
+    arrays = [ge.available, ge.passes, ge.matching, ge.ok, ge.vram_free_gb, ge.load]
+    return sum(a.nbytes for a in arrays) + sum(m.nbytes for m in ge.limit_passes.values())
+
+
 class _SurveyCache:
     """Work the survey shares between jobs whose requirements partly agree.
 
@@ -233,14 +321,20 @@ class _SurveyCache:
     combination is the engine's, so the survey equals ``rank()`` bit for bit (tested).
     """
 
-    def __init__(self, table: NodeTable, stats: TableStats) -> None:
+    def __init__(self, table: NodeTable, stats: TableStats, budget: int | None = None) -> None:
         self.table = table
         self.stats = stats
         self.all_rows = np.arange(len(table), dtype=np.int64)
-        self._gpu: dict[tuple[object, ...], GpuEval] = {}
-        self._nodes: dict[tuple[object, ...], npt.NDArray[np.bool_]] = {}
-        self._terms: dict[tuple[object, ...], npt.NDArray[np.float64]] = {}
-        self._slim: dict[tuple[object, ...], GpuEval] = {}
+        limit = CACHE_BYTES if budget is None else budget
+        self._gpu: _Bounded[GpuEval] = _Bounded(limit // 4)
+        self._nodes: _Bounded[npt.NDArray[np.bool_]] = _Bounded(limit // 4)
+        self._terms: _Bounded[npt.NDArray[np.float64]] = _Bounded(limit // 4)
+        self._slim: _Bounded[GpuEval] = _Bounded(limit // 4)
+        self._seen: dict[tuple[object, ...], int] = {}
+
+    def held(self) -> int:
+        """Bytes of arrays the cache holds now (at most ``CACHE_BYTES``)."""
+        return sum(c.used for c in (self._gpu, self._nodes, self._terms, self._slim))
 
     @staticmethod
     def _gpu_key(cj: CompiledJob) -> tuple[object, ...]:
@@ -253,9 +347,9 @@ class _SurveyCache:
         key = self._gpu_key(cj)
         ge = self._gpu.get(key)
         if ge is None:
-            fresh = gpu_eval(cj, self.table)
-            assert fresh is not None  # count > 0
-            ge = self._gpu[key] = fresh
+            ge = gpu_eval(cj, self.table)
+            assert ge is not None  # count > 0
+            self._gpu.put(key, ge, _gpu_bytes(ge))
         if ge.count == cj.count:
             return ge
         return attrs.evolve(ge, count=cj.count, ok=ge.matching >= cj.count)
@@ -265,14 +359,25 @@ class _SurveyCache:
         key = node_key(cj)
         mask = self._nodes.get(key)
         if mask is None:
-            mask = self._nodes[key] = node_mask(cj, self.table)
+            mask = node_mask(cj, self.table)
+            self._nodes.put(key, mask, mask.nbytes)
         return mask
 
     def terms(
         self, cj: CompiledJob, idx: npt.NDArray[np.int64], ge: GpuEval | None
     ) -> dict[str, npt.NDArray[np.float64]]:
-        """Each weighted term's raw score for rows ``idx``, as ``score_terms`` gives them."""
+        """Each weighted term's raw score for rows ``idx``, as ``score_terms`` gives them.
+
+        A cacheable term is computed over the whole table (and cached) from the
+        ``SHARE_TERMS_FROM``-th job asking for its key on; the ones before compute it for
+        their own rows only, so a batch whose jobs are all different pays no whole-table term
+        per job.
+        """
         keys = {name: score_unit(name).cache_key(cj) for name, _ in cj.weights}
+        for name, ck in list(keys.items()):
+            if ck is not None and self._seen.get((name, ck), 0) + 1 < SHARE_TERMS_FROM:
+                self._seen[(name, ck)] = self._seen.get((name, ck), 0) + 1
+                keys[name] = None
         own = tuple((n, w) for n, w in cj.weights if keys[n] is None)
         out: dict[str, npt.NDArray[np.float64]] = {}
         if own:
@@ -288,16 +393,26 @@ class _SurveyCache:
                 arr = score_terms(single, self.table, self.all_rows, ge, self.stats.max_gpu_count)[
                     name
                 ]
-                self._terms[(name, ck)] = arr
+                self._terms.put((name, ck), arr, arr.nbytes)
             out[name] = arr[idx]
         return out
 
     def survey(self, cj: CompiledJob, seed: int, k: int) -> tuple[npt.NDArray[Any], ...]:
         """(every feasible row ascending, their scores, the best ``k`` rows best first, and
-        the scores of those)."""
-        ge = self.gpu(cj)
+        the scores of those). The GPU group is evaluated over the whole table (and cached)
+        from the ``SHARE_TERMS_FROM``-th job with its GPU limits on; before, over the rows
+        passing the node-level constraints only (the engine's subset evaluation)."""
         mask = self.nodes(cj)
-        if ge is not None:
+        ge = None
+        if cj.count:
+            key = ("gpu", *self._gpu_key(cj))
+            seen = self._seen.get(key, 0) + 1
+            if seen < SHARE_TERMS_FROM and self._gpu.get(self._gpu_key(cj)) is None:
+                self._seen[key] = seen
+                ge = gpu_eval(cj, self.table, np.flatnonzero(mask).astype(np.int64))
+            else:
+                ge = self.gpu(cj)
+            assert ge is not None  # count > 0
             mask = mask & ge.ok
         idx = np.flatnonzero(mask).astype(np.int64)
         score = combine(cj, self.terms(cj, idx, ge), len(idx)) if len(idx) else np.zeros(0)
@@ -315,7 +430,7 @@ class _SurveyCache:
             assert ge is not None
             empty = np.zeros(0, dtype=np.float32)
             none = np.zeros(0, dtype=np.bool_)
-            slim = self._slim[key] = attrs.evolve(
+            slim = attrs.evolve(
                 ge,
                 limit_passes={},
                 available=none,
@@ -324,7 +439,81 @@ class _SurveyCache:
                 vram_free_gb=empty,
                 load=empty,
             )
+            self._slim.put(key, slim, slim.passes.nbytes)
         return slim
+
+
+#: Job groups surveyed ahead of the one being consumed, per worker thread (bounds the full
+#: feasible lists and scores in flight).
+AHEAD = 2
+
+
+def _survey_all(
+    cache: _SurveyCache,
+    tasks: Sequence[tuple[CompiledJob, int]],
+    seed: int,
+    workers: int,
+) -> Iterator[tuple[npt.NDArray[Any], ...]]:
+    """:meth:`_SurveyCache.survey` of each (compiled job, k), in order.
+
+    With ``workers > 1`` the surveys run in a thread pool (numpy releases the GIL), each
+    thread with a cache of its own (``CACHE_BYTES / workers``), at most ``AHEAD * workers``
+    groups ahead of the caller. Every value comes from the same engine functions on the same
+    inputs, so the results are those of one thread, bit for bit.
+    """
+    if workers <= 1 or len(tasks) <= 1:
+        for cj, k in tasks:
+            yield cache.survey(cj, seed, k)
+        return
+    local = threading.local()
+    share = max(1, CACHE_BYTES // workers)
+
+    def one(task: tuple[CompiledJob, int]) -> tuple[npt.NDArray[Any], ...]:
+        mine: _SurveyCache | None = getattr(local, "cache", None)
+        if mine is None:
+            mine = local.cache = _SurveyCache(cache.table, cache.stats, share)
+        return mine.survey(task[0], seed, task[1])
+
+    window = AHEAD * workers
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nodeselect-survey") as pool:
+        pending: deque[Future[tuple[npt.NDArray[Any], ...]]] = deque()
+        it = iter(tasks)
+        for task in itertools.islice(it, window):
+            pending.append(pool.submit(one, task))
+        while pending:
+            got = pending.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(one, nxt))
+            yield got
+
+
+@attrs.frozen(eq=False)
+class _Source:
+    """Recomputes a survey's per-node facts on the full table when they were not kept."""
+
+    cache: _SurveyCache
+    cj: CompiledJob
+
+    def feasible_rows(self) -> npt.NDArray[np.int64]:
+        """Every row the job fits on the full table, ascending (one full evaluation)."""
+        mask = self.cache.nodes(self.cj)
+        ge = self.cache.gpu(self.cj)
+        if ge is not None:
+            mask = mask & ge.ok
+        return np.flatnonzero(mask).astype(np.int64)
+
+    def was_feasible(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Whether each of ``rows`` admits the job on the full table (only those rows)."""
+        if len(rows) == 0:
+            return np.zeros(0, dtype=np.bool_)
+        table = self.cache.table
+        ok = rows_pass(self.cj, table, rows)
+        if self.cj.count:
+            ge = gpu_eval(self.cj, table, rows)
+            assert ge is not None  # count > 0
+            ok &= ge.ok[rows]
+        return ok
 
 
 @attrs.frozen(eq=False)
@@ -345,8 +534,17 @@ class _Placer:
     """One run of :func:`place` (holds the residual state and the survey)."""
 
     def __init__(
-        self, jobs: Sequence[Job], table: NodeTable, *, now: datetime, seed: int, candidates: int
+        self,
+        jobs: Sequence[Job],
+        table: NodeTable,
+        *,
+        now: datetime,
+        seed: int,
+        candidates: int,
+        workers: int = 1,
+        surveyed: Sequence[SurveyedJob] | None = None,
     ) -> None:
+        self.workers = workers
         self.jobs = jobs
         self.table = table
         self.now = now
@@ -356,7 +554,9 @@ class _Placer:
         self.residual = Residual(table)
         ops = table.operator_code.astype(np.int64)
         self.operator_of = np.where(ops == 0, UNKNOWN, ops)
-        self.fits_before = np.zeros(len(table), dtype=np.bool_)
+        #: per node, whether some job of the batch fits it on the empty fleet (``None``: not
+        #: computed, as with a survey from elsewhere; :meth:`_stranded` asks for touched rows)
+        self.fits_before: npt.NDArray[np.bool_] | None = None
         self.compiled = [compile_job(job, now) for job in jobs]
         #: per node, what the jobs still to come need of it (the second opinion only)
         self.pressure: npt.NDArray[np.float64] | None = None
@@ -364,7 +564,10 @@ class _Placer:
         self.second_opinion = False
         self._fits_empty: dict[int, bool] = {}
         self.keys = [_requirements_key(job) for job in jobs]
-        self.surveys = self._surveys()
+        #: the survey's shared work, bounded (``CACHE_BYTES``); also recomputes what surveys
+        #: did not keep
+        self.cache = _SurveyCache(table, self.stats)
+        self.surveys = self._surveys() if surveyed is None else self._given(surveyed)
 
     def _want(self, j: int) -> int:
         return max(self.candidates, self.candidates * self.jobs[j].nodes)
@@ -376,17 +579,23 @@ class _Placer:
         for j, key in enumerate(self.keys):
             groups.setdefault(key, []).append(j)
         out: dict[int, _Survey] = {}
-        cache = _SurveyCache(self.table, self.stats)
-        budget = KEEP_SCORES
-        for members in groups.values():
-            want = max(self._want(j) for j in members)
-            feasible, score, top, top_scores = cache.survey(
-                self.compiled[members[0]], self.seed, want
-            )
-            mask = np.zeros(len(self.table), dtype=np.bool_)
-            mask[feasible] = True
-            self.fits_before |= mask
-            bits = np.packbits(mask)
+        cache = self.cache
+        budget, bits_budget = KEEP_SCORES, KEEP_BITS
+        tasks = [
+            (self.compiled[members[0]], max(self._want(j) for j in members))
+            for members in groups.values()
+        ]
+        results = _survey_all(cache, tasks, self.seed, self.workers)
+        self.fits_before = fits_before = np.zeros(len(self.table), dtype=np.bool_)
+        for members, got in zip(groups.values(), results, strict=True):
+            feasible, score, top, top_scores = got
+            fits_before[feasible] = True
+            bits = None
+            if bits_budget >= (len(self.table) + 7) // 8:
+                mask = np.zeros(len(self.table), dtype=np.bool_)
+                mask[feasible] = True
+                bits = np.packbits(mask)
+                bits_budget -= len(bits)
             n = len(feasible)
             keep = None
             if any(self.jobs[j].nodes > 1 for j in members) and len(top) < n <= budget:
@@ -400,10 +609,21 @@ class _Placer:
                     len(rows) >= n,
                     bits,
                     top_scores[:w],
-                    cache.passes(self.compiled[j]),
+                    _Source(cache, self.compiled[j]),
                     keep,
                 )
         return [out[j] for j in range(len(self.jobs))]
+
+    def _given(self, surveyed: Sequence[SurveyedJob]) -> list[_Survey]:
+        """Surveys from elsewhere (one per job), cut to each job's ``_want``; per-node facts
+        are recomputed on this table when asked for."""
+        out = []
+        for j, sj in enumerate(surveyed):
+            w = self._want(j)
+            rows, scores = sj.rows[:w], sj.scores[:w]
+            source = _Source(self.cache, self.compiled[j])
+            out.append(_Survey(sj.feasible, rows, len(rows) >= sj.feasible, None, scores, source))
+        return out
 
     def _candidates(self, j: int, k: int | None, *, full: bool) -> _Stage:
         """The job's best candidates on the residual (an exact prefix of its residual ranking).
@@ -428,6 +648,13 @@ class _Placer:
             again = base[hit]
         else:
             t = self.residual.touched_rows()
+            if survey.bits is None and len(t):
+                # No mask kept: the cheap residual tests below first, so the engine recomputes
+                # survey feasibility for fewer rows (a filter: the same rows, in the same order).
+                near = _capacity_ok(cj, view, t)
+                if cj.count:
+                    near &= self.residual.free_gpu_count[t] >= cj.count
+                t = t[near]
             again = t[survey.was_feasible(t)] if len(t) else t
         if base_scores is None:  # no stored scores: re-score the untouched rows too
             kept = np.zeros(0, dtype=np.int64)
@@ -685,13 +912,16 @@ class _Placer:
         """The candidates with the GPUs the engine picks for them, checked against the residual.
 
         A touched row's GPUs come from the stage's evaluation on the residual view; an untouched
-        row's from the survey's (nothing on it was reserved, so they are the same).
+        row's from the GPU group of just the untouched chosen rows (nothing on them was
+        reserved, so it is the survey's there, without holding a per-GPU mask per job).
         """
         cj, view = self.compiled[j], self.residual.view()
         touched = self.residual.touched_mask
+        fresh = np.array([c.index for c in chosen if not touched[c.index]], dtype=np.int64)
+        near = gpu_eval(cj, view, fresh) if len(fresh) else None
         out = []
         for c in chosen:
-            ge = stage.ge if touched[c.index] else self.surveys[j].ge
+            ge = stage.ge if touched[c.index] else near
             gpus = gpu_choice(cj, view, ge, c.index)
             if not self.residual.fits(self.jobs[j], c.index, gpus):  # pragma: no cover
                 raise NodeSelectError(
@@ -761,7 +991,14 @@ class _Placer:
         rows = self.residual.touched_rows()
         free = self.residual.free_gpus(rows)
         # Only nodes with free GPUs that some job fitted before can strand anything.
-        open_rows = rows[self.fits_before[rows] & (free > 0)]
+        if self.fits_before is None:
+            before = np.zeros(len(rows), dtype=np.bool_)
+            for j in {key: j for j, key in reversed(list(enumerate(self.keys)))}.values():
+                if self.surveys[j].feasible:
+                    before |= self.surveys[j].was_feasible(rows)
+        else:
+            before = self.fits_before[rows]
+        open_rows = rows[before & (free > 0)]
         if len(open_rows) == 0:
             return 0
         view = self.residual.view()
@@ -790,6 +1027,8 @@ def place(
     objective: Literal["greedy", "optimal"] = "greedy",
     time_limit: float | None = None,
     repair: bool = True,
+    workers: int = 1,
+    surveyed: Sequence[SurveyedJob] | None = None,
 ) -> Plan:
     """Place a batch of jobs on ``table``, reserving capacity as it goes.
 
@@ -810,6 +1049,11 @@ def place(
             the limit the best plan found is returned and ``quality.solver.status`` says so.
         repair: run the repair pass after the greedy pass (default ``True``; ``False`` gives
             the plain greedy, for comparison).
+        workers: threads surveying the job groups (default 1). The plan is the same for any
+            value; reservation stays sequential (docs/placement.md, "Placement at scale").
+        surveyed: each job's survey computed elsewhere (:class:`SurveyedJob`, one per job, in
+            order; jobs without alternatives only), as :func:`nodeselect.dask.place` passes
+            it: only the sequential part runs here.
 
     Jobs with alternatives (``Job.alternatives``) start as their first; the batch is placed,
     and every job left unplaced moves on to its next alternative and the batch is placed
@@ -830,8 +1074,26 @@ def place(
             'NodeTable.from_nodes(..., duplicates="newest"), or take each row once'
         )
     jobs = tuple(jobs)
-    how: dict[str, Any] = {"objective": objective, "time_limit": time_limit, "repair": repair}
-    if not any(isinstance(j, Job) and j.alternatives for j in jobs):
+    how: dict[str, Any] = {
+        "objective": objective,
+        "time_limit": time_limit,
+        "repair": repair,
+        "workers": workers,
+    }
+    alternatives = any(isinstance(j, Job) and j.alternatives for j in jobs)
+    if surveyed is not None:
+        if alternatives:
+            raise InputError(
+                "surveyed: jobs with alternatives are placed round by round and cannot take a "
+                "survey made beforehand; pass jobs without alternatives"
+            )
+        if len(surveyed) != len(jobs) or not all(isinstance(x, SurveyedJob) for x in surveyed):
+            raise InputError(
+                f"surveyed: expected one SurveyedJob per job ({len(jobs)}), got "
+                f"{len(surveyed)} items"
+            )
+        how["surveyed"] = tuple(surveyed)
+    if not alternatives:
         return _place(jobs, table, nodes=nodes, now=now, seed=seed, candidates=candidates, **how)
     options: list[tuple[Job, ...]] = []
     for job in jobs:
@@ -878,6 +1140,8 @@ def _place(
     objective: Literal["greedy", "optimal"] = "greedy",
     time_limit: float | None = None,
     repair: bool = True,
+    workers: int = 1,
+    surveyed: Sequence[SurveyedJob] | None = None,
 ) -> Plan:
     """:func:`place` of plain jobs (no alternatives)."""
     jobs = tuple(jobs)
@@ -890,6 +1154,8 @@ def _place(
         raise InputError(f"job names must be unique within a batch; repeated: {', '.join(dup)}")
     if candidates < 1:
         raise InputError(f"candidates: {candidates} must be >= 1")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers: {workers!r} must be a whole number of threads >= 1")
     if nodes is not None and len(nodes) != len(table):
         raise InputError(f"nodes: {len(nodes)} given for a table of {len(table)} rows")
     if objective not in ("greedy", "optimal"):
@@ -897,7 +1163,26 @@ def _place(
     if time_limit is not None and not time_limit >= 0:
         raise InputError(f"time_limit: {time_limit} must be a number of seconds >= 0")
     when = now or datetime.now(UTC)
-    placer = _Placer(jobs, table, now=when, seed=seed, candidates=candidates)
+    if surveyed is not None:
+        n = len(table)
+        for i, sj in enumerate(surveyed):
+            if len(sj.rows) != len(sj.scores) or not 0 <= sj.feasible <= n:
+                raise InputError(
+                    f"surveyed[{i}]: {len(sj.rows)} rows, {len(sj.scores)} scores and "
+                    f"{sj.feasible} feasible on a table of {n} rows; expected as many scores "
+                    "as rows and 0 <= feasible <= rows of the table"
+                )
+            if len(sj.rows) and not (int(sj.rows.min()) >= 0 and int(sj.rows.max()) < n):
+                raise InputError(f"surveyed[{i}]: rows outside the table's 0..{n - 1}")
+    placer = _Placer(
+        jobs,
+        table,
+        now=when,
+        seed=seed,
+        candidates=candidates,
+        workers=workers,
+        surveyed=surveyed,
+    )
     if objective == "optimal":
         from nodeselect.placement._optimal import solve_optimal  # noqa: PLC0415
 
