@@ -446,7 +446,12 @@ class _Repair:
         single = np.array([p.jobs[j].nodes == 1 for j in reps.job.tolist()], dtype=np.bool_)
         mine = on & (single | (reps.priority <= p.jobs[u].priority))
         evicted = sorted({int(j) for j in reps.job[mine].tolist()}, key=self.turn.__getitem__)
-        return len(evicted) > 1 and self._clear(u, evicted, first=False)
+        if not evicted:
+            return False
+        # ``u`` first (the others must then find room), then ``u`` in its turn among them
+        return self._clear(u, evicted, first=True, keep=True) or (
+            len(evicted) > 1 and self._clear(u, evicted, first=False, keep=True)
+        )
 
     def _kept(self, u: int, evicted: list[int]) -> bool:
         """Whether every evicted job of a priority above ``u``'s is placed again."""
@@ -454,10 +459,11 @@ class _Repair:
         top = p.jobs[u].priority
         return all(v in p.placed for v in evicted if p.jobs[v].priority > top)
 
-    def _clear(self, u: int, evicted: list[int], *, first: bool = True) -> bool:
+    def _clear(self, u: int, evicted: list[int], *, first: bool = True, keep: bool = False) -> bool:
         """Take the ``evicted`` jobs out, place ``u`` (``first``, else in its turn among
         them), then place the evicted jobs and other left-out jobs again (``_refill``): kept
-        when more jobs are placed and no tier fewer."""
+        when more jobs are placed and no tier fewer (with ``keep``: and every evicted job of
+        a priority above ``u``'s is placed again)."""
         p = self.p
         self.budget -= 1
         before = Counter(p.jobs[j].priority for j in p.placed)
@@ -470,14 +476,12 @@ class _Repair:
                 freed.add(c.index)
             p.left[v] = ("", p.residual.version)
         rows = np.array(sorted(freed), dtype=np.int64)
-        if not first:
-            self._refill([*evicted, u], rows)
-            if u in p.placed and self._kept(u, evicted) and self._gain(placed0, before):
-                return True
-        elif self._try(u):
+        if first and self._try(u):
             self._refill(evicted, rows, u)
-            if self._gain(placed0, before):
-                return True
+        elif not first:
+            self._refill([*evicted, u], rows)
+        if u in p.placed and (not keep or self._kept(u, evicted)) and self._gain(placed0, before):
+            return True
         p.residual.restore(state)
         p.placed, p.left = placed0, left0
         return False
