@@ -24,7 +24,7 @@ places fewer jobs and the total rises (``TRIES_SWAP`` of each per job). What the
 placed again with the left-out jobs the freed nodes may admit *small first* (higher priority
 first, then fewer GPUs in all): the room one big job held is best spent on several small
 ones. Last, a left-out job that fits at most ``CLUSTER`` nodes of the empty fleet has *its
-cluster repacked*: every replica on those nodes is taken out (single-node jobs of any priority
+cluster repacked* (once per repair pass): every replica on those nodes is taken out (single-node jobs of any priority
 -- those of a higher priority must all find a node again, or nothing is kept -- and gangs of
 its priority or lower)
 and all of them are placed again with it, highest priority first, small first within a tier.
@@ -145,6 +145,7 @@ class _Repair:
         self.row_sets: dict[int, frozenset[int] | None] = {}
         self.feasible_rows: dict[int, npt.NDArray[np.int64]] = {}
         self.bits: npt.NDArray[np.uint8] | None = None
+        self.clustered: set[int] = set()
         self.turn = {j: t for t, j in enumerate(p.order)}
         n = len(p.table)
         self.gpu_node = np.repeat(np.arange(n, dtype=np.int64), np.diff(p.table.gpu_offsets))
@@ -442,6 +443,9 @@ class _Repair:
         p, reps = self.p, self.reps
         if p.surveys[u].feasible > CLUSTER or self.budget <= 0 or len(reps.job) == 0:
             return False
+        if u in self.clustered:  # once per job and pass: a repack takes out many jobs
+            return False
+        self.clustered.add(u)
         on = p.surveys[u].was_feasible(reps.row)
         single = np.array([p.jobs[j].nodes == 1 for j in reps.job.tolist()], dtype=np.bool_)
         mine = on & (single | (reps.priority <= p.jobs[u].priority))
