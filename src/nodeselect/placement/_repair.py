@@ -24,10 +24,10 @@ places fewer jobs and the total rises (``TRIES_SWAP`` of each per job). What the
 placed again with the left-out jobs the freed nodes may admit *small first* (higher priority
 first, then fewer GPUs in all): the room one big job held is best spent on several small
 ones. Last, a left-out job that fits at most ``CLUSTER`` nodes of the empty fleet has *its
-cluster repacked* (once per repair pass): every replica on those nodes is taken out (single-node jobs of any priority
--- those of a higher priority must all find a node again, or nothing is kept -- and gangs of
-its priority or lower)
-and all of them are placed again with it, highest priority first, small first within a tier.
+cluster repacked* (once per repair pass): every replica on those nodes is taken out
+(single-node jobs of any priority -- those of a higher priority must all find a node again,
+or nothing is kept -- and gangs of its priority or lower) and all of them are placed again
+with it, highest priority first, small first within a tier.
 
 Guarantees: a move never unplaces anything and swaps and evictions are undone unless every
 tier keeps its count, so no priority tier loses a placed job; the order
@@ -58,7 +58,7 @@ __all__ = ["BUDGET", "CLUSTER", "TRIES", "TRIES_SWAP", "budget", "repair_plan"]
 #: Moves tried per left-out job (replica candidates, best first).
 TRIES = 8
 #: Swaps and evictions tried per left-out job (each re-places what it took out).
-TRIES_SWAP = 16
+TRIES_SWAP = 8
 #: A left-out job that fits at most this many nodes of the empty fleet may have them all
 #: cleared (of replicas of its priority or lower) and packed again with it.
 CLUSTER = 16
