@@ -80,9 +80,11 @@ def main() -> None:
             _, share, _ = run(n_jobs, n_nodes, seed, args.time_limit)
             shares.append(share)
         if shares:
+            low = sum(1 for s in shares if s < 0.98)
             print(
                 f"  {n_jobs} x {n_nodes}: default places {100 * min(shares):.1f}-"
-                f"{100 * max(shares):.1f} % of the optimum over {len(shares)} seeds"
+                f"{100 * max(shares):.1f} % of the optimum over {len(shares)} seeds "
+                f"({low} below 98 %)"
             )
 
 

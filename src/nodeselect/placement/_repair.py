@@ -20,7 +20,14 @@ When no move works, a *swap* takes one placed job of lower or equal priority out
 sits on a node the left-out job needs), places the left-out job, then the taken-out job and
 other left-out jobs a freed node now admits; an *eviction* does the same after clearing one
 node of every replica of lower or equal priority. Both are kept only when no priority tier
-places fewer jobs and the total rises (``TRIES_SWAP`` of each per job).
+places fewer jobs and the total rises (``TRIES_SWAP`` of each per job). What they took out is
+placed again with the left-out jobs the freed nodes may admit *small first* (higher priority
+first, then fewer GPUs in all): the room one big job held is best spent on several small
+ones. Last, a left-out job that fits at most ``CLUSTER`` nodes of the empty fleet has *its
+cluster repacked* (once per repair pass): every replica on those nodes is taken out
+(single-node jobs of any priority -- those of a higher priority must all find a node again,
+or nothing is kept -- and gangs of its priority or lower) and all of them are placed again
+with it, highest priority first, small first within a tier.
 
 Guarantees: a move never unplaces anything and swaps and evictions are undone unless every
 tier keeps its count, so no priority tier loses a placed job; the order
@@ -46,12 +53,15 @@ from nodeselect.placement._plan import Residual, _demand
 if TYPE_CHECKING:
     from nodeselect.placement._placer import _Placer
 
-__all__ = ["BUDGET", "TRIES", "TRIES_SWAP", "budget", "repair_plan"]
+__all__ = ["BUDGET", "CLUSTER", "TRIES", "TRIES_SWAP", "budget", "repair_plan"]
 
 #: Moves tried per left-out job (replica candidates, best first).
 TRIES = 8
 #: Swaps and evictions tried per left-out job (each re-places what it took out).
-TRIES_SWAP = 4
+TRIES_SWAP = 8
+#: A left-out job that fits at most this many nodes of the empty fleet may have them all
+#: cleared (of replicas of its priority or lower) and packed again with it.
+CLUSTER = 16
 #: Jobs feasible on at most this many nodes keep them as a set for the refill filter.
 SMALL_SET = 4096
 #: Passes over the left-out jobs (another pass only when the previous one placed a job).
@@ -133,6 +143,9 @@ class _Repair:
         self.budget = budget(len(p.jobs), len(p.table))
         self.fits: dict[int, bool] = {}
         self.row_sets: dict[int, frozenset[int] | None] = {}
+        self.feasible_rows: dict[int, npt.NDArray[np.int64]] = {}
+        self.bits: npt.NDArray[np.uint8] | None = None
+        self.clustered: set[int] = set()
         self.turn = {j: t for t, j in enumerate(p.order)}
         n = len(p.table)
         self.gpu_node = np.repeat(np.arange(n, dtype=np.int64), np.diff(p.table.gpu_offsets))
@@ -253,7 +266,8 @@ class _Repair:
         state = p.residual.snapshot()
         p.residual.release(p.jobs[jr], row, old.gpu_indices)
         ok, _ = self._fit(u, np.array([row], dtype=np.int64))
-        if ok[0]:
+        # by the numbers first: the engine ranks the replica's job only when it may fit elsewhere
+        if ok[0] and self._room(jr, row):
             target = self._target(jr, k, row)
             if target is not None:
                 p.residual.reserve(p.jobs[jr], target.index, target.gpu_indices)
@@ -267,24 +281,25 @@ class _Repair:
     # ------------------------------------------------------------------ jobs
     def single(self, u: int) -> bool:
         """Place single-node job ``u`` by one move, or leave everything as it was."""
-        p = self.p
-        tried = 0
-        for rid in self._movable(u).tolist():
+        for tried, rid in enumerate(self._movable(u).tolist()):
             if tried >= TRIES or self.budget <= 0:
                 break
-            tried += 1
             self.budget -= 1
             row = int(self.reps.row[rid])
-            if not self._move(rid, u):
-                continue
-            ok, ge = self._fit(u, np.array([row], dtype=np.int64))
-            assert ok[0]
-            c = self._candidate(u, row, ge)
-            p.residual.reserve(p.jobs[u], row, c.gpu_indices)
-            p.placed[u] = (c,)
-            p.moved += 1
-            return True
+            if self._move(rid, u):
+                self._settle(u, row)
+                self.p.moved += 1
+                return True
         return False
+
+    def _settle(self, u: int, row: int) -> None:
+        """Reserve single-node job ``u`` on ``row`` (which fits it now) and record it."""
+        p = self.p
+        ok, ge = self._fit(u, np.array([row], dtype=np.int64))
+        assert ok[0]
+        c = self._candidate(u, row, ge)
+        p.residual.reserve(p.jobs[u], row, c.gpu_indices)
+        p.placed[u] = (c,)
 
     def gang(self, u: int) -> bool:
         """Place gang ``u``: nodes that fit now plus nodes one move frees, all or nothing."""
@@ -359,12 +374,7 @@ class _Repair:
             p.left[v] = ("", p.residual.version)
             rows = np.array([c.index for c in placed0[v]], dtype=np.int64)
             if self._try(u):
-                for w in [v, *(w for w in list(p.left) if w not in (u, v))]:
-                    if self.budget <= 0:
-                        break
-                    if w == v or self._may_fit(w, rows):
-                        self.budget -= 1
-                        self._try(w)
+                self._refill([v], rows, u)
                 if self._gain(placed0, before):
                     return True
             p.residual.restore(state)
@@ -416,36 +426,89 @@ class _Repair:
     def evict(self, u: int) -> bool:
         """Place ``u`` on a node cleared of every replica of priority at most ``u``'s, then
         place the evicted jobs again, or other left-out jobs: kept only when no priority tier
-        loses a placed job and more jobs are placed than before (else restored exactly)."""
-        p = self.p
-        before = Counter(p.jobs[j].priority for j in p.placed)
-        for tried, (row, evicted) in enumerate(self._evictable(u)):
+        loses a placed job and more jobs are placed than before (else restored exactly).
+        Last, when ``u`` fits few nodes (at most ``CLUSTER``), all of them are cleared so at
+        once and packed again."""
+        for tried, (_, evicted) in enumerate(self._evictable(u)):
             if tried >= TRIES_SWAP or self.budget <= 0:
                 break
-            self.budget -= 1
-            state = p.residual.snapshot()
-            placed0, left0 = dict(p.placed), dict(p.left)
-            freed: set[int] = set()
-            for v in evicted:
-                for c in p.placed.pop(v):
-                    p.residual.release(p.jobs[v], c.index, c.gpu_indices)
-                    freed.add(c.index)
-                p.left[v] = ("", p.residual.version)
-            rows = np.array(sorted(freed), dtype=np.int64)
-            if self._try(u):
-                others = [w for w in p.left if w != u and w not in evicted]
-                for w in [*evicted, *others]:
-                    if self.budget <= 0:
-                        break
-                    if w in evicted or self._may_fit(w, rows):
-                        self.budget -= 1
-                        self._try(w)
-                if self._gain(placed0, before):
-                    return True
-            p.residual.restore(state)
-            p.placed, p.left = placed0, left0
-            del row
+            if self._clear(u, evicted):
+                return True
+        return self._cluster(u)
+
+    def _cluster(self, u: int) -> bool:
+        """Clear every node ``u`` fits on the empty fleet (when at most ``CLUSTER``) of its
+        replicas -- of any priority, single-node jobs; gangs only of priority at most
+        ``u``'s -- and pack them all again with ``u``, higher priority first (``_refill``)."""
+        p, reps = self.p, self.reps
+        if p.surveys[u].feasible > CLUSTER or self.budget <= 0 or len(reps.job) == 0:
+            return False
+        if u in self.clustered:  # once per job and pass: a repack takes out many jobs
+            return False
+        self.clustered.add(u)
+        on = p.surveys[u].was_feasible(reps.row)
+        single = np.array([p.jobs[j].nodes == 1 for j in reps.job.tolist()], dtype=np.bool_)
+        mine = on & (single | (reps.priority <= p.jobs[u].priority))
+        evicted = sorted({int(j) for j in reps.job[mine].tolist()}, key=self.turn.__getitem__)
+        if not evicted:
+            return False
+        # ``u`` first (the others must then find room), then ``u`` in its turn among them
+        return self._clear(u, evicted, first=True, keep=True) or (
+            len(evicted) > 1 and self._clear(u, evicted, first=False, keep=True)
+        )
+
+    def _kept(self, u: int, evicted: list[int]) -> bool:
+        """Whether every evicted job of a priority above ``u``'s is placed again."""
+        p = self.p
+        top = p.jobs[u].priority
+        return all(v in p.placed for v in evicted if p.jobs[v].priority > top)
+
+    def _clear(self, u: int, evicted: list[int], *, first: bool = True, keep: bool = False) -> bool:
+        """Take the ``evicted`` jobs out, place ``u`` (``first``, else in its turn among
+        them), then place the evicted jobs and other left-out jobs again (``_refill``): kept
+        when more jobs are placed and no tier fewer (with ``keep``: and every evicted job of
+        a priority above ``u``'s is placed again)."""
+        p = self.p
+        self.budget -= 1
+        before = Counter(p.jobs[j].priority for j in p.placed)
+        state = p.residual.snapshot()
+        placed0, left0 = dict(p.placed), dict(p.left)
+        freed: set[int] = set()
+        for v in evicted:
+            for c in p.placed.pop(v):
+                p.residual.release(p.jobs[v], c.index, c.gpu_indices)
+                freed.add(c.index)
+            p.left[v] = ("", p.residual.version)
+        rows = np.array(sorted(freed), dtype=np.int64)
+        if first and self._try(u):
+            self._refill(evicted, rows, u)
+        elif not first:
+            self._refill([*evicted, u], rows)
+        if u in p.placed and (not keep or self._kept(u, evicted)) and self._gain(placed0, before):
+            return True
+        p.residual.restore(state)
+        p.placed, p.left = placed0, left0
         return False
+
+    def _refill(self, taken: list[int], rows: npt.NDArray[np.int64], *placed: int) -> None:
+        """After jobs were ``taken`` out (freeing ``rows``) and ``placed`` put in, place again
+        the taken jobs and the left-out jobs the freed rows may admit: higher priority first,
+        then fewer GPUs in all (small jobs first: the room freed is best spent on many), then
+        turn order."""
+        p, turn = self.p, self.turn
+        out = set(taken)
+        cands = [*taken, *(w for w in self._hitting(rows) if w not in out and w not in placed)]
+
+        def key(w: int) -> tuple[int, int, int]:
+            job = p.jobs[w]
+            return (-job.priority, job.gpu.count * job.nodes, turn[w])
+
+        for w in sorted(cands, key=key):
+            if self.budget <= 0:
+                break
+            if w in out or self._may_fit(w, rows):
+                self.budget -= 1
+                self._try(w)
 
     def _may_fit(self, w: int, freed: npt.NDArray[np.int64]) -> bool:
         """Whether left-out job ``w`` may fit now: it failed before, and since then only the
@@ -463,6 +526,30 @@ class _Repair:
         if len(rows) == 0:
             return False
         # by the numbers first (cores, RAM, disk, eligible unreserved GPUs), then the engine
+        ok = self._by_numbers(w, rows)
+        if not ok.any():
+            return False
+        self.budget -= 1
+        return bool(self._fit(w, rows[ok])[0].any())
+
+    def _hitting(self, rows: npt.NDArray[np.int64]) -> list[int]:
+        """The left-out jobs (in turn order) that fit the empty fleet and admitted a replica
+        on one of ``rows`` there: the only ones freeing ``rows`` can help (one vectorized
+        test of every job's packed feasibility bits)."""
+        p = self.p
+        if self.bits is None:
+            self.bits = np.stack([s.bits for s in p.surveys])
+        left = np.fromiter(p.left, dtype=np.int64, count=len(p.left))
+        if len(left) == 0 or len(rows) == 0:
+            return []
+        cols = self.bits[left][:, rows >> 3] >> (7 - (rows & 7)).astype(np.uint8)
+        hit = left[(cols & 1).any(axis=1)].tolist()
+        return [w for w in hit if self._fits(w)]
+
+    def _by_numbers(self, w: int, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Whether each of ``rows`` has the cores, RAM, disk and eligible unreserved GPUs a
+        replica of ``w`` takes (a necessary condition of the engine's check, vectorized)."""
+        p = self.p
         res, job = p.residual, p.jobs[w]
         cores, ram, disk = _demand(job)
         ok = np.ones(len(rows), dtype=np.bool_)
@@ -474,15 +561,30 @@ class _Repair:
             ok &= res.disk_free_gb[rows] >= np.float32(disk)
         ge = p.surveys[w].ge
         if job.gpu.count and ge is not None and ok.any():
-            rows = rows[ok]
-            gpus = p.table.gpu_rows(rows)
-            usable = ge.passes[gpus] & ~res.gpu_reserved[gpus]
-            owner = np.repeat(np.arange(len(rows)), np.diff(p.table.gpu_offsets)[rows])
-            ok = np.bincount(owner[usable], minlength=len(rows)) >= job.gpu.count
-        if not ok.any():
-            return False
-        self.budget -= 1
-        return bool(self._fit(w, rows[ok])[0].any())
+            ok &= res.free_gpu_count[rows] >= job.gpu.count
+            if ok.any():
+                sub = rows[ok]
+                gpus = p.table.gpu_rows(sub)
+                usable = ge.passes[gpus] & ~res.gpu_reserved[gpus]
+                owner = np.repeat(np.arange(len(sub)), np.diff(p.table.gpu_offsets)[sub])
+                ok[ok] = np.bincount(owner[usable], minlength=len(sub)) >= job.gpu.count
+        return ok
+
+    def _room(self, w: int, away: int = -1) -> bool:
+        """Whether enough nodes (other than ``away``) that admitted ``w`` on the empty fleet
+        have, by the numbers, room for a replica of it now: one, or every replica of a gang."""
+        rows = self._feasible(w)
+        if away >= 0:
+            rows = rows[rows != away]
+        need = self.p.jobs[w].nodes if away < 0 else 1
+        return int(self._by_numbers(w, rows).sum()) >= need
+
+    def _feasible(self, w: int) -> npt.NDArray[np.int64]:
+        """Job ``w``'s feasible rows on the empty fleet, ascending (cached)."""
+        got = self.feasible_rows.get(w)
+        if got is None:
+            got = self.feasible_rows[w] = self.p.surveys[w].feasible_rows(len(self.p.table))
+        return got
 
     def _rows_of(self, w: int) -> frozenset[int] | None:
         """Job ``w``'s feasible rows on the empty fleet as a set, when it has few (cached)."""
@@ -517,6 +619,8 @@ class _Repair:
     def _try(self, w: int) -> bool:
         """Place left-out job ``w`` the greedy way on the residual now."""
         p = self.p
+        if not self._room(w):
+            return False
         got = p._place_one(w)
         if isinstance(got, str):
             return False
