@@ -537,13 +537,19 @@ class _Repair:
         on one of ``rows`` there: the only ones freeing ``rows`` can help (one vectorized
         test of every job's packed feasibility bits)."""
         p = self.p
-        if self.bits is None:
-            self.bits = np.stack([s.bits for s in p.surveys])
         left = np.fromiter(p.left, dtype=np.int64, count=len(p.left))
         if len(left) == 0 or len(rows) == 0:
             return []
-        cols = self.bits[left][:, rows >> 3] >> (7 - (rows & 7)).astype(np.uint8)
-        hit = left[(cols & 1).any(axis=1)].tolist()
+        packed = [s.bits for s in p.surveys]
+        if any(b is None for b in packed):
+            # Placement at scale keeps packed masks only within a memory budget: past it,
+            # each left-out job asks its survey (the engine, on these rows only).
+            hit = [int(w) for w in left if p.surveys[w].was_feasible(rows).any()]
+        else:
+            if self.bits is None:
+                self.bits = np.stack([b for b in packed if b is not None])
+            cols = self.bits[left][:, rows >> 3] >> (7 - (rows & 7)).astype(np.uint8)
+            hit = left[(cols & 1).any(axis=1)].tolist()
         return [w for w in hit if self._fits(w)]
 
     def _by_numbers(self, w: int, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
