@@ -86,7 +86,7 @@ _NAN_KEY: Final = 0x7FF8000000000000  # the bits every NaN total is keyed by (no
 _REP, _MS, _CPU, _RF, _RT, _DF, _DT, _SAV, _SMX, _WHOLE, _CORES, _NG = range(12)
 _NUMS: Final = 12
 # Fields of a node's other tuple.
-_OBJS: Final = 16
+_OBJS: Final = 12
 
 
 def _evidence_value(v: Any) -> float:
@@ -158,17 +158,37 @@ class _Vocab:
             self.codes.setdefault(v, len(self.codes))
         self.lut: dict[Hashable, int] = {}
         self.norm = norm
+        if norm is _or_empty:  # raw values are their own keys: new ones are added in bulk
+            self.lut.update(self.codes)
+            self.lut[None] = 0
 
     def code(self, values: Sequence[Hashable]) -> I32:
         lut, codes, norm = self.lut, self.codes, self.norm
-        for raw in dict.fromkeys(values):
-            if raw not in lut:
-                key = norm(raw)
-                c = codes.get(key)
-                if c is None:
-                    c = codes[key] = len(codes)
-                lut[raw] = c
+        if norm is _or_empty:
+            new = [v for v in dict.fromkeys(values) if v not in lut]
+            if new:
+                numbers = range(len(codes), len(codes) + len(new))
+                codes.update(zip(new, numbers, strict=True))  # type: ignore[arg-type]
+                lut.update(zip(new, numbers, strict=True))
+        else:
+            for raw in dict.fromkeys(values):
+                if raw not in lut:
+                    key = norm(raw)
+                    c = codes.get(key)
+                    if c is None:
+                        c = codes[key] = len(codes)
+                    lut[raw] = c
         return np.fromiter(map(lut.__getitem__, values), dtype=np.int32, count=len(values))
+
+    def code1(self, raw: Hashable) -> int:
+        c = self.lut.get(raw)
+        if c is None:
+            key = self.norm(raw)
+            c = self.codes.get(key)
+            if c is None:
+                c = self.codes[key] = len(self.codes)
+            self.lut[raw] = c
+        return c
 
     @property
     def vocab(self) -> tuple[str, ...]:
@@ -241,11 +261,7 @@ class _Fleet:
         self.arch_code: list[I32] = []
         self.driver: list[I32] = []
         self.image_words: list[int] = []
-        self.status_code: list[I32] = []
-        self.continent_code: list[I32] = []
-        self.country_code: list[I32] = []
-        self.subdivision_code: list[I32] = []
-        self.tag_set: list[I64] = []
+        self.facts: list[I64] = []
         self.g_name: list[I64] = []
         self.g_free: list[F64] = []
         self.g_max: list[F64] = []
@@ -263,8 +279,9 @@ class _Fleet:
         self.gpu_names = _Raw()
         self.drivers: dict[str | None, int] = {}
         self.image_bit: dict[str, int] = {}
-        self.tag_sets: dict[frozenset[str], int] = {}  # distinct compliance sets -> slot
-        self.tag_words: list[int] = []
+        self.facts_slots: dict[tuple[Any, ...], int] = {}  # distinct facts -> slot
+        self.facts_codes: list[tuple[int, int, int, int]] = []  # per slot
+        self.tag_words: list[int] = []  # per slot
         self.tag_vocab: dict[str, int] = {
             v: k for k, v in enumerate(dict.fromkeys(COMPLIANCE_TAGS))
         }
@@ -414,11 +431,7 @@ def _read_chunk(nodes: Sequence[TableNode], fleet: _Fleet) -> None:
                 d.suspended_at is not None,
                 d.deleted_at is not None,
                 word,
-                f.status,
-                f.continent,
-                f.country,
-                f.subdivision,
-                f.compliance_tags,
+                (f.status, f.continent, f.country, f.subdivision, f.compliance_tags),
             )
         )
     fleet.numeric_strings += numeric_strings
@@ -448,11 +461,7 @@ def _convert_chunk(
         suspended,
         deleted,
         words,
-        status,
-        continent,
-        country,
-        subdivision,
-        tag_sets,
+        facts,
     ) = cols
     fleet.uuid.append(_utf8(uuid))
     fleet.name_code.append(fleet.names.code(name))
@@ -466,19 +475,15 @@ def _convert_chunk(
     fleet.driver.append(
         np.fromiter(map(drivers.__getitem__, driver), dtype=np.int32, count=len(driver))
     )
-    fleet.seen.append(parse_timestamps_to_epoch_s(last_seen))
+    fleet.seen.append(_epoch_s(last_seen))
     tele_s = block[:, _MS] / 1000.0
     need = np.isnan(tele_s)
     if need.any():
-        tele_s[need] = parse_timestamps_to_epoch_s([created[int(k)] for k in np.flatnonzero(need)])
+        tele_s[need] = _epoch_s([created[int(k)] for k in np.flatnonzero(need)])
     fleet.tele_s.append(tele_s)
     fleet.flags.append(np.array([suspended, deleted], dtype=np.bool_).reshape(2, len(objs)))
     fleet.image_words.extend(words)
-    fleet.status_code.append(fleet.statuses.code(status))
-    fleet.continent_code.append(fleet.continents.code(continent))
-    fleet.country_code.append(fleet.countries.code(country))
-    fleet.subdivision_code.append(fleet.subdivisions.code(subdivision))
-    fleet.tag_set.append(_tag_slots(tag_sets, fleet))
+    fleet.facts.append(_facts_slots(facts, fleet))
 
     fleet.g_name.append(fleet.gpu_names.code([g.name for g in gpu_flat]))
     fleet.g_free.append(np.array([g.vram_gb_available for g in gpu_flat], dtype=np.float64))
@@ -489,22 +494,48 @@ def _convert_chunk(
     fleet.g_ttotal.append(np.array([v.total for v in vrams], dtype=np.float64))
 
 
-def _tag_slots(tag_sets: Sequence[Any], fleet: _Fleet) -> I64:
-    """Each node's compliance tag set as the slot of its distinct set; a new set gets its
-    bitset word (tags sorted within the set, new tags appended to the vocabulary)."""
-    keys = [s if type(s) is frozenset else frozenset(s) for s in tag_sets]
-    slots, vocab, words = fleet.tag_sets, fleet.tag_vocab, fleet.tag_words
-    for s in dict.fromkeys(keys):
-        if s not in slots:
+def _epoch_s(strings: Sequence[str | None]) -> F64:
+    """:func:`parse_timestamps_to_epoch_s`, each distinct string parsed once (a fleet's
+    timestamps repeat: nodes report on the same seconds)."""
+    distinct = dict.fromkeys(strings)
+    if len(distinct) * 2 > len(strings):
+        return parse_timestamps_to_epoch_s(strings)
+    index = {s: k for k, s in enumerate(distinct)}
+    which = np.fromiter(map(index.__getitem__, strings), dtype=np.intp, count=len(strings))
+    return parse_timestamps_to_epoch_s(list(distinct))[which]
+
+
+def _facts_slots(facts: Sequence[tuple[Any, ...]], fleet: _Fleet) -> I64:
+    """Each node's proved facts (status, continent, country, subdivision, compliance tags) as
+    the slot of its distinct combination; a new combination is coded once (vocabularies grow
+    in order of first appearance, tags sorted within a node, as coding every node would)."""
+    try:
+        distinct = dict.fromkeys(facts)
+    except TypeError:  # compliance tags in an unhashable collection
+        facts = [(*f[:4], frozenset(f[4])) for f in facts]
+        distinct = dict.fromkeys(facts)
+    slots = fleet.facts_slots
+    for key in distinct:
+        if key not in slots:
+            slots[key] = len(slots)
+            status, continent, country, subdivision, tags = key
+            fleet.facts_codes.append(
+                (
+                    fleet.statuses.code1(status),
+                    fleet.continents.code1(continent),
+                    fleet.countries.code1(country),
+                    fleet.subdivisions.code1(subdivision),
+                )
+            )
+            vocab = fleet.tag_vocab
             word = 0
-            for v in sorted(s):
+            for v in sorted(tags):
                 c = vocab.get(v)
                 if c is None:
                     c = vocab[v] = len(vocab)
                 word |= 1 << c
-            slots[s] = len(words)
-            words.append(word)
-    return np.fromiter(map(slots.__getitem__, keys), dtype=np.int64, count=len(keys))
+            fleet.tag_words.append(word)
+    return np.fromiter(map(slots.__getitem__, facts), dtype=np.int64, count=len(facts))
 
 
 def _gpu_codes(fleet: _Fleet, name_code: I64, total_gb: F64) -> npt.NDArray[np.uint16]:
@@ -626,6 +657,8 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
     )
     flags = np.concatenate(fleet.flags, axis=1)
     name_vocab = fleet.names.vocab
+    facts_slot = np.concatenate(fleet.facts)
+    facts_codes = np.array(fleet.facts_codes, dtype=np.int64).reshape(-1, 4)[facts_slot].T
     table = NodeTable(
         uuid=_bytes_array(
             b"".join(u[0] for u in fleet.uuid), np.concatenate([u[1] for u in fleet.uuid])
@@ -654,17 +687,15 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
         driver_version=np.concatenate(fleet.driver),
         image_bits=_words(fleet.image_words, len(fleet.image_bit)),
         image_vocab=tuple(fleet.image_bit),
-        compliance_bits=_words(fleet.tag_words, len(fleet.tag_vocab))[
-            :, np.concatenate(fleet.tag_set)
-        ],
+        compliance_bits=_words(fleet.tag_words, len(fleet.tag_vocab))[:, facts_slot],
         compliance_vocab=tuple(fleet.tag_vocab),
-        status_code=np.concatenate(fleet.status_code).astype(np.uint8),
+        status_code=facts_codes[0].astype(np.uint8),
         status_vocab=fleet.statuses.vocab,
-        continent_code=np.concatenate(fleet.continent_code).astype(np.uint8),
+        continent_code=facts_codes[1].astype(np.uint8),
         continent_vocab=fleet.continents.vocab,
-        country_code=np.concatenate(fleet.country_code).astype(np.uint16),
+        country_code=facts_codes[2].astype(np.uint16),
         country_vocab=fleet.countries.vocab,
-        subdivision_code=np.concatenate(fleet.subdivision_code).astype(np.uint16),
+        subdivision_code=facts_codes[3].astype(np.uint16),
         subdivision_vocab=fleet.subdivisions.vocab,
         gpu_count=np.minimum(gcount, 255).astype(np.uint8),
         gpu_offsets=offsets,
