@@ -21,6 +21,7 @@ from nodeselect.documents._facts import ProvedFacts
 from nodeselect.fetch._decode import decode_body
 from nodeselect.fetch._result import FetchedNode
 from nodeselect.sim import DIALECTS, Fleet, generate_fleet
+from nodeselect.table import _build
 from nodeselect.table._derived import gpu_free_top, gpu_model_key, max_gpu_count
 from nodeselect.table._table import NodeTable
 from previous_build import previous_build_table
@@ -111,3 +112,13 @@ def test_the_mixed_fleet_has_fallbacks_and_numeric_strings() -> None:
     units = NodeTable.from_nodes(_nodes("mixed"), now=NOW).units
     assert units.numeric_strings > 0
     assert units.telemetry_fallbacks > 0 or any(d.unit is None for d in units.decisions())
+
+
+@pytest.mark.parametrize("name", ["numeric-strings", "mixed"])
+def test_many_small_chunks_build_the_same_table(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read in chunks of 37 nodes (vocabularies, image bits, facts and GPU names grown across
+    chunks), the table is still the previous builder's, bit for bit."""
+    monkeypatch.setattr(_build, "CHUNK", 37)
+    nodes = _nodes(name)
+    got = NodeTable.from_nodes(nodes, now=NOW)
+    assert_identical(got, previous_build_table(nodes, NOW.timestamp()))
