@@ -29,6 +29,8 @@ from nodeselect.table._table import NodeTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "oracles"))
+from nodeselect.fetch._decode import decode_body
+from previous_build import previous_build_table
 from reference_table import reference_from_nodes
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -73,11 +75,21 @@ def main() -> None:
     raws, nodes = documents(args.nodes)
     n = len(nodes)
     now_s = NOW.timestamp()
+    pages = [
+        b'{"data":[%s],"limit":50,"page":1,"total":%d}' % (b",".join(raws[a : a + 50]), n)
+        for a in range(0, n, 50)
+    ]
+    fetched = [node for body in pages for node in decode_body(body, ProvedFacts()).nodes]
     contenders: dict[str, Callable[[], object]] = {
         "json.loads (scale)": lambda: [json.loads(r) for r in raws],
         "lean decode (scale)": lambda: [decode_node(r) for r in raws],
         "reference build": lambda: reference_from_nodes(nodes, now_s),
+        "previous builder": lambda: previous_build_table(nodes, now_s),
         "NodeTable.from_nodes": lambda: NodeTable.from_nodes(nodes, now=NOW),
+        "fetch-decoded nodes": lambda: NodeTable.from_nodes(fetched, now=NOW),
+        "decode pages + build": lambda: NodeTable.from_nodes(
+            [node for body in pages for node in decode_body(body, ProvedFacts()).nodes], now=NOW
+        ),
     }
     times: dict[str, list[float]] = {k: [] for k in contenders}
     for _ in range(args.repeat):
@@ -94,7 +106,9 @@ def main() -> None:
             f"  (range {n / worst:,.0f}-{n / best:,.0f} nodes/s)"
         )
     ref, fast = min(times["reference build"]), min(times["NodeTable.from_nodes"])
+    prev = min(times["previous builder"])
     print(f"  from_nodes speedup over the reference build: {ref / fast:.2f}x")
+    print(f"  from_nodes speedup over the previous builder (834324c): {prev / fast:.2f}x")
 
 
 if __name__ == "__main__":

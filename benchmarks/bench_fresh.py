@@ -34,8 +34,11 @@ from nodeselect.table import _derived
 from nodeselect.table._table import NodeTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "oracles"))
 import _peers
 from bench_engine import JOB, NOW, documents
+
+from previous_build import previous_build_table
 
 CPU_JOB = Job(
     name="cpu-only",
@@ -74,16 +77,35 @@ def median_of(fn: Callable[[], object], repeat: int) -> float:
 
 
 def build(n_docs: int, repeat: int) -> None:
+    """Build speed, and the same documents through the previous per-node builder (834324c,
+    ``tests/oracles/previous_build.py``) side by side: wall and CPU time, interleaved."""
     docs = documents(n_docs)
+    now_s = NOW.timestamp()
     for r in range(repeat):
-        gc.collect()
-        dt = timed(lambda: NodeTable.from_nodes(docs, now=NOW))
+        runs: dict[str, list[tuple[float, float]]] = {"new": [], "previous": []}
+        for i in range(4):
+            order = [("new", True), ("previous", False)]
+            for name, is_new in order if i % 2 == 0 else order[::-1]:
+                gc.collect()
+                c0, t0 = time.thread_time(), time.perf_counter()
+                if is_new:
+                    NodeTable.from_nodes(docs, now=NOW)
+                else:
+                    previous_build_table(docs, now_s)
+                runs[name].append((time.perf_counter() - t0, time.thread_time() - c0))
+        dt = statistics.median(w for w, _ in runs["new"])
+        cpu = statistics.median(c for _, c in runs["new"])
+        old_dt = statistics.median(w for w, _ in runs["previous"])
+        old_cpu = statistics.median(c for _, c in runs["previous"])
         t = NodeTable.from_nodes(docs, now=NOW)
         derived = timed(lambda t=t: (_derived._model_key(t), _derived._free_top(t)))
         print(
             f"[{r + 1}] table build: {len(docs):,} lean nodes in {dt * 1e3:.0f} ms = "
-            f"{len(docs) / dt:,.0f} nodes/s (target >= 200k); derived columns "
-            f"{derived * 1e3:.1f} ms = {derived / dt:.1%} of the build"
+            f"{len(docs) / dt:,.0f} nodes/s (target >= 200k; CPU time {len(docs) / cpu:,.0f} "
+            f"nodes/s); derived columns {derived * 1e3:.1f} ms = {derived / dt:.1%} of the "
+            f"build; previous builder {len(docs) / old_dt:,.0f} nodes/s (CPU "
+            f"{len(docs) / old_cpu:,.0f}): new = {old_dt / dt:.2f}x wall, {old_cpu / cpu:.2f}x "
+            "CPU (medians of 4, interleaved)"
         )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_build_dialects import assert_identical
 
 from nodeselect.documents._facts import ProvedFacts
 from nodeselect.documents._lean import (
@@ -27,7 +28,9 @@ from nodeselect.documents._lean import (
     LeanTelemetryGpu,
     LeanVram,
 )
+from nodeselect.table import _build
 from nodeselect.table._table import NodeTable
+from previous_build import previous_build_table
 from reference_table import reference_from_nodes
 from strategies_fleet import NOW, FleetNode, fleets
 
@@ -223,3 +226,22 @@ def test_many_images_spill_into_a_second_bitset_word() -> None:
     got = NodeTable.from_nodes(nodes, now=NOW)
     assert got.image_bits.shape[0] == 2
     _assert_same_table(got, reference_from_nodes(nodes, NOW_S, got.units))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 10**6), max_size=12, unique=True).flatmap(
+        lambda ids: st.tuples(*(_odd_nodes(f"u-{i}") for i in ids))
+    ),
+    st.integers(1, 5),
+)
+def test_odd_values_in_small_chunks_equal_the_previous_builder(
+    fleet: tuple[FleetNode, ...], chunk: int
+) -> None:
+    """Odd values read in chunks of 1-5 nodes give the previous per-node builder's table and
+    unit decisions, bit for bit."""
+    nodes = list(fleet)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_build, "CHUNK", chunk)
+        got = NodeTable.from_nodes(nodes, now=NOW)
+    assert_identical(got, previous_build_table(nodes, NOW_S))

@@ -2,19 +2,27 @@
 
 Units and sources of every column are in ``nodeselect.table._table``'s module docstring. The result
 is exactly the table the straightforward per-node loop builds (``tests/oracles/reference_table.py``,
-checked column by column by hypothesis); it is only built faster:
+checked column by column by hypothesis, and the previous builder of 834324c,
+``tests/oracles/previous_build.py``, checked bit for bit on every simulator dialect); it is only
+built faster.
 
-* flat fields of every node (and of every GPU) are gathered with one ``operator.attrgetter``
-  call each and transposed with ``zip``; ``None`` becomes NaN inside ``np.array(..., float64)``;
-* what needs per-node logic (telemetry, RAM sums, drives, OS, images, GPU matching) is one pass
-  with hoisted ``append`` bindings and no generator expressions;
-* strings are normalized once per *distinct* value (OS, architecture, driver, country) and
-  coded through dicts; compliance bitsets are computed once per distinct tag set;
-* timestamps are parsed in one vectorized step (:func:`parse_timestamps_to_epoch_s`);
-* telemetry units are decided once for the fleet from whole columns (:mod:`nodeselect.table._units`)
-  and implausible values masked with array operations;
-* the engine's job-independent derived columns (:func:`nodeselect.table._derived.build_derived`)
-  are built at the end, vectorized, so the first rank on a fresh table does not pay for them.
+What the build costs is reaching the fleet's Python objects: a fetched fleet's documents are
+spread over a large heap, and every pass over them (one list comprehension per field) pays a cache
+and TLB miss per object, several times the work done with it. So the build reaches every object
+**once**, in chunks of :data:`CHUNK` nodes:
+
+* one Python pass over a chunk reads each node's fields into two tuples (numbers; strings and
+  flags), sums CPU cores and RAM sticks, picks the largest drive, the OS name and architecture,
+  ORs image bits, and matches GPU telemetry by name, as the per-node rules say;
+* while the chunk is still in cache, its numbers become one ``float64`` block
+  (``np.array(rows)``; ``None`` -> NaN), its strings are coded against the fleet's growing
+  vocabularies (each normalization runs once per distinct raw value), its timestamps are
+  parsed vectorized and its uuids packed as bytes; its GPUs' fields are read by comprehensions;
+* once every chunk is read, only compact arrays remain: the telemetry units are decided for the
+  fleet from whole columns (:mod:`nodeselect.table._units`), implausible values masked with
+  array operations, GPU models resolved once per distinct (name, total VRAM) pair, and the
+  engine's job-independent derived columns (:func:`nodeselect.table._derived.build_derived`)
+  built vectorized, so the first rank on a fresh table does not pay for them.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import attrs
 import numpy as np
@@ -34,7 +42,6 @@ from nodeselect.documents import (
     STATUSES,
     LeanTelemetryGpu,
     LeanVram,
-    ProvedFacts,
     numeric_string,
     parse_timestamps_to_epoch_s,
 )
@@ -58,25 +65,28 @@ from nodeselect.table._units import (
     infer_size_unit,
 )
 
-__all__ = ["build_table"]
+__all__ = ["CHUNK", "build_table"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+
+#: Nodes read per chunk: small enough that a chunk's objects are still in cache when its
+#: columns are converted, large enough that the per-chunk NumPy calls cost little per node.
+CHUNK: Final = 1024
 
 _NO_TELE: Final = LeanTelemetryGpu()  # stands for "no matched telemetry" (every field None)
 _NO_VRAM: Final = LeanVram()
 _MASK64: Final = (1 << 64) - 1
+_NAN_KEY: Final = 0x7FF8000000000000  # the bits every NaN total is keyed by (no number has them)
 
-
-def _floats(values: Sequence[Any]) -> F64:
-    """float64 of numbers, ``None`` -> NaN (as ``float(v)``, which NumPy's cast agrees with)."""
-    return np.array(values, dtype=np.float64)
-
-
-def _f32(values: Sequence[Any]) -> F32:
-    return np.array(values, dtype=np.float64).astype(np.float32)
+# Columns of a chunk's number block (one row per node; None -> NaN).
+_REP, _MS, _CPU, _RF, _RT, _DF, _DT, _SAV, _SMX, _WHOLE, _CORES, _NG = range(12)
+_NUMS: Final = 12
+# Fields of a node's other tuple.
+_OBJS: Final = 12
 
 
 def _evidence_value(v: Any) -> float:
@@ -123,6 +133,10 @@ def _loads(d: UnitDecision, raw: F64) -> tuple[F64, UnitDecision]:
     return load, attrs.evolve(d, fallbacks=n_bad)
 
 
+def _or_empty(v: str | None) -> str:
+    return v or ""
+
+
 def _upper_or_empty(v: str | None) -> str:
     return (v or "").upper()
 
@@ -131,39 +145,73 @@ def _os_norm(v: str) -> str:
     return v.strip().lower()
 
 
-def _coded(
-    values: Sequence[Hashable],
-    base: Sequence[str],
-    norm: Callable[[Any], str],
-) -> tuple[tuple[str, ...], I32]:
-    """Codes over a vocabulary of normalized values: entry 0 is ``""``, then ``base``, then
-    the others in order of first appearance; ``norm`` runs once per distinct raw value."""
-    vocab: dict[str, int] = {"": 0}
-    for v in base:
-        vocab.setdefault(v, len(vocab))
-    lut: dict[Hashable, int] = {}
-    for raw in dict.fromkeys(values):
-        key = norm(raw)
-        c = vocab.get(key)
+class _Vocab:
+    """Codes over a vocabulary of normalized values, grown chunk by chunk: entry 0 is ``""``,
+    then ``base``, then the others in order of first appearance; ``norm`` runs once per
+    distinct raw value (the codes of coding the whole fleet at once)."""
+
+    __slots__ = ("codes", "lut", "norm")
+
+    def __init__(self, base: Sequence[str], norm: Callable[[Any], str]) -> None:
+        self.codes: dict[str, int] = {"": 0}
+        for v in base:
+            self.codes.setdefault(v, len(self.codes))
+        self.lut: dict[Hashable, int] = {}
+        self.norm = norm
+        if norm is _or_empty:  # raw values are their own keys: new ones are added in bulk
+            self.lut.update(self.codes)
+            self.lut[None] = 0
+
+    def code(self, values: Sequence[Hashable]) -> I32:
+        lut, codes, norm = self.lut, self.codes, self.norm
+        if norm is _or_empty:
+            new = [v for v in dict.fromkeys(values) if v not in lut]
+            if new:
+                numbers = range(len(codes), len(codes) + len(new))
+                codes.update(zip(new, numbers, strict=True))  # type: ignore[arg-type]
+                lut.update(zip(new, numbers, strict=True))
+        else:
+            for raw in dict.fromkeys(values):
+                if raw not in lut:
+                    key = norm(raw)
+                    c = codes.get(key)
+                    if c is None:
+                        c = codes[key] = len(codes)
+                    lut[raw] = c
+        return np.fromiter(map(lut.__getitem__, values), dtype=np.int32, count=len(values))
+
+    def code1(self, raw: Hashable) -> int:
+        c = self.lut.get(raw)
         if c is None:
-            c = vocab[key] = len(vocab)
-        lut[raw] = c
-    codes = np.fromiter(map(lut.__getitem__, values), dtype=np.int32, count=len(values))
-    return tuple(vocab), codes
+            key = self.norm(raw)
+            c = self.codes.get(key)
+            if c is None:
+                c = self.codes[key] = len(self.codes)
+            self.lut[raw] = c
+        return c
+
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        return tuple(self.codes)
 
 
-def _coded_or_empty(
-    values: Sequence[str | None], base: Sequence[str]
-) -> tuple[tuple[str, ...], I32]:
-    """:func:`_coded` with ``v or ""`` as the normalization, without a call per value."""
-    order: dict[str | None, None] = dict.fromkeys(("", *base))
-    order.update(dict.fromkeys(values))
-    order.pop(None, None)
-    vocab = cast("tuple[str, ...]", tuple(order))  # None was popped
-    index: dict[str | None, int] = {v: i for i, v in enumerate(vocab)}
-    index[None] = 0
-    codes = np.fromiter(map(index.__getitem__, values), dtype=np.int32, count=len(values))
-    return vocab, codes
+class _Raw:
+    """Distinct raw values (e.g. GPU names, ``None`` included) coded in order of first
+    appearance, chunk by chunk; ``values[code]`` is the raw value."""
+
+    __slots__ = ("index", "values")
+
+    def __init__(self) -> None:
+        self.index: dict[Hashable, int] = {}
+        self.values: list[Any] = []
+
+    def code(self, values: Sequence[Hashable]) -> I64:
+        index = self.index
+        for v in dict.fromkeys(values):
+            if v not in index:
+                index[v] = len(self.values)
+                self.values.append(v)
+        return np.fromiter(map(index.__getitem__, values), dtype=np.int64, count=len(values))
 
 
 def _words(packed: list[int], nbits: int) -> npt.NDArray[np.uint64]:
@@ -178,55 +226,336 @@ def _words(packed: list[int], nbits: int) -> npt.NDArray[np.uint64]:
     return bits
 
 
-def _facts_columns(nodes: Sequence[TableNode]) -> dict[str, Any]:
-    """The proved-fact columns, computed once per distinct facts *object* and gathered.
+def _utf8(strings: Sequence[str]) -> tuple[bytes, I64]:
+    """The UTF-8 bytes of the strings, concatenated, and each one's length in bytes."""
+    joined = "".join(strings)
+    if joined.isascii():
+        lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+        return joined.encode("ascii"), lengths
+    encoded = [s.encode() for s in strings]
+    return b"".join(encoded), np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
 
-    A fetch shares one facts object among all nodes a query returned, so there are usually a
-    handful; codes and vocabularies are those of coding every node in order (first seen first,
-    tags sorted within a node).
-    """
-    facts = [node.facts for node in nodes]
-    ids = list(map(id, facts))
-    by_id: dict[int, ProvedFacts] = dict(zip(ids, facts, strict=True))  # first seen first
-    slot = {i: k for k, i in enumerate(by_id)}
-    distinct = list(by_id.values())
-    which = np.fromiter(map(slot.__getitem__, ids), dtype=np.intp, count=len(ids))
-    st_vocab, st_code = _coded_or_empty([f.status for f in distinct], STATUSES)
-    co_vocab, co_code = _coded_or_empty([f.continent for f in distinct], CONTINENTS)
-    cn_vocab, cn_code = _coded([f.country for f in distinct], (), _upper_or_empty)
-    sd_vocab, sd_code = _coded([f.subdivision for f in distinct], (), _upper_or_empty)
-    vocab: dict[str, int] = {}
-    for v in COMPLIANCE_TAGS:
-        vocab.setdefault(v, len(vocab))
-    packed: list[int] = []
-    for f in distinct:
+
+def _bytes_array(data: bytes, lengths: I64) -> npt.NDArray[np.bytes_]:
+    """The ``S`` array of the concatenated byte strings (as ``np.array([b, ...], np.bytes_)``:
+    width the longest, at least 1)."""
+    width = max(1, int(lengths.max()) if len(lengths) else 1)
+    mat = np.zeros((len(lengths), width), dtype=np.uint8)
+    mat[np.arange(width) < lengths[:, None]] = np.frombuffer(data, dtype=np.uint8)
+    return mat.view(f"S{width}").reshape(len(lengths))
+
+
+class _Fleet:
+    """What the chunks read: per-chunk arrays (concatenated at the end) and the fleet-wide
+    vocabularies they are coded against."""
+
+    def __init__(self) -> None:
+        self.nums: list[F64] = []
+        self.seen: list[F64] = []
+        self.tele_s: list[F64] = []
+        self.flags: list[npt.NDArray[np.bool_]] = []
+        self.uuid: list[tuple[bytes, I64]] = []
+        self.name_code: list[I32] = []
+        self.op_code: list[I32] = []
+        self.os_code: list[I32] = []
+        self.arch_code: list[I32] = []
+        self.driver: list[I32] = []
+        self.image_words: list[int] = []
+        self.facts: list[I64] = []
+        self.g_name: list[I64] = []
+        self.g_free: list[F64] = []
+        self.g_max: list[F64] = []
+        self.g_load: list[F64] = []
+        self.g_tfree: list[F64] = []
+        self.g_ttotal: list[F64] = []
+        self.names = _Vocab((), _or_empty)
+        self.operators = _Vocab((), _or_empty)
+        self.oses = _Vocab((), _os_norm)
+        self.arches = _Vocab(("x86_64", "aarch64"), arch_name)
+        self.statuses = _Vocab(STATUSES, _or_empty)
+        self.continents = _Vocab(CONTINENTS, _or_empty)
+        self.countries = _Vocab((), _upper_or_empty)
+        self.subdivisions = _Vocab((), _upper_or_empty)
+        self.gpu_names = _Raw()
+        self.drivers: dict[str | None, int] = {}
+        self.image_bit: dict[str, int] = {}
+        self.facts_slots: dict[tuple[Any, ...], int] = {}  # distinct facts -> slot
+        self.facts_codes: list[tuple[int, int, int, int]] = []  # per slot
+        self.tag_words: list[int] = []  # per slot
+        self.tag_vocab: dict[str, int] = {
+            v: k for k, v in enumerate(dict.fromkeys(COMPLIANCE_TAGS))
+        }
+        self.numeric_strings = 0
+
+
+def _read_chunk(nodes: Sequence[TableNode], fleet: _Fleet) -> None:
+    """Read one chunk of nodes (the only place the build touches their objects)."""
+    nan = math.nan
+    isnan = math.isnan
+    nums: list[tuple[Any, ...]] = []
+    objs: list[tuple[Any, ...]] = []
+    gpu_flat: list[Any] = []
+    tele_flat: list[LeanTelemetryGpu] = []
+    add_num, add_obj = nums.append, objs.append
+    ext_gpu, ext_tele = gpu_flat.extend, tele_flat.extend
+    image_bit = fleet.image_bit
+    numeric_strings = 0
+    for node in nodes:
+        d = node.lean
+        f = node.facts
+        cpus = d.cpus
+        k = 0
+        if cpus:
+            for c in cpus:
+                k += c.num_cores or 0
+
+        ev = d.latest_hardware_event
+        ms = created = cpu_a = rf = rt = tg = None
+        if ev is not None:
+            ms = ev.timestamp_ms
+            created = ev.created_at
+            md = ev.metadata
+            if md is not None:
+                cm = md.cpu
+                if cm is not None:
+                    cpu_a = cm.average
+                r = md.ram
+                if r is not None:
+                    rf = r.free
+                    rt = r.total
+                gm = md.gpu
+                if gm is not None:
+                    tg = gm.gpus
+
+        s_av, s_mx = nan, nan
+        whole = True  # every stick has memory_gb_max: the sum is the node's total
+        rams = d.rams
+        if rams:
+            for rr in rams:
+                x = rr.memory_gb_available
+                if x is not None:
+                    s_av = (0.0 if isnan(s_av) else s_av) + x
+                x = rr.memory_gb_max
+                if x is not None:
+                    s_mx = (0.0 if isnan(s_mx) else s_mx) + x
+                else:
+                    whole = False
+        numeric_strings += d.numeric_strings
+
+        drives = d.hard_drives
+        if not drives:
+            df = dt = None
+        elif len(drives) == 1:
+            h = drives[0]
+            df = h.available_capacity_gb
+            dt = h.max_capacity_gb
+        else:
+            av = [h.available_capacity_gb for h in drives if h.available_capacity_gb is not None]
+            mx = [h.max_capacity_gb for h in drives if h.max_capacity_gb is not None]
+            df = max(av) if av else None
+            dt = max(mx) if mx else None
+
+        sw = d.current_software
+        hw = d.current_hardware
+        hw_os = None if hw is None else hw.operating_system
         word = 0
-        for v in sorted(f.compliance_tags):
-            c = vocab.get(v)
-            if c is None:
-                c = vocab[v] = len(vocab)
-            word |= 1 << c
-        packed.append(word)
-    return {
-        "status_code": st_code.astype(np.uint8)[which],
-        "status_vocab": st_vocab,
-        "continent_code": co_code.astype(np.uint8)[which],
-        "continent_vocab": co_vocab,
-        "country_code": cn_code.astype(np.uint16)[which],
-        "country_vocab": cn_vocab,
-        "subdivision_code": sd_code.astype(np.uint16)[which],
-        "subdivision_vocab": sd_vocab,
-        "compliance_bits": _words(packed, len(vocab))[:, which],
-        "compliance_vocab": tuple(vocab),
-    }
+        if sw is None:
+            sw_os = version = None
+        else:
+            sw_os = sw.operating_system
+            drv = sw.nvidia_driver
+            version = None if drv is None else drv.version
+            tags = sw.cached_image_tags
+            if tags:
+                for tag in tags:
+                    bit = image_bit.get(tag)
+                    if bit is None:
+                        bit = image_bit[tag] = 1 << len(image_bit)
+                    word |= bit
+        d_os = d.operating_system
+        name = ""
+        if sw_os is not None and sw_os.name:
+            name = sw_os.name
+        elif hw_os is not None and hw_os.name:
+            name = hw_os.name
+        elif d_os is not None and d_os.name:
+            name = d_os.name
+        arch = None
+        if hw_os is not None and hw_os.architecture:
+            arch = hw_os.architecture
+        elif sw_os is not None and sw_os.architecture:
+            arch = sw_os.architecture
+        elif d_os is not None and d_os.architecture:
+            arch = d_os.architecture
+
+        gpus = d.gpus
+        ng = 0
+        if gpus:
+            ng = len(gpus)
+            ext_gpu(gpus)
+            matched = tg is not None and len(tg) == ng
+            if matched:
+                for t, g in zip(tg, gpus, strict=True):  # type: ignore[arg-type]
+                    a, b = t.name, g.name
+                    if a != b and not gpu_names_agree(a, b):
+                        matched = False
+                        break
+            ext_tele(tg if matched else [_NO_TELE] * ng)  # type: ignore[arg-type]
+
+        add_num(
+            (
+                d.reputation,
+                ms,
+                cpu_a,
+                rf,
+                rt,
+                df,
+                dt,
+                s_av,
+                s_mx,
+                s_mx if whole else nan,
+                k,
+                ng,
+            )
+        )
+        add_obj(
+            (
+                d.uuid,
+                d.name,
+                d.operator_account_uuid,
+                d.last_seen_at,
+                created,
+                name,
+                arch,
+                version,
+                d.suspended_at is not None,
+                d.deleted_at is not None,
+                word,
+                (f.status, f.continent, f.country, f.subdivision, f.compliance_tags),
+            )
+        )
+    fleet.numeric_strings += numeric_strings
+    _convert_chunk(nums, objs, gpu_flat, tele_flat, fleet)
 
 
-def _names_agree(tele: Sequence[LeanTelemetryGpu], gpus: Sequence[Any]) -> bool:
-    for t, g in zip(tele, gpus, strict=True):
-        a, b = t.name, g.name
-        if a != b and not gpu_names_agree(a, b):
-            return False
-    return True
+def _convert_chunk(
+    nums: list[tuple[Any, ...]],
+    objs: list[tuple[Any, ...]],
+    gpu_flat: list[Any],
+    tele_flat: list[LeanTelemetryGpu],
+    fleet: _Fleet,
+) -> None:
+    """A chunk's rows -> arrays and codes, while its objects are still in cache."""
+    block = np.array(nums, dtype=np.float64).reshape(len(nums), _NUMS)
+    fleet.nums.append(block)
+    cols = list(zip(*objs, strict=True)) or [()] * _OBJS
+    (
+        uuid,
+        name,
+        operator,
+        last_seen,
+        created,
+        os_name,
+        arch,
+        driver,
+        suspended,
+        deleted,
+        words,
+        facts,
+    ) = cols
+    fleet.uuid.append(_utf8(uuid))
+    fleet.name_code.append(fleet.names.code(name))
+    fleet.op_code.append(fleet.operators.code(operator))
+    fleet.os_code.append(fleet.oses.code(os_name))
+    fleet.arch_code.append(fleet.arches.code(arch))
+    drivers = fleet.drivers
+    for v in dict.fromkeys(driver):
+        if v not in drivers:
+            drivers[v] = driver_number(v)
+    fleet.driver.append(
+        np.fromiter(map(drivers.__getitem__, driver), dtype=np.int32, count=len(driver))
+    )
+    fleet.seen.append(_epoch_s(last_seen))
+    tele_s = block[:, _MS] / 1000.0
+    need = np.isnan(tele_s)
+    if need.any():
+        tele_s[need] = _epoch_s([created[int(k)] for k in np.flatnonzero(need)])
+    fleet.tele_s.append(tele_s)
+    fleet.flags.append(np.array([suspended, deleted], dtype=np.bool_).reshape(2, len(objs)))
+    fleet.image_words.extend(words)
+    fleet.facts.append(_facts_slots(facts, fleet))
+
+    fleet.g_name.append(fleet.gpu_names.code([g.name for g in gpu_flat]))
+    fleet.g_free.append(np.array([g.vram_gb_available for g in gpu_flat], dtype=np.float64))
+    fleet.g_max.append(np.array([g.vram_gb_max for g in gpu_flat], dtype=np.float64))
+    fleet.g_load.append(np.array([t.load for t in tele_flat], dtype=np.float64))
+    vrams = [_NO_VRAM if t.vram is None else t.vram for t in tele_flat]
+    fleet.g_tfree.append(np.array([v.free for v in vrams], dtype=np.float64))
+    fleet.g_ttotal.append(np.array([v.total for v in vrams], dtype=np.float64))
+
+
+def _epoch_s(strings: Sequence[str | None]) -> F64:
+    """:func:`parse_timestamps_to_epoch_s`, each distinct string parsed once (a fleet's
+    timestamps repeat: nodes report on the same seconds)."""
+    distinct = dict.fromkeys(strings)
+    if len(distinct) * 2 > len(strings):
+        return parse_timestamps_to_epoch_s(strings)
+    index = {s: k for k, s in enumerate(distinct)}
+    which = np.fromiter(map(index.__getitem__, strings), dtype=np.intp, count=len(strings))
+    return parse_timestamps_to_epoch_s(list(distinct))[which]
+
+
+def _facts_slots(facts: Sequence[tuple[Any, ...]], fleet: _Fleet) -> I64:
+    """Each node's proved facts (status, continent, country, subdivision, compliance tags) as
+    the slot of its distinct combination; a new combination is coded once (vocabularies grow
+    in order of first appearance, tags sorted within a node, as coding every node would)."""
+    try:
+        distinct = dict.fromkeys(facts)
+    except TypeError:  # compliance tags in an unhashable collection
+        facts = [(*f[:4], frozenset(f[4])) for f in facts]
+        distinct = dict.fromkeys(facts)
+    slots = fleet.facts_slots
+    for key in distinct:
+        if key not in slots:
+            slots[key] = len(slots)
+            status, continent, country, subdivision, tags = key
+            fleet.facts_codes.append(
+                (
+                    fleet.statuses.code1(status),
+                    fleet.continents.code1(continent),
+                    fleet.countries.code1(country),
+                    fleet.subdivisions.code1(subdivision),
+                )
+            )
+            vocab = fleet.tag_vocab
+            word = 0
+            for v in sorted(tags):
+                c = vocab.get(v)
+                if c is None:
+                    c = vocab[v] = len(vocab)
+                word |= 1 << c
+            fleet.tag_words.append(word)
+    return np.fromiter(map(slots.__getitem__, facts), dtype=np.int64, count=len(facts))
+
+
+def _gpu_codes(fleet: _Fleet, name_code: I64, total_gb: F64) -> npt.NDArray[np.uint16]:
+    """:func:`gpu_codes_for_nodes` of every GPU, resolved once per distinct (name, total)
+    pair (NaN -> ``None``; ``-0.0`` and ``0.0`` are one pair, as in that function's cache)."""
+    if len(name_code) == 0:
+        return np.zeros(0, dtype=np.uint16)
+    bits = (total_gb + 0.0).view(np.int64).copy()  # + 0.0 turns -0.0 into 0.0
+    bits[np.isnan(total_gb)] = _NAN_KEY
+    _, value_code = np.unique(bits, return_inverse=True)
+    key = name_code * (int(value_code.max()) + 1) + value_code.reshape(-1)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    names = fleet.gpu_names.values
+    totals = total_gb[first].tolist()
+    codes = gpu_codes_for_nodes(
+        [names[c] for c in name_code[first].tolist()],
+        [None if v != v else v for v in totals],  # noqa: PLR0124 - NaN test
+    )
+    out: npt.NDArray[np.uint16] = np.asarray(codes, dtype=np.uint16)[inverse.reshape(-1)]
+    return out
 
 
 def build_table(nodes: Sequence[TableNode], now_s: float, units: Units | None = None) -> NodeTable:
@@ -256,179 +585,15 @@ def _given(d: UnitDecision) -> UnitDecision:
 
 def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> NodeTable:
     n = len(nodes)
-    leans = [node.lean for node in nodes]
-    nan = math.nan
-    isnan = math.isnan
-
-    # Per node: what needs logic. One pass, appends bound to locals.
-    cores: list[int] = []
-    tele_ms: list[Any] = []
-    tele_created: list[str | None] = []
-    cpu_avg: list[Any] = []
-    ram_free_b: list[Any] = []
-    ram_total_b: list[Any] = []
-    ram_static: list[float] = []
-    ram_static_total: list[float] = []
-    ram_whole: list[float] = []
-    numeric_strings = 0
-    disk_free: list[float] = []
-    disk_total: list[float] = []
-    os_raw: list[str] = []
-    arch_raw: list[str | None] = []
-    driver_raw: list[str | None] = []
-    image_packed: list[int] = []
-    gcount: list[int] = []
-    gpu_flat: list[Any] = []
-    tele_flat: list[LeanTelemetryGpu] = []
-    image_bit: dict[str, int] = {}
-    add_cores, add_ms, add_created = cores.append, tele_ms.append, tele_created.append
-    add_cpu, add_rf, add_rt = cpu_avg.append, ram_free_b.append, ram_total_b.append
-    add_rs, add_rst = ram_static.append, ram_static_total.append
-    add_rwhole = ram_whole.append
-    add_df, add_dt = disk_free.append, disk_total.append
-    add_os, add_arch, add_drv = os_raw.append, arch_raw.append, driver_raw.append
-    add_img, add_gc = image_packed.append, gcount.append
-    ext_gpu, ext_tele = gpu_flat.extend, tele_flat.extend
-    for d in leans:
-        cpus = d.cpus
-        k = 0
-        if cpus:
-            for c in cpus:
-                k += c.num_cores or 0
-        add_cores(k)
-
-        ev = d.latest_hardware_event
-        tg = None
-        if ev is None:
-            add_ms(None)
-            add_created(None)
-            add_cpu(None)
-            add_rf(None)
-            add_rt(None)
-        else:
-            add_ms(ev.timestamp_ms)
-            add_created(ev.created_at)
-            md = ev.metadata
-            if md is None:
-                add_cpu(None)
-                add_rf(None)
-                add_rt(None)
-            else:
-                cm = md.cpu
-                add_cpu(None if cm is None else cm.average)
-                r = md.ram
-                if r is None:
-                    add_rf(None)
-                    add_rt(None)
-                else:
-                    add_rf(r.free)
-                    add_rt(r.total)
-                gm = md.gpu
-                if gm is not None:
-                    tg = gm.gpus
-
-        s_av, s_mx = nan, nan
-        rams = d.rams
-        whole = True  # every stick has memory_gb_max: the sum is the node's total
-        if rams:
-            for rr in rams:
-                x = rr.memory_gb_available
-                if x is not None:
-                    s_av = (0.0 if isnan(s_av) else s_av) + x
-                x = rr.memory_gb_max
-                if x is not None:
-                    s_mx = (0.0 if isnan(s_mx) else s_mx) + x
-                else:
-                    whole = False
-        add_rs(s_av)
-        add_rst(s_mx)
-        add_rwhole(s_mx if whole else nan)
-        numeric_strings += d.numeric_strings
-
-        drives = d.hard_drives
-        if not drives:
-            add_df(nan)
-            add_dt(nan)
-        elif len(drives) == 1:
-            h = drives[0]
-            x = h.available_capacity_gb
-            add_df(nan if x is None else float(x))
-            x = h.max_capacity_gb
-            add_dt(nan if x is None else float(x))
-        else:
-            av = [h.available_capacity_gb for h in drives if h.available_capacity_gb is not None]
-            mx = [h.max_capacity_gb for h in drives if h.max_capacity_gb is not None]
-            add_df(float(max(av)) if av else nan)
-            add_dt(float(max(mx)) if mx else nan)
-
-        sw = d.current_software
-        hw = d.current_hardware
-        hw_os = None if hw is None else hw.operating_system
-        if sw is None:
-            sw_os = None
-            add_drv(None)
-            add_img(0)
-        else:
-            sw_os = sw.operating_system
-            drv = sw.nvidia_driver
-            add_drv(None if drv is None else drv.version)
-            word = 0
-            tags = sw.cached_image_tags
-            if tags:
-                for tag in tags:
-                    bit = image_bit.get(tag)
-                    if bit is None:
-                        bit = image_bit[tag] = 1 << len(image_bit)
-                    word |= bit
-            add_img(word)
-        d_os = d.operating_system
-        name = ""
-        if sw_os is not None and sw_os.name:
-            name = sw_os.name
-        elif hw_os is not None and hw_os.name:
-            name = hw_os.name
-        elif d_os is not None and d_os.name:
-            name = d_os.name
-        add_os(name)
-        arch = None
-        if hw_os is not None and hw_os.architecture:
-            arch = hw_os.architecture
-        elif sw_os is not None and sw_os.architecture:
-            arch = sw_os.architecture
-        elif d_os is not None and d_os.architecture:
-            arch = d_os.architecture
-        add_arch(arch)
-
-        gpus = d.gpus
-        if gpus:
-            ng = len(gpus)
-            add_gc(ng)
-            ext_gpu(gpus)
-            if (
-                tg is not None
-                and len(tg) == ng
-                and (
-                    (tg[0].name == gpus[0].name or gpu_names_agree(tg[0].name, gpus[0].name))
-                    if ng == 1
-                    else _names_agree(tg, gpus)
-                )
-            ):
-                ext_tele(tg)
-            else:
-                ext_tele([_NO_TELE] * ng)
-        else:
-            add_gc(0)
-
-    tele_s = _floats(tele_ms) / 1000.0
-    need = np.isnan(tele_s)
-    if need.any():
-        tele_s[need] = parse_timestamps_to_epoch_s(
-            [tele_created[int(k)] for k in np.flatnonzero(need)]
-        )
+    fleet = _Fleet()
+    for a in range(0, max(n, 1), CHUNK):
+        _read_chunk(nodes[a : a + CHUNK], fleet)
+    nums = np.concatenate(fleet.nums)
+    tele_s = np.concatenate(fleet.tele_s)
     fresh = (now_s - tele_s) <= TELEMETRY_FRESH_S
-    static_total = np.array(ram_static_total)
-    ram_known = _ram_known(leans, np.array(ram_whole))
-    rf_raw, rt_raw = _floats(ram_free_b), _floats(ram_total_b)
+
+    ram_known = _ram_known(nodes, nums[:, _WHOLE])
+    rf_raw, rt_raw = nums[:, _RF], nums[:, _RT]
     ram_unit = (
         _given(given.ram)
         if given is not None
@@ -443,31 +608,26 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
     rt, rtt, ram_dropped, ram_unit = _sizes_gb(ram_unit, rf_raw, rt_raw, ram_known)
     # Counted only where the telemetry would have been used (fresh).
     ram_unit = attrs.evolve(ram_unit, fallbacks=int(np.count_nonzero(ram_dropped & fresh)))
-    ram_free = np.where(fresh & ~np.isnan(rt), rt, np.array(ram_static))
-    ram_total = np.where(fresh & ~np.isnan(rtt), rtt, static_total)
-    cpu_raw = _floats(cpu_avg)
+    ram_free = np.where(fresh & ~np.isnan(rt), rt, nums[:, _SAV])
+    ram_total = np.where(fresh & ~np.isnan(rtt), rtt, nums[:, _SMX])
+    cpu_raw = np.ascontiguousarray(nums[:, _CPU])
     cpu_unit = (
         _given(given.cpu_load)
         if given is not None
         else infer_load_unit("cpu_load", cpu_raw, source="metadata.cpu.average")
     )
     cpu_load, cpu_unit = _loads(cpu_unit, cpu_raw)
+    cores = nums[:, _CORES]
+    if n and (cores.min() < -(2**31) or cores.max() > 2**31 - 1):
+        np.array([int(c) for c in cores.tolist()], dtype=np.int32)  # OverflowError, as before
 
-    name_vocab, name_code = _coded_or_empty([d.name for d in leans], ())
-    op_vocab, op_code = _coded_or_empty([d.operator_account_uuid for d in leans], ())
-    os_vocab, os_code = _coded(os_raw, (), _os_norm)
-    arch_vocab, arch_code = _coded(arch_raw, ("x86_64", "aarch64"), arch_name)
-    drv_lut = {v: driver_number(v) for v in dict.fromkeys(driver_raw)}
-    img_vocab = tuple(image_bit)
-    img_bits = _words(image_packed, len(img_vocab))
-
-    gcount_arr = np.array(gcount, dtype=np.int64)
+    gcount = nums[:, _NG].astype(np.int64)
     offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(gcount_arr, out=offsets[1:])
-    vrams = [_NO_VRAM if t.vram is None else t.vram for t in tele_flat]
-    g_max = _floats([g.vram_gb_max for g in gpu_flat])
-    vt_free_raw, vt_total_raw = _floats([v.free for v in vrams]), _floats([v.total for v in vrams])
-    vram_known = _vram_known(leans, g_max, offsets)
+    np.cumsum(gcount, out=offsets[1:])
+    g_max = np.concatenate(fleet.g_max)
+    vt_free_raw = np.concatenate(fleet.g_tfree)
+    vt_total_raw = np.concatenate(fleet.g_ttotal)
+    vram_known = _vram_known(nodes, g_max, offsets)
     vram_unit = (
         _given(given.vram)
         if given is not None
@@ -481,7 +641,7 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
     )
     vt_free, vt_total, _, vram_unit = _sizes_gb(vram_unit, vt_free_raw, vt_total_raw, vram_known)
     g_total = np.where(np.isnan(g_max), vt_total, g_max)
-    load_raw = _floats([t.load for t in tele_flat])
+    load_raw = np.concatenate(fleet.g_load)
     load_unit = (
         _given(given.gpu_load)
         if given is not None
@@ -493,43 +653,54 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
         vram=vram_unit,
         gpu_load=load_unit,
         cpu_load=cpu_unit,
-        numeric_strings=numeric_strings,
+        numeric_strings=fleet.numeric_strings,
     )
-    codes = gpu_codes_for_nodes(
-        [g.name for g in gpu_flat],
-        [None if v != v else v for v in g_total.tolist()],  # noqa: PLR0124 - NaN test
-    )
+    flags = np.concatenate(fleet.flags, axis=1)
+    name_vocab = fleet.names.vocab
+    facts_slot = np.concatenate(fleet.facts)
+    facts_codes = np.array(fleet.facts_codes, dtype=np.int64).reshape(-1, 4)[facts_slot].T
     table = NodeTable(
-        uuid=np.array([d.uuid.encode() for d in leans], dtype=np.bytes_)
+        uuid=_bytes_array(
+            b"".join(u[0] for u in fleet.uuid), np.concatenate([u[1] for u in fleet.uuid])
+        )
         if n
         else np.zeros(0, "S1"),
-        name_code=name_code,
-        name_vocab=np.array([v.encode() for v in name_vocab], dtype=np.bytes_),
-        operator_code=op_code,
-        operator_vocab=op_vocab,
-        reputation=_f32([d.reputation for d in leans]),
-        cpu_cores=np.array(cores, dtype=np.int32),
+        name_code=np.concatenate(fleet.name_code),
+        name_vocab=_bytes_array(*_utf8(name_vocab)),
+        operator_code=np.concatenate(fleet.op_code),
+        operator_vocab=fleet.operators.vocab,
+        reputation=nums[:, _REP].astype(np.float32),
+        cpu_cores=cores.astype(np.int32),
         cpu_load=cpu_load.astype(np.float32),
         ram_free_gb=ram_free.astype(np.float32),
         ram_total_gb=ram_total.astype(np.float32),
-        disk_free_gb=_f32(disk_free),
-        disk_total_gb=_f32(disk_total),
-        last_seen_epoch_s=parse_timestamps_to_epoch_s([d.last_seen_at for d in leans]),
+        disk_free_gb=nums[:, _DF].astype(np.float32),
+        disk_total_gb=nums[:, _DT].astype(np.float32),
+        last_seen_epoch_s=np.concatenate(fleet.seen),
         telemetry_epoch_s=tele_s,
-        suspended=np.array([d.suspended_at is not None for d in leans], dtype=np.bool_),
-        deleted=np.array([d.deleted_at is not None for d in leans], dtype=np.bool_),
-        os_code=os_code.astype(np.uint8),
-        os_vocab=os_vocab,
-        arch_code=arch_code.astype(np.uint8),
-        arch_vocab=arch_vocab,
-        driver_version=np.fromiter(map(drv_lut.__getitem__, driver_raw), np.int32, count=n),
-        image_bits=img_bits,
-        image_vocab=img_vocab,
-        **_facts_columns(nodes),
-        gpu_count=np.minimum(gcount_arr, 255).astype(np.uint8),
+        suspended=flags[0].copy(),
+        deleted=flags[1].copy(),
+        os_code=np.concatenate(fleet.os_code).astype(np.uint8),
+        os_vocab=fleet.oses.vocab,
+        arch_code=np.concatenate(fleet.arch_code).astype(np.uint8),
+        arch_vocab=fleet.arches.vocab,
+        driver_version=np.concatenate(fleet.driver),
+        image_bits=_words(fleet.image_words, len(fleet.image_bit)),
+        image_vocab=tuple(fleet.image_bit),
+        compliance_bits=_words(fleet.tag_words, len(fleet.tag_vocab))[:, facts_slot],
+        compliance_vocab=tuple(fleet.tag_vocab),
+        status_code=facts_codes[0].astype(np.uint8),
+        status_vocab=fleet.statuses.vocab,
+        continent_code=facts_codes[1].astype(np.uint8),
+        continent_vocab=fleet.continents.vocab,
+        country_code=facts_codes[2].astype(np.uint16),
+        country_vocab=fleet.countries.vocab,
+        subdivision_code=facts_codes[3].astype(np.uint16),
+        subdivision_vocab=fleet.subdivisions.vocab,
+        gpu_count=np.minimum(gcount, 255).astype(np.uint8),
         gpu_offsets=offsets,
-        gpu_model_code=np.asarray(codes, dtype=np.uint16),
-        gpu_vram_free_gb=_f32([g.vram_gb_available for g in gpu_flat]),
+        gpu_model_code=_gpu_codes(fleet, np.concatenate(fleet.g_name), g_total),
+        gpu_vram_free_gb=np.concatenate(fleet.g_free).astype(np.float32),
         gpu_vram_total_gb=g_total.astype(np.float32),
         gpu_tele_vram_free_gb=vt_free.astype(np.float32),
         gpu_load=g_load.astype(np.float32),
@@ -538,7 +709,7 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
     return build_derived(table)
 
 
-def _ram_known(leans: Sequence[Any], whole: F64) -> F64:
+def _ram_known(nodes: Sequence[TableNode], whole: F64) -> F64:
     """Per node, its RAM total in GB from a field with a known unit: the sum of
     ``rams[].memory_gb_max`` when every stick has one (``whole``), else
     ``current_hardware.memory.ram_bytes_total`` / 2**30, else ``ramTotal``. Only nodes without
@@ -548,7 +719,7 @@ def _ram_known(leans: Sequence[Any], whole: F64) -> F64:
         return whole
     known = whole.copy()
     for i in missing.tolist():
-        d = leans[i]
+        d = nodes[i].lean
         hw = d.current_hardware
         mem = None if hw is None else hw.memory
         x = math.nan if mem is None else _evidence_value(mem.ram_bytes_total) / GIB
@@ -556,7 +727,7 @@ def _ram_known(leans: Sequence[Any], whole: F64) -> F64:
     return known
 
 
-def _vram_known(leans: Sequence[Any], g_max: F64, offsets: I32) -> F64:
+def _vram_known(nodes: Sequence[TableNode], g_max: F64, offsets: I32) -> F64:
     """Per GPU, its VRAM total in GB from a field with a known unit: ``gpus[].vram_gb_max``,
     else ``current_hardware.gpus[].vram_bytes_total`` / 2**30 by index (when the node lists as
     many hardware GPUs as GPUs). Only nodes missing a ``vram_gb_max`` are visited."""
@@ -564,9 +735,9 @@ def _vram_known(leans: Sequence[Any], g_max: F64, offsets: I32) -> F64:
     if not missing.any():
         return g_max
     known = g_max.copy()
-    nodes = np.unique(np.searchsorted(offsets, np.flatnonzero(missing), side="right") - 1)
-    for i in nodes.tolist():
-        hw = leans[i].current_hardware
+    rows = np.unique(np.searchsorted(offsets, np.flatnonzero(missing), side="right") - 1)
+    for i in rows.tolist():
+        hw = nodes[i].lean.current_hardware
         hg = None if hw is None else hw.gpus
         lo, hi = int(offsets[i]), int(offsets[i + 1])
         if not hg or len(hg) != hi - lo:

@@ -1,0 +1,124 @@
+"""The table builder gives bit-identical tables to the previous per-node builder on every dialect.
+
+``tests/oracles/previous_build.py`` is the builder as it was before the column-wise rewrite of
+issue 13. For each simulator dialect (units, timestamp forms, numeric strings, bulk
+registration, compression), a fleet's documents are decoded as a fetch decodes them and built
+both ways: every column (dtype, shape, bytes; NaN where NaN), every vocabulary, the unit
+decisions with their evidence and fallback counts, and the derived columns must be equal.
+A fleet mixing every dialect exercises the undecided units and the plausibility fallbacks.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import attrs
+import msgspec
+import numpy as np
+import pytest
+
+from nodeselect.documents._facts import ProvedFacts
+from nodeselect.fetch._decode import decode_body
+from nodeselect.fetch._result import FetchedNode
+from nodeselect.sim import DIALECTS, Fleet, generate_fleet
+from nodeselect.table import _build
+from nodeselect.table._derived import gpu_free_top, gpu_model_key, max_gpu_count
+from nodeselect.table._table import NodeTable
+from previous_build import previous_build_table
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+N_NODES = 300
+
+
+def _fetched(fleet: Fleet) -> list[FetchedNode]:
+    """Every document decoded as a fetch decodes it (pages of 50), with the hidden facts."""
+    enc = msgspec.json.Encoder()
+    docs = [enc.encode(d) for d in fleet.documents()]
+    out: list[FetchedNode] = []
+    for a in range(0, len(docs), 50):
+        body = b'{"data":[%s],"limit":50,"page":1,"total":%d}' % (
+            b",".join(docs[a : a + 50]),
+            len(docs),
+        )
+        for node in decode_body(body, ProvedFacts()).nodes:
+            h = fleet.hidden(node.uuid)
+            facts = ProvedFacts(
+                status=h.status,
+                compliance_tags=h.compliance_tags,
+                continent=h.continent,
+                country=h.country,
+                subdivision=h.subdivision,
+            )
+            out.append(FetchedNode(node.uuid, node.lean, node.raw, facts))
+    return out
+
+
+def assert_identical(got: NodeTable, want: NodeTable) -> None:
+    """Every field equal: arrays in dtype, shape and bytes (so NaN payloads and -0.0 count),
+    vocabularies and unit decisions by value; and the derived columns."""
+    for f in attrs.fields(NodeTable):
+        a, b = getattr(got, f.name), getattr(want, f.name)
+        if isinstance(b, np.ndarray):
+            assert isinstance(a, np.ndarray), f.name
+            assert (a.dtype, a.shape) == (b.dtype, b.shape), (f.name, a.dtype, b.dtype)
+            assert np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes(), f.name
+        else:
+            assert a == b, f.name
+    for derive in (gpu_model_key, gpu_free_top):
+        for x, y in zip(derive(got), derive(want), strict=True):
+            assert np.array_equal(np.asarray(x), np.asarray(y)), derive.__name__
+    assert max_gpu_count(got) == max_gpu_count(want)
+
+
+_NODES: dict[str, list[FetchedNode]] = {}
+
+
+def _nodes(name: str) -> list[FetchedNode]:
+    if name not in _NODES:
+        if name == "mixed":
+            _NODES[name] = [
+                node
+                for k, other in enumerate(DIALECTS)
+                for node in _nodes(other)[k * 20 : k * 20 + 40]
+            ]
+        else:
+            seed = 17 + list(DIALECTS).index(name)  # distinct uuids: the mixed fleet repeats none
+            fleet = generate_fleet(N_NODES, seed=seed, now=NOW, dialect=DIALECTS[name])
+            _NODES[name] = _fetched(fleet)
+    return _NODES[name]
+
+
+@pytest.mark.parametrize("name", [*DIALECTS, "mixed"])
+def test_every_column_equals_the_previous_builders(name: str) -> None:
+    """Documents of the dialect -> the new and the previous builder -> identical tables."""
+    nodes = _nodes(name)
+    assert len(nodes) > 100
+    got = NodeTable.from_nodes(nodes, now=NOW)
+    assert_identical(got, previous_build_table(nodes, NOW.timestamp()))
+
+
+@pytest.mark.parametrize("name", ["ram-gb-load-percent", "mixed"])
+def test_a_part_built_with_given_units_equals_the_previous_builders(name: str) -> None:
+    """A shard built with the whole fleet's units equals the previous builder told the same."""
+    nodes = _nodes(name)
+    whole = NodeTable.from_nodes(nodes, now=NOW)
+    part = nodes[::7]
+    got = NodeTable.from_nodes(part, now=NOW, units=whole.units)
+    assert_identical(got, previous_build_table(part, NOW.timestamp(), whole.units))
+
+
+def test_the_mixed_fleet_has_fallbacks_and_numeric_strings() -> None:
+    """The mixed fleet reaches the paths the single dialects do not: the check has teeth."""
+    units = NodeTable.from_nodes(_nodes("mixed"), now=NOW).units
+    assert units.numeric_strings > 0
+    assert units.telemetry_fallbacks > 0 or any(d.unit is None for d in units.decisions())
+
+
+@pytest.mark.parametrize("name", ["numeric-strings", "mixed"])
+def test_many_small_chunks_build_the_same_table(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read in chunks of 37 nodes (vocabularies, image bits, facts and GPU names grown across
+    chunks), the table is still the previous builder's, bit for bit."""
+    monkeypatch.setattr(_build, "CHUNK", 37)
+    nodes = _nodes(name)
+    got = NodeTable.from_nodes(nodes, now=NOW)
+    assert_identical(got, previous_build_table(nodes, NOW.timestamp()))
