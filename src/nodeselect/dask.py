@@ -618,14 +618,17 @@ _TRIM: Final = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 #: its derived columns rebuilt): local clusters start without it (tiles are balanced by the
 #: shards' placement; see :class:`_Cluster`).
 _STEALING: Final = "distributed.scheduler.work-stealing"
+#: The workers' statistical profiler (a thread taking the GIL every 10 ms to walk the stacks)
+#: feeds the dashboard, which local clusters do not start: idle, it doubles a worker's CPU.
+_PROFILE: Final = "distributed.worker.profile.enabled"
 
 
 @contextlib.contextmanager
 def connect(spec: str) -> Iterator[distributed.Client]:
     """A client for ``local:N`` (a ``LocalCluster`` of N worker processes, one thread each,
-    no dashboard, no memory limit (so no spilling), no work stealing (a stolen tile drags its
-    shard along), closed on exit; workers keep glibc's default malloc tuning) or a scheduler
-    address (``tcp://host:8786``).
+    no dashboard (and so no profiler), no memory limit (so no spilling), no work stealing (a
+    stolen tile drags its shard along), closed on exit; workers keep glibc's default malloc
+    tuning) or a scheduler address (``tcp://host:8786``).
 
     Raises:
         ScaleOutError: ``local:N`` with N not a positive number, or an unreachable address.
@@ -638,7 +641,7 @@ def connect(spec: str) -> Iterator[distributed.Client]:
                 "or a scheduler address such as tcp://host:8786"
             )
         with (
-            dask_config.set({_TRIM: None, _STEALING: False}),
+            dask_config.set({_TRIM: None, _STEALING: False, _PROFILE: False}),
             distributed.LocalCluster(
                 n_workers=int(n),
                 threads_per_worker=1,
