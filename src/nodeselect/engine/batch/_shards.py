@@ -55,8 +55,9 @@ __all__ = [
 JOBS_PER_WORKER: Final = 16
 #: Pieces of jobs per worker (several, so a thread that drew cheap jobs takes another piece).
 PIECES_PER_WORKER: Final = 8
-#: Jobs per piece at least (each piece allocates its own feasibility buffers).
-MIN_PIECE: Final = 8
+#: Jobs per piece at least (each piece allocates its own feasibility buffers and starts its
+#: own chunks of pairs: 8 cost 25 % more CPU than one thread at 100 jobs x 1M nodes).
+MIN_PIECE: Final = 16
 
 #: Rows per shard at least: a smaller table is split into fewer shards (the result is the same
 #: for any number of shards; tiny shards would only repeat each job's fixed work).
@@ -135,7 +136,12 @@ def rank_sharded(
 
 
 def _pieces(members: list[int], size: int) -> list[list[int]]:
-    return [members[a : a + size] for a in range(0, len(members), size)]
+    """``members`` in consecutive pieces of near-equal length, about ``size`` each (never a
+    short remainder: each piece pays a chunk's fixed cost and its own buffers)."""
+    if not members:
+        return []
+    n = max(1, round(len(members) / size))
+    return [members[i * len(members) // n : (i + 1) * len(members) // n] for i in range(n)]
 
 
 def rank_split(
