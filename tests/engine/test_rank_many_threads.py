@@ -160,7 +160,9 @@ def test_the_grouped_path_runs_inside_the_shards() -> None:
     t = NodeTable.synthetic(2000, seed=9, now=NOW)
     jobs = _synthetic_jobs(rng, 40)
     want = rank_many(jobs, t, now=NOW)
-    for a, b in zip(rank_many(jobs, t, now=NOW, workers=2), want, strict=True):
+    with split_by("rows"):  # 40 jobs on 2 workers would be split by jobs
+        got = rank_many(jobs, t, now=NOW, workers=2)
+    for a, b in zip(got, want, strict=True):
         _same(a, b)
 
 
@@ -210,3 +212,16 @@ def test_a_large_batch_is_split_by_jobs_with_each_layout_built_once(
     assert len(layouts) == len(set(layouts)) == one_thread
     for a, b in zip(got, want, strict=True):
         _same(a, b)
+
+
+def test_pieces_are_consecutive_near_equal_and_cover_every_job() -> None:
+    """A group's jobs are cut into consecutive pieces whose lengths differ by at most one,
+    about ``size`` each, none empty (no pieces for no jobs)."""
+    for n in (0, 1, 7, 16, 20, 200, 1001):
+        for size in (1, 2, 16, 63, 5000):
+            members = list(range(100, 100 + n))
+            pieces = _shards._pieces(members, size)
+            assert [j for p in pieces for j in p] == members
+            lengths = [len(p) for p in pieces]
+            assert not n or (min(lengths) >= 1 and max(lengths) - min(lengths) <= 1)
+            assert len(pieces) == (max(1, round(n / size)) if n else 0)
