@@ -40,6 +40,7 @@ import json
 import logging
 import math
 import os
+import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -50,6 +51,7 @@ import attrs
 
 try:
     import distributed
+    from dask.base import annotate as dask_annotate
     from dask.base import compute as dask_compute
     from dask.base import persist as dask_persist
     from dask.delayed import delayed
@@ -292,8 +294,40 @@ class JobResult:
     top: tuple[RankedNode, ...]
 
 
-#: Per job of a batch: (feasible count, top k) over the shards merged so far.
-_Part = list[tuple[int, tuple[RankedNode, ...]]]
+#: A ranked node between workers: :class:`RankedNode`'s fields as plain values (index, uuid,
+#: name, score, terms as (name, contribution) pairs, GPU indices, tie key), which pickle in C:
+#: a tile's 250 jobs x top 10 pickle and unpickle 2.5x faster than as attrs instances.
+_Row = tuple[int, str, str | None, float, tuple[tuple[str, float], ...], tuple[int, ...], int]
+#: Per job of a batch: (feasible count, top k as rows) over the shards merged so far.
+_Part = list[tuple[int, tuple[_Row, ...]]]
+
+
+def _pack(part: _Part) -> bytes:
+    """A part as it travels between tasks: pickled here, in C. Dask then sizes and sends one
+    ``bytes`` (as nested lists and tuples, it walked a sample of them to estimate their size
+    for every result: ~3 % of a worker's CPU, besides its own pickling)."""
+    return pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unpack(blob: bytes) -> _Part:
+    part: _Part = pickle.loads(blob)  # our own tiles' results, within our cluster
+    return part
+
+
+def _row(r: RankedNode) -> _Row:
+    return (r.index, r.uuid, r.name, r.score, tuple(r.terms.items()), r.gpu_indices, r.tie_key)
+
+
+def _node(row: _Row) -> RankedNode:
+    index, uuid, name, score, terms, gpus, tie = row
+    return RankedNode(
+        index=index, uuid=uuid, name=name, score=score, terms=dict(terms), gpu_indices=gpus,
+        tie_key=tie,
+    )  # fmt: skip
+
+
+def _row_order(row: _Row) -> tuple[float, int, str]:
+    return (-row[3], row[6], row[1])  # _order's key: score descending, tie key, uuid
 
 
 def _order(r: RankedNode) -> tuple[float, int, str]:
@@ -324,23 +358,31 @@ class _Tile:
     stats: TableStats
 
 
-def _rank_tile(table: NodeTable, jobs: Sequence[Job], tile: _Tile) -> _Part:
+def _rank_tile(table: NodeTable, jobs: Sequence[Job], tile: _Tile) -> bytes:
     rankings = rank_many(jobs, table, k=tile.k, now=tile.now, seed=tile.seed, stats=tile.stats)
-    return [(r.feasible, r.top) for r in rankings]
+    return _pack([(r.feasible, tuple(map(_row, r.top))) for r in rankings])
 
 
-def _merge(k: int, *parts: _Part) -> _Part:
-    return [
-        (sum(p[j][0] for p in parts), merge_tops((p[j][1] for p in parts), k))
-        for j in range(len(parts[0]))
-    ]
+def _merge(k: int, *blobs: bytes) -> bytes:
+    """Each job's counts added and top ``k`` merged (:func:`merge_tops`' order, on rows)."""
+    parts = [_unpack(b) for b in blobs]
+    return _pack(
+        [
+            (
+                sum(p[j][0] for p in parts),
+                tuple(sorted((r for p in parts for r in p[j][1]), key=_row_order)[:k]),
+            )
+            for j in range(len(parts[0]))
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------- the runners
 class _Runner(Protocol):
-    def persist(self, items: list[Any]) -> list[Any]: ...
+    def persist(self, items: list[Any], slots: list[int]) -> list[Any]: ...
     def compute(self, items: list[Any]) -> list[Any]: ...
     def broadcast(self, value: Any) -> Any: ...
+    def tiles(self, tables: list[Any], make: Callable[[Any], Any]) -> list[Any]: ...
     def start(self, root: Any, tiles: list[Any]) -> Any: ...
     def finish(self, started: Any, on_tile: Callable[[], None]) -> Any: ...
 
@@ -348,8 +390,11 @@ class _Runner(Protocol):
 class _Synchronous:
     """Dask's synchronous scheduler, in this process (tests, small fleets)."""
 
-    def persist(self, items: list[Any]) -> list[Any]:
+    def persist(self, items: list[Any], slots: list[int]) -> list[Any]:
         return list(dask_persist(*items, scheduler="synchronous"))
+
+    def tiles(self, tables: list[Any], make: Callable[[Any], Any]) -> list[Any]:
+        return [make(t) for t in tables]
 
     def compute(self, items: list[Any]) -> list[Any]:
         return list(dask_compute(*items, scheduler="synchronous"))
@@ -369,13 +414,39 @@ class _Synchronous:
 
 
 class _Cluster:
-    """A ``distributed.Client``: shards resident on workers, jobs broadcast, tiles as futures."""
+    """A ``distributed.Client``: shards resident on workers, jobs broadcast, tiles as futures.
+
+    Shard ``i`` is built on worker ``i mod workers`` (the builds have no inputs: left to the
+    scheduler, one worker could take more than its share), and each tile is asked to run
+    where its shard is. Without that request a tile may run elsewhere (queued tasks with few
+    inputs are placed on whichever worker is free; work stealing moves busy workers' tasks),
+    and the shard travels: a copy, its derived columns rebuilt, the fleet's memory doubled.
+    The requests are loose, so a lost worker's shard is rebuilt and ranked elsewhere."""
 
     def __init__(self, client: distributed.Client) -> None:
         self.client = client
 
-    def persist(self, items: list[Any]) -> list[Any]:
-        out: list[Any] = self.client.persist(items)
+    def persist(self, items: list[Any], slots: list[int]) -> list[Any]:
+        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        if not workers:
+            out: list[Any] = self.client.persist(items)
+            return out
+        return [
+            self.client.persist(item, workers=[workers[i % len(workers)]], allow_other_workers=True)
+            for item, i in zip(items, slots, strict=True)
+        ]
+
+    def tiles(self, tables: list[Any], make: Callable[[Any], Any]) -> list[Any]:
+        where = self.client.who_has(tables)
+        out = []
+        for t in tables:
+            holders = list(where.get(t.key, ()))
+            with (
+                dask_annotate(workers=holders, allow_other_workers=True)
+                if holders
+                else contextlib.nullcontext()
+            ):
+                out.append(make(t))
         return out
 
     def compute(self, items: list[Any]) -> list[Any]:
@@ -448,14 +519,16 @@ class Survey:
         build = delayed(_build, pure=False)
         summary = delayed(_summary, pure=False)
         self._tables: list[Any] = self._runner.persist(
-            [build(s, self.now, units) for s in self.shards]
+            [build(s, self.now, units) for s in self.shards], list(range(len(self.shards)))
         )
         found = self._runner.compute([summary(t) for t in self._tables])
         labels = [s.label for s in self.shards]
         fleet = units or fleet_units([u for _, u in found], labels)
         redo = [i for i, (_, u) in enumerate(found) if not _same_units(u, fleet)]
         if redo:
-            rebuilt = self._runner.persist([build(self.shards[i], self.now, fleet) for i in redo])
+            rebuilt = self._runner.persist(
+                [build(self.shards[i], self.now, fleet) for i in redo], redo
+            )
             for i, t in zip(redo, rebuilt, strict=True):
                 self._tables[i] = t
             again = self._runner.compute([summary(self._tables[i]) for i in redo])
@@ -525,7 +598,7 @@ class Survey:
                 return False
             batch = tuple(jobs[start : start + batch_size])
             shared = self._runner.broadcast(batch)
-            tiles = [tile(t, shared, spec) for t in self._tables]
+            tiles = self._runner.tiles(self._tables, lambda t: tile(t, shared, spec))
             root = _tree(tiles, spec.k, fan_in)
             pending.append((start, batch, self._runner.start(root, tiles)))
             return True
@@ -534,10 +607,10 @@ class Survey:
             submit()
         while pending:
             start, batch, started = pending.popleft()
-            merged: _Part = self._runner.finish(started, on_tile)
+            merged = _unpack(self._runner.finish(started, on_tile))
             submit()
             for j, (job, (feasible, top)) in enumerate(zip(batch, merged, strict=True)):
-                yield JobResult(start + j, job.name, feasible, top)
+                yield JobResult(start + j, job.name, feasible, tuple(map(_node, top)))
 
     def close(self) -> None:
         """Free the shards on the workers (and close a client made from an address)."""
@@ -663,13 +736,30 @@ def _client(address: str) -> distributed.Client:
 #: mmap threshold: every large array is then fresh memory, and ranking ran 2.8x slower
 #: (docs/scale-out.md). Local clusters start their workers without it.
 _TRIM: Final = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+#: Work stealing would move a waiting tile to an idle worker, and its shard with it (a copy,
+#: its derived columns rebuilt): local clusters start without it (tiles are balanced by the
+#: shards' placement; see :class:`_Cluster`).
+_STEALING: Final = "distributed.scheduler.work-stealing"
+#: The workers' statistical profiler (a thread taking the GIL every 10 ms to walk the stacks)
+#: feeds the dashboard, which local clusters do not start: idle, it doubles a worker's CPU.
+_PROFILE: Final = "distributed.worker.profile.enabled"
+#: Every server's event-loop tick (a 20 ms callback timing the loop, for "event loop was
+#: blocked" warnings) and system monitor (psutil every 0.5 s, for the dashboard): idle, a
+#: LocalCluster's driver then used 0.056 CPU-s per second and each worker 0.02; at 1 s and
+#: 5 s, 0.009 and 0.003. Local clusters only (a user's cluster keeps its own settings).
+_QUIET: Final = {
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+}
 
 
 @contextlib.contextmanager
 def connect(spec: str) -> Iterator[distributed.Client]:
     """A client for ``local:N`` (a ``LocalCluster`` of N worker processes, one thread each,
-    no dashboard, no memory limit (so no spilling), closed on exit; workers keep glibc's
-    default malloc tuning) or a scheduler address (``tcp://host:8786``).
+    no dashboard (and so no profiler, and the servers' loop ticks and system monitors slowed
+    to 1 s and 5 s), no memory limit (so no spilling), no work stealing (a stolen tile drags
+    its shard along), closed on exit; workers keep glibc's default malloc tuning) or a
+    scheduler address (``tcp://host:8786``).
 
     Raises:
         ScaleOutError: ``local:N`` with N not a positive number, or an unreachable address.
@@ -682,7 +772,7 @@ def connect(spec: str) -> Iterator[distributed.Client]:
                 "or a scheduler address such as tcp://host:8786"
             )
         with (
-            dask_config.set({_TRIM: None}),
+            dask_config.set({_TRIM: None, _STEALING: False, _PROFILE: False, **_QUIET}),
             distributed.LocalCluster(
                 n_workers=int(n),
                 threads_per_worker=1,

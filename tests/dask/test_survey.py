@@ -6,6 +6,7 @@ for a real ``distributed.LocalCluster`` of two worker processes.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import os
@@ -378,5 +379,10 @@ def test_a_local_cluster_of_two_processes_gives_the_same_answer() -> None:
         trim = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
         assert set(trim.values()) == {None}  # glibc's own malloc tuning (docs/scale-out.md)
         got = list(s.run(JOBS, k=7, batch_size=5, on_tile=lambda: ticks.append(1)))
+        # the shards stayed where they were built, one copy each, spread over the workers
+        holders = client.who_has(s._tables)
+        assert all(len(holders[t.key]) == 1 for t in s._tables)
+        spread = collections.Counter(holders[t.key][0] for t in s._tables)
+        assert sorted(spread.values()) == [2, 3]
     assert_same(got, want, JOBS)
     assert len(ticks) == s.tiles(len(JOBS), 5) == 15

@@ -1,7 +1,11 @@
-"""``rank_many(..., workers=N)``: row shards ranked in threads and merged exactly give the
-single-thread result bit for bit, for any number of workers (1..17, empty shards, heavy ties)."""
+"""``rank_many(..., workers=N)``: row shards ranked in threads and merged exactly, or the jobs
+split between threads in pieces, give the single-thread result bit for bit, for any number of
+workers (1..17, empty shards, pieces of one job, heavy ties)."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import attrs
 import numpy as np
@@ -14,6 +18,7 @@ from nodeselect.engine._rank import Ranking
 from nodeselect.engine._shard import table_stats
 from nodeselect.engine.batch import _rank_many as _batch
 from nodeselect.engine.batch import _shards
+from nodeselect.engine.batch._group import JobGroup
 from nodeselect.engine.batch._rank_many import rank_many
 from nodeselect.engine.batch._shards import shard_bounds
 from nodeselect.errors import InputError
@@ -27,10 +32,22 @@ from strategies_fleet import NOW
 def tiny_shards() -> object:
     """Shards of any size (the library merges shards under MIN_SHARD_ROWS rows), so that small
     tables are really split (module scope: hypothesis-safe)."""
-    saved = _shards.MIN_SHARD_ROWS
+    saved = _shards.MIN_SHARD_ROWS, _shards.MIN_PIECE
     _shards.MIN_SHARD_ROWS = 1  # type: ignore[misc]
+    _shards.MIN_PIECE = 1  # type: ignore[misc]
     yield
-    _shards.MIN_SHARD_ROWS = saved  # type: ignore[misc]
+    _shards.MIN_SHARD_ROWS, _shards.MIN_PIECE = saved  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def split_by(how: str) -> Iterator[None]:
+    """Force the split by ``rows`` or by ``jobs`` (whatever the batch size), then restore it."""
+    saved = _shards.JOBS_PER_WORKER
+    _shards.JOBS_PER_WORKER = 0 if how == "jobs" else 10**9  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        _shards.JOBS_PER_WORKER = saved  # type: ignore[misc]
 
 
 def _same(got: Ranking, want: Ranking) -> None:
@@ -68,11 +85,13 @@ def _tied(t: NodeTable, rng: np.random.Generator, uuids: int) -> NodeTable:
     st.sampled_from([0, 1, 3, 10, 400]),
     st.sampled_from(["plain", "tied", "residual"]),
     st.integers(0, 3),
+    st.sampled_from(["rows", "jobs"]),
 )
 def test_threads_equal_one_thread_bit_for_bit(  # noqa: PLR0917 - hypothesis draws
-    table_seed: int, n: int, workers: int, k: int, kind: str, seed: int
+    table_seed: int, n: int, workers: int, k: int, kind: str, seed: int, how: str
 ) -> None:
-    """Any number of workers (empty shards when above the rows) gives one thread's rankings."""
+    """Any number of workers, split by rows (empty shards when above the rows) or by jobs
+    (pieces of one job ranked at once from shared groups), gives one thread's rankings."""
     rng = np.random.default_rng(table_seed)
     t = NodeTable.synthetic(n, seed=table_seed, now=NOW)
     if kind == "tied":
@@ -81,7 +100,8 @@ def test_threads_equal_one_thread_bit_for_bit(  # noqa: PLR0917 - hypothesis dra
         t = _residual(t, rng)
     jobs = _synthetic_jobs(rng, int(rng.integers(1, 14)))
     want = rank_many(jobs, t, k=k, now=NOW, seed=seed)
-    got = rank_many(jobs, t, k=k, now=NOW, seed=seed, workers=workers)
+    with split_by(how):
+        got = rank_many(jobs, t, k=k, now=NOW, seed=seed, workers=workers)
     assert len(got) == len(want)
     for a, b in zip(got, want, strict=True):
         _same(a, b)
@@ -94,8 +114,11 @@ def test_threads_use_the_given_stats_like_one_thread() -> None:
     stats = attrs.evolve(table_stats(t), max_gpu_count=64)
     jobs = _synthetic_jobs(rng, 12)
     want = rank_many(jobs, t, now=NOW, stats=stats)
-    for a, b in zip(rank_many(jobs, t, now=NOW, stats=stats, workers=3), want, strict=True):
-        _same(a, b)
+    for how in ("rows", "jobs"):
+        with split_by(how):
+            got = rank_many(jobs, t, now=NOW, stats=stats, workers=3)
+        for a, b in zip(got, want, strict=True):
+            _same(a, b)
 
 
 def test_shards_cover_every_row_once_in_order() -> None:
@@ -137,7 +160,9 @@ def test_the_grouped_path_runs_inside_the_shards() -> None:
     t = NodeTable.synthetic(2000, seed=9, now=NOW)
     jobs = _synthetic_jobs(rng, 40)
     want = rank_many(jobs, t, now=NOW)
-    for a, b in zip(rank_many(jobs, t, now=NOW, workers=2), want, strict=True):
+    with split_by("rows"):  # 40 jobs on 2 workers would be split by jobs
+        got = rank_many(jobs, t, now=NOW, workers=2)
+    for a, b in zip(got, want, strict=True):
         _same(a, b)
 
 
@@ -159,3 +184,44 @@ def test_a_small_table_is_split_into_fewer_shards(monkeypatch: pytest.MonkeyPatc
     assert seen == [125, 125]
     for a, b in zip(got, want, strict=True):
         _same(a, b)
+
+
+def test_a_large_batch_is_split_by_jobs_with_each_layout_built_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At JOBS_PER_WORKER jobs per worker the threads share one plan: no row shard, each GPU
+    group's layout built once (as one thread builds it), and the same rankings."""
+    monkeypatch.setattr(_batch, "GROUP_COST", 0)  # every group of MIN_GROUP jobs is laid out
+    rng = np.random.default_rng(11)
+    t = NodeTable.synthetic(3000, seed=11, now=NOW)
+    jobs = _synthetic_jobs(rng, 2 * _shards.JOBS_PER_WORKER)
+    layouts: list[int] = []
+    real_sort = JobGroup._sort_gpus
+
+    def counting_sort(self: JobGroup) -> None:
+        layouts.append(id(self))
+        real_sort(self)
+
+    monkeypatch.setattr(JobGroup, "_sort_gpus", counting_sort)
+    want = rank_many(jobs, t, now=NOW)
+    one_thread = len(layouts)
+    layouts.clear()
+    monkeypatch.setattr(NodeTable, "row_range", None)  # a row shard would fail loudly
+    got = rank_many(jobs, t, now=NOW, workers=2)
+    assert one_thread > 0
+    assert len(layouts) == len(set(layouts)) == one_thread
+    for a, b in zip(got, want, strict=True):
+        _same(a, b)
+
+
+def test_pieces_are_consecutive_near_equal_and_cover_every_job() -> None:
+    """A group's jobs are cut into consecutive pieces whose lengths differ by at most one,
+    about ``size`` each, none empty (no pieces for no jobs)."""
+    for n in (0, 1, 7, 16, 20, 200, 1001):
+        for size in (1, 2, 16, 63, 5000):
+            members = list(range(100, 100 + n))
+            pieces = _shards._pieces(members, size)
+            assert [j for p in pieces for j in p] == members
+            lengths = [len(p) for p in pieces]
+            assert not n or (min(lengths) >= 1 and max(lengths) - min(lengths) <= 1)
+            assert len(pieces) == (max(1, round(n / size)) if n else 0)

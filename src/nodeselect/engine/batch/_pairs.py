@@ -33,6 +33,8 @@ class PairScores:
         self, g: JobGroup, cjs: list[CompiledJob], *, pos: I64, idx: I64, job: I64, bounds: I64
     ) -> None:
         self.g, self.cjs, self.pos, self.idx, self.job, self.bounds = g, cjs, pos, idx, job, bounds
+        self._job_dicts: list[dict[str, float]] | None = None
+        self._weights_by_term: dict[str, list[float]] = {}
         self.wanted = [
             u.name for u in score_units() if any(u.name == m for cj in cjs for m, _ in cj.weights)
         ]
@@ -123,8 +125,14 @@ class PairScores:
         return w if np.ndim(w) == 0 or at is None else w.take(at)
 
     def _job_weights(self, name: str) -> list[float]:
-        """Each job's weight of term ``name`` (0 when it does not weight it)."""
-        return [dict(cj.weights).get(name, 0.0) for cj in self.cjs]
+        """Each job's weight of term ``name`` (0 when it does not weight it; built once per
+        chunk: Python work, which threads of ``workers=N`` take turns at)."""
+        hit = self._weights_by_term.get(name)
+        if hit is None:
+            if self._job_dicts is None:
+                self._job_dicts = [dict(cj.weights) for cj in self.cjs]
+            hit = self._weights_by_term[name] = [w.get(name, 0.0) for w in self._job_dicts]
+        return hit
 
     def _combine(self) -> F64:
         """:func:`nodeselect.engine._scorers.combine` per pair (a term a job does not weight adds

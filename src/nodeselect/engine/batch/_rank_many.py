@@ -27,7 +27,7 @@ gathering, take the per-job path (with the batch's per-node columns).
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
@@ -41,6 +41,7 @@ from nodeselect.engine._constraints import CompiledJob, compile_job
 from nodeselect.engine._prefilter import _categorical_key
 from nodeselect.engine._rank import Ranking, rank, rank_compiled
 from nodeselect.engine._shard import TableStats
+from nodeselect.engine.batch import _shards
 from nodeselect.engine.batch._columns import BatchColumns
 from nodeselect.engine.batch._group import JobGroup
 from nodeselect.engine.batch._shards import rank_sharded
@@ -100,6 +101,10 @@ def rank_many(
     if any(isinstance(job, Job) and job.alternatives for job in jobs):
         return _with_alternatives(jobs, table, k=k, now=now, seed=seed, stats=stats)
     cjs = [_compile(i, job, now) for i, job in enumerate(jobs)]
+    max_gpus = stats.max_gpu_count if stats is not None else max_gpu_count(table)
+    if workers > 1 and len(cjs) >= max(MIN_JOBS, _shards.JOBS_PER_WORKER * workers):
+        split = functools.partial(_shards.rank_split, workers=workers)
+        return _rank_all(cjs, table, max_gpus, k=k, seed=seed, split=split)
     if workers > 1 and cjs:
         if len(cjs) >= MIN_JOBS:
             uuid_hash(table)  # once, shared by the shards (their tie keys)
@@ -112,14 +117,27 @@ def rank_many(
             stats=stats,
             workers=workers,
         )
-    max_gpus = stats.max_gpu_count if stats is not None else max_gpu_count(table)
     return _rank_all(cjs, table, max_gpus, k=k, seed=seed)
 
 
+#: Ranks a planned batch (shared columns, the jobs ranked alone, the groups) in threads.
+_Split = Callable[
+    [BatchColumns, list[CompiledJob], list[int], list[tuple[list[int], JobGroup]]],
+    list[Ranking],
+]
+
+
 def _rank_all(
-    cjs: list[CompiledJob], table: NodeTable, max_gpus: int, *, k: int, seed: int
+    cjs: list[CompiledJob],
+    table: NodeTable,
+    max_gpus: int,
+    *,
+    k: int,
+    seed: int,
+    split: _Split | None = None,
 ) -> list[Ranking]:
-    """Every compiled job's ranking on ``table`` in one thread (``max_gpus``: the global stat)."""
+    """Every compiled job's ranking on ``table`` (``max_gpus``: the global stat), in one
+    thread, or planned here and ranked in threads by ``split`` (``_shards.rank_split``)."""
     if len(cjs) < MIN_JOBS:
         return [rank_compiled(cj, table, k=k, seed=seed, max_gpus=max_gpus) for cj in cjs]
     batch = BatchColumns(table, cjs[0].now_s, seed, max_gpus, k)
@@ -144,6 +162,8 @@ def _rank_all(
                 batched.append((members, group))
                 continue
         alone.extend(members)
+    if split is not None:
+        return split(batch, cjs, alone, batched)
     if not batched:  # nothing repays the shared columns: the plain loop
         return [rank_compiled(cj, table, k=k, seed=seed, max_gpus=max_gpus) for cj in cjs]
     for i in alone:

@@ -1,5 +1,16 @@
-"""``rank_many(..., workers=N)``: the table's rows split into contiguous shards, ranked in a
-thread pool, and each job's shard results merged exactly.
+"""``rank_many(..., workers=N)``: the batch's work split between ``N`` threads, by jobs (a large
+batch) or by rows (a few jobs), with the same result bit for bit as one thread.
+
+**By jobs** (:func:`rank_split`, at least :data:`JOBS_PER_WORKER` jobs per worker): the batch is
+planned once, as one thread plans it (shared per-node columns, job groups), then each group's
+GPU layout is built once, in the pool, and the jobs' rankings are computed in pieces of
+consecutive jobs of a group, in the pool. A job's ranking does not depend on which other jobs
+are ranked beside it (every value is elementwise per pair, every top ``k`` per job), so the
+result is one thread's. Nothing per group or per job is repeated, no large temporary is
+allocated per thread, and the threads share nothing mutable but caches of equal values.
+
+**By rows** (:func:`rank_sharded`, fewer jobs): the table's rows split into contiguous shards,
+ranked in a thread pool, and each job's shard results merged exactly.
 
 A shard is a :meth:`NodeTable.row_range` view (no copy; the derived columns are shared). Every
 shard is ranked with the same ``now``, seed and the *global* :class:`TableStats` (the shards'
@@ -13,8 +24,9 @@ NumPy releases the GIL inside its loops, so the threads run the shards in parall
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Final
 
 import numpy as np
@@ -22,9 +34,30 @@ import numpy as np
 from nodeselect.engine._constraints import CompiledJob
 from nodeselect.engine._rank import RankedNode, Ranking, ranking_of
 from nodeselect.engine._shard import TableStats, merge_top, table_stats
+from nodeselect.engine.batch._columns import BatchColumns
+from nodeselect.engine.batch._group import JobGroup
 from nodeselect.table import NodeTable
 
-__all__ = ["MIN_SHARD_ROWS", "merge_shards", "rank_sharded", "shard_bounds"]
+__all__ = [
+    "JOBS_PER_WORKER",
+    "MIN_PIECE",
+    "MIN_SHARD_ROWS",
+    "PIECES_PER_WORKER",
+    "merge_shards",
+    "rank_sharded",
+    "rank_split",
+    "shard_bounds",
+]
+
+#: A batch of at least this many jobs per worker is split by jobs (:func:`rank_split`), a
+#: smaller one by rows (:func:`rank_sharded`: each shard repeats the per-job work, but a few
+#: jobs cannot keep the workers busy).
+JOBS_PER_WORKER: Final = 16
+#: Pieces of jobs per worker (several, so a thread that drew cheap jobs takes another piece).
+PIECES_PER_WORKER: Final = 8
+#: Jobs per piece at least (each piece allocates its own feasibility buffers and starts its
+#: own chunks of pairs: 8 cost 25 % more CPU than one thread at 100 jobs x 1M nodes).
+MIN_PIECE: Final = 16
 
 #: Rows per shard at least: a smaller table is split into fewer shards (the result is the same
 #: for any number of shards; tiny shards would only repeat each job's fixed work).
@@ -100,3 +133,55 @@ def rank_sharded(
         merge_shards(cj, table, [p[j] for p in per_shard], starts, k=k, seed=seed)
         for j, cj in enumerate(cjs)
     ]
+
+
+def _pieces(members: list[int], size: int) -> list[list[int]]:
+    """``members`` in consecutive pieces of near-equal length, about ``size`` each (never a
+    short remainder: each piece pays a chunk's fixed cost and its own buffers)."""
+    if not members:
+        return []
+    n = max(1, round(len(members) / size))
+    return [members[i * len(members) // n : (i + 1) * len(members) // n] for i in range(n)]
+
+
+def rank_split(
+    batch: BatchColumns,
+    cjs: list[CompiledJob],
+    alone: list[int],
+    batched: list[tuple[list[int], JobGroup]],
+    *,
+    workers: int,
+) -> list[Ranking]:
+    """Every job's ranking, from one thread's plan of the batch (``alone``: the jobs ranked one
+    by one; ``batched``: each group's jobs, by index in ``cjs``), computed in ``workers``
+    threads: the shared per-node columns first, then the groups' layouts (largest first), then
+    pieces of consecutive jobs (:data:`PIECES_PER_WORKER` per worker, at least
+    :data:`MIN_PIECE` jobs), the jobs ranked alone before the groups' (each costs a pass over
+    the table)."""
+    out: list[Ranking | None] = [None] * len(cjs)
+    jobs = len(alone) + sum(len(m) for m, _ in batched)
+    size = max(MIN_PIECE, math.ceil(jobs / (PIECES_PER_WORKER * workers)))
+
+    def group_piece(group: JobGroup, piece: list[int]) -> None:
+        for i, r in zip(piece, group.rank_all([cjs[i] for i in piece]), strict=True):
+            out[i] = r
+
+    def alone_piece(piece: list[int]) -> None:
+        for i in piece:
+            out[i] = batch.rank_one(cjs[i])
+
+    warm: list[Callable[[], object]] = [lambda: batch.pre, lambda: batch.keys]
+    if any(g.gpu for _, g in batched):
+        warm.append(batch.free)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nodeselect-rank") as pool:
+        for w in [pool.submit(f) for f in warm]:  # each built once, before anything reads it
+            w.result()
+        by_size = sorted(batched, key=lambda mg: -mg[1].cells)
+        tasks: list[Future[None]] = [pool.submit(g.layout) for _, g in by_size if g.gpu]
+        tasks += [pool.submit(alone_piece, p) for p in _pieces(alone, size)]
+        tasks += [
+            pool.submit(group_piece, g, p) for members, g in by_size for p in _pieces(members, size)
+        ]
+        for task in tasks:
+            task.result()
+    return [r for r in out if r is not None]
