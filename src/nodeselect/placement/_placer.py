@@ -261,7 +261,7 @@ def _capacity_ok(
 
 #: Bytes the survey's shared work (GPU groups, node masks, score terms, per-GPU passes) may
 #: hold; beyond it the oldest entries are dropped and recomputed when needed again.
-CACHE_BYTES = 256 << 20
+CACHE_BYTES = 512 << 20
 #: Packed feasibility masks are kept per job group up to this many bytes in all (64 MiB: 5,000
 #: groups at 100k nodes); beyond it a group's feasibility is recomputed when asked for.
 KEEP_BITS = 1 << 26
