@@ -228,6 +228,7 @@ def test_many_images_spill_into_a_second_bitset_word() -> None:
     _assert_same_table(got, reference_from_nodes(nodes, NOW_S, got.units))
 
 
+@pytest.mark.slow  # 3-4 s; the dialect fleets check the chunked build in the default run
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(st.integers(0, 10**6), max_size=12, unique=True).flatmap(
