@@ -24,7 +24,7 @@ only. Every prefilter is implied by the exact constraints, so no feasible node i
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any, Final
 
 import numpy as np
@@ -137,15 +137,20 @@ def _gpu_tests(cj: CompiledJob, t: NodeTable) -> list[_Test]:
     return tests
 
 
+def _active_units(cj: CompiledJob, t: NodeTable) -> Iterator[tuple[NodeConstraint, _Test | None]]:
+    """The active non-categorical units of ``cj``, in registry order, each with its fast test
+    (``None`` for a unit without one: the generic fallback applies its ``check``)."""
+    for u in node_constraints():
+        if not u.categorical and u.active(cj):
+            yield u, u.fast_test(cj, t)
+
+
 def node_tests(cj: CompiledJob, t: NodeTable) -> tuple[list[_Test], list[NodeConstraint]]:
     """The active non-categorical units of ``cj``, in registry order: the fast tests of those
     that have one, and the units without (the generic fallback applies their ``check``)."""
     tests: list[_Test] = []
     generic: list[NodeConstraint] = []
-    for u in node_constraints():
-        if u.categorical or not u.active(cj):
-            continue
-        ft = u.fast_test(cj, t)
+    for u, ft in _active_units(cj, t):
         if ft is None:
             generic.append(u)
         else:
@@ -235,10 +240,7 @@ def _static_tests(
     generic: list[NodeConstraint] = []
     keys: list[Hashable] = []
     cols: list[Any] = []
-    for u in node_constraints():
-        if u.categorical or not u.active(cj):
-            continue
-        ft = u.fast_test(cj, t)
+    for u, ft in _active_units(cj, t):
         if ft is None:
             generic.append(u)
         elif u.static:
