@@ -184,4 +184,7 @@ def rank_split(
         ]
         for task in tasks:
             task.result()
-    return [r for r in out if r is not None]
+    done = [r for r in out if r is not None]
+    # every job is in ``alone`` or one group: a gap would shift every later job's ranking
+    assert len(done) == len(cjs), "rank_split: a job was left unranked"
+    return done
