@@ -144,7 +144,9 @@ class _Repair:
         self.fits: dict[int, bool] = {}
         self.row_sets: dict[int, frozenset[int] | None] = {}
         self.feasible_rows: dict[int, npt.NDArray[np.int64]] = {}
-        self.bits: npt.NDArray[np.uint8] | None = None
+        self.bits: npt.NDArray[np.uint8] | None = None  # distinct packed masks, stacked
+        self.bits_of = np.zeros(0, dtype=np.int64)  # per job, its row of ``bits``
+        self.stacked = False
         self.clustered: set[int] = set()
         self.turn = {j: t for t, j in enumerate(p.order)}
         n = len(p.table)
@@ -540,17 +542,33 @@ class _Repair:
         left = np.fromiter(p.left, dtype=np.int64, count=len(p.left))
         if len(left) == 0 or len(rows) == 0:
             return []
-        packed = [s.bits for s in p.surveys]
-        if any(b is None for b in packed):
+        if not self.stacked:
+            self._stack_bits()
+        if self.bits is None:
             # Placement at scale keeps packed masks only within a memory budget: past it,
             # each left-out job asks its survey (the engine, on these rows only).
             hit = [int(w) for w in left if p.surveys[w].was_feasible(rows).any()]
         else:
-            if self.bits is None:
-                self.bits = np.stack([b for b in packed if b is not None])
-            cols = self.bits[left][:, rows >> 3] >> (7 - (rows & 7)).astype(np.uint8)
+            group = self.bits[self.bits_of[left]]
+            cols = group[:, rows >> 3] >> (7 - (rows & 7)).astype(np.uint8)
             hit = left[(cols & 1).any(axis=1)].tolist()
         return [w for w in hit if self._fits(w)]
+
+    def _stack_bits(self) -> None:
+        """Stack the surveys' packed masks once, each distinct mask once (the jobs of one
+        group share theirs: stacking per job would hold jobs x nodes/8 bytes); nothing when
+        some survey kept no mask."""
+        self.stacked = True
+        where: dict[int, int] = {}
+        masks: list[npt.NDArray[np.uint8]] = []
+        of = np.empty(len(self.p.surveys), dtype=np.int64)
+        for j, s in enumerate(self.p.surveys):
+            if s.bits is None:
+                return
+            of[j] = where.setdefault(id(s.bits), len(masks))
+            if of[j] == len(masks):
+                masks.append(s.bits)
+        self.bits, self.bits_of = (np.stack(masks) if masks else None), of
 
     def _by_numbers(self, w: int, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Whether each of ``rows`` has the cores, RAM, disk and eligible unreserved GPUs a
