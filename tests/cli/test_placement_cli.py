@@ -126,3 +126,30 @@ def test_place_with_a_bad_job_file_exits_2(
     bad.write_text('[[job]]\nname = "x"\nnodez = 2\n')
     assert main(["place", str(bad), "--demo"]) == 2
     assert "bad.toml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", ["2"])
+def test_place_workers_gives_the_same_plan(
+    workers: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`--workers N` surveys in threads; the plan (JSON, every field but the demo fleet's
+    fetch time) is the one-thread plan."""
+    args = ["place", str(QUEUE), "--demo", "--json", "--now", "2026-11-01T00:00:00Z"]
+    one_code = main(args)
+    one = json.loads(capfd.readouterr().out)
+    code = main([*args, "--workers", workers])
+    got = json.loads(capfd.readouterr().out)
+    assert code == one_code
+    assert one["assignments"]
+    assert got.pop("fleet")
+    assert one.pop("fleet")
+    assert got == one
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two", "1.5", "257"])
+def test_place_workers_rejects_a_bad_count(bad: str, capfd: pytest.CaptureFixture[str]) -> None:
+    """A bad `--workers` is a usage error (exit 2) naming the flag and what it accepts."""
+    assert main(["place", str(QUEUE), "--demo", "--workers", bad]) == 2
+    err = capfd.readouterr().err
+    assert "--workers" in err
+    assert "1..256" in err

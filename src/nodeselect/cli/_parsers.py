@@ -227,6 +227,16 @@ def register_place(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="S",
         help="with --optimal: stop the solver after S seconds and keep the best plan found",
     )
+    parser.add_argument(
+        "--workers",
+        type=_threads,
+        default=1,
+        metavar="N",
+        help=(
+            "survey the jobs in N threads (default 1); the plan is the same for any N, "
+            "only the survey runs in parallel (large batches)"
+        ),
+    )
     parser.set_defaults(handler=lazy_handler("nodeselect.cli.place", "_run"))
 
 
@@ -238,6 +248,17 @@ def _seconds(text: str) -> float:
         value = -1.0
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0 (e.g. 30)")
+    return value
+
+
+def _threads(text: str) -> int:
+    """A ``--workers``: a whole number of threads, 1..256."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of threads 1..256 (e.g. 2)")
     return value
 
 

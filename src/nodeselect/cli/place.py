@@ -98,6 +98,7 @@ def _run(args: argparse.Namespace) -> int:
             seed=args.seed,
             objective="optimal" if args.optimal else "greedy",
             time_limit=args.time_limit,
+            workers=args.workers,
         )
     except NodeSelectError as exc:  # bad input, or the optimal extra not installed
         return fail(str(exc), EXIT_INPUT)
