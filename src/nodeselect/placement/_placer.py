@@ -525,6 +525,16 @@ class _Stage:
     ge: GpuEval | None = None  # the GPU group on the residual, for the re-evaluated rows
 
 
+@attrs.define(eq=False)
+class _Touched:
+    """The touched rows one turn re-checked (still feasible and fitting the residual), with
+    their residual scores and GPU group: shared by the widening stages of that turn."""
+
+    rows: npt.NDArray[np.int64] | None = None
+    scores: npt.NDArray[np.float64] = attrs.field(factory=lambda: np.zeros(0))
+    ge: GpuEval | None = None
+
+
 #: Survey scores of every feasible row are kept for gangs (whose wider stages need them) up
 #: to this many floats in all (64 MiB); beyond it the wide stages re-score those rows.
 KEEP_SCORES = 1 << 23
@@ -625,7 +635,9 @@ class _Placer:
             out.append(_Survey(sj.feasible, rows, len(rows) >= sj.feasible, None, scores, source))
         return out
 
-    def _candidates(self, j: int, k: int | None, *, full: bool) -> _Stage:
+    def _candidates(
+        self, j: int, k: int | None, *, full: bool, memo: _Touched | None = None
+    ) -> _Stage:
         """The job's best candidates on the residual (an exact prefix of its residual ranking).
 
         Only rows the survey found feasible can fit (capacity only shrinks), and a row nothing
@@ -633,9 +645,12 @@ class _Placer:
         score. The rows are: ``full`` -- every survey-feasible row; otherwise the survey's
         best rows plus the touched survey-feasible rows. Touched rows are re-checked (capacity
         constraints, then the GPU group and scores on the residual view, for just these rows).
-        ``k=None`` keeps every feasible one.
+        ``k=None`` keeps every feasible one. ``memo``: the touched rows' evaluation of an
+        earlier stage of the same turn (nothing was reserved since), filled on first use:
+        every stage with stored survey scores re-checks the same rows (the touched rows the
+        survey found feasible), so the widening stages of one turn check them once.
         """
-        cj, survey = self.compiled[j], self.surveys[j]
+        survey = self.surveys[j]
         view = self.residual.view()
         touched = self.residual.touched_mask
         if full:
@@ -644,37 +659,19 @@ class _Placer:
         else:
             base, base_scores = survey.rows, survey.scores
         hit = touched[base]
-        if full:
-            again = base[hit]
-        else:
-            t = self.residual.touched_rows()
-            if survey.bits is None and len(t):
-                # No mask kept: the cheap residual tests below first, so the engine recomputes
-                # survey feasibility for fewer rows (a filter: the same rows, in the same order).
-                near = _capacity_ok(cj, view, t)
-                if cj.count:
-                    near &= self.residual.free_gpu_count[t] >= cj.count
-                t = t[near]
-            again = t[survey.was_feasible(t)] if len(t) else t
         if base_scores is None:  # no stored scores: re-score the untouched rows too
             kept = np.zeros(0, dtype=np.int64)
             kept_scores = np.zeros(0)
-            again = base
+            again, again_scores, ge = self._recheck(j, base)
         else:
             kept, kept_scores = base[~hit], base_scores[~hit]
-        # Touched rows: the capacity constraints again, and enough unreserved GPUs (a cheap
-        # necessary condition of the GPU group; rows whose GPUs are all taken drop out here).
-        keep = _capacity_ok(cj, view, again)
-        if cj.count:
-            keep &= self.residual.free_gpu_count[again] >= cj.count
-        again = again[keep]
-        ge = None
+            if memo is not None and memo.rows is not None:
+                again, again_scores, ge = memo.rows, memo.scores, memo.ge
+            else:
+                again, again_scores, ge = self._recheck(j, base[hit] if full else None)
+                if memo is not None:
+                    memo.rows, memo.scores, memo.ge = again, again_scores, ge
         if len(again):
-            ge = gpu_eval(cj, view, again)
-            if ge is not None:
-                again = again[ge.ok[again]]
-            raw = score_terms(cj, view, again, ge, self.stats.max_gpu_count)
-            again_scores = combine(cj, raw, len(again))
             idx = np.concatenate([kept, again])
             scores = np.concatenate([kept_scores, again_scores])
         else:
@@ -690,6 +687,38 @@ class _Placer:
             end = max((i for i, c in enumerate(cands) if c.index in last), default=-1)
             cands = cands[: end + 1]
         return _Stage(cands, truncated, ge)
+
+    def _recheck(
+        self, j: int, rows: npt.NDArray[np.int64] | None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], GpuEval | None]:
+        """Of ``rows`` (``None``: the touched rows the survey found feasible), those that
+        still fit the residual (capacity constraints, enough unreserved GPUs, the GPU group on
+        the residual view), with their residual scores and that GPU group."""
+        cj, survey = self.compiled[j], self.surveys[j]
+        view = self.residual.view()
+        if rows is None:
+            t = self.residual.touched_rows()
+            if survey.bits is None and len(t):
+                # No mask kept: the cheap residual tests below first, so the engine recomputes
+                # survey feasibility for fewer rows (a filter: the same rows, in the same order).
+                near = _capacity_ok(cj, view, t)
+                if cj.count:
+                    near &= self.residual.free_gpu_count[t] >= cj.count
+                t = t[near]
+            rows = t[survey.was_feasible(t)] if len(t) else t
+        # The capacity constraints again, and enough unreserved GPUs (a cheap necessary
+        # condition of the GPU group; rows whose GPUs are all taken drop out here).
+        keep = _capacity_ok(cj, view, rows)
+        if cj.count:
+            keep &= self.residual.free_gpu_count[rows] >= cj.count
+        rows = rows[keep]
+        if not len(rows):
+            return rows, np.zeros(0), None
+        ge = gpu_eval(cj, view, rows)
+        if ge is not None:
+            rows = rows[ge.ok[rows]]
+        raw = score_terms(cj, view, rows, ge, self.stats.max_gpu_count)
+        return rows, combine(cj, raw, len(rows)), ge
 
     def run(self, *, repair: bool = True) -> Plan:
         """The greedy pass, then (unless ``repair=False``) the repair pass and, when jobs that
@@ -862,10 +891,11 @@ class _Placer:
         if self.pressure is not None and job.nodes == 1:
             return self._least_contended(j, stages)
         skip_near = False
+        memo = _Touched()
         for full, k in stages:
             if (not full and skip_near) or (full and survey.complete):
                 continue
-            stage = self._candidates(j, k, full=full)
+            stage = self._candidates(j, k, full=full, memo=memo)
             choice = select_nodes(
                 stage.cands, job.nodes, job.gang, operator_of=self.operator_of, scope_of=scope
             )
@@ -888,10 +918,11 @@ class _Placer:
         pool: list[Candidate] = []
         last: _Stage | None = None
         skip_near = False
+        memo = _Touched()
         for full, k in stages:
             if (not full and skip_near) or (full and survey.complete):
                 continue
-            last = self._candidates(j, k, full=full)
+            last = self._candidates(j, k, full=full, memo=memo)
             pool = last.cands[:HEAD]
             if len(pool) >= HEAD:
                 break
