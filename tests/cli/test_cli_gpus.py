@@ -46,7 +46,7 @@ def _reference(fleet: list[list[GpuSighting]]) -> dict[tuple[str, bool], GpuMode
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(_fleet)
 def test_catalogue_matches_a_naive_reference(fleet: list[list[GpuSighting]]) -> None:
     """Every catalogue row equals the one a naive per-model count computes."""
@@ -55,7 +55,7 @@ def test_catalogue_matches_a_naive_reference(fleet: list[list[GpuSighting]]) -> 
     assert len(rows) == len({(r.model, r.known) for r in rows})
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(_fleet)
 def test_catalogue_is_ordered_by_gpu_count_then_name(fleet: list[list[GpuSighting]]) -> None:
     """Rows come most-GPUs first, ties by model name, so the output is stable run to run."""

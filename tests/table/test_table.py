@@ -158,7 +158,7 @@ def test_arch_aliases_are_normalized(raw: str | None, norm: str) -> None:
     assert arch_name(raw) == norm
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(fleets(max_size=12), st.data())
 def test_take_then_concat_restores_the_table(fleet: list[FleetNode], data: st.DataObject) -> None:
     """Splitting a table with take() and joining the parts with concat() gives back every value."""
