@@ -16,7 +16,9 @@ How it works (docs/placement.md has the full story):
    plus every touched node are re-ranked together on the residual view (exact scores and the
    engine's own tie order); the prefix of that list down to the last untouched survey
    candidate is provably the exact residual ranking. When the gang rules need more than that
-   prefix, the job is re-ranked on the whole residual table instead.
+   prefix, or the candidates ran out, the job is re-ranked on the whole residual table instead:
+   untouched nodes with their survey scores (kept for gangs, else surveyed again and kept per
+   job group within a budget), touched nodes re-checked.
 4. **Gangs** (``nodes > 1``) pick all replicas from that list (see
    :mod:`nodeselect.placement._gang`) and reserve nothing unless every replica fits.
 5. **Leftovers.** An unplaced job's explanation is computed against the residual capacity.
@@ -577,6 +579,9 @@ class _Placer:
         #: the survey's shared work, bounded (``CACHE_BYTES``); also recomputes what surveys
         #: did not keep
         self.cache = _SurveyCache(table, self.stats)
+        #: per job group, every feasible row's survey score, surveyed again when a job's best
+        #: candidates ran out (:meth:`_all_scores`)
+        self._rescored: _Bounded[npt.NDArray[np.float64]] = _Bounded(KEEP_SCORES * 8)
         self.surveys = self._surveys() if surveyed is None else self._given(surveyed)
 
     def _want(self, j: int) -> int:
@@ -647,30 +652,25 @@ class _Placer:
         constraints, then the GPU group and scores on the residual view, for just these rows).
         ``k=None`` keeps every feasible one. ``memo``: the touched rows' evaluation of an
         earlier stage of the same turn (nothing was reserved since), filled on first use:
-        every stage with stored survey scores re-checks the same rows (the touched rows the
-        survey found feasible), so the widening stages of one turn check them once.
+        every stage re-checks the same rows (the touched rows the survey found feasible), so
+        the widening stages of one turn check them once.
         """
         survey = self.surveys[j]
         view = self.residual.view()
         touched = self.residual.touched_mask
         if full:
             base = survey.feasible_rows(len(self.table))
-            base_scores = survey.all_scores
+            base_scores = self._all_scores(j)
         else:
             base, base_scores = survey.rows, survey.scores
         hit = touched[base]
-        if base_scores is None:  # no stored scores: re-score the untouched rows too
-            kept = np.zeros(0, dtype=np.int64)
-            kept_scores = np.zeros(0)
-            again, again_scores, ge = self._recheck(j, base)
+        kept, kept_scores = base[~hit], base_scores[~hit]
+        if memo is not None and memo.rows is not None:
+            again, again_scores, ge = memo.rows, memo.scores, memo.ge
         else:
-            kept, kept_scores = base[~hit], base_scores[~hit]
-            if memo is not None and memo.rows is not None:
-                again, again_scores, ge = memo.rows, memo.scores, memo.ge
-            else:
-                again, again_scores, ge = self._recheck(j, base[hit] if full else None)
-                if memo is not None:
-                    memo.rows, memo.scores, memo.ge = again, again_scores, ge
+            again, again_scores, ge = self._recheck(j, base[hit] if full else None)
+            if memo is not None:
+                memo.rows, memo.scores, memo.ge = again, again_scores, ge
         if len(again):
             idx = np.concatenate([kept, again])
             scores = np.concatenate([kept_scores, again_scores])
@@ -687,6 +687,28 @@ class _Placer:
             end = max((i for i, c in enumerate(cands) if c.index in last), default=-1)
             cands = cands[: end + 1]
         return _Stage(cands, truncated, ge)
+
+    def _all_scores(self, j: int) -> npt.NDArray[np.float64]:
+        """The survey score of every row job ``j`` fits on the full table (ascending rows), for
+        the widest stages: kept with the survey for gangs; else, when a job's best candidates
+        ran out, surveyed again on the full table and kept for its job group (jobs with the
+        same requirements score alike) within ``KEEP_SCORES`` floats, least recently used
+        first out. A row's survey score is its residual score while nothing is reserved on
+        it, whatever the residual state: a stored array stays valid for the whole run."""
+        survey = self.surveys[j]
+        if survey.all_scores is not None:
+            return survey.all_scores
+        key = (self.keys[j],)
+        got = self._rescored.get(key)
+        if got is None:
+            _rows, got, _top, _top_scores = self.cache.survey(self.compiled[j], self.seed, 0)
+            if len(got) != survey.feasible:  # pragma: no cover - the same tests as the survey
+                raise NodeSelectError(
+                    f"internal error: job {self.jobs[j].name!r} surveyed again found "
+                    f"{len(got)} feasible nodes, not {survey.feasible}; please report this"
+                )
+            self._rescored.put(key, got, got.nbytes)
+        return got
 
     def _recheck(
         self, j: int, rows: npt.NDArray[np.int64] | None
