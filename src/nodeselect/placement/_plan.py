@@ -8,6 +8,7 @@ A :class:`Plan` is a value: frozen attrs classes all the way down, built once by
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -658,9 +659,15 @@ class Residual:
         return past.view()
 
     def touched_rows(self) -> npt.NDArray[np.int64]:
-        """The touched rows as an array, in first-touch order (read-only)."""
-        if len(self._rows) != len(self.touched):
-            self._rows = np.fromiter(self.touched, dtype=np.int64, count=len(self.touched))
+        """The touched rows as an array, in first-touch order (read-only).
+
+        Rows are only ever added (a :meth:`restore` starts the array again), so only the rows
+        touched since the last call are converted: rebuilding the whole array at every turn
+        was quadratic in a large batch."""
+        have, n = len(self._rows), len(self.touched)
+        if have != n:
+            new = np.fromiter(itertools.islice(self.touched, have, None), np.int64, n - have)
+            self._rows = np.concatenate([self._rows, new]) if have else new
         return self._rows
 
     def fits(self, job: Job, row: int, gpu_indices: Sequence[int]) -> bool:
