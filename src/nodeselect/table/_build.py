@@ -195,6 +195,40 @@ class _Vocab:
         return tuple(self.codes)
 
 
+class _FirstSeen:
+    """Codes over the vocabulary ``""`` then the other values in order of first appearance
+    (``None`` is ``""``), as :class:`_Vocab` with no normalization gives, at one dict
+    operation per value: each chunk keys every value by the position of its first appearance
+    (``dict.setdefault``, in C), and :meth:`codes` numbers the positions densely once the
+    whole fleet is read. Worth it for columns of mostly distinct values (node names,
+    operators), where coding chunk by chunk cost five dict operations per new value."""
+
+    __slots__ = ("first", "raw", "seen")
+
+    def __init__(self) -> None:
+        self.first: dict[Hashable, int] = {"": 0, None: 0}  # value -> position + 1, "" -> 0
+        self.raw: list[I64] = []
+        self.seen = 1
+
+    def add(self, values: Sequence[Hashable]) -> None:
+        n = len(values)
+        pos = map(self.first.setdefault, values, range(self.seen, self.seen + n))
+        self.raw.append(np.fromiter(pos, dtype=np.int64, count=n))
+        self.seen += n
+
+    def codes(self) -> I32:
+        """Every value added so far, coded."""
+        firsts = np.fromiter(self.first.values(), dtype=np.int64, count=len(self.first))[2:]
+        table = np.zeros(self.seen, dtype=np.int32)
+        table[firsts] = np.arange(1, len(firsts) + 1, dtype=np.int32)
+        out: I32 = table[np.concatenate(self.raw)]
+        return out
+
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        return tuple(v for v in self.first if v is not None)  # type: ignore[misc]
+
+
 class _Raw:
     """Distinct raw values (e.g. GPU names, ``None`` included) coded in order of first
     appearance, chunk by chunk; ``values[code]`` is the raw value."""
@@ -251,12 +285,10 @@ class _Fleet:
 
     def __init__(self) -> None:
         self.nums: list[F64] = []
-        self.seen: list[F64] = []
+        self.seen: list[str | None] = []  # last_seen_at, parsed once for the fleet
         self.tele_s: list[F64] = []
         self.flags: list[npt.NDArray[np.bool_]] = []
         self.uuid: list[tuple[bytes, I64]] = []
-        self.name_code: list[I32] = []
-        self.op_code: list[I32] = []
         self.os_code: list[I32] = []
         self.arch_code: list[I32] = []
         self.driver: list[I32] = []
@@ -268,8 +300,8 @@ class _Fleet:
         self.g_load: list[F64] = []
         self.g_tfree: list[F64] = []
         self.g_ttotal: list[F64] = []
-        self.names = _Vocab((), _or_empty)
-        self.operators = _Vocab((), _or_empty)
+        self.names = _FirstSeen()
+        self.operators = _FirstSeen()
         self.oses = _Vocab((), _os_norm)
         self.arches = _Vocab(("x86_64", "aarch64"), arch_name)
         self.statuses = _Vocab(STATUSES, _or_empty)
@@ -464,8 +496,8 @@ def _convert_chunk(
         facts,
     ) = cols
     fleet.uuid.append(_utf8(uuid))
-    fleet.name_code.append(fleet.names.code(name))
-    fleet.op_code.append(fleet.operators.code(operator))
+    fleet.names.add(name)
+    fleet.operators.add(operator)
     fleet.os_code.append(fleet.oses.code(os_name))
     fleet.arch_code.append(fleet.arches.code(arch))
     drivers = fleet.drivers
@@ -475,7 +507,7 @@ def _convert_chunk(
     fleet.driver.append(
         np.fromiter(map(drivers.__getitem__, driver), dtype=np.int32, count=len(driver))
     )
-    fleet.seen.append(_epoch_s(last_seen))
+    fleet.seen.extend(last_seen)
     tele_s = block[:, _MS] / 1000.0
     need = np.isnan(tele_s)
     if need.any():
@@ -665,9 +697,9 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
         )
         if n
         else np.zeros(0, "S1"),
-        name_code=np.concatenate(fleet.name_code),
+        name_code=fleet.names.codes(),
         name_vocab=_bytes_array(*_utf8(name_vocab)),
-        operator_code=np.concatenate(fleet.op_code),
+        operator_code=fleet.operators.codes(),
         operator_vocab=fleet.operators.vocab,
         reputation=nums[:, _REP].astype(np.float32),
         cpu_cores=cores.astype(np.int32),
@@ -676,7 +708,7 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
         ram_total_gb=ram_total.astype(np.float32),
         disk_free_gb=nums[:, _DF].astype(np.float32),
         disk_total_gb=nums[:, _DT].astype(np.float32),
-        last_seen_epoch_s=np.concatenate(fleet.seen),
+        last_seen_epoch_s=_epoch_s(fleet.seen),
         telemetry_epoch_s=tele_s,
         suspended=flags[0].copy(),
         deleted=flags[1].copy(),
