@@ -324,11 +324,11 @@ def _read_chunk(nodes: Sequence[TableNode], fleet: _Fleet) -> None:
     """Read one chunk of nodes (the only place the build touches their objects)."""
     nan = math.nan
     isnan = math.isnan
-    nums: list[tuple[Any, ...]] = []
+    nums: list[Any] = []  # _NUMS numbers per node, one flat list
     objs: list[tuple[Any, ...]] = []
     gpu_flat: list[Any] = []
     tele_flat: list[LeanTelemetryGpu] = []
-    add_num, add_obj = nums.append, objs.append
+    add_num, add_obj = nums.extend, objs.append
     ext_gpu, ext_tele = gpu_flat.extend, tele_flat.extend
     image_bit = fleet.image_bit
     numeric_strings = 0
@@ -471,14 +471,15 @@ def _read_chunk(nodes: Sequence[TableNode], fleet: _Fleet) -> None:
 
 
 def _convert_chunk(
-    nums: list[tuple[Any, ...]],
+    nums: list[Any],
     objs: list[tuple[Any, ...]],
     gpu_flat: list[Any],
     tele_flat: list[LeanTelemetryGpu],
     fleet: _Fleet,
 ) -> None:
     """A chunk's rows -> arrays and codes, while its objects are still in cache."""
-    block = np.array(nums, dtype=np.float64).reshape(len(nums), _NUMS)
+    # one flat pass (None -> NaN): a third of np.array's cost of discovering a list of rows
+    block = np.fromiter(nums, dtype=np.float64, count=len(nums)).reshape(-1, _NUMS)
     fleet.nums.append(block)
     cols = list(zip(*objs, strict=True)) or [()] * _OBJS
     (
