@@ -246,3 +246,48 @@ def test_odd_values_in_small_chunks_equal_the_previous_builder(
         mp.setattr(_build, "CHUNK", chunk)
         got = NodeTable.from_nodes(nodes, now=NOW)
     assert_identical(got, previous_build_table(nodes, NOW_S))
+
+
+_few_texts = st.sampled_from([None, "", "a", "b", "c", " a", "A"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_few_texts, _few_texts, st.sampled_from([None, "AVAILABLE", "X"])),
+        max_size=24,
+    ),
+    st.integers(1, 9),
+)
+def test_repeated_names_across_chunks_equal_the_previous_builder(
+    rows: list[tuple[str | None, str | None, str | None]], chunk: int
+) -> None:
+    """Node names, operators and facts that repeat within and across chunks (``None``, ``""``
+    and near-duplicates interleaved) get the previous builder's codes and vocabularies."""
+    nodes = [
+        FleetNode(
+            lean=LeanNode(uuid=f"n{i}", name=name, operator_account_uuid=operator),
+            facts=ProvedFacts(status=status),
+        )
+        for i, (name, operator, status) in enumerate(rows)
+    ]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_build, "CHUNK", chunk)
+        got = NodeTable.from_nodes(nodes, now=NOW)
+    assert_identical(got, previous_build_table(nodes, NOW_S))
+
+
+def test_compliance_tags_in_a_list_build_like_a_frozenset() -> None:
+    """Facts whose compliance tags come as a list (unhashable) are coded as the same tags in
+    a frozenset, as the previous builder coded them."""
+    tags = [["GDPR", "EEA"], ["EEA"], ["EEA", "GDPR"], []]
+    nodes = [
+        FleetNode(
+            lean=LeanNode(uuid=f"n{i}"),
+            facts=ProvedFacts(compliance_tags=t),  # type: ignore[arg-type]
+        )
+        for i, t in enumerate(tags)
+    ]
+    got = NodeTable.from_nodes(nodes, now=NOW)
+    assert_identical(got, previous_build_table(nodes, NOW_S))
+    assert got.compliance_bits[0].tolist()[0] == got.compliance_bits[0].tolist()[2] != 0

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Final
 
 import attrs
@@ -87,6 +87,12 @@ _REP, _MS, _CPU, _RF, _RT, _DF, _DT, _SAV, _SMX, _WHOLE, _CORES, _NG = range(12)
 _NUMS: Final = 12
 # Fields of a node's other tuple.
 _OBJS: Final = 12
+
+
+def _f64(values: Iterable[Any], count: int) -> F64:
+    """Numbers as float64, ``None`` -> NaN (``np.fromiter``: per item, cheaper than
+    ``np.array``, which first discovers the list's shape and types)."""
+    return np.fromiter(values, dtype=np.float64, count=count)
 
 
 def _evidence_value(v: Any) -> float:
@@ -479,7 +485,7 @@ def _convert_chunk(
 ) -> None:
     """A chunk's rows -> arrays and codes, while its objects are still in cache."""
     # one flat pass (None -> NaN): a third of np.array's cost of discovering a list of rows
-    block = np.fromiter(nums, dtype=np.float64, count=len(nums)).reshape(-1, _NUMS)
+    block = _f64(nums, len(nums)).reshape(-1, _NUMS)
     fleet.nums.append(block)
     cols = list(zip(*objs, strict=True)) or [()] * _OBJS
     (
@@ -519,12 +525,13 @@ def _convert_chunk(
     fleet.facts.append(_facts_slots(facts, fleet))
 
     fleet.g_name.append(fleet.gpu_names.code([g.name for g in gpu_flat]))
-    fleet.g_free.append(np.array([g.vram_gb_available for g in gpu_flat], dtype=np.float64))
-    fleet.g_max.append(np.array([g.vram_gb_max for g in gpu_flat], dtype=np.float64))
-    fleet.g_load.append(np.array([t.load for t in tele_flat], dtype=np.float64))
+    k = len(gpu_flat)
+    fleet.g_free.append(_f64([g.vram_gb_available for g in gpu_flat], k))
+    fleet.g_max.append(_f64([g.vram_gb_max for g in gpu_flat], k))
+    fleet.g_load.append(_f64([t.load for t in tele_flat], k))
     vrams = [_NO_VRAM if t.vram is None else t.vram for t in tele_flat]
-    fleet.g_tfree.append(np.array([v.free for v in vrams], dtype=np.float64))
-    fleet.g_ttotal.append(np.array([v.total for v in vrams], dtype=np.float64))
+    fleet.g_tfree.append(_f64([v.free for v in vrams], k))
+    fleet.g_ttotal.append(_f64([v.total for v in vrams], k))
 
 
 def _epoch_s(strings: Sequence[str | None]) -> F64:
@@ -541,16 +548,24 @@ def _epoch_s(strings: Sequence[str | None]) -> F64:
 def _facts_slots(facts: Sequence[tuple[Any, ...]], fleet: _Fleet) -> I64:
     """Each node's proved facts (status, continent, country, subdivision, compliance tags) as
     the slot of its distinct combination; a new combination is coded once (vocabularies grow
-    in order of first appearance, tags sorted within a node, as coding every node would)."""
+    in order of first appearance, tags sorted within a node, as coding every node would).
+
+    Each node's facts are hashed once: keyed (``dict.setdefault``, in C) by the position of
+    their first appearance in the chunk, which the distinct combinations then map to slots."""
+    n = len(facts)
+    first: dict[tuple[Any, ...], int] = {}
     try:
-        distinct = dict.fromkeys(facts)
+        pos = np.fromiter(map(first.setdefault, facts, range(n)), dtype=np.intp, count=n)
     except TypeError:  # compliance tags in an unhashable collection
         facts = [(*f[:4], frozenset(f[4])) for f in facts]
-        distinct = dict.fromkeys(facts)
+        first = {}
+        pos = np.fromiter(map(first.setdefault, facts, range(n)), dtype=np.intp, count=n)
     slots = fleet.facts_slots
-    for key in distinct:
-        if key not in slots:
-            slots[key] = len(slots)
+    slot_at = np.zeros(n, dtype=np.int64)
+    for key, at in first.items():
+        slot = slots.get(key)
+        if slot is None:
+            slot = slots[key] = len(slots)
             status, continent, country, subdivision, tags = key
             fleet.facts_codes.append(
                 (
@@ -568,7 +583,9 @@ def _facts_slots(facts: Sequence[tuple[Any, ...]], fleet: _Fleet) -> I64:
                     c = vocab[v] = len(vocab)
                 word |= 1 << c
             fleet.tag_words.append(word)
-    return np.fromiter(map(slots.__getitem__, facts), dtype=np.int64, count=len(facts))
+        slot_at[at] = slot
+    out: I64 = slot_at[pos]
+    return out
 
 
 def _gpu_codes(fleet: _Fleet, name_code: I64, total_gb: F64) -> npt.NDArray[np.uint16]:
