@@ -30,6 +30,7 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from itertools import compress, repeat
 from typing import Any, Final
 
 import attrs
@@ -151,6 +152,25 @@ def _os_norm(v: str) -> str:
     return v.strip().lower()
 
 
+def _lookup(
+    lut: dict[Any, int],
+    values: Sequence[Hashable],
+    new: Callable[[Any], int],
+    dtype: type[np.signedinteger[Any]],
+) -> npt.NDArray[Any]:
+    """Each value's code in ``lut`` (codes >= 0), one dict lookup per value; the values it
+    lacks are coded by ``new`` once each, in order of first appearance."""
+    n = len(values)
+    out = np.fromiter(map(lut.get, values, repeat(-1)), dtype=dtype, count=n)
+    missing = out < 0
+    if missing.any():
+        absent = list(compress(values, missing.tolist()))
+        for v in dict.fromkeys(absent):
+            new(v)
+        out[missing] = np.fromiter(map(lut.__getitem__, absent), dtype=dtype, count=len(absent))
+    return out
+
+
 class _Vocab:
     """Codes over a vocabulary of normalized values, grown chunk by chunk: entry 0 is ``""``,
     then ``base``, then the others in order of first appearance; ``norm`` runs once per
@@ -169,22 +189,8 @@ class _Vocab:
             self.lut[None] = 0
 
     def code(self, values: Sequence[Hashable]) -> I32:
-        lut, codes, norm = self.lut, self.codes, self.norm
-        if norm is _or_empty:
-            new = [v for v in dict.fromkeys(values) if v not in lut]
-            if new:
-                numbers = range(len(codes), len(codes) + len(new))
-                codes.update(zip(new, numbers, strict=True))  # type: ignore[arg-type]
-                lut.update(zip(new, numbers, strict=True))
-        else:
-            for raw in dict.fromkeys(values):
-                if raw not in lut:
-                    key = norm(raw)
-                    c = codes.get(key)
-                    if c is None:
-                        c = codes[key] = len(codes)
-                    lut[raw] = c
-        return np.fromiter(map(lut.__getitem__, values), dtype=np.int32, count=len(values))
+        out: I32 = _lookup(self.lut, values, self.code1, np.int32)
+        return out
 
     def code1(self, raw: Hashable) -> int:
         c = self.lut.get(raw)
@@ -246,12 +252,15 @@ class _Raw:
         self.values: list[Any] = []
 
     def code(self, values: Sequence[Hashable]) -> I64:
-        index = self.index
-        for v in dict.fromkeys(values):
-            if v not in index:
-                index[v] = len(self.values)
-                self.values.append(v)
-        return np.fromiter(map(index.__getitem__, values), dtype=np.int64, count=len(values))
+        out: I64 = _lookup(self.index, values, self._new, np.int64)
+        return out
+
+    def _new(self, v: Hashable) -> int:
+        c = self.index.get(v)
+        if c is None:
+            c = self.index[v] = len(self.values)
+            self.values.append(v)
+        return c
 
 
 def _words(packed: list[int], nbits: int) -> npt.NDArray[np.uint64]:
@@ -315,7 +324,7 @@ class _Fleet:
         self.countries = _Vocab((), _upper_or_empty)
         self.subdivisions = _Vocab((), _upper_or_empty)
         self.gpu_names = _Raw()
-        self.drivers: dict[str | None, int] = {}
+        self.drivers: dict[str | None, int] = {}  # version -> driver_number (>= 0)
         self.image_bit: dict[str, int] = {}
         self.facts_slots: dict[tuple[Any, ...], int] = {}  # distinct facts -> slot
         self.facts_codes: list[tuple[int, int, int, int]] = []  # per slot
@@ -324,6 +333,10 @@ class _Fleet:
             v: k for k, v in enumerate(dict.fromkeys(COMPLIANCE_TAGS))
         }
         self.numeric_strings = 0
+
+    def driver_number(self, version: str | None) -> int:
+        n = self.drivers[version] = driver_number(version)
+        return n
 
 
 def _read_chunk(nodes: Sequence[TableNode], fleet: _Fleet) -> None:
@@ -508,12 +521,7 @@ def _convert_chunk(
     fleet.os_code.append(fleet.oses.code(os_name))
     fleet.arch_code.append(fleet.arches.code(arch))
     drivers = fleet.drivers
-    for v in dict.fromkeys(driver):
-        if v not in drivers:
-            drivers[v] = driver_number(v)
-    fleet.driver.append(
-        np.fromiter(map(drivers.__getitem__, driver), dtype=np.int32, count=len(driver))
-    )
+    fleet.driver.append(_lookup(drivers, driver, fleet.driver_number, np.int32))
     fleet.seen.extend(last_seen)
     tele_s = block[:, _MS] / 1000.0
     need = np.isnan(tele_s)
@@ -537,12 +545,17 @@ def _convert_chunk(
 def _epoch_s(strings: Sequence[str | None]) -> F64:
     """:func:`parse_timestamps_to_epoch_s`, each distinct string parsed once (a fleet's
     timestamps repeat: nodes report on the same seconds)."""
-    distinct = dict.fromkeys(strings)
-    if len(distinct) * 2 > len(strings):
+    n = len(strings)
+    first: dict[str | None, int] = {}  # each distinct string -> where it first appears
+    where = np.fromiter(map(first.setdefault, strings, range(n)), dtype=np.intp, count=n)
+    if len(first) * 2 > n:
         return parse_timestamps_to_epoch_s(strings)
-    index = {s: k for k, s in enumerate(distinct)}
-    which = np.fromiter(map(index.__getitem__, strings), dtype=np.intp, count=len(strings))
-    return parse_timestamps_to_epoch_s(list(distinct))[which]
+    at = np.zeros(n)
+    at[np.fromiter(first.values(), dtype=np.intp, count=len(first))] = (
+        parse_timestamps_to_epoch_s(list(first))
+    )
+    out: F64 = at[where]
+    return out
 
 
 def _facts_slots(facts: Sequence[tuple[Any, ...]], fleet: _Fleet) -> I64:
