@@ -301,7 +301,7 @@ class _Fleet:
     def __init__(self) -> None:
         self.nums: list[F64] = []
         self.seen: list[str | None] = []  # last_seen_at, parsed once for the fleet
-        self.tele_s: list[F64] = []
+        self.created: list[str | None] = []  # of the nodes without timestamp_ms, in order
         self.flags: list[npt.NDArray[np.bool_]] = []
         self.uuid: list[tuple[bytes, I64]] = []
         self.os_code: list[I32] = []
@@ -523,11 +523,8 @@ def _convert_chunk(
     drivers = fleet.drivers
     fleet.driver.append(_lookup(drivers, driver, fleet.driver_number, np.int32))
     fleet.seen.extend(last_seen)
-    tele_s = block[:, _MS] / 1000.0
-    need = np.isnan(tele_s)
-    if need.any():
-        tele_s[need] = _epoch_s([created[int(k)] for k in np.flatnonzero(need)])
-    fleet.tele_s.append(tele_s)
+    # the event's created_at where it has no timestamp_ms: parsed once for the fleet
+    fleet.created.extend(compress(created, np.isnan(block[:, _MS]).tolist()))
     fleet.flags.append(np.array([suspended, deleted], dtype=np.bool_).reshape(2, len(objs)))
     fleet.image_words.extend(words)
     fleet.facts.append(_facts_slots(facts, fleet))
@@ -652,7 +649,10 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
     for a in range(0, max(n, 1), CHUNK):
         _read_chunk(nodes[a : a + CHUNK], fleet)
     nums = np.concatenate(fleet.nums)
-    tele_s = np.concatenate(fleet.tele_s)
+    tele_s = nums[:, _MS] / 1000.0
+    need = np.isnan(tele_s)
+    if need.any():
+        tele_s[need] = _epoch_s(fleet.created)
     fresh = (now_s - tele_s) <= TELEMETRY_FRESH_S
 
     ram_known = _ram_known(nodes, nums[:, _WHOLE])
