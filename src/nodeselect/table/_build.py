@@ -30,7 +30,7 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from itertools import compress, repeat
+from itertools import compress, islice, repeat
 from typing import Any, Final
 
 import attrs
@@ -238,7 +238,7 @@ class _FirstSeen:
 
     @property
     def vocab(self) -> tuple[str, ...]:
-        return tuple(v for v in self.first if v is not None)  # type: ignore[misc]
+        return ("", *islice(self.first, 2, None))  # type: ignore[arg-type]  # "", None, ...
 
 
 class _Raw:
