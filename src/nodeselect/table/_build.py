@@ -381,7 +381,17 @@ def _read_chunk(nodes: Sequence[TableNode], fleet: _Fleet) -> None:
         s_av, s_mx = nan, nan
         whole = True  # every stick has memory_gb_max: the sum is the node's total
         rams = d.rams
-        if rams:
+        if rams and len(rams) == 1:  # the common case, without the running sum's NaN tests
+            rr = rams[0]
+            x = rr.memory_gb_available
+            if x is not None:
+                s_av = 0.0 + x
+            x = rr.memory_gb_max
+            if x is not None:
+                s_mx = 0.0 + x
+            else:
+                whole = False
+        elif rams:
             for rr in rams:
                 x = rr.memory_gb_available
                 if x is not None:
