@@ -11,18 +11,33 @@ spread over a large heap, and every pass over them (one list comprehension per f
 and TLB miss per object, several times the work done with it. So the build reaches every object
 **once**, in chunks of :data:`CHUNK` nodes:
 
-* one Python pass over a chunk reads each node's fields into two tuples (numbers; strings and
-  flags), sums CPU cores and RAM sticks, picks the largest drive, the OS name and architecture,
-  ORs image bits, and matches GPU telemetry by name, as the per-node rules say;
-* while the chunk is still in cache, its numbers become one ``float64`` block
-  (``np.array(rows)``; ``None`` -> NaN), its strings are coded against the fleet's growing
-  vocabularies (each normalization runs once per distinct raw value), its timestamps are
-  parsed vectorized and its uuids packed as bytes; its GPUs' fields are read by comprehensions;
-* once every chunk is read, only compact arrays remain: the telemetry units are decided for the
-  fleet from whole columns (:mod:`nodeselect.table._units`), implausible values masked with
-  array operations, GPU models resolved once per distinct (name, total VRAM) pair, and the
-  engine's job-independent derived columns (:func:`nodeselect.table._derived.build_derived`)
-  built vectorized, so the first rank on a fresh table does not pay for them.
+* one Python pass over a chunk reads each node's fields into a flat list of numbers and a tuple
+  of strings and flags, sums CPU cores and RAM sticks, picks the largest drive, the OS name and
+  architecture, ORs image bits, and matches GPU telemetry by name, as the per-node rules say;
+* while the chunk is still in cache, its numbers become one ``float64`` block (``np.fromiter``
+  over the flat list; ``None`` -> NaN), its strings are coded against the fleet's vocabularies
+  with one dict operation per value (each normalization runs once per distinct raw value), its
+  uuids packed as bytes, its proved facts coded once per distinct combination, and its GPUs'
+  fields read by comprehensions;
+* once every chunk is read, only compact arrays remain: timestamps are parsed once per distinct
+  string of the whole fleet, the telemetry units are decided for the fleet from whole columns
+  (:mod:`nodeselect.table._units`), implausible values masked with array operations, GPU
+  models resolved once per distinct (name, total VRAM) pair, and the engine's job-independent
+  derived columns (:func:`nodeselect.table._derived.build_derived`) built vectorized, so the
+  first rank on a fresh table does not pay for them.
+
+Where the time goes (issue 13 wants >= 200k nodes/s; 20k simulator nodes, CPU time per node
+under load, so only the shares carry over): the per-node loop ~40 %, the GPU columns ~14 %
+(five numbers and a name per GPU, 2.3 GPUs a node), converting the chunk's numbers and
+transposing its strings ~8 %, coding strings and facts ~15 %, the fleet-wide tail (units, uuid
+and name bytes, timestamps, GPU models) ~15 %. The per-node loop is not replaced by C-level
+iteration on purpose: on CPython 3.11 ``node.field`` on a msgspec struct is a specialized slot
+read, cheaper than ``operator.attrgetter`` (a generic ``getattr`` per field, ~1.7x the loop's
+cost for the node's 16 top-level fields) or ``msgspec.structs.astuple`` + ``zip`` (cheaper for
+one flat struct, but every nested optional struct then costs a pass of its own: a column-wise
+build of every field counted ~1.4x the loop build's instructions). NumPy's conversion of a
+Python number (``np.fromiter``/``np.array``, ~250 instructions a value) and a dict operation per
+string are the other floors; what would remove them is writing columns while decoding the JSON.
 """
 
 from __future__ import annotations
