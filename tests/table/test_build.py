@@ -17,6 +17,7 @@ from nodeselect.documents._facts import ProvedFacts
 from nodeselect.documents._lean import (
     LeanCpu,
     LeanDisk,
+    LeanDriver,
     LeanGpu,
     LeanGpuMetrics,
     LeanHardwareEvent,
@@ -246,3 +247,78 @@ def test_odd_values_in_small_chunks_equal_the_previous_builder(
         mp.setattr(_build, "CHUNK", chunk)
         got = NodeTable.from_nodes(nodes, now=NOW)
     assert_identical(got, previous_build_table(nodes, NOW_S))
+
+
+_few_texts = st.sampled_from([None, "", "a", "b", "c", " a", "A"])
+_few_arches = st.sampled_from([None, "", "x86_64", "amd64", "AMD64", "arm64", "riscv"])
+_few_drivers = st.sampled_from([None, "", "535.104.05", "550", "x.1"])
+_few_gpus = st.lists(st.sampled_from([None, "", "NVIDIA A100", "A100", "H100"]), max_size=2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            _few_texts,
+            _few_texts,
+            st.sampled_from([None, "AVAILABLE", "X"]),
+            _few_texts,
+            _few_arches,
+            _few_drivers,
+            _few_gpus,
+        ),
+        max_size=24,
+    ),
+    st.integers(1, 9),
+)
+def test_repeated_values_across_chunks_equal_the_previous_builder(
+    rows: list[
+        tuple[
+            str | None,
+            str | None,
+            str | None,
+            str | None,
+            str | None,
+            str | None,
+            list[str | None],
+        ]
+    ],
+    chunk: int,
+) -> None:
+    """Node names, operators, facts, OS names, architectures, drivers and GPU names that repeat
+    within and across chunks (``None``, ``""`` and near-duplicates interleaved) get the
+    previous builder's codes and vocabularies, whichever chunk first holds a value."""
+    nodes = [
+        FleetNode(
+            lean=LeanNode(
+                uuid=f"n{i}",
+                name=name,
+                operator_account_uuid=operator,
+                operating_system=LeanOS(name=os_name, architecture=arch),
+                current_software=LeanSoftware(nvidia_driver=LeanDriver(version=driver)),
+                gpus=[LeanGpu(name=g) for g in gpus] or None,
+            ),
+            facts=ProvedFacts(status=status),
+        )
+        for i, (name, operator, status, os_name, arch, driver, gpus) in enumerate(rows)
+    ]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_build, "CHUNK", chunk)
+        got = NodeTable.from_nodes(nodes, now=NOW)
+    assert_identical(got, previous_build_table(nodes, NOW_S))
+
+
+def test_compliance_tags_in_a_list_build_like_a_frozenset() -> None:
+    """Facts whose compliance tags come as a list (unhashable) are coded as the same tags in
+    a frozenset, as the previous builder coded them."""
+    tags = [["GDPR", "EEA"], ["EEA"], ["EEA", "GDPR"], []]
+    nodes = [
+        FleetNode(
+            lean=LeanNode(uuid=f"n{i}"),
+            facts=ProvedFacts(compliance_tags=t),  # type: ignore[arg-type]
+        )
+        for i, t in enumerate(tags)
+    ]
+    got = NodeTable.from_nodes(nodes, now=NOW)
+    assert_identical(got, previous_build_table(nodes, NOW_S))
+    assert got.compliance_bits[0].tolist()[0] == got.compliance_bits[0].tolist()[2] != 0

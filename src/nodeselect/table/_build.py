@@ -11,25 +11,41 @@ spread over a large heap, and every pass over them (one list comprehension per f
 and TLB miss per object, several times the work done with it. So the build reaches every object
 **once**, in chunks of :data:`CHUNK` nodes:
 
-* one Python pass over a chunk reads each node's fields into two tuples (numbers; strings and
-  flags), sums CPU cores and RAM sticks, picks the largest drive, the OS name and architecture,
-  ORs image bits, and matches GPU telemetry by name, as the per-node rules say;
-* while the chunk is still in cache, its numbers become one ``float64`` block
-  (``np.array(rows)``; ``None`` -> NaN), its strings are coded against the fleet's growing
-  vocabularies (each normalization runs once per distinct raw value), its timestamps are
-  parsed vectorized and its uuids packed as bytes; its GPUs' fields are read by comprehensions;
-* once every chunk is read, only compact arrays remain: the telemetry units are decided for the
-  fleet from whole columns (:mod:`nodeselect.table._units`), implausible values masked with
-  array operations, GPU models resolved once per distinct (name, total VRAM) pair, and the
-  engine's job-independent derived columns (:func:`nodeselect.table._derived.build_derived`)
-  built vectorized, so the first rank on a fresh table does not pay for them.
+* one Python pass over a chunk reads each node's fields into a flat list of numbers and a tuple
+  of strings and flags, sums CPU cores and RAM sticks, picks the largest drive, the OS name and
+  architecture, ORs image bits, and matches GPU telemetry by name, as the per-node rules say;
+* while the chunk is still in cache, its numbers become one ``float64`` block (``np.fromiter``
+  over the flat list; ``None`` -> NaN), its strings are coded against the fleet's vocabularies
+  with one dict operation per value (each normalization runs once per distinct raw value), its
+  uuids packed as bytes, its proved facts coded once per distinct combination, and its GPUs'
+  fields read by comprehensions;
+* once every chunk is read, only compact arrays remain: timestamps are parsed once per distinct
+  string of the whole fleet, the telemetry units are decided for the fleet from whole columns
+  (:mod:`nodeselect.table._units`), implausible values masked with array operations, GPU
+  models resolved once per distinct (name, total VRAM) pair, and the engine's job-independent
+  derived columns (:func:`nodeselect.table._derived.build_derived`) built vectorized, so the
+  first rank on a fresh table does not pay for them.
+
+Where the time goes (issue 13 wants >= 200k nodes/s; 20k simulator nodes, CPU time per node
+under load, so only the shares carry over): the per-node loop ~40 %, the GPU columns ~14 %
+(five numbers and a name per GPU, 2.3 GPUs a node), converting the chunk's numbers and
+transposing its strings ~8 %, coding strings and facts ~15 %, the fleet-wide tail (units, uuid
+and name bytes, timestamps, GPU models) ~15 %. The per-node loop is not replaced by C-level
+iteration on purpose: on CPython 3.11 ``node.field`` on a msgspec struct is a specialized slot
+read, cheaper than ``operator.attrgetter`` (a generic ``getattr`` per field, ~1.7x the loop's
+cost for the node's 16 top-level fields) or ``msgspec.structs.astuple`` + ``zip`` (cheaper for
+one flat struct, but every nested optional struct then costs a pass of its own: a column-wise
+build of every field counted ~1.4x the loop build's instructions). NumPy's conversion of a
+Python number (``np.fromiter``/``np.array``, ~250 instructions a value) and a dict operation per
+string are the other floors; what would remove them is writing columns while decoding the JSON.
 """
 
 from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from itertools import compress, islice, repeat
 from typing import Any, Final
 
 import attrs
@@ -89,6 +105,12 @@ _NUMS: Final = 12
 _OBJS: Final = 12
 
 
+def _f64(values: Iterable[Any], count: int) -> F64:
+    """Numbers as float64, ``None`` -> NaN (``np.fromiter``: per item, cheaper than
+    ``np.array``, which first discovers the list's shape and types)."""
+    return np.fromiter(values, dtype=np.float64, count=count)
+
+
 def _evidence_value(v: Any) -> float:
     """One evidence-only value as a float: numbers and numeric strings; anything else NaN."""
     t = type(v)
@@ -145,6 +167,25 @@ def _os_norm(v: str) -> str:
     return v.strip().lower()
 
 
+def _lookup(
+    lut: dict[Any, int],
+    values: Sequence[Hashable],
+    new: Callable[[Any], int],
+    dtype: type[np.signedinteger[Any]],
+) -> npt.NDArray[Any]:
+    """Each value's code in ``lut`` (codes >= 0), one dict lookup per value; the values it
+    lacks are coded by ``new`` once each, in order of first appearance."""
+    n = len(values)
+    out = np.fromiter(map(lut.get, values, repeat(-1)), dtype=dtype, count=n)
+    missing = out < 0
+    if missing.any():
+        absent = list(compress(values, missing.tolist()))
+        for v in dict.fromkeys(absent):
+            new(v)
+        out[missing] = np.fromiter(map(lut.__getitem__, absent), dtype=dtype, count=len(absent))
+    return out
+
+
 class _Vocab:
     """Codes over a vocabulary of normalized values, grown chunk by chunk: entry 0 is ``""``,
     then ``base``, then the others in order of first appearance; ``norm`` runs once per
@@ -163,22 +204,8 @@ class _Vocab:
             self.lut[None] = 0
 
     def code(self, values: Sequence[Hashable]) -> I32:
-        lut, codes, norm = self.lut, self.codes, self.norm
-        if norm is _or_empty:
-            new = [v for v in dict.fromkeys(values) if v not in lut]
-            if new:
-                numbers = range(len(codes), len(codes) + len(new))
-                codes.update(zip(new, numbers, strict=True))  # type: ignore[arg-type]
-                lut.update(zip(new, numbers, strict=True))
-        else:
-            for raw in dict.fromkeys(values):
-                if raw not in lut:
-                    key = norm(raw)
-                    c = codes.get(key)
-                    if c is None:
-                        c = codes[key] = len(codes)
-                    lut[raw] = c
-        return np.fromiter(map(lut.__getitem__, values), dtype=np.int32, count=len(values))
+        out: I32 = _lookup(self.lut, values, self.code1, np.int32)
+        return out
 
     def code1(self, raw: Hashable) -> int:
         c = self.lut.get(raw)
@@ -195,6 +222,40 @@ class _Vocab:
         return tuple(self.codes)
 
 
+class _FirstSeen:
+    """Codes over the vocabulary ``""`` then the other values in order of first appearance
+    (``None`` is ``""``), as :class:`_Vocab` with no normalization gives, at one dict
+    operation per value: each chunk keys every value by the position of its first appearance
+    (``dict.setdefault``, in C), and :meth:`codes` numbers the positions densely once the
+    whole fleet is read. Worth it for columns of mostly distinct values (node names,
+    operators), where coding chunk by chunk cost five dict operations per new value."""
+
+    __slots__ = ("first", "raw", "seen")
+
+    def __init__(self) -> None:
+        self.first: dict[Hashable, int] = {"": 0, None: 0}  # value -> position + 1, "" -> 0
+        self.raw: list[I64] = []
+        self.seen = 1
+
+    def add(self, values: Sequence[Hashable]) -> None:
+        n = len(values)
+        pos = map(self.first.setdefault, values, range(self.seen, self.seen + n))
+        self.raw.append(np.fromiter(pos, dtype=np.int64, count=n))
+        self.seen += n
+
+    def codes(self) -> I32:
+        """Every value added so far, coded."""
+        firsts = np.fromiter(self.first.values(), dtype=np.int64, count=len(self.first))[2:]
+        table = np.zeros(self.seen, dtype=np.int32)
+        table[firsts] = np.arange(1, len(firsts) + 1, dtype=np.int32)
+        out: I32 = table[np.concatenate(self.raw)]
+        return out
+
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        return ("", *islice(self.first, 2, None))  # type: ignore[arg-type]  # "", None, ...
+
+
 class _Raw:
     """Distinct raw values (e.g. GPU names, ``None`` included) coded in order of first
     appearance, chunk by chunk; ``values[code]`` is the raw value."""
@@ -206,12 +267,15 @@ class _Raw:
         self.values: list[Any] = []
 
     def code(self, values: Sequence[Hashable]) -> I64:
-        index = self.index
-        for v in dict.fromkeys(values):
-            if v not in index:
-                index[v] = len(self.values)
-                self.values.append(v)
-        return np.fromiter(map(index.__getitem__, values), dtype=np.int64, count=len(values))
+        out: I64 = _lookup(self.index, values, self._new, np.int64)
+        return out
+
+    def _new(self, v: Hashable) -> int:
+        c = self.index.get(v)
+        if c is None:
+            c = self.index[v] = len(self.values)
+            self.values.append(v)
+        return c
 
 
 def _words(packed: list[int], nbits: int) -> npt.NDArray[np.uint64]:
@@ -251,12 +315,10 @@ class _Fleet:
 
     def __init__(self) -> None:
         self.nums: list[F64] = []
-        self.seen: list[F64] = []
-        self.tele_s: list[F64] = []
+        self.seen: list[str | None] = []  # last_seen_at, parsed once for the fleet
+        self.created: list[str | None] = []  # of the nodes without timestamp_ms, in order
         self.flags: list[npt.NDArray[np.bool_]] = []
         self.uuid: list[tuple[bytes, I64]] = []
-        self.name_code: list[I32] = []
-        self.op_code: list[I32] = []
         self.os_code: list[I32] = []
         self.arch_code: list[I32] = []
         self.driver: list[I32] = []
@@ -268,8 +330,8 @@ class _Fleet:
         self.g_load: list[F64] = []
         self.g_tfree: list[F64] = []
         self.g_ttotal: list[F64] = []
-        self.names = _Vocab((), _or_empty)
-        self.operators = _Vocab((), _or_empty)
+        self.names = _FirstSeen()
+        self.operators = _FirstSeen()
         self.oses = _Vocab((), _os_norm)
         self.arches = _Vocab(("x86_64", "aarch64"), arch_name)
         self.statuses = _Vocab(STATUSES, _or_empty)
@@ -277,7 +339,7 @@ class _Fleet:
         self.countries = _Vocab((), _upper_or_empty)
         self.subdivisions = _Vocab((), _upper_or_empty)
         self.gpu_names = _Raw()
-        self.drivers: dict[str | None, int] = {}
+        self.drivers: dict[str | None, int] = {}  # version -> driver_number (>= 0)
         self.image_bit: dict[str, int] = {}
         self.facts_slots: dict[tuple[Any, ...], int] = {}  # distinct facts -> slot
         self.facts_codes: list[tuple[int, int, int, int]] = []  # per slot
@@ -287,16 +349,20 @@ class _Fleet:
         }
         self.numeric_strings = 0
 
+    def driver_number(self, version: str | None) -> int:
+        n = self.drivers[version] = driver_number(version)
+        return n
+
 
 def _read_chunk(nodes: Sequence[TableNode], fleet: _Fleet) -> None:
     """Read one chunk of nodes (the only place the build touches their objects)."""
     nan = math.nan
     isnan = math.isnan
-    nums: list[tuple[Any, ...]] = []
+    nums: list[Any] = []  # _NUMS numbers per node, one flat list
     objs: list[tuple[Any, ...]] = []
     gpu_flat: list[Any] = []
     tele_flat: list[LeanTelemetryGpu] = []
-    add_num, add_obj = nums.append, objs.append
+    add_num, add_obj = nums.extend, objs.append
     ext_gpu, ext_tele = gpu_flat.extend, tele_flat.extend
     image_bit = fleet.image_bit
     numeric_strings = 0
@@ -330,7 +396,17 @@ def _read_chunk(nodes: Sequence[TableNode], fleet: _Fleet) -> None:
         s_av, s_mx = nan, nan
         whole = True  # every stick has memory_gb_max: the sum is the node's total
         rams = d.rams
-        if rams:
+        if rams and len(rams) == 1:  # the common case, without the running sum's NaN tests
+            rr = rams[0]
+            x = rr.memory_gb_available
+            if x is not None:
+                s_av = 0.0 + x
+            x = rr.memory_gb_max
+            if x is not None:
+                s_mx = 0.0 + x
+            else:
+                whole = False
+        elif rams:
             for rr in rams:
                 x = rr.memory_gb_available
                 if x is not None:
@@ -439,14 +515,15 @@ def _read_chunk(nodes: Sequence[TableNode], fleet: _Fleet) -> None:
 
 
 def _convert_chunk(
-    nums: list[tuple[Any, ...]],
+    nums: list[Any],
     objs: list[tuple[Any, ...]],
     gpu_flat: list[Any],
     tele_flat: list[LeanTelemetryGpu],
     fleet: _Fleet,
 ) -> None:
     """A chunk's rows -> arrays and codes, while its objects are still in cache."""
-    block = np.array(nums, dtype=np.float64).reshape(len(nums), _NUMS)
+    # one flat pass (None -> NaN): a third of np.array's cost of discovering a list of rows
+    block = _f64(nums, len(nums)).reshape(-1, _NUMS)
     fleet.nums.append(block)
     cols = list(zip(*objs, strict=True)) or [()] * _OBJS
     (
@@ -464,60 +541,66 @@ def _convert_chunk(
         facts,
     ) = cols
     fleet.uuid.append(_utf8(uuid))
-    fleet.name_code.append(fleet.names.code(name))
-    fleet.op_code.append(fleet.operators.code(operator))
+    fleet.names.add(name)
+    fleet.operators.add(operator)
     fleet.os_code.append(fleet.oses.code(os_name))
     fleet.arch_code.append(fleet.arches.code(arch))
     drivers = fleet.drivers
-    for v in dict.fromkeys(driver):
-        if v not in drivers:
-            drivers[v] = driver_number(v)
-    fleet.driver.append(
-        np.fromiter(map(drivers.__getitem__, driver), dtype=np.int32, count=len(driver))
-    )
-    fleet.seen.append(_epoch_s(last_seen))
-    tele_s = block[:, _MS] / 1000.0
-    need = np.isnan(tele_s)
-    if need.any():
-        tele_s[need] = _epoch_s([created[int(k)] for k in np.flatnonzero(need)])
-    fleet.tele_s.append(tele_s)
+    fleet.driver.append(_lookup(drivers, driver, fleet.driver_number, np.int32))
+    fleet.seen.extend(last_seen)
+    # the event's created_at where it has no timestamp_ms: parsed once for the fleet
+    fleet.created.extend(compress(created, np.isnan(block[:, _MS]).tolist()))
     fleet.flags.append(np.array([suspended, deleted], dtype=np.bool_).reshape(2, len(objs)))
     fleet.image_words.extend(words)
     fleet.facts.append(_facts_slots(facts, fleet))
 
     fleet.g_name.append(fleet.gpu_names.code([g.name for g in gpu_flat]))
-    fleet.g_free.append(np.array([g.vram_gb_available for g in gpu_flat], dtype=np.float64))
-    fleet.g_max.append(np.array([g.vram_gb_max for g in gpu_flat], dtype=np.float64))
-    fleet.g_load.append(np.array([t.load for t in tele_flat], dtype=np.float64))
+    k = len(gpu_flat)
+    fleet.g_free.append(_f64([g.vram_gb_available for g in gpu_flat], k))
+    fleet.g_max.append(_f64([g.vram_gb_max for g in gpu_flat], k))
+    fleet.g_load.append(_f64([t.load for t in tele_flat], k))
     vrams = [_NO_VRAM if t.vram is None else t.vram for t in tele_flat]
-    fleet.g_tfree.append(np.array([v.free for v in vrams], dtype=np.float64))
-    fleet.g_ttotal.append(np.array([v.total for v in vrams], dtype=np.float64))
+    fleet.g_tfree.append(_f64([v.free for v in vrams], k))
+    fleet.g_ttotal.append(_f64([v.total for v in vrams], k))
 
 
 def _epoch_s(strings: Sequence[str | None]) -> F64:
     """:func:`parse_timestamps_to_epoch_s`, each distinct string parsed once (a fleet's
     timestamps repeat: nodes report on the same seconds)."""
-    distinct = dict.fromkeys(strings)
-    if len(distinct) * 2 > len(strings):
+    n = len(strings)
+    first: dict[str | None, int] = {}  # each distinct string -> where it first appears
+    where = np.fromiter(map(first.setdefault, strings, range(n)), dtype=np.intp, count=n)
+    if len(first) * 2 > n:
         return parse_timestamps_to_epoch_s(strings)
-    index = {s: k for k, s in enumerate(distinct)}
-    which = np.fromiter(map(index.__getitem__, strings), dtype=np.intp, count=len(strings))
-    return parse_timestamps_to_epoch_s(list(distinct))[which]
+    at = np.zeros(n)
+    at[np.fromiter(first.values(), dtype=np.intp, count=len(first))] = (
+        parse_timestamps_to_epoch_s(list(first))
+    )
+    out: F64 = at[where]
+    return out
 
 
 def _facts_slots(facts: Sequence[tuple[Any, ...]], fleet: _Fleet) -> I64:
     """Each node's proved facts (status, continent, country, subdivision, compliance tags) as
     the slot of its distinct combination; a new combination is coded once (vocabularies grow
-    in order of first appearance, tags sorted within a node, as coding every node would)."""
+    in order of first appearance, tags sorted within a node, as coding every node would).
+
+    Each node's facts are hashed once: keyed (``dict.setdefault``, in C) by the position of
+    their first appearance in the chunk, which the distinct combinations then map to slots."""
+    n = len(facts)
+    first: dict[tuple[Any, ...], int] = {}
     try:
-        distinct = dict.fromkeys(facts)
+        pos = np.fromiter(map(first.setdefault, facts, range(n)), dtype=np.intp, count=n)
     except TypeError:  # compliance tags in an unhashable collection
         facts = [(*f[:4], frozenset(f[4])) for f in facts]
-        distinct = dict.fromkeys(facts)
+        first = {}
+        pos = np.fromiter(map(first.setdefault, facts, range(n)), dtype=np.intp, count=n)
     slots = fleet.facts_slots
-    for key in distinct:
-        if key not in slots:
-            slots[key] = len(slots)
+    slot_at = np.zeros(n, dtype=np.int64)
+    for key, at in first.items():
+        slot = slots.get(key)
+        if slot is None:
+            slot = slots[key] = len(slots)
             status, continent, country, subdivision, tags = key
             fleet.facts_codes.append(
                 (
@@ -535,7 +618,9 @@ def _facts_slots(facts: Sequence[tuple[Any, ...]], fleet: _Fleet) -> I64:
                     c = vocab[v] = len(vocab)
                 word |= 1 << c
             fleet.tag_words.append(word)
-    return np.fromiter(map(slots.__getitem__, facts), dtype=np.int64, count=len(facts))
+        slot_at[at] = slot
+    out: I64 = slot_at[pos]
+    return out
 
 
 def _gpu_codes(fleet: _Fleet, name_code: I64, total_gb: F64) -> npt.NDArray[np.uint16]:
@@ -589,7 +674,10 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
     for a in range(0, max(n, 1), CHUNK):
         _read_chunk(nodes[a : a + CHUNK], fleet)
     nums = np.concatenate(fleet.nums)
-    tele_s = np.concatenate(fleet.tele_s)
+    tele_s = nums[:, _MS] / 1000.0
+    need = np.isnan(tele_s)
+    if need.any():
+        tele_s[need] = _epoch_s(fleet.created)
     fresh = (now_s - tele_s) <= TELEMETRY_FRESH_S
 
     ram_known = _ram_known(nodes, nums[:, _WHOLE])
@@ -665,9 +753,9 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
         )
         if n
         else np.zeros(0, "S1"),
-        name_code=np.concatenate(fleet.name_code),
+        name_code=fleet.names.codes(),
         name_vocab=_bytes_array(*_utf8(name_vocab)),
-        operator_code=np.concatenate(fleet.op_code),
+        operator_code=fleet.operators.codes(),
         operator_vocab=fleet.operators.vocab,
         reputation=nums[:, _REP].astype(np.float32),
         cpu_cores=cores.astype(np.int32),
@@ -676,7 +764,7 @@ def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> Nod
         ram_total_gb=ram_total.astype(np.float32),
         disk_free_gb=nums[:, _DF].astype(np.float32),
         disk_total_gb=nums[:, _DT].astype(np.float32),
-        last_seen_epoch_s=np.concatenate(fleet.seen),
+        last_seen_epoch_s=_epoch_s(fleet.seen),
         telemetry_epoch_s=tele_s,
         suspended=flags[0].copy(),
         deleted=flags[1].copy(),
