@@ -32,6 +32,7 @@ from nodeselect.engine.constraints import (
     constraint_names,
     f32_at_least,
     f32_at_most,
+    lut_take,
     node_constraints,
 )
 from nodeselect.errors import InputError
@@ -389,7 +390,7 @@ def _counted(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> npt.N
     size = len(rows)
     stale = np.ones(size, dtype=np.bool_)
     if cj.model_codes is not None:
-        stale &= np.take(_model_lut(cj), t.gpu_model_code[rows])
+        stale &= lut_take(_model_lut(cj), t.gpu_model_code[rows])
     if cj.min_vram_total_gb is not None:
         stale &= t.gpu_vram_total_gb[rows] >= f32_at_least(cj.min_vram_total_gb)
     fresh = stale.copy()
