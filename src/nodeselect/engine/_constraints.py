@@ -366,8 +366,9 @@ def gpu_subset(
     return GpuSubset(idx, rows, lens, offsets, avail, passes, matching, tuple(limits), free)
 
 
-#: A node's entry in :func:`gpu_matching`'s memo before it is counted.
-_UNCOUNTED: Final = np.uint32(0xFFFFFFFF)
+#: A node's entry in :func:`gpu_matching`'s memo before it is counted (zeros: calloc, only
+#: the pages touched cost; a counted node's fresh count is stored plus one).
+_UNCOUNTED: Final = np.uint32(0)
 
 
 def _static_gpu_key(cj: CompiledJob) -> tuple[Any, ...]:
@@ -384,8 +385,9 @@ def _static_gpu_key(cj: CompiledJob) -> tuple[Any, ...]:
 
 def _counted(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:
     """Per node of ``idx``: how many of its GPUs pass every per-GPU limit of ``cj`` if its
-    telemetry is fresh (high 16 bits) and if it is stale (low 16 bits), no GPU reserved and
-    no VRAM override (the values :func:`gpu_subset` computes for either freshness)."""
+    telemetry is fresh (plus one, high 16 bits: never 0) and if it is stale (low 16 bits), no
+    GPU reserved and no VRAM override (the values :func:`gpu_subset` computes for either
+    freshness)."""
     _lens, offsets, rows = csr_take(t.gpu_offsets, idx)
     size = len(rows)
     stale = np.ones(size, dtype=np.bool_)
@@ -409,7 +411,7 @@ def _counted(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> npt.N
         np.cumsum(mask, out=cs[1:])
         part = (cs[offsets[1:]] - cs[offsets[:-1]]).astype(np.uint32)
         if shift:
-            out[:] = part << np.uint32(shift)
+            out[:] = (part + np.uint32(1)) << np.uint32(shift)
         else:
             out |= part
     return out
@@ -449,7 +451,7 @@ def gpu_matching(
     )
     hit = find_rows(key, deps)
     if hit is None:
-        hit = (np.full(len(t), _UNCOUNTED, dtype=np.uint32),)
+        hit = (np.zeros(len(t), dtype=np.uint32),)  # every entry _UNCOUNTED
         keep_rows(key, deps, hit)
     memo: npt.NDArray[np.uint32] = hit[0]
     both = memo[idx]
@@ -460,7 +462,7 @@ def gpu_matching(
         memo[idx[todo]] = got  # each element one aligned word: a racing reader sees old or new
     fresh = (cj.now_s - t.telemetry_epoch_s[idx]) <= TELEMETRY_FRESH_S
     out: npt.NDArray[np.int64] = np.where(
-        fresh, both >> np.uint32(16), both & np.uint32(0xFFFF)
+        fresh, (both >> np.uint32(16)) - np.uint32(1), both & np.uint32(0xFFFF)
     ).astype(np.int64)
     return out
 

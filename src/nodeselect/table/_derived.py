@@ -211,6 +211,8 @@ def cached_nbytes(t: NodeTable) -> int:
             for v in value if isinstance(value, tuple) else (value,):
                 if isinstance(v, np.ndarray):
                     total += v.nbytes
+                elif isinstance(v, dict):  # values kept with rows: id -> (column, values)
+                    total += sum(x[-1].nbytes for x in v.values() if isinstance(x, tuple))
     return total
 
 
