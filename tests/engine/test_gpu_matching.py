@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from test_prefilter import _job, _mixed_synthetic
 
 from nodeselect.engine._constraints import compile_job, gpu_eval, gpu_matching, gpu_subset
+from nodeselect.engine._prefilter import models_known, node_pass
 from nodeselect.engine._rank import rank
 from nodeselect.jobs._model import GpuReq, Job
 from nodeselect.table._table import NodeTable
@@ -70,3 +71,24 @@ def test_kept_counts_equal_fresh_counts_across_jobs_nows_and_views(seed) -> None
                 full = gpu_eval(cj, v)
                 assert full is not None
                 assert np.array_equal(got, full.matching[idx])
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000))
+def test_counts_of_rows_whose_models_are_known_equal_the_full_group(seed) -> None:
+    """Counted for the prefilter's rows of a table without mixed nodes (``gpu-model`` not read
+    again), the kept counts equal the full group's, and serve later jobs and ``now``s."""
+    t = NodeTable.synthetic(800, seed=seed, now=NOW)
+    rng = np.random.default_rng(seed)
+    for i in range(6):
+        job = _job(rng, seed + i)
+        for shift in (0, 900, 1_000):
+            cj = compile_job(job, NOW + timedelta(seconds=shift))
+            rows = node_pass(cj, t)
+            got = gpu_matching(cj, t, rows, models_known=models_known(cj, t))
+            full = gpu_eval(cj, t)
+            if full is None:
+                assert got is None
+                continue
+            assert got is not None
+            assert np.array_equal(got, full.matching[rows])

@@ -383,15 +383,17 @@ def _static_gpu_key(cj: CompiledJob) -> tuple[Any, ...]:
     )
 
 
-def _counted(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:
+def _counted(
+    cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64], *, models_known: bool
+) -> npt.NDArray[np.uint32]:
     """Per node of ``idx``: how many of its GPUs pass every per-GPU limit of ``cj`` if its
     telemetry is fresh (plus one, high 16 bits: never 0) and if it is stale (low 16 bits), no
     GPU reserved and no VRAM override (the values :func:`gpu_subset` computes for either
-    freshness)."""
+    freshness; ``models_known``: as for :func:`gpu_subset`)."""
     _lens, offsets, rows = csr_take(t.gpu_offsets, idx)
     size = len(rows)
     stale = np.ones(size, dtype=np.bool_)
-    if cj.model_codes is not None:
+    if cj.model_codes is not None and not models_known:
         stale &= lut_take(_model_lut(cj), t.gpu_model_code[rows])
     if cj.min_vram_total_gb is not None:
         stale &= t.gpu_vram_total_gb[rows] >= f32_at_least(cj.min_vram_total_gb)
@@ -428,7 +430,8 @@ def gpu_matching(
     of every node counted once are kept per table and per the job's limits (a memo of one
     ``uint32`` per node, filled as nodes are asked for; :func:`nodeselect.table.keep_rows`):
     a later job with the same GPU limits reads two counts per node instead of gathering its
-    GPUs. ``models_known``: as for :func:`gpu_subset`.
+    GPUs. ``models_known``: as for :func:`gpu_subset` (the counts are the same either way: a
+    node whose GPUs are all of accepted models passes ``gpu-model`` on every GPU).
     """
     if cj.count == 0:
         return None
@@ -457,7 +460,7 @@ def gpu_matching(
     both = memo[idx]
     todo = np.flatnonzero(both == _UNCOUNTED)
     if len(todo):
-        got = _counted(cj, t, idx[todo])
+        got = _counted(cj, t, idx[todo], models_known=models_known)
         both[todo] = got
         memo[idx[todo]] = got  # each element one aligned word: a racing reader sees old or new
     fresh = (cj.now_s - t.telemetry_epoch_s[idx]) <= TELEMETRY_FRESH_S
