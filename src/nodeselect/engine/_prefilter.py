@@ -18,8 +18,13 @@ Per block of :data:`CHUNK_ROWS` nodes (its masks stay in cache, buffers are reus
 4. any registered unit without a fast test: its ``check`` on the survivors (the generic
    fallback, so a new unit is enforced without a fast path).
 
-The exact GPU group (:func:`nodeselect.engine._constraints.gpu_subset`) then runs for the survivors
+The exact GPU group (:func:`nodeselect.engine._constraints.gpu_subset`, or its per-node counts
+kept per table, :func:`nodeselect.engine._constraints.gpu_matching`) then runs for the survivors
 only. Every prefilter is implied by the exact constraints, so no feasible node is dropped.
+
+Rows kept per job key (:func:`node_pass`): those passing the GPU, categorical and static tests,
+and those passing the GPU and categorical tests alone, with the static columns' values on them
+(gathered once, so a job with a new static threshold compares contiguous values).
 """
 
 from __future__ import annotations
