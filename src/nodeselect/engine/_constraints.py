@@ -61,6 +61,7 @@ __all__ = [
     "f32_at_most",
     "gpu_attribution",
     "gpu_eval",
+    "gpu_group",
     "gpu_matching",
     "gpu_subset",
     "node_checks",
@@ -423,26 +424,31 @@ def gpu_matching(
     cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64], *, models_known: bool = False
 ) -> npt.NDArray[np.int64] | None:
     """Per node of ``idx``, how many of its GPUs pass the job's GPU group: ``matching`` of
-    :func:`gpu_subset` (``None`` for a CPU-only job), without its per-GPU arrays.
+    :func:`gpu_subset` (``None`` for a CPU-only job), from counts kept per table when it can
+    (:func:`gpu_group`). ``models_known``: as for :func:`gpu_subset`."""
+    got = gpu_group(cj, t, idx, models_known=models_known)
+    return None if got is None else got[0]
+
+
+def gpu_group(
+    cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64], *, models_known: bool = False
+) -> tuple[npt.NDArray[np.int64], GpuSubset | None] | None:
+    """Per node of ``idx``, how many of its GPUs pass the job's GPU group, and the
+    :class:`GpuSubset` of ``idx`` when it was computed to get them (``None`` when the counts
+    were read from the kept ones); ``None`` for a CPU-only job.
 
     With no GPU reserved and no VRAM override (the columns placement writes), a node's count
     depends on ``now`` only through its telemetry freshness, so both counts (fresh and stale)
-    of every node counted once are kept per table and per the job's limits (a memo of one
-    ``uint32`` per node, filled as nodes are asked for; :func:`nodeselect.table.keep_rows`):
-    a later job with the same GPU limits reads two counts per node instead of gathering its
-    GPUs. ``models_known``: as for :func:`gpu_subset` (the counts are the same either way: a
-    node whose GPUs are all of accepted models passes ``gpu-model`` on every GPU).
+    are kept per table and per the job's limits (one ``uint32`` per node, filled as nodes are
+    asked for; :func:`nodeselect.table.keep_rows`): a later job with the same GPU limits reads
+    two counts per node instead of gathering its GPUs. The first call with a set of limits
+    only makes room for them and evaluates :func:`gpu_subset` (so a loop over more limit sets
+    than are kept costs what it did); the calls after it count the nodes not counted yet.
+    ``models_known``: as for :func:`gpu_subset` (the counts are the same either way: a node
+    whose GPUs are all of accepted models passes ``gpu-model`` on every GPU).
     """
     if cj.count == 0:
         return None
-    if (
-        t.gpu_reserved is not None
-        or (t.gpu_vram_free_override_gb is not None and cj.min_vram_free_gb is not None)
-        or max_gpu_count(t) >= 0xFFFF
-    ):
-        sub = gpu_subset(cj, t, idx, models_known=models_known)
-        assert sub is not None
-        return sub.matching
     key = _static_gpu_key(cj)
     deps = (
         t.gpu_offsets,
@@ -452,10 +458,19 @@ def gpu_matching(
         t.gpu_tele_vram_free_gb,
         t.gpu_load,
     )
-    hit = find_rows(key, deps)
+    hit = None
+    if (
+        t.gpu_reserved is None
+        and (t.gpu_vram_free_override_gb is None or cj.min_vram_free_gb is None)
+        and max_gpu_count(t) < 0xFFFF
+    ):
+        hit = find_rows(key, deps)
+        if hit is None:
+            keep_rows(key, deps, (np.zeros(len(t), dtype=np.uint32),))  # all _UNCOUNTED
     if hit is None:
-        hit = (np.zeros(len(t), dtype=np.uint32),)  # every entry _UNCOUNTED
-        keep_rows(key, deps, hit)
+        sub = gpu_subset(cj, t, idx, models_known=models_known)
+        assert sub is not None
+        return sub.matching, sub
     memo: npt.NDArray[np.uint32] = hit[0]
     both = memo[idx]
     todo = np.flatnonzero(both == _UNCOUNTED)
@@ -467,7 +482,7 @@ def gpu_matching(
     out: npt.NDArray[np.int64] = np.where(
         fresh, (both >> np.uint32(16)) - np.uint32(1), both & np.uint32(0xFFFF)
     ).astype(np.int64)
-    return out
+    return out, None
 
 
 def gpu_eval(

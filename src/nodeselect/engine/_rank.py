@@ -33,7 +33,7 @@ from nodeselect.engine._constraints import (
     GpuSubset,
     effective_gpu_columns,
     gpu_eval,
-    gpu_matching,
+    gpu_group,
     gpu_subset,
     node_checks,
     subset_to_eval,
@@ -469,16 +469,19 @@ def rank_compiled(
     """:func:`rank` of a compiled job (``pre``, ``keys``: see :func:`rank_rows`)."""
     survivors = node_pass(cj, table)
     known = models_known(cj, table)
-    matching = gpu_matching(cj, table, survivors, models_known=known)
-    if matching is None:
+    group = gpu_group(cj, table, survivors, models_known=known)
+    if group is None:
         return rank_rows(
             cj, table, survivors, None, None, k=k, seed=seed, max_gpus=max_gpus, pre=pre, keys=keys
         )
+    matching, whole = group
     okpos = np.flatnonzero(matching >= cj.count)
     feasible = survivors[okpos]
 
     def take(pos: npt.NDArray[np.int64]) -> GpuSubset:
-        # the GPU group of only the rows scored exactly or returned (per-GPU arrays)
+        if whole is not None:
+            return whole.take(okpos[pos])
+        # counts were kept: the GPU group of only the rows scored exactly or returned
         sub = gpu_subset(cj, table, feasible[pos], models_known=known)
         assert sub is not None
         return sub
