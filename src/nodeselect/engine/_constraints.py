@@ -442,8 +442,8 @@ def gpu_group(
     are kept per table and per the job's limits (one ``uint32`` per node, filled as nodes are
     asked for; :func:`nodeselect.table.keep_rows`): a later job with the same GPU limits reads
     two counts per node instead of gathering its GPUs. The first call with a set of limits
-    only makes room for them and evaluates :func:`gpu_subset` (so a loop over more limit sets
-    than are kept costs what it did); the calls after it count the nodes not counted yet.
+    only notes it and evaluates :func:`gpu_subset` (so a loop over more limit sets than are
+    kept costs about what it did); the calls after it count the nodes not counted yet.
     ``models_known``: as for :func:`gpu_subset` (the counts are the same either way: a node
     whose GPUs are all of accepted models passes ``gpu-model`` on every GPU).
     """
@@ -465,8 +465,10 @@ def gpu_group(
         and max_gpu_count(t) < 0xFFFF
     ):
         hit = find_rows(key, deps)
-        if hit is None:
-            keep_rows(key, deps, (np.zeros(len(t), dtype=np.uint32),))  # all _UNCOUNTED
+        if hit is None:  # seen once: room for the counts only when seen again
+            keep_rows(key, deps, [None])
+        elif hit[0] is None:
+            hit[0] = np.zeros(len(t), dtype=np.uint32)  # every entry _UNCOUNTED
     if hit is None:
         sub = gpu_subset(cj, t, idx, models_known=models_known)
         assert sub is not None

@@ -209,7 +209,7 @@ def cached_nbytes(t: NodeTable) -> int:
     total = 0
     for key, (_refs, value) in list(_cache.items()):
         if any(isinstance(k, int) and k in mine for k in key[2:]):
-            for v in value if isinstance(value, tuple) else (value,):
+            for v in value if isinstance(value, (tuple, list)) else (value,):
                 if isinstance(v, np.ndarray):
                     total += v.nbytes
                 elif isinstance(v, dict):  # values kept with rows: id -> (column, values)
