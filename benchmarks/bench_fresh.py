@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -66,6 +67,11 @@ PEER_JOBS = {
 }
 
 
+def load() -> str:
+    """The 1-minute load average, printed beside every figure (the machine is shared)."""
+    return f" [load {os.getloadavg()[0]:.1f}]"
+
+
 def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
@@ -105,7 +111,7 @@ def build(n_docs: int, repeat: int) -> None:
             f"nodes/s); derived columns {derived * 1e3:.1f} ms = {derived / dt:.1%} of the "
             f"build; previous builder {len(docs) / old_dt:,.0f} nodes/s (CPU "
             f"{len(docs) / old_cpu:,.0f}): new = {old_dt / dt:.2f}x wall, {old_cpu / cpu:.2f}x "
-            "CPU (medians of 4, interleaved)"
+            "CPU (medians of 4, interleaved)" + load()
         )
 
 
@@ -133,7 +139,7 @@ def fresh(n: int, repeat: int) -> None:
                 f"warm {warm * 1e3:.1f} ms, warm table + new job key {new * 1e3:.1f} ms, "
                 f"warm table + no job cache {cold * 1e3:.1f} ms: first = {first / warm:.2f}x "
                 f"warm, {first / new:.2f}x new key, {first / cold:.2f}x no job cache "
-                f"(target <= 2x); synthetic build {made:.2f} s"
+                f"(target <= 2x); synthetic build {made:.2f} s" + load()
             )
             del t
 
@@ -189,7 +195,7 @@ def peers(n: int, repeat: int, k: int = 10) -> None:
                     f"{lib} {theirs * 1e3:.1f} ms = {theirs / mine:.1f}x nodeselect{target}, "
                     f"{theirs / cold:.1f}x with a new key"
                 )
-            print("; ".join(parts) + f" ({', '.join(check)})")
+            print("; ".join(parts) + f" ({', '.join(check)})" + load())
 
 
 def _forget_jobs() -> None:
@@ -265,7 +271,7 @@ def batches(n: int, sizes: list[int], repeat: int) -> None:
             print(
                 f"[{r + 1}] {n_jobs:,} jobs x {n:,} nodes: rank_many {ta * 1e3:.1f} ms, "
                 f"loop over rank {tb * 1e3:.1f} ms (medians of {reps}): rank_many = "
-                f"{tb / ta:.2f}x the loop (target >= 1, same results)"
+                f"{tb / ta:.2f}x the loop (target >= 1, same results)" + load()
             )
 
 

@@ -281,3 +281,32 @@ def test_only_the_latest_row_sets_are_kept_per_table() -> None:
         keys.append(_prefilter._static_tests(cj, t)[3])
     kept = [_derived.find_rows(key, deps) is not None for key, deps in keys]
     assert kept == [False] * 3 + [True] * _derived.MAX_ROWS
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 10_000))
+def test_static_values_kept_with_the_base_rows_follow_the_column(seed) -> None:
+    """The static columns' values kept with the rows passing a job's GPU and categorical
+    tests are those of the column a job reads: jobs with new static thresholds on the table,
+    then on a table sharing its GPU and categorical columns but not its reputation or driver
+    columns, each give the full evaluation's feasible set."""
+    t = _mixed_synthetic(1500, seed)
+    rng = np.random.default_rng(seed)
+    other = attrs.evolve(
+        t,
+        reputation=rng.uniform(0, 100, len(t)).astype(t.reputation.dtype),
+        driver_version=t.driver_version[::-1].copy(),
+    )
+    base = Job(
+        gpu=GpuReq(models=("T4",), count=1, min_vram_free_gb=8.0),
+        placement=PlacementReq(min_reputation=40.0),
+    )
+    used = 0
+    for v in (t, other, t):
+        for rep in (40.0, *rng.uniform(0, 90, 3).tolist()):
+            job = attrs.evolve(base, placement=PlacementReq(min_reputation=rep))
+            _, _, _, _, (base_key, base_deps) = _prefilter._static_tests(compile_job(job, NOW), v)
+            kept = _derived.find_rows(base_key, base_deps)
+            used += kept is not None and kept[0] is not None and bool(kept[1])
+            _check_fast_equals_full(job, v)
+    assert used  # later jobs started from the kept rows and their kept values

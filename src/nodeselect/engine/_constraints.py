@@ -32,12 +32,21 @@ from nodeselect.engine.constraints import (
     constraint_names,
     f32_at_least,
     f32_at_most,
+    lut_take,
     node_constraints,
 )
 from nodeselect.errors import InputError
 from nodeselect.gpus import GPU_MODELS, gpu_code
 from nodeselect.jobs import DEFAULT_WEIGHTS, SCORE_TERMS, Job, check_job
-from nodeselect.table import TELEMETRY_FRESH_S, NodeTable, csr_take, driver_number
+from nodeselect.table import (
+    TELEMETRY_FRESH_S,
+    NodeTable,
+    csr_take,
+    driver_number,
+    find_rows,
+    keep_rows,
+    max_gpu_count,
+)
 
 __all__ = [
     "CONSTRAINT_NAMES",
@@ -52,6 +61,8 @@ __all__ = [
     "f32_at_most",
     "gpu_attribution",
     "gpu_eval",
+    "gpu_group",
+    "gpu_matching",
     "gpu_subset",
     "node_checks",
     "node_mask",
@@ -354,6 +365,126 @@ def gpu_subset(
     np.cumsum(passes, out=cs[1:])
     matching = cs[offsets[1:]] - cs[offsets[:-1]]
     return GpuSubset(idx, rows, lens, offsets, avail, passes, matching, tuple(limits), free)
+
+
+#: A node's entry in :func:`gpu_matching`'s memo before it is counted (zeros: calloc, only
+#: the pages touched cost; a counted node's fresh count is stored plus one).
+_UNCOUNTED: Final = np.uint32(0)
+
+
+def _static_gpu_key(cj: CompiledJob) -> tuple[Any, ...]:
+    """The job fields the per-GPU limits read, but telemetry freshness (thresholds rounded to
+    float32 as the limits compare them)."""
+    return (
+        "gpu-matching",
+        cj.model_codes,
+        None if cj.min_vram_total_gb is None else float(f32_at_least(cj.min_vram_total_gb)),
+        None if cj.min_vram_free_gb is None else float(f32_at_least(cj.min_vram_free_gb)),
+        None if cj.max_load is None else float(f32_at_most(cj.max_load)),
+    )
+
+
+def _counted(
+    cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64], *, models_known: bool
+) -> npt.NDArray[np.uint32]:
+    """Per node of ``idx``: how many of its GPUs pass every per-GPU limit of ``cj`` if its
+    telemetry is fresh (plus one, high 16 bits: never 0) and if it is stale (low 16 bits), no
+    GPU reserved and no VRAM override (the values :func:`gpu_subset` computes for either
+    freshness; ``models_known``: as for :func:`gpu_subset`)."""
+    _lens, offsets, rows = csr_take(t.gpu_offsets, idx)
+    size = len(rows)
+    stale = np.ones(size, dtype=np.bool_)
+    if cj.model_codes is not None and not models_known:
+        stale &= lut_take(_model_lut(cj), t.gpu_model_code[rows])
+    if cj.min_vram_total_gb is not None:
+        stale &= t.gpu_vram_total_gb[rows] >= f32_at_least(cj.min_vram_total_gb)
+    fresh = stale.copy()
+    if cj.min_vram_free_gb is not None:
+        thr = f32_at_least(cj.min_vram_free_gb)
+        reported = t.gpu_vram_free_gb[rows]
+        tele = t.gpu_tele_vram_free_gb[rows]
+        stale &= reported >= thr
+        fresh &= np.where(np.isnan(tele), reported, tele) >= thr
+    if cj.max_load is not None:
+        fresh &= t.gpu_load[rows] <= f32_at_most(cj.max_load)
+        stale[:] = False  # a stale GPU's load is unknown (NaN): it fails gpu-load
+    out = np.empty(len(idx), dtype=np.uint32)
+    for mask, shift in ((fresh, 16), (stale, 0)):
+        cs = np.zeros(size + 1, dtype=np.int64)
+        np.cumsum(mask, out=cs[1:])
+        part = (cs[offsets[1:]] - cs[offsets[:-1]]).astype(np.uint32)
+        if shift:
+            out[:] = (part + np.uint32(1)) << np.uint32(shift)
+        else:
+            out |= part
+    return out
+
+
+def gpu_matching(
+    cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64], *, models_known: bool = False
+) -> npt.NDArray[np.int64] | None:
+    """Per node of ``idx``, how many of its GPUs pass the job's GPU group: ``matching`` of
+    :func:`gpu_subset` (``None`` for a CPU-only job), from counts kept per table when it can
+    (:func:`gpu_group`). ``models_known``: as for :func:`gpu_subset`."""
+    got = gpu_group(cj, t, idx, models_known=models_known)
+    return None if got is None else got[0]
+
+
+def gpu_group(
+    cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64], *, models_known: bool = False
+) -> tuple[npt.NDArray[np.int64], GpuSubset | None] | None:
+    """Per node of ``idx``, how many of its GPUs pass the job's GPU group, and the
+    :class:`GpuSubset` of ``idx`` when it was computed to get them (``None`` when the counts
+    were read from the kept ones); ``None`` for a CPU-only job.
+
+    With no GPU reserved and no VRAM override (the columns placement writes), a node's count
+    depends on ``now`` only through its telemetry freshness, so both counts (fresh and stale)
+    are kept per table and per the job's limits (one ``uint32`` per node, filled as nodes are
+    asked for; :func:`nodeselect.table.keep_rows`): a later job with the same GPU limits reads
+    two counts per node instead of gathering its GPUs. The first call with a set of limits
+    only notes it and evaluates :func:`gpu_subset` (so a loop over more limit sets than are
+    kept costs about what it did); the calls after it count the nodes not counted yet.
+    ``models_known``: as for :func:`gpu_subset` (the counts are the same either way: a node
+    whose GPUs are all of accepted models passes ``gpu-model`` on every GPU).
+    """
+    if cj.count == 0:
+        return None
+    key = _static_gpu_key(cj)
+    deps = (
+        t.gpu_offsets,
+        t.gpu_model_code,
+        t.gpu_vram_total_gb,
+        t.gpu_vram_free_gb,
+        t.gpu_tele_vram_free_gb,
+        t.gpu_load,
+    )
+    hit = None
+    if (
+        t.gpu_reserved is None
+        and (t.gpu_vram_free_override_gb is None or cj.min_vram_free_gb is None)
+        and max_gpu_count(t) < 0xFFFF
+    ):
+        hit = find_rows(key, deps)
+        if hit is None:  # seen once: room for the counts only when seen again
+            keep_rows(key, deps, [None])
+        elif hit[0] is None:
+            hit[0] = np.zeros(len(t), dtype=np.uint32)  # every entry _UNCOUNTED
+    if hit is None:
+        sub = gpu_subset(cj, t, idx, models_known=models_known)
+        assert sub is not None
+        return sub.matching, sub
+    memo: npt.NDArray[np.uint32] = hit[0]
+    both = memo[idx]
+    todo = np.flatnonzero(both == _UNCOUNTED)
+    if len(todo):
+        got = _counted(cj, t, idx[todo], models_known=models_known)
+        both[todo] = got
+        memo[idx[todo]] = got  # each element one aligned word: a racing reader sees old or new
+    fresh = (cj.now_s - t.telemetry_epoch_s[idx]) <= TELEMETRY_FRESH_S
+    out: npt.NDArray[np.int64] = np.where(
+        fresh, (both >> np.uint32(16)) - np.uint32(1), both & np.uint32(0xFFFF)
+    ).astype(np.int64)
+    return out, None
 
 
 def gpu_eval(

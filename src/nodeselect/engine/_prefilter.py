@@ -18,8 +18,13 @@ Per block of :data:`CHUNK_ROWS` nodes (its masks stay in cache, buffers are reus
 4. any registered unit without a fast test: its ``check`` on the survivors (the generic
    fallback, so a new unit is enforced without a fast path).
 
-The exact GPU group (:func:`nodeselect.engine._constraints.gpu_subset`) then runs for the survivors
+The exact GPU group (:func:`nodeselect.engine._constraints.gpu_subset`, or its per-node counts
+kept per table, :func:`nodeselect.engine._constraints.gpu_matching`) then runs for the survivors
 only. Every prefilter is implied by the exact constraints, so no feasible node is dropped.
+
+Rows kept per job key (:func:`node_pass`): those passing the GPU, categorical and static tests,
+and those passing the GPU and categorical tests alone, with the static columns' values on them
+(gathered once, so a job with a new static threshold compares contiguous values).
 """
 
 from __future__ import annotations
@@ -277,6 +282,26 @@ def _gathered_in_order(rows: I64, tests: list[_Test], order: list[int] | None = 
     return rows
 
 
+def _static_rows(base: tuple[I64 | None, dict[int, Any]], static: list[_Test]) -> I64:
+    """The kept rows passing the GPU and categorical tests (``base[0]``) that pass the static
+    tests too. Static columns are never written in place, so each one's values on those rows
+    are gathered once and kept with them (``base[1]``: column id -> (column, values)); a job
+    with a new static threshold then compares contiguous values instead of gathering."""
+    rows, vals = base
+    assert rows is not None
+    ok: B | None = None
+    for kind, col, arg in static:
+        hit = vals.get(id(col))
+        if hit is None or hit[0] is not col:  # (a column's id is reused only once it is gone)
+            hit = vals[id(col)] = (col, col.take(rows))
+        passes = _gathered(kind, hit[1], arg)
+        if ok is None:
+            ok = passes
+        else:
+            ok &= passes
+    return rows if ok is None else rows[ok]
+
+
 def models_known(cj: CompiledJob, t: NodeTable) -> bool:
     """Whether every GPU of the rows :func:`node_pass` returns for ``cj`` is of a model the job
     accepts: its model-key test passes only single-model nodes of accepted models when the
@@ -298,7 +323,7 @@ def node_pass(cj: CompiledJob, t: NodeTable) -> I64:
     if kept is not None and kept[0] is not None:
         idx = _gathered_in_order(kept[0], other)
     elif base is not None and base[0] is not None:
-        rows = _gathered_in_order(base[0], static)
+        rows = _static_rows(base, static)
         keep_rows(key, deps, (rows,))
         idx = _gathered_in_order(rows, other)
     else:
@@ -307,7 +332,7 @@ def node_pass(cj: CompiledJob, t: NodeTable) -> I64:
         if collect:
             keep_rows(key, deps, (passing,))
             if static and base is None:
-                keep_rows(base_key, base_deps, (before,))
+                keep_rows(base_key, base_deps, (before, {}))
     more = generic_pass(cj, t, idx, generic)
     return idx if more is None else idx[more]
 

@@ -33,6 +33,7 @@ from nodeselect.engine._constraints import (
     GpuSubset,
     effective_gpu_columns,
     gpu_eval,
+    gpu_group,
     gpu_subset,
     node_checks,
     subset_to_eval,
@@ -467,21 +468,29 @@ def rank_compiled(
 ) -> Ranking:
     """:func:`rank` of a compiled job (``pre``, ``keys``: see :func:`rank_rows`)."""
     survivors = node_pass(cj, table)
-    sub = gpu_subset(cj, table, survivors, models_known=models_known(cj, table))
-    if sub is None:
+    known = models_known(cj, table)
+    group = gpu_group(cj, table, survivors, models_known=known)
+    if group is None:
         return rank_rows(
             cj, table, survivors, None, None, k=k, seed=seed, max_gpus=max_gpus, pre=pre, keys=keys
         )
-    okpos = np.flatnonzero(sub.matching >= cj.count)
+    matching, whole = group
+    okpos = np.flatnonzero(matching >= cj.count)
+    feasible = survivors[okpos]
 
     def take(pos: npt.NDArray[np.int64]) -> GpuSubset:
-        return sub.take(okpos[pos])
+        if whole is not None:
+            return whole.take(okpos[pos])
+        # counts were kept: the GPU group of only the rows scored exactly or returned
+        sub = gpu_subset(cj, table, feasible[pos], models_known=known)
+        assert sub is not None
+        return sub
 
     return rank_rows(
         cj,
         table,
-        survivors[okpos],
-        sub.matching[okpos],
+        feasible,
+        matching[okpos],
         take,
         k=k,
         seed=seed,

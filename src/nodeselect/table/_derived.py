@@ -27,7 +27,8 @@ the reverse), so feasibility and scores are exactly those of the full evaluation
 * :func:`max_gpu_count` -- the most GPUs on one node (``TableStats``).
 * :func:`keep_rows` / :func:`find_rows` -- job-dependent row sets a layer above derives from
   columns never written in place (the prefilter's rows passing a job's GPU, categorical and
-  static tests), the latest :data:`MAX_ROWS` per table.
+  static tests, with the static columns' values on them; the engine's per-node GPU-group
+  counts per set of GPU limits), the latest :data:`MAX_ROWS` per table and dependencies.
 * :func:`on_build` -- a layer above's builder the table builders call too (the engine's
   CPU-only score bound for the default weights, kept with :func:`keep_rows`).
 * :func:`uuid_hash` -- every node's seed-free uuid hash (tie keys of a batch of jobs).
@@ -208,9 +209,11 @@ def cached_nbytes(t: NodeTable) -> int:
     total = 0
     for key, (_refs, value) in list(_cache.items()):
         if any(isinstance(k, int) and k in mine for k in key[2:]):
-            for v in value if isinstance(value, tuple) else (value,):
+            for v in value if isinstance(value, (tuple, list)) else (value,):
                 if isinstance(v, np.ndarray):
                     total += v.nbytes
+                elif isinstance(v, dict):  # values kept with rows: id -> (column, values)
+                    total += sum(x[-1].nbytes for x in v.values() if isinstance(x, tuple))
     return total
 
 

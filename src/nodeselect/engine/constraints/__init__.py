@@ -22,6 +22,7 @@ from nodeselect.engine.constraints._base import (
     f32_at_least,
     f32_at_most,
     has_all,
+    lut_take,
     nan_if_zero,
     vocab_lut,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "f32_at_least",
     "f32_at_most",
     "has_all",
+    "lut_take",
     "nan_if_zero",
     "node_constraints",
     "node_key",

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from nodeselect.engine.constraints._base import ALL_ROWS, Check, Luts, NodeConstraint, Rows
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
     from nodeselect.table import NodeTable
 
-from nodeselect.engine.constraints._base import vocab_lut
+from nodeselect.engine.constraints._base import lut_take, vocab_lut
 
 __all__ = ["Arch"]
 
@@ -34,7 +32,7 @@ class Arch(NodeConstraint):
     ) -> Check:
         """A vocabulary look-up."""
         assert cj.arch is not None
-        ok = np.take(vocab_lut(luts, "arch", t.arch_vocab, {cj.arch}), t.arch_code[rows])
+        ok = lut_take(vocab_lut(luts, "arch", t.arch_vocab, {cj.arch}), t.arch_code[rows])
         return Check(self.name, ok, cj.arch)
 
     def key(self, cj: CompiledJob) -> Hashable:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import abc
 import functools
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 import attrs
 import numpy as np
@@ -49,6 +49,7 @@ __all__ = [
     "f32_at_least",
     "f32_at_most",
     "has_all",
+    "lut_take",
     "nan_if_zero",
     "vocab_lut",
 ]
@@ -120,6 +121,33 @@ def vocab_lut(cache: Luts | None, key: str, vocab: tuple[str, ...], accepted: se
         if cache is not None:
             cache[key] = hit
     return hit
+
+
+#: A look-up with at most this many True (or False) entries is tested by equalities.
+_FEW: Final = 3
+
+
+def lut_take(lut: B, codes: npt.NDArray[np.integer[Any]]) -> B:
+    """``lut[codes]`` (codes within ``lut``): by an OR of ``==`` on the few accepted codes (or
+    an AND of ``!=`` on the few refused ones) when there are at most three, which numpy
+    vectorizes about 20x faster than a gather with one-byte indices; else ``np.take``."""
+    yes = np.flatnonzero(lut)
+    no = np.flatnonzero(~lut)
+    if len(yes) <= _FEW or len(no) <= _FEW:
+        wanted, equal = (yes, True) if len(yes) <= len(no) else (no, False)
+        top = np.iinfo(codes.dtype).max  # a code the column cannot hold matches no node
+        vals = [codes.dtype.type(v) for v in wanted.tolist() if v <= top]
+        if not vals:
+            return np.full(len(codes), not equal, dtype=np.bool_)
+        out: B = codes == vals[0] if equal else codes != vals[0]
+        for v in vals[1:]:
+            if equal:
+                out |= codes == v
+            else:
+                out &= codes != v
+        return out
+    got: B = np.take(lut, codes)
+    return got
 
 
 def has_all(bits: npt.NDArray[np.uint64], vocab: tuple[str, ...], wanted: tuple[str, ...]) -> B:

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from nodeselect.engine.constraints._base import ALL_ROWS, Check, Luts, NodeConstraint, Rows
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
     from nodeselect.table import NodeTable
 
-from nodeselect.engine.constraints._base import vocab_lut
+from nodeselect.engine.constraints._base import lut_take, vocab_lut
 
 __all__ = ["Operator"]
 
@@ -36,7 +34,7 @@ class Operator(NodeConstraint):
         bad = vocab_lut(
             luts, "operator", t.operator_vocab, set(cj.job.placement.exclude_operators) - {""}
         )
-        return Check(self.name, ~np.take(bad, t.operator_code[rows]), "operator not excluded")
+        return Check(self.name, ~lut_take(bad, t.operator_code[rows]), "operator not excluded")
 
     def key(self, cj: CompiledJob) -> Hashable:
         """The excluded operators."""

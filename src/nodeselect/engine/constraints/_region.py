@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
     from nodeselect.table import NodeTable
 
-from nodeselect.engine.constraints._base import vocab_lut
+from nodeselect.engine.constraints._base import lut_take, vocab_lut
 
 __all__ = ["Region"]
 
@@ -44,7 +44,7 @@ class Region(NodeConstraint):
             (p.subdivisions, t.subdivision_code[rows], t.subdivision_vocab, "subdivision"),
         ):
             if vals:
-                ok &= np.take(vocab_lut(luts, what, vocab, {v.upper() for v in vals}), codes)
+                ok &= lut_take(vocab_lut(luts, what, vocab, {v.upper() for v in vals}), codes)
                 words.append(f"{what} in {', '.join(vals)}")
         return Check(self.name, ok, "; ".join(words))
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from nodeselect.engine.constraints._base import ALL_ROWS, Check, Luts, NodeConstraint, Rows
 
 if TYPE_CHECKING:
     from nodeselect.engine._constraints import CompiledJob
     from nodeselect.table import NodeTable
 
-from nodeselect.engine.constraints._base import vocab_lut
+from nodeselect.engine.constraints._base import lut_take, vocab_lut
 
 __all__ = ["Status"]
 
@@ -34,7 +32,7 @@ class Status(NodeConstraint):
     ) -> Check:
         """Status in the accepted set (a vocabulary look-up)."""
         st = cj.job.placement.statuses
-        ok = np.take(vocab_lut(luts, "status", t.status_vocab, set(st)), t.status_code[rows])
+        ok = lut_take(vocab_lut(luts, "status", t.status_vocab, set(st)), t.status_code[rows])
         return Check(self.name, ok, "one of " + ", ".join(st))
 
     def key(self, cj: CompiledJob) -> Hashable:
