@@ -310,3 +310,16 @@ def test_static_values_kept_with_the_base_rows_follow_the_column(seed) -> None:
             used += kept is not None and kept[0] is not None and bool(kept[1])
             _check_fast_equals_full(job, v)
     assert used  # later jobs started from the kept rows and their kept values
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.integers(0, 10_000))
+def test_a_job_without_static_tests_keeps_its_rows_apart_from_the_base_rows(seed) -> None:
+    """A job with no static test (no reputation or driver minimum) keeps its rows under a key
+    of its own: a job with the same GPU and categorical tests and a static threshold, ranked
+    after it on the same table, starts from the base rows and gives the full evaluation."""
+    t = _mixed_synthetic(1500, seed)
+    plain = Job(gpu=GpuReq(models=("T4",), count=1, min_vram_free_gb=8.0))
+    with_static = attrs.evolve(plain, placement=PlacementReq(min_reputation=40.0))
+    for job in (plain, with_static, plain, with_static):
+        _check_fast_equals_full(job, t)

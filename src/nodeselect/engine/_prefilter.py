@@ -268,7 +268,9 @@ def _static_tests(
         t.gpu_tele_vram_free_gb,
         t.gpu_count,
     )
-    full = ((*base_key, *keys), (*base_deps, *cols))
+    # "static" keeps the two keys apart for a job without static tests (an empty ``keys``),
+    # whose kept rows are a 1-tuple where the GPU-and-categorical entry is a 2-tuple
+    full = ((*base_key, "static", *keys), (*base_deps, *cols))
     return static, other, generic, full, (base_key, base_deps)
 
 
