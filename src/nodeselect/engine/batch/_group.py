@@ -39,6 +39,16 @@ F64 = npt.NDArray[np.float64]
 CHUNK_PAIRS: Final = 1 << 18
 #: Sort keys: a usable GPU whose free VRAM is unknown sorts after every known one.
 _UNKNOWN: Final = 2.0 * float(np.finfo(np.float32).max)
+#: Candidates per block of the layout's ``idle`` cells (x 8 slots x 8 bytes: 1 MB temporaries).
+_BLOCK: Final = 1 << 14
+
+
+def _running_sums(x: F64) -> F64:
+    """``np.cumsum(x, axis=0)`` in place, row after row (the same additions in the same order;
+    numpy's accumulate along a short axis loops per column)."""
+    for j in range(1, len(x)):
+        np.add(x[j - 1], x[j], out=x[j])
+    return x
 
 
 class JobGroup:
@@ -141,29 +151,56 @@ class JobGroup:
         down = np.full(c * slots, np.inf)
         down[cell] = np.where(known, -nan_free, unknown)
         desc = np.argsort(down.reshape(c, slots), axis=1, kind="stable")
+        del down
         self.desc = desc.astype(np.int8 if slots <= 127 else np.int16)
         up = np.full(c * slots, np.inf)
         up[cell] = np.where(known, nan_free, unknown)
         self.up = up.reshape(c, slots)
         where = np.empty(c * slots, dtype=np.int64)
         where[(np.arange(c, dtype=np.int64)[:, None] * slots + desc).ravel()] = np.arange(c * slots)
-        cell = where.take(cell)
+        del desc
+        cell = where.take(cell)  # row-major: candidate * slots + rank
+        del where
+        # the same cells in the transposed (slots, c) layouts: rank * c + candidate
+        node = cell // slots
+        cell -= node * slots
+        cell *= c
+        cell += node
 
         def by_free(v: npt.NDArray[Any], fill: float, dtype: Any) -> Any:
-            out = np.full(c * slots, fill, dtype=dtype)
+            out = np.full(slots * c, fill, dtype=dtype)
             out[cell] = v
-            return out.reshape(c, slots)
+            return out.reshape(slots, c)
 
-        self.top_rows: F32 = by_free(np.where(known, free, -np.inf), -np.inf, np.float32)
-        self.top_free: F32 = np.ascontiguousarray(self.top_rows.T)
+        # (slots, c): row ``m - 1`` is every candidate's slot ``m``, so running sums over the
+        # slots are ``slots`` vectorized additions (a cumsum along rows of 8 is a loop per row),
+        # in the same order, so the same floats
+        self.top_free: F32 = by_free(np.where(known, free, -np.inf), -np.inf, np.float32)
+        self.top_rows: F32 = np.ascontiguousarray(self.top_free.T)
         raw = t.gpu_load[self.rows].astype(np.float64)
         has = ~np.isnan(raw)
         vals = np.where(has, np.clip(np.where(has, raw, 0.0), 0.0, 1.0), 0.0)
-        sums = np.cumsum(by_free(vals, 0.0, np.float64), axis=1)
-        cnt = np.cumsum(by_free(has, 0.0, np.float64), axis=1)
-        load = np.where(cnt > 0, sums / np.maximum(cnt, 1.0), np.nan)  # no 0/0: max(cnt, 1)
+        sums = _running_sums(by_free(vals, 0.0, np.float64))
+        cnt = _running_sums(by_free(has, 0.0, np.float64))
         decay = self.batch.pre.cols["decay"].take(self.cand)
-        self.idle: F64 = idle_of(decay[:, None], load).ravel()
+        idle = np.empty((c, slots))
+        # a node's cells past its GPUs repeat its last one (nothing more is summed), so the
+        # least / most over every slot is over its GPUs
+        self.idle_lo: F64 = np.full(c, np.inf)
+        self.idle_hi: F64 = np.full(c, -np.inf)
+        for a in range(0, c if slots else 0, _BLOCK):  # blocks: the temporaries stay in cache
+            b = min(c, a + _BLOCK)
+            s, n = sums[:, a:b], cnt[:, a:b]
+            load = np.where(n > 0, s / np.maximum(n, 1.0), np.nan)  # no 0/0: max(cnt, 1)
+            cells = idle_of(decay[None, a:b], load)
+            gpus = self.lens[None, a:b] > 0
+            np.min(cells, axis=0, out=self.idle_lo[a:b], where=gpus, initial=np.inf)
+            np.max(cells, axis=0, out=self.idle_hi[a:b], where=gpus, initial=-np.inf)
+            idle[a:b] = cells.T
+        del sums, cnt
+        if not slots:  # no GPU, no ``idle`` cell
+            self.idle_lo = self.idle_hi = np.zeros(c)
+        self.idle: F64 = idle.ravel()
         tiny = self.usable & (vals > 0) & (vals < 2.0**-26)
         inexact = (self._per_node(tiny) > 0) | (self.lens > 16)
         self.inexact: B | None = inexact if inexact.any() else None
@@ -226,7 +263,7 @@ class JobGroup:
         hit = self._score_bounds.get(key)
         if hit is not None:
             return hit
-        c, slots = len(self.cand), self.top_rows.shape[1]
+        c = len(self.cand)
         base = self.batch.partial(static).take(self.cand) if static else np.zeros(len(self.cand))
         lo, hi = base, base
         n = self.n_usable.astype(np.float64)
@@ -238,10 +275,7 @@ class JobGroup:
                 else:
                     t_lo, t_hi = np.zeros(c), (n - 1.0) / max(g - 1.0, 1.0)
             else:
-                cells = self.idle.reshape(c, slots)
-                valid = np.arange(slots)[None, :] < self.lens[:, None]
-                t_lo = np.where(valid, cells, np.inf).min(axis=1) if slots else np.zeros(c)
-                t_hi = np.where(valid, cells, -np.inf).max(axis=1) if slots else np.zeros(c)
+                t_lo, t_hi = self.idle_lo, self.idle_hi
             lo, hi = lo + w * t_lo, hi + w * t_hi
         lo, hi = lo / total, hi / total
         if self.inexact is not None:
