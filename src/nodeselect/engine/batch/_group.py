@@ -62,6 +62,7 @@ class JobGroup:
         self.cells = 0
         self._laid_out = False
         self._lock = threading.Lock()  # the layout is built once when threads share the group
+        self._bounds_lock = threading.Lock()
         self._cols: dict[int, npt.NDArray[Any]] = {}
         self._score_bounds: dict[Hashable, tuple[F64, F64]] = {}
         t, first = batch.t, cjs[0]
@@ -84,7 +85,19 @@ class JobGroup:
         if cat is not None:
             mask &= cat
         self.cand = np.flatnonzero(mask)
-        self.lens, self.offsets, self.rows = csr_take(t.gpu_offsets, self.cand)
+        self._first = first
+        starts = t.gpu_offsets[self.cand].astype(np.int64)
+        self.lens: I64 = t.gpu_offsets[self.cand + 1].astype(np.int64) - starts
+        self.cells = len(self.cand) * self._slots()
+        if layout:
+            self.layout()
+
+    def _gather(self) -> None:
+        """The candidates' GPUs (:func:`nodeselect.table.csr_take`: ``offsets``, ``rows``), which
+        are usable, and how many per candidate: with the layout (in the pool, for ``workers=N``;
+        a group too small to batch never needs them)."""
+        t, first = self.batch.t, self._first
+        _, self.offsets, self.rows = csr_take(t.gpu_offsets, self.cand)
         self.avail: B | None = None if t.gpu_reserved is None else ~t.gpu_reserved[self.rows]
         if first.model_codes is not None:
             usable = np.take(_model_lut(first), t.gpu_model_code[self.rows])
@@ -96,9 +109,6 @@ class JobGroup:
             usable = np.ones(len(self.rows), dtype=np.bool_)
         self.usable: B = usable
         self.n_usable = self._per_node(usable)
-        self.cells = len(self.cand) * self._slots()
-        if layout:
-            self.layout()
 
     def _slots(self) -> int:
         return -(-int(self.lens.max()) // 8) * 8 if len(self.cand) else 0
@@ -110,6 +120,7 @@ class JobGroup:
             return
         with self._lock:
             if self.gpu and not self._laid_out:
+                self._gather()
                 self._sort_gpus()
             self._laid_out = True
 
@@ -263,6 +274,20 @@ class JobGroup:
         hit = self._score_bounds.get(key)
         if hit is not None:
             return hit
+        with self._bounds_lock:  # computed once when threads rank the group's jobs at once
+            hit = self._score_bounds.get(key)
+            if hit is None:
+                hit = self._score_bounds[key] = self._bounds(static, rest, total, pack=pack)
+            return hit
+
+    def _bounds(
+        self,
+        static: tuple[tuple[str, float], ...],
+        rest: tuple[tuple[str, float], ...],
+        total: float,
+        *,
+        pack: bool,
+    ) -> tuple[F64, F64]:
         c = len(self.cand)
         base = self.batch.partial(static).take(self.cand) if static else np.zeros(len(self.cand))
         lo, hi = base, base
@@ -281,8 +306,7 @@ class JobGroup:
         if self.inexact is not None:
             lo = np.where(self.inexact, -np.inf, lo)
             hi = np.where(self.inexact, np.inf, hi)
-        out = self._score_bounds[key] = (lo, hi)
-        return out
+        return lo, hi
 
     def rank_all(self, cjs: list[CompiledJob]) -> list[Ranking]:
         """Every job's ranking (each equal to :func:`nodeselect.engine._rank.rank`'s).
