@@ -167,14 +167,18 @@ class JobGroup:
         up = np.full(c * slots, np.inf)
         up[cell] = np.where(known, nan_free, unknown)
         self.up = up.reshape(c, slots)
-        where = np.empty(c * slots, dtype=np.int64)
-        where[(np.arange(c, dtype=np.int64)[:, None] * slots + desc).ravel()] = np.arange(c * slots)
         del desc
-        cell = where.take(cell)  # row-major: candidate * slots + rank
-        del where
-        # the same cells in the transposed (slots, c) layouts: rank * c + candidate
+        # each slot's rank in its row's sorted order (the inverse of ``desc``), one sorted
+        # position at a time, in the small dtype (no c x slots int64 index temporaries)
+        rank = np.empty(c * slots, dtype=self.desc.dtype)
+        first = np.arange(c, dtype=np.int64) * slots
+        at = np.empty(c, dtype=np.int64)
+        for j in range(slots):
+            np.add(first, self.desc[:, j], out=at)
+            rank[at] = j
+        # each GPU's cell in the transposed (slots, c) layouts: rank * c + candidate
         node = cell // slots
-        cell -= node * slots
+        cell = rank.take(cell).astype(np.int64)
         cell *= c
         cell += node
 
