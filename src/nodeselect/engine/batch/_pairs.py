@@ -95,10 +95,10 @@ class PairScores:
         for j, (a, e) in enumerate(itertools.pairwise(self.bounds.tolist())):
             if e - a > k:
                 kth[j] = np.partition(lo[a:e], e - a - k)[e - a - k]
-        keep = hi >= kth.take(self.job)
+        keep = hi >= np.repeat(kth, n)  # (pairs are job by job: ``kth.take(job)``, faster)
         few = n <= k
         if few.any():  # a job with at most k pairs keeps them all (even a NaN)
-            keep |= few.take(self.job)
+            keep |= np.repeat(few, n)
         return np.flatnonzero(keep)
 
     def _per_job(self, values: list[Any], dtype: Any) -> Any:
