@@ -113,6 +113,11 @@ class JobGroup:
     def _slots(self) -> int:
         return -(-int(self.lens.max()) // 8) * 8 if len(self.cand) else 0
 
+    @property
+    def laid_out(self) -> bool:
+        """Whether the layout is built (ranking the group's jobs would not wait for it)."""
+        return self._laid_out
+
     def layout(self) -> None:
         """Build the GPU layout (:meth:`_sort_gpus`) once (nothing for a CPU group); a thread
         calling it while another builds it waits for that build (``workers=N``)."""
