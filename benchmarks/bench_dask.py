@@ -8,12 +8,15 @@ Prints figures (no assertions; machines are noisy, compare ratios within one run
   turns, results checked equal; the cluster's speedup, and its CPU seconds (driver,
   scheduler and workers) against one process's: the cluster's overhead, which a machine
   whose cores other processes hold cannot show as a speedup;
+* one process's honest best beside them: one ``rank_many`` call on a whole table of as many
+  nodes from the same generator (no tiles: every job's fixed costs paid once, not once per
+  shard; a group's layout built once, not once per batch), and the cluster against it;
 * the driver's peak RSS (``ru_maxrss`` of the driver process, which also runs the scheduler)
   surveying 1M and 4M nodes on the cluster, each in a fresh process: the driver never holds
   the fleet, so it should stay flat;
 * an extrapolation to 100k jobs x 10M nodes on N workers from the measured per-tile time.
 
-    python benchmarks/bench_dask.py [--quick] [--repeat 2]
+    python benchmarks/bench_dask.py [--quick] [--repeat 2] [--batch JOBS]
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from nodeselect import NodeTable, rank_many
-from nodeselect.dask import Survey, connect, synthetic_shards
+from nodeselect.dask import DEFAULT_BATCH, Survey, connect, synthetic_shards
 from nodeselect.jobs import CpuReq, GpuReq, Job, MemoryReq, PlacementReq
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -134,9 +137,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke run)")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per side (best)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help=f"jobs per tile (default {DEFAULT_BATCH:,}, the Survey's; --quick: 50)",
+    )
     parser.add_argument("--driver-rss", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    n_nodes, n_jobs, batch = (200_000, 100, 50) if args.quick else (1_000_000, 1_000, 250)
+    n_nodes, n_jobs, batch = (200_000, 100, 50) if args.quick else (1_000_000, 1_000, DEFAULT_BATCH)
+    batch = args.batch or batch
     if args.driver_rss is not None:
         driver_rss(args.driver_rss, n_jobs, batch)
         return
@@ -162,6 +172,8 @@ def main() -> None:
     ):
         run(one, warm, batch)  # builds each shard's derived columns
         run(two, warm, batch)
+        whole = NodeTable.synthetic(n_nodes, seed=7, now=NOW)
+        rank_many(warm, whole, now=NOW)  # its derived columns
         best = float("inf")
         for r in range(args.repeat):
             sides = [("one", one, None), ("two", two, client)]
@@ -170,6 +182,9 @@ def main() -> None:
                 for name, s, c in (sides if r % 2 == 0 else sides[::-1])
             }
             (t_one, c_one, want), (t_two, c_two, out) = got["one"], got["two"]
+            c0, t0 = process_cpu(), time.perf_counter()
+            rank_many(jobs, whole, now=NOW)
+            t_whole, c_whole = time.perf_counter() - t0, process_cpu() - c0
             best = min(best, t_two)
             print(
                 f"[{r + 1}] one process (synchronous scheduler): {t_one:.2f} s = "
@@ -178,6 +193,11 @@ def main() -> None:
                 f" over driver + workers); cluster / one process = {t_one / t_two:.2f}x "
                 f"(target >= 1.6x; CPU cost {c_two / c_one:.2f}x one process's, load "
                 f"{os.getloadavg()[0]:.1f}); results {'equal' if out == want else 'DIFFER'}"
+            )
+            print(
+                f"    one process, one rank_many on a whole {n_nodes:,}-node table (no tiles):"
+                f" {t_whole:.2f} s (CPU {c_whole:.2f} s; the tiles cost {c_one / c_whole:.2f}x"
+                f" its CPU); cluster / that = {t_whole / t_two:.2f}x"
             )
 
     sizes = (200_000, 800_000) if args.quick else (1_000_000, 4_000_000)
@@ -206,9 +226,7 @@ def main() -> None:
         f"per tile ({batch} jobs x {n_nodes // len(shards):,} nodes): {per_tile:.2f} "
         f"worker-s = {rate / 1e6:,.0f} M pairs/s per worker"
     )
-    cells = ", ".join(
-        f"{w} workers {big_pairs / rate / w / 60:,.1f} min" for w in (2, 16, 64, 256)
-    )
+    cells = ", ".join(f"{w} workers {big_pairs / rate / w / 60:,.1f} min" for w in (2, 16, 64, 256))
     print(
         f"extrapolated, 100k jobs x 10M nodes ({big_tiles:,} tiles of 1,000 x 250k) at that "
         f"rate: {cells} (ranking only; scheduling overhead and the shards' first build extra)"

@@ -5,8 +5,11 @@ Prints, in one run (no assertions; the machine is shared, so compare the ratios)
 * threads: 1,000 jobs x 1M nodes with ``workers=1`` and ``workers=2`` (and ``--workers``),
   interleaved (alternating which goes first) so both see the same load; the results are
   checked equal; the target on this 2-core machine is >= 1.7x one thread. Each figure says
-  the process's CPU time and the cores it kept busy, and the line the load average: a ratio
-  measured while other processes hold the cores says little about the threads.
+  the process's CPU time (user + system, from ``getrusage``) and the cores it kept busy, its
+  voluntary context switches (mostly GIL hand-offs between the threads), and the line the
+  load average: a ratio measured while other processes hold the cores says little about the
+  threads, while the CPU times (``N threads CPU / 1 thread CPU``: the work the threads add)
+  hold under load.
 
     python benchmarks/bench_scale.py [--quick] [--repeat N] [--workers N]
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -45,22 +49,32 @@ def threads(n: int, n_jobs: int, workers: list[int], repeat: int) -> None:
     for r in range(repeat):
         gc.collect()
         times: dict[int, float] = {}
-        cpu: dict[int, float] = {}
+        cpu: dict[int, tuple[float, float, int]] = {}  # user, system, voluntary switches
         order = [1, *workers] if r % 2 == 0 else [*workers, 1]  # alternate who goes first
         for w in order:
-            c0, t0 = time.process_time(), time.perf_counter()
+            r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
             rank_many(jobs, t, now=NOW, stats=st, workers=w)
             times[w] = time.perf_counter() - t0
-            cpu[w] = time.process_time() - c0
+            r1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu[w] = (
+                r1.ru_utime - r0.ru_utime,
+                r1.ru_stime - r0.ru_stime,
+                r1.ru_nvcsw - r0.ru_nvcsw,
+            )
         base = times[1]
+        base_cpu = cpu[1][0] + cpu[1][1]
         parts = [
-            f"1 thread {base:.2f} s ({pairs / base / 1e6:,.0f} M pairs/s, CPU {cpu[1]:.2f} s)"
+            f"1 thread {base:.2f} s ({pairs / base / 1e6:,.0f} M pairs/s,"
+            f" CPU {base_cpu:.2f} s = user {cpu[1][0]:.2f} + sys {cpu[1][1]:.2f})"
         ]
-        parts += [
-            f"{w} threads {times[w]:.2f} s = {base / times[w]:.2f}x"
-            f" (CPU {cpu[w]:.2f} s, {cpu[w] / times[w]:.2f} cores busy)"
-            for w in workers
-        ]
+        for w in workers:
+            user, system, switches = cpu[w]
+            parts.append(
+                f"{w} threads {times[w]:.2f} s = {base / times[w]:.2f}x"
+                f" (CPU {user + system:.2f} s = user {user:.2f} + sys {system:.2f},"
+                f" {(user + system) / base_cpu:.2f}x one thread's;"
+                f" {(user + system) / times[w]:.2f} cores busy; {switches:,} voluntary switches)"
+            )
         print(
             f"[{r + 1}] threads, {n_jobs:,} jobs x {n:,} nodes (os.cpu_count {os.cpu_count()},"
             f" load {os.getloadavg()[0]:.1f}): "

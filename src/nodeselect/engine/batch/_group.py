@@ -39,6 +39,16 @@ F64 = npt.NDArray[np.float64]
 CHUNK_PAIRS: Final = 1 << 18
 #: Sort keys: a usable GPU whose free VRAM is unknown sorts after every known one.
 _UNKNOWN: Final = 2.0 * float(np.finfo(np.float32).max)
+#: Candidates per block of the layout's ``idle`` cells (x 8 slots x 8 bytes: 1 MB temporaries).
+_BLOCK: Final = 1 << 14
+
+
+def _running_sums(x: F64) -> F64:
+    """``np.cumsum(x, axis=0)`` in place, row after row (the same additions in the same order;
+    numpy's accumulate along a short axis loops per column)."""
+    for j in range(1, len(x)):
+        np.add(x[j - 1], x[j], out=x[j])
+    return x
 
 
 class JobGroup:
@@ -52,6 +62,7 @@ class JobGroup:
         self.cells = 0
         self._laid_out = False
         self._lock = threading.Lock()  # the layout is built once when threads share the group
+        self._bounds_lock = threading.Lock()
         self._cols: dict[int, npt.NDArray[Any]] = {}
         self._score_bounds: dict[Hashable, tuple[F64, F64]] = {}
         t, first = batch.t, cjs[0]
@@ -74,7 +85,19 @@ class JobGroup:
         if cat is not None:
             mask &= cat
         self.cand = np.flatnonzero(mask)
-        self.lens, self.offsets, self.rows = csr_take(t.gpu_offsets, self.cand)
+        self._first = first
+        starts = t.gpu_offsets[self.cand].astype(np.int64)
+        self.lens: I64 = t.gpu_offsets[self.cand + 1].astype(np.int64) - starts
+        self.cells = len(self.cand) * self._slots()
+        if layout:
+            self.layout()
+
+    def _gather(self) -> None:
+        """The candidates' GPUs (:func:`nodeselect.table.csr_take`: ``offsets``, ``rows``), which
+        are usable, and how many per candidate: with the layout (in the pool, for ``workers=N``;
+        a group too small to batch never needs them)."""
+        t, first = self.batch.t, self._first
+        _, self.offsets, self.rows = csr_take(t.gpu_offsets, self.cand)
         self.avail: B | None = None if t.gpu_reserved is None else ~t.gpu_reserved[self.rows]
         if first.model_codes is not None:
             usable = np.take(_model_lut(first), t.gpu_model_code[self.rows])
@@ -86,12 +109,14 @@ class JobGroup:
             usable = np.ones(len(self.rows), dtype=np.bool_)
         self.usable: B = usable
         self.n_usable = self._per_node(usable)
-        self.cells = len(self.cand) * self._slots()
-        if layout:
-            self.layout()
 
     def _slots(self) -> int:
         return -(-int(self.lens.max()) // 8) * 8 if len(self.cand) else 0
+
+    @property
+    def laid_out(self) -> bool:
+        """Whether the layout is built (ranking the group's jobs would not wait for it)."""
+        return self._laid_out
 
     def layout(self) -> None:
         """Build the GPU layout (:meth:`_sort_gpus`) once (nothing for a CPU group); a thread
@@ -100,6 +125,7 @@ class JobGroup:
             return
         with self._lock:
             if self.gpu and not self._laid_out:
+                self._gather()
                 self._sort_gpus()
             self._laid_out = True
 
@@ -141,29 +167,60 @@ class JobGroup:
         down = np.full(c * slots, np.inf)
         down[cell] = np.where(known, -nan_free, unknown)
         desc = np.argsort(down.reshape(c, slots), axis=1, kind="stable")
+        del down
         self.desc = desc.astype(np.int8 if slots <= 127 else np.int16)
         up = np.full(c * slots, np.inf)
         up[cell] = np.where(known, nan_free, unknown)
         self.up = up.reshape(c, slots)
-        where = np.empty(c * slots, dtype=np.int64)
-        where[(np.arange(c, dtype=np.int64)[:, None] * slots + desc).ravel()] = np.arange(c * slots)
-        cell = where.take(cell)
+        del desc
+        # each slot's rank in its row's sorted order (the inverse of ``desc``), one sorted
+        # position at a time, in the small dtype (no c x slots int64 index temporaries)
+        rank = np.empty(c * slots, dtype=self.desc.dtype)
+        first = np.arange(c, dtype=np.int64) * slots
+        at = np.empty(c, dtype=np.int64)
+        for j in range(slots):
+            np.add(first, self.desc[:, j], out=at)
+            rank[at] = j
+        # each GPU's cell in the transposed (slots, c) layouts: rank * c + candidate
+        node = cell // slots
+        cell = rank.take(cell).astype(np.int64)
+        cell *= c
+        cell += node
 
         def by_free(v: npt.NDArray[Any], fill: float, dtype: Any) -> Any:
-            out = np.full(c * slots, fill, dtype=dtype)
+            out = np.full(slots * c, fill, dtype=dtype)
             out[cell] = v
-            return out.reshape(c, slots)
+            return out.reshape(slots, c)
 
-        self.top_rows: F32 = by_free(np.where(known, free, -np.inf), -np.inf, np.float32)
-        self.top_free: F32 = np.ascontiguousarray(self.top_rows.T)
+        # (slots, c): row ``m - 1`` is every candidate's slot ``m``, so running sums over the
+        # slots are ``slots`` vectorized additions (a cumsum along rows of 8 is a loop per row),
+        # in the same order, so the same floats
+        self.top_free: F32 = by_free(np.where(known, free, -np.inf), -np.inf, np.float32)
+        self.top_rows: F32 = np.ascontiguousarray(self.top_free.T)
         raw = t.gpu_load[self.rows].astype(np.float64)
         has = ~np.isnan(raw)
         vals = np.where(has, np.clip(np.where(has, raw, 0.0), 0.0, 1.0), 0.0)
-        sums = np.cumsum(by_free(vals, 0.0, np.float64), axis=1)
-        cnt = np.cumsum(by_free(has, 0.0, np.float64), axis=1)
-        load = np.where(cnt > 0, sums / np.maximum(cnt, 1.0), np.nan)  # no 0/0: max(cnt, 1)
+        sums = _running_sums(by_free(vals, 0.0, np.float64))
+        cnt = _running_sums(by_free(has, 0.0, np.float64))
         decay = self.batch.pre.cols["decay"].take(self.cand)
-        self.idle: F64 = idle_of(decay[:, None], load).ravel()
+        idle = np.empty((c, slots))
+        # a node's cells past its GPUs repeat its last one (nothing more is summed), so the
+        # least / most over every slot is over its GPUs
+        self.idle_lo: F64 = np.full(c, np.inf)
+        self.idle_hi: F64 = np.full(c, -np.inf)
+        for a in range(0, c if slots else 0, _BLOCK):  # blocks: the temporaries stay in cache
+            b = min(c, a + _BLOCK)
+            s, n = sums[:, a:b], cnt[:, a:b]
+            load = np.where(n > 0, s / np.maximum(n, 1.0), np.nan)  # no 0/0: max(cnt, 1)
+            cells = idle_of(decay[None, a:b], load)
+            gpus = self.lens[None, a:b] > 0
+            np.min(cells, axis=0, out=self.idle_lo[a:b], where=gpus, initial=np.inf)
+            np.max(cells, axis=0, out=self.idle_hi[a:b], where=gpus, initial=-np.inf)
+            idle[a:b] = cells.T
+        del sums, cnt
+        if not slots:  # no GPU, no ``idle`` cell
+            self.idle_lo = self.idle_hi = np.zeros(c)
+        self.idle: F64 = idle.ravel()
         tiny = self.usable & (vals > 0) & (vals < 2.0**-26)
         inexact = (self._per_node(tiny) > 0) | (self.lens > 16)
         self.inexact: B | None = inexact if inexact.any() else None
@@ -226,7 +283,21 @@ class JobGroup:
         hit = self._score_bounds.get(key)
         if hit is not None:
             return hit
-        c, slots = len(self.cand), self.top_rows.shape[1]
+        with self._bounds_lock:  # computed once when threads rank the group's jobs at once
+            hit = self._score_bounds.get(key)
+            if hit is None:
+                hit = self._score_bounds[key] = self._bounds(static, rest, total, pack=pack)
+            return hit
+
+    def _bounds(
+        self,
+        static: tuple[tuple[str, float], ...],
+        rest: tuple[tuple[str, float], ...],
+        total: float,
+        *,
+        pack: bool,
+    ) -> tuple[F64, F64]:
+        c = len(self.cand)
         base = self.batch.partial(static).take(self.cand) if static else np.zeros(len(self.cand))
         lo, hi = base, base
         n = self.n_usable.astype(np.float64)
@@ -238,39 +309,48 @@ class JobGroup:
                 else:
                     t_lo, t_hi = np.zeros(c), (n - 1.0) / max(g - 1.0, 1.0)
             else:
-                cells = self.idle.reshape(c, slots)
-                valid = np.arange(slots)[None, :] < self.lens[:, None]
-                t_lo = np.where(valid, cells, np.inf).min(axis=1) if slots else np.zeros(c)
-                t_hi = np.where(valid, cells, -np.inf).max(axis=1) if slots else np.zeros(c)
+                t_lo, t_hi = self.idle_lo, self.idle_hi
             lo, hi = lo + w * t_lo, hi + w * t_hi
         lo, hi = lo / total, hi / total
         if self.inexact is not None:
             lo = np.where(self.inexact, -np.inf, lo)
             hi = np.where(self.inexact, np.inf, hi)
-        out = self._score_bounds[key] = (lo, hi)
-        return out
+        return lo, hi
 
     def rank_all(self, cjs: list[CompiledJob]) -> list[Ranking]:
         """Every job's ranking (each equal to :func:`nodeselect.engine._rank.rank`'s).
 
         Pairs are scored in chunks of consecutive jobs of about :data:`CHUNK_PAIRS` pairs,
         so that the temporaries of each step stay in cache and the fixed cost per chunk is
-        spread over many pairs.
+        spread over many pairs. A job's feasible positions are computed when its chunk is
+        filled, not all at once: a group's jobs' positions together can take hundreds of MB
+        (200 jobs x 100k pairs x 8 bytes), which the allocator hands back to the kernel after
+        each call and faults in again on the next (measured: 0.2-0.5 s of system time a call
+        at 1,000 jobs x 1M nodes).
         """
         self.layout()
         b = self.batch
         bufs = _Buffers()  # this call's own (threads may rank the group's jobs at once)
-        poss = [self._feasible(cj, bufs) for cj in cjs]
+        poss: dict[int, I64] = {}  # feasible positions of the jobs of the chunk being filled
+
+        def feasible(i: int) -> I64:
+            hit = poss.get(i)
+            if hit is None:
+                hit = poss[i] = self._feasible(cjs[i], bufs)
+            return hit
+
         out: list[Ranking] = []
         start = 0
         while start < len(cjs):
             stop, total = start, 0
-            while stop < len(cjs) and (stop == start or total + len(poss[stop]) <= CHUNK_PAIRS):
-                total += len(poss[stop])
+            while stop < len(cjs) and (stop == start or total + len(feasible(stop)) <= CHUNK_PAIRS):
+                total += len(feasible(stop))
                 stop += 1
             mine = cjs[start:stop]
-            bounds = _offsets(np.array([len(p) for p in poss[start:stop]], dtype=np.int64))
-            pos = np.concatenate(poss[start:stop])
+            parts = [poss.pop(i) for i in range(start, stop)]
+            bounds = _offsets(np.array([len(p) for p in parts], dtype=np.int64))
+            pos = np.concatenate(parts)
+            del parts
             idx = self.cand.take(pos)
             tops: list[tuple[RankedNode, ...]] = [()] * len(mine)
             if b.k and len(pos):

@@ -88,15 +88,18 @@ class PairScores:
         """The pairs whose ``hi`` reaches their job's ``k``-th best ``lo`` (all of a job's
         pairs when it has at most ``k``), job by job."""
         k = self.g.batch.k
-        parts: list[I64] = []
-        for a, e in itertools.pairwise(self.bounds.tolist()):
-            n = e - a
-            if n > k:
-                kth = np.partition(lo[a:e], n - k)[n - k]
-                parts.append(np.flatnonzero(hi[a:e] >= kth) + a)
-            elif n:
-                parts.append(np.arange(a, e, dtype=np.int64))
-        return np.concatenate(parts)
+        # one threshold per job, then one comparison over every pair (the Python between
+        # NumPy calls holds the GIL, which the threads of ``workers=N`` take turns at)
+        n = np.diff(self.bounds)
+        kth = np.full(len(n), -np.inf)
+        for j, (a, e) in enumerate(itertools.pairwise(self.bounds.tolist())):
+            if e - a > k:
+                kth[j] = np.partition(lo[a:e], e - a - k)[e - a - k]
+        keep = hi >= np.repeat(kth, n)  # (pairs are job by job: ``kth.take(job)``, faster)
+        few = n <= k
+        if few.any():  # a job with at most k pairs keeps them all (even a NaN)
+            keep |= np.repeat(few, n)
+        return np.flatnonzero(keep)
 
     def _per_job(self, values: list[Any], dtype: Any) -> Any:
         """One value per pair from one value per job (a number when all jobs agree)."""

@@ -23,10 +23,12 @@ NumPy releases the GIL inside its loops, so the threads run the shards in parall
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 import numpy as np
@@ -157,7 +159,8 @@ def rank_split(
     threads: the shared per-node columns first, then the groups' layouts (largest first), then
     pieces of consecutive jobs (:data:`PIECES_PER_WORKER` per worker, at least
     :data:`MIN_PIECE` jobs), the jobs ranked alone before the groups' (each costs a pass over
-    the table)."""
+    the table); a thread takes the first piece whose group's layout is built, so none waits
+    for a layout while other work is ready."""
     out: list[Ranking | None] = [None] * len(cjs)
     jobs = len(alone) + sum(len(m) for m, _ in batched)
     size = max(MIN_PIECE, math.ceil(jobs / (PIECES_PER_WORKER * workers)))
@@ -173,17 +176,36 @@ def rank_split(
     warm: list[Callable[[], object]] = [lambda: batch.pre, lambda: batch.keys]
     if any(g.gpu for _, g in batched):
         warm.append(batch.free)
+    by_size = sorted(batched, key=lambda mg: -mg[1].cells)
+    # (group whose layout the task needs, or None; the task), in order of preference
+    pending: list[tuple[JobGroup | None, Callable[[], None]]] = [
+        (None, g.layout) for _, g in by_size if g.gpu
+    ]
+    pending += [(None, functools.partial(alone_piece, p)) for p in _pieces(alone, size)]
+    pending += [
+        (g if g.gpu else None, functools.partial(group_piece, g, p))
+        for members, g in by_size
+        for p in _pieces(members, size)
+    ]
+    lock = threading.Lock()
+
+    def work() -> None:
+        """Take tasks until none is left: the first whose group is laid out (a thread that
+        built the small groups' layouts ranks their jobs while another still builds the
+        largest's, instead of waiting for it), else the first."""
+        while True:
+            with lock:
+                if not pending:
+                    return
+                i = next((i for i, (g, _) in enumerate(pending) if g is None or g.laid_out), 0)
+                _, task = pending.pop(i)
+            task()
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nodeselect-rank") as pool:
         for w in [pool.submit(f) for f in warm]:  # each built once, before anything reads it
             w.result()
-        by_size = sorted(batched, key=lambda mg: -mg[1].cells)
-        tasks: list[Future[None]] = [pool.submit(g.layout) for _, g in by_size if g.gpu]
-        tasks += [pool.submit(alone_piece, p) for p in _pieces(alone, size)]
-        tasks += [
-            pool.submit(group_piece, g, p) for members, g in by_size for p in _pieces(members, size)
-        ]
-        for task in tasks:
-            task.result()
+        for f in [pool.submit(work) for _ in range(workers)]:
+            f.result()
     done = [r for r in out if r is not None]
     # every job is in ``alone`` or one group: a gap would shift every later job's ranking
     assert len(done) == len(cjs), "rank_split: a job was left unranked"
