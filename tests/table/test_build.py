@@ -193,7 +193,7 @@ def _odd_nodes(draw: st.DrawFn, uuid: str) -> FleetNode:
     return FleetNode(lean=node, facts=facts)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     st.lists(st.integers(0, 10**6), max_size=12, unique=True).flatmap(
         lambda ids: st.tuples(*(_odd_nodes(f"u-{i}") for i in ids))
