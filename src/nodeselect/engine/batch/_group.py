@@ -39,6 +39,8 @@ F64 = npt.NDArray[np.float64]
 CHUNK_PAIRS: Final = 1 << 18
 #: Sort keys: a usable GPU whose free VRAM is unknown sorts after every known one.
 _UNKNOWN: Final = 2.0 * float(np.finfo(np.float32).max)
+#: Weighted score terms, as :meth:`JobGroup.score_bounds` takes them.
+_Weights = tuple[tuple[str, float], ...]
 #: Candidates per block of the layout's ``idle`` cells (x 8 slots x 8 bytes: 1 MB temporaries).
 _BLOCK: Final = 1 << 14
 
@@ -286,17 +288,13 @@ class JobGroup:
         with self._bounds_lock:  # computed once when threads rank the group's jobs at once
             hit = self._score_bounds.get(key)
             if hit is None:
-                hit = self._score_bounds[key] = self._bounds(static, rest, total, pack=pack)
+                hit = self._score_bounds[key] = self._bounds(*key)
             return hit
 
     def _bounds(
-        self,
-        static: tuple[tuple[str, float], ...],
-        rest: tuple[tuple[str, float], ...],
-        total: float,
-        *,
-        pack: bool,
+        self, static: _Weights, rest: _Weights, total: float, pack: bool
     ) -> tuple[F64, F64]:
+        """:meth:`score_bounds` computed (its arguments, as its cache key holds them)."""
         c = len(self.cand)
         base = self.batch.partial(static).take(self.cand) if static else np.zeros(len(self.cand))
         lo, hi = base, base
