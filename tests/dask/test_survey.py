@@ -10,6 +10,7 @@ import collections
 import itertools
 import json
 import os
+import pickle
 import subprocess
 import sys
 import uuid as uuidlib
@@ -30,6 +31,10 @@ from nodeselect.dask import (
     JobResult,
     ScaleOutError,
     Survey,
+    _Cluster,
+    _rank_tile,
+    _Tile,
+    _unpack,
     connect,
     fleet_units,
     merge_tops,
@@ -37,7 +42,7 @@ from nodeselect.dask import (
     synthetic_shards,
     write_results,
 )
-from nodeselect.engine import merge_top, rank
+from nodeselect.engine import merge_top, rank, table_stats
 from nodeselect.errors import InputError
 from nodeselect.fetch import load_snapshot, save_sharded_snapshot
 from nodeselect.jobs import CpuReq, GpuReq, Job, Preferences
@@ -386,3 +391,23 @@ def test_a_local_cluster_of_two_processes_gives_the_same_answer() -> None:
         assert sorted(spread.values()) == [2, 3]
     assert_same(got, want, JOBS)
     assert len(ticks) == s.tiles(len(JOBS), 5) == 15
+
+
+def test_a_tile_ranks_a_pickled_batch_as_the_batch_itself() -> None:
+    """The cluster broadcasts a batch pickled into one bytes (Dask sent a tuple of jobs element
+    by element: 0.3 s a batch); a tile given those bytes ranks exactly what it ranks given the
+    jobs, and the cluster runner really sends bytes."""
+    t = NodeTable.synthetic(2000, seed=4, now=NOW)
+    batch = tuple(JOBS)
+    spec = _Tile(5, NOW, 0, table_stats(t))
+    want = _unpack(_rank_tile(t, batch, spec))
+    assert _unpack(_rank_tile(t, pickle.dumps(batch), spec)) == want
+    assert any(feasible for feasible, _ in want)
+
+    class Client:
+        def scatter(self, data: list[object], **_: object) -> list[object]:
+            return data
+
+    sent = _Cluster(Client()).broadcast(batch)  # type: ignore[arg-type]
+    assert isinstance(sent, bytes)
+    assert pickle.loads(sent) == batch
