@@ -10,6 +10,11 @@ Prints, in one run (no assertions; the machine is shared, so compare the ratios)
   load average: a ratio measured while other processes hold the cores says little about the
   threads, while the CPU times (``N threads CPU / 1 thread CPU``: the work the threads add)
   hold under load.
+* the machine's ceiling: two processes each doing the one-thread run's work at once, against
+  one process doing both in turn (``--no-ceiling`` skips it). Threads share the process's
+  memory bandwidth and caches exactly as two processes share the machine's, so this is the
+  most two threads can gain here; a VM whose second core adds little memory bandwidth shows
+  it below 2x.
 
     python benchmarks/bench_scale.py [--quick] [--repeat N] [--workers N]
 """
@@ -18,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import multiprocessing
 import os
 import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from nodeselect import rank_many
 from nodeselect.engine._rank import table_stats
@@ -83,18 +90,60 @@ def threads(n: int, n_jobs: int, workers: list[int], repeat: int) -> None:
         )
 
 
+def _same_work(n: int, n_jobs: int, times: int, barrier: Any, out: Any) -> None:
+    """(child) The one-thread run of :func:`threads`, warm, ``times`` times in turn, started
+    when every child is ready (``barrier``); puts the seconds from start to end on ``out``."""
+    t = NodeTable.synthetic(n, seed=2, now=NOW)
+    st = table_stats(t)
+    jobs = batch_jobs(n_jobs)
+    rank_many(jobs, t, now=NOW, stats=st)
+    barrier.wait()
+    t0 = time.perf_counter()
+    for _ in range(times):
+        rank_many(jobs, t, now=NOW, stats=st)
+    out.put(time.perf_counter() - t0)
+
+
+def _children(procs: int, times: int, n: int, n_jobs: int) -> float:
+    """The longest of ``procs`` processes' times, each doing the work ``times`` times."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(procs), ctx.Queue()
+    ps = [
+        ctx.Process(target=_same_work, args=(n, n_jobs, times, barrier, out))
+        for _ in range(procs)
+    ]
+    for p in ps:
+        p.start()
+    got = [out.get() for _ in ps]
+    for p in ps:
+        p.join()
+    return max(got)
+
+
+def ceiling(n: int, n_jobs: int, repeat: int) -> None:
+    """Two processes doing the work once each at once vs one process doing it twice."""
+    for r in range(repeat):
+        serial = _children(1, 2, n, n_jobs)
+        parallel = _children(2, 1, n, n_jobs)
+        print(
+            f"[{r + 1}] machine ceiling: 2 processes each ranking the same {n_jobs:,} jobs x "
+            f"{n:,} nodes (one thread each) finish {serial / parallel:.2f}x faster than 1 "
+            f"process ranking them twice ({serial:.2f} s vs {parallel:.2f} s, load "
+            f"{os.getloadavg()[0]:.1f}): the most 2 threads can gain on this machine now"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke run)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each figure")
     parser.add_argument("--workers", type=int, nargs="*", default=[2], help="thread counts")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the 2-process ceiling")
     args = parser.parse_args()
-    threads(
-        100_000 if args.quick else 1_000_000,
-        100 if args.quick else 1_000,
-        [w for w in args.workers if w > 1] or [2],
-        args.repeat,
-    )
+    n, n_jobs = (100_000, 100) if args.quick else (1_000_000, 1_000)
+    threads(n, n_jobs, [w for w in args.workers if w > 1] or [2], args.repeat)
+    if not args.no_ceiling:
+        ceiling(n, n_jobs, max(1, args.repeat - 1))
 
 
 if __name__ == "__main__":
