@@ -32,7 +32,11 @@ from nodeselect.dask import (
     ScaleOutError,
     Survey,
     _Cluster,
+    _merge,
+    _pack,
+    _part,
     _rank_tile,
+    _results,
     _Tile,
     _unpack,
     connect,
@@ -42,7 +46,7 @@ from nodeselect.dask import (
     synthetic_shards,
     write_results,
 )
-from nodeselect.engine import merge_top, rank, table_stats
+from nodeselect.engine import RankedNode, merge_top, rank, table_stats
 from nodeselect.errors import InputError
 from nodeselect.fetch import load_snapshot, save_sharded_snapshot
 from nodeselect.jobs import CpuReq, GpuReq, Job, Preferences
@@ -400,8 +404,8 @@ def test_a_tile_ranks_a_pickled_batch_as_the_batch_itself() -> None:
     t = NodeTable.synthetic(2000, seed=4, now=NOW)
     batch = tuple(JOBS)
     spec = _Tile(5, NOW, 0, table_stats(t))
-    want = _unpack(_rank_tile(t, batch, spec))
-    assert _unpack(_rank_tile(t, pickle.dumps(batch), spec)) == want
+    want = _results(_unpack(_rank_tile(t, batch, spec)))
+    assert _results(_unpack(_rank_tile(t, pickle.dumps(batch), spec))) == want
     assert any(feasible for feasible, _ in want)
 
     class Client:
@@ -411,3 +415,54 @@ def test_a_tile_ranks_a_pickled_batch_as_the_batch_itself() -> None:
     sent = _Cluster(Client()).broadcast(batch)  # type: ignore[arg-type]
     assert isinstance(sent, bytes)
     assert pickle.loads(sent) == batch
+
+
+_TERMS = st.sampled_from([(), ("fit",), ("reputation", "idle"), ("idle", "fit", "freshness")])
+
+
+@st.composite
+def _tile_tops(draw: st.DrawFn) -> tuple[list[list[int]], list[list[list[RankedNode]]], int]:
+    """Parts of several tiles: per part, per job, its best nodes in the engine's order, with
+    heavy ties (few scores, few tie keys: equal pairs left to the uuid)."""
+    jobs = draw(st.integers(1, 5))
+    parts = draw(st.integers(1, 6))
+    names = [draw(_TERMS) for _ in range(jobs)]
+    k = draw(st.integers(0, 6))
+    serial = itertools.count()
+    feasible, tops = [], []
+    for _ in range(parts):
+        feasible.append([draw(st.integers(0, 50)) for _ in range(jobs)])
+        per_job = []
+        for j in range(jobs):
+            top = [
+                RankedNode(
+                    index=draw(st.integers(0, 2**40)),
+                    uuid=draw(st.sampled_from(["a", "b", "é", "\x00"])) + str(next(serial)),
+                    name=draw(st.none() | st.text(max_size=3)),
+                    score=draw(st.sampled_from([0.0, -0.0, 0.25, 1.0, 5e-324])),
+                    terms={n: draw(st.floats(allow_nan=False)) for n in names[j]},
+                    gpu_indices=tuple(draw(st.lists(st.integers(0, 9), max_size=3))),
+                    tie_key=draw(st.sampled_from([0, 1, 2**64 - 1])),
+                )
+                for _ in range(draw(st.integers(0, 4)))
+            ]
+            per_job.append(sorted(top, key=lambda r: (-r.score, r.tie_key, r.uuid)))
+        tops.append(per_job)
+    return feasible, tops, k
+
+
+@given(_tile_tops())
+@settings(max_examples=60, deadline=None)
+def test_the_tree_merge_of_columnar_parts_is_merge_tops(case) -> None:
+    """Merging tiles' parts (arrays, as they travel) gives each job's feasible counts summed and
+    exactly merge_tops of its tops: same nodes, every field, in the one order (score, tie key,
+    then the uuid as Python orders str), with any number of parts merged at once."""
+    feasible, tops, k = case
+    blobs = [_pack(_part(f, t)) for f, t in zip(feasible, tops, strict=True)]
+    got = _results(_unpack(_merge(k, *blobs)))
+    for j, (count, top) in enumerate(got):
+        assert count == sum(f[j] for f in feasible)
+        want = merge_tops([t[j] for t in tops], k)
+        assert top == want
+        assert [r.score.hex() for r in top] == [r.score.hex() for r in want]
+        assert [list(r.terms) for r in top] == [list(r.terms) for r in want]
