@@ -110,27 +110,36 @@ def driver_rss(nodes: int, jobs: int, batch: int) -> None:
     print(json.dumps({"nodes": nodes, "jobs": n, "base_mb": base, "peak_mb": peak_rss_mb()}))
 
 
-def _work(_: int) -> tuple[float, float]:
-    """(child) A fixed rank_many workload; its start and end times."""
+def _work(times: int, barrier: Any, out: Any) -> None:
+    """(child) A fixed rank_many workload, warm, ``times`` times in turn, started when every
+    child is ready (``barrier``: no child's table build overlaps another's timed work); puts
+    the seconds it took on ``out``."""
     t = NodeTable.synthetic(200_000, seed=5, now=NOW)
     jobs = make_jobs(100)
     rank_many(jobs, t, now=NOW)
-    t0 = time.time()
-    for _ in range(3):
+    barrier.wait()
+    t0 = time.perf_counter()
+    for _ in range(3 * times):
         rank_many(jobs, t, now=NOW)
-    return t0, time.time()
+    out.put(time.perf_counter() - t0)
+
+
+def _children(procs: int, times: int) -> float:
+    """The longest of ``procs`` processes' times, each doing the workload ``times`` times."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(procs), ctx.Queue()
+    ps = [ctx.Process(target=_work, args=(times, barrier, out)) for _ in range(procs)]
+    for p in ps:
+        p.start()
+    got = [out.get() for _ in ps]
+    for p in ps:
+        p.join()
+    return max(got)
 
 
 def machine_parallelism() -> float:
     """How much faster 2 processes do 2 units of the same rank_many work than 1 does."""
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as one:
-        a = one.map(_work, range(2))
-    with ctx.Pool(2) as two:
-        b = two.map(_work, range(2))
-    serial = sum(end - start for start, end in a)
-    parallel = max(end for _, end in b) - min(start for start, _ in b)
-    return serial / parallel
+    return _children(1, 2) / _children(2, 1)
 
 
 def main() -> None:
