@@ -532,6 +532,13 @@ def subset_to_eval(cj: CompiledJob, t: NodeTable, sub: GpuSubset) -> GpuEval:
     passes[sub.rows] = sub.passes
     avail = np.zeros(g, dtype=np.bool_)
     avail[sub.rows] = True if sub.available is None else sub.available
+    # ``matching >= count`` without a pass over every node: the others match 0 GPUs, fewer
+    # than any GPU job's count (placement re-checks a few rows per turn: this ran per turn)
+    if cj.count > 0:
+        ok = np.zeros(n, dtype=np.bool_)
+        ok[sub.idx] = sub.matching >= cj.count
+    else:  # pragma: no cover - a CPU-only job has no GPU group
+        ok = matching >= cj.count
     empty = np.zeros(0, dtype=np.float32)
     return GpuEval(
         count=cj.count,
@@ -540,7 +547,7 @@ def subset_to_eval(cj: CompiledJob, t: NodeTable, sub: GpuSubset) -> GpuEval:
         available=avail,
         passes=passes,
         matching=matching,
-        ok=matching >= cj.count,
+        ok=ok,
         vram_free_gb=empty,
         load=empty,
     )
