@@ -138,7 +138,9 @@ class _Survey:
         """Every row that admitted a replica on the full table, ascending."""
         if self.bits is None:
             return self.source.feasible_rows()
-        return np.flatnonzero(np.unpackbits(self.bits, count=n)).astype(np.int64)
+        # as bool: NumPy's nonzero is ~6x faster on bools than on the uint8 unpackbits gives
+        bits = np.unpackbits(self.bits, count=n).view(np.bool_)
+        return np.flatnonzero(bits).astype(np.int64)
 
 
 @attrs.frozen(eq=False)
