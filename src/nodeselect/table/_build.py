@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from itertools import compress, islice, repeat
 from typing import Any, Final
@@ -80,6 +81,13 @@ from nodeselect.table._units import (
     infer_load_unit,
     infer_size_unit,
 )
+
+try:
+    from nodeselect.table import _cbuild
+except ImportError:  # not compiled (no C compiler at install): the pure-Python reader
+    _cbuild = None  # type: ignore[assignment]
+if os.environ.get("NODESELECT_PURE_PYTHON", "") not in ("", "0"):
+    _cbuild = None  # type: ignore[assignment]
 
 __all__ = ["CHUNK", "build_table"]
 
@@ -524,7 +532,6 @@ def _convert_chunk(
     """A chunk's rows -> arrays and codes, while its objects are still in cache."""
     # one flat pass (None -> NaN): a third of np.array's cost of discovering a list of rows
     block = _f64(nums, len(nums)).reshape(-1, _NUMS)
-    fleet.nums.append(block)
     cols = list(zip(*objs, strict=True)) or [()] * _OBJS
     (
         uuid,
@@ -540,6 +547,59 @@ def _convert_chunk(
         words,
         facts,
     ) = cols
+    flags = np.array([suspended, deleted], dtype=np.bool_).reshape(2, len(objs))
+    # the event's created_at where it has no timestamp_ms: parsed once for the fleet
+    untimed = list(compress(created, np.isnan(block[:, _MS]).tolist()))
+    k = len(gpu_flat)
+    vrams = [_NO_VRAM if t.vram is None else t.vram for t in tele_flat]
+    gpu_nums = (
+        _f64([g.vram_gb_available for g in gpu_flat], k),
+        _f64([g.vram_gb_max for g in gpu_flat], k),
+        _f64([t.load for t in tele_flat], k),
+        _f64([v.free for v in vrams], k),
+        _f64([v.total for v in vrams], k),
+    )
+    _code_chunk(
+        fleet,
+        block,
+        flags,
+        cols=(uuid, name, operator, last_seen, untimed, os_name, arch, driver, words, facts),
+        g_names=[g.name for g in gpu_flat],
+        g_nums=gpu_nums,
+    )
+
+
+def _read_chunk_c(nodes: Sequence[TableNode], fleet: _Fleet) -> None:
+    """:func:`_read_chunk` by the C extension (same columns; the Python loop redoes a chunk
+    whose values the extension calls unusual)."""
+    assert _cbuild is not None
+    n = len(nodes)
+    block = np.empty((n, _NUMS))
+    flags = np.empty((2, n), dtype=np.bool_)
+    try:
+        *cols, g_names, g_bytes, numeric_strings = _cbuild.read_chunk(
+            nodes, block, flags, fleet.image_bit, gpu_names_agree
+        )
+    except _cbuild.Fallback:
+        _read_chunk(nodes, fleet)
+        return
+    fleet.numeric_strings += numeric_strings
+    g = np.frombuffer(g_bytes, dtype=np.float64).reshape(-1, 5).T
+    _code_chunk(fleet, block, flags, cols=cols, g_names=g_names, g_nums=tuple(g))
+
+
+def _code_chunk(
+    fleet: _Fleet,
+    block: F64,
+    flags: B,
+    *,
+    cols: Sequence[Sequence[Any]],
+    g_names: list[Any],
+    g_nums: Sequence[F64],
+) -> None:
+    """A chunk's columns -> the fleet's arrays and codes (both readers end here)."""
+    fleet.nums.append(block)
+    uuid, name, operator, last_seen, created, os_name, arch, driver, words, facts = cols
     fleet.uuid.append(_utf8(uuid))
     fleet.names.add(name)
     fleet.operators.add(operator)
@@ -548,20 +608,18 @@ def _convert_chunk(
     drivers = fleet.drivers
     fleet.driver.append(_lookup(drivers, driver, fleet.driver_number, np.int32))
     fleet.seen.extend(last_seen)
-    # the event's created_at where it has no timestamp_ms: parsed once for the fleet
-    fleet.created.extend(compress(created, np.isnan(block[:, _MS]).tolist()))
-    fleet.flags.append(np.array([suspended, deleted], dtype=np.bool_).reshape(2, len(objs)))
+    fleet.created.extend(created)
+    fleet.flags.append(flags)
     fleet.image_words.extend(words)
     fleet.facts.append(_facts_slots(facts, fleet))
 
-    fleet.g_name.append(fleet.gpu_names.code([g.name for g in gpu_flat]))
-    k = len(gpu_flat)
-    fleet.g_free.append(_f64([g.vram_gb_available for g in gpu_flat], k))
-    fleet.g_max.append(_f64([g.vram_gb_max for g in gpu_flat], k))
-    fleet.g_load.append(_f64([t.load for t in tele_flat], k))
-    vrams = [_NO_VRAM if t.vram is None else t.vram for t in tele_flat]
-    fleet.g_tfree.append(_f64([v.free for v in vrams], k))
-    fleet.g_ttotal.append(_f64([v.total for v in vrams], k))
+    fleet.g_name.append(fleet.gpu_names.code(g_names))
+    g_free, g_max, g_load, g_tfree, g_ttotal = g_nums
+    fleet.g_free.append(g_free)
+    fleet.g_max.append(g_max)
+    fleet.g_load.append(g_load)
+    fleet.g_tfree.append(g_tfree)
+    fleet.g_ttotal.append(g_ttotal)
 
 
 def _epoch_s(strings: Sequence[str | None]) -> F64:
@@ -671,8 +729,9 @@ def _given(d: UnitDecision) -> UnitDecision:
 def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> NodeTable:
     n = len(nodes)
     fleet = _Fleet()
+    read = _read_chunk if _cbuild is None else _read_chunk_c
     for a in range(0, max(n, 1), CHUNK):
-        _read_chunk(nodes[a : a + CHUNK], fleet)
+        read(nodes[a : a + CHUNK], fleet)
     nums = np.concatenate(fleet.nums)
     tele_s = nums[:, _MS] / 1000.0
     need = np.isnan(tele_s)

@@ -1,0 +1,674 @@
+/* The per-node read of the table build in C (optional: nodeselect.table._build falls back to
+ * its pure-Python loop when this module is missing or NODESELECT_PURE_PYTHON=1).
+ *
+ * read_chunk(nodes, block, flags, image_bit, agree) reads one chunk of nodes exactly as
+ * nodeselect.table._build._read_chunk does, field for field and in the same order:
+ *
+ *   - the twelve numbers of each node straight into `block` (a writable float64 buffer of
+ *     len(nodes) * 12 values; None -> NaN, int -> double correctly rounded as float(int));
+ *   - suspended/deleted flags into `flags` (a writable 2 * len(nodes) byte buffer);
+ *   - image tags coded against the dict `image_bit` (grown as the Python loop grows it);
+ *   - the GPU numbers (free, max, telemetry load, telemetry free, telemetry total) as one
+ *     bytes object of 5 doubles per GPU, GPU names as a list; telemetry is matched by name,
+ *     calling `agree(a, b)` (gpu_names_agree) only when names differ.
+ *
+ * and returns the string/object columns the Python side codes. Anything unusual (a number of
+ * a type other than int/float/None, an int beyond a double, a core sum beyond int64, any
+ * exception) raises Fallback, and the Python builder redoes the chunk: this module never
+ * decides an odd case on its own. Only the Python C API is used (no NumPy headers).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { REP, MS, CPU, RF, RT, DF, DT, SAV, SMX, WHOLE, CORES, NG, NUMS };
+enum { COL_UUID, COL_NAME, COL_OPERATOR, COL_SEEN, COL_CREATED, COL_OS, COL_ARCH, COL_DRIVER,
+       COL_WORDS, COL_FACTS, COL_GNAME, NCOLS };
+
+static PyObject *Fallback;
+static PyObject *empty_str;
+
+#define NAMES(X) \
+    X(lean) X(facts) X(cpus) X(num_cores) X(latest_hardware_event) X(timestamp_ms) \
+    X(created_at) X(metadata) X(cpu) X(average) X(ram) X(free) X(total) X(gpu) X(gpus) \
+    X(rams) X(memory_gb_available) X(memory_gb_max) X(numeric_strings) X(hard_drives) \
+    X(available_capacity_gb) X(max_capacity_gb) X(current_software) X(current_hardware) \
+    X(operating_system) X(nvidia_driver) X(version) X(cached_image_tags) X(name) \
+    X(architecture) X(vram_gb_available) X(vram_gb_max) X(load) X(vram) X(reputation) \
+    X(uuid) X(operator_account_uuid) X(last_seen_at) X(suspended_at) X(deleted_at) \
+    X(status) X(continent) X(country) X(subdivision) X(compliance_tags)
+
+#define DECLARE(n) static PyObject *s_##n;
+NAMES(DECLARE)
+#undef DECLARE
+
+/* References owned while a node is read, released together (so no path leaks one). */
+typedef struct {
+    PyObject **items;
+    Py_ssize_t n, cap;
+} Held;
+
+static int held_push(Held *h, PyObject *o) {
+    if (h->n == h->cap) {
+        Py_ssize_t cap = h->cap ? h->cap * 2 : 64;
+        PyObject **items = PyMem_Realloc(h->items, (size_t)cap * sizeof(PyObject *));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        h->items = items;
+        h->cap = cap;
+    }
+    h->items[h->n++] = o;
+    return 0;
+}
+
+static void held_release(Held *h, Py_ssize_t mark) {
+    while (h->n > mark) {
+        PyObject *o = h->items[--h->n];
+        Py_DECREF(o);
+    }
+}
+
+/* obj.name as a reference owned by `h` (NULL on error). */
+static PyObject *get(Held *h, PyObject *obj, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return NULL;
+    if (held_push(h, v) < 0) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* PySequence_Fast(obj) owned by `h`. */
+static PyObject *fast(Held *h, PyObject *obj) {
+    PyObject *v = PySequence_Fast(obj, "a sequence");
+    if (v == NULL)
+        return NULL;
+    if (held_push(h, v) < 0) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* A number as np.fromiter(dtype=float64) converts it; -1 for anything but None/int/float. */
+static int num(PyObject *v, double *out) {
+    if (v == Py_None) {
+        *out = NAN;
+        return 0;
+    }
+    if (PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 0;
+    }
+    if (PyLong_CheckExact(v)) {
+        double d = PyLong_AsDouble(v);
+        if (d == -1.0 && PyErr_Occurred())
+            return -1;
+        *out = d;
+        return 0;
+    }
+    return -1;
+}
+
+/* obj.name as a number (obj must not be None). */
+static int num_attr(Held *h, PyObject *obj, PyObject *name, double *out) {
+    PyObject *v = get(h, obj, name);
+    return v == NULL ? -1 : num(v, out);
+}
+
+/* Python's truth of v: 1, 0, or -1 with an exception set. */
+static int truthy(PyObject *v) { return v == Py_None ? 0 : PyObject_IsTrue(v); }
+
+typedef struct {
+    double *data;
+    Py_ssize_t n, cap;
+} Doubles;
+
+static int doubles_add(Doubles *d, double a, double b, double c, double e, double f) {
+    if (d->n + 5 > d->cap) {
+        Py_ssize_t cap = d->cap ? d->cap * 2 : 5 * 4096;
+        double *data = PyMem_Realloc(d->data, (size_t)cap * sizeof(double));
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        d->data = data;
+        d->cap = cap;
+    }
+    double *p = d->data + d->n;
+    p[0] = a;
+    p[1] = b;
+    p[2] = c;
+    p[3] = e;
+    p[4] = f;
+    d->n += 5;
+    return 0;
+}
+
+/* The image bit of `tag` (1 << position in image_bit, added if new), new reference. */
+static PyObject *image_bit_of(PyObject *image_bit, PyObject *tag) {
+    PyObject *bit = PyDict_GetItemWithError(image_bit, tag);
+    if (bit != NULL) {
+        Py_INCREF(bit);
+        return bit;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *one = PyLong_FromLong(1);
+    PyObject *shift = PyLong_FromSsize_t(PyDict_GET_SIZE(image_bit));
+    if (one == NULL || shift == NULL) {
+        Py_XDECREF(one);
+        Py_XDECREF(shift);
+        return NULL;
+    }
+    bit = PyNumber_Lshift(one, shift);
+    Py_DECREF(one);
+    Py_DECREF(shift);
+    if (bit == NULL)
+        return NULL;
+    if (PyDict_SetItem(image_bit, tag, bit) < 0) {
+        Py_DECREF(bit);
+        return NULL;
+    }
+    return bit;
+}
+
+/* Read one node (row i); 0 or -1 (exception set: the caller turns it into Fallback). */
+static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *flags,
+                     Py_ssize_t n, PyObject **cols, Doubles *g, PyObject *image_bit,
+                     PyObject *agree, long long *numeric_strings) {
+    PyObject *d = get(h, node, s_lean);
+    PyObject *f = d ? get(h, node, s_facts) : NULL;
+    if (f == NULL)
+        return -1;
+
+    /* CPU cores */
+    long long k = 0;
+    PyObject *cpus = get(h, d, s_cpus);
+    if (cpus == NULL)
+        return -1;
+    int t_cpus = truthy(cpus);
+    if (t_cpus < 0)
+        return -1;
+    if (t_cpus) {
+        PyObject *seq = fast(h, cpus);
+        if (seq == NULL)
+            return -1;
+        Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+        for (Py_ssize_t j = 0; j < m; j++) {
+            PyObject *c = get(h, PySequence_Fast_GET_ITEM(seq, j), s_num_cores);
+            if (c == NULL)
+                return -1;
+            if (c == Py_None)
+                continue;
+            if (!PyLong_CheckExact(c))
+                return -1;
+            int overflow = 0;
+            long long v = PyLong_AsLongLongAndOverflow(c, &overflow);
+            if (overflow || (v == -1 && PyErr_Occurred()))
+                return -1;
+            if (__builtin_add_overflow(k, v, &k))
+                return -1;
+        }
+    }
+
+    /* the latest hardware event */
+    double ms = NAN, cpu_a = NAN, rf = NAN, rt = NAN;
+    PyObject *created = Py_None, *tg = Py_None;
+    PyObject *ev = get(h, d, s_latest_hardware_event);
+    if (ev == NULL)
+        return -1;
+    if (ev != Py_None) {
+        if (num_attr(h, ev, s_timestamp_ms, &ms) < 0)
+            return -1;
+        if ((created = get(h, ev, s_created_at)) == NULL)
+            return -1;
+        PyObject *md = get(h, ev, s_metadata);
+        if (md == NULL)
+            return -1;
+        if (md != Py_None) {
+            PyObject *cm = get(h, md, s_cpu);
+            if (cm == NULL)
+                return -1;
+            if (cm != Py_None && num_attr(h, cm, s_average, &cpu_a) < 0)
+                return -1;
+            PyObject *r = get(h, md, s_ram);
+            if (r == NULL)
+                return -1;
+            if (r != Py_None &&
+                (num_attr(h, r, s_free, &rf) < 0 || num_attr(h, r, s_total, &rt) < 0))
+                return -1;
+            PyObject *gm = get(h, md, s_gpu);
+            if (gm == NULL)
+                return -1;
+            if (gm != Py_None && (tg = get(h, gm, s_gpus)) == NULL)
+                return -1;
+        }
+    }
+
+    /* RAM sticks: sum of available and max (None skipped), NaN when none */
+    double s_av = NAN, s_mx = NAN;
+    int whole = 1;
+    PyObject *rams = get(h, d, s_rams);
+    if (rams == NULL)
+        return -1;
+    int t_rams = truthy(rams);
+    if (t_rams < 0)
+        return -1;
+    if (t_rams) {
+        PyObject *seq = fast(h, rams);
+        if (seq == NULL)
+            return -1;
+        Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+        for (Py_ssize_t j = 0; j < m; j++) {
+            PyObject *rr = PySequence_Fast_GET_ITEM(seq, j);
+            double x;
+            PyObject *v = get(h, rr, s_memory_gb_available);
+            if (v == NULL)
+                return -1;
+            if (v != Py_None) {
+                if (num(v, &x) < 0)
+                    return -1;
+                s_av = (isnan(s_av) ? 0.0 : s_av) + x; /* 0.0 + x, as Python's */
+            }
+            if ((v = get(h, rr, s_memory_gb_max)) == NULL)
+                return -1;
+            if (v != Py_None) {
+                if (num(v, &x) < 0)
+                    return -1;
+                s_mx = (isnan(s_mx) ? 0.0 : s_mx) + x;
+            } else {
+                whole = 0;
+            }
+        }
+    }
+    {
+        PyObject *ns = get(h, d, s_numeric_strings);
+        if (ns == NULL || !PyLong_CheckExact(ns))
+            return -1;
+        long long v = PyLong_AsLongLong(ns);
+        if ((v == -1 && PyErr_Occurred()) || __builtin_add_overflow(*numeric_strings, v,
+                                                                    numeric_strings))
+            return -1;
+    }
+
+    /* the largest drive (max of the values present; a double compare picks the double of
+     * Python's exact max: rounding is monotonic, and NaN compares alike) */
+    double df = NAN, dt = NAN;
+    PyObject *drives = get(h, d, s_hard_drives);
+    if (drives == NULL)
+        return -1;
+    int t_drives = truthy(drives);
+    if (t_drives < 0)
+        return -1;
+    if (t_drives) {
+        PyObject *seq = fast(h, drives);
+        if (seq == NULL)
+            return -1;
+        Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+        int have_f = 0, have_t = 0;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            PyObject *hd = PySequence_Fast_GET_ITEM(seq, j);
+            double x;
+            PyObject *v = get(h, hd, s_available_capacity_gb);
+            if (v == NULL)
+                return -1;
+            if (v != Py_None) {
+                if (num(v, &x) < 0)
+                    return -1;
+                if (!have_f || x > df)
+                    df = x;
+                have_f = 1;
+            }
+            if ((v = get(h, hd, s_max_capacity_gb)) == NULL)
+                return -1;
+            if (v != Py_None) {
+                if (num(v, &x) < 0)
+                    return -1;
+                if (!have_t || x > dt)
+                    dt = x;
+                have_t = 1;
+            }
+        }
+    }
+
+    /* software: OS, driver, image tags */
+    PyObject *sw = get(h, d, s_current_software);
+    PyObject *hw = sw ? get(h, d, s_current_hardware) : NULL;
+    if (hw == NULL)
+        return -1;
+    PyObject *hw_os = Py_None, *sw_os = Py_None, *version = Py_None;
+    if (hw != Py_None && (hw_os = get(h, hw, s_operating_system)) == NULL)
+        return -1;
+    uint64_t word = 0;
+    PyObject *big_word = NULL; /* the word as a Python int once a tag's bit is >= 2**64 */
+    if (sw != Py_None) {
+        if ((sw_os = get(h, sw, s_operating_system)) == NULL)
+            return -1;
+        PyObject *drv = get(h, sw, s_nvidia_driver);
+        if (drv == NULL)
+            return -1;
+        if (drv != Py_None && (version = get(h, drv, s_version)) == NULL)
+            return -1;
+        PyObject *tags = get(h, sw, s_cached_image_tags);
+        if (tags == NULL)
+            return -1;
+        int t_tags = truthy(tags);
+    if (t_tags < 0)
+        return -1;
+    if (t_tags) {
+            PyObject *seq = fast(h, tags);
+            if (seq == NULL)
+                return -1;
+            Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+            for (Py_ssize_t j = 0; j < m; j++) {
+                PyObject *bit = image_bit_of(image_bit, PySequence_Fast_GET_ITEM(seq, j));
+                if (bit == NULL || held_push(h, bit) < 0) {
+                    Py_XDECREF(bit);
+                    return -1;
+                }
+                if (big_word == NULL) {
+                    unsigned long long b = PyLong_AsUnsignedLongLong(bit);
+                    if (!(b == (unsigned long long)-1 && PyErr_Occurred())) {
+                        word |= b;
+                        continue;
+                    }
+                    PyErr_Clear();
+                    big_word = PyLong_FromUnsignedLongLong(word);
+                    if (big_word == NULL || held_push(h, big_word) < 0) {
+                        Py_XDECREF(big_word);
+                        return -1;
+                    }
+                }
+                big_word = PyNumber_Or(big_word, bit);
+                if (big_word == NULL || held_push(h, big_word) < 0) {
+                    Py_XDECREF(big_word);
+                    return -1;
+                }
+            }
+        }
+    }
+    PyObject *d_os = get(h, d, s_operating_system);
+    if (d_os == NULL)
+        return -1;
+    PyObject *oses[3] = {sw_os, hw_os, d_os};
+    PyObject *name = empty_str;
+    for (int j = 0; j < 3; j++) {
+        if (oses[j] == Py_None)
+            continue;
+        PyObject *v = get(h, oses[j], s_name);
+        if (v == NULL)
+            return -1;
+        int t = PyObject_IsTrue(v);
+        if (t < 0)
+            return -1;
+        if (t) {
+            name = v;
+            break;
+        }
+    }
+    PyObject *archs[3] = {hw_os, sw_os, d_os};
+    PyObject *arch = Py_None;
+    for (int j = 0; j < 3; j++) {
+        if (archs[j] == Py_None)
+            continue;
+        PyObject *v = get(h, archs[j], s_architecture);
+        if (v == NULL)
+            return -1;
+        int t = PyObject_IsTrue(v);
+        if (t < 0)
+            return -1;
+        if (t) {
+            arch = v;
+            break;
+        }
+    }
+
+    /* GPUs, with telemetry matched by name */
+    Py_ssize_t ng = 0;
+    PyObject *gpus = get(h, d, s_gpus);
+    if (gpus == NULL)
+        return -1;
+    int t_gpus = truthy(gpus);
+    if (t_gpus < 0)
+        return -1;
+    if (t_gpus) {
+        PyObject *seq = fast(h, gpus);
+        if (seq == NULL)
+            return -1;
+        ng = PySequence_Fast_GET_SIZE(seq);
+        PyObject *tseq = NULL;
+        int matched = 0;
+        if (tg != Py_None) {
+            Py_ssize_t lt = PyObject_Size(tg);
+            if (lt < 0)
+                return -1;
+            matched = lt == ng;
+        }
+        if (matched) {
+            if ((tseq = fast(h, tg)) == NULL || PySequence_Fast_GET_SIZE(tseq) != ng)
+                return -1;
+            for (Py_ssize_t j = 0; j < ng && matched; j++) {
+                Py_ssize_t mark = h->n;
+                PyObject *a = get(h, PySequence_Fast_GET_ITEM(tseq, j), s_name);
+                PyObject *b = a ? get(h, PySequence_Fast_GET_ITEM(seq, j), s_name) : NULL;
+                if (b == NULL)
+                    return -1;
+                int ne = PyObject_RichCompareBool(a, b, Py_NE);
+                if (ne < 0)
+                    return -1;
+                if (ne) {
+                    PyObject *r = PyObject_CallFunctionObjArgs(agree, a, b, NULL);
+                    if (r == NULL)
+                        return -1;
+                    int t = PyObject_IsTrue(r);
+                    Py_DECREF(r);
+                    if (t < 0)
+                        return -1;
+                    if (!t)
+                        matched = 0;
+                }
+                held_release(h, mark);
+            }
+        }
+        for (Py_ssize_t j = 0; j < ng; j++) {
+            Py_ssize_t mark = h->n;
+            PyObject *gp = PySequence_Fast_GET_ITEM(seq, j);
+            PyObject *gname = get(h, gp, s_name);
+            if (gname == NULL || PyList_Append(cols[COL_GNAME], gname) < 0)
+                return -1;
+            double free, mx, load = NAN, tfree = NAN, ttotal = NAN;
+            if (num_attr(h, gp, s_vram_gb_available, &free) < 0 ||
+                num_attr(h, gp, s_vram_gb_max, &mx) < 0)
+                return -1;
+            if (matched) {
+                PyObject *t = PySequence_Fast_GET_ITEM(tseq, j);
+                if (num_attr(h, t, s_load, &load) < 0)
+                    return -1;
+                PyObject *vram = get(h, t, s_vram);
+                if (vram == NULL)
+                    return -1;
+                if (vram != Py_None && (num_attr(h, vram, s_free, &tfree) < 0 ||
+                                        num_attr(h, vram, s_total, &ttotal) < 0))
+                    return -1;
+            }
+            if (doubles_add(g, free, mx, load, tfree, ttotal) < 0)
+                return -1;
+            held_release(h, mark);
+        }
+    }
+
+    /* numbers */
+    if (num_attr(h, d, s_reputation, &row[REP]) < 0)
+        return -1;
+    row[MS] = ms;
+    row[CPU] = cpu_a;
+    row[RF] = rf;
+    row[RT] = rt;
+    row[DF] = df;
+    row[DT] = dt;
+    row[SAV] = s_av;
+    row[SMX] = s_mx;
+    row[WHOLE] = whole ? s_mx : NAN;
+    row[CORES] = (double)k;
+    row[NG] = (double)ng;
+
+    /* strings and flags */
+    PyObject *v;
+    if ((v = get(h, d, s_uuid)) == NULL || PyList_Append(cols[COL_UUID], v) < 0)
+        return -1;
+    if ((v = get(h, d, s_name)) == NULL || PyList_Append(cols[COL_NAME], v) < 0)
+        return -1;
+    if ((v = get(h, d, s_operator_account_uuid)) == NULL ||
+        PyList_Append(cols[COL_OPERATOR], v) < 0)
+        return -1;
+    if ((v = get(h, d, s_last_seen_at)) == NULL || PyList_Append(cols[COL_SEEN], v) < 0)
+        return -1;
+    if (isnan(ms) && PyList_Append(cols[COL_CREATED], created) < 0)
+        return -1;
+    if (PyList_Append(cols[COL_OS], name) < 0 || PyList_Append(cols[COL_ARCH], arch) < 0 ||
+        PyList_Append(cols[COL_DRIVER], version) < 0)
+        return -1;
+    if ((v = get(h, d, s_suspended_at)) == NULL)
+        return -1;
+    flags[i] = v != Py_None;
+    if ((v = get(h, d, s_deleted_at)) == NULL)
+        return -1;
+    flags[n + i] = v != Py_None;
+    if (big_word == NULL) {
+        PyObject *w = PyLong_FromUnsignedLongLong(word);
+        if (w == NULL)
+            return -1;
+        int rc = PyList_Append(cols[COL_WORDS], w);
+        Py_DECREF(w);
+        if (rc < 0)
+            return -1;
+    } else if (PyList_Append(cols[COL_WORDS], big_word) < 0) {
+        return -1;
+    }
+    PyObject *ft = PyTuple_New(5);
+    if (ft == NULL)
+        return -1;
+    PyObject *fnames[5] = {s_status, s_continent, s_country, s_subdivision, s_compliance_tags};
+    for (int j = 0; j < 5; j++) {
+        PyObject *x = PyObject_GetAttr(f, fnames[j]);
+        if (x == NULL) {
+            Py_DECREF(ft);
+            return -1;
+        }
+        PyTuple_SET_ITEM(ft, j, x); /* steals x */
+    }
+    int rc = PyList_Append(cols[COL_FACTS], ft);
+    Py_DECREF(ft);
+    return rc;
+}
+
+static PyObject *read_chunk(PyObject *self, PyObject *args) {
+    PyObject *nodes, *block_obj, *flags_obj, *image_bit, *agree;
+    if (!PyArg_ParseTuple(args, "OOOO!O", &nodes, &block_obj, &flags_obj, &PyDict_Type,
+                          &image_bit, &agree))
+        return NULL;
+    PyObject *seq = PySequence_Fast(nodes, "nodes must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_buffer block = {0}, flags = {0};
+    PyObject *cols[NCOLS] = {NULL};
+    PyObject *result = NULL, *gbytes = NULL;
+    Held h = {NULL, 0, 0};
+    Doubles g = {NULL, 0, 0};
+    long long numeric_strings = 0;
+    int failed = 0;
+
+    if (PyObject_GetBuffer(block_obj, &block, PyBUF_WRITABLE) < 0) {
+        block.obj = NULL;
+        goto done;
+    }
+    if (PyObject_GetBuffer(flags_obj, &flags, PyBUF_WRITABLE) < 0) {
+        flags.obj = NULL;
+        goto done;
+    }
+    if (block.len != n * NUMS * (Py_ssize_t)sizeof(double) || flags.len != 2 * n) {
+        PyErr_SetString(PyExc_ValueError, "read_chunk: buffers of the wrong size");
+        goto done;
+    }
+    for (int j = 0; j < NCOLS; j++)
+        if ((cols[j] = PyList_New(0)) == NULL)
+            goto done;
+    double *rows = (double *)block.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int rc = read_node(&h, PySequence_Fast_GET_ITEM(seq, i), i, rows + i * NUMS,
+                           (char *)flags.buf, n, cols, &g, image_bit, agree, &numeric_strings);
+        held_release(&h, 0);
+        if (rc < 0) {
+            failed = 1;
+            break;
+        }
+    }
+    if (failed) {
+        /* whatever went wrong (or was merely unusual), the Python loop redoes the chunk and
+         * raises its own error if there is one */
+        if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_MemoryError))
+            goto done;
+        PyErr_Clear();
+        PyErr_SetString(Fallback, "unusual values: the Python builder reads this chunk");
+        goto done;
+    }
+    gbytes = PyBytes_FromStringAndSize((const char *)g.data, g.n * (Py_ssize_t)sizeof(double));
+    if (gbytes == NULL)
+        goto done;
+    result = Py_BuildValue("(OOOOOOOOOOOOL)", cols[COL_UUID], cols[COL_NAME],
+                           cols[COL_OPERATOR], cols[COL_SEEN], cols[COL_CREATED], cols[COL_OS],
+                           cols[COL_ARCH], cols[COL_DRIVER], cols[COL_WORDS], cols[COL_FACTS],
+                           cols[COL_GNAME], gbytes, numeric_strings);
+done:
+    held_release(&h, 0);
+    PyMem_Free(h.items);
+    PyMem_Free(g.data);
+    Py_XDECREF(gbytes);
+    for (int j = 0; j < NCOLS; j++)
+        Py_XDECREF(cols[j]);
+    if (block.obj != NULL)
+        PyBuffer_Release(&block);
+    if (flags.obj != NULL)
+        PyBuffer_Release(&flags);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"read_chunk", read_chunk, METH_VARARGS,
+     "read_chunk(nodes, block, flags, image_bit, agree) -> columns (see the module source)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "nodeselect.table._cbuild",
+    "The table build's per-node read in C (optional; see nodeselect.table._build).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__cbuild(void) {
+#define INTERN(n) \
+    if ((s_##n = PyUnicode_InternFromString(#n)) == NULL) \
+        return NULL;
+    NAMES(INTERN)
+#undef INTERN
+    if ((empty_str = PyUnicode_FromString("")) == NULL)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Fallback = PyErr_NewException("nodeselect.table._cbuild.Fallback", NULL, NULL);
+    if (Fallback == NULL || PyModule_AddObjectRef(m, "Fallback", Fallback) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
