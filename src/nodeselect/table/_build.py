@@ -184,7 +184,12 @@ def _lookup(
     """Each value's code in ``lut`` (codes >= 0), one dict lookup per value; the values it
     lacks are coded by ``new`` once each, in order of first appearance."""
     n = len(values)
-    out = np.fromiter(map(lut.get, values, repeat(-1)), dtype=dtype, count=n)
+    if _cbuild is not None and type(values) is list:
+        out = np.empty(n, dtype=dtype)
+        if not _cbuild.codes(lut, values, out):
+            return out
+    else:
+        out = np.fromiter(map(lut.get, values, repeat(-1)), dtype=dtype, count=n)
     missing = out < 0
     if missing.any():
         absent = list(compress(values, missing.tolist()))
@@ -192,6 +197,21 @@ def _lookup(
             new(v)
         out[missing] = np.fromiter(map(lut.__getitem__, absent), dtype=dtype, count=len(absent))
     return out
+
+
+def _positions(
+    first: dict[Any, int],
+    values: Sequence[Hashable],
+    start: int,
+    dtype: type[np.signedinteger[Any]],
+) -> npt.NDArray[Any]:
+    """``first.setdefault(value, start + i)`` of each value: where each value first appeared."""
+    n = len(values)
+    if _cbuild is not None and type(values) is list:
+        out = np.empty(n, dtype=dtype)
+        _cbuild.positions(first, values, start, out)
+        return out
+    return np.fromiter(map(first.setdefault, values, range(start, start + n)), dtype=dtype, count=n)
 
 
 class _Vocab:
@@ -246,10 +266,8 @@ class _FirstSeen:
         self.seen = 1
 
     def add(self, values: Sequence[Hashable]) -> None:
-        n = len(values)
-        pos = map(self.first.setdefault, values, range(self.seen, self.seen + n))
-        self.raw.append(np.fromiter(pos, dtype=np.int64, count=n))
-        self.seen += n
+        self.raw.append(_positions(self.first, values, self.seen, np.int64))
+        self.seen += len(values)
 
     def codes(self) -> I32:
         """Every value added so far, coded."""
@@ -627,7 +645,7 @@ def _epoch_s(strings: Sequence[str | None]) -> F64:
     timestamps repeat: nodes report on the same seconds)."""
     n = len(strings)
     first: dict[str | None, int] = {}  # each distinct string -> where it first appears
-    where = np.fromiter(map(first.setdefault, strings, range(n)), dtype=np.intp, count=n)
+    where = _positions(first, strings, 0, np.intp)
     if len(first) * 2 > n:
         return parse_timestamps_to_epoch_s(strings)
     at = np.zeros(n)
@@ -648,11 +666,11 @@ def _facts_slots(facts: Sequence[tuple[Any, ...]], fleet: _Fleet) -> I64:
     n = len(facts)
     first: dict[tuple[Any, ...], int] = {}
     try:
-        pos = np.fromiter(map(first.setdefault, facts, range(n)), dtype=np.intp, count=n)
+        pos = _positions(first, facts, 0, np.intp)
     except TypeError:  # compliance tags in an unhashable collection
         facts = [(*f[:4], frozenset(f[4])) for f in facts]
         first = {}
-        pos = np.fromiter(map(first.setdefault, facts, range(n)), dtype=np.intp, count=n)
+        pos = _positions(first, facts, 0, np.intp)
     slots = fleet.facts_slots
     slot_at = np.zeros(n, dtype=np.int64)
     for key, at in first.items():

@@ -19,6 +19,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -43,6 +44,74 @@ static PyObject *empty_str;
 #define DECLARE(n) static PyObject *s_##n;
 NAMES(DECLARE)
 #undef DECLARE
+
+/* Slot reads: an attribute that is a member descriptor of a type with the generic getattr
+ * (msgspec structs, attrs slotted classes) is read at its offset, as PyObject_GetAttr would
+ * find it, without the lookup. Cached per (name, type, the type's version tag); the cached
+ * types are kept alive, so a type's address is never another's. */
+#define CACHE_WAYS 4
+typedef struct {
+    PyObject *name;
+    struct {
+        PyTypeObject *type;
+        unsigned int version;
+        Py_ssize_t offset;
+        int nullable; /* T_OBJECT: NULL reads as None; T_OBJECT_EX: NULL -> AttributeError */
+    } way[CACHE_WAYS];
+    int next;
+} SlotCache;
+
+#define INDEX(n) I_##n,
+enum { NAMES(INDEX) N_NAMES };
+#undef INDEX
+static SlotCache slot_cache[N_NAMES];
+#define A(n) (&slot_cache[I_##n])
+
+/* The cached way of `tp` in `c`, filled on a miss; NULL when `tp`'s `name` is no plain slot. */
+static int slot_of(SlotCache *c, PyTypeObject *tp) {
+    for (int k = 0; k < CACHE_WAYS; k++)
+        if (c->way[k].type == tp && c->way[k].version == tp->tp_version_tag)
+            return k;
+    if (tp->tp_getattro != PyObject_GenericGetAttr)
+        return -1;
+    PyObject *descr = _PyType_Lookup(tp, c->name); /* borrowed; gives tp a version tag */
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        !(tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG))
+        return -1;
+    PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
+    if ((m->type != T_OBJECT_EX && m->type != T_OBJECT) || (m->flags & PY_AUDIT_READ))
+        return -1;
+    /* the descriptor must be for this layout: tp is (a subtype of) its owner */
+    if (!PyType_IsSubtype(tp, PyDescr_TYPE(descr)))
+        return -1;
+    int k = c->next;
+    c->next = (k + 1) % CACHE_WAYS;
+    Py_XDECREF(c->way[k].type);
+    Py_INCREF(tp);
+    c->way[k].type = tp;
+    c->way[k].version = tp->tp_version_tag;
+    c->way[k].offset = m->offset;
+    c->way[k].nullable = m->type == T_OBJECT;
+    return k;
+}
+
+/* obj.<c->name>, a new reference (NULL on error), as PyObject_GetAttr gives it. */
+static PyObject *getattr_cached(PyObject *obj, SlotCache *c) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) {
+        int k = slot_of(c, tp);
+        if (k >= 0) {
+            PyObject *v = *(PyObject **)((char *)obj + c->way[k].offset);
+            if (v == NULL && c->way[k].nullable)
+                v = Py_None;
+            if (v != NULL) {
+                Py_INCREF(v);
+                return v;
+            }
+        }
+    }
+    return PyObject_GetAttr(obj, c->name);
+}
 
 /* References owned while a node is read, released together (so no path leaks one). */
 typedef struct {
@@ -73,8 +142,8 @@ static void held_release(Held *h, Py_ssize_t mark) {
 }
 
 /* obj.name as a reference owned by `h` (NULL on error). */
-static PyObject *get(Held *h, PyObject *obj, PyObject *name) {
-    PyObject *v = PyObject_GetAttr(obj, name);
+static PyObject *get(Held *h, PyObject *obj, SlotCache *name) {
+    PyObject *v = getattr_cached(obj, name);
     if (v == NULL)
         return NULL;
     if (held_push(h, v) < 0) {
@@ -117,7 +186,7 @@ static int num(PyObject *v, double *out) {
 }
 
 /* obj.name as a number (obj must not be None). */
-static int num_attr(Held *h, PyObject *obj, PyObject *name, double *out) {
+static int num_attr(Held *h, PyObject *obj, SlotCache *name, double *out) {
     PyObject *v = get(h, obj, name);
     return v == NULL ? -1 : num(v, out);
 }
@@ -183,14 +252,14 @@ static PyObject *image_bit_of(PyObject *image_bit, PyObject *tag) {
 static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *flags,
                      Py_ssize_t n, PyObject **cols, Doubles *g, PyObject *image_bit,
                      PyObject *agree, long long *numeric_strings) {
-    PyObject *d = get(h, node, s_lean);
-    PyObject *f = d ? get(h, node, s_facts) : NULL;
+    PyObject *d = get(h, node, A(lean));
+    PyObject *f = d ? get(h, node, A(facts)) : NULL;
     if (f == NULL)
         return -1;
 
     /* CPU cores */
     long long k = 0;
-    PyObject *cpus = get(h, d, s_cpus);
+    PyObject *cpus = get(h, d, A(cpus));
     if (cpus == NULL)
         return -1;
     int t_cpus = truthy(cpus);
@@ -202,7 +271,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
             return -1;
         Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
         for (Py_ssize_t j = 0; j < m; j++) {
-            PyObject *c = get(h, PySequence_Fast_GET_ITEM(seq, j), s_num_cores);
+            PyObject *c = get(h, PySequence_Fast_GET_ITEM(seq, j), A(num_cores));
             if (c == NULL)
                 return -1;
             if (c == Py_None)
@@ -221,33 +290,33 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
     /* the latest hardware event */
     double ms = NAN, cpu_a = NAN, rf = NAN, rt = NAN;
     PyObject *created = Py_None, *tg = Py_None;
-    PyObject *ev = get(h, d, s_latest_hardware_event);
+    PyObject *ev = get(h, d, A(latest_hardware_event));
     if (ev == NULL)
         return -1;
     if (ev != Py_None) {
-        if (num_attr(h, ev, s_timestamp_ms, &ms) < 0)
+        if (num_attr(h, ev, A(timestamp_ms), &ms) < 0)
             return -1;
-        if ((created = get(h, ev, s_created_at)) == NULL)
+        if ((created = get(h, ev, A(created_at))) == NULL)
             return -1;
-        PyObject *md = get(h, ev, s_metadata);
+        PyObject *md = get(h, ev, A(metadata));
         if (md == NULL)
             return -1;
         if (md != Py_None) {
-            PyObject *cm = get(h, md, s_cpu);
+            PyObject *cm = get(h, md, A(cpu));
             if (cm == NULL)
                 return -1;
-            if (cm != Py_None && num_attr(h, cm, s_average, &cpu_a) < 0)
+            if (cm != Py_None && num_attr(h, cm, A(average), &cpu_a) < 0)
                 return -1;
-            PyObject *r = get(h, md, s_ram);
+            PyObject *r = get(h, md, A(ram));
             if (r == NULL)
                 return -1;
             if (r != Py_None &&
-                (num_attr(h, r, s_free, &rf) < 0 || num_attr(h, r, s_total, &rt) < 0))
+                (num_attr(h, r, A(free), &rf) < 0 || num_attr(h, r, A(total), &rt) < 0))
                 return -1;
-            PyObject *gm = get(h, md, s_gpu);
+            PyObject *gm = get(h, md, A(gpu));
             if (gm == NULL)
                 return -1;
-            if (gm != Py_None && (tg = get(h, gm, s_gpus)) == NULL)
+            if (gm != Py_None && (tg = get(h, gm, A(gpus))) == NULL)
                 return -1;
         }
     }
@@ -255,7 +324,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
     /* RAM sticks: sum of available and max (None skipped), NaN when none */
     double s_av = NAN, s_mx = NAN;
     int whole = 1;
-    PyObject *rams = get(h, d, s_rams);
+    PyObject *rams = get(h, d, A(rams));
     if (rams == NULL)
         return -1;
     int t_rams = truthy(rams);
@@ -269,7 +338,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
         for (Py_ssize_t j = 0; j < m; j++) {
             PyObject *rr = PySequence_Fast_GET_ITEM(seq, j);
             double x;
-            PyObject *v = get(h, rr, s_memory_gb_available);
+            PyObject *v = get(h, rr, A(memory_gb_available));
             if (v == NULL)
                 return -1;
             if (v != Py_None) {
@@ -277,7 +346,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
                     return -1;
                 s_av = (isnan(s_av) ? 0.0 : s_av) + x; /* 0.0 + x, as Python's */
             }
-            if ((v = get(h, rr, s_memory_gb_max)) == NULL)
+            if ((v = get(h, rr, A(memory_gb_max))) == NULL)
                 return -1;
             if (v != Py_None) {
                 if (num(v, &x) < 0)
@@ -289,7 +358,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
         }
     }
     {
-        PyObject *ns = get(h, d, s_numeric_strings);
+        PyObject *ns = get(h, d, A(numeric_strings));
         if (ns == NULL || !PyLong_CheckExact(ns))
             return -1;
         long long v = PyLong_AsLongLong(ns);
@@ -301,7 +370,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
     /* the largest drive (max of the values present; a double compare picks the double of
      * Python's exact max: rounding is monotonic, and NaN compares alike) */
     double df = NAN, dt = NAN;
-    PyObject *drives = get(h, d, s_hard_drives);
+    PyObject *drives = get(h, d, A(hard_drives));
     if (drives == NULL)
         return -1;
     int t_drives = truthy(drives);
@@ -316,7 +385,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
         for (Py_ssize_t j = 0; j < m; j++) {
             PyObject *hd = PySequence_Fast_GET_ITEM(seq, j);
             double x;
-            PyObject *v = get(h, hd, s_available_capacity_gb);
+            PyObject *v = get(h, hd, A(available_capacity_gb));
             if (v == NULL)
                 return -1;
             if (v != Py_None) {
@@ -326,7 +395,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
                     df = x;
                 have_f = 1;
             }
-            if ((v = get(h, hd, s_max_capacity_gb)) == NULL)
+            if ((v = get(h, hd, A(max_capacity_gb))) == NULL)
                 return -1;
             if (v != Py_None) {
                 if (num(v, &x) < 0)
@@ -339,24 +408,24 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
     }
 
     /* software: OS, driver, image tags */
-    PyObject *sw = get(h, d, s_current_software);
-    PyObject *hw = sw ? get(h, d, s_current_hardware) : NULL;
+    PyObject *sw = get(h, d, A(current_software));
+    PyObject *hw = sw ? get(h, d, A(current_hardware)) : NULL;
     if (hw == NULL)
         return -1;
     PyObject *hw_os = Py_None, *sw_os = Py_None, *version = Py_None;
-    if (hw != Py_None && (hw_os = get(h, hw, s_operating_system)) == NULL)
+    if (hw != Py_None && (hw_os = get(h, hw, A(operating_system))) == NULL)
         return -1;
     uint64_t word = 0;
     PyObject *big_word = NULL; /* the word as a Python int once a tag's bit is >= 2**64 */
     if (sw != Py_None) {
-        if ((sw_os = get(h, sw, s_operating_system)) == NULL)
+        if ((sw_os = get(h, sw, A(operating_system))) == NULL)
             return -1;
-        PyObject *drv = get(h, sw, s_nvidia_driver);
+        PyObject *drv = get(h, sw, A(nvidia_driver));
         if (drv == NULL)
             return -1;
-        if (drv != Py_None && (version = get(h, drv, s_version)) == NULL)
+        if (drv != Py_None && (version = get(h, drv, A(version))) == NULL)
             return -1;
-        PyObject *tags = get(h, sw, s_cached_image_tags);
+        PyObject *tags = get(h, sw, A(cached_image_tags));
         if (tags == NULL)
             return -1;
         int t_tags = truthy(tags);
@@ -394,7 +463,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
             }
         }
     }
-    PyObject *d_os = get(h, d, s_operating_system);
+    PyObject *d_os = get(h, d, A(operating_system));
     if (d_os == NULL)
         return -1;
     PyObject *oses[3] = {sw_os, hw_os, d_os};
@@ -402,7 +471,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
     for (int j = 0; j < 3; j++) {
         if (oses[j] == Py_None)
             continue;
-        PyObject *v = get(h, oses[j], s_name);
+        PyObject *v = get(h, oses[j], A(name));
         if (v == NULL)
             return -1;
         int t = PyObject_IsTrue(v);
@@ -418,7 +487,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
     for (int j = 0; j < 3; j++) {
         if (archs[j] == Py_None)
             continue;
-        PyObject *v = get(h, archs[j], s_architecture);
+        PyObject *v = get(h, archs[j], A(architecture));
         if (v == NULL)
             return -1;
         int t = PyObject_IsTrue(v);
@@ -432,7 +501,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
 
     /* GPUs, with telemetry matched by name */
     Py_ssize_t ng = 0;
-    PyObject *gpus = get(h, d, s_gpus);
+    PyObject *gpus = get(h, d, A(gpus));
     if (gpus == NULL)
         return -1;
     int t_gpus = truthy(gpus);
@@ -456,8 +525,8 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
                 return -1;
             for (Py_ssize_t j = 0; j < ng && matched; j++) {
                 Py_ssize_t mark = h->n;
-                PyObject *a = get(h, PySequence_Fast_GET_ITEM(tseq, j), s_name);
-                PyObject *b = a ? get(h, PySequence_Fast_GET_ITEM(seq, j), s_name) : NULL;
+                PyObject *a = get(h, PySequence_Fast_GET_ITEM(tseq, j), A(name));
+                PyObject *b = a ? get(h, PySequence_Fast_GET_ITEM(seq, j), A(name)) : NULL;
                 if (b == NULL)
                     return -1;
                 int ne = PyObject_RichCompareBool(a, b, Py_NE);
@@ -480,22 +549,22 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
         for (Py_ssize_t j = 0; j < ng; j++) {
             Py_ssize_t mark = h->n;
             PyObject *gp = PySequence_Fast_GET_ITEM(seq, j);
-            PyObject *gname = get(h, gp, s_name);
+            PyObject *gname = get(h, gp, A(name));
             if (gname == NULL || PyList_Append(cols[COL_GNAME], gname) < 0)
                 return -1;
             double free, mx, load = NAN, tfree = NAN, ttotal = NAN;
-            if (num_attr(h, gp, s_vram_gb_available, &free) < 0 ||
-                num_attr(h, gp, s_vram_gb_max, &mx) < 0)
+            if (num_attr(h, gp, A(vram_gb_available), &free) < 0 ||
+                num_attr(h, gp, A(vram_gb_max), &mx) < 0)
                 return -1;
             if (matched) {
                 PyObject *t = PySequence_Fast_GET_ITEM(tseq, j);
-                if (num_attr(h, t, s_load, &load) < 0)
+                if (num_attr(h, t, A(load), &load) < 0)
                     return -1;
-                PyObject *vram = get(h, t, s_vram);
+                PyObject *vram = get(h, t, A(vram));
                 if (vram == NULL)
                     return -1;
-                if (vram != Py_None && (num_attr(h, vram, s_free, &tfree) < 0 ||
-                                        num_attr(h, vram, s_total, &ttotal) < 0))
+                if (vram != Py_None && (num_attr(h, vram, A(free), &tfree) < 0 ||
+                                        num_attr(h, vram, A(total), &ttotal) < 0))
                     return -1;
             }
             if (doubles_add(g, free, mx, load, tfree, ttotal) < 0)
@@ -505,7 +574,7 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
     }
 
     /* numbers */
-    if (num_attr(h, d, s_reputation, &row[REP]) < 0)
+    if (num_attr(h, d, A(reputation), &row[REP]) < 0)
         return -1;
     row[MS] = ms;
     row[CPU] = cpu_a;
@@ -521,24 +590,24 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
 
     /* strings and flags */
     PyObject *v;
-    if ((v = get(h, d, s_uuid)) == NULL || PyList_Append(cols[COL_UUID], v) < 0)
+    if ((v = get(h, d, A(uuid))) == NULL || PyList_Append(cols[COL_UUID], v) < 0)
         return -1;
-    if ((v = get(h, d, s_name)) == NULL || PyList_Append(cols[COL_NAME], v) < 0)
+    if ((v = get(h, d, A(name))) == NULL || PyList_Append(cols[COL_NAME], v) < 0)
         return -1;
-    if ((v = get(h, d, s_operator_account_uuid)) == NULL ||
+    if ((v = get(h, d, A(operator_account_uuid))) == NULL ||
         PyList_Append(cols[COL_OPERATOR], v) < 0)
         return -1;
-    if ((v = get(h, d, s_last_seen_at)) == NULL || PyList_Append(cols[COL_SEEN], v) < 0)
+    if ((v = get(h, d, A(last_seen_at))) == NULL || PyList_Append(cols[COL_SEEN], v) < 0)
         return -1;
     if (isnan(ms) && PyList_Append(cols[COL_CREATED], created) < 0)
         return -1;
     if (PyList_Append(cols[COL_OS], name) < 0 || PyList_Append(cols[COL_ARCH], arch) < 0 ||
         PyList_Append(cols[COL_DRIVER], version) < 0)
         return -1;
-    if ((v = get(h, d, s_suspended_at)) == NULL)
+    if ((v = get(h, d, A(suspended_at))) == NULL)
         return -1;
     flags[i] = v != Py_None;
-    if ((v = get(h, d, s_deleted_at)) == NULL)
+    if ((v = get(h, d, A(deleted_at))) == NULL)
         return -1;
     flags[n + i] = v != Py_None;
     if (big_word == NULL) {
@@ -642,7 +711,102 @@ done:
     return result;
 }
 
+/* A writable int32 or int64 buffer of n items: its item size, or -1 with an exception set. */
+static int int_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t n) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    const char *f = view->format ? view->format : "B";
+    if (*f == '=' || *f == '<' || *f == '@')
+        f++;
+    int size = (int)view->itemsize;
+    int ok = ((*f == 'i' || *f == 'l' || *f == 'q') && f[1] == '\0' &&
+              (size == 4 || size == 8) && view->len == n * size);
+    if (!ok) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "codes: not an int32/int64 buffer of one per value");
+        return -1;
+    }
+    return size;
+}
+
+static int put(void *buf, int size, Py_ssize_t i, long long v) {
+    if (size == 4) {
+        if (v < INT32_MIN || v > INT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "codes: a code beyond int32");
+            return -1;
+        }
+        ((int32_t *)buf)[i] = (int32_t)v;
+    } else {
+        ((int64_t *)buf)[i] = (int64_t)v;
+    }
+    return 0;
+}
+
+/* codes(lut, values, out) -> count missing: out[i] = lut.get(values[i], -1). */
+static PyObject *codes(PyObject *self, PyObject *args) {
+    PyObject *lut, *values, *out;
+    if (!PyArg_ParseTuple(args, "O!O!O", &PyDict_Type, &lut, &PyList_Type, &values, &out))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(values), missing = 0;
+    Py_buffer view;
+    int size = int_buffer(out, &view, n);
+    if (size < 0)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = PyDict_GetItemWithError(lut, PyList_GET_ITEM(values, i)); /* borrowed */
+        long long v = -1;
+        if (c == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            missing++;
+        } else if ((v = PyLong_AsLongLong(c)) == -1 && PyErr_Occurred()) {
+            goto fail;
+        }
+        if (put(view.buf, size, i, v) < 0)
+            goto fail;
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(missing);
+fail:
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* positions(first, values, start, out): out[i] = first.setdefault(values[i], start + i). */
+static PyObject *positions(PyObject *self, PyObject *args) {
+    PyObject *first, *values, *out;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "O!O!nO", &PyDict_Type, &first, &PyList_Type, &values, &start,
+                          &out))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(values);
+    Py_buffer view;
+    int size = int_buffer(out, &view, n);
+    if (size < 0)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pos = PyLong_FromSsize_t(start + i);
+        if (pos == NULL)
+            goto fail;
+        PyObject *c = PyDict_SetDefault(first, PyList_GET_ITEM(values, i), pos); /* borrowed */
+        Py_DECREF(pos);
+        long long v;
+        if (c == NULL || ((v = PyLong_AsLongLong(c)) == -1 && PyErr_Occurred()) ||
+            put(view.buf, size, i, v) < 0)
+            goto fail;
+    }
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+fail:
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"codes", codes, METH_VARARGS,
+     "codes(lut, values, out) -> missing: out[i] = lut.get(values[i], -1)"},
+    {"positions", positions, METH_VARARGS,
+     "positions(first, values, start, out): out[i] = first.setdefault(values[i], start + i)"},
     {"read_chunk", read_chunk, METH_VARARGS,
      "read_chunk(nodes, block, flags, image_bit, agree) -> columns (see the module source)"},
     {NULL, NULL, 0, NULL},
@@ -660,6 +824,9 @@ PyMODINIT_FUNC PyInit__cbuild(void) {
         return NULL;
     NAMES(INTERN)
 #undef INTERN
+#define CACHE_NAME(n) slot_cache[I_##n].name = s_##n;
+    NAMES(CACHE_NAME)
+#undef CACHE_NAME
     if ((empty_str = PyUnicode_FromString("")) == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);

@@ -13,3 +13,9 @@ def read_chunk(
     agree: Any,
 ) -> tuple[Any, ...]:
     """Read a chunk of nodes: see ``_cbuild.c``."""
+
+def codes(lut: dict[Any, int], values: list[Any], out: Any) -> int:
+    """``out[i] = lut.get(values[i], -1)`` (``out``: int32 or int64); the count of -1s."""
+
+def positions(first: dict[Any, int], values: list[Any], start: int, out: Any) -> None:
+    """``out[i] = first.setdefault(values[i], start + i)``."""
