@@ -4,6 +4,7 @@ to Python (it then hands the chunk back) and on values both readers refuse."""
 
 from __future__ import annotations
 
+import gc
 import math
 import shlex
 import shutil
@@ -254,8 +255,10 @@ def test_reading_leaves_no_reference_behind() -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_build, "_cbuild", C_READER)
         NodeTable.from_nodes(nodes, now=NOW)  # caches (vocabularies, GPU models) settle
+        gc.collect()  # cycles left by earlier tests would otherwise go at a random point
         before = [sys.getrefcount(o) for o in watched]
         for _ in range(3):
             NodeTable.from_nodes(nodes, now=NOW)
             NodeTable.from_nodes(nodes[:1], now=NOW)
+        gc.collect()
         assert [sys.getrefcount(o) for o in watched] == before

@@ -26,18 +26,32 @@ and TLB miss per object, several times the work done with it. So the build reach
   derived columns (:func:`nodeselect.table._derived.build_derived`) built vectorized, so the
   first rank on a fresh table does not pay for them.
 
-Where the time goes (issue 13 wants >= 200k nodes/s; 20k simulator nodes, CPU time per node
-under load, so only the shares carry over): the per-node loop ~40 %, the GPU columns ~14 %
-(five numbers and a name per GPU, 2.3 GPUs a node), converting the chunk's numbers and
-transposing its strings ~8 %, coding strings and facts ~15 %, the fleet-wide tail (units, uuid
-and name bytes, timestamps, GPU models) ~15 %. The per-node loop is not replaced by C-level
-iteration on purpose: on CPython 3.11 ``node.field`` on a msgspec struct is a specialized slot
-read, cheaper than ``operator.attrgetter`` (a generic ``getattr`` per field, ~1.7x the loop's
-cost for the node's 16 top-level fields) or ``msgspec.structs.astuple`` + ``zip`` (cheaper for
-one flat struct, but every nested optional struct then costs a pass of its own: a column-wise
-build of every field counted ~1.4x the loop build's instructions). NumPy's conversion of a
-Python number (``np.fromiter``/``np.array``, ~250 instructions a value) and a dict operation per
-string are the other floors; what would remove them is writing columns while decoding the JSON.
+The per-node read has two implementations, giving the same columns: the Python loop of
+:func:`_read_chunk`, and an optional C extension (``nodeselect.table._cbuild``, compiled at
+install time by ``hatch_build.py`` when a C compiler is there; ``NODESELECT_PURE_PYTHON=1``, read
+at import, forces the Python loop). The C reader reads a chunk field by field in the loop's order
+(member-descriptor slots read at their offsets, as ``getattr`` finds them), writes the numbers
+into a preallocated float64 block through the buffer protocol and the GPU numbers into one
+buffer, and returns the string columns, which are then coded here with the dict loops of
+``_cbuild.codes``/``_cbuild.positions``. It decides nothing odd on its own: any value of an
+unexpected type (bool, numeric string, an int beyond a double, an error) hands the whole chunk
+back to the Python loop, which redoes it. The tests run every build property with both readers.
+
+Where the time goes (issue 13 wants >= 200k nodes/s; 20k simulator nodes, CPU time, load ~1.3
+on a shared 2-core machine, so only the shares carry over). Pure Python, ~11.7 µs a node: the
+per-node loop ~40 %, the GPU columns ~14 % (five numbers and a name per GPU, 2.3 GPUs a node),
+converting the chunk's numbers and transposing its strings ~8 %, coding strings and facts
+~15 %, the fleet-wide tail (units, uuid and name bytes, timestamps, GPU models) ~15 %. With the
+C reader, ~6.3 µs a node (1.85x): the C read ~40 % (it is bound by cache misses: a node's ~100
+objects are spread over the heap, and prefetching them ahead did not measurably help), coding
+strings and facts ~20 %, the fleet-wide tail ~35 %. The pure-Python loop is not replaced by
+C-level iteration from Python on purpose: on CPython 3.11 ``node.field`` on a msgspec struct is
+a specialized slot read, cheaper than ``operator.attrgetter`` (a generic ``getattr`` per field,
+~1.7x the loop's cost for the node's 16 top-level fields) or ``msgspec.structs.astuple`` +
+``zip`` (cheaper for one flat struct, but every nested optional struct then costs a pass of its
+own: a column-wise build of every field counted ~1.4x the loop build's instructions). NumPy's
+conversion of a Python number (``np.fromiter``/``np.array``, ~250 instructions a value) and a
+dict operation per string are the other floors of the Python loop.
 """
 
 from __future__ import annotations

@@ -61,17 +61,26 @@ typedef struct {
     int next;
 } SlotCache;
 
-#define INDEX(n) I_##n,
-enum { NAMES(INDEX) N_NAMES };
-#undef INDEX
-static SlotCache slot_cache[N_NAMES];
-#define A(n) (&slot_cache[I_##n])
+/* The cache of one read site (each site mostly meets one type: a hit on the first way). */
+#define A(n)                                  \
+    ({                                        \
+        static SlotCache site_;               \
+        if (site_.name == NULL)               \
+            site_.name = s_##n;               \
+        &site_;                               \
+    })
 
 /* The cached way of `tp` in `c`, filled on a miss; NULL when `tp`'s `name` is no plain slot. */
-static int slot_of(SlotCache *c, PyTypeObject *tp) {
+static int slot_fill(SlotCache *c, PyTypeObject *tp);
+
+static inline int slot_of(SlotCache *c, PyTypeObject *tp) {
     for (int k = 0; k < CACHE_WAYS; k++)
         if (c->way[k].type == tp && c->way[k].version == tp->tp_version_tag)
             return k;
+    return slot_fill(c, tp);
+}
+
+static int slot_fill(SlotCache *c, PyTypeObject *tp) {
     if (tp->tp_getattro != PyObject_GenericGetAttr)
         return -1;
     PyObject *descr = _PyType_Lookup(tp, c->name); /* borrowed; gives tp a version tag */
@@ -96,7 +105,7 @@ static int slot_of(SlotCache *c, PyTypeObject *tp) {
 }
 
 /* obj.<c->name>, a new reference (NULL on error), as PyObject_GetAttr gives it. */
-static PyObject *getattr_cached(PyObject *obj, SlotCache *c) {
+static inline PyObject *getattr_cached(PyObject *obj, SlotCache *c) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) {
         int k = slot_of(c, tp);
@@ -119,8 +128,8 @@ typedef struct {
     Py_ssize_t n, cap;
 } Held;
 
-static int held_push(Held *h, PyObject *o) {
-    if (h->n == h->cap) {
+static int held_grow(Held *h) {
+    {
         Py_ssize_t cap = h->cap ? h->cap * 2 : 64;
         PyObject **items = PyMem_Realloc(h->items, (size_t)cap * sizeof(PyObject *));
         if (items == NULL) {
@@ -130,6 +139,12 @@ static int held_push(Held *h, PyObject *o) {
         h->items = items;
         h->cap = cap;
     }
+    return 0;
+}
+
+static inline int held_push(Held *h, PyObject *o) {
+    if (h->n == h->cap && held_grow(h) < 0)
+        return -1;
     h->items[h->n++] = o;
     return 0;
 }
@@ -141,11 +156,15 @@ static void held_release(Held *h, Py_ssize_t mark) {
     }
 }
 
-/* obj.name as a reference owned by `h` (NULL on error). */
-static PyObject *get(Held *h, PyObject *obj, SlotCache *name) {
+/* obj.name as a reference owned by `h` (NULL on error; None is returned without one). */
+static inline PyObject *get(Held *h, PyObject *obj, SlotCache *name) {
     PyObject *v = getattr_cached(obj, name);
     if (v == NULL)
         return NULL;
+    if (v == Py_None) { /* None outlives every read: no reference need be held */
+        Py_DECREF(v);
+        return v;
+    }
     if (held_push(h, v) < 0) {
         Py_DECREF(v);
         return NULL;
@@ -176,6 +195,13 @@ static int num(PyObject *v, double *out) {
         return 0;
     }
     if (PyLong_CheckExact(v)) {
+        int overflow;
+        long long ll = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (!overflow && !(ll == -1 && PyErr_Occurred())) {
+            *out = (double)ll; /* round to nearest even, as float(int) */
+            return 0;
+        }
+        PyErr_Clear();
         double d = PyLong_AsDouble(v);
         if (d == -1.0 && PyErr_Occurred())
             return -1;
@@ -624,9 +650,10 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
     PyObject *ft = PyTuple_New(5);
     if (ft == NULL)
         return -1;
-    PyObject *fnames[5] = {s_status, s_continent, s_country, s_subdivision, s_compliance_tags};
+    SlotCache *fnames[5] = {A(status), A(continent), A(country), A(subdivision),
+                            A(compliance_tags)};
     for (int j = 0; j < 5; j++) {
-        PyObject *x = PyObject_GetAttr(f, fnames[j]);
+        PyObject *x = getattr_cached(f, fnames[j]);
         if (x == NULL) {
             Py_DECREF(ft);
             return -1;
@@ -824,9 +851,7 @@ PyMODINIT_FUNC PyInit__cbuild(void) {
         return NULL;
     NAMES(INTERN)
 #undef INTERN
-#define CACHE_NAME(n) slot_cache[I_##n].name = s_##n;
-    NAMES(CACHE_NAME)
-#undef CACHE_NAME
+
     if ((empty_str = PyUnicode_FromString("")) == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);
