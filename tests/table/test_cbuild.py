@@ -262,3 +262,34 @@ def test_reading_leaves_no_reference_behind() -> None:
             NodeTable.from_nodes(nodes[:1], now=NOW)
         gc.collect()
         assert [sys.getrefcount(o) for o in watched] == before
+
+
+class _Stop(BaseException):
+    """Not an Exception: as KeyboardInterrupt, it must not be taken for an unusual value."""
+
+
+@needs_c
+def test_an_interrupt_in_a_callback_is_not_redone_by_python() -> None:
+    """A BaseException raised while the C reader calls back (here: matching GPU names) goes
+    through at once; only ``Exception`` makes the Python loop redo the chunk."""
+    calls: list[tuple[object, object]] = []
+
+    def interrupted(a: object, b: object) -> bool:
+        calls.append((a, b))
+        raise _Stop
+
+    node = FleetNode(
+        lean=LeanNode(
+            uuid="a",
+            gpus=[LeanGpu(name="NVIDIA A100")],
+            latest_hardware_event=LeanHardwareEvent(
+                metadata=LeanMetadata(gpu=LeanGpuMetrics(gpus=[LeanTelemetryGpu(name="A100")]))
+            ),
+        )
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_build, "_cbuild", C_READER)
+        mp.setattr(_build, "gpu_names_agree", interrupted)
+        with pytest.raises(_Stop):
+            NodeTable.from_nodes([node], now=NOW)
+    assert len(calls) == 1

@@ -15,7 +15,12 @@
  * and returns the string/object columns the Python side codes. Anything unusual (a number of
  * a type other than int/float/None, an int beyond a double, a core sum beyond int64, any
  * exception) raises Fallback, and the Python builder redoes the chunk: this module never
- * decides an odd case on its own. Only the Python C API is used (no NumPy headers).
+ * decides an odd case on its own. Only the Python C API is used (no NumPy headers); GCC or
+ * Clang is needed (statement expressions, __builtin_add_overflow): with another compiler the
+ * build fails and the install stays pure Python (hatch_build.py).
+ *
+ * Also here: codes(lut, values, out) and positions(first, values, start, out), the per-value
+ * dict loops of coding a chunk's strings (see _build._lookup and _build._positions).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -297,6 +302,8 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
             return -1;
         Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
         for (Py_ssize_t j = 0; j < m; j++) {
+            if (PySequence_Fast_GET_SIZE(seq) != m) /* resized by a callback: unusual */
+                return -1;
             PyObject *c = get(h, PySequence_Fast_GET_ITEM(seq, j), A(num_cores));
             if (c == NULL)
                 return -1;
@@ -362,6 +369,8 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
             return -1;
         Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
         for (Py_ssize_t j = 0; j < m; j++) {
+            if (PySequence_Fast_GET_SIZE(seq) != m) /* resized by a callback: unusual */
+                return -1;
             PyObject *rr = PySequence_Fast_GET_ITEM(seq, j);
             double x;
             PyObject *v = get(h, rr, A(memory_gb_available));
@@ -409,6 +418,8 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
         Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
         int have_f = 0, have_t = 0;
         for (Py_ssize_t j = 0; j < m; j++) {
+            if (PySequence_Fast_GET_SIZE(seq) != m) /* resized by a callback: unusual */
+                return -1;
             PyObject *hd = PySequence_Fast_GET_ITEM(seq, j);
             double x;
             PyObject *v = get(h, hd, A(available_capacity_gb));
@@ -455,14 +466,16 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
         if (tags == NULL)
             return -1;
         int t_tags = truthy(tags);
-    if (t_tags < 0)
-        return -1;
-    if (t_tags) {
+        if (t_tags < 0)
+            return -1;
+        if (t_tags) {
             PyObject *seq = fast(h, tags);
             if (seq == NULL)
                 return -1;
             Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
             for (Py_ssize_t j = 0; j < m; j++) {
+                if (PySequence_Fast_GET_SIZE(seq) != m) /* resized by a callback: unusual */
+                    return -1;
                 PyObject *bit = image_bit_of(image_bit, PySequence_Fast_GET_ITEM(seq, j));
                 if (bit == NULL || held_push(h, bit) < 0) {
                     Py_XDECREF(bit);
@@ -550,6 +563,8 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
             if ((tseq = fast(h, tg)) == NULL || PySequence_Fast_GET_SIZE(tseq) != ng)
                 return -1;
             for (Py_ssize_t j = 0; j < ng && matched; j++) {
+                if (PySequence_Fast_GET_SIZE(seq) != ng || PySequence_Fast_GET_SIZE(tseq) != ng)
+                    return -1;
                 Py_ssize_t mark = h->n;
                 PyObject *a = get(h, PySequence_Fast_GET_ITEM(tseq, j), A(name));
                 PyObject *b = a ? get(h, PySequence_Fast_GET_ITEM(seq, j), A(name)) : NULL;
@@ -573,6 +588,9 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
             }
         }
         for (Py_ssize_t j = 0; j < ng; j++) {
+            if (PySequence_Fast_GET_SIZE(seq) != ng ||
+                (matched && PySequence_Fast_GET_SIZE(tseq) != ng))
+                return -1;
             Py_ssize_t mark = h->n;
             PyObject *gp = PySequence_Fast_GET_ITEM(seq, j);
             PyObject *gname = get(h, gp, A(name));
@@ -699,6 +717,10 @@ static PyObject *read_chunk(PyObject *self, PyObject *args) {
             goto done;
     double *rows = (double *)block.buf;
     for (Py_ssize_t i = 0; i < n; i++) {
+        if (PySequence_Fast_GET_SIZE(seq) != n) { /* resized by a callback */
+            failed = 1;
+            break;
+        }
         int rc = read_node(&h, PySequence_Fast_GET_ITEM(seq, i), i, rows + i * NUMS,
                            (char *)flags.buf, n, cols, &g, image_bit, agree, &numeric_strings);
         held_release(&h, 0);
@@ -710,8 +732,9 @@ static PyObject *read_chunk(PyObject *self, PyObject *args) {
     if (failed) {
         /* whatever went wrong (or was merely unusual), the Python loop redoes the chunk and
          * raises its own error if there is one */
-        if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_MemoryError))
-            goto done;
+        if (PyErr_Occurred() && (PyErr_ExceptionMatches(PyExc_MemoryError) ||
+                                 !PyErr_ExceptionMatches(PyExc_Exception)))
+            goto done; /* out of memory, KeyboardInterrupt, SystemExit: not ours to redo */
         PyErr_Clear();
         PyErr_SetString(Fallback, "unusual values: the Python builder reads this chunk");
         goto done;
@@ -780,7 +803,14 @@ static PyObject *codes(PyObject *self, PyObject *args) {
     if (size < 0)
         return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *c = PyDict_GetItemWithError(lut, PyList_GET_ITEM(values, i)); /* borrowed */
+        if (PyList_GET_SIZE(values) != n) { /* a key's __eq__ changed the list */
+            PyErr_SetString(PyExc_RuntimeError, "codes: values changed size");
+            goto fail;
+        }
+        PyObject *key = PyList_GET_ITEM(values, i);
+        Py_INCREF(key);
+        PyObject *c = PyDict_GetItemWithError(lut, key); /* borrowed */
+        Py_DECREF(key);
         long long v = -1;
         if (c == NULL) {
             if (PyErr_Occurred())
@@ -812,10 +842,17 @@ static PyObject *positions(PyObject *self, PyObject *args) {
     if (size < 0)
         return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyList_GET_SIZE(values) != n) { /* a key's __eq__ changed the list */
+            PyErr_SetString(PyExc_RuntimeError, "positions: values changed size");
+            goto fail;
+        }
         PyObject *pos = PyLong_FromSsize_t(start + i);
         if (pos == NULL)
             goto fail;
-        PyObject *c = PyDict_SetDefault(first, PyList_GET_ITEM(values, i), pos); /* borrowed */
+        PyObject *key = PyList_GET_ITEM(values, i);
+        Py_INCREF(key);
+        PyObject *c = PyDict_SetDefault(first, key, pos); /* borrowed */
+        Py_DECREF(key);
         Py_DECREF(pos);
         long long v;
         if (c == NULL || ((v = PyLong_AsLongLong(c)) == -1 && PyErr_Occurred()) ||
