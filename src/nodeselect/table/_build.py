@@ -96,11 +96,19 @@ from nodeselect.table._units import (
     infer_size_unit,
 )
 
+#: The version of ``_cbuild.c`` this module calls (its ``VERSION``); an extension of another
+#: version (a stale build an earlier editable install left in ``src/``) is not used: re-run
+#: ``pip install -e .`` after changing ``_cbuild.c``.
+CBUILD_VERSION: Final = 1
+
 try:
     from nodeselect.table import _cbuild
 except ImportError:  # not compiled (no C compiler at install): the pure-Python reader
     _cbuild = None  # type: ignore[assignment]
-if os.environ.get("NODESELECT_PURE_PYTHON", "") not in ("", "0"):
+if (
+    os.environ.get("NODESELECT_PURE_PYTHON", "") not in ("", "0")
+    or getattr(_cbuild, "VERSION", None) != CBUILD_VERSION
+):
     _cbuild = None  # type: ignore[assignment]
 
 __all__ = ["CHUNK", "build_table"]

@@ -894,6 +894,12 @@ PyMODINIT_FUNC PyInit__cbuild(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
+    /* bumped with every change of what the functions take or return: _build ignores an
+     * extension of another version (a stale build left in src/ by an earlier editable install) */
+    if (PyModule_AddIntConstant(m, "VERSION", 1) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Fallback = PyErr_NewException("nodeselect.table._cbuild.Fallback", NULL, NULL);
     if (Fallback == NULL || PyModule_AddObjectRef(m, "Fallback", Fallback) < 0) {
         Py_DECREF(m);

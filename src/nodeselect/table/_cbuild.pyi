@@ -2,6 +2,8 @@
 
 from typing import Any
 
+VERSION: int
+
 class Fallback(Exception):  # noqa: N818 - a signal, not an error
     """A chunk holds values the C reader leaves to the Python builder."""
 
