@@ -1,6 +1,8 @@
 """Node table build speed: NodeTable.from_nodes against the straightforward reference build.
 
-Prints figures (no assertions; machines are noisy, compare ratios within one run). For scale,
+Prints figures (no assertions; machines are noisy, compare ratios within one run), among them
+the build with its optional C reader against the pure-Python build (``NODESELECT_PURE_PYTHON``
+switched on in-process), side by side. For scale,
 the same run times ``json.loads`` and the lean msgspec decode of the same documents. Each
 figure is the best of ``--repeat`` rounds; rounds interleave the contenders so load changes
 hit them alike, and the range over rounds is printed too. Beside wall time, each contender's
@@ -28,6 +30,7 @@ import msgspec
 from nodeselect.documents._facts import ProvedFacts
 from nodeselect.documents._lean import LeanNode, decode_node
 from nodeselect.sim import generate_fleet
+from nodeselect.table import _build
 from nodeselect.table._table import NodeTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -69,6 +72,15 @@ def documents(n: int) -> tuple[list[bytes], list[Node]]:
     return raws, nodes
 
 
+def pure_python(fn: Callable[[], object]) -> object:
+    """``fn()`` with the table build's pure-Python reader (as without the C extension)."""
+    saved, _build._cbuild = _build._cbuild, None
+    try:
+        return fn()
+    finally:
+        _build._cbuild = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=20_000)
@@ -89,6 +101,9 @@ def main() -> None:
         "reference build": lambda: reference_from_nodes(nodes, now_s),
         "previous builder": lambda: previous_build_table(nodes, now_s),
         "NodeTable.from_nodes": lambda: NodeTable.from_nodes(nodes, now=NOW),
+        "from_nodes, pure Python": lambda: pure_python(
+            lambda: NodeTable.from_nodes(nodes, now=NOW)
+        ),
         "fetch-decoded nodes": lambda: NodeTable.from_nodes(fetched, now=NOW),
         "decode pages + build": lambda: NodeTable.from_nodes(
             [node for body in pages for node in decode_body(body, ProvedFacts()).nodes], now=NOW
@@ -107,7 +122,8 @@ def main() -> None:
         loads.append(os.getloadavg()[0])
     print(
         f"{n:,} simulator nodes, best of {args.repeat} interleaved rounds (range over rounds); "
-        f"load average {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs"
+        f"load average {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs; C reader "
+        + ("built" if _build._cbuild is not None else "NOT built (both rows are pure Python)")
     )
     for name, ts in times.items():
         best, worst = min(ts), max(ts)
@@ -123,6 +139,12 @@ def main() -> None:
             f"  from_nodes speedup ({what} time): {ref / fast:.2f}x the reference build, "
             f"{prev / fast:.2f}x the previous builder (834324c); target >= 200,000 nodes/s "
             f"({n / fast / 200_000:.2f} of it)"
+        )
+    for what, ts in (("wall", times), ("CPU", cpu)):
+        fast, pure = min(ts["NodeTable.from_nodes"]), min(ts["from_nodes, pure Python"])
+        print(
+            f"  C reader vs pure Python ({what} time): {pure / fast:.2f}x "
+            f"({n / fast:,.0f} vs {n / pure:,.0f} nodes/s)"
         )
 
 

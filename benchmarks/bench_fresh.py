@@ -31,7 +31,7 @@ import numpy as np
 from nodeselect import rank_many
 from nodeselect.engine._rank import rank, table_stats
 from nodeselect.jobs._model import CpuReq, GpuReq, Job, MemoryReq, PlacementReq
-from nodeselect.table import _derived
+from nodeselect.table import _build, _derived
 from nodeselect.table._table import NodeTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -88,14 +88,20 @@ def build(n_docs: int, repeat: int) -> None:
     docs = documents(n_docs)
     now_s = NOW.timestamp()
     for r in range(repeat):
-        runs: dict[str, list[tuple[float, float]]] = {"new": [], "previous": []}
+        runs: dict[str, list[tuple[float, float]]] = {"new": [], "pure": [], "previous": []}
         for i in range(4):
-            order = [("new", True), ("previous", False)]
-            for name, is_new in order if i % 2 == 0 else order[::-1]:
+            order = list(runs)
+            for name in order if i % 2 == 0 else order[::-1]:
                 gc.collect()
                 c0, t0 = time.thread_time(), time.perf_counter()
-                if is_new:
+                if name == "new":
                     NodeTable.from_nodes(docs, now=NOW)
+                elif name == "pure":  # the build without the C reader (as if not compiled)
+                    saved, _build._cbuild = _build._cbuild, None
+                    try:
+                        NodeTable.from_nodes(docs, now=NOW)
+                    finally:
+                        _build._cbuild = saved
                 else:
                     previous_build_table(docs, now_s)
                 runs[name].append((time.perf_counter() - t0, time.thread_time() - c0))
@@ -103,6 +109,8 @@ def build(n_docs: int, repeat: int) -> None:
         cpu = statistics.median(c for _, c in runs["new"])
         old_dt = statistics.median(w for w, _ in runs["previous"])
         old_cpu = statistics.median(c for _, c in runs["previous"])
+        pure_dt = statistics.median(w for w, _ in runs["pure"])
+        pure_cpu = statistics.median(c for _, c in runs["pure"])
         t = NodeTable.from_nodes(docs, now=NOW)
         derived = timed(lambda t=t: (_derived._model_key(t), _derived._free_top(t)))
         print(
@@ -112,6 +120,12 @@ def build(n_docs: int, repeat: int) -> None:
             f"build; previous builder {len(docs) / old_dt:,.0f} nodes/s (CPU "
             f"{len(docs) / old_cpu:,.0f}): new = {old_dt / dt:.2f}x wall, {old_cpu / cpu:.2f}x "
             "CPU (medians of 4, interleaved)" + load()
+        )
+        print(
+            f"    C reader {'built' if _build._cbuild is not None else 'NOT built'}: pure-Python "
+            f"build {len(docs) / pure_dt:,.0f} nodes/s (CPU {len(docs) / pure_cpu:,.0f}): "
+            f"from_nodes = {pure_dt / dt:.2f}x wall, {pure_cpu / cpu:.2f}x CPU the pure-Python "
+            "build (medians of 4, interleaved)"
         )
 
 

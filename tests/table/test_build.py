@@ -37,6 +37,9 @@ from strategies_fleet import NOW, FleetNode, fleets
 
 NOW_S = NOW.timestamp()
 
+# every test here runs with the C reader and with the pure-Python one (tests/table/conftest.py)
+pytestmark = pytest.mark.usefixtures("table_reader")
+
 
 def _assert_same_table(got: NodeTable, want: NodeTable) -> None:
     """Every column equal in dtype, shape and value (NaN equal to NaN), every vocabulary equal.

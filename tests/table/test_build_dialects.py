@@ -29,6 +29,9 @@ from previous_build import previous_build_table
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 N_NODES = 300
 
+# every test here runs with the C reader and with the pure-Python one (tests/table/conftest.py)
+pytestmark = pytest.mark.usefixtures("table_reader")
+
 
 def _fetched(fleet: Fleet) -> list[FetchedNode]:
     """Every document decoded as a fetch decodes it (pages of 50), with the hidden facts."""

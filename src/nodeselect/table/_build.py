@@ -26,24 +26,39 @@ and TLB miss per object, several times the work done with it. So the build reach
   derived columns (:func:`nodeselect.table._derived.build_derived`) built vectorized, so the
   first rank on a fresh table does not pay for them.
 
-Where the time goes (issue 13 wants >= 200k nodes/s; 20k simulator nodes, CPU time per node
-under load, so only the shares carry over): the per-node loop ~40 %, the GPU columns ~14 %
-(five numbers and a name per GPU, 2.3 GPUs a node), converting the chunk's numbers and
-transposing its strings ~8 %, coding strings and facts ~15 %, the fleet-wide tail (units, uuid
-and name bytes, timestamps, GPU models) ~15 %. The per-node loop is not replaced by C-level
-iteration on purpose: on CPython 3.11 ``node.field`` on a msgspec struct is a specialized slot
-read, cheaper than ``operator.attrgetter`` (a generic ``getattr`` per field, ~1.7x the loop's
-cost for the node's 16 top-level fields) or ``msgspec.structs.astuple`` + ``zip`` (cheaper for
-one flat struct, but every nested optional struct then costs a pass of its own: a column-wise
-build of every field counted ~1.4x the loop build's instructions). NumPy's conversion of a
-Python number (``np.fromiter``/``np.array``, ~250 instructions a value) and a dict operation per
-string are the other floors; what would remove them is writing columns while decoding the JSON.
+The per-node read has two implementations, giving the same columns: the Python loop of
+:func:`_read_chunk`, and an optional C extension (``nodeselect.table._cbuild``, compiled at
+install time by ``hatch_build.py`` when a C compiler is there; ``NODESELECT_PURE_PYTHON=1``, read
+at import, forces the Python loop). The C reader reads a chunk field by field in the loop's order
+(member-descriptor slots read at their offsets, as ``getattr`` finds them), writes the numbers
+into a preallocated float64 block through the buffer protocol and the GPU numbers into one
+buffer, and returns the string columns, which are then coded here with the dict loops of
+``_cbuild.codes``/``_cbuild.positions``. It decides nothing odd on its own: any value of an
+unexpected type (bool, numeric string, an int beyond a double, an error) hands the whole chunk
+back to the Python loop, which redoes it. The tests run every build property with both readers.
+
+Where the time goes (issue 13 wants >= 200k nodes/s; 20k simulator nodes, CPU time, load ~1.3
+on a shared 2-core machine, so only the shares carry over). Pure Python, ~11.7 µs a node: the
+per-node loop ~40 %, the GPU columns ~14 % (five numbers and a name per GPU, 2.3 GPUs a node),
+converting the chunk's numbers and transposing its strings ~8 %, coding strings and facts
+~15 %, the fleet-wide tail (units, uuid and name bytes, timestamps, GPU models) ~15 %. With the
+C reader, ~6.3 µs a node (1.85x): the C read ~40 % (it is bound by cache misses: a node's ~100
+objects are spread over the heap, and prefetching them ahead did not measurably help), coding
+strings and facts ~20 %, the fleet-wide tail ~35 %. The pure-Python loop is not replaced by
+C-level iteration from Python on purpose: on CPython 3.11 ``node.field`` on a msgspec struct is
+a specialized slot read, cheaper than ``operator.attrgetter`` (a generic ``getattr`` per field,
+~1.7x the loop's cost for the node's 16 top-level fields) or ``msgspec.structs.astuple`` +
+``zip`` (cheaper for one flat struct, but every nested optional struct then costs a pass of its
+own: a column-wise build of every field counted ~1.4x the loop build's instructions). NumPy's
+conversion of a Python number (``np.fromiter``/``np.array``, ~250 instructions a value) and a
+dict operation per string are the other floors of the Python loop.
 """
 
 from __future__ import annotations
 
 import gc
 import math
+import os
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from itertools import compress, islice, repeat
 from typing import Any, Final
@@ -80,6 +95,21 @@ from nodeselect.table._units import (
     infer_load_unit,
     infer_size_unit,
 )
+
+#: The version of ``_cbuild.c`` this module calls (its ``VERSION``); an extension of another
+#: version (a stale build an earlier editable install left in ``src/``) is not used: re-run
+#: ``pip install -e .`` after changing ``_cbuild.c``.
+CBUILD_VERSION: Final = 1
+
+try:
+    from nodeselect.table import _cbuild
+except ImportError:  # not compiled (no C compiler at install): the pure-Python reader
+    _cbuild = None  # type: ignore[assignment]
+if (
+    os.environ.get("NODESELECT_PURE_PYTHON", "") not in ("", "0")
+    or getattr(_cbuild, "VERSION", None) != CBUILD_VERSION
+):
+    _cbuild = None  # type: ignore[assignment]
 
 __all__ = ["CHUNK", "build_table"]
 
@@ -176,7 +206,12 @@ def _lookup(
     """Each value's code in ``lut`` (codes >= 0), one dict lookup per value; the values it
     lacks are coded by ``new`` once each, in order of first appearance."""
     n = len(values)
-    out = np.fromiter(map(lut.get, values, repeat(-1)), dtype=dtype, count=n)
+    if _cbuild is not None and type(values) is list:
+        out = np.empty(n, dtype=dtype)
+        if not _cbuild.codes(lut, values, out):
+            return out
+    else:
+        out = np.fromiter(map(lut.get, values, repeat(-1)), dtype=dtype, count=n)
     missing = out < 0
     if missing.any():
         absent = list(compress(values, missing.tolist()))
@@ -184,6 +219,21 @@ def _lookup(
             new(v)
         out[missing] = np.fromiter(map(lut.__getitem__, absent), dtype=dtype, count=len(absent))
     return out
+
+
+def _positions(
+    first: dict[Any, int],
+    values: Sequence[Hashable],
+    start: int,
+    dtype: type[np.signedinteger[Any]],
+) -> npt.NDArray[Any]:
+    """``first.setdefault(value, start + i)`` of each value: where each value first appeared."""
+    n = len(values)
+    if _cbuild is not None and type(values) is list:
+        out = np.empty(n, dtype=dtype)
+        _cbuild.positions(first, values, start, out)
+        return out
+    return np.fromiter(map(first.setdefault, values, range(start, start + n)), dtype=dtype, count=n)
 
 
 class _Vocab:
@@ -238,10 +288,8 @@ class _FirstSeen:
         self.seen = 1
 
     def add(self, values: Sequence[Hashable]) -> None:
-        n = len(values)
-        pos = map(self.first.setdefault, values, range(self.seen, self.seen + n))
-        self.raw.append(np.fromiter(pos, dtype=np.int64, count=n))
-        self.seen += n
+        self.raw.append(_positions(self.first, values, self.seen, np.int64))
+        self.seen += len(values)
 
     def codes(self) -> I32:
         """Every value added so far, coded."""
@@ -524,7 +572,6 @@ def _convert_chunk(
     """A chunk's rows -> arrays and codes, while its objects are still in cache."""
     # one flat pass (None -> NaN): a third of np.array's cost of discovering a list of rows
     block = _f64(nums, len(nums)).reshape(-1, _NUMS)
-    fleet.nums.append(block)
     cols = list(zip(*objs, strict=True)) or [()] * _OBJS
     (
         uuid,
@@ -540,6 +587,59 @@ def _convert_chunk(
         words,
         facts,
     ) = cols
+    flags = np.array([suspended, deleted], dtype=np.bool_).reshape(2, len(objs))
+    # the event's created_at where it has no timestamp_ms: parsed once for the fleet
+    untimed = list(compress(created, np.isnan(block[:, _MS]).tolist()))
+    k = len(gpu_flat)
+    vrams = [_NO_VRAM if t.vram is None else t.vram for t in tele_flat]
+    gpu_nums = (
+        _f64([g.vram_gb_available for g in gpu_flat], k),
+        _f64([g.vram_gb_max for g in gpu_flat], k),
+        _f64([t.load for t in tele_flat], k),
+        _f64([v.free for v in vrams], k),
+        _f64([v.total for v in vrams], k),
+    )
+    _code_chunk(
+        fleet,
+        block,
+        flags,
+        cols=(uuid, name, operator, last_seen, untimed, os_name, arch, driver, words, facts),
+        g_names=[g.name for g in gpu_flat],
+        g_nums=gpu_nums,
+    )
+
+
+def _read_chunk_c(nodes: Sequence[TableNode], fleet: _Fleet) -> None:
+    """:func:`_read_chunk` by the C extension (same columns; the Python loop redoes a chunk
+    whose values the extension calls unusual)."""
+    assert _cbuild is not None
+    n = len(nodes)
+    block = np.empty((n, _NUMS))
+    flags = np.empty((2, n), dtype=np.bool_)
+    try:
+        *cols, g_names, g_bytes, numeric_strings = _cbuild.read_chunk(
+            nodes, block, flags, fleet.image_bit, gpu_names_agree
+        )
+    except _cbuild.Fallback:
+        _read_chunk(nodes, fleet)
+        return
+    fleet.numeric_strings += numeric_strings
+    g = np.frombuffer(g_bytes, dtype=np.float64).reshape(-1, 5).T
+    _code_chunk(fleet, block, flags, cols=cols, g_names=g_names, g_nums=tuple(g))
+
+
+def _code_chunk(
+    fleet: _Fleet,
+    block: F64,
+    flags: B,
+    *,
+    cols: Sequence[Sequence[Any]],
+    g_names: list[Any],
+    g_nums: Sequence[F64],
+) -> None:
+    """A chunk's columns -> the fleet's arrays and codes (both readers end here)."""
+    fleet.nums.append(block)
+    uuid, name, operator, last_seen, created, os_name, arch, driver, words, facts = cols
     fleet.uuid.append(_utf8(uuid))
     fleet.names.add(name)
     fleet.operators.add(operator)
@@ -548,20 +648,18 @@ def _convert_chunk(
     drivers = fleet.drivers
     fleet.driver.append(_lookup(drivers, driver, fleet.driver_number, np.int32))
     fleet.seen.extend(last_seen)
-    # the event's created_at where it has no timestamp_ms: parsed once for the fleet
-    fleet.created.extend(compress(created, np.isnan(block[:, _MS]).tolist()))
-    fleet.flags.append(np.array([suspended, deleted], dtype=np.bool_).reshape(2, len(objs)))
+    fleet.created.extend(created)
+    fleet.flags.append(flags)
     fleet.image_words.extend(words)
     fleet.facts.append(_facts_slots(facts, fleet))
 
-    fleet.g_name.append(fleet.gpu_names.code([g.name for g in gpu_flat]))
-    k = len(gpu_flat)
-    fleet.g_free.append(_f64([g.vram_gb_available for g in gpu_flat], k))
-    fleet.g_max.append(_f64([g.vram_gb_max for g in gpu_flat], k))
-    fleet.g_load.append(_f64([t.load for t in tele_flat], k))
-    vrams = [_NO_VRAM if t.vram is None else t.vram for t in tele_flat]
-    fleet.g_tfree.append(_f64([v.free for v in vrams], k))
-    fleet.g_ttotal.append(_f64([v.total for v in vrams], k))
+    fleet.g_name.append(fleet.gpu_names.code(g_names))
+    g_free, g_max, g_load, g_tfree, g_ttotal = g_nums
+    fleet.g_free.append(g_free)
+    fleet.g_max.append(g_max)
+    fleet.g_load.append(g_load)
+    fleet.g_tfree.append(g_tfree)
+    fleet.g_ttotal.append(g_ttotal)
 
 
 def _epoch_s(strings: Sequence[str | None]) -> F64:
@@ -569,7 +667,7 @@ def _epoch_s(strings: Sequence[str | None]) -> F64:
     timestamps repeat: nodes report on the same seconds)."""
     n = len(strings)
     first: dict[str | None, int] = {}  # each distinct string -> where it first appears
-    where = np.fromiter(map(first.setdefault, strings, range(n)), dtype=np.intp, count=n)
+    where = _positions(first, strings, 0, np.intp)
     if len(first) * 2 > n:
         return parse_timestamps_to_epoch_s(strings)
     at = np.zeros(n)
@@ -590,11 +688,11 @@ def _facts_slots(facts: Sequence[tuple[Any, ...]], fleet: _Fleet) -> I64:
     n = len(facts)
     first: dict[tuple[Any, ...], int] = {}
     try:
-        pos = np.fromiter(map(first.setdefault, facts, range(n)), dtype=np.intp, count=n)
+        pos = _positions(first, facts, 0, np.intp)
     except TypeError:  # compliance tags in an unhashable collection
         facts = [(*f[:4], frozenset(f[4])) for f in facts]
         first = {}
-        pos = np.fromiter(map(first.setdefault, facts, range(n)), dtype=np.intp, count=n)
+        pos = _positions(first, facts, 0, np.intp)
     slots = fleet.facts_slots
     slot_at = np.zeros(n, dtype=np.int64)
     for key, at in first.items():
@@ -671,8 +769,9 @@ def _given(d: UnitDecision) -> UnitDecision:
 def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> NodeTable:
     n = len(nodes)
     fleet = _Fleet()
+    read = _read_chunk if _cbuild is None else _read_chunk_c
     for a in range(0, max(n, 1), CHUNK):
-        _read_chunk(nodes[a : a + CHUNK], fleet)
+        read(nodes[a : a + CHUNK], fleet)
     nums = np.concatenate(fleet.nums)
     tele_s = nums[:, _MS] / 1000.0
     need = np.isnan(tele_s)

@@ -1,0 +1,909 @@
+/* The per-node read of the table build in C (optional: nodeselect.table._build falls back to
+ * its pure-Python loop when this module is missing or NODESELECT_PURE_PYTHON=1).
+ *
+ * read_chunk(nodes, block, flags, image_bit, agree) reads one chunk of nodes exactly as
+ * nodeselect.table._build._read_chunk does, field for field and in the same order:
+ *
+ *   - the twelve numbers of each node straight into `block` (a writable float64 buffer of
+ *     len(nodes) * 12 values; None -> NaN, int -> double correctly rounded as float(int));
+ *   - suspended/deleted flags into `flags` (a writable 2 * len(nodes) byte buffer);
+ *   - image tags coded against the dict `image_bit` (grown as the Python loop grows it);
+ *   - the GPU numbers (free, max, telemetry load, telemetry free, telemetry total) as one
+ *     bytes object of 5 doubles per GPU, GPU names as a list; telemetry is matched by name,
+ *     calling `agree(a, b)` (gpu_names_agree) only when names differ.
+ *
+ * and returns the string/object columns the Python side codes. Anything unusual (a number of
+ * a type other than int/float/None, an int beyond a double, a core sum beyond int64, any
+ * exception) raises Fallback, and the Python builder redoes the chunk: this module never
+ * decides an odd case on its own. Only the Python C API is used (no NumPy headers); GCC or
+ * Clang is needed (statement expressions, __builtin_add_overflow): with another compiler the
+ * build fails and the install stays pure Python (hatch_build.py).
+ *
+ * Also here: codes(lut, values, out) and positions(first, values, start, out), the per-value
+ * dict loops of coding a chunk's strings (see _build._lookup and _build._positions).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { REP, MS, CPU, RF, RT, DF, DT, SAV, SMX, WHOLE, CORES, NG, NUMS };
+enum { COL_UUID, COL_NAME, COL_OPERATOR, COL_SEEN, COL_CREATED, COL_OS, COL_ARCH, COL_DRIVER,
+       COL_WORDS, COL_FACTS, COL_GNAME, NCOLS };
+
+static PyObject *Fallback;
+static PyObject *empty_str;
+
+#define NAMES(X) \
+    X(lean) X(facts) X(cpus) X(num_cores) X(latest_hardware_event) X(timestamp_ms) \
+    X(created_at) X(metadata) X(cpu) X(average) X(ram) X(free) X(total) X(gpu) X(gpus) \
+    X(rams) X(memory_gb_available) X(memory_gb_max) X(numeric_strings) X(hard_drives) \
+    X(available_capacity_gb) X(max_capacity_gb) X(current_software) X(current_hardware) \
+    X(operating_system) X(nvidia_driver) X(version) X(cached_image_tags) X(name) \
+    X(architecture) X(vram_gb_available) X(vram_gb_max) X(load) X(vram) X(reputation) \
+    X(uuid) X(operator_account_uuid) X(last_seen_at) X(suspended_at) X(deleted_at) \
+    X(status) X(continent) X(country) X(subdivision) X(compliance_tags)
+
+#define DECLARE(n) static PyObject *s_##n;
+NAMES(DECLARE)
+#undef DECLARE
+
+/* Slot reads: an attribute that is a member descriptor of a type with the generic getattr
+ * (msgspec structs, attrs slotted classes) is read at its offset, as PyObject_GetAttr would
+ * find it, without the lookup. Cached per (name, type, the type's version tag); the cached
+ * types are kept alive, so a type's address is never another's. */
+#define CACHE_WAYS 4
+typedef struct {
+    PyObject *name;
+    struct {
+        PyTypeObject *type;
+        unsigned int version;
+        Py_ssize_t offset;
+        int nullable; /* T_OBJECT: NULL reads as None; T_OBJECT_EX: NULL -> AttributeError */
+    } way[CACHE_WAYS];
+    int next;
+} SlotCache;
+
+/* The cache of one read site (each site mostly meets one type: a hit on the first way). */
+#define A(n)                                  \
+    ({                                        \
+        static SlotCache site_;               \
+        if (site_.name == NULL)               \
+            site_.name = s_##n;               \
+        &site_;                               \
+    })
+
+/* The cached way of `tp` in `c`, filled on a miss; NULL when `tp`'s `name` is no plain slot. */
+static int slot_fill(SlotCache *c, PyTypeObject *tp);
+
+static inline int slot_of(SlotCache *c, PyTypeObject *tp) {
+    for (int k = 0; k < CACHE_WAYS; k++)
+        if (c->way[k].type == tp && c->way[k].version == tp->tp_version_tag)
+            return k;
+    return slot_fill(c, tp);
+}
+
+static int slot_fill(SlotCache *c, PyTypeObject *tp) {
+    if (tp->tp_getattro != PyObject_GenericGetAttr)
+        return -1;
+    PyObject *descr = _PyType_Lookup(tp, c->name); /* borrowed; gives tp a version tag */
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        !(tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG))
+        return -1;
+    PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
+    if ((m->type != T_OBJECT_EX && m->type != T_OBJECT) || (m->flags & PY_AUDIT_READ))
+        return -1;
+    /* the descriptor must be for this layout: tp is (a subtype of) its owner */
+    if (!PyType_IsSubtype(tp, PyDescr_TYPE(descr)))
+        return -1;
+    int k = c->next;
+    c->next = (k + 1) % CACHE_WAYS;
+    Py_XDECREF(c->way[k].type);
+    Py_INCREF(tp);
+    c->way[k].type = tp;
+    c->way[k].version = tp->tp_version_tag;
+    c->way[k].offset = m->offset;
+    c->way[k].nullable = m->type == T_OBJECT;
+    return k;
+}
+
+/* obj.<c->name>, a new reference (NULL on error), as PyObject_GetAttr gives it. */
+static inline PyObject *getattr_cached(PyObject *obj, SlotCache *c) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) {
+        int k = slot_of(c, tp);
+        if (k >= 0) {
+            PyObject *v = *(PyObject **)((char *)obj + c->way[k].offset);
+            if (v == NULL && c->way[k].nullable)
+                v = Py_None;
+            if (v != NULL) {
+                Py_INCREF(v);
+                return v;
+            }
+        }
+    }
+    return PyObject_GetAttr(obj, c->name);
+}
+
+/* References owned while a node is read, released together (so no path leaks one). */
+typedef struct {
+    PyObject **items;
+    Py_ssize_t n, cap;
+} Held;
+
+static int held_grow(Held *h) {
+    {
+        Py_ssize_t cap = h->cap ? h->cap * 2 : 64;
+        PyObject **items = PyMem_Realloc(h->items, (size_t)cap * sizeof(PyObject *));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        h->items = items;
+        h->cap = cap;
+    }
+    return 0;
+}
+
+static inline int held_push(Held *h, PyObject *o) {
+    if (h->n == h->cap && held_grow(h) < 0)
+        return -1;
+    h->items[h->n++] = o;
+    return 0;
+}
+
+static void held_release(Held *h, Py_ssize_t mark) {
+    while (h->n > mark) {
+        PyObject *o = h->items[--h->n];
+        Py_DECREF(o);
+    }
+}
+
+/* obj.name as a reference owned by `h` (NULL on error; None is returned without one). */
+static inline PyObject *get(Held *h, PyObject *obj, SlotCache *name) {
+    PyObject *v = getattr_cached(obj, name);
+    if (v == NULL)
+        return NULL;
+    if (v == Py_None) { /* None outlives every read: no reference need be held */
+        Py_DECREF(v);
+        return v;
+    }
+    if (held_push(h, v) < 0) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* PySequence_Fast(obj) owned by `h`. */
+static PyObject *fast(Held *h, PyObject *obj) {
+    PyObject *v = PySequence_Fast(obj, "a sequence");
+    if (v == NULL)
+        return NULL;
+    if (held_push(h, v) < 0) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* A number as np.fromiter(dtype=float64) converts it; -1 for anything but None/int/float. */
+static int num(PyObject *v, double *out) {
+    if (v == Py_None) {
+        *out = NAN;
+        return 0;
+    }
+    if (PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 0;
+    }
+    if (PyLong_CheckExact(v)) {
+        int overflow;
+        long long ll = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (!overflow && !(ll == -1 && PyErr_Occurred())) {
+            *out = (double)ll; /* round to nearest even, as float(int) */
+            return 0;
+        }
+        PyErr_Clear();
+        double d = PyLong_AsDouble(v);
+        if (d == -1.0 && PyErr_Occurred())
+            return -1;
+        *out = d;
+        return 0;
+    }
+    return -1;
+}
+
+/* obj.name as a number (obj must not be None). */
+static int num_attr(Held *h, PyObject *obj, SlotCache *name, double *out) {
+    PyObject *v = get(h, obj, name);
+    return v == NULL ? -1 : num(v, out);
+}
+
+/* Python's truth of v: 1, 0, or -1 with an exception set. */
+static int truthy(PyObject *v) { return v == Py_None ? 0 : PyObject_IsTrue(v); }
+
+typedef struct {
+    double *data;
+    Py_ssize_t n, cap;
+} Doubles;
+
+static int doubles_add(Doubles *d, double a, double b, double c, double e, double f) {
+    if (d->n + 5 > d->cap) {
+        Py_ssize_t cap = d->cap ? d->cap * 2 : 5 * 4096;
+        double *data = PyMem_Realloc(d->data, (size_t)cap * sizeof(double));
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        d->data = data;
+        d->cap = cap;
+    }
+    double *p = d->data + d->n;
+    p[0] = a;
+    p[1] = b;
+    p[2] = c;
+    p[3] = e;
+    p[4] = f;
+    d->n += 5;
+    return 0;
+}
+
+/* The image bit of `tag` (1 << position in image_bit, added if new), new reference. */
+static PyObject *image_bit_of(PyObject *image_bit, PyObject *tag) {
+    PyObject *bit = PyDict_GetItemWithError(image_bit, tag);
+    if (bit != NULL) {
+        Py_INCREF(bit);
+        return bit;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *one = PyLong_FromLong(1);
+    PyObject *shift = PyLong_FromSsize_t(PyDict_GET_SIZE(image_bit));
+    if (one == NULL || shift == NULL) {
+        Py_XDECREF(one);
+        Py_XDECREF(shift);
+        return NULL;
+    }
+    bit = PyNumber_Lshift(one, shift);
+    Py_DECREF(one);
+    Py_DECREF(shift);
+    if (bit == NULL)
+        return NULL;
+    if (PyDict_SetItem(image_bit, tag, bit) < 0) {
+        Py_DECREF(bit);
+        return NULL;
+    }
+    return bit;
+}
+
+/* Read one node (row i); 0 or -1 (exception set: the caller turns it into Fallback). */
+static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *flags,
+                     Py_ssize_t n, PyObject **cols, Doubles *g, PyObject *image_bit,
+                     PyObject *agree, long long *numeric_strings) {
+    PyObject *d = get(h, node, A(lean));
+    PyObject *f = d ? get(h, node, A(facts)) : NULL;
+    if (f == NULL)
+        return -1;
+
+    /* CPU cores */
+    long long k = 0;
+    PyObject *cpus = get(h, d, A(cpus));
+    if (cpus == NULL)
+        return -1;
+    int t_cpus = truthy(cpus);
+    if (t_cpus < 0)
+        return -1;
+    if (t_cpus) {
+        PyObject *seq = fast(h, cpus);
+        if (seq == NULL)
+            return -1;
+        Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+        for (Py_ssize_t j = 0; j < m; j++) {
+            if (PySequence_Fast_GET_SIZE(seq) != m) /* resized by a callback: unusual */
+                return -1;
+            PyObject *c = get(h, PySequence_Fast_GET_ITEM(seq, j), A(num_cores));
+            if (c == NULL)
+                return -1;
+            if (c == Py_None)
+                continue;
+            if (!PyLong_CheckExact(c))
+                return -1;
+            int overflow = 0;
+            long long v = PyLong_AsLongLongAndOverflow(c, &overflow);
+            if (overflow || (v == -1 && PyErr_Occurred()))
+                return -1;
+            if (__builtin_add_overflow(k, v, &k))
+                return -1;
+        }
+    }
+
+    /* the latest hardware event */
+    double ms = NAN, cpu_a = NAN, rf = NAN, rt = NAN;
+    PyObject *created = Py_None, *tg = Py_None;
+    PyObject *ev = get(h, d, A(latest_hardware_event));
+    if (ev == NULL)
+        return -1;
+    if (ev != Py_None) {
+        if (num_attr(h, ev, A(timestamp_ms), &ms) < 0)
+            return -1;
+        if ((created = get(h, ev, A(created_at))) == NULL)
+            return -1;
+        PyObject *md = get(h, ev, A(metadata));
+        if (md == NULL)
+            return -1;
+        if (md != Py_None) {
+            PyObject *cm = get(h, md, A(cpu));
+            if (cm == NULL)
+                return -1;
+            if (cm != Py_None && num_attr(h, cm, A(average), &cpu_a) < 0)
+                return -1;
+            PyObject *r = get(h, md, A(ram));
+            if (r == NULL)
+                return -1;
+            if (r != Py_None &&
+                (num_attr(h, r, A(free), &rf) < 0 || num_attr(h, r, A(total), &rt) < 0))
+                return -1;
+            PyObject *gm = get(h, md, A(gpu));
+            if (gm == NULL)
+                return -1;
+            if (gm != Py_None && (tg = get(h, gm, A(gpus))) == NULL)
+                return -1;
+        }
+    }
+
+    /* RAM sticks: sum of available and max (None skipped), NaN when none */
+    double s_av = NAN, s_mx = NAN;
+    int whole = 1;
+    PyObject *rams = get(h, d, A(rams));
+    if (rams == NULL)
+        return -1;
+    int t_rams = truthy(rams);
+    if (t_rams < 0)
+        return -1;
+    if (t_rams) {
+        PyObject *seq = fast(h, rams);
+        if (seq == NULL)
+            return -1;
+        Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+        for (Py_ssize_t j = 0; j < m; j++) {
+            if (PySequence_Fast_GET_SIZE(seq) != m) /* resized by a callback: unusual */
+                return -1;
+            PyObject *rr = PySequence_Fast_GET_ITEM(seq, j);
+            double x;
+            PyObject *v = get(h, rr, A(memory_gb_available));
+            if (v == NULL)
+                return -1;
+            if (v != Py_None) {
+                if (num(v, &x) < 0)
+                    return -1;
+                s_av = (isnan(s_av) ? 0.0 : s_av) + x; /* 0.0 + x, as Python's */
+            }
+            if ((v = get(h, rr, A(memory_gb_max))) == NULL)
+                return -1;
+            if (v != Py_None) {
+                if (num(v, &x) < 0)
+                    return -1;
+                s_mx = (isnan(s_mx) ? 0.0 : s_mx) + x;
+            } else {
+                whole = 0;
+            }
+        }
+    }
+    {
+        PyObject *ns = get(h, d, A(numeric_strings));
+        if (ns == NULL || !PyLong_CheckExact(ns))
+            return -1;
+        long long v = PyLong_AsLongLong(ns);
+        if ((v == -1 && PyErr_Occurred()) || __builtin_add_overflow(*numeric_strings, v,
+                                                                    numeric_strings))
+            return -1;
+    }
+
+    /* the largest drive (max of the values present; a double compare picks the double of
+     * Python's exact max: rounding is monotonic, and NaN compares alike) */
+    double df = NAN, dt = NAN;
+    PyObject *drives = get(h, d, A(hard_drives));
+    if (drives == NULL)
+        return -1;
+    int t_drives = truthy(drives);
+    if (t_drives < 0)
+        return -1;
+    if (t_drives) {
+        PyObject *seq = fast(h, drives);
+        if (seq == NULL)
+            return -1;
+        Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+        int have_f = 0, have_t = 0;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            if (PySequence_Fast_GET_SIZE(seq) != m) /* resized by a callback: unusual */
+                return -1;
+            PyObject *hd = PySequence_Fast_GET_ITEM(seq, j);
+            double x;
+            PyObject *v = get(h, hd, A(available_capacity_gb));
+            if (v == NULL)
+                return -1;
+            if (v != Py_None) {
+                if (num(v, &x) < 0)
+                    return -1;
+                if (!have_f || x > df)
+                    df = x;
+                have_f = 1;
+            }
+            if ((v = get(h, hd, A(max_capacity_gb))) == NULL)
+                return -1;
+            if (v != Py_None) {
+                if (num(v, &x) < 0)
+                    return -1;
+                if (!have_t || x > dt)
+                    dt = x;
+                have_t = 1;
+            }
+        }
+    }
+
+    /* software: OS, driver, image tags */
+    PyObject *sw = get(h, d, A(current_software));
+    PyObject *hw = sw ? get(h, d, A(current_hardware)) : NULL;
+    if (hw == NULL)
+        return -1;
+    PyObject *hw_os = Py_None, *sw_os = Py_None, *version = Py_None;
+    if (hw != Py_None && (hw_os = get(h, hw, A(operating_system))) == NULL)
+        return -1;
+    uint64_t word = 0;
+    PyObject *big_word = NULL; /* the word as a Python int once a tag's bit is >= 2**64 */
+    if (sw != Py_None) {
+        if ((sw_os = get(h, sw, A(operating_system))) == NULL)
+            return -1;
+        PyObject *drv = get(h, sw, A(nvidia_driver));
+        if (drv == NULL)
+            return -1;
+        if (drv != Py_None && (version = get(h, drv, A(version))) == NULL)
+            return -1;
+        PyObject *tags = get(h, sw, A(cached_image_tags));
+        if (tags == NULL)
+            return -1;
+        int t_tags = truthy(tags);
+        if (t_tags < 0)
+            return -1;
+        if (t_tags) {
+            PyObject *seq = fast(h, tags);
+            if (seq == NULL)
+                return -1;
+            Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+            for (Py_ssize_t j = 0; j < m; j++) {
+                if (PySequence_Fast_GET_SIZE(seq) != m) /* resized by a callback: unusual */
+                    return -1;
+                PyObject *bit = image_bit_of(image_bit, PySequence_Fast_GET_ITEM(seq, j));
+                if (bit == NULL || held_push(h, bit) < 0) {
+                    Py_XDECREF(bit);
+                    return -1;
+                }
+                if (big_word == NULL) {
+                    unsigned long long b = PyLong_AsUnsignedLongLong(bit);
+                    if (!(b == (unsigned long long)-1 && PyErr_Occurred())) {
+                        word |= b;
+                        continue;
+                    }
+                    PyErr_Clear();
+                    big_word = PyLong_FromUnsignedLongLong(word);
+                    if (big_word == NULL || held_push(h, big_word) < 0) {
+                        Py_XDECREF(big_word);
+                        return -1;
+                    }
+                }
+                big_word = PyNumber_Or(big_word, bit);
+                if (big_word == NULL || held_push(h, big_word) < 0) {
+                    Py_XDECREF(big_word);
+                    return -1;
+                }
+            }
+        }
+    }
+    PyObject *d_os = get(h, d, A(operating_system));
+    if (d_os == NULL)
+        return -1;
+    PyObject *oses[3] = {sw_os, hw_os, d_os};
+    PyObject *name = empty_str;
+    for (int j = 0; j < 3; j++) {
+        if (oses[j] == Py_None)
+            continue;
+        PyObject *v = get(h, oses[j], A(name));
+        if (v == NULL)
+            return -1;
+        int t = PyObject_IsTrue(v);
+        if (t < 0)
+            return -1;
+        if (t) {
+            name = v;
+            break;
+        }
+    }
+    PyObject *archs[3] = {hw_os, sw_os, d_os};
+    PyObject *arch = Py_None;
+    for (int j = 0; j < 3; j++) {
+        if (archs[j] == Py_None)
+            continue;
+        PyObject *v = get(h, archs[j], A(architecture));
+        if (v == NULL)
+            return -1;
+        int t = PyObject_IsTrue(v);
+        if (t < 0)
+            return -1;
+        if (t) {
+            arch = v;
+            break;
+        }
+    }
+
+    /* GPUs, with telemetry matched by name */
+    Py_ssize_t ng = 0;
+    PyObject *gpus = get(h, d, A(gpus));
+    if (gpus == NULL)
+        return -1;
+    int t_gpus = truthy(gpus);
+    if (t_gpus < 0)
+        return -1;
+    if (t_gpus) {
+        PyObject *seq = fast(h, gpus);
+        if (seq == NULL)
+            return -1;
+        ng = PySequence_Fast_GET_SIZE(seq);
+        PyObject *tseq = NULL;
+        int matched = 0;
+        if (tg != Py_None) {
+            Py_ssize_t lt = PyObject_Size(tg);
+            if (lt < 0)
+                return -1;
+            matched = lt == ng;
+        }
+        if (matched) {
+            if ((tseq = fast(h, tg)) == NULL || PySequence_Fast_GET_SIZE(tseq) != ng)
+                return -1;
+            for (Py_ssize_t j = 0; j < ng && matched; j++) {
+                if (PySequence_Fast_GET_SIZE(seq) != ng || PySequence_Fast_GET_SIZE(tseq) != ng)
+                    return -1;
+                Py_ssize_t mark = h->n;
+                PyObject *a = get(h, PySequence_Fast_GET_ITEM(tseq, j), A(name));
+                PyObject *b = a ? get(h, PySequence_Fast_GET_ITEM(seq, j), A(name)) : NULL;
+                if (b == NULL)
+                    return -1;
+                int ne = PyObject_RichCompareBool(a, b, Py_NE);
+                if (ne < 0)
+                    return -1;
+                if (ne) {
+                    PyObject *r = PyObject_CallFunctionObjArgs(agree, a, b, NULL);
+                    if (r == NULL)
+                        return -1;
+                    int t = PyObject_IsTrue(r);
+                    Py_DECREF(r);
+                    if (t < 0)
+                        return -1;
+                    if (!t)
+                        matched = 0;
+                }
+                held_release(h, mark);
+            }
+        }
+        for (Py_ssize_t j = 0; j < ng; j++) {
+            if (PySequence_Fast_GET_SIZE(seq) != ng ||
+                (matched && PySequence_Fast_GET_SIZE(tseq) != ng))
+                return -1;
+            Py_ssize_t mark = h->n;
+            PyObject *gp = PySequence_Fast_GET_ITEM(seq, j);
+            PyObject *gname = get(h, gp, A(name));
+            if (gname == NULL || PyList_Append(cols[COL_GNAME], gname) < 0)
+                return -1;
+            double free, mx, load = NAN, tfree = NAN, ttotal = NAN;
+            if (num_attr(h, gp, A(vram_gb_available), &free) < 0 ||
+                num_attr(h, gp, A(vram_gb_max), &mx) < 0)
+                return -1;
+            if (matched) {
+                PyObject *t = PySequence_Fast_GET_ITEM(tseq, j);
+                if (num_attr(h, t, A(load), &load) < 0)
+                    return -1;
+                PyObject *vram = get(h, t, A(vram));
+                if (vram == NULL)
+                    return -1;
+                if (vram != Py_None && (num_attr(h, vram, A(free), &tfree) < 0 ||
+                                        num_attr(h, vram, A(total), &ttotal) < 0))
+                    return -1;
+            }
+            if (doubles_add(g, free, mx, load, tfree, ttotal) < 0)
+                return -1;
+            held_release(h, mark);
+        }
+    }
+
+    /* numbers */
+    if (num_attr(h, d, A(reputation), &row[REP]) < 0)
+        return -1;
+    row[MS] = ms;
+    row[CPU] = cpu_a;
+    row[RF] = rf;
+    row[RT] = rt;
+    row[DF] = df;
+    row[DT] = dt;
+    row[SAV] = s_av;
+    row[SMX] = s_mx;
+    row[WHOLE] = whole ? s_mx : NAN;
+    row[CORES] = (double)k;
+    row[NG] = (double)ng;
+
+    /* strings and flags */
+    PyObject *v;
+    if ((v = get(h, d, A(uuid))) == NULL || PyList_Append(cols[COL_UUID], v) < 0)
+        return -1;
+    if ((v = get(h, d, A(name))) == NULL || PyList_Append(cols[COL_NAME], v) < 0)
+        return -1;
+    if ((v = get(h, d, A(operator_account_uuid))) == NULL ||
+        PyList_Append(cols[COL_OPERATOR], v) < 0)
+        return -1;
+    if ((v = get(h, d, A(last_seen_at))) == NULL || PyList_Append(cols[COL_SEEN], v) < 0)
+        return -1;
+    if (isnan(ms) && PyList_Append(cols[COL_CREATED], created) < 0)
+        return -1;
+    if (PyList_Append(cols[COL_OS], name) < 0 || PyList_Append(cols[COL_ARCH], arch) < 0 ||
+        PyList_Append(cols[COL_DRIVER], version) < 0)
+        return -1;
+    if ((v = get(h, d, A(suspended_at))) == NULL)
+        return -1;
+    flags[i] = v != Py_None;
+    if ((v = get(h, d, A(deleted_at))) == NULL)
+        return -1;
+    flags[n + i] = v != Py_None;
+    if (big_word == NULL) {
+        PyObject *w = PyLong_FromUnsignedLongLong(word);
+        if (w == NULL)
+            return -1;
+        int rc = PyList_Append(cols[COL_WORDS], w);
+        Py_DECREF(w);
+        if (rc < 0)
+            return -1;
+    } else if (PyList_Append(cols[COL_WORDS], big_word) < 0) {
+        return -1;
+    }
+    PyObject *ft = PyTuple_New(5);
+    if (ft == NULL)
+        return -1;
+    SlotCache *fnames[5] = {A(status), A(continent), A(country), A(subdivision),
+                            A(compliance_tags)};
+    for (int j = 0; j < 5; j++) {
+        PyObject *x = getattr_cached(f, fnames[j]);
+        if (x == NULL) {
+            Py_DECREF(ft);
+            return -1;
+        }
+        PyTuple_SET_ITEM(ft, j, x); /* steals x */
+    }
+    int rc = PyList_Append(cols[COL_FACTS], ft);
+    Py_DECREF(ft);
+    return rc;
+}
+
+static PyObject *read_chunk(PyObject *self, PyObject *args) {
+    PyObject *nodes, *block_obj, *flags_obj, *image_bit, *agree;
+    if (!PyArg_ParseTuple(args, "OOOO!O", &nodes, &block_obj, &flags_obj, &PyDict_Type,
+                          &image_bit, &agree))
+        return NULL;
+    PyObject *seq = PySequence_Fast(nodes, "nodes must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_buffer block = {0}, flags = {0};
+    PyObject *cols[NCOLS] = {NULL};
+    PyObject *result = NULL, *gbytes = NULL;
+    Held h = {NULL, 0, 0};
+    Doubles g = {NULL, 0, 0};
+    long long numeric_strings = 0;
+    int failed = 0;
+
+    if (PyObject_GetBuffer(block_obj, &block, PyBUF_WRITABLE) < 0) {
+        block.obj = NULL;
+        goto done;
+    }
+    if (PyObject_GetBuffer(flags_obj, &flags, PyBUF_WRITABLE) < 0) {
+        flags.obj = NULL;
+        goto done;
+    }
+    if (block.len != n * NUMS * (Py_ssize_t)sizeof(double) || flags.len != 2 * n) {
+        PyErr_SetString(PyExc_ValueError, "read_chunk: buffers of the wrong size");
+        goto done;
+    }
+    for (int j = 0; j < NCOLS; j++)
+        if ((cols[j] = PyList_New(0)) == NULL)
+            goto done;
+    double *rows = (double *)block.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PySequence_Fast_GET_SIZE(seq) != n) { /* resized by a callback */
+            failed = 1;
+            break;
+        }
+        int rc = read_node(&h, PySequence_Fast_GET_ITEM(seq, i), i, rows + i * NUMS,
+                           (char *)flags.buf, n, cols, &g, image_bit, agree, &numeric_strings);
+        held_release(&h, 0);
+        if (rc < 0) {
+            failed = 1;
+            break;
+        }
+    }
+    if (failed) {
+        /* whatever went wrong (or was merely unusual), the Python loop redoes the chunk and
+         * raises its own error if there is one */
+        if (PyErr_Occurred() && (PyErr_ExceptionMatches(PyExc_MemoryError) ||
+                                 !PyErr_ExceptionMatches(PyExc_Exception)))
+            goto done; /* out of memory, KeyboardInterrupt, SystemExit: not ours to redo */
+        PyErr_Clear();
+        PyErr_SetString(Fallback, "unusual values: the Python builder reads this chunk");
+        goto done;
+    }
+    gbytes = PyBytes_FromStringAndSize((const char *)g.data, g.n * (Py_ssize_t)sizeof(double));
+    if (gbytes == NULL)
+        goto done;
+    result = Py_BuildValue("(OOOOOOOOOOOOL)", cols[COL_UUID], cols[COL_NAME],
+                           cols[COL_OPERATOR], cols[COL_SEEN], cols[COL_CREATED], cols[COL_OS],
+                           cols[COL_ARCH], cols[COL_DRIVER], cols[COL_WORDS], cols[COL_FACTS],
+                           cols[COL_GNAME], gbytes, numeric_strings);
+done:
+    held_release(&h, 0);
+    PyMem_Free(h.items);
+    PyMem_Free(g.data);
+    Py_XDECREF(gbytes);
+    for (int j = 0; j < NCOLS; j++)
+        Py_XDECREF(cols[j]);
+    if (block.obj != NULL)
+        PyBuffer_Release(&block);
+    if (flags.obj != NULL)
+        PyBuffer_Release(&flags);
+    Py_DECREF(seq);
+    return result;
+}
+
+/* A writable int32 or int64 buffer of n items: its item size, or -1 with an exception set. */
+static int int_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t n) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    const char *f = view->format ? view->format : "B";
+    if (*f == '=' || *f == '<' || *f == '@')
+        f++;
+    int size = (int)view->itemsize;
+    int ok = ((*f == 'i' || *f == 'l' || *f == 'q') && f[1] == '\0' &&
+              (size == 4 || size == 8) && view->len == n * size);
+    if (!ok) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "codes: not an int32/int64 buffer of one per value");
+        return -1;
+    }
+    return size;
+}
+
+static int put(void *buf, int size, Py_ssize_t i, long long v) {
+    if (size == 4) {
+        if (v < INT32_MIN || v > INT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "codes: a code beyond int32");
+            return -1;
+        }
+        ((int32_t *)buf)[i] = (int32_t)v;
+    } else {
+        ((int64_t *)buf)[i] = (int64_t)v;
+    }
+    return 0;
+}
+
+/* codes(lut, values, out) -> count missing: out[i] = lut.get(values[i], -1). */
+static PyObject *codes(PyObject *self, PyObject *args) {
+    PyObject *lut, *values, *out;
+    if (!PyArg_ParseTuple(args, "O!O!O", &PyDict_Type, &lut, &PyList_Type, &values, &out))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(values), missing = 0;
+    Py_buffer view;
+    int size = int_buffer(out, &view, n);
+    if (size < 0)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyList_GET_SIZE(values) != n) { /* a key's __eq__ changed the list */
+            PyErr_SetString(PyExc_RuntimeError, "codes: values changed size");
+            goto fail;
+        }
+        PyObject *key = PyList_GET_ITEM(values, i);
+        Py_INCREF(key);
+        PyObject *c = PyDict_GetItemWithError(lut, key); /* borrowed */
+        Py_DECREF(key);
+        long long v = -1;
+        if (c == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            missing++;
+        } else if ((v = PyLong_AsLongLong(c)) == -1 && PyErr_Occurred()) {
+            goto fail;
+        }
+        if (put(view.buf, size, i, v) < 0)
+            goto fail;
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(missing);
+fail:
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* positions(first, values, start, out): out[i] = first.setdefault(values[i], start + i). */
+static PyObject *positions(PyObject *self, PyObject *args) {
+    PyObject *first, *values, *out;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "O!O!nO", &PyDict_Type, &first, &PyList_Type, &values, &start,
+                          &out))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(values);
+    Py_buffer view;
+    int size = int_buffer(out, &view, n);
+    if (size < 0)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyList_GET_SIZE(values) != n) { /* a key's __eq__ changed the list */
+            PyErr_SetString(PyExc_RuntimeError, "positions: values changed size");
+            goto fail;
+        }
+        PyObject *pos = PyLong_FromSsize_t(start + i);
+        if (pos == NULL)
+            goto fail;
+        PyObject *key = PyList_GET_ITEM(values, i);
+        Py_INCREF(key);
+        PyObject *c = PyDict_SetDefault(first, key, pos); /* borrowed */
+        Py_DECREF(key);
+        Py_DECREF(pos);
+        long long v;
+        if (c == NULL || ((v = PyLong_AsLongLong(c)) == -1 && PyErr_Occurred()) ||
+            put(view.buf, size, i, v) < 0)
+            goto fail;
+    }
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+fail:
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"codes", codes, METH_VARARGS,
+     "codes(lut, values, out) -> missing: out[i] = lut.get(values[i], -1)"},
+    {"positions", positions, METH_VARARGS,
+     "positions(first, values, start, out): out[i] = first.setdefault(values[i], start + i)"},
+    {"read_chunk", read_chunk, METH_VARARGS,
+     "read_chunk(nodes, block, flags, image_bit, agree) -> columns (see the module source)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "nodeselect.table._cbuild",
+    "The table build's per-node read in C (optional; see nodeselect.table._build).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__cbuild(void) {
+#define INTERN(n) \
+    if ((s_##n = PyUnicode_InternFromString(#n)) == NULL) \
+        return NULL;
+    NAMES(INTERN)
+#undef INTERN
+
+    if ((empty_str = PyUnicode_FromString("")) == NULL)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    /* bumped with every change of what the functions take or return: _build ignores an
+     * extension of another version (a stale build left in src/ by an earlier editable install) */
+    if (PyModule_AddIntConstant(m, "VERSION", 1) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Fallback = PyErr_NewException("nodeselect.table._cbuild.Fallback", NULL, NULL);
+    if (Fallback == NULL || PyModule_AddObjectRef(m, "Fallback", Fallback) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,23 @@
+"""Types of the optional C reader of the table build (``_cbuild.c``)."""
+
+from typing import Any
+
+VERSION: int
+
+class Fallback(Exception):  # noqa: N818 - a signal, not an error
+    """A chunk holds values the C reader leaves to the Python builder."""
+
+def read_chunk(
+    nodes: Any,
+    block: Any,
+    flags: Any,
+    image_bit: dict[str, int],
+    agree: Any,
+) -> tuple[Any, ...]:
+    """Read a chunk of nodes: see ``_cbuild.c``."""
+
+def codes(lut: dict[Any, int], values: list[Any], out: Any) -> int:
+    """``out[i] = lut.get(values[i], -1)`` (``out``: int32 or int64); the count of -1s."""
+
+def positions(first: dict[Any, int], values: list[Any], start: int, out: Any) -> None:
+    """``out[i] = first.setdefault(values[i], start + i)``."""
