@@ -16,6 +16,7 @@ from test_batch import _node_key, _residual, _synthetic_jobs
 
 from nodeselect.engine._rank import Ranking
 from nodeselect.engine._shard import table_stats
+from nodeselect.engine.batch import _group as _batch_group
 from nodeselect.engine.batch import _rank_many as _batch
 from nodeselect.engine.batch import _shards
 from nodeselect.engine.batch._group import JobGroup
@@ -31,12 +32,18 @@ from strategies_fleet import NOW
 @pytest.fixture(autouse=True, scope="module")
 def tiny_shards() -> object:
     """Shards of any size (the library merges shards under MIN_SHARD_ROWS rows), so that small
-    tables are really split (module scope: hypothesis-safe)."""
-    saved = _shards.MIN_SHARD_ROWS, _shards.MIN_PIECE
+    tables are really split, and the threads' chunks of pairs small, so that pieces of a group
+    cross chunk boundaries (module scope: hypothesis-safe)."""
+    saved = _shards.MIN_SHARD_ROWS, _shards.MIN_PIECE, _batch_group.THREAD_CHUNK_PAIRS
     _shards.MIN_SHARD_ROWS = 1  # type: ignore[misc]
     _shards.MIN_PIECE = 1  # type: ignore[misc]
+    _batch_group.THREAD_CHUNK_PAIRS = 7  # type: ignore[misc]
     yield
-    _shards.MIN_SHARD_ROWS, _shards.MIN_PIECE = saved  # type: ignore[misc]
+    (  # type: ignore[misc]
+        _shards.MIN_SHARD_ROWS,
+        _shards.MIN_PIECE,
+        _batch_group.THREAD_CHUNK_PAIRS,
+    ) = saved
 
 
 @contextlib.contextmanager

@@ -166,7 +166,8 @@ def rank_split(
     size = max(MIN_PIECE, math.ceil(jobs / (PIECES_PER_WORKER * workers)))
 
     def group_piece(group: JobGroup, piece: list[int]) -> None:
-        for i, r in zip(piece, group.rank_all([cjs[i] for i in piece]), strict=True):
+        mine = [cjs[i] for i in piece]
+        for i, r in zip(piece, group.rank_all(mine, threads=True), strict=True):
             out[i] = r
 
     def alone_piece(piece: list[int]) -> None:
