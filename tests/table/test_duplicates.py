@@ -7,6 +7,7 @@ import pytest
 
 from nodeselect import InputError
 from nodeselect.placement._placer import place
+from nodeselect.table import _build
 from nodeselect.table._table import NodeTable, unique_nodes
 from reference_placement import NOW, FleetNode, TinyGpu, TinyNode, check_plan, tiny_job
 
@@ -44,6 +45,36 @@ def test_newest_keeps_the_latest_last_seen_at_in_first_position() -> None:
     assert len(table) == 2
     assert table.name_of(0) == "new"
     assert unique_nodes(nodes[1:3]) == nodes[1:3]
+
+
+@pytest.mark.parametrize("reader", ["c", "python"])
+def test_a_repeat_in_a_later_chunk_is_found_while_reading(
+    reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The uuids are checked as the chunks are read: a copy CHUNK + 5 nodes after the first is
+    refused by name, and 'newest' builds the table of unique_nodes' list (each reader)."""
+    if reader == "c" and _build._cbuild is None:
+        pytest.skip("the C reader is not built")
+    if reader == "python":
+        monkeypatch.setattr(_build, "_cbuild", None)
+    other = [
+        FleetNode(
+            lean=msgspec.structs.replace(B.node().lean, uuid=f"00000000-0000-0000-0000-{i:012d}"),
+            facts=B.node().facts,
+        )
+        for i in range(_build.CHUNK + 4)
+    ]
+    old = _seen(A.node(), "2026-11-01T11:00:00Z", "old")
+    new = _seen(A.node(), "2026-11-01T11:59:00Z", "new")
+    nodes = [old, *other, new]
+    with pytest.raises(InputError, match=r"0000000000a1 \(x2\)"):
+        NodeTable.from_nodes(nodes, now=NOW)
+    table = NodeTable.from_nodes(nodes, now=NOW, duplicates="newest")
+    want = NodeTable.from_nodes(unique_nodes(nodes, "newest"), now=NOW)
+    assert len(table) == len(nodes) - 1
+    assert table.name_of(0) == "new"
+    assert table.uuid.tolist() == want.uuid.tolist()
+    assert table.name_code.tolist() == want.name_code.tolist()
 
 
 def test_an_unknown_duplicates_mode_is_an_input_error() -> None:

@@ -111,7 +111,7 @@ if (
 ):
     _cbuild = None  # type: ignore[assignment]
 
-__all__ = ["CHUNK", "build_table"]
+__all__ = ["CHUNK", "RepeatedUuids", "build_table"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -396,6 +396,10 @@ class _Fleet:
             v: k for k, v in enumerate(dict.fromkeys(COMPLIANCE_TAGS))
         }
         self.numeric_strings = 0
+        #: each uuid read -> where it first appeared (a repeat is noticed as the chunks are
+        #: read, instead of in a pass of its own over the fleet's objects)
+        self.uuid_first: dict[str, int] = {}
+        self.read = 0
 
     def driver_number(self, version: str | None) -> int:
         n = self.drivers[version] = driver_number(version)
@@ -641,6 +645,8 @@ def _code_chunk(
     fleet.nums.append(block)
     uuid, name, operator, last_seen, created, os_name, arch, driver, words, facts = cols
     fleet.uuid.append(_utf8(uuid))
+    _positions(fleet.uuid_first, uuid, fleet.read, np.int64)
+    fleet.read += len(uuid)
     fleet.names.add(name)
     fleet.operators.add(operator)
     fleet.os_code.append(fleet.oses.code(os_name))
@@ -741,11 +747,21 @@ def _gpu_codes(fleet: _Fleet, name_code: I64, total_gb: F64) -> npt.NDArray[np.u
     return out
 
 
-def build_table(nodes: Sequence[TableNode], now_s: float, units: Units | None = None) -> NodeTable:
+class RepeatedUuids(Exception):  # noqa: N818 - a signal to the caller, not an error shown
+    """Raised by :func:`build_table` with ``unique=True`` when a uuid appears twice (the
+    caller then dedups with :func:`nodeselect.table._table.unique_nodes` and builds again)."""
+
+
+def build_table(
+    nodes: Sequence[TableNode], now_s: float, units: Units | None = None, *, unique: bool = False
+) -> NodeTable:
     """The table of ``nodes`` with telemetry freshness judged at ``now_s`` (Unix seconds).
 
     ``units``: telemetry units decided elsewhere (e.g. on the whole fleet, for a shard built
     apart) instead of inferred from ``nodes``; the per-node plausibility checks still run.
+    ``unique``: raise :class:`RepeatedUuids` once every node is read (before the fleet-wide
+    work) when a uuid repeats; the uuids are checked as the chunks are read (a dict operation
+    per uuid, in C), where a pass of its own over 20k nodes' objects cost ~8 % of the build.
 
     The cyclic garbage collector is paused while building (it is restored after, and left
     alone if it was already off): the build allocates only acyclic lists and tuples, and with
@@ -753,10 +769,10 @@ def build_table(nodes: Sequence[TableNode], now_s: float, units: Units | None = 
     the build time.
     """
     if not gc.isenabled():
-        return _build(nodes, now_s, units)
+        return _build(nodes, now_s, units, unique)
     gc.disable()
     try:
-        return _build(nodes, now_s, units)
+        return _build(nodes, now_s, units, unique)
     finally:
         gc.enable()
 
@@ -766,12 +782,17 @@ def _given(d: UnitDecision) -> UnitDecision:
     return attrs.evolve(d, how=f"given: {d.how}", evidence=0, agreeing=0, fallbacks=0)
 
 
-def _build(nodes: Sequence[TableNode], now_s: float, given: Units | None) -> NodeTable:
+def _build(
+    nodes: Sequence[TableNode], now_s: float, given: Units | None, unique: bool
+) -> NodeTable:
     n = len(nodes)
     fleet = _Fleet()
     read = _read_chunk if _cbuild is None else _read_chunk_c
     for a in range(0, max(n, 1), CHUNK):
         read(nodes[a : a + CHUNK], fleet)
+    if unique and len(fleet.uuid_first) != fleet.read:
+        raise RepeatedUuids
+    fleet.uuid_first.clear()
     nums = np.concatenate(fleet.nums)
     tele_s = nums[:, _MS] / 1000.0
     need = np.isnan(tele_s)

@@ -207,6 +207,12 @@ def check_now_arg(now: object, where: str) -> datetime:
     return now
 
 
+def check_duplicates_arg(duplicates: object) -> None:
+    """Raise InputError unless ``duplicates`` is ``"error"`` or ``"newest"``."""
+    if duplicates not in ("error", "newest"):
+        raise InputError(f"duplicates={duplicates!r}: give 'error' or 'newest'")
+
+
 def unique_nodes(
     nodes: Sequence[TableNode], duplicates: Duplicates = "error"
 ) -> Sequence[TableNode]:
@@ -216,8 +222,7 @@ def unique_nodes(
     per uuid, the node whose ``last_seen_at`` is newest (a missing or unreadable timestamp is
     oldest; among equals the first), at the place of the uuid's first occurrence.
     """
-    if duplicates not in ("error", "newest"):
-        raise InputError(f"duplicates={duplicates!r}: give 'error' or 'newest'")
+    check_duplicates_arg(duplicates)
     uuids = [node.lean.uuid for node in nodes]
     if len(set(uuids)) == len(uuids):
         return nodes
@@ -383,12 +388,18 @@ class NodeTable:
         Raises TypeError when ``nodes`` is not a sequence of fetched nodes (a ``FetchResult``:
         use :meth:`from_fetch` or its ``.nodes``), or ``now`` not a timezone-aware datetime.
         """
-        from nodeselect.table._build import build_table  # noqa: PLC0415 - _build imports this module
+        from nodeselect.table._build import (  # noqa: PLC0415 - _build imports this module
+            RepeatedUuids,
+            build_table,
+        )
 
         check_nodes_arg(nodes, "NodeTable.from_nodes")
         when = check_now_arg(now, "NodeTable.from_nodes")
-        nodes = unique_nodes(nodes, duplicates)
-        return build_table(nodes, when.timestamp(), units)
+        check_duplicates_arg(duplicates)
+        try:  # uuids are checked while the nodes are read; a repeat is rare
+            return build_table(nodes, when.timestamp(), units, unique=True)
+        except RepeatedUuids:
+            return build_table(unique_nodes(nodes, duplicates), when.timestamp(), units)
 
     @classmethod
     def from_fetch(
