@@ -193,8 +193,8 @@ def test_unusual_values_fall_back_to_python(fleet: list[FleetNode], chunk: int) 
 
 
 @needs_c
-@pytest.mark.slow  # ~10 s: many more examples of both
-@settings(max_examples=300, deadline=None)
+@pytest.mark.slow  # ~13 s: many more examples of both
+@settings(max_examples=150, deadline=None)
 @given(st.booleans().flatmap(_fleets), st.integers(1, 12))
 def test_c_reader_equals_python_on_many_odd_fleets(fleet: list[FleetNode], chunk: int) -> None:
     """As the two tests above, with many more examples."""
