@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import resource
 import subprocess
@@ -38,6 +37,9 @@ import numpy as np
 from nodeselect import NodeTable, rank_many
 from nodeselect.dask import DEFAULT_BATCH, Survey, connect, synthetic_shards
 from nodeselect.jobs import CpuReq, GpuReq, Job, MemoryReq, PlacementReq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _procs
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SHARD = 250_000
@@ -124,22 +126,9 @@ def _work(times: int, barrier: Any, out: Any) -> None:
     out.put(time.perf_counter() - t0)
 
 
-def _children(procs: int, times: int) -> float:
-    """The longest of ``procs`` processes' times, each doing the workload ``times`` times."""
-    ctx = multiprocessing.get_context("spawn")
-    barrier, out = ctx.Barrier(procs), ctx.Queue()
-    ps = [ctx.Process(target=_work, args=(times, barrier, out)) for _ in range(procs)]
-    for p in ps:
-        p.start()
-    got = [out.get() for _ in ps]
-    for p in ps:
-        p.join()
-    return max(got)
-
-
 def machine_parallelism() -> float:
     """How much faster 2 processes do 2 units of the same rank_many work than 1 does."""
-    return _children(1, 2) / _children(2, 1)
+    return _procs.longest(1, _work, 2) / _procs.longest(2, _work, 1)
 
 
 def main() -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import multiprocessing
 import os
 import resource
 import sys
@@ -36,6 +35,7 @@ from nodeselect.engine._rank import table_stats
 from nodeselect.table._table import NodeTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _procs
 from bench_engine import NOW
 from bench_fresh import batch_jobs
 
@@ -104,27 +104,11 @@ def _same_work(n: int, n_jobs: int, times: int, barrier: Any, out: Any) -> None:
     out.put(time.perf_counter() - t0)
 
 
-def _children(procs: int, times: int, n: int, n_jobs: int) -> float:
-    """The longest of ``procs`` processes' times, each doing the work ``times`` times."""
-    ctx = multiprocessing.get_context("spawn")
-    barrier, out = ctx.Barrier(procs), ctx.Queue()
-    ps = [
-        ctx.Process(target=_same_work, args=(n, n_jobs, times, barrier, out))
-        for _ in range(procs)
-    ]
-    for p in ps:
-        p.start()
-    got = [out.get() for _ in ps]
-    for p in ps:
-        p.join()
-    return max(got)
-
-
 def ceiling(n: int, n_jobs: int, repeat: int) -> None:
     """Two processes doing the work once each at once vs one process doing it twice."""
     for r in range(repeat):
-        serial = _children(1, 2, n, n_jobs)
-        parallel = _children(2, 1, n, n_jobs)
+        serial = _procs.longest(1, _same_work, n, n_jobs, 2)
+        parallel = _procs.longest(2, _same_work, n, n_jobs, 1)
         print(
             f"[{r + 1}] machine ceiling: 2 processes each ranking the same {n_jobs:,} jobs x "
             f"{n:,} nodes (one thread each) finish {serial / parallel:.2f}x faster than 1 "

@@ -279,6 +279,26 @@ static PyObject *image_bit_of(PyObject *image_bit, PyObject *tag) {
     return bit;
 }
 
+/* The first truthy `attr` of the objects that are not None (as `a.x or b.x or c.x` picks it,
+ * held by `h`), left in *out; *out is unchanged when none is truthy. 0, or -1 on error. */
+static int first_truthy(Held *h, PyObject *objs[3], SlotCache *attr, PyObject **out) {
+    for (int j = 0; j < 3; j++) {
+        if (objs[j] == Py_None)
+            continue;
+        PyObject *v = get(h, objs[j], attr);
+        if (v == NULL)
+            return -1;
+        int t = PyObject_IsTrue(v);
+        if (t < 0)
+            return -1;
+        if (t) {
+            *out = v;
+            return 0;
+        }
+    }
+    return 0;
+}
+
 /* Read one node (row i); 0 or -1 (exception set: the caller turns it into Fallback). */
 static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *flags,
                      Py_ssize_t n, PyObject **cols, Doubles *g, PyObject *image_bit,
@@ -507,36 +527,12 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
         return -1;
     PyObject *oses[3] = {sw_os, hw_os, d_os};
     PyObject *name = empty_str;
-    for (int j = 0; j < 3; j++) {
-        if (oses[j] == Py_None)
-            continue;
-        PyObject *v = get(h, oses[j], A(name));
-        if (v == NULL)
-            return -1;
-        int t = PyObject_IsTrue(v);
-        if (t < 0)
-            return -1;
-        if (t) {
-            name = v;
-            break;
-        }
-    }
+    if (first_truthy(h, oses, A(name), &name) < 0)
+        return -1;
     PyObject *archs[3] = {hw_os, sw_os, d_os};
     PyObject *arch = Py_None;
-    for (int j = 0; j < 3; j++) {
-        if (archs[j] == Py_None)
-            continue;
-        PyObject *v = get(h, archs[j], A(architecture));
-        if (v == NULL)
-            return -1;
-        int t = PyObject_IsTrue(v);
-        if (t < 0)
-            return -1;
-        if (t) {
-            arch = v;
-            break;
-        }
-    }
+    if (first_truthy(h, archs, A(architecture), &arch) < 0)
+        return -1;
 
     /* GPUs, with telemetry matched by name */
     Py_ssize_t ng = 0;
