@@ -279,6 +279,24 @@ static PyObject *image_bit_of(PyObject *image_bit, PyObject *tag) {
     return bit;
 }
 
+/* obj.<attr> as a sequence held by `h` in *seq (PySequence_Fast) with its length in *m, or
+ * *m = 0 when the value is falsy (None or empty: the Python loop's `if obj.attr:`). 0, or -1
+ * on error. */
+static int seq_attr(Held *h, PyObject *obj, SlotCache *attr, PyObject **seq, Py_ssize_t *m) {
+    *seq = NULL;
+    *m = 0;
+    PyObject *v = get(h, obj, attr);
+    if (v == NULL)
+        return -1;
+    int t = truthy(v);
+    if (t <= 0)
+        return t;
+    if ((*seq = fast(h, v)) == NULL)
+        return -1;
+    *m = PySequence_Fast_GET_SIZE(*seq);
+    return 0;
+}
+
 /* The first truthy `attr` of the objects that are not None (as `a.x or b.x or c.x` picks it,
  * held by `h`), left in *out; *out is unchanged when none is truthy. 0, or -1 on error. */
 static int first_truthy(Held *h, PyObject *objs[3], SlotCache *attr, PyObject **out) {
@@ -310,17 +328,11 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
 
     /* CPU cores */
     long long k = 0;
-    PyObject *cpus = get(h, d, A(cpus));
-    if (cpus == NULL)
+    PyObject *seq;
+    Py_ssize_t m;
+    if (seq_attr(h, d, A(cpus), &seq, &m) < 0)
         return -1;
-    int t_cpus = truthy(cpus);
-    if (t_cpus < 0)
-        return -1;
-    if (t_cpus) {
-        PyObject *seq = fast(h, cpus);
-        if (seq == NULL)
-            return -1;
-        Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+    if (m) {
         for (Py_ssize_t j = 0; j < m; j++) {
             if (PySequence_Fast_GET_SIZE(seq) != m) /* resized by a callback: unusual */
                 return -1;
@@ -377,17 +389,9 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
     /* RAM sticks: sum of available and max (None skipped), NaN when none */
     double s_av = NAN, s_mx = NAN;
     int whole = 1;
-    PyObject *rams = get(h, d, A(rams));
-    if (rams == NULL)
+    if (seq_attr(h, d, A(rams), &seq, &m) < 0)
         return -1;
-    int t_rams = truthy(rams);
-    if (t_rams < 0)
-        return -1;
-    if (t_rams) {
-        PyObject *seq = fast(h, rams);
-        if (seq == NULL)
-            return -1;
-        Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+    if (m) {
         for (Py_ssize_t j = 0; j < m; j++) {
             if (PySequence_Fast_GET_SIZE(seq) != m) /* resized by a callback: unusual */
                 return -1;
@@ -425,17 +429,9 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
     /* the largest drive (max of the values present; a double compare picks the double of
      * Python's exact max: rounding is monotonic, and NaN compares alike) */
     double df = NAN, dt = NAN;
-    PyObject *drives = get(h, d, A(hard_drives));
-    if (drives == NULL)
+    if (seq_attr(h, d, A(hard_drives), &seq, &m) < 0)
         return -1;
-    int t_drives = truthy(drives);
-    if (t_drives < 0)
-        return -1;
-    if (t_drives) {
-        PyObject *seq = fast(h, drives);
-        if (seq == NULL)
-            return -1;
-        Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+    if (m) {
         int have_f = 0, have_t = 0;
         for (Py_ssize_t j = 0; j < m; j++) {
             if (PySequence_Fast_GET_SIZE(seq) != m) /* resized by a callback: unusual */
@@ -482,17 +478,9 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
             return -1;
         if (drv != Py_None && (version = get(h, drv, A(version))) == NULL)
             return -1;
-        PyObject *tags = get(h, sw, A(cached_image_tags));
-        if (tags == NULL)
+        if (seq_attr(h, sw, A(cached_image_tags), &seq, &m) < 0)
             return -1;
-        int t_tags = truthy(tags);
-        if (t_tags < 0)
-            return -1;
-        if (t_tags) {
-            PyObject *seq = fast(h, tags);
-            if (seq == NULL)
-                return -1;
-            Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+        if (m) {
             for (Py_ssize_t j = 0; j < m; j++) {
                 if (PySequence_Fast_GET_SIZE(seq) != m) /* resized by a callback: unusual */
                     return -1;
@@ -535,18 +523,10 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
         return -1;
 
     /* GPUs, with telemetry matched by name */
-    Py_ssize_t ng = 0;
-    PyObject *gpus = get(h, d, A(gpus));
-    if (gpus == NULL)
+    Py_ssize_t ng;
+    if (seq_attr(h, d, A(gpus), &seq, &ng) < 0)
         return -1;
-    int t_gpus = truthy(gpus);
-    if (t_gpus < 0)
-        return -1;
-    if (t_gpus) {
-        PyObject *seq = fast(h, gpus);
-        if (seq == NULL)
-            return -1;
-        ng = PySequence_Fast_GET_SIZE(seq);
+    if (ng) {
         PyObject *tseq = NULL;
         int matched = 0;
         if (tg != Py_None) {
