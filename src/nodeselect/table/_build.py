@@ -17,8 +17,9 @@ and TLB miss per object, several times the work done with it. So the build reach
 * while the chunk is still in cache, its numbers become one ``float64`` block (``np.fromiter``
   over the flat list; ``None`` -> NaN), its strings are coded against the fleet's vocabularies
   with one dict operation per value (each normalization runs once per distinct raw value), its
-  uuids packed as bytes, its proved facts coded once per distinct combination, and its GPUs'
-  fields read by comprehensions;
+  uuids packed as bytes and added to the set of uuids read (``from_nodes`` refuses or dedups a
+  repeat once every chunk is read, before the fleet-wide work), its proved facts coded once per
+  distinct combination, and its GPUs' fields read by comprehensions;
 * once every chunk is read, only compact arrays remain: timestamps are parsed once per distinct
   string of the whole fleet, the telemetry units are decided for the fleet from whole columns
   (:mod:`nodeselect.table._units`), implausible values masked with array operations, GPU
