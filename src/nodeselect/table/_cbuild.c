@@ -216,6 +216,17 @@ static int num(PyObject *v, double *out) {
     return -1;
 }
 
+/* obj.name as a number in *x: 1, or 0 when it is None (*x untouched), or -1 (not a number:
+ * unusual, or an error). */
+static int opt_num(Held *h, PyObject *obj, SlotCache *name, double *x) {
+    PyObject *v = get(h, obj, name);
+    if (v == NULL)
+        return -1;
+    if (v == Py_None)
+        return 0;
+    return num(v, x) < 0 ? -1 : 1;
+}
+
 /* obj.name as a number (obj must not be None). */
 static int num_attr(Held *h, PyObject *obj, SlotCache *name, double *out) {
     PyObject *v = get(h, obj, name);
@@ -397,23 +408,17 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
                 return -1;
             PyObject *rr = PySequence_Fast_GET_ITEM(seq, j);
             double x;
-            PyObject *v = get(h, rr, A(memory_gb_available));
-            if (v == NULL)
+            int has = opt_num(h, rr, A(memory_gb_available), &x);
+            if (has < 0)
                 return -1;
-            if (v != Py_None) {
-                if (num(v, &x) < 0)
-                    return -1;
+            if (has)
                 s_av = (isnan(s_av) ? 0.0 : s_av) + x; /* 0.0 + x, as Python's */
-            }
-            if ((v = get(h, rr, A(memory_gb_max))) == NULL)
+            if ((has = opt_num(h, rr, A(memory_gb_max), &x)) < 0)
                 return -1;
-            if (v != Py_None) {
-                if (num(v, &x) < 0)
-                    return -1;
+            if (has)
                 s_mx = (isnan(s_mx) ? 0.0 : s_mx) + x;
-            } else {
+            else
                 whole = 0;
-            }
         }
     }
     {
@@ -438,25 +443,17 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
                 return -1;
             PyObject *hd = PySequence_Fast_GET_ITEM(seq, j);
             double x;
-            PyObject *v = get(h, hd, A(available_capacity_gb));
-            if (v == NULL)
+            int has = opt_num(h, hd, A(available_capacity_gb), &x);
+            if (has < 0)
                 return -1;
-            if (v != Py_None) {
-                if (num(v, &x) < 0)
-                    return -1;
-                if (!have_f || x > df)
-                    df = x;
-                have_f = 1;
-            }
-            if ((v = get(h, hd, A(max_capacity_gb))) == NULL)
+            if (has && (!have_f || x > df))
+                df = x;
+            have_f |= has;
+            if ((has = opt_num(h, hd, A(max_capacity_gb), &x)) < 0)
                 return -1;
-            if (v != Py_None) {
-                if (num(v, &x) < 0)
-                    return -1;
-                if (!have_t || x > dt)
-                    dt = x;
-                have_t = 1;
-            }
+            if (has && (!have_t || x > dt))
+                dt = x;
+            have_t |= has;
         }
     }
 
