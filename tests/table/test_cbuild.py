@@ -10,6 +10,7 @@ import shlex
 import shutil
 import sys
 import sysconfig
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_build_dialects import assert_identical
 
+from nodeselect.documents import format_timestamp, parse_timestamp
 from nodeselect.documents._facts import ProvedFacts
 from nodeselect.documents._lean import (
     MAX_MAGNITUDE,
@@ -36,6 +38,7 @@ from nodeselect.documents._lean import (
     LeanTelemetryGpu,
     LeanVram,
 )
+from nodeselect.errors import DocumentError
 from nodeselect.table import _build
 from nodeselect.table._table import NodeTable
 from strategies_fleet import NOW, FleetNode
@@ -82,9 +85,11 @@ def _maybe_unusual(odd: bool) -> st.SearchStrategy[Any]:
 
 def _seq(elements: st.SearchStrategy[Any], max_size: int = 3) -> st.SearchStrategy[Any]:
     """Lists, empty lists, ``None``, and now and then a tuple."""
-    return st.none() | st.lists(elements, max_size=max_size) | st.lists(
-        elements, max_size=max_size
-    ).map(tuple)
+    return (
+        st.none()
+        | st.lists(elements, max_size=max_size)
+        | st.lists(elements, max_size=max_size).map(tuple)
+    )
 
 
 @st.composite
@@ -219,17 +224,36 @@ def test_a_fallback_chunk_mid_fleet_builds_the_same_table() -> None:
     assert NodeTable.from_nodes(nodes, now=NOW).reputation[5] == 1.0
 
 
+def _read(nodes: list[Any], block: Any, flags: Any, ints: Any = None, times: Any = None) -> Any:
+    """``read_chunk`` with empty vocabularies and the given buffers (right-sized by default)."""
+    assert C_READER is not None
+    n = len(nodes)
+    ints = np.empty((7, n), np.int64) if ints is None else ints
+    times = np.empty((2, n)) if times is None else times
+    luts: tuple[dict[Any, int], ...] = ({}, {}, {}, {})
+    return C_READER.read_chunk(
+        nodes, block, flags, {}, None, luts, {"": 0, None: 0}, {}, 1, {}, {}, set(), ints, times
+    )
+
+
 @needs_c
 def test_the_reader_refuses_buffers_of_the_wrong_size() -> None:
-    """A block or flags buffer not sized for the chunk is an error, never a write past it."""
-    assert C_READER is not None
+    """A buffer not sized for the chunk is an error, never a write past it."""
     nodes = [FleetNode(lean=LeanNode(uuid="a"))]
+    block, flags = np.empty((1, 12)), np.empty((2, 1), np.bool_)
     with pytest.raises(ValueError, match="wrong size"):
-        C_READER.read_chunk(nodes, np.empty((1, 11)), np.empty((2, 1), np.bool_), {}, None)
+        _read(nodes, np.empty((1, 11)), flags)
     with pytest.raises(ValueError, match="wrong size"):
-        C_READER.read_chunk(nodes, np.empty((1, 12)), np.empty((2, 2), np.bool_), {}, None)
+        _read(nodes, block, np.empty((2, 2), np.bool_))
+    with pytest.raises(ValueError, match="wrong size"):
+        _read(nodes, block, flags, times=np.empty((2, 2)))
+    with pytest.raises(ValueError, match="int32/int64"):
+        _read(nodes, block, flags, ints=np.empty((6, 1), np.int64))
+    with pytest.raises(ValueError, match="wrong size"):
+        _read(nodes, block, flags, ints=np.empty((7, 1), np.int32))
     with pytest.raises(BufferError):
-        C_READER.read_chunk(nodes, np.empty((1, 12))[:, ::1].T.copy().T[:, :], b"xx", {}, None)
+        _read(nodes, block, b"xx")
+    _read(nodes, block, flags)  # right-sized: reads
 
 
 @needs_c
@@ -294,3 +318,80 @@ def test_an_interrupt_in_a_callback_is_not_redone_by_python() -> None:
         with pytest.raises(_Stop):
             NodeTable.from_nodes([node], now=NOW)
     assert len(calls) == 1
+
+
+def _epoch_truth(s: str | None) -> float:
+    """What the table holds for a timestamp: parse_timestamp(s).timestamp(), NaN if none."""
+    try:
+        return math.nan if s is None else parse_timestamp(s).timestamp()
+    except DocumentError:
+        return math.nan
+
+
+_timestampish = st.one_of(
+    st.none(),
+    st.datetimes(timezones=st.just(UTC)).map(format_timestamp),
+    st.builds(
+        lambda dt, frac, off: dt.strftime("%Y-%m-%dT%H:%M:%S") + frac + off,
+        st.datetimes(min_value=datetime(2, 1, 1)),
+        st.sampled_from(["", ".", ".5", ".123456", ".1234567891", ".1234567890123456789012"]),
+        st.sampled_from(["Z", "z", "+05:30", "", " Z"]),
+    ),
+    st.sampled_from(
+        [
+            "2024-02-29T12:00:00Z",  # leap day
+            "2023-02-29T12:00:00Z",  # no such day
+            "2100-02-29T00:00:00Z",  # no leap day in 2100
+            "2000-02-29T00:00:00Z",
+            "0001-01-01T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-05-31T24:00:00Z",
+            "2024-05-31T23:60:00Z",
+            "2024-05-31T23:59:60Z",
+            "2255-06-05T23:47:34.740992Z",  # the last instant below 2**53 microseconds
+            "2255-06-05T23:47:34.740993Z",
+            "1684-07-28T00:12:25.259008Z",
+            "1684-07-28T00:12:25.259007Z",
+            "9999-12-31T23:59:59.999999Z",
+            "2024-05-31 23:59:59Z",
+            "2024-05-31T23:59:59.Z",
+            "2024-05-31T23:59:5Z",
+            "\uff12\uff10\uff12\uff14-05-31T23:59:59Z",  # full-width digits
+            "2024-05-31T23:59:59Z\x00",
+            "2024-05-31T23:59:59\x00Z",
+            "",
+        ]
+    ),
+)
+
+
+@needs_c
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_timestampish, _timestampish), max_size=12), st.integers(1, 5))
+def test_c_parsed_timestamps_equal_the_scalar_parser(
+    stamps: list[tuple[str | None, str | None]], chunk: int
+) -> None:
+    """The timestamps the C reader parses itself (last_seen_at, and created_at where the
+    event has no timestamp_ms) hold what ``parse_timestamp(s).timestamp()`` gives, NaN where it
+    refuses: leap days, the ends of the exactly representable range, long fractions, odd
+    separators, NULs and non-ASCII digits; and the Python reader builds the same table."""
+    nodes = [
+        FleetNode(
+            lean=LeanNode(
+                uuid=f"t{i}",
+                last_seen_at=seen,
+                latest_hardware_event=LeanHardwareEvent(created_at=created),
+            )
+        )
+        for i, (seen, created) in enumerate(stamps)
+    ]
+    table = _build_with(C_READER, nodes, chunk)
+    assert isinstance(table, NodeTable), table
+    for got, want in (
+        (table.last_seen_epoch_s, [_epoch_truth(s) for s, _ in stamps]),
+        (table.telemetry_epoch_s, [_epoch_truth(c) for _, c in stamps]),
+    ):
+        assert [float(v).hex() for v in got] == [float(v).hex() for v in want]
+    _same_both_ways(nodes, chunk)

@@ -20,12 +20,12 @@ and TLB miss per object, several times the work done with it. So the build reach
   uuids packed as bytes and added to the set of uuids read (``from_nodes`` refuses or dedups a
   repeat once every chunk is read, before the fleet-wide work), its proved facts coded once per
   distinct combination, and its GPUs' fields read by comprehensions;
-* once every chunk is read, only compact arrays remain: timestamps are parsed once per distinct
-  string of the whole fleet, the telemetry units are decided for the fleet from whole columns
-  (:mod:`nodeselect.table._units`), implausible values masked with array operations, GPU
-  models resolved once per distinct (name, total VRAM) pair, and the engine's job-independent
-  derived columns (:func:`nodeselect.table._derived.build_derived`) built vectorized, so the
-  first rank on a fresh table does not pay for them.
+* once every chunk is read, only compact arrays remain (timestamps were parsed chunk by
+  chunk, each distinct string of a chunk once): the telemetry units are decided for the fleet
+  from whole columns (:mod:`nodeselect.table._units`), implausible values masked with array
+  operations, GPU models resolved once per distinct (name, total VRAM) pair, and the engine's
+  job-independent derived columns (:func:`nodeselect.table._derived.build_derived`) built
+  vectorized, so the first rank on a fresh table does not pay for them.
 
 The per-node read has two implementations, giving the same columns: the Python loop of
 :func:`_read_chunk`, and an optional C extension (``nodeselect.table._cbuild``, compiled at
@@ -33,19 +33,23 @@ install time by ``hatch_build.py`` when a C compiler is there; ``NODESELECT_PURE
 at import, forces the Python loop). The C reader reads a chunk field by field in the loop's order
 (member-descriptor slots read at their offsets, as ``getattr`` finds them), writes the numbers
 into a preallocated float64 block through the buffer protocol and the GPU numbers into one
-buffer, and returns the string columns, which are then coded here with the dict loops of
-``_cbuild.codes``/``_cbuild.positions``. It decides nothing odd on its own: any value of an
-unexpected type (bool, numeric string, an int beyond a double, an error) hands the whole chunk
-back to the Python loop, which redoes it. The tests run every build property with both readers.
+buffer, and codes each string as it reads it (uuid bytes and the set of uuids, first positions
+of names and operators, look-ups of OS, architecture, driver and GPU names, facts slots, and the
+timestamps of the common ``...Z`` form parsed to seconds): a separate pass over a chunk's
+strings met each one cold again. It decides nothing odd on its own: any value of an unexpected
+type (bool, numeric string, an int beyond a double, an error) hands the whole chunk back to the
+Python loop, which redoes it; the values its dicts lack and the timestamps of other forms are
+left to the Python side, as the Python loop's coding does them. The tests run every build
+property with both readers.
 
-Where the time goes (issue 13 wants >= 200k nodes/s; 20k simulator nodes, CPU time, load ~1.3
-on a shared 2-core machine, so only the shares carry over). Pure Python, ~11.7 µs a node: the
-per-node loop ~40 %, the GPU columns ~14 % (five numbers and a name per GPU, 2.3 GPUs a node),
-converting the chunk's numbers and transposing its strings ~8 %, coding strings and facts
-~15 %, the fleet-wide tail (units, uuid and name bytes, timestamps, GPU models) ~15 %. With the
-C reader, ~6.3 µs a node (1.85x): the C read ~40 % (it is bound by cache misses: a node's ~100
-objects are spread over the heap, and prefetching them ahead did not measurably help), coding
-strings and facts ~20 %, the fleet-wide tail ~35 %. The pure-Python loop is not replaced by
+Where the time goes (issue 13 wants >= 200k nodes/s; 20k simulator nodes). Pure Python, ~10 µs
+a node: the per-node loop ~40 %, the GPU columns ~14 % (five numbers and a name per GPU, 2.3
+GPUs a node), converting the chunk's numbers and transposing its strings ~8 %, coding strings
+and facts ~15 %, the fleet-wide tail ~15 %. With the C reader, ~5 µs a node: the C read and
+coding ~75 % (about 12k instructions a node, and cache and TLB misses: a node's ~100 objects are
+spread over the heap; prefetching them ahead, level by level of the node's tree, gained at most
+5-10 %, within this machine's noise), the fleet-wide tail (units, GPU models, derived columns)
+the rest. The pure-Python loop is not replaced by
 C-level iteration from Python on purpose: on CPython 3.11 ``node.field`` on a msgspec struct is
 a specialized slot read, cheaper than ``operator.attrgetter`` (a generic ``getattr`` per field,
 ~1.7x the loop's cost for the node's 16 top-level fields) or ``msgspec.structs.astuple`` +
@@ -100,7 +104,7 @@ from nodeselect.table._units import (
 #: The version of ``_cbuild.c`` this module calls (its ``VERSION``); an extension of another
 #: version (a stale build an earlier editable install left in ``src/``) is not used: re-run
 #: ``pip install -e .`` after changing ``_cbuild.c``.
-CBUILD_VERSION: Final = 1
+CBUILD_VERSION: Final = 2
 
 try:
     from nodeselect.table import _cbuild
@@ -132,6 +136,9 @@ _NAN_KEY: Final = 0x7FF8000000000000  # the bits every NaN total is keyed by (no
 # Columns of a chunk's number block (one row per node; None -> NaN).
 _REP, _MS, _CPU, _RF, _RT, _DF, _DT, _SAV, _SMX, _WHOLE, _CORES, _NG = range(12)
 _NUMS: Final = 12
+# Rows of the C reader's int64 output (its enum INT_*).
+_I_NAME, _I_OPERATOR, _I_FACTS, _I_UUID_LEN, _I_OS, _I_ARCH, _I_DRIVER = range(7)
+_INTS: Final = 7
 # Fields of a node's other tuple.
 _OBJS: Final = 12
 
@@ -213,12 +220,23 @@ def _lookup(
             return out
     else:
         out = np.fromiter(map(lut.get, values, repeat(-1)), dtype=dtype, count=n)
+    return _resolve(lut, values, new, out)
+
+
+def _resolve(
+    lut: dict[Any, int],
+    values: Sequence[Hashable],
+    new: Callable[[Any], int],
+    out: npt.NDArray[Any],
+) -> npt.NDArray[Any]:
+    """``out`` (each value's code, -1 where ``lut`` lacks the value) with the lacking values
+    coded by ``new`` once each, in order of first appearance."""
     missing = out < 0
     if missing.any():
         absent = list(compress(values, missing.tolist()))
         for v in dict.fromkeys(absent):
             new(v)
-        out[missing] = np.fromiter(map(lut.__getitem__, absent), dtype=dtype, count=len(absent))
+        out[missing] = np.fromiter(map(lut.__getitem__, absent), dtype=out.dtype, count=len(absent))
     return out
 
 
@@ -289,8 +307,13 @@ class _FirstSeen:
         self.seen = 1
 
     def add(self, values: Sequence[Hashable]) -> None:
-        self.raw.append(_positions(self.first, values, self.seen, np.int64))
-        self.seen += len(values)
+        self.added(_positions(self.first, values, self.seen, np.int64))
+
+    def added(self, positions: I64) -> None:
+        """Values keyed in :attr:`first` elsewhere (from position :attr:`seen` on): their
+        positions."""
+        self.raw.append(positions)
+        self.seen += len(positions)
 
     def codes(self) -> I32:
         """Every value added so far, coded."""
@@ -316,10 +339,10 @@ class _Raw:
         self.values: list[Any] = []
 
     def code(self, values: Sequence[Hashable]) -> I64:
-        out: I64 = _lookup(self.index, values, self._new, np.int64)
+        out: I64 = _lookup(self.index, values, self.new, np.int64)
         return out
 
-    def _new(self, v: Hashable) -> int:
+    def new(self, v: Hashable) -> int:
         c = self.index.get(v)
         if c is None:
             c = self.index[v] = len(self.values)
@@ -364,8 +387,8 @@ class _Fleet:
 
     def __init__(self) -> None:
         self.nums: list[F64] = []
-        self.seen: list[str | None] = []  # last_seen_at, parsed once for the fleet
-        self.created: list[str | None] = []  # of the nodes without timestamp_ms, in order
+        self.seen: list[F64] = []  # last_seen_at, Unix seconds
+        self.created: list[F64] = []  # created_at where timestamp_ms is missing, else NaN
         self.flags: list[npt.NDArray[np.bool_]] = []
         self.uuid: list[tuple[bytes, I64]] = []
         self.os_code: list[I32] = []
@@ -380,6 +403,9 @@ class _Fleet:
         self.g_tfree: list[F64] = []
         self.g_ttotal: list[F64] = []
         self.names = _FirstSeen()
+        #: per chunk, the UTF-8 bytes of its new names and their lengths (the vocabulary's
+        #: bytes, from the C reader; None once a chunk was read by the Python loop)
+        self.name_bytes: list[tuple[bytes, I64]] | None = []
         self.operators = _FirstSeen()
         self.oses = _Vocab((), _os_norm)
         self.arches = _Vocab(("x86_64", "aarch64"), arch_name)
@@ -593,8 +619,10 @@ def _convert_chunk(
         facts,
     ) = cols
     flags = np.array([suspended, deleted], dtype=np.bool_).reshape(2, len(objs))
-    # the event's created_at where it has no timestamp_ms: parsed once for the fleet
-    untimed = list(compress(created, np.isnan(block[:, _MS]).tolist()))
+    # the event's created_at where it has no timestamp_ms
+    untimed = np.isnan(block[:, _MS])
+    created_s = np.full(len(objs), math.nan)
+    created_s[untimed] = _epoch_s(list(compress(created, untimed.tolist())))
     k = len(gpu_flat)
     vrams = [_NO_VRAM if t.vram is None else t.vram for t in tele_flat]
     gpu_nums = (
@@ -604,63 +632,97 @@ def _convert_chunk(
         _f64([v.free for v in vrams], k),
         _f64([v.total for v in vrams], k),
     )
-    _code_chunk(
-        fleet,
-        block,
-        flags,
-        cols=(uuid, name, operator, last_seen, untimed, os_name, arch, driver, words, facts),
-        g_names=[g.name for g in gpu_flat],
-        g_nums=gpu_nums,
-    )
+    fleet.uuid.append(_utf8(uuid))
+    fleet.uuids_seen.update(uuid)
+    fleet.names.add(name)
+    fleet.name_bytes = None  # new names' bytes are collected by the C reader only
+    fleet.operators.add(operator)
+    fleet.seen.append(_epoch_s(last_seen))
+    fleet.created.append(created_s)
+    fleet.os_code.append(fleet.oses.code(os_name))
+    fleet.arch_code.append(fleet.arches.code(arch))
+    fleet.driver.append(_lookup(fleet.drivers, driver, fleet.driver_number, np.int32))
+    fleet.facts.append(_facts_slots(facts, fleet))
+    g_names = [g.name for g in gpu_flat]
+    fleet.g_name.append(fleet.gpu_names.code(g_names))
+    _add_chunk(fleet, block, flags, words, gpu_nums)
 
 
 def _read_chunk_c(nodes: Sequence[TableNode], fleet: _Fleet) -> None:
-    """:func:`_read_chunk` by the C extension (same columns; the Python loop redoes a chunk
-    whose values the extension calls unusual)."""
+    """:func:`_read_chunk` by the C extension, which also codes the chunk's strings as it
+    reads them (while their objects are in cache): same columns; the Python loop redoes a
+    chunk whose values the extension calls unusual."""
     assert _cbuild is not None
     n = len(nodes)
     block = np.empty((n, _NUMS))
     flags = np.empty((2, n), dtype=np.bool_)
+    ints = np.empty((_INTS, n), dtype=np.int64)
+    times = np.empty((2, n))
+    facts_first: dict[tuple[Any, ...], int] = {}
     try:
-        *cols, g_names, g_bytes, numeric_strings = _cbuild.read_chunk(
-            nodes, block, flags, fleet.image_bit, gpu_names_agree
+        out = _cbuild.read_chunk(
+            nodes,
+            block,
+            flags,
+            fleet.image_bit,
+            gpu_names_agree,
+            (fleet.oses.lut, fleet.arches.lut, fleet.drivers, fleet.gpu_names.index),
+            fleet.names.first,
+            fleet.operators.first,
+            fleet.names.seen,  # = fleet.operators.seen: both count the nodes read
+            fleet.facts_slots,
+            facts_first,
+            fleet.uuids_seen,
+            ints,
+            times,
         )
     except _cbuild.Fallback:
         _read_chunk(nodes, fleet)
         return
+    os_name, arch, driver, words, g_names, g_bytes, g_codes, u_bytes, n_bytes, n_lengths = out[:10]
+    odd, numeric_strings = out[10:]
     fleet.numeric_strings += numeric_strings
+    if odd:  # timestamps of other forms than the C parser's
+        rows, at, values = zip(*odd, strict=True)
+        times[list(rows), list(at)] = parse_timestamps_to_epoch_s(values)
+    fleet.uuid.append((u_bytes, ints[_I_UUID_LEN]))
+    fleet.names.added(ints[_I_NAME])
+    if fleet.name_bytes is not None:
+        fleet.name_bytes.append((n_bytes, np.frombuffer(n_lengths, dtype=np.int64)))
+    fleet.operators.added(ints[_I_OPERATOR])
+    fleet.seen.append(times[0])
+    fleet.created.append(times[1])
+    fleet.os_code.append(_resolve(fleet.oses.lut, os_name, fleet.oses.code1, ints[_I_OS]))
+    fleet.arch_code.append(_resolve(fleet.arches.lut, arch, fleet.arches.code1, ints[_I_ARCH]))
+    fleet.driver.append(
+        # driver numbers are below 2**31 (driver_number's packing)
+        _resolve(fleet.drivers, driver, fleet.driver_number, ints[_I_DRIVER]).astype(np.int32)
+    )
+    slot = ints[_I_FACTS]  # the slot, or -1 - the row new facts first appear at
+    new = slot < 0
+    if new.any():
+        slot[new] = _slots_of(facts_first, -1 - slot[new], fleet, n)
+    fleet.facts.append(slot)
+    fleet.g_name.append(
+        _resolve(
+            fleet.gpu_names.index,
+            g_names,
+            fleet.gpu_names.new,
+            np.frombuffer(g_codes, dtype=np.int64).copy(),
+        )
+    )
     g = np.frombuffer(g_bytes, dtype=np.float64).reshape(-1, 5).T
-    _code_chunk(fleet, block, flags, cols=cols, g_names=g_names, g_nums=tuple(g))
+    _add_chunk(fleet, block, flags, words, tuple(g))
 
 
-def _code_chunk(
-    fleet: _Fleet,
-    block: F64,
-    flags: B,
-    *,
-    cols: Sequence[Sequence[Any]],
-    g_names: list[Any],
-    g_nums: Sequence[F64],
+def _add_chunk(
+    fleet: _Fleet, block: F64, flags: B, words: Sequence[int], g_nums: Sequence[F64]
 ) -> None:
-    """A chunk's columns -> the fleet's arrays and codes (both readers end here)."""
+    """A chunk's numbers, flags and image words -> the fleet (both readers end here)."""
     fleet.nums.append(block)
-    uuid, name, operator, last_seen, created, os_name, arch, driver, words, facts = cols
-    fleet.uuid.append(_utf8(uuid))
-    fleet.uuids_seen.update(uuid)
-    fleet.read += len(uuid)
-    fleet.names.add(name)
-    fleet.operators.add(operator)
-    fleet.os_code.append(fleet.oses.code(os_name))
-    fleet.arch_code.append(fleet.arches.code(arch))
-    drivers = fleet.drivers
-    fleet.driver.append(_lookup(drivers, driver, fleet.driver_number, np.int32))
-    fleet.seen.extend(last_seen)
-    fleet.created.extend(created)
+    fleet.read += len(block)
     fleet.flags.append(flags)
     fleet.image_words.extend(words)
-    fleet.facts.append(_facts_slots(facts, fleet))
-
-    fleet.g_name.append(fleet.gpu_names.code(g_names))
     g_free, g_max, g_load, g_tfree, g_ttotal = g_nums
     fleet.g_free.append(g_free)
     fleet.g_max.append(g_max)
@@ -678,8 +740,8 @@ def _epoch_s(strings: Sequence[str | None]) -> F64:
     if len(first) * 2 > n:
         return parse_timestamps_to_epoch_s(strings)
     at = np.zeros(n)
-    at[np.fromiter(first.values(), dtype=np.intp, count=len(first))] = (
-        parse_timestamps_to_epoch_s(list(first))
+    at[np.fromiter(first.values(), dtype=np.intp, count=len(first))] = parse_timestamps_to_epoch_s(
+        list(first)
     )
     out: F64 = at[where]
     return out
@@ -692,7 +754,6 @@ def _facts_slots(facts: Sequence[tuple[Any, ...]], fleet: _Fleet) -> I64:
 
     Each node's facts are hashed once: keyed (``dict.setdefault``, in C) by the position of
     their first appearance in the chunk, which the distinct combinations then map to slots."""
-    n = len(facts)
     first: dict[tuple[Any, ...], int] = {}
     try:
         pos = _positions(first, facts, 0, np.intp)
@@ -700,6 +761,12 @@ def _facts_slots(facts: Sequence[tuple[Any, ...]], fleet: _Fleet) -> I64:
         facts = [(*f[:4], frozenset(f[4])) for f in facts]
         first = {}
         pos = _positions(first, facts, 0, np.intp)
+    return _slots_of(first, pos, fleet, len(pos))
+
+
+def _slots_of(first: dict[tuple[Any, ...], int], pos: Any, fleet: _Fleet, n: int) -> I64:
+    """The slots of facts in a chunk of ``n`` rows: ``first`` maps each distinct facts tuple
+    to the row it first appears at, ``pos`` is the first appearance of each row asked for."""
     slots = fleet.facts_slots
     slot_at = np.zeros(n, dtype=np.int64)
     for key, at in first.items():
@@ -798,7 +865,7 @@ def _build(
     tele_s = nums[:, _MS] / 1000.0
     need = np.isnan(tele_s)
     if need.any():
-        tele_s[need] = _epoch_s(fleet.created)
+        tele_s[need] = np.concatenate(fleet.created)[need]
     fresh = (now_s - tele_s) <= TELEMETRY_FRESH_S
 
     ram_known = _ram_known(nodes, nums[:, _WHOLE])
@@ -865,7 +932,6 @@ def _build(
         numeric_strings=fleet.numeric_strings,
     )
     flags = np.concatenate(fleet.flags, axis=1)
-    name_vocab = fleet.names.vocab
     facts_slot = np.concatenate(fleet.facts)
     facts_codes = np.array(fleet.facts_codes, dtype=np.int64).reshape(-1, 4)[facts_slot].T
     table = NodeTable(
@@ -875,7 +941,12 @@ def _build(
         if n
         else np.zeros(0, "S1"),
         name_code=fleet.names.codes(),
-        name_vocab=_bytes_array(*_utf8(name_vocab)),
+        name_vocab=_bytes_array(*_utf8(fleet.names.vocab))
+        if fleet.name_bytes is None
+        else _bytes_array(
+            b"".join(b for b, _ in fleet.name_bytes),
+            np.concatenate([np.zeros(1, np.int64), *(ln for _, ln in fleet.name_bytes)]),
+        ),
         operator_code=fleet.operators.codes(),
         operator_vocab=fleet.operators.vocab,
         reputation=nums[:, _REP].astype(np.float32),
@@ -885,7 +956,7 @@ def _build(
         ram_total_gb=ram_total.astype(np.float32),
         disk_free_gb=nums[:, _DF].astype(np.float32),
         disk_total_gb=nums[:, _DT].astype(np.float32),
-        last_seen_epoch_s=_epoch_s(fleet.seen),
+        last_seen_epoch_s=np.concatenate(fleet.seen),
         telemetry_epoch_s=tele_s,
         suspended=flags[0].copy(),
         deleted=flags[1].copy(),

@@ -1,7 +1,8 @@
 /* The per-node read of the table build in C (optional: nodeselect.table._build falls back to
  * its pure-Python loop when this module is missing or NODESELECT_PURE_PYTHON=1).
  *
- * read_chunk(nodes, block, flags, image_bit, agree) reads one chunk of nodes exactly as
+ * read_chunk(nodes, block, flags, image_bit, agree, luts, names, operators, start, slots,
+ * facts, uuids, ints, times) reads one chunk of nodes exactly as
  * nodeselect.table._build._read_chunk does, field for field and in the same order:
  *
  *   - the twelve numbers of each node straight into `block` (a writable float64 buffer of
@@ -10,17 +11,39 @@
  *   - image tags coded against the dict `image_bit` (grown as the Python loop grows it);
  *   - the GPU numbers (free, max, telemetry load, telemetry free, telemetry total) as one
  *     bytes object of 5 doubles per GPU, GPU names as a list; telemetry is matched by name,
- *     calling `agree(a, b)` (gpu_names_agree) only when names differ.
+ *     calling `agree(a, b)` (gpu_names_agree) only when names differ;
  *
- * and returns the string/object columns the Python side codes. Anything unusual (a number of
- * a type other than int/float/None, an int beyond a double, a core sum beyond int64, any
- * exception) raises Fallback, and the Python builder redoes the chunk: this module never
- * decides an odd case on its own. Only the Python C API is used (no NumPy headers); GCC or
- * Clang is needed (statement expressions, __builtin_add_overflow): with another compiler the
- * build fails and the install stays pure Python (hatch_build.py).
+ * and codes the strings as it reads them, while their objects are in cache (a later pass over
+ * a chunk's strings met each one cold again), into the rows of `ints` (int64, 7 x n) and
+ * `times` (float64, 2 x n):
+ *
+ *   - the uuid's UTF-8 bytes appended to one bytes object, its length in ints[INT_UUID_LEN],
+ *     the uuid added to the set `uuids`;
+ *   - name and operator: names/operators.setdefault(value, start + i) (the position where
+ *     the value first appeared); a new name's UTF-8 bytes and length are collected too;
+ *   - OS name, architecture, driver version, GPU names: luts[k].get(value, -1) (the Python
+ *     side codes the values a dict lacks, in order of first appearance);
+ *   - the facts tuple: its slot in `slots`, or -1 - its first row in the chunk (`facts`,
+ *     grown), for the Python side to give new facts their slots;
+ *   - last_seen_at and (where timestamp_ms is missing) created_at as Unix seconds, when
+ *     they have the form YYYY-MM-DDTHH:MM:SSZ (with or without a fraction) of
+ *     parse_timestamps_to_epoch_s's vectorized path, with that path's value; any other value
+ *     but None is listed as (row, i, value) for the Python side to parse.
+ *
+ * It returns the remaining columns (OS, architecture and driver values, image words, GPU
+ * names, GPU numbers, GPU codes, uuid bytes, new names' bytes and lengths, the odd
+ * timestamps, the count of numeric strings). Anything unusual (a number of a type other
+ * than int/float/None, an int beyond a double, a core sum beyond int64, a uuid or new name
+ * that is not a str, any exception) raises Fallback, and the Python builder redoes the chunk:
+ * this module never decides an odd case on its own (what it already added to the dicts and
+ * the set is what the Python loop adds for the same nodes, at the same positions). Only the
+ * Python C API is used (no NumPy headers); GCC or Clang is needed (statement expressions,
+ * __builtin_add_overflow): with another compiler the build fails and the
+ * install stays pure Python (hatch_build.py).
  *
  * Also here: codes(lut, values, out) and positions(first, values, start, out), the per-value
- * dict loops of coding a chunk's strings (see _build._lookup and _build._positions).
+ * dict loops of coding a column of strings (_build._lookup and _build._positions: the chunks
+ * the Python loop reads, and the timestamps it parses).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -30,8 +53,7 @@
 #include <string.h>
 
 enum { REP, MS, CPU, RF, RT, DF, DT, SAV, SMX, WHOLE, CORES, NG, NUMS };
-enum { COL_UUID, COL_NAME, COL_OPERATOR, COL_SEEN, COL_CREATED, COL_OS, COL_ARCH, COL_DRIVER,
-       COL_WORDS, COL_FACTS, COL_GNAME, NCOLS };
+enum { COL_OS, COL_ARCH, COL_DRIVER, COL_WORDS, COL_GNAME, NCOLS };
 
 static PyObject *Fallback;
 static PyObject *empty_str;
@@ -328,10 +350,171 @@ static int first_truthy(Held *h, PyObject *objs[3], SlotCache *attr, PyObject **
     return 0;
 }
 
+/* A growable buffer of bytes or int64s. */
+typedef struct {
+    char *data;
+    Py_ssize_t n, cap;
+} Buf;
+
+static int buf_add(Buf *b, const void *src, Py_ssize_t size) {
+    if (b->n + size > b->cap) {
+        Py_ssize_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + size)
+            cap *= 2;
+        char *data = PyMem_Realloc(b->data, (size_t)cap);
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->n, src, (size_t)size);
+    b->n += size;
+    return 0;
+}
+
+/* Unix seconds of `s` (ASCII, `len` bytes) in *out when it has the form
+ * YYYY-MM-DDTHH:MM:SS[.f...]Z with a valid date and time: the value
+ * parse_timestamps_to_epoch_s gives (microseconds, fraction digits past six truncated,
+ * int64 microseconds / 1e6, exact while below 2**53). 1, or 0 for any other string (the
+ * Python side parses those). */
+static int fast_epoch_s(const char *s, Py_ssize_t len, double *out) {
+    static const int at[14] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18};
+    long long d[14];
+    if (len < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':' || s[len - 1] != 'Z')
+        return 0;
+    for (int k = 0; k < 14; k++) {
+        int c = s[at[k]] - '0';
+        if (c < 0 || c > 9)
+            return 0;
+        d[k] = c;
+    }
+    long long micro = 0;
+    if (len > 20) { /* ".f...Z": at least one fraction digit */
+        if (s[19] != '.' || len < 22)
+            return 0;
+        int digits = 0;
+        for (Py_ssize_t j = 20; j < len - 1; j++) {
+            int c = s[j] - '0';
+            if (c < 0 || c > 9)
+                return 0;
+            if (digits < 6) {
+                micro = micro * 10 + c;
+                digits++;
+            }
+        }
+        for (; digits < 6; digits++)
+            micro *= 10;
+    }
+    long long year = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3];
+    long long month = d[4] * 10 + d[5], day = d[6] * 10 + d[7];
+    long long hour = d[8] * 10 + d[9], minute = d[10] * 10 + d[11], second = d[12] * 10 + d[13];
+    static const int mdays[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (year < 1 || month < 1 || month > 12 || day < 1 ||
+        day > mdays[month] + (month == 2 && leap) || hour > 23 || minute > 59 || second > 59)
+        return 0;
+    /* days_from_civil (H. Hinnant), as the vectorized path; y >= 0 here */
+    long long y = year - (month <= 2);
+    long long era = y / 400, yoe = y - era * 400, mp = (month + 9) % 12;
+    long long doy = (153 * mp + 2) / 5 + day - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    long long days = era * 146097 + doe - 719468;
+    long long us = (days * 86400 + hour * 3600 + minute * 60 + second) * 1000000 + micro;
+    if (us <= -(1LL << 53) || us >= (1LL << 53))
+        return 0;
+    *out = (double)us / 1e6;
+    return 1;
+}
+
+/* Where a chunk's strings are coded as they are read (while their objects are in cache):
+ * see read_chunk. */
+enum { INT_NAME, INT_OPERATOR, INT_FACTS, INT_UUID_LEN, INT_OS, INT_ARCH, INT_DRIVER, NINTS };
+enum { LUT_OS, LUT_ARCH, LUT_DRIVER, LUT_GPU, NLUTS };
+typedef struct {
+    PyObject *luts[NLUTS];     /* value -> code dicts (read only) */
+    PyObject *names, *operators; /* value -> first position dicts (grown) */
+    Py_ssize_t start;          /* the chunk's first position */
+    PyObject *slots;           /* facts tuple -> the fleet's slot (read only) */
+    PyObject *facts;           /* new facts tuple -> first row in the chunk (grown) */
+    PyObject *uuids;           /* the set of uuids read (grown) */
+    int64_t *ints;             /* NINTS rows of n */
+    double *times;             /* 2 rows of n: last_seen_at, created_at (NaN: none/odd) */
+    Buf uuid_bytes, gpu_codes, name_bytes, name_lengths;
+    PyObject *odd;             /* (row, i, value) of the timestamps left to Python */
+} Ctx;
+
+/* ints[row][i] = lut.get(v, -1) */
+static int code_of(Ctx *x, int lut, int row, Py_ssize_t n, Py_ssize_t i, PyObject *v) {
+    PyObject *c = PyDict_GetItemWithError(x->luts[lut], v); /* borrowed */
+    long long code = -1;
+    if (c == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+    } else if ((code = PyLong_AsLongLong(c)) == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    x->ints[row * n + i] = code;
+    return 0;
+}
+
+/* ints[row][i] = first.setdefault(v, pos) */
+static int first_of(Ctx *x, PyObject *first, int row, Py_ssize_t n, Py_ssize_t i, PyObject *v,
+                    Py_ssize_t pos) {
+    PyObject *p = PyLong_FromSsize_t(pos);
+    if (p == NULL)
+        return -1;
+    PyObject *c = PyDict_SetDefault(first, v, p); /* borrowed */
+    Py_DECREF(p);
+    long long at;
+    if (c == NULL || ((at = PyLong_AsLongLong(c)) == -1 && PyErr_Occurred()))
+        return -1;
+    x->ints[row * n + i] = at;
+    return 0;
+}
+
+/* The name's first position, as first_of; a name seen for the first time also has its
+ * UTF-8 bytes and their length added to name_bytes/name_lengths (the names' vocabulary). */
+static int new_name(Ctx *x, Py_ssize_t n, Py_ssize_t i, PyObject *v) {
+    Py_ssize_t size = PyDict_GET_SIZE(x->names);
+    if (first_of(x, x->names, INT_NAME, n, i, v, x->start + i) < 0)
+        return -1;
+    if (PyDict_GET_SIZE(x->names) == size)
+        return 0;
+    Py_ssize_t len;
+    const char *utf8;
+    if (!PyUnicode_CheckExact(v) || (utf8 = PyUnicode_AsUTF8AndSize(v, &len)) == NULL)
+        return -1;
+    int64_t len64 = len;
+    return buf_add(&x->name_bytes, utf8, len) < 0 ||
+                   buf_add(&x->name_lengths, &len64, sizeof len64) < 0
+               ? -1
+               : 0;
+}
+
+/* times[row][i]: v parsed, NaN for None, NaN and (row, i, v) noted in x->odd otherwise. */
+static int time_of(Ctx *x, int row, Py_ssize_t n, Py_ssize_t i, PyObject *v) {
+    double *out = x->times + row * n + i;
+    *out = NAN;
+    if (v == Py_None)
+        return 0;
+    if (PyUnicode_CheckExact(v) && PyUnicode_IS_ASCII(v) &&
+        fast_epoch_s((const char *)PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v), out))
+        return 0;
+    PyObject *t = Py_BuildValue("(inO)", row, i, v);
+    if (t == NULL)
+        return -1;
+    int rc = PyList_Append(x->odd, t);
+    Py_DECREF(t);
+    return rc;
+}
+
 /* Read one node (row i); 0 or -1 (exception set: the caller turns it into Fallback). */
 static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *flags,
                      Py_ssize_t n, PyObject **cols, Doubles *g, PyObject *image_bit,
-                     PyObject *agree, long long *numeric_strings) {
+                     PyObject *agree, long long *numeric_strings, Ctx *x) {
     PyObject *d = get(h, node, A(lean));
     PyObject *f = d ? get(h, node, A(facts)) : NULL;
     if (f == NULL)
@@ -569,6 +752,18 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
             PyObject *gname = get(h, gp, A(name));
             if (gname == NULL || PyList_Append(cols[COL_GNAME], gname) < 0)
                 return -1;
+            {
+                PyObject *c = PyDict_GetItemWithError(x->luts[LUT_GPU], gname); /* borrowed */
+                int64_t code = -1;
+                if (c == NULL) {
+                    if (PyErr_Occurred())
+                        return -1;
+                } else if ((code = PyLong_AsLongLong(c)) == -1 && PyErr_Occurred()) {
+                    return -1;
+                }
+                if (buf_add(&x->gpu_codes, &code, sizeof code) < 0)
+                    return -1;
+            }
             double free, mx, load = NAN, tfree = NAN, ttotal = NAN;
             if (num_attr(h, gp, A(vram_gb_available), &free) < 0 ||
                 num_attr(h, gp, A(vram_gb_max), &mx) < 0)
@@ -605,21 +800,33 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
     row[CORES] = (double)k;
     row[NG] = (double)ng;
 
-    /* strings and flags */
+    /* strings, coded as they are read */
     PyObject *v;
-    if ((v = get(h, d, A(uuid))) == NULL || PyList_Append(cols[COL_UUID], v) < 0)
+    Py_ssize_t len;
+    const char *utf8;
+    if ((v = get(h, d, A(uuid))) == NULL || !PyUnicode_CheckExact(v) ||
+        (utf8 = PyUnicode_AsUTF8AndSize(v, &len)) == NULL ||
+        buf_add(&x->uuid_bytes, utf8, len) < 0 || PySet_Add(x->uuids, v) < 0)
         return -1;
-    if ((v = get(h, d, A(name))) == NULL || PyList_Append(cols[COL_NAME], v) < 0)
+    x->ints[INT_UUID_LEN * n + i] = len;
+    if ((v = get(h, d, A(name))) == NULL || new_name(x, n, i, v) < 0)
         return -1;
     if ((v = get(h, d, A(operator_account_uuid))) == NULL ||
-        PyList_Append(cols[COL_OPERATOR], v) < 0)
+        first_of(x, x->operators, INT_OPERATOR, n, i, v, x->start + i) < 0)
         return -1;
-    if ((v = get(h, d, A(last_seen_at))) == NULL || PyList_Append(cols[COL_SEEN], v) < 0)
+    if ((v = get(h, d, A(last_seen_at))) == NULL || time_of(x, 0, n, i, v) < 0)
         return -1;
-    if (isnan(ms) && PyList_Append(cols[COL_CREATED], created) < 0)
-        return -1;
+    if (isnan(ms)) {
+        if (time_of(x, 1, n, i, created) < 0)
+            return -1;
+    } else {
+        x->times[n + i] = NAN;
+    }
     if (PyList_Append(cols[COL_OS], name) < 0 || PyList_Append(cols[COL_ARCH], arch) < 0 ||
-        PyList_Append(cols[COL_DRIVER], version) < 0)
+        PyList_Append(cols[COL_DRIVER], version) < 0 ||
+        code_of(x, LUT_OS, INT_OS, n, i, name) < 0 ||
+        code_of(x, LUT_ARCH, INT_ARCH, n, i, arch) < 0 ||
+        code_of(x, LUT_DRIVER, INT_DRIVER, n, i, version) < 0)
         return -1;
     if ((v = get(h, d, A(suspended_at))) == NULL)
         return -1;
@@ -651,23 +858,63 @@ static int read_node(Held *h, PyObject *node, Py_ssize_t i, double *row, char *f
         }
         PyTuple_SET_ITEM(ft, j, x); /* steals x */
     }
-    int rc = PyList_Append(cols[COL_FACTS], ft);
+    /* the facts' slot when the fleet has it, else -1 - the row where they first appear in
+     * the chunk (the Python side gives new facts their slots) */
+    PyObject *slot = PyDict_GetItemWithError(x->slots, ft); /* borrowed */
+    long long at;
+    int rc = 0;
+    if (slot != NULL) {
+        if ((at = PyLong_AsLongLong(slot)) == -1 && PyErr_Occurred())
+            rc = -1;
+        else
+            x->ints[INT_FACTS * n + i] = at;
+    } else if (PyErr_Occurred() || first_of(x, x->facts, INT_FACTS, n, i, ft, i) < 0) {
+        rc = -1;
+    } else {
+        x->ints[INT_FACTS * n + i] = -1 - x->ints[INT_FACTS * n + i];
+    }
     Py_DECREF(ft);
     return rc;
 }
 
+/* A writable int32 or int64 buffer of n items: its item size, or -1 with an exception set. */
+static int int_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t n) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    const char *f = view->format ? view->format : "B";
+    if (*f == '=' || *f == '<' || *f == '@')
+        f++;
+    int size = (int)view->itemsize;
+    int ok = ((*f == 'i' || *f == 'l' || *f == 'q') && f[1] == '\0' &&
+              (size == 4 || size == 8) && view->len == n * size);
+    if (!ok) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "not an int32/int64 buffer of one item per value");
+        return -1;
+    }
+    return size;
+}
+
+
 static PyObject *read_chunk(PyObject *self, PyObject *args) {
-    PyObject *nodes, *block_obj, *flags_obj, *image_bit, *agree;
-    if (!PyArg_ParseTuple(args, "OOOO!O", &nodes, &block_obj, &flags_obj, &PyDict_Type,
-                          &image_bit, &agree))
+    PyObject *nodes, *block_obj, *flags_obj, *image_bit, *agree, *ints_obj, *times_obj;
+    Ctx x;
+    memset(&x, 0, sizeof x);
+    if (!PyArg_ParseTuple(args, "OOOO!O(O!O!O!O!)O!O!nO!O!O!OO", &nodes, &block_obj, &flags_obj,
+                          &PyDict_Type, &image_bit, &agree, &PyDict_Type, &x.luts[LUT_OS],
+                          &PyDict_Type, &x.luts[LUT_ARCH], &PyDict_Type, &x.luts[LUT_DRIVER],
+                          &PyDict_Type, &x.luts[LUT_GPU], &PyDict_Type, &x.names,
+                          &PyDict_Type, &x.operators, &x.start, &PyDict_Type, &x.slots, &PyDict_Type, &x.facts,
+                          &PySet_Type, &x.uuids, &ints_obj, &times_obj))
         return NULL;
     PyObject *seq = PySequence_Fast(nodes, "nodes must be a sequence");
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    Py_buffer block = {0}, flags = {0};
+    Py_buffer block = {0}, flags = {0}, ints = {0}, times = {0};
     PyObject *cols[NCOLS] = {NULL};
-    PyObject *result = NULL, *gbytes = NULL;
+    PyObject *result = NULL, *gbytes = NULL, *ubytes = NULL, *cbytes = NULL, *nbytes = NULL,
+             *nlengths = NULL;
     Held h = {NULL, 0, 0};
     Doubles g = {NULL, 0, 0};
     long long numeric_strings = 0;
@@ -681,10 +928,24 @@ static PyObject *read_chunk(PyObject *self, PyObject *args) {
         flags.obj = NULL;
         goto done;
     }
-    if (block.len != n * NUMS * (Py_ssize_t)sizeof(double) || flags.len != 2 * n) {
+    if (PyObject_GetBuffer(times_obj, &times, PyBUF_WRITABLE) < 0) {
+        times.obj = NULL;
+        goto done;
+    }
+    int size = int_buffer(ints_obj, &ints, NINTS * n);
+    if (size < 0) {
+        ints.obj = NULL;
+        goto done;
+    }
+    if (block.len != n * NUMS * (Py_ssize_t)sizeof(double) || flags.len != 2 * n ||
+        times.len != 2 * n * (Py_ssize_t)sizeof(double) || size != 8) {
         PyErr_SetString(PyExc_ValueError, "read_chunk: buffers of the wrong size");
         goto done;
     }
+    x.ints = (int64_t *)ints.buf;
+    x.times = (double *)times.buf;
+    if ((x.odd = PyList_New(0)) == NULL)
+        goto done;
     for (int j = 0; j < NCOLS; j++)
         if ((cols[j] = PyList_New(0)) == NULL)
             goto done;
@@ -695,7 +956,8 @@ static PyObject *read_chunk(PyObject *self, PyObject *args) {
             break;
         }
         int rc = read_node(&h, PySequence_Fast_GET_ITEM(seq, i), i, rows + i * NUMS,
-                           (char *)flags.buf, n, cols, &g, image_bit, agree, &numeric_strings);
+                           (char *)flags.buf, n, cols, &g, image_bit, agree, &numeric_strings,
+                           &x);
         held_release(&h, 0);
         if (rc < 0) {
             failed = 1;
@@ -713,43 +975,41 @@ static PyObject *read_chunk(PyObject *self, PyObject *args) {
         goto done;
     }
     gbytes = PyBytes_FromStringAndSize((const char *)g.data, g.n * (Py_ssize_t)sizeof(double));
-    if (gbytes == NULL)
+    ubytes = PyBytes_FromStringAndSize(x.uuid_bytes.data, x.uuid_bytes.n);
+    cbytes = PyBytes_FromStringAndSize(x.gpu_codes.data, x.gpu_codes.n);
+    nbytes = PyBytes_FromStringAndSize(x.name_bytes.data, x.name_bytes.n);
+    nlengths = PyBytes_FromStringAndSize(x.name_lengths.data, x.name_lengths.n);
+    if (gbytes == NULL || ubytes == NULL || cbytes == NULL || nbytes == NULL || nlengths == NULL)
         goto done;
-    result = Py_BuildValue("(OOOOOOOOOOOOL)", cols[COL_UUID], cols[COL_NAME],
-                           cols[COL_OPERATOR], cols[COL_SEEN], cols[COL_CREATED], cols[COL_OS],
-                           cols[COL_ARCH], cols[COL_DRIVER], cols[COL_WORDS], cols[COL_FACTS],
-                           cols[COL_GNAME], gbytes, numeric_strings);
+    result = Py_BuildValue("(OOOOOOOOOOOL)", cols[COL_OS], cols[COL_ARCH], cols[COL_DRIVER],
+                           cols[COL_WORDS], cols[COL_GNAME], gbytes, cbytes, ubytes, nbytes,
+                           nlengths, x.odd, numeric_strings);
 done:
     held_release(&h, 0);
     PyMem_Free(h.items);
     PyMem_Free(g.data);
+    PyMem_Free(x.uuid_bytes.data);
+    PyMem_Free(x.gpu_codes.data);
+    PyMem_Free(x.name_bytes.data);
+    PyMem_Free(x.name_lengths.data);
+    Py_XDECREF(nbytes);
+    Py_XDECREF(nlengths);
     Py_XDECREF(gbytes);
+    Py_XDECREF(ubytes);
+    Py_XDECREF(cbytes);
+    Py_XDECREF(x.odd);
     for (int j = 0; j < NCOLS; j++)
         Py_XDECREF(cols[j]);
     if (block.obj != NULL)
         PyBuffer_Release(&block);
     if (flags.obj != NULL)
         PyBuffer_Release(&flags);
+    if (ints.obj != NULL)
+        PyBuffer_Release(&ints);
+    if (times.obj != NULL)
+        PyBuffer_Release(&times);
     Py_DECREF(seq);
     return result;
-}
-
-/* A writable int32 or int64 buffer of n items: its item size, or -1 with an exception set. */
-static int int_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t n) {
-    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
-        return -1;
-    const char *f = view->format ? view->format : "B";
-    if (*f == '=' || *f == '<' || *f == '@')
-        f++;
-    int size = (int)view->itemsize;
-    int ok = ((*f == 'i' || *f == 'l' || *f == 'q') && f[1] == '\0' &&
-              (size == 4 || size == 8) && view->len == n * size);
-    if (!ok) {
-        PyBuffer_Release(view);
-        PyErr_SetString(PyExc_ValueError, "codes: not an int32/int64 buffer of one per value");
-        return -1;
-    }
-    return size;
 }
 
 static int put(void *buf, int size, Py_ssize_t i, long long v) {
@@ -869,7 +1129,7 @@ PyMODINIT_FUNC PyInit__cbuild(void) {
         return NULL;
     /* bumped with every change of what the functions take or return: _build ignores an
      * extension of another version (a stale build left in src/ by an earlier editable install) */
-    if (PyModule_AddIntConstant(m, "VERSION", 1) < 0) {
+    if (PyModule_AddIntConstant(m, "VERSION", 2) < 0) {
         Py_DECREF(m);
         return NULL;
     }

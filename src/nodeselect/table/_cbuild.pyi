@@ -13,8 +13,17 @@ def read_chunk(
     flags: Any,
     image_bit: dict[str, int],
     agree: Any,
+    luts: tuple[dict[Any, int], dict[Any, int], dict[Any, int], dict[Any, int]],
+    names: dict[Any, int],
+    operators: dict[Any, int],
+    start: int,
+    slots: dict[tuple[Any, ...], int],
+    facts: dict[tuple[Any, ...], int],
+    uuids: set[str],
+    ints: Any,
+    times: Any,
 ) -> tuple[Any, ...]:
-    """Read a chunk of nodes: see ``_cbuild.c``."""
+    """Read and code a chunk of nodes: see ``_cbuild.c``."""
 
 def codes(lut: dict[Any, int], values: list[Any], out: Any) -> int:
     """``out[i] = lut.get(values[i], -1)`` (``out``: int32 or int64); the count of -1s."""
