@@ -9,7 +9,7 @@ from datetime import timedelta
 import attrs
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_build_dialects import assert_identical
 
@@ -325,3 +325,31 @@ def test_compliance_tags_in_a_list_build_like_a_frozenset() -> None:
     got = NodeTable.from_nodes(nodes, now=NOW)
     assert_identical(got, previous_build_table(nodes, NOW_S))
     assert got.compliance_bits[0].tolist()[0] == got.compliance_bits[0].tolist()[2] != 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 60),
+            st.sampled_from([math.nan, -0.0, 0.0, 24.0, 80.0]) | st.floats(0, 200, width=32),
+        ),
+        max_size=80,
+    )
+)
+@example([(i % 61, 1.0 + i) for i in range(80)])  # 61 names x 80 totals: the sort
+def test_gpu_models_are_resolved_per_name_and_total(gpus: list[tuple[int, float]]) -> None:
+    """``_gpu_codes`` gives every GPU ``gpu_codes_for_nodes`` of its own (name, total) -- with
+    few distinct pairs (a dense table of names x totals) and with many (the sort), NaN as
+    None and -0.0 as 0.0."""
+    fleet = _build._Fleet()
+    names = [f"NVIDIA RTX {4000 + i}" for i in range(61)] + ["A100", "H100 80GB"]
+    fleet.gpu_names.code(names)
+    name_code = np.array([c for c, _ in gpus], dtype=np.int64)
+    total = np.array([t for _, t in gpus], dtype=np.float64)
+    got = _build._gpu_codes(fleet, name_code, total)
+    want = [
+        _build.gpu_codes_for_nodes([names[c]], [None if math.isnan(t) else t])[0]
+        for c, t in gpus
+    ]
+    assert got.tolist() == want

@@ -376,6 +376,8 @@ def _bytes_array(data: bytes, lengths: I64) -> npt.NDArray[np.bytes_]:
     """The ``S`` array of the concatenated byte strings (as ``np.array([b, ...], np.bytes_)``:
     width the longest, at least 1)."""
     width = max(1, int(lengths.max()) if len(lengths) else 1)
+    if len(data) == width * len(lengths):  # every string as long as the longest (uuids)
+        return np.frombuffer(data, dtype=f"S{width}").copy()
     mat = np.zeros((len(lengths), width), dtype=np.uint8)
     mat[np.arange(width) < lengths[:, None]] = np.frombuffer(data, dtype=np.uint8)
     return mat.view(f"S{width}").reshape(len(lengths))
@@ -802,16 +804,27 @@ def _gpu_codes(fleet: _Fleet, name_code: I64, total_gb: F64) -> npt.NDArray[np.u
         return np.zeros(0, dtype=np.uint16)
     bits = (total_gb + 0.0).view(np.int64).copy()  # + 0.0 turns -0.0 into 0.0
     bits[np.isnan(total_gb)] = _NAN_KEY
-    _, value_code = np.unique(bits, return_inverse=True)
-    key = name_code * (int(value_code.max()) + 1) + value_code.reshape(-1)
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    values = np.unique(bits)
+    key = name_code * len(values) + np.searchsorted(values, bits)
+    cells = (int(name_code.max()) + 1) * len(values)
+    if cells <= 4 * len(key) + 4096:
+        # the distinct keys numbered in a dense table (names x values are few): half the time
+        # of np.unique(key, return_index=True, return_inverse=True)
+        present = np.zeros(cells, dtype=np.bool_)
+        present[key] = True
+        inverse = (np.cumsum(present) - 1)[key]
+        first = np.empty(int(np.count_nonzero(present)), dtype=np.intp)
+        first[inverse] = np.arange(len(key))  # a GPU of each pair (any one: they are alike)
+    else:  # many distinct names and totals (a hostile fleet): no table of their product
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
     names = fleet.gpu_names.values
     totals = total_gb[first].tolist()
     codes = gpu_codes_for_nodes(
         [names[c] for c in name_code[first].tolist()],
         [None if v != v else v for v in totals],  # noqa: PLR0124 - NaN test
     )
-    out: npt.NDArray[np.uint16] = np.asarray(codes, dtype=np.uint16)[inverse.reshape(-1)]
+    out: npt.NDArray[np.uint16] = np.asarray(codes, dtype=np.uint16)[inverse]
     return out
 
 
