@@ -47,6 +47,9 @@ def compile_extension(source: Path, out_dir: Path) -> Path | None:
         _warn(f"no C compiler ({' '.join(cc) or 'none configured'}) to build the C reader")
         return None
     out = out_dir / f"_cbuild{suffix}"
+    # an extension left by an earlier build must not outlive a failed compile (the package
+    # would then run the old C code with the new Python)
+    out.unlink(missing_ok=True)
     cmd = [
         *cc,
         "-O2",
