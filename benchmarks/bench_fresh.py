@@ -5,7 +5,12 @@ ratio of timings taken side by side in this run, repeated ``--repeat`` times):
 
 * table build from lean documents (derived columns included): nodes/s, and the share of
   the build spent on the derived columns;
-* the first rank on a fresh 1M-node table vs a warm rank (multi-GPU and CPU-only jobs);
+* the first rank on a fresh 1M-node table vs a warm rank (multi-GPU and CPU-only jobs). The
+  issue's "warm rank" (9.6-11 ms when it was filed, before any per-job cache existed) is a
+  rank on a table whose derived columns are built, nothing kept for the job: the target is
+  checked against that ("warm table, no job cache"). Printed beside it: the same job ranked
+  again (its rows and GPU counts kept by the first rank: a repeat, which a fresh table cannot
+  have had) and a new job key on the warm table (the categorical masks kept);
 * a CPU-only and a multi-GPU job at 1M nodes: nodeselect (warm) vs polars and pandas (frames
   built once, warm), timed interleaved (medians of 7), feasible sets checked equal;
   a missing library is skipped;
@@ -151,9 +156,9 @@ def fresh(n: int, repeat: int) -> None:
             print(
                 f"[{r + 1}] fresh {n:,}-node table, {name} job: first rank {first * 1e3:.1f} ms, "
                 f"warm {warm * 1e3:.1f} ms, warm table + new job key {new * 1e3:.1f} ms, "
-                f"warm table + no job cache {cold * 1e3:.1f} ms: first = {first / warm:.2f}x "
-                f"warm, {first / new:.2f}x new key, {first / cold:.2f}x no job cache "
-                f"(target <= 2x); synthetic build {made:.2f} s" + load()
+                f"warm table + no job cache {cold * 1e3:.1f} ms: first = {first / cold:.2f}x "
+                f"warm with no job cache (target <= 2x), {first / new:.2f}x new key, "
+                f"{first / warm:.2f}x the job repeated; synthetic build {made:.2f} s" + load()
             )
             del t
 
