@@ -357,6 +357,8 @@ typedef struct {
 } Buf;
 
 static int buf_add(Buf *b, const void *src, Py_ssize_t size) {
+    if (size == 0)
+        return 0;
     if (b->n + size > b->cap) {
         Py_ssize_t cap = b->cap ? b->cap : 4096;
         while (cap < b->n + size)
