@@ -240,9 +240,24 @@ static int num(PyObject *v, double *out) {
 
 /* obj.name as a number in *x: 1, or 0 when it is None (*x untouched), or -1 (not a number:
  * unusual, or an error). */
+/* obj.<c->name> read from its slot without a reference (NULL when the attribute is no plain
+ * slot of obj's type, or the slot is empty: the caller then takes the general path). Only for
+ * a value used at once by code that cannot run Python code (which might drop the last
+ * reference to it): the number conversions below. */
+static inline PyObject *slot_peek(PyObject *obj, SlotCache *c) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (!(tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG))
+        return NULL;
+    int k = slot_of(c, tp);
+    if (k < 0)
+        return NULL;
+    PyObject *v = *(PyObject **)((char *)obj + c->way[k].offset);
+    return v == NULL && c->way[k].nullable ? Py_None : v;
+}
+
 static int opt_num(Held *h, PyObject *obj, SlotCache *name, double *x) {
-    PyObject *v = get(h, obj, name);
-    if (v == NULL)
+    PyObject *v = slot_peek(obj, name);
+    if (v == NULL && (v = get(h, obj, name)) == NULL)
         return -1;
     if (v == Py_None)
         return 0;
@@ -251,8 +266,10 @@ static int opt_num(Held *h, PyObject *obj, SlotCache *name, double *x) {
 
 /* obj.name as a number (obj must not be None). */
 static int num_attr(Held *h, PyObject *obj, SlotCache *name, double *out) {
-    PyObject *v = get(h, obj, name);
-    return v == NULL ? -1 : num(v, out);
+    PyObject *v = slot_peek(obj, name);
+    if (v == NULL && (v = get(h, obj, name)) == NULL)
+        return -1;
+    return num(v, out);
 }
 
 /* Python's truth of v: 1, 0, or -1 with an exception set. */
