@@ -12,14 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_batch import _residual, _synthetic_jobs, assert_same
 
-from nodeselect.engine._constraints import compile_job
+from nodeselect.engine._constraints import CompiledJob, compile_job
 from nodeselect.engine._prefilter import node_pass
 from nodeselect.engine._rank import rank, table_stats
 from nodeselect.engine.batch import _alone
 from nodeselect.engine.batch import _rank_many as _batch
-from nodeselect.engine.batch._alone import SharedRows
+from nodeselect.engine.batch._alone import SharedRows, kept_fits
 from nodeselect.engine.batch._rank_many import rank_many
-from nodeselect.jobs._model import GpuReq, Job
+from nodeselect.jobs._model import CpuReq, GpuReq, Job, PlacementReq
+from nodeselect.table import MAX_ROWS
 from nodeselect.table._table import NodeTable
 from strategies_fleet import NOW
 
@@ -29,11 +30,13 @@ LARGE = [1, _alone._LARGE, 10**9]
 
 @pytest.fixture(autouse=True, scope="module", params=LARGE)
 def large(request: pytest.FixtureRequest) -> Iterator[int]:
-    """Sets ``_LARGE``, and no group (every job ranked alone); module scope: hypothesis-safe."""
-    saved = (_alone._LARGE, _batch.MIN_GROUP)
+    """Sets ``_LARGE``, no group and no kept rows (every job ranked by ``SharedRows``);
+    module scope: hypothesis-safe."""
+    saved = (_alone._LARGE, _batch.MIN_GROUP, _batch.kept_fits)
     _alone._LARGE, _batch.MIN_GROUP = request.param, 10**9  # type: ignore[misc]
+    _batch.kept_fits = lambda cjs, t: False  # never the per-job path's kept rows
     yield int(request.param)
-    _alone._LARGE, _batch.MIN_GROUP = saved  # type: ignore[misc]
+    _alone._LARGE, _batch.MIN_GROUP, _batch.kept_fits = saved  # type: ignore[misc]
 
 
 def _shared_jobs(rng: np.random.Generator, n: int) -> list[Job]:
@@ -93,3 +96,26 @@ def test_shared_rows_are_node_pass_rows_on_both_routes(large: int) -> None:
         want = node_pass(cj, t)
         assert got.dtype == want.dtype
         assert got.tolist() == want.tolist()
+
+
+def test_kept_fits_counts_the_entries_the_per_job_path_keeps() -> None:
+    """A batch whose kept row sets fit in ``MAX_ROWS`` keeps them (a repeated batch reads them
+    again); ten distinct GPU jobs (three entries each) do not, nor more jobs than entries."""
+    t = NodeTable.synthetic(2_000, seed=3, now=NOW)
+
+    def cj(job: Job) -> CompiledJob:
+        return compile_job(job, NOW)
+
+    gpu = [cj(Job(gpu=GpuReq(count=1 + i % 3, min_vram_free_gb=8.0 + i))) for i in range(10)]
+    # distinct static thresholds (reputation): distinct kept rows; a capacity one (cores) is
+    # tested after them, so it keeps none of its own
+    cpu = [cj(Job(placement=PlacementReq(min_reputation=i))) for i in range(MAX_ROWS + 1)]
+    cores = [cj(Job(cpu=CpuReq(min_cores=4 + i))) for i in range(MAX_ROWS)]
+    assert kept_fits(gpu[:2], t)
+    assert not kept_fits(gpu, t)
+    assert kept_fits([gpu[0]] * MAX_ROWS, t)  # one job's entries, however many times
+    # each its rows, and one base (the rows passing their shared categorical tests)
+    assert kept_fits(cpu[: MAX_ROWS - 1], t)
+    assert not kept_fits(cpu[:MAX_ROWS], t)
+    assert not kept_fits([cpu[0]] * (MAX_ROWS + 1), t)
+    assert kept_fits(cores, t)

@@ -25,21 +25,22 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect.engine._constraints import CompiledJob
+from nodeselect.engine._constraints import CompiledJob, _static_gpu_key
 from nodeselect.engine._prefilter import (
     _categorical,
     _categorical_key,
     _gathered,
     _gpu_tests,
     _scan,
+    _static_tests,
     generic_pass,
     node_tests,
 )
 from nodeselect.engine._rank import Ranking, rank_compiled
 from nodeselect.engine._scorers import NodeScores
-from nodeselect.table import NodeTable, uuid_hash
+from nodeselect.table import MAX_ROWS, NodeTable, uuid_hash
 
-__all__ = ["SharedRows"]
+__all__ = ["SharedRows", "kept_fits"]
 
 B = npt.NDArray[np.bool_]
 I64 = npt.NDArray[np.int64]
@@ -72,12 +73,35 @@ class _Base:
         return hit[1]
 
 
+def kept_fits(cjs: list[CompiledJob], t: NodeTable) -> bool:
+    """Whether the row sets and GPU counts the per-job path keeps for ``cjs`` (the rows passing
+    each job's GPU, categorical and static tests, those passing its GPU and categorical tests,
+    its GPU-group counts) fit in the table's :data:`nodeselect.table.MAX_ROWS`: then a loop
+    over ``rank`` repeated on these jobs reads them again, and so must ``rank_many`` (the
+    per-job path, with them). Else they evict one another before any is read again (least
+    recently used first, jobs in a cycle), and :class:`SharedRows` skips them."""
+    if len(cjs) > MAX_ROWS:
+        return False
+    entries: set[Hashable] = set()
+    for cj in cjs:
+        static, _other, _generic, (key, _deps), (base_key, _base_deps) = _static_tests(cj, t)
+        entries.add(("rows", key))
+        if static:
+            entries.add(("base", base_key))
+        if cj.count:
+            entries.add(("gpu", _static_gpu_key(cj)))
+    return len(entries) <= MAX_ROWS
+
+
 class SharedRows:
     """Per batch: the bases of its jobs, and each job's ranking from them."""
 
-    def __init__(self, t: NodeTable) -> None:
-        self.t = t
+    def __init__(self, t: NodeTable, *, kept: bool = False) -> None:
+        """``kept``: rank each job by the per-job path itself, reading and keeping the rows
+        the table keeps per job key (:func:`kept_fits`)."""
+        self.t, self.kept = t, kept
         self._bases: dict[Hashable, _Base] = {}
+        self._hashes: npt.NDArray[np.uint64] | None = None
 
     def _base(self, cj: CompiledJob, model: list[tuple[str, Any, Any]]) -> _Base:
         key = (_categorical_key(cj), cj.model_codes if model else None)
@@ -140,15 +164,20 @@ class SharedRows:
         batch's per-node score inputs and tie keys, when its groups built them; else the tie
         keys of the few rows compared come from the table's uuid hashes, built once per
         table)."""
+        t = self.t
+        if self.kept:
+            return rank_compiled(cj, t, k=k, seed=seed, max_gpus=max_gpus, pre=pre, keys=keys)
+        if keys is None and self._hashes is None:
+            self._hashes = uuid_hash(t)
         return rank_compiled(
             cj,
-            self.t,
+            t,
             k=k,
             seed=seed,
             max_gpus=max_gpus,
             pre=pre,
             keys=keys,
-            hashes=uuid_hash(self.t) if keys is None else None,
+            hashes=self._hashes if keys is None else None,
             survivors=self.survivors(cj),
             kept=False,
         )

@@ -42,7 +42,7 @@ from nodeselect.engine._prefilter import _categorical_key
 from nodeselect.engine._rank import Ranking, rank, rank_compiled
 from nodeselect.engine._shard import TableStats
 from nodeselect.engine.batch import _shards
-from nodeselect.engine.batch._alone import SharedRows
+from nodeselect.engine.batch._alone import SharedRows, kept_fits
 from nodeselect.engine.batch._columns import BatchColumns
 from nodeselect.engine.batch._group import JobGroup
 from nodeselect.engine.batch._shards import rank_sharded
@@ -165,10 +165,12 @@ def _rank_all(
         alone.extend(members)
     if split is not None:
         return split(batch, cjs, alone, batched)
-    shared = SharedRows(table)
     # the per-node score inputs and tie keys cost a pass over the table: only when groups
     # build them anyway
     pre, keys = (batch.pre, batch.keys) if batched else (None, None)
+    # (jobs whose kept rows fit in the table's entries: the per-job path with them, as a
+    # repeated loop over ``rank`` reads them again)
+    shared = SharedRows(table, kept=kept_fits([cjs[i] for i in alone], table))
     for i in alone:
         out[i] = shared.rank(cjs[i], k=k, seed=seed, max_gpus=max_gpus, pre=pre, keys=keys)
     for members, group in batched:
