@@ -25,7 +25,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect.engine._constraints import CompiledJob, _static_gpu_key
+from nodeselect.engine._constraints import CompiledJob, _static_gpu_key, f32_at_least
 from nodeselect.engine._prefilter import (
     _categorical,
     _categorical_key,
@@ -38,7 +38,7 @@ from nodeselect.engine._prefilter import (
 )
 from nodeselect.engine._rank import Ranking, rank_compiled
 from nodeselect.engine._scorers import NodeScores
-from nodeselect.table import MAX_ROWS, NodeTable, uuid_hash
+from nodeselect.table import MAX_ROWS, NodeTable, uuid_hash, vram_level
 
 __all__ = ["SharedRows", "kept_fits"]
 
@@ -96,12 +96,17 @@ def kept_fits(cjs: list[CompiledJob], t: NodeTable) -> bool:
 class SharedRows:
     """Per batch: the bases of its jobs, and each job's ranking from them."""
 
-    def __init__(self, t: NodeTable, *, kept: bool = False) -> None:
-        """``kept``: rank each job by the per-job path itself, reading and keeping the rows
-        the table keeps per job key (:func:`kept_fits`)."""
+    def __init__(self, t: NodeTable, cjs: list[CompiledJob], *, kept: bool = False) -> None:
+        """For the jobs ``cjs``. ``kept``: rank each job by the per-job path itself, reading
+        and keeping the rows the table keeps per job key (:func:`kept_fits`)."""
         self.t, self.kept = t, kept
         self._bases: dict[Hashable, _Base] = {}
         self._hashes: npt.NDArray[np.uint64] | None = None
+        # every free-VRAM threshold's level at once (one NumPy pass instead of one per job)
+        xs = sorted(
+            {float(f32_at_least(x)) for cj in cjs if (x := cj.min_vram_free_gb) is not None}
+        )
+        self._levels = dict(zip(xs, vram_level(np.array(xs)).tolist(), strict=True))
 
     def _base(self, cj: CompiledJob, model: list[tuple[str, Any, Any]]) -> _Base:
         key = (_categorical_key(cj), cj.model_codes if model else None)
@@ -126,7 +131,7 @@ class SharedRows:
         """:func:`nodeselect.engine._prefilter.node_pass`'s rows for ``cj`` (ascending), from
         its base."""
         t = self.t
-        gpu = _gpu_tests(cj, t)
+        gpu = _gpu_tests(cj, t, self._levels)
         model = [x for x in gpu if x[0] in _MODEL_KINDS]
         fast, generic = node_tests(cj, t)
         tests = [x for x in gpu if x[0] not in _MODEL_KINDS] + fast

@@ -170,7 +170,8 @@ def _rank_all(
     pre, keys = (batch.pre, batch.keys) if batched else (None, None)
     # (jobs whose kept rows fit in the table's entries: the per-job path with them, as a
     # repeated loop over ``rank`` reads them again)
-    shared = SharedRows(table, kept=kept_fits([cjs[i] for i in alone], table))
+    mine = [cjs[i] for i in alone]
+    shared = SharedRows(table, mine, kept=kept_fits(mine, table))
     for i in alone:
         out[i] = shared.rank(cjs[i], k=k, seed=seed, max_gpus=max_gpus, pre=pre, keys=keys)
     for members, group in batched:
