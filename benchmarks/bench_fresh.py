@@ -16,7 +16,10 @@ ratio of timings taken side by side in this run, repeated ``--repeat`` times):
   a missing library is skipped;
 * ``rank_many`` vs a loop over ``rank`` at 10, 40 and 1,000 jobs x 100k nodes (same results).
 
-    python benchmarks/bench_fresh.py [--quick] [--repeat N]
+    python benchmarks/bench_fresh.py [--quick] [--repeat N] [--only SECTION ...]
+
+``--only batches`` runs only the ``rank_many`` section (sections: build, fresh, peers,
+batches).
 """
 
 from __future__ import annotations
@@ -294,16 +297,32 @@ def batches(n: int, sizes: list[int], repeat: int) -> None:
             )
 
 
+SECTIONS = ["build", "fresh", "peers", "batches"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke run)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each figure")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        default=SECTIONS,
+        metavar="SECTION",
+        help=f"run only these sections ({', '.join(SECTIONS)}; default: all)",
+    )
     args = parser.parse_args()
     n = 100_000 if args.quick else 1_000_000
-    build(5_000 if args.quick else 20_000, args.repeat)
-    fresh(n, args.repeat)
-    peers(n, args.repeat)
-    batches(20_000 if args.quick else 100_000, [10, 40, 100 if args.quick else 1_000], args.repeat)
+    if "build" in args.only:
+        build(5_000 if args.quick else 20_000, args.repeat)
+    if "fresh" in args.only:
+        fresh(n, args.repeat)
+    if "peers" in args.only:
+        peers(n, args.repeat)
+    if "batches" in args.only:
+        sizes = [10, 40, 100 if args.quick else 1_000]
+        batches(20_000 if args.quick else 100_000, sizes, args.repeat)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """rank_many chooses, per GPU group, between the shared layout and the per-job path by their
-cost (``GROUP_COST``), and a batch where nothing repays the shared columns is the plain loop."""
+cost (``GROUP_COST``); the jobs no group takes are ranked one by one (``SharedRows``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from nodeselect.engine._rank import Ranking, rank
 from nodeselect.engine.batch import _rank_many as _batch
-from nodeselect.engine.batch._columns import BatchColumns
+from nodeselect.engine.batch._alone import SharedRows
 from nodeselect.engine.batch._group import JobGroup
 from nodeselect.engine.batch._rank_many import rank_many
 from nodeselect.jobs._model import GpuReq, Job
@@ -22,29 +22,30 @@ def _jobs(n: int) -> list[Job]:
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Records which paths rank: group rank_all, or BatchColumns built for the per-job path."""
+    """Records which paths rank: group rank_all, or the per-job path (SharedRows.rank)."""
     seen: list[str] = []
-    real_all, real_one = JobGroup.rank_all, BatchColumns.rank_one
+    real_all, real_one = JobGroup.rank_all, SharedRows.rank
 
     def rank_all(self: JobGroup, cjs: list[object]) -> list[Ranking]:
         seen.append("group")
         return real_all(self, cjs)  # type: ignore[arg-type]
 
-    def rank_one(self: BatchColumns, cj: object) -> Ranking:
+    def rank_one(self: SharedRows, cj: object, **kw: object) -> Ranking:
         seen.append("one")
-        return real_one(self, cj)  # type: ignore[arg-type]
+        return real_one(self, cj, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(JobGroup, "rank_all", rank_all)
-    monkeypatch.setattr(BatchColumns, "rank_one", rank_one)
+    monkeypatch.setattr(SharedRows, "rank", rank_one)
     return seen
 
 
-def test_a_small_group_with_many_candidates_takes_the_plain_loop(calls: list[str]) -> None:
-    """Few jobs against a layout of every GPU node: no group, no shared columns, same result."""
+def test_a_small_group_with_many_candidates_takes_the_per_job_path(calls: list[str]) -> None:
+    """Few jobs against a layout of every GPU node: no group, each job ranked alone, same
+    result."""
     t = NodeTable.synthetic(3000, seed=4, now=NOW)
     jobs = _jobs(_batch.MIN_GROUP + 2)
     got = rank_many(jobs, t, now=NOW)
-    assert calls == []
+    assert calls == ["one"] * len(jobs)
     assert [r.top for r in got] == [rank(j, t, now=NOW).top for j in jobs]
 
 
@@ -58,15 +59,15 @@ def test_a_group_with_enough_jobs_ranks_through_its_layout(calls: list[str]) -> 
 
 
 def test_cpu_only_jobs_with_bounded_terms_take_the_per_job_path(calls: list[str]) -> None:
-    """CPU-only jobs (every term bounded) are ranked one by one: a batch of them alone is the
-    plain loop, and next to a batched GPU group they take the per-job path, with the loop's
-    results."""
+    """CPU-only jobs (every term bounded) are ranked one by one, alone or next to a batched
+    GPU group, with the loop's results."""
     from nodeselect.jobs._model import CpuReq  # noqa: PLC0415
 
     t = NodeTable.synthetic(3000, seed=4, now=NOW)
     cpu = [Job(cpu=CpuReq(min_cores=4 + i % 5)) for i in range(3 * _batch.MIN_GROUP)]
     got = rank_many(cpu, t, now=NOW)
-    assert calls == []
+    assert calls == ["one"] * len(cpu)
+    calls.clear()
     assert [r.top for r in got] == [rank(j, t, now=NOW).top for j in cpu]
     jobs = [*cpu[:2], *_jobs(8 * _batch.GROUP_COST)]
     got = rank_many(jobs, t, now=NOW)

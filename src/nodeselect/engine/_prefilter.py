@@ -115,7 +115,11 @@ def _categorical(cj: CompiledJob, t: NodeTable) -> B | None:
     return out
 
 
-def _gpu_tests(cj: CompiledJob, t: NodeTable) -> list[_Test]:
+def _gpu_tests(
+    cj: CompiledJob, t: NodeTable, levels: dict[float, int] | None = None
+) -> list[_Test]:
+    """The GPU prefilters of ``cj`` (``levels``: :func:`vram_level` of free-VRAM thresholds,
+    rounded to float32 as they are compared, when a batch computed them at once)."""
     if cj.count == 0:
         return []
     tests: list[_Test] = []
@@ -132,7 +136,9 @@ def _gpu_tests(cj: CompiledJob, t: NodeTable) -> list[_Test]:
             tests.append(("lut", key, lut))
     level = 0
     if cj.min_vram_free_gb is not None and t.gpu_vram_free_override_gb is None:
-        level = int(vram_level(float(f32_at_least(cj.min_vram_free_gb)))[0])
+        x = float(f32_at_least(cj.min_vram_free_gb))
+        hit = None if levels is None else levels.get(x)
+        level = int(vram_level(x)[0]) if hit is None else hit
         if level > 0:
             top = gpu_free_top(t)[min(cj.count, TOP_GPUS) - 1]
             tests.insert(0, ("ge", top, np.uint8(level)))

@@ -390,13 +390,15 @@ def top_positions(
     seed: int,
     k: int,
     keys: npt.NDArray[np.uint64] | None = None,
+    hashes: npt.NDArray[np.uint64] | None = None,
 ) -> npt.NDArray[np.intp]:
     """Positions in ``idx`` of the best ``k`` rows, best first, in the one total order shared by
     ranking, placement and shard merges: score descending, then the seeded uuid key, then uuid.
 
     ``argpartition``-style selection first (every row scoring at least the k-th best), then an
     exact sort of only those candidates. ``keys``: every row's tie key for ``seed``, when
-    precomputed (else computed for the candidates).
+    precomputed (else computed for the candidates, from ``hashes``, every row's seed-free uuid
+    hash, when given: :func:`nodeselect.table.uuid_hash`).
     """
     if len(idx) > k:
         kth = np.partition(score, len(idx) - k)[len(idx) - k]
@@ -405,9 +407,23 @@ def top_positions(
         cand = np.arange(len(idx))
     rows = idx[cand]
     uu = table.uuid[rows]
-    tie = tie_keys(uuid_hashes(uu), seed) if keys is None else keys[rows]
+    tie = _ties(uu, rows, seed, keys, hashes)
     out: npt.NDArray[np.intp] = cand[np.lexsort((uu, tie, -score[cand]))[:k]]
     return out
+
+
+def _ties(
+    uu: npt.NDArray[np.bytes_],
+    rows: npt.NDArray[np.int64],
+    seed: int,
+    keys: npt.NDArray[np.uint64] | None,
+    hashes: npt.NDArray[np.uint64] | None,
+) -> npt.NDArray[np.uint64]:
+    """The tie keys of ``rows`` (uuids ``uu``): from every row's ``keys`` or uuid ``hashes``
+    when given, else hashed from the uuids (the same keys: the hash is elementwise)."""
+    if keys is not None:
+        return keys[rows]
+    return tie_keys(uuid_hashes(uu) if hashes is None else hashes[rows], seed)
 
 
 def rank(
@@ -465,14 +481,37 @@ def rank_compiled(
     max_gpus: int,
     pre: NodeScores | None = None,
     keys: npt.NDArray[np.uint64] | None = None,
+    hashes: npt.NDArray[np.uint64] | None = None,
+    survivors: npt.NDArray[np.int64] | None = None,
+    kept: bool = True,
 ) -> Ranking:
-    """:func:`rank` of a compiled job (``pre``, ``keys``: see :func:`rank_rows`)."""
-    survivors = node_pass(cj, table)
+    """:func:`rank` of a compiled job (``pre``, ``keys``, ``hashes``: see :func:`rank_rows`).
+
+    ``survivors``: the rows :func:`nodeselect.engine._prefilter.node_pass` returns for ``cj``,
+    when a batch found them (default: found here). ``kept``: read and keep the GPU-group
+    counts the table keeps per set of GPU limits (:func:`gpu_group`); else the GPU group is
+    computed for the survivors (the same counts)."""
+    if survivors is None:
+        survivors = node_pass(cj, table)
     known = models_known(cj, table)
-    group = gpu_group(cj, table, survivors, models_known=known)
+    if kept:
+        group = gpu_group(cj, table, survivors, models_known=known)
+    else:
+        sub = gpu_subset(cj, table, survivors, models_known=known)
+        group = None if sub is None else (sub.matching, sub)
     if group is None:
         return rank_rows(
-            cj, table, survivors, None, None, k=k, seed=seed, max_gpus=max_gpus, pre=pre, keys=keys
+            cj,
+            table,
+            survivors,
+            None,
+            None,
+            k=k,
+            seed=seed,
+            max_gpus=max_gpus,
+            pre=pre,
+            keys=keys,
+            hashes=hashes,
         )
     matching, whole = group
     okpos = np.flatnonzero(matching >= cj.count)
@@ -497,6 +536,7 @@ def rank_compiled(
         max_gpus=max_gpus,
         pre=pre,
         keys=keys,
+        hashes=hashes,
     )
 
 
@@ -512,10 +552,12 @@ def rank_rows(
     max_gpus: int,
     pre: NodeScores | None = None,
     keys: npt.NDArray[np.uint64] | None = None,
+    hashes: npt.NDArray[np.uint64] | None = None,
 ) -> Ranking:
     """The ranking of the feasible rows ``idx`` (ascending; ``matching`` and ``take``: their
     matching GPU counts and GPU group, ``None`` for a CPU-only job). ``pre`` and ``keys``: the
-    per-node score inputs and tie keys, when a batch has them."""
+    per-node score inputs and tie keys, when a batch has them; ``hashes``: every node's uuid
+    hash (:func:`nodeselect.table.uuid_hash`), when a batch has them and not ``keys``."""
     top: tuple[RankedNode, ...] = ()
     if len(idx) and k:
         # a CPU-only job with many feasible rows: score exactly only those that can be in the top
@@ -528,7 +570,7 @@ def rank_rows(
         else:
             cand, score, raw = pruned
             sidx = idx[cand]
-        spos = top_positions(table, sidx, score, seed=seed, k=k, keys=keys)
+        spos = top_positions(table, sidx, score, seed=seed, k=k, keys=keys, hashes=hashes)
         pos = spos if cand is None else cand[spos]
         rows = idx[pos]
         if take is None:
@@ -536,7 +578,7 @@ def rank_rows(
         else:
             tsub = take(pos)
             gpus = _gpu_choices(cj, table, rows.tolist(), tsub.passes, tsub.vram_free_gb)
-        tie = tie_keys(uuid_hashes(table.uuid[rows]), seed) if keys is None else keys[rows]
+        tie = _ties(table.uuid[rows], rows, seed, keys, hashes)
         top = ranked_nodes(
             cj,
             table,

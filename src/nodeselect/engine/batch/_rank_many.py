@@ -42,6 +42,7 @@ from nodeselect.engine._prefilter import _categorical_key
 from nodeselect.engine._rank import Ranking, rank, rank_compiled
 from nodeselect.engine._shard import TableStats
 from nodeselect.engine.batch import _shards
+from nodeselect.engine.batch._alone import SharedRows, kept_fits
 from nodeselect.engine.batch._columns import BatchColumns
 from nodeselect.engine.batch._group import JobGroup
 from nodeselect.engine.batch._shards import rank_sharded
@@ -164,10 +165,15 @@ def _rank_all(
         alone.extend(members)
     if split is not None:
         return split(batch, cjs, alone, batched)
-    if not batched:  # nothing repays the shared columns: the plain loop
-        return [rank_compiled(cj, table, k=k, seed=seed, max_gpus=max_gpus) for cj in cjs]
+    # the per-node score inputs and tie keys cost a pass over the table: only when groups
+    # build them anyway
+    pre, keys = (batch.pre, batch.keys) if batched else (None, None)
+    # (jobs whose kept rows fit in the table's entries: the per-job path with them, as a
+    # repeated loop over ``rank`` reads them again)
+    mine = [cjs[i] for i in alone]
+    shared = SharedRows(table, mine, kept=kept_fits(mine, table))
     for i in alone:
-        out[i] = batch.rank_one(cjs[i])
+        out[i] = shared.rank(cjs[i], k=k, seed=seed, max_gpus=max_gpus, pre=pre, keys=keys)
     for members, group in batched:
         mine = [cjs[i] for i in members]
         for i, r in zip(members, group.rank_all(mine), strict=True):
