@@ -120,12 +120,16 @@ def gpu_names_agree(a: str | None, b: str | None) -> bool:
     return ca is not None and ca == cb
 
 
+@functools.lru_cache(maxsize=64)
 def _pow_table(width: int) -> npt.NDArray[np.uint64]:
+    """P**i mod 2**64 for i < width (read-only: one array per width, kept; a rank hashes the
+    uuids of its top rows twice, and building it was a Python loop per call)."""
     out = np.empty(width, dtype=np.uint64)
     acc = 1
     for i in range(width):
         out[i] = acc
         acc = (acc * _HASH_P) & _MASK64
+    out.flags.writeable = False
     return out
 
 
