@@ -112,23 +112,24 @@ def driver_rss(nodes: int, jobs: int, batch: int) -> None:
     print(json.dumps({"nodes": nodes, "jobs": n, "base_mb": base, "peak_mb": peak_rss_mb()}))
 
 
-def _work(times: int, barrier: Any, out: Any) -> None:
-    """(child) A fixed rank_many workload, warm, ``times`` times in turn, started when every
-    child is ready (``barrier``: no child's table build overlaps another's timed work); puts
-    the seconds it took on ``out``."""
-    t = NodeTable.synthetic(200_000, seed=5, now=NOW)
-    jobs = make_jobs(100)
+def _work(times: int, nodes: int, n_jobs: int, barrier: Any, out: Any) -> None:
+    """(child) One tile's work (``n_jobs`` jobs x a ``nodes``-node table), warm, ``times``
+    times in turn, started when every child is ready (``barrier``: no child's table build
+    overlaps another's timed work); puts the seconds it took on ``out``."""
+    t = NodeTable.synthetic(nodes, seed=5, now=NOW)
+    jobs = make_jobs(n_jobs)
     rank_many(jobs, t, now=NOW)
     barrier.wait()
     t0 = time.perf_counter()
-    for _ in range(3 * times):
+    for _ in range(times):
         rank_many(jobs, t, now=NOW)
     out.put(time.perf_counter() - t0)
 
 
-def machine_parallelism() -> float:
-    """How much faster 2 processes do 2 units of the same rank_many work than 1 does."""
-    return _procs.longest(1, _work, 2) / _procs.longest(2, _work, 1)
+def machine_parallelism(nodes: int, n_jobs: int) -> float:
+    """How much faster 2 processes do 2 tiles' work (each ``n_jobs`` x ``nodes``) than 1
+    process does, one after the other: the ceiling of a 2-worker cluster on this machine."""
+    return _procs.longest(1, _work, 2, nodes, n_jobs) / _procs.longest(2, _work, 1, nodes, n_jobs)
 
 
 def main() -> None:
@@ -149,12 +150,14 @@ def main() -> None:
         driver_rss(args.driver_rss, n_jobs, batch)
         return
 
-    print(
-        f"this machine now: 2 processes do the same rank_many work "
-        f"{machine_parallelism():.2f}x faster than 1 (the ceiling for a 2-worker cluster)"
-    )
     jobs = make_jobs(n_jobs)
     shards = synthetic_shards(n_nodes, max(2, n_nodes // SHARD), seed=1)
+    per_shard = n_nodes // len(shards)
+    print(
+        f"this machine now: 2 processes do 2 tiles' rank_many work ({batch:,} jobs x "
+        f"{per_shard:,} nodes each) {machine_parallelism(per_shard, batch):.2f}x faster than 1 "
+        "(the ceiling for a 2-worker cluster)"
+    )
     tiles = -(-n_jobs // batch) * len(shards)
     print(
         f"tiles: {n_jobs:,} jobs in batches of {batch} x {n_nodes:,} nodes in {len(shards)} "
