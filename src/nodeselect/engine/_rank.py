@@ -499,20 +499,11 @@ def rank_compiled(
     else:
         sub = gpu_subset(cj, table, survivors, models_known=known)
         group = None if sub is None else (sub.matching, sub)
+    ranked = functools.partial(
+        rank_rows, cj, table, k=k, seed=seed, max_gpus=max_gpus, pre=pre, keys=keys, hashes=hashes
+    )
     if group is None:
-        return rank_rows(
-            cj,
-            table,
-            survivors,
-            None,
-            None,
-            k=k,
-            seed=seed,
-            max_gpus=max_gpus,
-            pre=pre,
-            keys=keys,
-            hashes=hashes,
-        )
+        return ranked(survivors, None, None)
     matching, whole = group
     okpos = np.flatnonzero(matching >= cj.count)
     feasible = survivors[okpos]
@@ -525,19 +516,7 @@ def rank_compiled(
         assert sub is not None
         return sub
 
-    return rank_rows(
-        cj,
-        table,
-        feasible,
-        matching[okpos],
-        take,
-        k=k,
-        seed=seed,
-        max_gpus=max_gpus,
-        pre=pre,
-        keys=keys,
-        hashes=hashes,
-    )
+    return ranked(feasible, matching[okpos], take)
 
 
 def rank_rows(
