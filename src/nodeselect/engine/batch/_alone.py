@@ -140,7 +140,7 @@ class SharedRows:
         if base.rows is None:  # a large base: the per-job scan, without keeping its rows
             rows = _scan(cj, t, [], fast, collect=False)[0]
         elif not tests:
-            rows = np.arange(len(t), dtype=np.int64) if base.rows is None else base.rows
+            rows = base.rows
         else:
             # the first test (the GPU count or free-VRAM level: the most selective) on the
             # base's values, the others on the values of the rows left
