@@ -28,9 +28,12 @@ pytest.importorskip("distributed")
 
 from nodeselect import Client, NodeQuery, NodeTable, rank_many
 from nodeselect.dask import (
+    _BATCHES,
+    _IN_FLIGHT,
     JobResult,
     ScaleOutError,
     Survey,
+    _batch,
     _Cluster,
     _merge,
     _pack,
@@ -415,6 +418,29 @@ def test_a_tile_ranks_a_pickled_batch_as_the_batch_itself() -> None:
     sent = _Cluster(Client()).broadcast(batch)  # type: ignore[arg-type]
     assert isinstance(sent, bytes)
     assert pickle.loads(sent) == batch
+
+
+def test_a_workers_tiles_of_one_batch_share_its_unpickled_jobs() -> None:
+    """A worker's tiles of one batch get the broadcast's one bytes object: unpickled once, the
+    jobs are shared (and so checked once per worker); another bytes object, even an equal one,
+    is unpickled again; the cache keeps only the batches in flight."""
+    blob = pickle.dumps(tuple(JOBS))
+    first = _batch(blob)
+    assert first == tuple(JOBS)
+    assert _batch(blob) is first
+    assert all(a is b for a, b in zip(_batch(blob), first, strict=True))
+    again = _batch(bytes(bytearray(blob)))
+    assert again == first
+    assert again is not first
+    for i in range(8):
+        _batch(pickle.dumps((i,)))
+    assert _batch(pickle.dumps(tuple(JOBS))) is not first
+    assert len(_BATCHES) <= _IN_FLIGHT + 1
+    t = NodeTable.synthetic(2000, seed=4, now=NOW)
+    spec = _Tile(5, NOW, 0, table_stats(t))
+    blob = pickle.dumps(tuple(JOBS))
+    twice = [_results(_unpack(_rank_tile(t, blob, spec))) for _ in range(2)]
+    assert twice[0] == twice[1] == _results(_unpack(_rank_tile(t, tuple(JOBS), spec)))
 
 
 _TERMS = st.sampled_from([(), ("fit",), ("reputation", "idle"), ("idle", "fit", "freshness")])
