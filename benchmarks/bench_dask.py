@@ -8,6 +8,10 @@ Prints figures (no assertions; machines are noisy, compare ratios within one run
   turns, results checked equal; the cluster's speedup, and its CPU seconds (driver,
   scheduler and workers) against one process's: the cluster's overhead, which a machine
   whose cores other processes hold cannot show as a speedup;
+* before each run, the machine's ceiling: 2 processes doing 2 tiles' ``rank_many`` work at
+  once against 1 doing both (this VM's second core has given 1.35-2.09x of the first within
+  one hour), and at the end the medians: the cluster's ratio, the ceiling's, and the share
+  of the ceiling the cluster reached;
 * one process's honest best beside them: one ``rank_many`` call on a whole table of as many
   nodes from the same generator (no tiles: every job's fixed costs paid once, not once per
   shard; a group's layout built once, not once per batch), and the cluster against it;
@@ -16,7 +20,7 @@ Prints figures (no assertions; machines are noisy, compare ratios within one run
   the fleet, so it should stay flat;
 * an extrapolation to 100k jobs x 10M nodes on N workers from the measured per-tile time.
 
-    python benchmarks/bench_dask.py [--quick] [--repeat 2] [--batch JOBS]
+    python benchmarks/bench_dask.py [--quick] [--repeat 4] [--batch JOBS]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -132,39 +137,25 @@ def machine_parallelism(nodes: int, n_jobs: int) -> float:
     return _procs.longest(1, _work, 2, nodes, n_jobs) / _procs.longest(2, _work, 1, nodes, n_jobs)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke run)")
-    parser.add_argument("--repeat", type=int, default=2, help="timed runs per side (best)")
-    parser.add_argument(
-        "--batch",
-        type=int,
-        default=None,
-        help=f"jobs per tile (default {DEFAULT_BATCH:,}, the Survey's; --quick: 50)",
+def report(quick: bool, repeat: int, batch: int | None) -> None:
+    """Print this benchmark's figures (``main``'s, and ``bench_scale.py``'s cluster part)."""
+    n_nodes, n_jobs, default_batch = (
+        (200_000, 100, 50) if quick else (1_000_000, 1_000, DEFAULT_BATCH)
     )
-    parser.add_argument("--driver-rss", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    n_nodes, n_jobs, batch = (200_000, 100, 50) if args.quick else (1_000_000, 1_000, DEFAULT_BATCH)
-    batch = args.batch or batch
-    if args.driver_rss is not None:
-        driver_rss(args.driver_rss, n_jobs, batch)
-        return
-
+    batch = batch or default_batch
     jobs = make_jobs(n_jobs)
     shards = synthetic_shards(n_nodes, max(2, n_nodes // SHARD), seed=1)
     per_shard = n_nodes // len(shards)
-    print(
-        f"this machine now: 2 processes do 2 tiles' rank_many work ({batch:,} jobs x "
-        f"{per_shard:,} nodes each) {machine_parallelism(per_shard, batch):.2f}x faster than 1 "
-        "(the ceiling for a 2-worker cluster)"
-    )
     tiles = -(-n_jobs // batch) * len(shards)
     print(
-        f"tiles: {n_jobs:,} jobs in batches of {batch} x {n_nodes:,} nodes in {len(shards)} "
-        f"shards = {tiles} tiles of {batch} x {n_nodes // len(shards):,}"
+        f"cluster tiles: {n_jobs:,} jobs in batches of {batch} x {n_nodes:,} nodes in "
+        f"{len(shards)} shards = {tiles} tiles of {batch} x {per_shard:,}; each run below also "
+        f"measures the machine's ceiling: 2 processes doing 2 tiles' rank_many work against 1"
     )
     warm = jobs[: min(20, n_jobs)]
     pairs = n_jobs * n_nodes
+    ratios: list[float] = []
+    ceilings: list[float] = []
     # both sides up at once, timed in turns (alternating who goes first): same load for both
     with (
         Survey(shards, now=NOW) as one,
@@ -176,7 +167,8 @@ def main() -> None:
         whole = NodeTable.synthetic(n_nodes, seed=7, now=NOW)
         rank_many(warm, whole, now=NOW)  # its derived columns
         best = float("inf")
-        for r in range(args.repeat):
+        for r in range(repeat):
+            ceilings.append(machine_parallelism(per_shard, batch))  # the cluster idle meanwhile
             sides = [("one", one, None), ("two", two, client)]
             got = {
                 name: timed(s, jobs, batch, c)
@@ -187,25 +179,33 @@ def main() -> None:
             rank_many(jobs, whole, now=NOW)
             t_whole, c_whole = time.perf_counter() - t0, process_cpu() - c0
             best = min(best, t_two)
+            ratios.append(t_one / t_two)
             print(
                 f"[{r + 1}] one process (synchronous scheduler): {t_one:.2f} s = "
                 f"{pairs / t_one / 1e6:,.0f} M pairs/s (CPU {c_one:.2f} s); LocalCluster 2 "
                 f"workers: {t_two:.2f} s = {pairs / t_two / 1e6:,.0f} M pairs/s (CPU {c_two:.2f} s"
                 f" over driver + workers); cluster / one process = {t_one / t_two:.2f}x "
-                f"(target >= 1.6x; CPU cost {c_two / c_one:.2f}x one process's, load "
-                f"{os.getloadavg()[0]:.1f}); results {'equal' if out == want else 'DIFFER'}"
+                f"(target >= 1.6x; the machine's ceiling just before: {ceilings[-1]:.2f}x; CPU "
+                f"cost {c_two / c_one:.2f}x one process's, load {os.getloadavg()[0]:.1f}); "
+                f"results {'equal' if out == want else 'DIFFER'}"
             )
             print(
                 f"    one process, one rank_many on a whole {n_nodes:,}-node table (no tiles):"
                 f" {t_whole:.2f} s (CPU {c_whole:.2f} s; the tiles cost {c_one / c_whole:.2f}x"
                 f" its CPU); cluster / that = {t_whole / t_two:.2f}x"
             )
+    shares = [r / c for r, c in zip(ratios, ceilings, strict=True)]
+    print(
+        f"medians of {repeat} runs: cluster / one process {statistics.median(ratios):.2f}x "
+        f"(target >= 1.6x); the machine's ceiling {statistics.median(ceilings):.2f}x; the "
+        f"cluster reached {statistics.median(shares):.2f} of the ceiling measured just before it"
+    )
 
-    sizes = (200_000, 800_000) if args.quick else (1_000_000, 4_000_000)
+    sizes = (200_000, 800_000) if quick else (1_000_000, 4_000_000)
     rss = []
     for n in sizes:
         out = subprocess.run(
-            [sys.executable, __file__, "--driver-rss", str(n), *(["--quick"] * args.quick)],
+            [sys.executable, __file__, "--driver-rss", str(n), *(["--quick"] * quick)],
             check=True,
             capture_output=True,
             text=True,
@@ -232,6 +232,25 @@ def main() -> None:
         f"extrapolated, 100k jobs x 10M nodes ({big_tiles:,} tiles of 1,000 x 250k) at that "
         f"rate: {cells} (ranking only; scheduling overhead and the shards' first build extra)"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke run)")
+    parser.add_argument("--repeat", type=int, default=4, help="timed runs per side")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help=f"jobs per tile (default {DEFAULT_BATCH:,}, the Survey's; --quick: 50)",
+    )
+    parser.add_argument("--driver-rss", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.driver_rss is not None:
+        n_jobs, batch = (100, 50) if args.quick else (1_000, DEFAULT_BATCH)
+        driver_rss(args.driver_rss, n_jobs, args.batch or batch)
+        return
+    report(args.quick, args.repeat, args.batch)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,20 @@ Prints, in one run (no assertions; the machine is shared, so compare the ratios)
   memory bandwidth and caches exactly as two processes share the machine's, so this is the
   most two threads can gain here; a VM whose second core adds little memory bandwidth shows
   it below 2x.
+* the cluster (``bench_dask.py``'s figures, when ``distributed`` is installed; ``--no-dask``
+  skips them): a 2-worker ``LocalCluster`` against one process on the same tiles, each run
+  beside a fresh ceiling; the driver's memory from 1M to 4M nodes; the extrapolation to 100k
+  jobs x 10M nodes. The issue's figures all come from one run of this file.
 
-    python benchmarks/bench_scale.py [--quick] [--repeat N] [--workers N]
+    python benchmarks/bench_scale.py [--quick] [--repeat N] [--workers N] [--no-dask]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib
+import importlib.util
 import os
 import resource
 import sys
@@ -123,11 +129,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each figure")
     parser.add_argument("--workers", type=int, nargs="*", default=[2], help="thread counts")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the 2-process ceiling")
+    parser.add_argument("--no-dask", action="store_true", help="skip the LocalCluster figures")
     args = parser.parse_args()
     n, n_jobs = (100_000, 100) if args.quick else (1_000_000, 1_000)
     threads(n, n_jobs, [w for w in args.workers if w > 1] or [2], args.repeat)
     if not args.no_ceiling:
         ceiling(n, n_jobs, max(1, args.repeat - 1))
+    if not args.no_dask:
+        if importlib.util.find_spec("distributed") is None:
+            print("cluster: skipped (pip install 'nodeselect[dask]' for its figures)")
+        else:
+            dask_figures = importlib.import_module("bench_dask")  # imports distributed
+            dask_figures.report(args.quick, max(args.repeat, 4), None)
 
 
 if __name__ == "__main__":
