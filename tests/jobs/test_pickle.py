@@ -51,3 +51,20 @@ def test_every_job_class_pickles_by_its_fields() -> None:
     for cls in classes:
         obj = cls(name="j") if cls is Job else cls()
         assert obj.__reduce__() == (cls, attrs.astuple(obj, recurse=False))
+
+
+@attrs.frozen
+class _TeamJob(Job):
+    """A user's subclass with a field of its own."""
+
+    team: str = "ml"
+
+
+@given(jobs(), st.integers(0, pickle.HIGHEST_PROTOCOL))
+@settings(max_examples=20, deadline=None)
+def test_a_subclass_of_job_pickles_as_itself_with_its_own_fields(job: Job, protocol: int) -> None:
+    mine = _TeamJob(**attrs.asdict(job, recurse=False), team="search")
+    for back in (pickle.loads(pickle.dumps(mine, protocol)), copy.deepcopy(mine)):
+        assert type(back) is _TeamJob
+        assert back == mine
+        assert back.team == "search"
