@@ -30,6 +30,8 @@ def main() -> int:
         cmd = [sys.executable, str(f)]
         if args.quick and "--quick" in f.read_text(encoding="utf-8"):
             cmd.append("--quick")
+        if f.stem == "bench_scale":
+            cmd.append("--no-dask")  # bench_dask.py runs as a benchmark of its own
         print(f"== {f.name} {' '.join(cmd[2:])}".rstrip(), flush=True)
         t0 = time.perf_counter()
         rc = subprocess.call(cmd)
