@@ -159,18 +159,32 @@ def test_ctrl_c_stops_a_stuck_fetch(mode: str) -> None:
         main = threading.main_thread().ident
         assert main is not None
 
+        seen: dict[str, object] = {}  # what a failure reports (CI saw one, once, unexplained)
+
         def interrupt_once_held() -> None:
+            seen["blocked in this thread (inherited)"] = signal.pthread_sigmask(
+                signal.SIG_BLOCK, []
+            )
             if srv.hung.wait(10.0):  # a request is held without an answer
+                seen["SIGINT sent after s"] = round(time.monotonic() - t0, 3)
                 signal.pthread_kill(main, signal.SIGINT)
 
+        seen["SIGINT handler"] = signal.getsignal(signal.SIGINT)
         timer = threading.Thread(target=interrupt_once_held, daemon=True)
-        timer.start()
         t0 = time.monotonic()
+        timer.start()
         try:
             with pytest.raises(KeyboardInterrupt):
                 c.fetch(NodeQuery(limit=50))
             c.close()
             took = time.monotonic() - t0
+        except Exception as exc:  # the fetch ended some other way: say what the test saw
+            seen.update(
+                requests=srv.requests, held=srv.hung.is_set(), threads=threading.active_count()
+            )
+            raise AssertionError(
+                f"the fetch ended with {exc!r}, not KeyboardInterrupt: {seen}"
+            ) from exc
         finally:
             timer.join(10.0)
     # Not a speed claim: requests left running would hold close() until the 20 s deadline
