@@ -9,7 +9,7 @@ Prints figures (no assertions; machines are noisy, compare ratios within one run
   scheduler and workers) against one process's: the cluster's overhead, which a machine
   whose cores other processes hold cannot show as a speedup;
 * before each run, the machine's ceiling: 2 processes doing 2 tiles' ``rank_many`` work at
-  once against 1 doing both (this VM's second core has given 1.35-2.09x of the first within
+  once against 1 doing both (this VM's second core has given 1.16-2.10x of the first within
   one hour), and at the end the medians: the cluster's ratio, the ceiling's, and the share
   of the ceiling the cluster reached;
 * one process's honest best beside them: one ``rank_many`` call on a whole table of as many
