@@ -13,6 +13,7 @@ import sysconfig
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -204,6 +205,43 @@ def test_unusual_values_fall_back_to_python(fleet: list[FleetNode], chunk: int) 
 def test_c_reader_equals_python_on_many_odd_fleets(fleet: list[FleetNode], chunk: int) -> None:
     """As the two tests above, with many more examples."""
     _same_both_ways(fleet, chunk)
+
+
+class _SlottedNode:
+    """A node of the caller's own class: slots, one of them never set (a NULL slot)."""
+
+    __slots__ = ("facts", "lean", "unset")
+
+    def __init__(self, lean: Any, facts: Any) -> None:
+        self.lean = lean
+        self.facts = facts
+
+
+class _DictNode:
+    """A node whose attributes live in an instance ``__dict__`` (no slots to walk)."""
+
+    def __init__(self, lean: Any, facts: Any) -> None:
+        self.lean = lean
+        self.facts = facts
+
+
+@needs_c
+@settings(max_examples=6, deadline=None)
+@given(_fleets(odd=False).filter(bool), st.integers(12, 32))
+def test_the_read_ahead_walks_any_node_objects(fleet: list[FleetNode], chunk: int) -> None:
+    """The C reader prefetches the objects of the nodes up to 10 ahead, five levels deep
+    (walking list and tuple items and object slots). Fleets long enough for every level, of
+    the library's nodes, slotted nodes with an unset slot, ``__dict__`` nodes, and a node with
+    a list of hundreds of CPUs: the same table as the Python reader's."""
+    many = LeanCpu(num_cores=2)
+    nodes: list[Any] = []
+    for i in range(24):  # the drawn nodes again and again, each with a uuid of its own
+        n = fleet[i % len(fleet)]
+        n = FleetNode(lean=msgspec.structs.replace(n.lean, uuid=f"r-{i}"), facts=n.facts)
+        if i == 3:
+            n = FleetNode(lean=msgspec.structs.replace(n.lean, cpus=[many] * 300), facts=n.facts)
+        nodes.append((n, _SlottedNode(n.lean, n.facts), _DictNode(n.lean, n.facts))[i % 3])
+    _same_both_ways(nodes, chunk)
 
 
 @needs_c
