@@ -40,7 +40,7 @@ from nodeselect.documents._lean import (
     LeanVram,
 )
 from nodeselect.errors import DocumentError
-from nodeselect.table import _build
+from nodeselect.table import _build, _kernels
 from nodeselect.table._table import NodeTable
 from strategies_fleet import NOW, FleetNode
 
@@ -59,7 +59,7 @@ def test_the_extension_is_built_where_a_compiler_is() -> None:
     from nodeselect.table import _cbuild  # noqa: PLC0415 - the import is what is tested
 
     assert callable(_cbuild.read_chunk)
-    assert _cbuild.VERSION == _build.CBUILD_VERSION, "a stale build: re-run pip install -e ."
+    assert _cbuild.VERSION == _kernels.CBUILD_VERSION, "a stale build: re-run pip install -e ."
 
 
 C_READER = _build._cbuild

@@ -46,6 +46,7 @@ from nodeselect.table import (
     find_rows,
     keep_rows,
     max_gpu_count,
+    repeat,
 )
 
 __all__ = [
@@ -208,7 +209,7 @@ def effective_gpu_columns(
         sel = t.gpu_rows(idx) if rows is None else rows
         fresh_node = (now_s - t.telemetry_epoch_s[idx]) <= TELEMETRY_FRESH_S
         lens = t.gpu_offsets[idx + 1] - t.gpu_offsets[idx]
-    fresh = np.repeat(fresh_node, lens)
+    fresh = repeat(fresh_node, lens)
     load = np.where(fresh, t.gpu_load[sel], np.float32(np.nan)).astype(np.float32, copy=False)
     if t.gpu_vram_free_override_gb is not None:
         return t.gpu_vram_free_override_gb[sel], load
@@ -248,7 +249,7 @@ class GpuSubset:
     def select(self, keep: B) -> GpuSubset:
         """The subset of the nodes where ``keep`` (per node) is True."""
         lens = self.lens[keep]
-        return self._gather(keep, np.repeat(keep, self.lens), lens, _offsets(lens))
+        return self._gather(keep, repeat(keep, self.lens), lens, _offsets(lens))
 
     def take(self, pos: npt.NDArray[np.int64]) -> GpuSubset:
         """The subset of the nodes at positions ``pos`` (ascending), by integer gathers: what
@@ -334,7 +335,7 @@ def gpu_subset(
     if cj.max_load is not None or (
         cj.min_vram_free_gb is not None and t.gpu_vram_free_override_gb is None
     ):
-        fresh = np.repeat((cj.now_s - t.telemetry_epoch_s[idx]) <= TELEMETRY_FRESH_S, lens)
+        fresh = repeat((cj.now_s - t.telemetry_epoch_s[idx]) <= TELEMETRY_FRESH_S, lens)
     if cj.min_vram_free_gb is not None:
         if t.gpu_vram_free_override_gb is not None:
             free = t.gpu_vram_free_override_gb[rows]

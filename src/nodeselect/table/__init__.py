@@ -26,6 +26,7 @@ from nodeselect.table._derived import (
     uuid_hash,
     vram_level,
 )
+from nodeselect.table._kernels import repeat
 from nodeselect.table._table import (
     GIB,
     TELEMETRY_FRESH_S,
@@ -99,6 +100,7 @@ __all__ = [
     "keep_rows",
     "max_gpu_count",
     "on_build",
+    "repeat",
     "repeated_uuids",
     "unique_nodes",
     "uuid_hash",

@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from itertools import compress, islice, repeat
 from typing import Any, Final
@@ -83,6 +82,7 @@ from nodeselect.documents import (
 )
 from nodeselect.gpus import gpu_codes_for_nodes
 from nodeselect.table._derived import build_derived
+from nodeselect.table._kernels import _cbuild  # the C reader, or None: see _kernels
 from nodeselect.table._table import (
     GIB,
     TELEMETRY_FRESH_S,
@@ -100,21 +100,6 @@ from nodeselect.table._units import (
     infer_load_unit,
     infer_size_unit,
 )
-
-#: The version of ``_cbuild.c`` this module calls (its ``VERSION``); an extension of another
-#: version (a stale build an earlier editable install left in ``src/``) is not used: re-run
-#: ``pip install -e .`` after changing ``_cbuild.c``.
-CBUILD_VERSION: Final = 2
-
-try:
-    from nodeselect.table import _cbuild
-except ImportError:  # not compiled (no C compiler at install): the pure-Python reader
-    _cbuild = None  # type: ignore[assignment]
-if (
-    os.environ.get("NODESELECT_PURE_PYTHON", "") not in ("", "0")
-    or getattr(_cbuild, "VERSION", None) != CBUILD_VERSION
-):
-    _cbuild = None  # type: ignore[assignment]
 
 __all__ = ["CHUNK", "RepeatedUuids", "build_table"]
 

@@ -43,7 +43,8 @@
  *
  * Also here: codes(lut, values, out) and positions(first, values, start, out), the per-value
  * dict loops of coding a column of strings (_build._lookup and _build._positions: the chunks
- * the Python loop reads, and the timestamps it parses).
+ * the Python loop reads, and the timestamps it parses); and repeat(values, counts, out,
+ * itemsize), numpy.repeat with the GIL released (nodeselect.table.repeat).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1183,11 +1184,81 @@ fail:
     return NULL;
 }
 
+/* repeat(values, counts, out, itemsize) -> None: out = numpy.repeat(values, counts) for
+ * contiguous 1-D buffers (values: n items of `itemsize` bytes, 1, 2, 4 or 8; counts: n int64;
+ * out: sum(counts) items), the copy done with the GIL released (numpy.repeat holds it, and
+ * the threads of rank_many(..., workers=N) take turns at it). ValueError (nothing written)
+ * for a negative count, a total other than out's length, or buffers of the wrong size. */
+static PyObject *repeat(PyObject *self, PyObject *args) {
+    Py_buffer v, c, o;
+    int itemsize;
+    if (!PyArg_ParseTuple(args, "y*y*w*i", &v, &c, &o, &itemsize))
+        return NULL;
+    const char *why = NULL;
+    Py_ssize_t n = c.len / (Py_ssize_t)sizeof(int64_t);
+    if (itemsize != 1 && itemsize != 2 && itemsize != 4 && itemsize != 8)
+        why = "repeat: itemsize must be 1, 2, 4 or 8";
+    else if (c.len % (Py_ssize_t)sizeof(int64_t) != 0 || v.len != n * itemsize ||
+             o.len % itemsize != 0)
+        why = "repeat: buffers of the wrong size";
+    if (why == NULL) {
+        const int64_t *k = (const int64_t *)c.buf;
+        Py_ssize_t total = o.len / itemsize;
+        Py_BEGIN_ALLOW_THREADS
+        int64_t sum = 0;
+        for (Py_ssize_t i = 0; i < n && why == NULL; i++)
+            if (k[i] < 0)
+                why = "repeat: a negative count";
+            else if (__builtin_add_overflow(sum, k[i], &sum) || sum > total)
+                why = "repeat: the counts add up to more than out holds";
+        if (why == NULL && sum != total)
+            why = "repeat: the counts add up to less than out holds";
+        if (why == NULL) {
+#define FILL(T)                                             \
+    {                                                       \
+        const T *src = (const T *)v.buf;                    \
+        T *dst = (T *)o.buf;                                \
+        for (Py_ssize_t i = 0; i < n; i++) {                \
+            T x = src[i];                                   \
+            for (int64_t j = k[i]; j > 0; j--)              \
+                *dst++ = x;                                 \
+        }                                                   \
+    }
+            switch (itemsize) {
+            case 1: {
+                const char *src = (const char *)v.buf;
+                char *dst = (char *)o.buf;
+                for (Py_ssize_t i = 0; i < n; i++) {
+                    memset(dst, src[i], (size_t)k[i]);
+                    dst += k[i];
+                }
+                break;
+            }
+            case 2: FILL(uint16_t) break;
+            case 4: FILL(uint32_t) break;
+            default: FILL(uint64_t) break;
+            }
+#undef FILL
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&v);
+    PyBuffer_Release(&c);
+    PyBuffer_Release(&o);
+    if (why != NULL) {
+        PyErr_SetString(PyExc_ValueError, why);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"codes", codes, METH_VARARGS,
      "codes(lut, values, out) -> missing: out[i] = lut.get(values[i], -1)"},
     {"positions", positions, METH_VARARGS,
      "positions(first, values, start, out): out[i] = first.setdefault(values[i], start + i)"},
+    {"repeat", repeat, METH_VARARGS,
+     "repeat(values, counts, out, itemsize): out = numpy.repeat(values, counts), GIL released"},
     {"read_chunk", read_chunk, METH_VARARGS,
      "read_chunk(nodes, block, flags, image_bit, agree) -> columns (see the module source)"},
     {NULL, NULL, 0, NULL},
@@ -1213,7 +1284,7 @@ PyMODINIT_FUNC PyInit__cbuild(void) {
         return NULL;
     /* bumped with every change of what the functions take or return: _build ignores an
      * extension of another version (a stale build left in src/ by an earlier editable install) */
-    if (PyModule_AddIntConstant(m, "VERSION", 2) < 0) {
+    if (PyModule_AddIntConstant(m, "VERSION", 3) < 0) {
         Py_DECREF(m);
         return NULL;
     }

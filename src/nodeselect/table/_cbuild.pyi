@@ -30,3 +30,6 @@ def codes(lut: dict[Any, int], values: list[Any], out: Any) -> int:
 
 def positions(first: dict[Any, int], values: list[Any], start: int, out: Any) -> None:
     """``out[i] = first.setdefault(values[i], start + i)``."""
+
+def repeat(values: Any, counts: Any, out: Any, itemsize: int) -> None:
+    """``out[:] = numpy.repeat(values, counts)`` on contiguous buffers, the GIL released."""

@@ -45,6 +45,7 @@ from nodeselect.documents import (
 )
 from nodeselect.errors import InputError
 from nodeselect.gpus import GPU_MODELS, canonical_node_gpu, gpu_code
+from nodeselect.table._kernels import repeat
 from nodeselect.table._units import Units
 
 __all__ = [
@@ -142,7 +143,7 @@ def csr_take(
     lens = offsets[nodes + 1].astype(np.int64) - starts
     out = np.zeros(len(nodes) + 1, dtype=np.int64)
     np.cumsum(lens, out=out[1:])
-    at = np.arange(int(out[-1]), dtype=np.int64) + np.repeat(starts - out[:-1], lens)
+    at = np.arange(int(out[-1]), dtype=np.int64) + repeat(starts - out[:-1], lens)
     return lens, out, at
 
 

@@ -23,7 +23,7 @@ from nodeselect.engine._rank import RankedNode, Ranking, ranking_of
 from nodeselect.engine.batch._columns import BatchColumns
 from nodeselect.engine.batch._pairs import PairScores
 from nodeselect.engine.scorers import idle_of
-from nodeselect.table import csr_take, gpu_model_key
+from nodeselect.table import csr_take, gpu_model_key, repeat
 
 __all__ = ["CHUNK_PAIRS", "THREAD_CHUNK_PAIRS", "JobGroup"]
 
@@ -166,7 +166,7 @@ class JobGroup:
         known = self.usable & ~np.isnan(free)
         self.n_known = self._per_node(known)
         # each GPU's cell in the (c, slots) layouts, by GPU index, then in sorted order
-        cell = np.arange(g, dtype=np.int64) + np.repeat(
+        cell = np.arange(g, dtype=np.int64) + repeat(
             np.arange(c, dtype=np.int64) * slots - self.offsets[:-1], self.lens
         )
         nan_free = np.where(np.isnan(free), 0.0, free)
@@ -360,7 +360,7 @@ class JobGroup:
             idx = self.cand.take(pos)
             tops: list[tuple[RankedNode, ...]] = [()] * len(mine)
             if b.k and len(pos):
-                job = np.repeat(np.arange(len(mine), dtype=np.int64), np.diff(bounds))
+                job = repeat(np.arange(len(mine), dtype=np.int64), np.diff(bounds))
                 tops = PairScores(self, mine, pos=pos, idx=idx, job=job, bounds=bounds).tops()
             out += [
                 ranking_of(cj, b.t, idx[bounds[j] : bounds[j + 1]], tops[j], b.seed)

@@ -14,7 +14,7 @@ from nodeselect.engine._constraints import CompiledJob, _offsets, f32_at_least
 from nodeselect.engine._rank import RankedNode, ranked_nodes
 from nodeselect.engine.scorers import gpu_fit, gpu_load_mean, idle_of, score_units
 from nodeselect.engine.scorers import images as image_term
-from nodeselect.table import csr_take
+from nodeselect.table import csr_take, repeat
 
 if TYPE_CHECKING:
     from nodeselect.engine.batch._group import JobGroup
@@ -95,10 +95,10 @@ class PairScores:
         for j, (a, e) in enumerate(itertools.pairwise(self.bounds.tolist())):
             if e - a > k:
                 kth[j] = np.partition(lo[a:e], e - a - k)[e - a - k]
-        keep = hi >= np.repeat(kth, n)  # (pairs are job by job: ``kth.take(job)``, faster)
+        keep = hi >= repeat(kth, n)  # (pairs are job by job: ``kth.take(job)``, faster)
         few = n <= k
         if few.any():  # a job with at most k pairs keeps them all (even a NaN)
-            keep |= np.repeat(few, n)
+            keep |= repeat(few, n)
         return np.flatnonzero(keep)
 
     def _per_job(self, values: list[Any], dtype: Any) -> Any:
@@ -214,8 +214,8 @@ class PairScores:
         passes = g.usable.take(at)
         if any(self.with_x):
             jobs = self.job.take(pairs)
-            x = np.repeat(np.asarray(self.xs, dtype=np.float32).take(jobs), lens)
-            limit = np.repeat(np.take(self.with_x, jobs), lens)
+            x = repeat(np.asarray(self.xs, dtype=np.float32).take(jobs), lens)
+            limit = repeat(np.take(self.with_x, jobs), lens)
             passes &= ~limit | (g.free.take(at) >= x)
         return gpu_load_mean(g.batch.t.gpu_load[g.rows.take(at)], passes, lens, offsets[:-1])
 

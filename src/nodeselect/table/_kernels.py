@@ -1,0 +1,73 @@
+"""The optional C extension (``_cbuild.c``), loaded once, and the array kernel it offers the
+layers above: :func:`repeat`, ``numpy.repeat`` without holding the GIL.
+
+The extension is compiled at install when a C compiler is there (``hatch_build.py``); without
+it, or with ``NODESELECT_PURE_PYTHON=1``, or when the extension in ``src/`` is of another
+version than this code calls (a stale editable build: re-run ``pip install -e .``), ``_cbuild``
+is ``None`` and everything falls back to NumPy and Python, with the same results.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Final, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+#: The version of ``_cbuild.c`` this package calls (its ``VERSION``).
+CBUILD_VERSION: Final = 3
+
+try:
+    from nodeselect.table import _cbuild
+except ImportError:  # not compiled (no C compiler at install): NumPy and Python only
+    _cbuild = None  # type: ignore[assignment]
+if (
+    os.environ.get("NODESELECT_PURE_PYTHON", "") not in ("", "0")
+    or getattr(_cbuild, "VERSION", None) != CBUILD_VERSION
+):
+    _cbuild = None  # type: ignore[assignment]
+
+# _cbuild: the extension module, or None (the table build reads nodes with it)
+__all__ = ["CBUILD_VERSION", "_cbuild", "repeat"]
+
+_T = TypeVar("_T", bound=np.generic)
+
+
+def repeat(values: npt.NDArray[_T], counts: npt.NDArray[np.integer[Any]]) -> npt.NDArray[_T]:
+    """``numpy.repeat(values, counts)`` for a 1-D ``values`` of 1-, 2-, 4- or 8-byte items
+    and a 1-D ``counts`` of the same length, copied with the GIL released.
+
+    ``numpy.repeat`` copies holding the GIL, which the threads of
+    ``rank_many(..., workers=N)`` then take turns at; this copy (in the C extension) lets them
+    run it at once. The result is ``numpy.repeat``'s, byte for byte; any other input (other
+    shapes or dtypes, a negative count, no extension) goes to ``numpy.repeat`` itself, which
+    also raises its errors.
+    """
+    c = _cbuild
+    if (
+        c is None
+        or values.ndim != 1
+        or values.dtype.hasobject
+        or values.dtype.itemsize not in (1, 2, 4, 8)
+    ):
+        return np.repeat(values, counts)
+    k = np.ascontiguousarray(counts, dtype=np.int64)
+    if k.shape != values.shape:
+        return np.repeat(values, counts)
+    v = np.ascontiguousarray(values)
+    total = int(k.sum())
+    if total < 0:  # (negative counts: numpy's error)
+        return np.repeat(values, counts)
+    out = np.empty_like(v, shape=total)
+    try:
+        c.repeat(_bytes_view(v), _bytes_view(k), _bytes_view(out), v.dtype.itemsize)
+    except ValueError:  # a negative count among positive ones: numpy's error, numpy's result
+        return np.repeat(values, counts)
+    return out
+
+
+def _bytes_view(a: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
+    """A contiguous array's bytes, as a buffer of unsigned bytes (any dtype, even bool or
+    datetime, whose buffer formats some consumers refuse)."""
+    return a.view(np.uint8)

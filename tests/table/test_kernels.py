@@ -1,0 +1,99 @@
+"""``nodeselect.table.repeat``: ``numpy.repeat``'s result, byte for byte, copied by the C
+extension with the GIL released (or by ``numpy.repeat`` itself without it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from nodeselect.table import _kernels, repeat
+
+needs_c = pytest.mark.skipif(_kernels._cbuild is None, reason="the C extension is not built")
+
+_DTYPES = st.sampled_from(
+    [
+        *(np.bool_, np.int8, np.uint8, np.int16, np.float16, np.int32, np.float32, np.int64),
+        *(np.uint64, np.float64, np.complex64, "datetime64[s]", "S3", "U1", np.complex128),
+    ]
+)
+
+
+@st.composite
+def _cases(draw: st.DrawFn) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    dtype = np.dtype(draw(_DTYPES))
+    n = draw(st.integers(0, 40))
+    step = draw(st.sampled_from([1, 1, 2, -1]))  # strided and reversed views too
+    base = draw(hnp.arrays(dtype, n * abs(step)))
+    values = base[::step] if step > 0 else base[::-1]
+    counts = draw(
+        hnp.arrays(
+            draw(st.sampled_from([np.int64, np.int32, np.uint8])), n, elements=st.integers(0, 7)
+        )
+    )
+    return values, counts
+
+
+@given(_cases())
+@settings(max_examples=300, deadline=None)
+def test_repeat_is_numpys_byte_for_byte(case: tuple[Any, Any]) -> None:
+    """Every dtype (NaNs, -0.0 and bools as they are), strided views, zero counts, counts of
+    any integer dtype: the same dtype, shape and bytes as ``numpy.repeat``, with the C
+    extension and without it."""
+    values, counts = case
+    want = np.repeat(values, counts)
+    for c in (_kernels._cbuild, None):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_kernels, "_cbuild", c)
+            got = repeat(values, counts)
+        assert got.dtype == want.dtype
+        assert got.shape == want.shape
+        assert got.tobytes() == want.tobytes()
+
+
+def test_repeat_raises_numpys_errors() -> None:
+    """A negative count, counts of another length: ``numpy.repeat``'s ValueError."""
+    v = np.arange(3, dtype=np.float64)
+    for counts, message in (
+        ([1, -1, 1], "negative"),
+        ([-2, 0, 0], "negative"),
+        ([1, 2], "broadcast"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            np.repeat(v, np.array(counts))
+        with pytest.raises(ValueError, match=message):
+            repeat(v, np.array(counts))
+
+
+def test_repeat_of_other_shapes_is_numpys() -> None:
+    """A scalar count, or 2-D values (flattened): left to ``numpy.repeat``."""
+    v = np.arange(6, dtype=np.int64).reshape(2, 3)
+    two = np.array(2)
+    assert repeat(v, two).tolist() == np.repeat(v, 2).tolist()
+    assert repeat(np.arange(3), two).tolist() == [0, 0, 1, 1, 2, 2]
+
+
+@needs_c
+def test_the_c_copy_checks_its_buffers_and_writes_nothing_on_error() -> None:
+    """The extension's ``repeat`` refuses a negative count, counts that add up to more or
+    less than ``out`` holds, and buffers of the wrong size, before writing anything."""
+    c = _kernels._cbuild
+    assert c is not None
+    v = np.arange(4, dtype=np.int64)
+    for counts, size, itemsize in (
+        ([1, -1, 1, 1], 2, 8),
+        ([1, 1, 1, 1], 5, 8),
+        ([1, 1, 1, 1], 3, 8),
+        ([2**62, 2**62, 2**62, 1], 4, 8),  # a sum past int64
+        ([1, 1, 1, 1], 4, 3),
+        ([1, 1, 1], 3, 8),
+    ):
+        out = np.full(size, 77, dtype=np.int64)
+        k = np.array(counts, dtype=np.int64)
+        with pytest.raises(ValueError, match="repeat: "):
+            c.repeat(v.view(np.uint8), k.view(np.uint8), out.view(np.uint8), itemsize)
+        assert (out == 77).all()
