@@ -3,6 +3,8 @@ faults, drift, and bulk registration with an unstable order."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 
@@ -106,8 +108,9 @@ def test_bulk_registration_unstable_order_without_drift_is_exact() -> None:
 def test_compressed_pages_in_every_encoding_fetch_the_same_fleet(encoding) -> None:
     """A server that compresses its pages (each reading of Content-Encoding the client accepts)
     really sends them compressed, and the fetch equals the uncompressed one."""
-    plain = generate_fleet(300, seed=6)
-    squeezed = generate_fleet(300, seed=6, dialect=Dialect(content_encoding=encoding))
+    now = datetime.now(UTC)  # one clock for both fleets (each would read its own second)
+    plain = generate_fleet(300, seed=6, now=now)
+    squeezed = generate_fleet(300, seed=6, now=now, dialect=Dialect(content_encoding=encoding))
     with SimServer(squeezed) as server:
         raw = httpx.get(
             server.url + "/v1/nodes", headers={"Accept-Encoding": "gzip, deflate"}
