@@ -232,3 +232,19 @@ def test_pieces_are_consecutive_near_equal_and_cover_every_job() -> None:
             lengths = [len(p) for p in pieces]
             assert not n or (min(lengths) >= 1 and max(lengths) - min(lengths) <= 1)
             assert len(pieces) == (max(1, round(n / size)) if n else 0)
+
+
+def test_an_invalid_job_in_a_batch_split_by_jobs_is_named() -> None:
+    """A job that does not compile, in a batch large enough to be split by jobs: the same
+    InputError as one thread, noting ``jobs[i]``."""
+    rng = np.random.default_rng(6)
+    t = NodeTable.synthetic(500, seed=6, now=NOW)
+    jobs = _synthetic_jobs(rng, 2 * _shards.JOBS_PER_WORKER)
+    jobs[20] = attrs.evolve(jobs[20], gpu=attrs.evolve(jobs[20].gpu, count=-1))
+    errors = []
+    for workers in (1, 2):
+        with pytest.raises(InputError) as info:
+            rank_many(jobs, t, now=NOW, workers=workers)
+        errors.append((str(info.value), info.value.__notes__))
+    assert errors[0] == errors[1]
+    assert any("jobs[20]" in note for note in errors[1][1])

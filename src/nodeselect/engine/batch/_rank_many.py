@@ -20,8 +20,8 @@ whose ``batched`` is false), CPU-only jobs whose terms all have upper bounds (``
 only the rows that can reach their top), and batches or groups too small to repay the
 gathering, take the per-job path (with the batch's per-node columns).
 
-``workers=N`` ranks ``N`` row shards in threads and merges them exactly
-(:mod:`nodeselect.engine.batch._shards`).
+``workers=N`` ranks in ``N`` threads: a large batch split by jobs, a small one by rows (row
+shards merged exactly); :mod:`nodeselect.engine.batch._shards`.
 """
 
 from __future__ import annotations
@@ -79,11 +79,12 @@ def rank_many(
     jobs]``, bit for bit, with one ``now`` (default: the current time, read once) for every job
     (a job with alternatives is ranked by ``rank``, alternative by alternative).
 
-    ``workers``: threads to rank in (default 1). With ``N > 1`` the table's rows are split
-    into ``N`` contiguous shards (views, no copy) ranked in a thread pool with the global
-    statistics, and each job's shard results merged with the exact top-k merge: the result
-    is the same, bit for bit, for any ``workers``; only the time differs (NumPy releases the
-    GIL, so shards run in parallel on as many cores).
+    ``workers``: threads to rank in (default 1). With ``N > 1`` a batch of at least 16 jobs
+    per thread is split by jobs (pieces of consecutive jobs ranked in a thread pool, after
+    one plan of the batch); a smaller one by rows, into ``N`` contiguous shards (views, no
+    copy) ranked with the global statistics, each job's shard results merged with the exact
+    top-k merge. The result is the same, bit for bit, for any ``workers``; only the time
+    differs (NumPy releases the GIL, so the threads run in parallel on as many cores).
 
     Raises:
         InputError: ``k < 0``, ``workers < 1``, or a job is invalid (the error notes which:
