@@ -3,6 +3,7 @@ extension with the GIL released (or by ``numpy.repeat`` itself without it)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from nodeselect.table import _kernels, repeat
+from nodeselect.table import _kernels, repeat, segment_counts
 
 needs_c = pytest.mark.skipif(_kernels._cbuild is None, reason="the C extension is not built")
 
@@ -96,4 +97,56 @@ def test_the_c_copy_checks_its_buffers_and_writes_nothing_on_error() -> None:
         k = np.array(counts, dtype=np.int64)
         with pytest.raises(ValueError, match="repeat: "):
             c.repeat(v.view(np.uint8), k.view(np.uint8), out.view(np.uint8), itemsize)
+        assert (out == 77).all()
+
+
+@st.composite
+def _segments(draw: st.DrawFn) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    lens = draw(st.lists(st.integers(0, 9), max_size=30))
+    offsets = np.concatenate([[0], np.cumsum(lens, dtype=np.int64)])
+    if draw(st.booleans()):  # a sub-range of a longer mask, offsets not from 0
+        offsets = offsets + draw(st.integers(0, 5))
+    mask = draw(hnp.arrays(np.bool_, int(offsets[-1]) + draw(st.integers(0, 5))))
+    return mask, offsets.astype(draw(st.sampled_from([np.int64, np.int32])))
+
+
+def _counts_by_hand(mask: Any, offsets: Any) -> list[int]:
+    return [int(mask[a:b].sum()) for a, b in itertools.pairwise(offsets)]
+
+
+@given(_segments())
+@settings(max_examples=300, deadline=None)
+def test_segment_counts_count_the_trues_of_each_segment(case: tuple[Any, Any]) -> None:
+    """Empty segments, offsets not starting at 0, a mask longer than the segments, int32 or
+    int64 offsets: each segment's True values counted, with the C extension and without."""
+    mask, offsets = case
+    want = _counts_by_hand(mask, offsets)
+    for c in (_kernels._cbuild, None):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_kernels, "_cbuild", c)
+            got = segment_counts(mask, offsets)
+        assert got.dtype == np.int64
+        assert got.tolist() == want
+
+
+def test_segment_counts_of_offsets_out_of_order_are_the_cumulative_sums() -> None:
+    """Offsets that go back (the C pass refuses them): the differences of the cumulative sum
+    at the offsets, as without the extension (a segment read backwards counts negative)."""
+    mask = np.array([True, False, True, True, False, True])
+    offsets = np.array([0, 4, 2, 6])
+    cs = np.concatenate([[0], np.cumsum(mask)])
+    assert segment_counts(mask, offsets).tolist() == (cs[offsets[1:]] - cs[offsets[:-1]]).tolist()
+
+
+@needs_c
+def test_the_c_count_checks_its_offsets_and_writes_nothing_on_error() -> None:
+    """Offsets out of order, negative or past the mask, and an ``out`` of the wrong size."""
+    c = _kernels._cbuild
+    assert c is not None
+    mask = np.ones(5, dtype=np.bool_)
+    for offsets, size in (([0, 3, 2], 2), ([-1, 2], 1), ([0, 6], 1), ([0, 2, 5], 3)):
+        out = np.full(size, 77, dtype=np.int64)
+        f = np.array(offsets, dtype=np.int64)
+        with pytest.raises(ValueError, match="segment_counts: "):
+            c.segment_counts(mask.view(np.uint8), f.view(np.uint8), out.view(np.uint8))
         assert (out == 77).all()

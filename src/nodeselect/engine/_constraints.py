@@ -47,6 +47,7 @@ from nodeselect.table import (
     keep_rows,
     max_gpu_count,
     repeat,
+    segment_counts,
 )
 
 __all__ = [
@@ -77,14 +78,6 @@ F64 = npt.NDArray[np.float64]
 #: Every constraint name in stable order (the built-in registry's node-level units, then the GPU
 #: group); :func:`nodeselect.engine.constraints.constraint_names` includes run-time units.
 CONSTRAINT_NAMES: Final = constraint_names()
-
-
-def segment_counts(mask: B, offsets: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int64]:
-    """Per node, how many of its GPUs are True in ``mask`` (CSR ``offsets``)."""
-    cs = np.zeros(len(mask) + 1, dtype=np.int64)
-    np.cumsum(mask, out=cs[1:])
-    out: npt.NDArray[np.int64] = cs[offsets[1:]] - cs[offsets[:-1]]
-    return out
 
 
 @attrs.frozen
@@ -362,9 +355,7 @@ def gpu_subset(
             passes &= m
     else:
         passes = np.ones(size, dtype=np.bool_)
-    cs = np.zeros(size + 1, dtype=np.int64)
-    np.cumsum(passes, out=cs[1:])
-    matching = cs[offsets[1:]] - cs[offsets[:-1]]
+    matching = segment_counts(passes, offsets)
     return GpuSubset(idx, rows, lens, offsets, avail, passes, matching, tuple(limits), free)
 
 

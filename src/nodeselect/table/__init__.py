@@ -26,7 +26,7 @@ from nodeselect.table._derived import (
     uuid_hash,
     vram_level,
 )
-from nodeselect.table._kernels import repeat
+from nodeselect.table._kernels import repeat, segment_counts
 from nodeselect.table._table import (
     GIB,
     TELEMETRY_FRESH_S,
@@ -102,6 +102,7 @@ __all__ = [
     "on_build",
     "repeat",
     "repeated_uuids",
+    "segment_counts",
     "unique_nodes",
     "uuid_hash",
     "uuid_hashes",

@@ -43,8 +43,10 @@
  *
  * Also here: codes(lut, values, out) and positions(first, values, start, out), the per-value
  * dict loops of coding a column of strings (_build._lookup and _build._positions: the chunks
- * the Python loop reads, and the timestamps it parses); and repeat(values, counts, out,
- * itemsize), numpy.repeat with the GIL released (nodeselect.table.repeat).
+ * the Python loop reads, and the timestamps it parses); and two array kernels that run with
+ * the GIL released (nodeselect.table.repeat and segment_counts): repeat(values, counts, out,
+ * itemsize), numpy.repeat's copy, and segment_counts(mask, offsets, out), the True values
+ * per CSR segment.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1252,6 +1254,47 @@ static PyObject *repeat(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* segment_counts(mask, offsets, out) -> None: out[i] = the count of nonzero bytes of
+ * mask[offsets[i]:offsets[i + 1]] (mask: bytes, e.g. a bool array; offsets: n + 1 int64,
+ * non-decreasing, within the mask; out: n int64), with the GIL released. ValueError (nothing
+ * written) for offsets out of order or out of range, or buffers of the wrong size. */
+static PyObject *segment_counts(PyObject *self, PyObject *args) {
+    Py_buffer m, f, o;
+    if (!PyArg_ParseTuple(args, "y*y*w*", &m, &f, &o))
+        return NULL;
+    const char *why = NULL;
+    Py_ssize_t n = f.len / (Py_ssize_t)sizeof(int64_t) - 1;
+    if (f.len % (Py_ssize_t)sizeof(int64_t) != 0 || n < 0 ||
+        o.len != n * (Py_ssize_t)sizeof(int64_t))
+        why = "segment_counts: buffers of the wrong size";
+    if (why == NULL) {
+        const unsigned char *mask = (const unsigned char *)m.buf;
+        const int64_t *off = (const int64_t *)f.buf;
+        int64_t *out = (int64_t *)o.buf;
+        int64_t len = (int64_t)m.len;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n && why == NULL; i++)
+            if (off[i] < 0 || off[i] > off[i + 1] || off[i + 1] > len)
+                why = "segment_counts: offsets out of order or beyond the mask";
+        if (why == NULL)
+            for (Py_ssize_t i = 0; i < n; i++) {
+                int64_t c = 0;
+                for (int64_t j = off[i]; j < off[i + 1]; j++)
+                    c += mask[j] != 0;
+                out[i] = c;
+            }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&m);
+    PyBuffer_Release(&f);
+    PyBuffer_Release(&o);
+    if (why != NULL) {
+        PyErr_SetString(PyExc_ValueError, why);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"codes", codes, METH_VARARGS,
      "codes(lut, values, out) -> missing: out[i] = lut.get(values[i], -1)"},
@@ -1259,6 +1302,8 @@ static PyMethodDef methods[] = {
      "positions(first, values, start, out): out[i] = first.setdefault(values[i], start + i)"},
     {"repeat", repeat, METH_VARARGS,
      "repeat(values, counts, out, itemsize): out = numpy.repeat(values, counts), GIL released"},
+    {"segment_counts", segment_counts, METH_VARARGS,
+     "segment_counts(mask, offsets, out): nonzero bytes per CSR segment, GIL released"},
     {"read_chunk", read_chunk, METH_VARARGS,
      "read_chunk(nodes, block, flags, image_bit, agree) -> columns (see the module source)"},
     {NULL, NULL, 0, NULL},
@@ -1284,7 +1329,7 @@ PyMODINIT_FUNC PyInit__cbuild(void) {
         return NULL;
     /* bumped with every change of what the functions take or return: _build ignores an
      * extension of another version (a stale build left in src/ by an earlier editable install) */
-    if (PyModule_AddIntConstant(m, "VERSION", 3) < 0) {
+    if (PyModule_AddIntConstant(m, "VERSION", 4) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -33,3 +33,6 @@ def positions(first: dict[Any, int], values: list[Any], start: int, out: Any) ->
 
 def repeat(values: Any, counts: Any, out: Any, itemsize: int) -> None:
     """``out[:] = numpy.repeat(values, counts)`` on contiguous buffers, the GIL released."""
+
+def segment_counts(mask: Any, offsets: Any, out: Any) -> None:
+    """``out[i]``: nonzero bytes of ``mask[offsets[i]:offsets[i + 1]]``, the GIL released."""

@@ -1,5 +1,7 @@
-"""The optional C extension (``_cbuild.c``), loaded once, and the array kernel it offers the
-layers above: :func:`repeat`, ``numpy.repeat`` without holding the GIL.
+"""The optional C extension (``_cbuild.c``), loaded once, and the array kernels it offers the
+layers above, which run without holding the GIL (the threads of ``rank_many(..., workers=N)``
+take turns at it): :func:`repeat` (``numpy.repeat``) and :func:`segment_counts` (the True
+values per CSR segment, which a ``cumsum`` of a bool mask into ``int64`` computes holding it).
 
 The extension is compiled at install when a C compiler is there (``hatch_build.py``); without
 it, or with ``NODESELECT_PURE_PYTHON=1``, or when the extension in ``src/`` is of another
@@ -16,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 #: The version of ``_cbuild.c`` this package calls (its ``VERSION``).
-CBUILD_VERSION: Final = 3
+CBUILD_VERSION: Final = 4
 
 try:
     from nodeselect.table import _cbuild
@@ -29,7 +31,7 @@ if (
     _cbuild = None  # type: ignore[assignment]
 
 # _cbuild: the extension module, or None (the table build reads nodes with it)
-__all__ = ["CBUILD_VERSION", "_cbuild", "repeat"]
+__all__ = ["CBUILD_VERSION", "_cbuild", "repeat", "segment_counts"]
 
 _T = TypeVar("_T", bound=np.generic)
 
@@ -71,3 +73,31 @@ def _bytes_view(a: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     """A contiguous array's bytes, as a buffer of unsigned bytes (any dtype, even bool or
     datetime, whose buffer formats some consumers refuse)."""
     return a.view(np.uint8)
+
+
+def segment_counts(
+    mask: npt.NDArray[np.bool_], offsets: npt.NDArray[np.integer[Any]]
+) -> npt.NDArray[np.int64]:
+    """Per segment ``i`` of a CSR layout (``offsets``, ``len(mask)`` entries), how many of
+    ``mask[offsets[i]:offsets[i + 1]]`` are True.
+
+    The same counts as the difference of a cumulative sum at the offsets (any offsets
+    within the mask, even out of order), which is what runs without the extension or for
+    offsets that are not non-decreasing; with it, one pass in C with the GIL released and no
+    temporary of the mask's length.
+    """
+    c = _cbuild
+    m = np.ascontiguousarray(mask)
+    f = np.ascontiguousarray(offsets, dtype=np.int64)
+    if c is not None and m.dtype == np.bool_ and m.ndim == 1 and f.ndim == 1 and len(f):
+        out = np.empty(len(f) - 1, dtype=np.int64)
+        try:
+            c.segment_counts(_bytes_view(m), _bytes_view(f), _bytes_view(out))
+        except ValueError:  # offsets out of order: the cumulative sum's differences
+            pass
+        else:
+            return out
+    cs = np.zeros(len(m) + 1, dtype=np.int64)
+    np.cumsum(m, out=cs[1:])
+    counts: npt.NDArray[np.int64] = cs[f[1:]] - cs[f[:-1]]
+    return counts
