@@ -4,7 +4,9 @@ Prints, in one run (no assertions; the machine is shared, so compare the ratios)
 
 * threads: 1,000 jobs x 1M nodes with ``workers=1`` and ``workers=2`` (and ``--workers``),
   interleaved (alternating which goes first) so both see the same load; the results are
-  checked equal; the target on this 2-core machine is >= 1.7x one thread. Each figure says
+  checked equal; the target on this 2-core machine is >= 1.7x one thread. Beside each, the
+  same runs with the C extension's GIL-free kernels off (``numpy.repeat`` and a ``cumsum``,
+  which hold the GIL): what the kernels give the threads. Each figure says
   the process's CPU time (user + system, from ``getrusage``) and the cores it kept busy, its
   voluntary context switches (mostly GIL hand-offs between the threads), and the line the
   load average: a ratio measured while other processes hold the cores says little about the
@@ -38,6 +40,7 @@ from typing import Any
 
 from nodeselect import rank_many
 from nodeselect.engine._rank import table_stats
+from nodeselect.table import _kernels
 from nodeselect.table._table import NodeTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -59,10 +62,12 @@ def threads(n: int, n_jobs: int, workers: list[int], repeat: int) -> None:
         ), f"workers={w} differs from one thread"
     del one, got
     pairs = n_jobs * n
+    kernels = _kernels._cbuild
     for r in range(repeat):
         gc.collect()
         times: dict[int, float] = {}
         cpu: dict[int, tuple[float, float, int]] = {}  # user, system, voluntary switches
+        plain: dict[int, float] = {}  # the same runs with NumPy's repeat and cumsum
         order = [1, *workers] if r % 2 == 0 else [*workers, 1]  # alternate who goes first
         for w in order:
             r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -74,6 +79,15 @@ def threads(n: int, n_jobs: int, workers: list[int], repeat: int) -> None:
                 r1.ru_stime - r0.ru_stime,
                 r1.ru_nvcsw - r0.ru_nvcsw,
             )
+        if kernels is not None:
+            _kernels._cbuild = None  # type: ignore[assignment]
+            try:
+                for w in order[::-1]:
+                    t0 = time.perf_counter()
+                    rank_many(jobs, t, now=NOW, stats=st, workers=w)
+                    plain[w] = time.perf_counter() - t0
+            finally:
+                _kernels._cbuild = kernels
         base = times[1]
         base_cpu = cpu[1][0] + cpu[1][1]
         parts = [
@@ -94,6 +108,16 @@ def threads(n: int, n_jobs: int, workers: list[int], repeat: int) -> None:
             + ", ".join(parts)
             + " (target: 2 threads >= 1.7x; same results)"
         )
+        if plain:
+            print(
+                "    with NumPy's repeat and cumsum (the C extension's GIL-free kernels off):"
+                f" 1 thread {plain[1]:.2f} s, "
+                + ", ".join(
+                    f"{w} threads {plain[w]:.2f} s = {plain[1] / plain[w]:.2f}x"
+                    f" (its time / the kernels' {w}-thread time: {plain[w] / times[w]:.2f}x)"
+                    for w in workers
+                )
+            )
 
 
 def _same_work(n: int, n_jobs: int, times: int, barrier: Any, out: Any) -> None:
