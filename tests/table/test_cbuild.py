@@ -229,10 +229,10 @@ class _DictNode:
 @settings(max_examples=6, deadline=None)
 @given(_fleets(odd=False).filter(bool), st.integers(12, 32))
 def test_the_read_ahead_walks_any_node_objects(fleet: list[FleetNode], chunk: int) -> None:
-    """The C reader prefetches the objects of the nodes up to 10 ahead, five levels deep
-    (walking list and tuple items and object slots). Fleets long enough for every level, of
-    the library's nodes, slotted nodes with an unset slot, ``__dict__`` nodes, and a node with
-    a list of hundreds of CPUs: the same table as the Python reader's."""
+    """The C reader prefetches the objects of the nodes up to 6 ahead, walking their object
+    slots three levels deep. Fleets long enough for every level, of the library's nodes,
+    slotted nodes with an unset slot, ``__dict__`` nodes, and a node with a list of hundreds
+    of CPUs: the same table as the Python reader's."""
     many = LeanCpu(num_cores=2)
     nodes: list[Any] = []
     for i in range(24):  # the drawn nodes again and again, each with a uuid of its own

@@ -154,8 +154,7 @@ static inline PyObject *getattr_cached(PyObject *obj, SlotCache *c) {
 
 /* Read-ahead: the read is bound by memory latency (each node's objects are met cold), so the
  * objects of the nodes a few ahead are prefetched, one level deeper each step closer. Only
- * object pointers are followed (list and tuple items, object members); a prefetch is a hint
- * and never faults. */
+ * object members are followed; a prefetch is a hint and never faults. */
 static inline void pf(const void *p) { __builtin_prefetch(p, 1, 3); }
 
 #ifdef Py_RELATIVE_OFFSET /* 3.12+: an offset into the subclass's data, not the object */
@@ -164,52 +163,39 @@ static inline void pf(const void *p) { __builtin_prefetch(p, 1, 3); }
 #define PF_RELATIVE 0
 #endif
 
-/* Runs `body` with `child` bound to each object slot of `obj` (not NULL): list and tuple items
- * (the first 64), and the object members (T_OBJECT, T_OBJECT_EX) of its type and bases. */
+/* Runs `body` with `child` bound to each object member (T_OBJECT, T_OBJECT_EX; not NULL) of
+ * `obj`'s type and bases: the slots of msgspec structs and attrs classes. */
 #define EACH_CHILD(obj, child, body)                                                         \
     do {                                                                                     \
         PyObject *o_ = (obj);                                                                \
-        if (PyList_CheckExact(o_) || PyTuple_CheckExact(o_)) {                               \
-            PyObject **it_ = PyList_CheckExact(o_) ? ((PyListObject *)o_)->ob_item            \
-                                                   : ((PyTupleObject *)o_)->ob_item;         \
-            Py_ssize_t n_ = Py_SIZE(o_);                                                     \
-            for (Py_ssize_t j_ = 0; j_ < n_ && j_ < 64; j_++) {                              \
-                PyObject *child = it_[j_];                                                   \
-                if (child != NULL) { body; }                                                 \
-            }                                                                                \
-        } else if (!PyUnicode_CheckExact(o_) && !PyLong_CheckExact(o_) &&                    \
-                   !PyFloat_CheckExact(o_) && o_ != Py_None) {                               \
-            for (PyTypeObject *t_ = Py_TYPE(o_); t_ != NULL && t_ != &PyBaseObject_Type;     \
-                 t_ = t_->tp_base) {                                                         \
-                PyMemberDef *m_ = t_->tp_members;                                            \
-                for (; m_ != NULL && m_->name != NULL; m_++) {                               \
-                    if ((m_->type != T_OBJECT && m_->type != T_OBJECT_EX) ||                 \
-                        (m_->flags & PF_RELATIVE))                                           \
-                        continue;                                                            \
-                    PyObject *child = *(PyObject **)((char *)o_ + m_->offset);               \
-                    if (child != NULL) { body; }                                             \
+        for (PyTypeObject *t_ = Py_TYPE(o_); t_ != NULL && t_ != &PyBaseObject_Type;         \
+             t_ = t_->tp_base) {                                                             \
+            for (PyMemberDef *m_ = t_->tp_members; m_ != NULL && m_->name != NULL; m_++) {   \
+                if ((m_->type != T_OBJECT && m_->type != T_OBJECT_EX) ||                     \
+                    (m_->flags & PF_RELATIVE))                                               \
+                    continue;                                                                \
+                PyObject *child = *(PyObject **)((char *)o_ + m_->offset);                   \
+                if (child != NULL) {                                                         \
+                    body;                                                                    \
                 }                                                                            \
             }                                                                                \
         }                                                                                    \
     } while (0)
 
-/* Levels of a node's objects prefetched (the node, lean and facts, their fields, list items
- * and nested structs' fields, the GPUs' fields) and the nodes between two levels: 6-13 % off
- * the read of 20k simulator nodes (same-run, interleaved); steps of 1 and 4 measured no
- * better. */
-enum { PF_LEVELS = 5, PF_STEP = 2 };
+/* Levels of a node's objects prefetched (the node; its lean document and facts; their
+ * fields) and the nodes between two levels. On the read of 20k simulator nodes (same-run,
+ * interleaved): 4-15 % off against none; 5 levels (list items, nested fields) 1-5 % slower
+ * than 3 (each level walks the ones above again), 6 levels slower than none; steps of 1 and
+ * 4 no better than 2. */
+enum { PF_LEVELS = 3, PF_STEP = 2 };
 
 /* Prefetch the objects `depth` levels below `obj` (0: obj itself), walking the levels
  * above, which earlier steps brought in. */
 static void prefetch_level(PyObject *obj, int depth) {
-    if (depth == 0) {
+    if (depth == 0)
         pf(obj);
-        return;
-    }
-    if (PyList_CheckExact(obj) && depth == 1) {
-        pf(((PyListObject *)obj)->ob_item);
-    }
-    EACH_CHILD(obj, c, prefetch_level(c, depth - 1));
+    else
+        EACH_CHILD(obj, c, prefetch_level(c, depth - 1));
 }
 
 /* References owned while a node is read, released together (so no path leaks one). */
