@@ -33,7 +33,9 @@ def _cases(draw: st.DrawFn) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
     values = base[::step] if step > 0 else base[::-1]
     counts = draw(
         hnp.arrays(
-            draw(st.sampled_from([np.int64, np.int32, np.uint8])), n, elements=st.integers(0, 7)
+            draw(st.sampled_from([np.int64, np.int32, np.uint8])),
+            n,
+            elements=st.integers(0, 7) | st.integers(0, 20),  # up to 8 stored at once, more
         )
     )
     return values, counts
@@ -50,6 +52,7 @@ def test_repeat_is_numpys_byte_for_byte(case: tuple[Any, Any]) -> None:
     for c in (_kernels._cbuild, None):
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(_kernels, "_cbuild", c)
+            mp.setattr(_kernels, "SMALL", 0)  # the kernel even for these few values
             got = repeat(values, counts)
         assert got.dtype == want.dtype
         assert got.shape == want.shape
@@ -102,7 +105,7 @@ def test_the_c_copy_checks_its_buffers_and_writes_nothing_on_error() -> None:
 
 @st.composite
 def _segments(draw: st.DrawFn) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    lens = draw(st.lists(st.integers(0, 9), max_size=30))
+    lens = draw(st.lists(st.integers(0, 9) | st.integers(0, 30), max_size=30))
     offsets = np.concatenate([[0], np.cumsum(lens, dtype=np.int64)])
     if draw(st.booleans()):  # a sub-range of a longer mask, offsets not from 0
         offsets = offsets + draw(st.integers(0, 5))
