@@ -74,11 +74,12 @@ def test_repeat_raises_numpys_errors() -> None:
 
 
 def test_repeat_of_other_shapes_is_numpys() -> None:
-    """A scalar count, or 2-D values (flattened): left to ``numpy.repeat``."""
+    """A scalar count, 2-D values (flattened) or 0-d values: left to ``numpy.repeat``."""
     v = np.arange(6, dtype=np.int64).reshape(2, 3)
     two = np.array(2)
     assert repeat(v, two).tolist() == np.repeat(v, 2).tolist()
     assert repeat(np.arange(3), two).tolist() == [0, 0, 1, 1, 2, 2]
+    assert repeat(np.array(5), np.array(3)).tolist() == [5, 5, 5]  # 0-d values
 
 
 @needs_c

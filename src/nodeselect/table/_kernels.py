@@ -55,8 +55,8 @@ def repeat(values: npt.NDArray[_T], counts: npt.NDArray[np.integer[Any]]) -> npt
     c = _cbuild
     if (
         c is None
-        or len(values) < SMALL
         or values.ndim != 1
+        or len(values) < SMALL
         or values.dtype.hasobject
         or values.dtype.itemsize not in (1, 2, 4, 8)
     ):
