@@ -83,6 +83,38 @@ def test_repeat_of_other_shapes_is_numpys() -> None:
 
 
 @needs_c
+def test_few_values_repeated_many_times_are_copied_without_the_gil() -> None:
+    """The size that sends a copy to ``numpy.repeat`` is the input's and the output's: one
+    value per job repeated over each job's pairs (200 values, 1M items out) is the kernel's
+    (``numpy.repeat`` would hold the GIL for the whole copy); a small copy stays numpy's."""
+    calls: list[int] = []
+    real = _kernels._cbuild
+
+    class Counting:
+        def repeat(self, *args: Any) -> None:
+            calls.append(len(args[2]))
+            real.repeat(*args)
+
+    values = np.arange(200, dtype=np.int64)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_kernels, "_cbuild", Counting())
+        big = repeat(values, np.full(200, 5_000))
+        small = repeat(values, np.full(200, 2))
+    assert calls == [1_000_000 * 8]  # the big copy's bytes, the small one not at all
+    assert big.tobytes() == np.repeat(values, 5_000).tobytes()
+    assert small.tobytes() == np.repeat(values, 2).tobytes()
+
+
+def test_counts_that_are_not_integers_raise_numpys_error() -> None:
+    """Float counts are refused as ``numpy.repeat`` refuses them, not cast, at any size."""
+    for n in (3, 10_000):
+        with pytest.raises(TypeError):
+            np.repeat(np.arange(n), np.full(n, 2.0))
+        with pytest.raises(TypeError):
+            repeat(np.arange(n), np.full(n, 2.0))
+
+
+@needs_c
 def test_the_c_copy_checks_its_buffers_and_writes_nothing_on_error() -> None:
     """The extension's ``repeat`` refuses a negative count, counts that add up to more or
     less than ``out`` holds, and buffers of the wrong size, before writing anything."""

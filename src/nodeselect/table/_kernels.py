@@ -35,9 +35,11 @@ __all__ = ["CBUILD_VERSION", "SMALL", "_cbuild", "repeat", "segment_counts"]
 
 _T = TypeVar("_T", bound=np.generic)
 
-#: Below this many values :func:`repeat` is ``numpy.repeat``: its copy is then a few
-#: microseconds, less than the kernel's call (measured: 2-4 us against 5-7 us at 10-1,000
-#: values; at 100k values with counts of 0-8 the kernel is 2.3-3x faster).
+#: Below this many values and this many items out, :func:`repeat` is ``numpy.repeat``: its
+#: copy is then a few microseconds, less than the kernel's call (measured: 2-4 us against
+#: 5-7 us at 10-1,000 values; at 100k values with counts of 0-8 the kernel is 2.3-3x
+#: faster). Few values with large counts (one value per job, repeated over the job's pairs)
+#: take the kernel: ``numpy.repeat`` would copy millions of items holding the GIL.
 SMALL: Final = 4096
 
 
@@ -48,26 +50,27 @@ def repeat(values: npt.NDArray[_T], counts: npt.NDArray[np.integer[Any]]) -> npt
     ``numpy.repeat`` copies holding the GIL, which the threads of
     ``rank_many(..., workers=N)`` then take turns at; this copy (in the C extension) lets them
     run it at once, and is faster on small counts (no branch per count up to 8). The result
-    is ``numpy.repeat``'s, byte for byte; any other input (fewer than :data:`SMALL` values,
-    other shapes or dtypes, a negative count, no extension) goes to ``numpy.repeat`` itself,
-    which also raises its errors.
+    is ``numpy.repeat``'s, byte for byte; any other input (fewer than :data:`SMALL` values
+    and items out, other shapes or dtypes, counts that are not integers, a negative count, no
+    extension) goes to ``numpy.repeat`` itself, which also raises its errors.
     """
     c = _cbuild
     if (
         c is None
         or values.ndim != 1
-        or len(values) < SMALL
         or values.dtype.hasobject
         or values.dtype.itemsize not in (1, 2, 4, 8)
+        or counts.dtype.kind not in "iu"
     ):
         return np.repeat(values, counts)
     k = np.ascontiguousarray(counts, dtype=np.int64)
     if k.shape != values.shape:
         return np.repeat(values, counts)
-    v = np.ascontiguousarray(values)
     total = int(k.sum())
-    if total < 0:  # (negative counts: numpy's error)
+    # (negative counts: numpy's error)
+    if total < 0 or (len(values) < SMALL and total < SMALL):
         return np.repeat(values, counts)
+    v = np.ascontiguousarray(values)
     out = np.empty_like(v, shape=total)
     try:
         c.repeat(_bytes_view(v), _bytes_view(k), _bytes_view(out), v.dtype.itemsize)
