@@ -4,6 +4,7 @@ and per-node columns (score inputs, tie keys, effective free VRAM, partial sums 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -28,11 +29,33 @@ class BatchColumns:
         self.t, self.now_s, self.max_gpus, self.k, self.seed = t, now_s, max_gpus, k, seed
         self._free: F32 | None = None
         self._partials: dict[tuple[tuple[str, float], ...], F64] = {}
+        self._unit_cols: dict[str, Mapping[str, F64]] = {}  # built by :meth:`warm_tasks`
 
     @functools.cached_property
     def pre(self) -> NodeScores:
-        """Every node's score inputs at ``now`` (built on first use)."""
-        return NodeScores.of(self.t, self.now_s)
+        """Every node's score inputs at ``now`` (built on first use, or assembled from what
+        :meth:`warm_tasks` built), as :meth:`NodeScores.of` builds them."""
+        cols: dict[str, F64] = {}
+        for u in score_units():
+            hit = self._unit_cols.get(u.name)
+            cols.update(u.precompute(self.t, self.now_s) if hit is None else hit)
+        return NodeScores(now_s=self.now_s, cols=cols)
+
+    def warm_tasks(self, *, gpu: bool) -> list[Callable[[], object]]:
+        """Independent tasks that build the shared columns before any job reads them, for a
+        thread pool to run at once: each score term's per-node inputs (:attr:`pre` assembles
+        them), the tie keys, and (``gpu``) the effective free VRAM."""
+
+        def unit_cols(name: str) -> None:
+            self._unit_cols[name] = score_unit(name).precompute(self.t, self.now_s)
+
+        tasks: list[Callable[[], object]] = [
+            functools.partial(unit_cols, u.name) for u in score_units()
+        ]
+        tasks.append(lambda: self.keys)
+        if gpu:
+            tasks.append(self.free)
+        return tasks
 
     @functools.cached_property
     def keys(self) -> npt.NDArray[np.uint64]:

@@ -25,7 +25,7 @@ from nodeselect.engine.batch._pairs import PairScores
 from nodeselect.engine.scorers import idle_of
 from nodeselect.table import csr_take, gpu_model_key, repeat
 
-__all__ = ["CHUNK_PAIRS", "THREAD_CHUNK_PAIRS", "JobGroup"]
+__all__ = ["CHUNK_PAIRS", "THREAD_CHUNK_PAIRS", "JobGroup", "grouped"]
 
 B = npt.NDArray[np.bool_]
 I64 = npt.NDArray[np.int64]
@@ -388,3 +388,13 @@ class _Buffers:
         if self._scratch is None:
             self._scratch = np.empty(n)
         return self._scratch
+
+
+def grouped(
+    alone: list[int], candidates: list[list[int]], built: list[JobGroup | None]
+) -> list[tuple[list[int], JobGroup]]:
+    """The groups ranked together (members, group), from each candidate group's members and
+    what was built of it (``None``: its jobs are ranked one by one, and join ``alone``, in
+    place)."""
+    alone += [i for m, g in zip(candidates, built, strict=True) if g is None for i in m]
+    return [(m, g) for m, g in zip(candidates, built, strict=True) if g is not None]

@@ -44,7 +44,7 @@ from nodeselect.engine._shard import TableStats
 from nodeselect.engine.batch import _shards
 from nodeselect.engine.batch._alone import SharedRows, kept_fits
 from nodeselect.engine.batch._columns import BatchColumns
-from nodeselect.engine.batch._group import JobGroup
+from nodeselect.engine.batch._group import JobGroup, grouped
 from nodeselect.engine.batch._shards import rank_sharded
 from nodeselect.engine.scorers import score_unit, with_terms
 from nodeselect.errors import InputError
@@ -122,9 +122,16 @@ def rank_many(
     return _rank_all(cjs, table, max_gpus, k=k, seed=seed)
 
 
-#: Ranks a planned batch (shared columns, the jobs ranked alone, the groups) in threads.
+#: Ranks a planned batch in threads: the shared columns, the jobs ranked alone, the member
+#: lists of the would-be groups and what builds one (:func:`_group_of`).
 _Split = Callable[
-    [BatchColumns, list[CompiledJob], list[int], list[tuple[list[int], JobGroup]]],
+    [
+        BatchColumns,
+        list[CompiledJob],
+        list[int],
+        list[list[int]],
+        Callable[[list[int]], JobGroup | None],
+    ],
     list[Ranking],
 ]
 
@@ -139,33 +146,17 @@ def _rank_all(
     split: _Split | None = None,
 ) -> list[Ranking]:
     """Every compiled job's ranking on ``table`` (``max_gpus``: the global stat), in one
-    thread, or planned here and ranked in threads by ``split`` (``_shards.rank_split``)."""
+    thread, or planned here and ranked in threads by ``split`` (``_shards.rank_split``, which
+    also builds the groups, in its pool)."""
     if len(cjs) < MIN_JOBS:
         return [rank_compiled(cj, table, k=k, seed=seed, max_gpus=max_gpus) for cj in cjs]
     batch = BatchColumns(table, cjs[0].now_s, seed, max_gpus, k)
-    out: list[Ranking | None] = [None] * len(cjs)
-    groups: dict[Hashable, list[int]] = {}
-    alone: list[int] = []
-    for i, cj in enumerate(cjs):
-        if (
-            cj.min_vram_total_gb is None
-            and cj.max_load is None
-            and all(score_unit(name).batched for name, _ in cj.weights)
-            and not _pruned_alone(cj, table)
-        ):
-            groups.setdefault(_group_key(cj), []).append(i)
-        else:
-            alone.append(i)
-    batched: list[tuple[list[int], JobGroup]] = []
-    for members in groups.values():
-        if len(members) >= MIN_GROUP:
-            group = JobGroup(batch, [cjs[i] for i in members], layout=False)
-            if len(members) * len(table) >= GROUP_COST * group.cells:
-                batched.append((members, group))
-                continue
-        alone.extend(members)
+    alone, candidates = _plan(cjs, table)
+    build = functools.partial(_group_of, batch, cjs)
     if split is not None:
-        return split(batch, cjs, alone, batched)
+        return split(batch, cjs, alone, candidates, build)
+    batched = grouped(alone, candidates, [build(m) for m in candidates])
+    out: list[Ranking | None] = [None] * len(cjs)
     # the per-node score inputs and tie keys cost a pass over the table: only when groups
     # build them anyway
     pre, keys = (batch.pre, batch.keys) if batched else (None, None)
@@ -180,6 +171,34 @@ def _rank_all(
         for i, r in zip(members, group.rank_all(mine), strict=True):
             out[i] = r
     return [r for r in out if r is not None]
+
+
+def _plan(cjs: list[CompiledJob], table: NodeTable) -> tuple[list[int], list[list[int]]]:
+    """The jobs (by index in ``cjs``) ranked one by one, and the member lists of the would-be
+    groups (jobs sharing a :func:`_group_key`, at least :data:`MIN_GROUP` of them)."""
+    groups: dict[Hashable, list[int]] = {}
+    alone: list[int] = []
+    for i, cj in enumerate(cjs):
+        if (
+            cj.min_vram_total_gb is None
+            and cj.max_load is None
+            and all(score_unit(name).batched for name, _ in cj.weights)
+            and not _pruned_alone(cj, table)
+        ):
+            groups.setdefault(_group_key(cj), []).append(i)
+        else:
+            alone.append(i)
+    candidates = [m for m in groups.values() if len(m) >= MIN_GROUP]
+    alone += [i for m in groups.values() if len(m) < MIN_GROUP for i in m]
+    return alone, candidates
+
+
+def _group_of(batch: BatchColumns, cjs: list[CompiledJob], members: list[int]) -> JobGroup | None:
+    """The group of the jobs ``members`` (its candidates, not yet its GPU layout), or ``None``
+    when ranking them one by one costs less: jobs x table rows under :data:`GROUP_COST` x the
+    layout's cells."""
+    group = JobGroup(batch, [cjs[i] for i in members], layout=False)
+    return group if len(members) * len(batch.t) >= GROUP_COST * group.cells else None
 
 
 def _with_alternatives(

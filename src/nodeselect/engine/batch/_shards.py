@@ -2,9 +2,10 @@
 batch) or by rows (a few jobs), with the same result bit for bit as one thread.
 
 **By jobs** (:func:`rank_split`, at least :data:`JOBS_PER_WORKER` jobs per worker): the batch is
-planned once, as one thread plans it (shared per-node columns, job groups), then each group's
-GPU layout is built once, in the pool, and the jobs' rankings are computed in pieces of
-consecutive jobs of a group, in the pool. A job's ranking does not depend on which other jobs
+planned once, as one thread plans it (shared per-node columns, job groups); the shared
+columns (each score term's, the tie keys, free VRAM) and the groups' candidates are built at
+once in the pool, then each group's GPU layout once, in the pool, and the jobs' rankings are
+computed in pieces of consecutive jobs of a group, in the pool. A job's ranking does not depend on which other jobs
 are ranked beside it (every value is elementwise per pair, every top ``k`` per job), so the
 result is one thread's. Nothing per group or per job is repeated, no large temporary is
 allocated per thread, and the threads share nothing mutable but caches of equal values.
@@ -37,7 +38,7 @@ from nodeselect.engine._constraints import CompiledJob
 from nodeselect.engine._rank import RankedNode, Ranking, ranking_of
 from nodeselect.engine._shard import TableStats, merge_top, table_stats
 from nodeselect.engine.batch._columns import BatchColumns
-from nodeselect.engine.batch._group import JobGroup
+from nodeselect.engine.batch._group import JobGroup, grouped
 from nodeselect.table import NodeTable
 
 __all__ = [
@@ -150,20 +151,51 @@ def rank_split(
     batch: BatchColumns,
     cjs: list[CompiledJob],
     alone: list[int],
-    batched: list[tuple[list[int], JobGroup]],
+    candidates: list[list[int]],
+    build: Callable[[list[int]], JobGroup | None],
     *,
     workers: int,
 ) -> list[Ranking]:
     """Every job's ranking, from one thread's plan of the batch (``alone``: the jobs ranked one
-    by one; ``batched``: each group's jobs, by index in ``cjs``), computed in ``workers``
-    threads: the shared per-node columns first, then the groups' layouts (largest first), then
+    by one; ``candidates``: the would-be groups' jobs, by index in ``cjs``, each group built
+    by ``build``, ``None`` when its jobs are better ranked one by one), computed in
+    ``workers`` threads: the shared per-node columns and the groups' candidates first, all
+    at once, then the groups' layouts (largest first), then
     pieces of consecutive jobs (:data:`PIECES_PER_WORKER` per worker, at least
     :data:`MIN_PIECE` jobs), the jobs ranked alone before the groups' (each costs a pass over
     the table); a thread takes the first piece whose group's layout is built, so none waits
     for a layout while other work is ready."""
     out: list[Ranking | None] = [None] * len(cjs)
-    jobs = len(alone) + sum(len(m) for m, _ in batched)
-    size = max(MIN_PIECE, math.ceil(jobs / (PIECES_PER_WORKER * workers)))
+    size = max(MIN_PIECE, math.ceil(len(cjs) / (PIECES_PER_WORKER * workers)))
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nodeselect-rank") as pool:
+        # each column built once, before anything reads it; the groups' candidates beside them
+        gpu = any(cjs[m[0]].count > 0 for m in candidates)
+        warm = [pool.submit(f) for f in batch.warm_tasks(gpu=gpu)]
+        built = [pool.submit(build, m) for m in candidates]
+        for w in warm:
+            w.result()
+        batched = grouped(alone, candidates, [f.result() for f in built])
+        _rank_pieces(batch, cjs, alone, batched, out, size=size, pool=pool, workers=workers)
+    done = [r for r in out if r is not None]
+    # every job is in ``alone`` or one group: a gap would shift every later job's ranking
+    assert len(done) == len(cjs), "rank_split: a job was left unranked"
+    return done
+
+
+def _rank_pieces(
+    batch: BatchColumns,
+    cjs: list[CompiledJob],
+    alone: list[int],
+    batched: list[tuple[list[int], JobGroup]],
+    out: list[Ranking | None],
+    *,
+    size: int,
+    pool: ThreadPoolExecutor,
+    workers: int,
+) -> None:
+    """:func:`rank_split`'s second step, with the shared columns built: every job's ranking
+    into ``out``, by ``workers`` tasks of ``pool`` taking the layouts and pieces of jobs."""
 
     def group_piece(group: JobGroup, piece: list[int]) -> None:
         mine = [cjs[i] for i in piece]
@@ -174,9 +206,6 @@ def rank_split(
         for i in piece:
             out[i] = batch.rank_one(cjs[i])
 
-    warm: list[Callable[[], object]] = [lambda: batch.pre, lambda: batch.keys]
-    if any(g.gpu for _, g in batched):
-        warm.append(batch.free)
     by_size = sorted(batched, key=lambda mg: -mg[1].cells)
     # (group whose layout the task needs, or None; the task), in order of preference
     pending: list[tuple[JobGroup | None, Callable[[], None]]] = [
@@ -202,12 +231,5 @@ def rank_split(
                 _, task = pending.pop(i)
             task()
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nodeselect-rank") as pool:
-        for w in [pool.submit(f) for f in warm]:  # each built once, before anything reads it
-            w.result()
-        for f in [pool.submit(work) for _ in range(workers)]:
-            f.result()
-    done = [r for r in out if r is not None]
-    # every job is in ``alone`` or one group: a gap would shift every later job's ranking
-    assert len(done) == len(cjs), "rank_split: a job was left unranked"
-    return done
+    for f in [pool.submit(work) for _ in range(workers)]:
+        f.result()
