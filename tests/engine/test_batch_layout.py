@@ -34,14 +34,15 @@ def _check(g: JobGroup) -> None:
     if not len(g.cand):
         return
     slots = g.top_rows.shape[1]
+    by_node = g.idle.reshape(slots, len(g.cand)).T  # cell (m - 1) * c + i: first m GPUs of i
     for i, n in enumerate(g.lens.tolist()):
-        cells = g.idle[i * slots : i * slots + n]
+        cells = by_node[i, :n]
         want_lo = float(cells.min()) if n else np.inf
         want_hi = float(cells.max()) if n else -np.inf
         assert float(g.idle_lo[i]).hex() == want_lo.hex()
         assert float(g.idle_hi[i]).hex() == want_hi.hex()
         # past its GPUs, a node's cells repeat its last one
-        assert all(c.hex() == cells[-1].hex() for c in g.idle[i * slots + n : (i + 1) * slots])
+        assert all(c.hex() == cells[-1].hex() for c in by_node[i, n:])
     assert np.array_equal(g.top_free, g.top_rows.T)
     assert g.top_free.flags.c_contiguous
     assert g.top_rows.flags.c_contiguous

@@ -50,7 +50,7 @@ _Weights = tuple[tuple[str, float], ...]
 _BLOCK: Final = 1 << 14
 
 
-def _running_sums(x: F64) -> F64:
+def _running_sums(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """``np.cumsum(x, axis=0)`` in place, row after row (the same additions in the same order;
     numpy's accumulate along a short axis loops per column)."""
     for j in range(1, len(x)):
@@ -150,8 +150,8 @@ class JobGroup:
           pass (spread takes the first ``count``); ``up``: the keys of the ascending order
           (pack: the passing ones are ``asc[max(0, n_known - matching) :]``);
         * ``idle``: the ``idle`` term of candidate ``i`` when its first ``m`` GPUs in ``desc``
-          order pass, at ``[i * slots + m - 1]`` (from running sums of the known loads,
-          clipped to [0, 1], and of how many are known).
+          order pass, at ``[(m - 1) * c + i]`` (from running sums of the known loads,
+          clipped to [0, 1], and of how many are known; ``c`` candidates).
 
         A node's sums of loads are exact, so independent of the order they are added in, when
         each of its nonzero loads is at least 2**-26 and it has at most 16 GPUs: every partial
@@ -174,12 +174,13 @@ class JobGroup:
         down = np.full(c * slots, np.inf)
         down[cell] = np.where(known, -nan_free, unknown)
         desc = np.argsort(down.reshape(c, slots), axis=1, kind="stable")
-        del down
         self.desc = desc.astype(np.int8 if slots <= 127 else np.int16)
-        up = np.full(c * slots, np.inf)
+        del desc
+        up = down  # (its memory again: a fresh c x slots array is faulted in page by page)
+        up.fill(np.inf)
         up[cell] = np.where(known, nan_free, unknown)
         self.up = up.reshape(c, slots)
-        del desc
+        del down
         # each slot's rank in its row's sorted order (the inverse of ``desc``), one sorted
         # position at a time, in the small dtype (no c x slots int64 index temporaries)
         rank = np.empty(c * slots, dtype=self.desc.dtype)
@@ -208,9 +209,11 @@ class JobGroup:
         has = ~np.isnan(raw)
         vals = np.where(has, np.clip(np.where(has, raw, 0.0), 0.0, 1.0), 0.0)
         sums = _running_sums(by_free(vals, 0.0, np.float64))
-        cnt = _running_sums(by_free(has, 0.0, np.float64))
+        # how many of the first m loads are known: small integers, exact in any dtype (their
+        # quotients below are float64 divisions of the same values)
+        cnt = _running_sums(by_free(has, 0, np.uint8 if slots < 256 else np.int32))
         decay = self.batch.pre.cols["decay"].take(self.cand)
-        idle = np.empty((c, slots))
+        idle = np.empty((slots, c))  # (slots, c) as the sums: no transposed copy
         # a node's cells past its GPUs repeat its last one (nothing more is summed), so the
         # least / most over every slot is over its GPUs
         self.idle_lo: F64 = np.full(c, np.inf)
@@ -223,11 +226,11 @@ class JobGroup:
             gpus = self.lens[None, a:b] > 0
             np.min(cells, axis=0, out=self.idle_lo[a:b], where=gpus, initial=np.inf)
             np.max(cells, axis=0, out=self.idle_hi[a:b], where=gpus, initial=-np.inf)
-            idle[a:b] = cells.T
+            idle[:, a:b] = cells
         del sums, cnt
         if not slots:  # no GPU, no ``idle`` cell
             self.idle_lo = self.idle_hi = np.zeros(c)
-        self.idle: F64 = idle.ravel()
+        self.idle: F64 = idle.ravel()  # candidate i, first m GPUs: [(m - 1) * c + i]
         tiny = self.usable & (vals > 0) & (vals < 2.0**-26)
         inexact = (self._per_node(tiny) > 0) | (self.lens > 16)
         self.inexact: B | None = inexact if inexact.any() else None

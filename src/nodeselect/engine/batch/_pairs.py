@@ -198,7 +198,7 @@ class PairScores:
         g, b = self.g, self.g.batch
         assert self.matching is not None
         pos, m = self.pos.take(at), self.matching.take(at)
-        out: F64 = g.idle.take(pos * g.top_rows.shape[1] + (m - 1))  # feasible: m >= 1
+        out: F64 = g.idle.take((m - 1) * len(g.cand) + pos)  # feasible: m >= 1
         if g.inexact is not None:  # the few nodes whose sums depend on the order: GPU by GPU
             redo = np.flatnonzero(g.inexact.take(pos))
             if len(redo):

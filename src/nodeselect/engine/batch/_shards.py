@@ -5,10 +5,11 @@ batch) or by rows (a few jobs), with the same result bit for bit as one thread.
 planned once, as one thread plans it (shared per-node columns, job groups); the shared
 columns (each score term's, the tie keys, free VRAM) and the groups' candidates are built at
 once in the pool, then each group's GPU layout once, in the pool, and the jobs' rankings are
-computed in pieces of consecutive jobs of a group, in the pool. A job's ranking does not depend on which other jobs
-are ranked beside it (every value is elementwise per pair, every top ``k`` per job), so the
-result is one thread's. Nothing per group or per job is repeated, no large temporary is
-allocated per thread, and the threads share nothing mutable but caches of equal values.
+computed in pieces of consecutive jobs of a group, in the pool. A job's ranking does not
+depend on which other jobs are ranked beside it (every value is elementwise per pair, every
+top ``k`` per job), so the result is one thread's. Nothing per group or per job is repeated,
+no large temporary is allocated per thread, and the threads share nothing mutable but caches
+of equal values.
 
 **By rows** (:func:`rank_sharded`, fewer jobs): the table's rows split into contiguous shards,
 ranked in a thread pool, and each job's shard results merged exactly.
