@@ -66,11 +66,15 @@ class NodeScores:
     cols: Mapping[str, F64]
 
     @classmethod
-    def of(cls, t: NodeTable, now_s: float) -> NodeScores:
-        """Every row's values at ``now_s``."""
+    def of(
+        cls, t: NodeTable, now_s: float, built: Mapping[str, Mapping[str, F64]] | None = None
+    ) -> NodeScores:
+        """Every row's values at ``now_s`` (``built``: the columns some terms' ``precompute``
+        already returned at ``now_s``, by term name; the others are computed here)."""
         cols: dict[str, F64] = {}
         for u in score_units():
-            cols.update(u.precompute(t, now_s))
+            hit = None if built is None else built.get(u.name)
+            cols.update(u.precompute(t, now_s) if hit is None else hit)
         return cls(now_s=now_s, cols=cols)
 
 

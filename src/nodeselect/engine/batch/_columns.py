@@ -33,13 +33,9 @@ class BatchColumns:
 
     @functools.cached_property
     def pre(self) -> NodeScores:
-        """Every node's score inputs at ``now`` (built on first use, or assembled from what
-        :meth:`warm_tasks` built), as :meth:`NodeScores.of` builds them."""
-        cols: dict[str, F64] = {}
-        for u in score_units():
-            hit = self._unit_cols.get(u.name)
-            cols.update(u.precompute(self.t, self.now_s) if hit is None else hit)
-        return NodeScores(now_s=self.now_s, cols=cols)
+        """Every node's score inputs at ``now`` (built on first use, with what
+        :meth:`warm_tasks` built)."""
+        return NodeScores.of(self.t, self.now_s, built=self._unit_cols)
 
     def warm_tasks(self, *, gpu: bool) -> list[Callable[[], object]]:
         """Independent tasks that build the shared columns before any job reads them, for a

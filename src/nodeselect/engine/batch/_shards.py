@@ -176,6 +176,7 @@ def rank_split(
         built = [pool.submit(build, m) for m in candidates]
         for w in warm:
             w.result()
+        _ = batch.pre  # assembled from the tasks' columns, once, before any reader
         batched = grouped(alone, candidates, [f.result() for f in built])
         _rank_pieces(batch, cjs, alone, batched, out, size=size, pool=pool, workers=workers)
     done = [r for r in out if r is not None]
