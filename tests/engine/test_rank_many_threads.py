@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 from test_batch import _node_key, _residual, _synthetic_jobs
 
 from nodeselect.engine._rank import Ranking
+from nodeselect.engine._scorers import NodeScores
 from nodeselect.engine._shard import table_stats
 from nodeselect.engine.batch import _group as _batch_group
 from nodeselect.engine.batch import _rank_many as _batch
 from nodeselect.engine.batch import _shards
+from nodeselect.engine.batch._columns import BatchColumns
 from nodeselect.engine.batch._group import JobGroup
 from nodeselect.engine.batch._rank_many import rank_many
 from nodeselect.engine.batch._shards import shard_bounds
@@ -248,3 +250,22 @@ def test_an_invalid_job_in_a_batch_split_by_jobs_is_named() -> None:
         errors.append((str(info.value), info.value.__notes__))
     assert errors[0] == errors[1]
     assert any("jobs[20]" in note for note in errors[1][1])
+
+
+def test_the_warm_tasks_build_the_score_inputs_one_thread_builds() -> None:
+    """The shared columns built as separate tasks (each term's inputs, tie keys, free VRAM),
+    in any order, give the score inputs ``NodeScores.of`` builds in one go, column for column
+    and byte for byte, under the same names in the same order."""
+    t = NodeTable.synthetic(3_000, seed=5, now=NOW)
+    now_s = NOW.timestamp()
+    want = NodeScores.of(t, now_s)
+    batch = BatchColumns(t, now_s, 0, 8, 10)
+    tasks = batch.warm_tasks(gpu=True)
+    assert len(tasks) >= 3
+    for task in reversed(tasks):
+        task()
+    got = batch.pre
+    assert list(got.cols) == list(want.cols)
+    for name, col in want.cols.items():
+        assert got.cols[name].dtype == col.dtype
+        assert got.cols[name].tobytes() == col.tobytes(), name
