@@ -17,6 +17,8 @@ Prints, in one run (no assertions; the machine is shared, so compare the ratios)
   memory bandwidth and caches exactly as two processes share the machine's, so this is the
   most two threads can gain here; a VM whose second core adds little memory bandwidth shows
   it below 2x.
+* a summary line: the threads' median ratio, how many runs reached 1.7x, and the median
+  ceiling (the threads' share of it).
 * the cluster (``bench_dask.py``'s figures, when ``distributed`` is installed; ``--no-dask``
   skips them): a 2-worker ``LocalCluster`` against one process on the same tiles, each run
   beside a fresh ceiling; the driver's memory from 1M to 4M nodes; the extrapolation to 100k
@@ -33,6 +35,7 @@ import importlib
 import importlib.util
 import os
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -49,7 +52,8 @@ from bench_engine import NOW
 from bench_fresh import batch_jobs
 
 
-def threads(n: int, n_jobs: int, workers: list[int], repeat: int) -> None:
+def threads(n: int, n_jobs: int, workers: list[int], repeat: int) -> list[float]:
+    """Print each repeat's figures; return the first thread count's ratios to one thread."""
     t = NodeTable.synthetic(n, seed=2, now=NOW)
     st = table_stats(t)
     jobs = batch_jobs(n_jobs)
@@ -63,6 +67,7 @@ def threads(n: int, n_jobs: int, workers: list[int], repeat: int) -> None:
     del one, got
     pairs = n_jobs * n
     kernels = _kernels._cbuild
+    ratios: list[float] = []
     for r in range(repeat):
         gc.collect()
         times: dict[int, float] = {}
@@ -90,6 +95,7 @@ def threads(n: int, n_jobs: int, workers: list[int], repeat: int) -> None:
                 _kernels._cbuild = kernels
         base = times[1]
         base_cpu = cpu[1][0] + cpu[1][1]
+        ratios.append(base / times[workers[0]])
         parts = [
             f"1 thread {base:.2f} s ({pairs / base / 1e6:,.0f} M pairs/s,"
             f" CPU {base_cpu:.2f} s = user {cpu[1][0]:.2f} + sys {cpu[1][1]:.2f})"
@@ -118,6 +124,7 @@ def threads(n: int, n_jobs: int, workers: list[int], repeat: int) -> None:
                     for w in workers
                 )
             )
+    return ratios
 
 
 def _same_work(n: int, n_jobs: int, times: int, barrier: Any, out: Any) -> None:
@@ -134,17 +141,21 @@ def _same_work(n: int, n_jobs: int, times: int, barrier: Any, out: Any) -> None:
     out.put(time.perf_counter() - t0)
 
 
-def ceiling(n: int, n_jobs: int, repeat: int) -> None:
-    """Two processes doing the work once each at once vs one process doing it twice."""
+def ceiling(n: int, n_jobs: int, repeat: int) -> list[float]:
+    """Two processes doing the work once each at once vs one process doing it twice (each
+    repeat printed; the ratios returned)."""
+    out: list[float] = []
     for r in range(repeat):
         serial = _procs.longest(1, _same_work, n, n_jobs, 2)
         parallel = _procs.longest(2, _same_work, n, n_jobs, 1)
+        out.append(serial / parallel)
         print(
             f"[{r + 1}] machine ceiling: 2 processes each ranking the same {n_jobs:,} jobs x "
             f"{n:,} nodes (one thread each) finish {serial / parallel:.2f}x faster than 1 "
             f"process ranking them twice ({serial:.2f} s vs {parallel:.2f} s, load "
             f"{os.getloadavg()[0]:.1f}): the most 2 threads can gain on this machine now"
         )
+    return out
 
 
 def main() -> None:
@@ -156,9 +167,20 @@ def main() -> None:
     parser.add_argument("--no-dask", action="store_true", help="skip the LocalCluster figures")
     args = parser.parse_args()
     n, n_jobs = (100_000, 100) if args.quick else (1_000_000, 1_000)
-    threads(n, n_jobs, [w for w in args.workers if w > 1] or [2], args.repeat)
+    counts = [w for w in args.workers if w > 1] or [2]
+    ratios = threads(n, n_jobs, counts, args.repeat)
+    met = sum(r >= 1.7 for r in ratios)
+    line = (
+        f"threads, {len(ratios)} runs: {counts[0]} threads a median "
+        f"{statistics.median(ratios):.2f}x one thread, >= 1.7x in {met} of {len(ratios)}"
+    )
     if not args.no_ceiling:
-        ceiling(n, n_jobs, max(1, args.repeat - 1))
+        ceil = statistics.median(ceiling(n, n_jobs, max(1, args.repeat - 1)))
+        line += (
+            f"; the machine's ceiling (median) {ceil:.2f}x: the threads reached "
+            f"{statistics.median(ratios) / ceil:.2f} of it"
+        )
+    print(line)
     if not args.no_dask:
         if importlib.util.find_spec("distributed") is None:
             print("cluster: skipped (pip install 'nodeselect[dask]' for its figures)")
