@@ -1269,6 +1269,12 @@ static PyObject *repeat(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define NS_BIG_ENDIAN 1
+#else
+#define NS_BIG_ENDIAN 0
+#endif
+
 static inline uint64_t load8(const unsigned char *p) {
     uint64_t w;
     memcpy(&w, p, 8);
@@ -1314,7 +1320,9 @@ static PyObject *segment_counts(PyObject *self, PyObject *args) {
                 int64_t j = off[i], b = off[i + 1], cnt = 0;
                 for (; b - j >= 8; j += 8)
                     cnt += nonzero_bytes(load8(mask + j));
-                if (j + 8 <= len)
+                /* (the mask keeps the word's first b - j bytes: its low bytes on a
+                 * little-endian machine; a big-endian one counts them one by one) */
+                if (j + 8 <= len && !NS_BIG_ENDIAN)
                     cnt += nonzero_bytes(load8(mask + j) & ((1ULL << (8 * (b - j))) - 1));
                 else
                     for (; j < b; j++)
