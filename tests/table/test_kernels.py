@@ -4,6 +4,7 @@ extension with the GIL released (or by ``numpy.repeat`` itself without it)."""
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from nodeselect.table import _kernels, repeat, segment_counts
+from nodeselect.table import _kernels, kth_largest, repeat, segment_counts
 
 needs_c = pytest.mark.skipif(_kernels._cbuild is None, reason="the C extension is not built")
 
@@ -186,3 +187,49 @@ def test_the_c_count_checks_its_offsets_and_writes_nothing_on_error() -> None:
         with pytest.raises(ValueError, match="segment_counts: "):
             c.segment_counts(mask.view(np.uint8), f.view(np.uint8), out.view(np.uint8))
         assert (out == 77).all()
+
+
+# ------------------------------------------------------------------------------ kth_largest
+@st.composite
+def _kth_cases(draw: st.DrawFn) -> tuple[np.ndarray[Any, Any], int]:
+    """Values with heavy ties (a few distinct values, ``-inf``, NaN), from a handful to past
+    the sampled path's threshold, sometimes with the largest ones only where the sample does
+    not look (every 32nd value is the sample)."""
+    palette = draw(
+        st.lists(
+            st.floats(allow_nan=True, allow_infinity=True, width=64)
+            | st.sampled_from([-math.inf, 0.0, -0.0, 1.0]),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    n = draw(st.integers(1, 40) | st.integers(2_000, 12_000))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    values = np.array(palette, dtype=np.float64)[rng.integers(0, len(palette), n)]
+    if draw(st.booleans()):  # distinct values among the ties
+        some = rng.random(n) < draw(st.sampled_from([0.01, 0.3]))
+        values[some] = rng.standard_normal(int(some.sum()))
+    if draw(st.booleans()):  # the largest ones away from the sampled positions
+        hidden = np.flatnonzero(np.arange(n) % _kernels._KTH_STEP != 0)
+        top = draw(st.sampled_from([1e300, math.inf, math.nan]))  # NaN sorts last: largest
+        values[hidden[: draw(st.integers(0, 400))]] = top
+    k = draw(st.integers(1, min(n, 50)))
+    return values, k
+
+
+@given(_kth_cases())
+@settings(max_examples=300, deadline=None)
+def test_kth_largest_is_the_kth_of_the_sorted_values(case: tuple[Any, int]) -> None:
+    """Against Python's sort, NaN last (as ``numpy.partition`` places it): the same value, on
+    both paths (a partition, and the sample's threshold first)."""
+    values, k = case
+    want = sorted(values.tolist(), key=lambda v: (math.isnan(v), v))[len(values) - k]
+    got = kth_largest(values, k)
+    assert type(got) is float
+    assert (math.isnan(want) and math.isnan(got)) or got == want
+
+
+def test_kth_largest_of_a_bad_k_or_shape_says_what_it_takes() -> None:
+    for values, k in ((np.zeros(3), 0), (np.zeros(3), 4), (np.zeros(0), 1), (np.zeros((2, 2)), 1)):
+        with pytest.raises(ValueError, match="give 1 <= k <= n"):
+            kth_largest(values, k)

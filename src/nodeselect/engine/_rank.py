@@ -58,7 +58,15 @@ from nodeselect.engine._scorers import (
 from nodeselect.engine._shard import RankedNode, TableStats, merge_top, table_stats, tie_keys
 from nodeselect.engine.scorers import ScoreTerm, f32_up, score_unit, with_terms
 from nodeselect.jobs import Job, check_job
-from nodeselect.table import NodeTable, find_rows, keep_rows, max_gpu_count, on_build, uuid_hashes
+from nodeselect.table import (
+    NodeTable,
+    find_rows,
+    keep_rows,
+    kth_largest,
+    max_gpu_count,
+    on_build,
+    uuid_hashes,
+)
 
 __all__ = [
     "Explanation",
@@ -218,7 +226,7 @@ def _scores(
         lo_raw[name], hi_raw[name] = b
     s_lo = combine_from(cj, partial, first, lo_raw)
     s_hi = combine_from(cj, partial, first, hi_raw)
-    kth_lo = np.partition(s_lo, n - k)[n - k]
+    kth_lo = kth_largest(s_lo, k)
     may = np.flatnonzero(s_hi >= kth_lo)
     some = take(may)
     for name in names:
@@ -330,10 +338,10 @@ def _pruned(
         return None
     step = n // _SAMPLE
     sample = ub[::step]
-    tau = np.partition(sample, len(sample) - j)[len(sample) - j]
+    tau = kth_largest(sample, j)
     first = np.flatnonzero(ub >= tau)
     exact, raw = _scores(cj, t, idx[first], matching=None, take=None, max_gpus=0, k=k, pre=pre)
-    kth = np.partition(exact, len(first) - k)[len(first) - k]
+    kth = kth_largest(exact, k)
     if kth >= tau:
         return first, exact, raw  # every row reaching kth reaches tau
     pos = np.flatnonzero(ub >= kth)
@@ -401,7 +409,7 @@ def top_positions(
     hash, when given: :func:`nodeselect.table.uuid_hash`).
     """
     if len(idx) > k:
-        kth = np.partition(score, len(idx) - k)[len(idx) - k]
+        kth = kth_largest(score, k)
         cand = np.flatnonzero(score >= kth)
     else:
         cand = np.arange(len(idx))

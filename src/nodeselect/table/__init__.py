@@ -26,7 +26,7 @@ from nodeselect.table._derived import (
     uuid_hash,
     vram_level,
 )
-from nodeselect.table._kernels import repeat, segment_counts
+from nodeselect.table._kernels import kth_largest, repeat, segment_counts
 from nodeselect.table._table import (
     GIB,
     TELEMETRY_FRESH_S,
@@ -98,6 +98,7 @@ __all__ = [
     "infer_load_unit",
     "infer_size_unit",
     "keep_rows",
+    "kth_largest",
     "max_gpu_count",
     "on_build",
     "repeat",

@@ -31,7 +31,7 @@ if (
     _cbuild = None  # type: ignore[assignment]
 
 # _cbuild: the extension module, or None (the table build reads nodes with it)
-__all__ = ["CBUILD_VERSION", "SMALL", "_cbuild", "repeat", "segment_counts"]
+__all__ = ["CBUILD_VERSION", "SMALL", "_cbuild", "kth_largest", "repeat", "segment_counts"]
 
 _T = TypeVar("_T", bound=np.generic)
 
@@ -111,3 +111,51 @@ def segment_counts(
     np.cumsum(m, out=cs[1:])
     counts: npt.NDArray[np.int64] = cs[f[1:]] - cs[f[:-1]]
     return counts
+
+
+#: :func:`kth_largest` of at least this many values (and :data:`_KTH_STEP` times ``k``)
+#: first finds a threshold in every :data:`_KTH_STEP`-th value.
+_KTH_SAMPLED: Final = 2048
+_KTH_STEP: Final = 32
+
+
+def kth_largest(values: npt.NDArray[np.floating[Any]], k: int) -> float:
+    """The ``k``-th largest of a 1-D ``values`` (``1 <= k <= len(values)``): what
+    ``numpy.partition(values, n - k)[n - k]`` gives (NaN sorts last, as the largest), about
+    5x faster on many values, and at a cost that does not depend on how many are equal.
+
+    Many values: the ``k``-th largest of every 32nd value (``tau``) is at most the answer
+    (a subset's ``k``-th largest never exceeds the whole's), and at least ``k`` values are
+    not below it, so the answer is the ``k``-th largest of the values not below ``tau`` (NaN
+    included): about ``32 * k`` of them. One comparison and one selection over all the values
+    instead of a partition of them (measured: ~10 ns a value for ``numpy.partition``).
+
+    The partitions here pass two ``kth`` (the one asked for and its neighbour): with one,
+    ``numpy.partition`` takes a SIMD quickselect on x86 machines with AVX-512 (NumPy 2.x)
+    that is 10-30x slower when many values are equal (measured on NumPy 2.4, 200k values of
+    which three quarters are one value: 25-31 ms against 1-2 ms; 2,689 values: 0.1-0.24 ms
+    against 0.025), and ties are the rule here: the rows a bound rules out score ``-inf``,
+    integer attributes give equal scores. With two, NumPy runs its introselect, as fast on
+    distinct values and as fast on equal ones.
+
+    Raises:
+        ValueError: ``values`` is not 1-D or ``k`` is out of range.
+    """
+    n = len(values)
+    if values.ndim != 1 or not 1 <= k <= n:
+        raise ValueError(f"kth_largest: k={k} of a {values.shape} array; give 1 <= k <= n")
+    if n >= _KTH_SAMPLED and k * _KTH_STEP * 8 <= n:
+        sample = values[::_KTH_STEP]
+        tau = _partitioned(sample, len(sample) - k)
+        # not below tau: at least the k sampled ones (NaN is never below: it sorts last)
+        values = values[~(values < tau)]
+        n = len(values)
+    return _partitioned(values, n - k)
+
+
+def _partitioned(values: npt.NDArray[np.floating[Any]], at: int) -> float:
+    """``numpy.partition(values, at)[at]`` through NumPy's introselect (two ``kth``)."""
+    if len(values) == 1:
+        return float(values[0])
+    pair = [at - 1, at] if at else [at, at + 1]
+    return float(np.partition(values, pair)[at])

@@ -14,7 +14,7 @@ from nodeselect.engine._constraints import CompiledJob, _offsets, f32_at_least
 from nodeselect.engine._rank import RankedNode, ranked_nodes
 from nodeselect.engine.scorers import gpu_fit, gpu_load_mean, idle_of, score_units
 from nodeselect.engine.scorers import images as image_term
-from nodeselect.table import csr_take, repeat
+from nodeselect.table import csr_take, kth_largest, repeat
 
 if TYPE_CHECKING:
     from nodeselect.engine.batch._group import JobGroup
@@ -94,7 +94,7 @@ class PairScores:
         kth = np.full(len(n), -np.inf)
         for j, (a, e) in enumerate(itertools.pairwise(self.bounds.tolist())):
             if e - a > k:
-                kth[j] = np.partition(lo[a:e], e - a - k)[e - a - k]
+                kth[j] = kth_largest(lo[a:e], k)
         keep = hi >= repeat(kth, n)  # (pairs are job by job: ``kth.take(job)``, faster)
         few = n <= k
         if few.any():  # a job with at most k pairs keeps them all (even a NaN)
