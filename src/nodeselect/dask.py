@@ -97,12 +97,18 @@ __all__ = [
     "write_results",
 ]
 
-#: Jobs per batch (a tile is one batch x one shard).
-DEFAULT_BATCH: Final = 1_000
+#: Jobs per batch (a tile is one batch x one shard). A batch pays each job group's GPU layout
+#: and the per-node score inputs once per shard: 4,000 jobs x 1M nodes in 4 shards took one
+#: process 3.75 s in batches of 4,000 against 4.16 s in batches of 1,000 (medians of 3,
+#: interleaved; one 250k-node tile ranks 8,000 jobs 18 % faster), for ~120 MB more at a
+#: tile's peak (each job's feasible rows until the tile is packed: 369 MB against 250 MB).
+DEFAULT_BATCH: Final = 4_000
 #: Partial results merged per task of the tree reduction.
 DEFAULT_FAN_IN: Final = 4
 #: Batches in flight at once on a cluster (the next is ranked while the last is written).
 _IN_FLIGHT: Final = 2
+#: Jobs whose result rows :func:`write_results` holds before it writes them out.
+_FLUSH: Final = 1_000
 
 
 class ScaleOutError(NodeSelectError):
@@ -958,7 +964,7 @@ def _jsonl(results: Iterable[JobResult], f: IO[bytes]) -> int:
         for row in result_rows(result):
             f.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
         n += 1
-        if n % DEFAULT_BATCH == 0:
+        if n % _FLUSH == 0:
             f.flush()
     return n
 
@@ -989,7 +995,7 @@ def _parquet(results: Iterable[JobResult], path: Path) -> int:
         for result in results:
             rows.extend(result_rows(result))
             n += 1
-            if n % DEFAULT_BATCH == 0:
+            if n % _FLUSH == 0:
                 writer.write_table(pa.Table.from_pylist(_maps(rows), schema=schema))
                 rows = []
         if rows or n == 0:

@@ -118,3 +118,18 @@ def test_survey_usage_errors_exit_2_with_one_line(jobs_file, tmp_path, capsys, e
     assert code == EXIT_INPUT
     assert message in err
     assert "Traceback" not in err
+
+
+def test_survey_batch_default_is_the_librarys() -> None:
+    """`--batch`'s default is `nodeselect.dask.DEFAULT_BATCH` (the parser cannot import it:
+    dask is an optional extra)."""
+    import argparse  # noqa: PLC0415
+
+    from nodeselect.cli._parsers import register_survey  # noqa: PLC0415
+    from nodeselect.dask import DEFAULT_BATCH  # noqa: PLC0415
+
+    subparsers = argparse.ArgumentParser().add_subparsers()
+    register_survey(subparsers)
+    survey = subparsers.choices["survey"]
+    assert survey.get_default("batch") == DEFAULT_BATCH
+    assert f"(default {DEFAULT_BATCH})" in " ".join(survey.format_help().split())

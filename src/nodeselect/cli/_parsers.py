@@ -434,7 +434,12 @@ def register_survey(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="results: JSON lines, or Parquet for *.parquet (needs pyarrow)",
     )
     p.add_argument(
-        "--batch", metavar="JOBS", type=int, default=1000, help="jobs per tile (default 1000)"
+        # nodeselect.dask.DEFAULT_BATCH (not imported here: dask is an optional extra)
+        "--batch",
+        metavar="JOBS",
+        type=int,
+        default=4000,
+        help="jobs per tile (default 4000)",
     )
     p.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
     p.set_defaults(handler=lazy_handler("nodeselect.cli.survey", "_run"))
