@@ -142,7 +142,7 @@ def report(quick: bool, repeat: int, batch: int | None) -> None:
     n_nodes, n_jobs, default_batch = (
         (200_000, 100, 50) if quick else (1_000_000, 1_000, DEFAULT_BATCH)
     )
-    batch = batch or default_batch
+    batch = min(batch or default_batch, n_jobs)  # a tile holds at most every job
     jobs = make_jobs(n_jobs)
     shards = synthetic_shards(n_nodes, max(2, n_nodes // SHARD), seed=1)
     per_shard = n_nodes // len(shards)
@@ -221,7 +221,7 @@ def report(quick: bool, repeat: int, batch: int | None) -> None:
 
     per_tile = best * 2 / tiles  # worker-seconds per tile on the cluster (best run)
     rate = batch * (n_nodes / len(shards)) / per_tile
-    big_tiles = (100_000 // 1_000) * (10_000_000 // SHARD)
+    big_tiles = -(-100_000 // batch) * (10_000_000 // SHARD)
     big_pairs = 100_000 * 10_000_000
     print(
         f"per tile ({batch} jobs x {n_nodes // len(shards):,} nodes): {per_tile:.2f} "
@@ -229,7 +229,7 @@ def report(quick: bool, repeat: int, batch: int | None) -> None:
     )
     cells = ", ".join(f"{w} workers {big_pairs / rate / w / 60:,.1f} min" for w in (2, 16, 64, 256))
     print(
-        f"extrapolated, 100k jobs x 10M nodes ({big_tiles:,} tiles of 1,000 x 250k) at that "
+        f"extrapolated, 100k jobs x 10M nodes ({big_tiles:,} tiles of {batch:,} x 250k) at that "
         f"rate: {cells} (ranking only; scheduling overhead and the shards' first build extra)"
     )
 
