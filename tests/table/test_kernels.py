@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from nodeselect.table import _kernels, kth_largest, repeat, segment_counts
+from nodeselect.table import _kernels, kth_largest, reaching, repeat, segment_counts
 
 needs_c = pytest.mark.skipif(_kernels._cbuild is None, reason="the C extension is not built")
 
@@ -233,3 +233,104 @@ def test_kth_largest_of_a_bad_k_or_shape_says_what_it_takes() -> None:
     for values, k in ((np.zeros(3), 0), (np.zeros(3), 4), (np.zeros(0), 1), (np.zeros((2, 2)), 1)):
         with pytest.raises(ValueError, match="give 1 <= k <= n"):
             kth_largest(values, k)
+
+
+# -------------------------------------------------------------------------------- reaching
+def _reaching_told(
+    lower: list[float], upper: list[float], pos: list[int] | None, bounds: list[int], k: int
+) -> list[int]:
+    """Plain Python: per segment, the k-th largest lower (NaN sorts last) by a full sort."""
+    at = (lambda i: i) if pos is None else pos.__getitem__
+    out: list[int] = []
+    for a, e in itertools.pairwise(bounds):
+        if e - a <= k:
+            out += range(a, e)
+            continue
+        los = sorted((lower[at(i)] for i in range(a, e)), key=lambda v: (math.isnan(v), v))
+        kth = los[len(los) - k]
+        out += [i for i in range(a, e) if upper[at(i)] >= kth]  # (False for any NaN)
+    return out
+
+
+@st.composite
+def _reaching_cases(draw: st.DrawFn) -> tuple[Any, Any, Any, Any, int]:
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    c = draw(st.integers(1, 300))
+    palette = np.array(
+        draw(
+            st.lists(
+                st.sampled_from([0.0, -0.0, 0.5, 1.0, -math.inf, math.inf, math.nan]),
+                min_size=1,
+                max_size=4,
+            )
+        )
+        + list(rng.random(3))
+    )
+    lower = palette[rng.integers(0, len(palette), c)]
+    upper = lower + np.where(rng.random(c) < 0.5, 0.0, rng.random(c))  # ties with lower too
+    direct = draw(st.booleans())
+    lens = draw(st.lists(st.integers(0, 60), min_size=0, max_size=8))
+    bounds = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=bounds[1:])
+    p = int(bounds[-1])
+    if direct:  # pairs are the values themselves
+        lower = palette[rng.integers(0, len(palette), p)]
+        upper = lower + np.where(rng.random(p) < 0.5, 0.0, rng.random(p))
+        pos = None
+    else:
+        pos = np.sort(rng.integers(0, c, p))  # (ascending within a segment, as a batch has)
+    k = draw(st.integers(1, 12))
+    return lower, upper, pos, bounds, k
+
+
+@given(_reaching_cases())
+@settings(max_examples=300, deadline=None)
+def test_reaching_keeps_the_pairs_that_reach_the_kth_best_lower_bound(case: Any) -> None:
+    """Against a full sort per segment (NaN last), with heavy ties, NaN and infinities: the C
+    kernel and NumPy's path keep the same pairs, ascending."""
+    lower, upper, pos, bounds, k = case
+    want = _reaching_told(
+        lower.tolist(), upper.tolist(), None if pos is None else pos.tolist(), bounds.tolist(), k
+    )
+    got = reaching(lower, upper, pos, bounds, k)
+    assert got.dtype == np.int64
+    assert got.tolist() == want
+    saved = _kernels._cbuild
+    try:
+        _kernels._cbuild = None  # type: ignore[assignment]
+        assert reaching(lower, upper, pos, bounds, k).tolist() == want
+    finally:
+        _kernels._cbuild = saved
+
+
+def test_reaching_of_bad_positions_or_k_raises_numpys_errors() -> None:
+    lower = upper = np.arange(4.0)
+    bounds = np.array([0, 3], dtype=np.int64)
+    with pytest.raises(IndexError):
+        reaching(lower, upper, np.array([0, 1, 9], dtype=np.int64), bounds, 1)
+    with pytest.raises(ValueError, match="give 1 <= k <= n"):
+        reaching(lower, upper, np.array([0, 1, 2], dtype=np.int64), bounds, 0)
+
+
+@needs_c
+def test_the_c_reaching_checks_its_buffers() -> None:
+    c = _kernels._cbuild
+    lo = np.arange(4.0)
+    pos = np.array([0, 1, 2], dtype=np.int64)
+    out = np.empty(3, dtype=np.int64)
+    v = _kernels._bytes_view
+    for bounds, p, k, o, message in (
+        (np.array([0, 3]), pos, 1, out, None),
+        (np.array([0, 4]), pos, 1, out, "bounds out of order or beyond the pairs"),
+        (np.array([2, 1]), pos, 1, out, "bounds out of order or beyond the pairs"),
+        (np.array([0, 3]), np.array([0, 1, 4]), 1, out, "a position beyond the candidates"),
+        (np.array([0, 3]), np.array([0, -1, 2]), 1, out, "a position beyond the candidates"),
+        (np.array([0, 3]), pos, 0, out, "k must be at least 1"),
+        (np.array([0, 3]), pos, 1, out[:2], "buffers of the wrong size"),
+    ):
+        args = (v(lo), v(lo), v(p.astype(np.int64)), v(bounds.astype(np.int64)), k, v(o), False)
+        if message is None:
+            assert c.reaching(*args) == 1  # the k-th best lower is 2.0: only pair 2 reaches it
+        else:
+            with pytest.raises(ValueError, match=message):
+                c.reaching(*args)

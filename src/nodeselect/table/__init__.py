@@ -26,7 +26,7 @@ from nodeselect.table._derived import (
     uuid_hash,
     vram_level,
 )
-from nodeselect.table._kernels import kth_largest, repeat, segment_counts
+from nodeselect.table._kernels import kth_largest, reaching, repeat, segment_counts
 from nodeselect.table._table import (
     GIB,
     TELEMETRY_FRESH_S,
@@ -101,6 +101,7 @@ __all__ = [
     "kth_largest",
     "max_gpu_count",
     "on_build",
+    "reaching",
     "repeat",
     "repeated_uuids",
     "segment_counts",

@@ -46,7 +46,8 @@
  * the Python loop reads, and the timestamps it parses); and two array kernels that run with
  * the GIL released (nodeselect.table.repeat and segment_counts): repeat(values, counts, out,
  * itemsize), numpy.repeat's copy, and segment_counts(mask, offsets, out), the True values
- * per CSR segment.
+ * per CSR segment; and reaching(lower, upper, pos, bounds, k, out), the pairs of a batch
+ * that can be in their job's top k (nodeselect.table.reaching).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1341,6 +1342,108 @@ static PyObject *segment_counts(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* a < b in numpy's sort order of doubles: NaN after every number (and equal to NaN) */
+static inline int nan_last_less(double a, double b) { return !isnan(a) && (isnan(b) || a < b); }
+
+/* Restore the min-heap h[0..k) (numpy's order) below position i. */
+static void sift_down(double *h, Py_ssize_t k, Py_ssize_t i) {
+    double v = h[i];
+    for (;;) {
+        Py_ssize_t c = 2 * i + 1;
+        if (c >= k)
+            break;
+        if (c + 1 < k && nan_last_less(h[c + 1], h[c]))
+            c++;
+        if (!nan_last_less(h[c], v))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = v;
+}
+
+/* reaching(lower, upper, pos, bounds, k, out, direct) -> n: the pairs that can be in their segment's
+ * top k, as nodeselect.table.reaching computes them with NumPy. Pair i (of len(pos)) is
+ * candidate pos[i]; segment j is the pairs bounds[j]..bounds[j + 1]. A segment of at most k
+ * pairs keeps them all; a longer one keeps the pairs with upper[pos[i]] >= the k-th largest
+ * of lower[pos[...]] over the segment (numpy's order: NaN largest; a NaN threshold keeps
+ * none). out[:n] = the kept i, ascending (out: len(pos) int64). One pass per segment keeps
+ * its k largest lower values in a heap (each value is compared with the heap's least), one
+ * more keeps the pairs; the GIL released. ValueError (out partly written) for buffers of the
+ * wrong size, bounds out of order or beyond the pairs, a position beyond the candidates, or
+ * k < 1. With `direct` true, pair i is value i (pos is not read; len(lower) pairs). */
+static PyObject *reaching(PyObject *self, PyObject *args) {
+    Py_buffer lb, ub, pb, bb, ob;
+    Py_ssize_t k;
+    int direct;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*nw*p", &lb, &ub, &pb, &bb, &k, &ob, &direct))
+        return NULL;
+    const char *why = NULL;
+    Py_ssize_t c = lb.len / (Py_ssize_t)sizeof(double);
+    Py_ssize_t p = direct ? c : pb.len / (Py_ssize_t)sizeof(int64_t);
+    Py_ssize_t segs = bb.len / (Py_ssize_t)sizeof(int64_t) - 1;
+    double *heap = NULL;
+    if (lb.len % (Py_ssize_t)sizeof(double) != 0 || ub.len != lb.len ||
+        pb.len % (Py_ssize_t)sizeof(int64_t) != 0 || bb.len % (Py_ssize_t)sizeof(int64_t) != 0 ||
+        segs < 0 || ob.len != p * (Py_ssize_t)sizeof(int64_t))
+        why = "reaching: buffers of the wrong size";
+    else if (k < 1)
+        why = "reaching: k must be at least 1";
+    else if ((heap = PyMem_RawMalloc((size_t)k * sizeof(double))) == NULL)
+        why = "reaching: no memory for the heap";
+    Py_ssize_t kept = 0;
+    if (why == NULL) {
+        const double *lo = (const double *)lb.buf, *hi = (const double *)ub.buf;
+        const int64_t *pos = (const int64_t *)pb.buf, *bounds = (const int64_t *)bb.buf;
+        int64_t *out = (int64_t *)ob.buf;
+#define AT(i) (direct ? (i) : pos[i])
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < segs && why == NULL; j++)
+            if (bounds[j] < 0 || bounds[j] > bounds[j + 1] || bounds[j + 1] > p)
+                why = "reaching: bounds out of order or beyond the pairs";
+        for (Py_ssize_t i = 0; i < p && !direct && why == NULL; i++)
+            if (pos[i] < 0 || pos[i] >= c)
+                why = "reaching: a position beyond the candidates";
+        for (Py_ssize_t j = 0; j < segs && why == NULL; j++) {
+            int64_t a = bounds[j], e = bounds[j + 1];
+            if (e - a <= k) {
+                for (int64_t i = a; i < e; i++)
+                    out[kept++] = i;
+                continue;
+            }
+            for (Py_ssize_t i = 0; i < k; i++)
+                heap[i] = lo[AT(a + i)];
+            for (Py_ssize_t i = k / 2 - 1; i >= 0; i--)
+                sift_down(heap, k, i);
+            for (int64_t i = a + k; i < e; i++) {
+                double v = lo[AT(i)];
+                if (nan_last_less(heap[0], v)) {
+                    heap[0] = v;
+                    sift_down(heap, k, 0);
+                }
+            }
+            double kth = heap[0];
+            for (int64_t i = a; i < e; i++) {
+                out[kept] = i; /* written always, counted when kept: no branch to mispredict */
+                kept += hi[AT(i)] >= kth;
+            }
+        }
+        Py_END_ALLOW_THREADS
+#undef AT
+    }
+    PyMem_RawFree(heap);
+    PyBuffer_Release(&lb);
+    PyBuffer_Release(&ub);
+    PyBuffer_Release(&pb);
+    PyBuffer_Release(&bb);
+    PyBuffer_Release(&ob);
+    if (why != NULL) {
+        PyErr_SetString(PyExc_ValueError, why);
+        return NULL;
+    }
+    return PyLong_FromSsize_t(kept);
+}
+
 static PyMethodDef methods[] = {
     {"codes", codes, METH_VARARGS,
      "codes(lut, values, out) -> missing: out[i] = lut.get(values[i], -1)"},
@@ -1350,6 +1453,8 @@ static PyMethodDef methods[] = {
      "repeat(values, counts, out, itemsize): out = numpy.repeat(values, counts), GIL released"},
     {"segment_counts", segment_counts, METH_VARARGS,
      "segment_counts(mask, offsets, out): nonzero bytes per CSR segment, GIL released"},
+    {"reaching", reaching, METH_VARARGS,
+     "reaching(lower, upper, pos, bounds, k, out, direct) -> n: pairs that can reach their top k"},
     {"read_chunk", read_chunk, METH_VARARGS,
      "read_chunk(nodes, block, flags, image_bit, agree) -> columns (see the module source)"},
     {NULL, NULL, 0, NULL},
@@ -1375,7 +1480,7 @@ PyMODINIT_FUNC PyInit__cbuild(void) {
         return NULL;
     /* bumped with every change of what the functions take or return: _build ignores an
      * extension of another version (a stale build left in src/ by an earlier editable install) */
-    if (PyModule_AddIntConstant(m, "VERSION", 4) < 0) {
+    if (PyModule_AddIntConstant(m, "VERSION", 5) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -11,6 +11,7 @@ is ``None`` and everything falls back to NumPy and Python, with the same results
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any, Final, TypeVar
 
@@ -18,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 #: The version of ``_cbuild.c`` this package calls (its ``VERSION``).
-CBUILD_VERSION: Final = 4
+CBUILD_VERSION: Final = 5
 
 try:
     from nodeselect.table import _cbuild
@@ -31,7 +32,15 @@ if (
     _cbuild = None  # type: ignore[assignment]
 
 # _cbuild: the extension module, or None (the table build reads nodes with it)
-__all__ = ["CBUILD_VERSION", "SMALL", "_cbuild", "kth_largest", "repeat", "segment_counts"]
+__all__ = [
+    "CBUILD_VERSION",
+    "SMALL",
+    "_cbuild",
+    "kth_largest",
+    "reaching",
+    "repeat",
+    "segment_counts",
+]
 
 _T = TypeVar("_T", bound=np.generic)
 
@@ -159,3 +168,63 @@ def _partitioned(values: npt.NDArray[np.floating[Any]], at: int) -> float:
         return float(values[0])
     pair = [at - 1, at] if at else [at, at + 1]
     return float(np.partition(values, pair)[at])
+
+
+def reaching(
+    lower: npt.NDArray[np.float64],
+    upper: npt.NDArray[np.float64],
+    pos: npt.NDArray[np.int64] | None,
+    bounds: npt.NDArray[np.int64],
+    k: int,
+) -> npt.NDArray[np.int64]:
+    """The pairs that can be in their segment's top ``k`` by score bounds, ascending.
+
+    Pair ``i`` is candidate ``pos[i]`` (value ``i`` when ``pos`` is ``None``), whose score
+    lies in ``[lower, upper]`` there; segment ``j`` (a job) is the pairs
+    ``bounds[j]:bounds[j + 1]``. A segment of at most ``k`` pairs keeps them all (even a
+    NaN); a longer one keeps the pairs whose ``upper`` reaches the segment's
+    :func:`kth_largest` ``lower`` (NaN the largest; no pair reaches a NaN). Every pair left
+    out scores below ``k`` pairs of its segment.
+
+    With the C extension: one pass per segment keeps its ``k`` largest ``lower`` in a heap and
+    one more keeps the pairs, with the GIL released, and nothing of the pairs' length but the
+    result is written (NumPy gathers both bounds for every pair and compares them with a
+    threshold repeated per pair). Without it, or for other dtypes or ``k < 1``: NumPy, the
+    same pairs (``kth_largest`` raises for ``k < 1``).
+    """
+    c = _cbuild
+    if (
+        c is not None
+        and k >= 1
+        and lower.dtype == np.float64
+        and upper.dtype == np.float64
+        and lower.shape == upper.shape
+        and lower.ndim == 1
+        and (pos is None or (pos.dtype == np.int64 and pos.ndim == 1))
+        and bounds.dtype == np.int64
+        and bounds.ndim == 1
+        and len(bounds)
+    ):
+        lo, hi = np.ascontiguousarray(lower), np.ascontiguousarray(upper)
+        p = np.zeros(0, dtype=np.int64) if pos is None else np.ascontiguousarray(pos)
+        b = np.ascontiguousarray(bounds)
+        out = np.empty(len(lo) if pos is None else len(p), dtype=np.int64)
+        try:
+            n = c.reaching(_bytes_view(lo), _bytes_view(hi), _bytes_view(p), _bytes_view(b), k,
+                           _bytes_view(out), pos is None)  # fmt: skip
+        except ValueError:  # positions or bounds out of range: NumPy's own error below
+            pass
+        else:
+            return out[:n]
+    lo, hi = (lower, upper) if pos is None else (lower.take(pos), upper.take(pos))
+    n_pairs = np.diff(bounds)
+    # one threshold per segment, then one comparison over every pair
+    kth = np.full(len(n_pairs), -np.inf)
+    for j, (a, e) in enumerate(itertools.pairwise(bounds.tolist())):
+        if e - a > k:
+            kth[j] = kth_largest(lo[a:e], k)
+    keep = hi >= repeat(kth, n_pairs)
+    few = n_pairs <= k
+    if few.any():  # a segment with at most k pairs keeps them all (even a NaN)
+        keep |= repeat(few, n_pairs)
+    return np.flatnonzero(keep)

@@ -4,7 +4,6 @@ chunk's jobs together (:func:`nodeselect.rank_many`)."""
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,7 +13,7 @@ from nodeselect.engine._constraints import CompiledJob, _offsets, f32_at_least
 from nodeselect.engine._rank import RankedNode, ranked_nodes
 from nodeselect.engine.scorers import gpu_fit, gpu_load_mean, idle_of, score_units
 from nodeselect.engine.scorers import images as image_term
-from nodeselect.table import csr_take, kth_largest, repeat
+from nodeselect.table import csr_take, reaching, repeat
 
 if TYPE_CHECKING:
     from nodeselect.engine.batch._group import JobGroup
@@ -82,24 +81,7 @@ class PairScores:
             first.weight_total,
             pack=self.pack[0],
         )
-        return self._reaching(lower.take(self.pos), upper.take(self.pos))
-
-    def _reaching(self, lo: F64, hi: F64) -> I64:
-        """The pairs whose ``hi`` reaches their job's ``k``-th best ``lo`` (all of a job's
-        pairs when it has at most ``k``), job by job."""
-        k = self.g.batch.k
-        # one threshold per job, then one comparison over every pair (the Python between
-        # NumPy calls holds the GIL, which the threads of ``workers=N`` take turns at)
-        n = np.diff(self.bounds)
-        kth = np.full(len(n), -np.inf)
-        for j, (a, e) in enumerate(itertools.pairwise(self.bounds.tolist())):
-            if e - a > k:
-                kth[j] = kth_largest(lo[a:e], k)
-        keep = hi >= repeat(kth, n)  # (pairs are job by job: ``kth.take(job)``, faster)
-        few = n <= k
-        if few.any():  # a job with at most k pairs keeps them all (even a NaN)
-            keep |= repeat(few, n)
-        return np.flatnonzero(keep)
+        return reaching(lower, upper, self.pos, self.bounds, k)
 
     def _per_job(self, values: list[Any], dtype: Any) -> Any:
         """One value per pair from one value per job (a number when all jobs agree)."""
@@ -222,7 +204,7 @@ class PairScores:
     def tops(self) -> list[tuple[RankedNode, ...]]:
         """Each job's best ``k`` nodes, in :func:`nodeselect.engine._rank.top_positions`' order."""
         b, k = self.g.batch, self.g.batch.k
-        cand = self._reaching(self.score, self.score)
+        cand = reaching(self.score, self.score, None, self.bounds, k)
         rows = self.idx.take(cand)
         uu = b.t.uuid[rows]
         order = np.lexsort((uu, b.keys.take(rows), -self.score.take(cand), self.job.take(cand)))
