@@ -1,5 +1,6 @@
-"""``nodeselect.table.repeat``: ``numpy.repeat``'s result, byte for byte, copied by the C
-extension with the GIL released (or by ``numpy.repeat`` itself without it)."""
+"""The array kernels of ``nodeselect.table``: ``repeat`` (``numpy.repeat``'s result, byte for
+byte, copied by the C extension with the GIL released, or by ``numpy.repeat`` itself without
+it), ``segment_counts``, ``kth_largest`` and ``reaching``, each against NumPy or plain Python."""
 
 from __future__ import annotations
 
