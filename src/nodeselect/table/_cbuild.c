@@ -1369,7 +1369,7 @@ static void sift_down(double *h, Py_ssize_t k, Py_ssize_t i) {
  * of lower[pos[...]] over the segment (numpy's order: NaN largest; a NaN threshold keeps
  * none). out[:n] = the kept i, ascending (out: len(pos) int64). One pass per segment keeps
  * its k largest lower values in a heap (each value is compared with the heap's least), one
- * more keeps the pairs; the GIL released. ValueError (out partly written) for buffers of the
+ * more keeps the pairs; the GIL released. ValueError (nothing written) for buffers of the
  * wrong size, bounds out of order or beyond the pairs, a position beyond the candidates, or
  * k < 1. With `direct` true, pair i is value i (pos is not read; len(lower) pairs). */
 static PyObject *reaching(PyObject *self, PyObject *args) {
