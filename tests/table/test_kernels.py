@@ -322,8 +322,9 @@ def test_the_c_reaching_checks_its_buffers() -> None:
     v = _kernels._bytes_view
     for bounds, p, k, o, message in (
         (np.array([0, 3]), pos, 1, out, None),
-        (np.array([0, 4]), pos, 1, out, "bounds out of order or beyond the pairs"),
-        (np.array([2, 1]), pos, 1, out, "bounds out of order or beyond the pairs"),
+        (np.array([0, 4]), pos, 1, out, "bounds must run from 0 to the number of pairs"),
+        (np.array([1, 3]), pos, 1, out, "bounds must run from 0 to the number of pairs"),
+        (np.array([0, 2, 1, 3]), pos, 1, out, "bounds out of order"),
         (np.array([0, 3]), np.array([0, 1, 4]), 1, out, "a position beyond the candidates"),
         (np.array([0, 3]), np.array([0, -1, 2]), 1, out, "a position beyond the candidates"),
         (np.array([0, 3]), pos, 0, out, "k must be at least 1"),

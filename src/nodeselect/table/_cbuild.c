@@ -1364,14 +1364,15 @@ static void sift_down(double *h, Py_ssize_t k, Py_ssize_t i) {
 
 /* reaching(lower, upper, pos, bounds, k, out, direct) -> n: the pairs that can be in their segment's
  * top k, as nodeselect.table.reaching computes them with NumPy. Pair i (of len(pos)) is
- * candidate pos[i]; segment j is the pairs bounds[j]..bounds[j + 1]. A segment of at most k
+ * candidate pos[i]; segment j is the pairs bounds[j]..bounds[j + 1] (bounds: non-decreasing,
+ * from 0 to len(pos)). A segment of at most k
  * pairs keeps them all; a longer one keeps the pairs with upper[pos[i]] >= the k-th largest
  * of lower[pos[...]] over the segment (numpy's order: NaN largest; a NaN threshold keeps
  * none). out[:n] = the kept i, ascending (out: len(pos) int64). One pass per segment keeps
  * its k largest lower values in a heap (each value is compared with the heap's least), one
  * more keeps the pairs; the GIL released. ValueError (nothing written) for buffers of the
- * wrong size, bounds out of order or beyond the pairs, a position beyond the candidates, or
- * k < 1. With `direct` true, pair i is value i (pos is not read; len(lower) pairs). */
+ * wrong size, bounds out of order or not from 0 to the pairs, a position beyond the
+ * candidates, or k < 1. With `direct` true, pair i is value i (pos is not read; len(lower) pairs). */
 static PyObject *reaching(PyObject *self, PyObject *args) {
     Py_buffer lb, ub, pb, bb, ob;
     Py_ssize_t k;
@@ -1398,9 +1399,11 @@ static PyObject *reaching(PyObject *self, PyObject *args) {
         int64_t *out = (int64_t *)ob.buf;
 #define AT(i) (direct ? (i) : pos[i])
         Py_BEGIN_ALLOW_THREADS
+        if (bounds[0] != 0 || bounds[segs] != p)
+            why = "reaching: bounds must run from 0 to the number of pairs";
         for (Py_ssize_t j = 0; j < segs && why == NULL; j++)
-            if (bounds[j] < 0 || bounds[j] > bounds[j + 1] || bounds[j + 1] > p)
-                why = "reaching: bounds out of order or beyond the pairs";
+            if (bounds[j] > bounds[j + 1])
+                why = "reaching: bounds out of order";
         for (Py_ssize_t i = 0; i < p && !direct && why == NULL; i++)
             if (pos[i] < 0 || pos[i] >= c)
                 why = "reaching: a position beyond the candidates";

@@ -181,7 +181,8 @@ def reaching(
 
     Pair ``i`` is candidate ``pos[i]`` (value ``i`` when ``pos`` is ``None``), whose score
     lies in ``[lower, upper]`` there; segment ``j`` (a job) is the pairs
-    ``bounds[j]:bounds[j + 1]``. A segment of at most ``k`` pairs keeps them all (even a
+    ``bounds[j]:bounds[j + 1]`` (``bounds``: non-decreasing, from 0 to the number of pairs,
+    as CSR offsets are). A segment of at most ``k`` pairs keeps them all (even a
     NaN); a longer one keeps the pairs whose ``upper`` reaches the segment's
     :func:`kth_largest` ``lower`` (NaN the largest; no pair reaches a NaN). Every pair left
     out scores below ``k`` pairs of its segment.
