@@ -43,11 +43,11 @@
  *
  * Also here: codes(lut, values, out) and positions(first, values, start, out), the per-value
  * dict loops of coding a column of strings (_build._lookup and _build._positions: the chunks
- * the Python loop reads, and the timestamps it parses); and two array kernels that run with
- * the GIL released (nodeselect.table.repeat and segment_counts): repeat(values, counts, out,
- * itemsize), numpy.repeat's copy, and segment_counts(mask, offsets, out), the True values
- * per CSR segment; and reaching(lower, upper, pos, bounds, k, out), the pairs of a batch
- * that can be in their job's top k (nodeselect.table.reaching).
+ * the Python loop reads, and the timestamps it parses); and three array kernels that run
+ * with the GIL released (nodeselect.table.repeat, segment_counts and reaching):
+ * repeat(values, counts, out, itemsize), numpy.repeat's copy; segment_counts(mask, offsets,
+ * out), the True values per CSR segment; reaching(lower, upper, pos, bounds, k, out, direct),
+ * the pairs of a batch that can be in their job's top k.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1362,17 +1362,17 @@ static void sift_down(double *h, Py_ssize_t k, Py_ssize_t i) {
     h[i] = v;
 }
 
-/* reaching(lower, upper, pos, bounds, k, out, direct) -> n: the pairs that can be in their segment's
- * top k, as nodeselect.table.reaching computes them with NumPy. Pair i (of len(pos)) is
- * candidate pos[i]; segment j is the pairs bounds[j]..bounds[j + 1] (bounds: non-decreasing,
- * from 0 to len(pos)). A segment of at most k
- * pairs keeps them all; a longer one keeps the pairs with upper[pos[i]] >= the k-th largest
- * of lower[pos[...]] over the segment (numpy's order: NaN largest; a NaN threshold keeps
- * none). out[:n] = the kept i, ascending (out: len(pos) int64). One pass per segment keeps
- * its k largest lower values in a heap (each value is compared with the heap's least), one
- * more keeps the pairs; the GIL released. ValueError (nothing written) for buffers of the
- * wrong size, bounds out of order or not from 0 to the pairs, a position beyond the
- * candidates, or k < 1. With `direct` true, pair i is value i (pos is not read; len(lower) pairs). */
+/* reaching(lower, upper, pos, bounds, k, out, direct) -> n: the pairs that can be in their
+ * segment's top k, as nodeselect.table.reaching computes them with NumPy. Pair i (of
+ * len(pos)) is candidate pos[i] (with `direct` true: value i, pos not read, len(lower)
+ * pairs); segment j is the pairs bounds[j]..bounds[j + 1] (bounds: non-decreasing, from 0 to
+ * the number of pairs). A segment of at most k pairs keeps them all; a longer one keeps the
+ * pairs with upper[pos[i]] >= the k-th largest of lower[pos[...]] over the segment (numpy's
+ * order: NaN largest; a NaN threshold keeps none). out[:n] = the kept i, ascending (out: one
+ * int64 per pair). One pass per segment keeps its k largest lower values in a heap (each
+ * value is compared with the heap's least), one more keeps the pairs; the GIL released.
+ * ValueError (nothing written) for buffers of the wrong size, bounds out of order or not
+ * from 0 to the pairs, a position beyond the candidates, or k < 1. */
 static PyObject *reaching(PyObject *self, PyObject *args) {
     Py_buffer lb, ub, pb, bb, ob;
     Py_ssize_t k;
