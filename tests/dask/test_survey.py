@@ -421,21 +421,26 @@ def test_a_tile_ranks_a_pickled_batch_as_the_batch_itself() -> None:
 
 
 def test_a_workers_tiles_of_one_batch_share_its_unpickled_jobs() -> None:
-    """A worker's tiles of one batch get the broadcast's one bytes object: unpickled once, the
-    jobs are shared (and so checked once per worker); another bytes object, even an equal one,
-    is unpickled again; the cache keeps only the batches in flight."""
+    """A worker's tiles of one batch (and a batch sent again: equal bytes) share its jobs,
+    unpickled once (and so checked once per worker); other bytes are unpickled; the cache keeps
+    the batches in flight and one more, the least recently used leaving first."""
+    _BATCHES.clear()
     blob = pickle.dumps(tuple(JOBS))
     first = _batch(blob)
     assert first == tuple(JOBS)
     assert _batch(blob) is first
     assert all(a is b for a, b in zip(_batch(blob), first, strict=True))
-    again = _batch(bytes(bytearray(blob)))
-    assert again == first
-    assert again is not first
-    for i in range(8):
+    assert _batch(bytes(bytearray(blob))) is first  # the same batch, another bytes object
+    other = _batch(pickle.dumps(tuple(JOBS[:1])))
+    assert other == tuple(JOBS[:1])
+    assert other[0] is not first[0]
+    for i in range(_IN_FLIGHT - 1):
         _batch(pickle.dumps((i,)))
-    assert _batch(pickle.dumps(tuple(JOBS))) is not first
-    assert len(_BATCHES) <= _IN_FLIGHT + 1
+    assert _batch(blob) is first  # used again: the most recent, kept
+    for i in range(_IN_FLIGHT + 1):
+        _batch(pickle.dumps(("more", i)))
+    assert len(_BATCHES) == _IN_FLIGHT + 1
+    assert _batch(pickle.dumps(tuple(JOBS))) is not first  # left: unpickled afresh
     t = NodeTable.synthetic(2000, seed=4, now=NOW)
     spec = _Tile(5, NOW, 0, table_stats(t))
     blob = pickle.dumps(tuple(JOBS))
