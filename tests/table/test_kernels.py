@@ -314,7 +314,7 @@ def test_reaching_of_bad_positions_or_k_raises_numpys_errors() -> None:
 
 
 @needs_c
-def test_the_c_reaching_checks_its_buffers() -> None:
+def test_the_c_reaching_checks_its_buffers_and_writes_nothing_on_error() -> None:
     c = _kernels._cbuild
     lo = np.arange(4.0)
     pos = np.array([0, 1, 2], dtype=np.int64)
@@ -330,9 +330,12 @@ def test_the_c_reaching_checks_its_buffers() -> None:
         (np.array([0, 3]), pos, 0, out, "k must be at least 1"),
         (np.array([0, 3]), pos, 1, out[:2], "buffers of the wrong size"),
     ):
+        o.fill(77)
         args = (v(lo), v(lo), v(p.astype(np.int64)), v(bounds.astype(np.int64)), k, v(o), False)
         if message is None:
             assert c.reaching(*args) == 1  # the k-th best lower is 2.0: only pair 2 reaches it
+            assert o[0] == 2
         else:
             with pytest.raises(ValueError, match=message):
                 c.reaching(*args)
+            assert (o == 77).all()
