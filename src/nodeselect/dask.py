@@ -75,7 +75,15 @@ from nodeselect.fetch import load_snapshot, read_manifest
 from nodeselect.jobs import Job
 from nodeselect.placement import Plan, SurveyedJob
 from nodeselect.placement import place as place_on_driver
-from nodeselect.table import AGREE_SHARE, MIN_EVIDENCE, NodeTable, TableNode, UnitDecision, Units
+from nodeselect.table import (
+    AGREE_SHARE,
+    MIN_EVIDENCE,
+    NodeTable,
+    TableNode,
+    UnitDecision,
+    Units,
+    collector_paused,
+)
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -374,9 +382,7 @@ def _merge_parts(parts: Sequence[_Part], k: int) -> _Part:
     """Each job's counts added and its rows over ``parts`` cut to the best ``k`` in the
     engine's one order (score descending, tie key, uuid; :func:`merge_tops`)."""
     jobs = len(parts[0].counts)
-    job = np.concatenate(
-        [np.repeat(np.arange(jobs, dtype=np.int64), p.counts) for p in parts]
-    )
+    job = np.concatenate([np.repeat(np.arange(jobs, dtype=np.int64), p.counts) for p in parts])
     score = np.concatenate([p.score for p in parts])
     tie = np.concatenate([p.tie for p in parts])
     uuid = [u for p in parts for u in p.uuid]
@@ -504,8 +510,9 @@ def _rank_tile(table: NodeTable, jobs: Sequence[Job] | bytes, tile: _Tile) -> by
     """A tile's results packed; ``jobs`` as :meth:`_Cluster.broadcast` sends them (pickled) or
     as they are (the synchronous scheduler)."""
     batch = _batch(jobs) if isinstance(jobs, bytes) else jobs
-    rankings = rank_many(batch, table, k=tile.k, now=tile.now, seed=tile.seed, stats=tile.stats)
-    return _pack(_part([r.feasible for r in rankings], [r.top for r in rankings]))
+    with collector_paused():  # the rankings die here, young: never walked by a collection
+        rankings = rank_many(batch, table, k=tile.k, now=tile.now, seed=tile.seed, stats=tile.stats)
+        return _pack(_part([r.feasible for r in rankings], [r.top for r in rankings]))
 
 
 def _merge(k: int, *blobs: bytes) -> bytes:
@@ -748,10 +755,16 @@ class Survey:
             submit()
         while pending:
             start, batch, started = pending.popleft()
-            merged = _results(_unpack(self._runner.finish(started, on_tile)))
-            submit()
-            for j, (job, (feasible, top)) in enumerate(zip(batch, merged, strict=True)):
-                yield JobResult(start + j, job.name, feasible, top)
+            part = _unpack(self._runner.finish(started, on_tile))
+            submit()  # the workers rank the next batch while this one's results are made
+            with collector_paused():  # thousands of result objects: see collector_paused
+                done = [
+                    JobResult(start + j, job.name, feasible, top)
+                    for j, (job, (feasible, top)) in enumerate(
+                        zip(batch, _results(part), strict=True)
+                    )
+                ]
+            yield from done
 
     def close(self) -> None:
         """Free the shards on the workers (and close a client made from an address)."""

@@ -584,3 +584,29 @@ def test_group_score_bounds_contain_every_exact_score(
     at = {row: i for i, row in enumerate(g.cand.tolist())}
     for r in full.top:
         assert lo[at[r.index]] <= r.score <= hi[at[r.index]]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rank_many_pauses_the_collector_and_restores_it(
+    monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    import gc
+
+    seen: list[bool] = []
+    ranked = _batch._rank_all
+
+    def spy(*args: object, **kwargs: object) -> list[Ranking]:
+        seen.append(gc.isenabled())
+        return ranked(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_batch, "_rank_all", spy)
+    table = NodeTable.synthetic(300, seed=2, now=NOW)
+    batch = [Job(name=f"j{i}", gpu=GpuReq(count=1 + i % 2)) for i in range(8)]
+    assert gc.isenabled()
+    assert len(rank_many(batch, table, now=NOW, workers=workers)) == len(batch)
+    assert seen and not any(seen)  # paused while ranking
+    assert gc.isenabled()
+    bad = [*batch, Job(name="bad", gpu=GpuReq(count=-1))]
+    with pytest.raises(InputError):
+        rank_many(bad, table, now=NOW, workers=workers)
+    assert gc.isenabled()  # restored when a job is refused inside the pause

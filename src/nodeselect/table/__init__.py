@@ -8,6 +8,7 @@ from nodeselect.table._arrow import MissingDependencyError
 from nodeselect.table._build import (
     build_table,
 )
+from nodeselect.table._collector import collector_paused
 from nodeselect.table._derived import (
     MAX_MASKS,
     MAX_ROWS,
@@ -87,6 +88,7 @@ __all__ = [
     "categorical_mask",
     "check_nodes_arg",
     "check_now_arg",
+    "collector_paused",
     "csr_take",
     "driver_number",
     "find_rows",

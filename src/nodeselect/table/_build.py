@@ -61,7 +61,6 @@ dict operation per string are the other floors of the Python loop.
 
 from __future__ import annotations
 
-import gc
 import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from itertools import compress, islice, repeat
@@ -81,6 +80,7 @@ from nodeselect.documents import (
     parse_timestamps_to_epoch_s,
 )
 from nodeselect.gpus import gpu_codes_for_nodes
+from nodeselect.table._collector import collector_paused
 from nodeselect.table._derived import build_derived
 from nodeselect.table._kernels import _cbuild  # the C reader, or None: see _kernels
 from nodeselect.table._table import (
@@ -829,18 +829,12 @@ def build_table(
     work) when a uuid repeats; the uuids are checked as the chunks are read (a set of them,
     filled in C), where a pass of its own over 20k nodes' objects cost ~8 % of the build.
 
-    The cyclic garbage collector is paused while building (it is restored after, and left
-    alone if it was already off): the build allocates only acyclic lists and tuples, and with
-    a large fleet alive each collection would walk the whole fleet, which took over half of
-    the build time.
+    The cyclic garbage collector is paused while building (:func:`collector_paused`): the
+    build allocates only acyclic lists and tuples, and with a large fleet alive each
+    collection would walk the whole fleet, which took over half of the build time.
     """
-    if not gc.isenabled():
+    with collector_paused():
         return _build(nodes, now_s, units, unique)
-    gc.disable()
-    try:
-        return _build(nodes, now_s, units, unique)
-    finally:
-        gc.enable()
 
 
 def _given(d: UnitDecision) -> UnitDecision:
