@@ -11,7 +11,8 @@ nodeselect`` never imports this module. The answer is bit for bit the single-mac
   scores normalize with) and the telemetry units (:func:`fleet_units`: decided once for the
   whole fleet, and every shard whose own decision differs is rebuilt with it);
 * every **tile** (a batch of jobs broadcast to the workers x one resident shard) is ranked
-  with :func:`~nodeselect.rank_many` and the merged statistics, and each job's top ``k`` is
+  with :func:`~nodeselect.engine.rank_many_columns` (``rank_many``'s results as arrays) and
+  the merged statistics, and each job's top ``k`` is
   **reduced over the shards as a tree** with the engine's one total order (score descending,
   then the seeded tie key, then the uuid; :func:`~nodeselect.engine.merge_top`).
 
@@ -69,7 +70,14 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
 import numpy as np
 import numpy.typing as npt
 
-from nodeselect.engine import RankedNode, TableStats, compile_job, rank_many, table_stats
+from nodeselect.engine import (
+    RankedNode,
+    TableStats,
+    TopColumns,
+    compile_job,
+    rank_many_columns,
+    table_stats,
+)
 from nodeselect.errors import InputError, NodeSelectError, OptionalDependencyError
 from nodeselect.fetch import load_snapshot, read_manifest
 from nodeselect.jobs import Job
@@ -344,24 +352,25 @@ def _unpack(blob: bytes) -> _Part:
     return part
 
 
-def _part(feasible: Sequence[int], tops: Sequence[Sequence[RankedNode]]) -> _Part:
-    """The part of one tile's rankings (``tops[j]``: job ``j``'s best nodes, best first)."""
-    rows = [n for top in tops for n in top]
-    terms = [tuple(top[0].terms) if top else () for top in tops]
-    if any(tuple(n.terms) != names for top, names in zip(tops, terms, strict=True) for n in top):
-        raise AssertionError("a job's ranked nodes differ in their score terms")  # pragma: no cover
+def _part(table: NodeTable, top: TopColumns) -> _Part:
+    """The part of one tile's rankings: ``top`` (:func:`rank_many_columns` on ``table``) with
+    each row's uuid and name."""
+    codes = table.name_code[top.rows]
+    names: dict[int, str | None] = {
+        c: bytes(table.name_vocab[c]).decode() if c > 0 else None for c in np.unique(codes).tolist()
+    }
     return _Part(
-        feasible=np.array(feasible, dtype=np.int64),
-        counts=np.array([len(top) for top in tops], dtype=np.int64),
-        score=np.array([n.score for n in rows], dtype=np.float64),
-        tie=np.array([n.tie_key for n in rows], dtype=np.uint64),
-        shard_row=np.array([n.index for n in rows], dtype=np.int64),
-        uuid=[n.uuid for n in rows],
-        name=[n.name for n in rows],
-        terms=terms,
-        values=np.array([v for n in rows for v in n.terms.values()], dtype=np.float64),
-        gpu_counts=np.array([len(n.gpu_indices) for n in rows], dtype=np.int64),
-        gpus=np.array([g for n in rows for g in n.gpu_indices], dtype=np.int64),
+        feasible=top.feasible,
+        counts=top.counts,
+        score=top.score,
+        tie=top.tie,
+        shard_row=top.rows,
+        uuid=[u.decode() for u in table.uuid[top.rows].tolist()],
+        name=[names[c] for c in codes.tolist()],
+        terms=list(top.terms),
+        values=top.values,
+        gpu_counts=top.gpu_counts,
+        gpus=top.gpus,
     )
 
 
@@ -510,9 +519,8 @@ def _rank_tile(table: NodeTable, jobs: Sequence[Job] | bytes, tile: _Tile) -> by
     """A tile's results packed; ``jobs`` as :meth:`_Cluster.broadcast` sends them (pickled) or
     as they are (the synchronous scheduler)."""
     batch = _batch(jobs) if isinstance(jobs, bytes) else jobs
-    with collector_paused():  # the rankings die here, young: never walked by a collection
-        rankings = rank_many(batch, table, k=tile.k, now=tile.now, seed=tile.seed, stats=tile.stats)
-        return _pack(_part([r.feasible for r in rankings], [r.top for r in rankings]))
+    top = rank_many_columns(batch, table, k=tile.k, now=tile.now, seed=tile.seed, stats=tile.stats)
+    return _pack(_part(table, top))
 
 
 def _merge(k: int, *blobs: bytes) -> bytes:

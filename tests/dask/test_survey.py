@@ -20,6 +20,7 @@ from datetime import datetime
 import attrs
 import httpx
 import msgspec
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,7 +38,7 @@ from nodeselect.dask import (
     _Cluster,
     _merge,
     _pack,
-    _part,
+    _Part,
     _rank_tile,
     _results,
     _Tile,
@@ -482,6 +483,24 @@ def _tile_tops(draw: st.DrawFn) -> tuple[list[list[int]], list[list[list[RankedN
     return feasible, tops, k
 
 
+def _nodes_part(feasible: Sequence[int], tops: Sequence[Sequence[RankedNode]]) -> _Part:
+    """The part of ranked nodes given as objects (any uuids and names, no table behind them)."""
+    rows = [n for top in tops for n in top]
+    return _Part(
+        feasible=np.array(feasible, dtype=np.int64),
+        counts=np.array([len(top) for top in tops], dtype=np.int64),
+        score=np.array([n.score for n in rows], dtype=np.float64),
+        tie=np.array([n.tie_key for n in rows], dtype=np.uint64),
+        shard_row=np.array([n.index for n in rows], dtype=np.int64),
+        uuid=[n.uuid for n in rows],
+        name=[n.name for n in rows],
+        terms=[tuple(top[0].terms) if top else () for top in tops],
+        values=np.array([v for n in rows for v in n.terms.values()], dtype=np.float64),
+        gpu_counts=np.array([len(n.gpu_indices) for n in rows], dtype=np.int64),
+        gpus=np.array([g for n in rows for g in n.gpu_indices], dtype=np.int64),
+    )
+
+
 @given(_tile_tops())
 @settings(max_examples=60, deadline=None)
 def test_the_tree_merge_of_columnar_parts_is_merge_tops(case) -> None:
@@ -489,7 +508,7 @@ def test_the_tree_merge_of_columnar_parts_is_merge_tops(case) -> None:
     exactly merge_tops of its tops: same nodes, every field, in the one order (score, tie key,
     then the uuid as Python orders str), with any number of parts merged at once."""
     feasible, tops, k = case
-    blobs = [_pack(_part(f, t)) for f, t in zip(feasible, tops, strict=True)]
+    blobs = [_pack(_nodes_part(f, t)) for f, t in zip(feasible, tops, strict=True)]
     got = _results(_unpack(_merge(k, *blobs)))
     for j, (count, top) in enumerate(got):
         assert count == sum(f[j] for f in feasible)

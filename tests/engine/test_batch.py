@@ -8,6 +8,7 @@ order of the results.
 
 from __future__ import annotations
 
+import gc
 import random
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from nodeselect.engine._constraints import compile_job
 from nodeselect.engine._rank import RankedNode, Ranking, rank
 from nodeselect.engine._shard import TableStats, table_stats
+from nodeselect.engine.batch import TopColumns, rank_many_columns, top_columns
 from nodeselect.engine.batch import _group as _batch_group
 from nodeselect.engine.batch import _rank_many as _batch
 from nodeselect.engine.batch._columns import BatchColumns
@@ -140,7 +142,32 @@ def check_batch(
     assert len(got) == len(batch)
     for job, r in zip(batch, got, strict=True):
         assert_same(r, rank(job, t, k=k, now=now, seed=seed, stats=stats))
+    if now is not None:  # (one instant for both calls)
+        columns = rank_many_columns(batch, t, k=k, now=now, seed=seed, stats=stats)
+        assert_columns_hold(columns, got)
+        assert columns.equals(top_columns(got))
     return got
+
+
+def assert_columns_hold(c: TopColumns, rankings: list[Ranking]) -> None:
+    """``c`` holds each ranking's feasible count and best nodes, field by field (walked here
+    row by row: a plain reference for top_columns and rank_many_columns)."""
+    assert len(c.feasible) == len(c.counts) == len(c.terms) == len(rankings)
+    row = value = gpu = 0
+    for j, r in enumerate(rankings):
+        assert c.feasible[j] == r.feasible
+        assert c.counts[j] == len(r.top)
+        assert c.terms[j] == (tuple(r.top[0].terms) if r.top else ())
+        for n in r.top:
+            assert (int(c.rows[row]), int(c.tie[row])) == (n.index, n.tie_key)
+            assert _bits(c.score[row]) == _bits(n.score)
+            values = c.values[value : value + len(c.terms[j])].tolist()
+            assert [_bits(v) for v in values] == [_bits(v) for v in n.terms.values()]
+            assert c.gpu_counts[row] == len(n.gpu_indices)
+            assert tuple(c.gpus[gpu : gpu + len(n.gpu_indices)].tolist()) == n.gpu_indices
+            row, value, gpu = row + 1, value + len(n.terms), gpu + len(n.gpu_indices)
+    assert (len(c.rows), len(c.score), len(c.tie), len(c.gpu_counts)) == (row,) * 4
+    assert (len(c.values), len(c.gpus)) == (value, gpu)
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,8 +617,6 @@ def test_group_score_bounds_contain_every_exact_score(
 def test_rank_many_pauses_the_collector_and_restores_it(
     monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
-    import gc
-
     seen: list[bool] = []
     ranked = _batch._rank_all
 
@@ -604,7 +629,8 @@ def test_rank_many_pauses_the_collector_and_restores_it(
     batch = [Job(name=f"j{i}", gpu=GpuReq(count=1 + i % 2)) for i in range(8)]
     assert gc.isenabled()
     assert len(rank_many(batch, table, now=NOW, workers=workers)) == len(batch)
-    assert seen and not any(seen)  # paused while ranking
+    assert seen
+    assert not any(seen)  # paused while ranking
     assert gc.isenabled()
     bad = [*batch, Job(name="bad", gpu=GpuReq(count=-1))]
     with pytest.raises(InputError):

@@ -13,6 +13,8 @@ The seam, in data-path order:
 * the one total order: :func:`top_positions`, :func:`tie_key`, :func:`merge_top`;
 * GPU choice: :func:`gpu_choice`;
 * results: :func:`rank`, :func:`rank_many`, :func:`explain_node`, :class:`Ranking`;
+  :func:`rank_many_columns` (:class:`TopColumns`, :func:`top_columns`: the best nodes as
+  arrays);
 * statistics for shards: :func:`table_stats` / :class:`TableStats`;
 * argument checks at the public boundary: :func:`check_jobs_arg`, :func:`check_table_arg`,
   :func:`checked_now` (TypeError saying what was expected and what to do).
@@ -67,7 +69,7 @@ from nodeselect.engine._rank import (
 )
 from nodeselect.engine._scorers import NodeScores, combine, score_terms
 from nodeselect.engine._shard import tie_key
-from nodeselect.engine.batch import rank_many
+from nodeselect.engine.batch import TopColumns, rank_many, rank_many_columns, top_columns
 from nodeselect.engine.constraints import (
     NodeConstraint,
     constraint_names,
@@ -103,6 +105,7 @@ __all__ = [
     "ScoreTerm",
     "TableStats",
     "TermInputs",
+    "TopColumns",
     "check_job_arg",
     "check_jobs_arg",
     "check_table_arg",
@@ -123,11 +126,13 @@ __all__ = [
     "node_mask",
     "rank",
     "rank_many",
+    "rank_many_columns",
     "rows_pass",
     "score_terms",
     "score_unit",
     "score_units",
     "table_stats",
     "tie_key",
+    "top_columns",
     "top_positions",
 ]

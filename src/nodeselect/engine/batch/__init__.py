@@ -19,7 +19,9 @@ from nodeselect.engine.batch._rank_many import (
     MIN_GROUP,
     MIN_JOBS,
     rank_many,
+    rank_many_columns,
 )
+from nodeselect.engine.batch._top import TopColumns, top_columns
 
 __all__ = [
     "CHUNK_PAIRS",
@@ -29,5 +31,8 @@ __all__ = [
     "BatchColumns",
     "JobGroup",
     "PairScores",
+    "TopColumns",
     "rank_many",
+    "rank_many_columns",
+    "top_columns",
 ]

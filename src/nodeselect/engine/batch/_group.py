@@ -5,7 +5,7 @@ bounds, and the ranking of every job of the group (:func:`nodeselect.rank_many`)
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any, Final
 
 import numpy as np
@@ -19,9 +19,10 @@ from nodeselect.engine._constraints import (
     segment_counts,
 )
 from nodeselect.engine._prefilter import _block, _categorical, generic_pass, node_tests
-from nodeselect.engine._rank import RankedNode, Ranking, ranking_of
+from nodeselect.engine._rank import Ranking, ranking_of
 from nodeselect.engine.batch._columns import BatchColumns
 from nodeselect.engine.batch._pairs import PairScores
+from nodeselect.engine.batch._top import TopRows
 from nodeselect.engine.scorers import idle_of
 from nodeselect.table import csr_take, gpu_model_key, repeat
 
@@ -336,6 +337,34 @@ class JobGroup:
         each call and faults in again on the next (measured: 0.2-0.5 s of system time a call
         at 1,000 jobs x 1M nodes).
         """
+        b = self.batch
+        out: list[Ranking] = []
+        for start, idx, bounds, pairs in self._chunks(cjs, threads=threads):
+            mine = cjs[start : start + len(bounds) - 1]
+            tops = pairs.tops() if pairs is not None else [()] * len(mine)
+            out += [
+                ranking_of(cj, b.t, idx[bounds[j] : bounds[j + 1]], tops[j], b.seed)
+                for j, cj in enumerate(mine)
+            ]
+        return out
+
+    def best_rows(self, cjs: list[CompiledJob], members: I64) -> tuple[I64, list[TopRows]]:
+        """:meth:`rank_all` as each job's feasible count and its best rows, as arrays
+        (``members``: each job's index in the batch)."""
+        feasible: list[I64] = []
+        pieces: list[TopRows] = []
+        for start, _idx, bounds, pairs in self._chunks(cjs, threads=False):
+            feasible.append(np.diff(bounds))
+            if pairs is not None:
+                pieces.append(pairs.best_rows(members[start : start + len(bounds) - 1]))
+        return (np.concatenate(feasible) if feasible else np.zeros(0, dtype=np.int64)), pieces
+
+    def _chunks(
+        self, cjs: list[CompiledJob], *, threads: bool
+    ) -> Iterator[tuple[int, I64, I64, PairScores | None]]:
+        """Per chunk of consecutive jobs (:meth:`rank_all`): its first job's index in ``cjs``,
+        its feasible rows job after job (``bounds``: CSR offsets per job), and its pairs scored
+        (``None`` when there are none to rank)."""
         self.layout()
         b = self.batch
         chunk_pairs = THREAD_CHUNK_PAIRS if threads else CHUNK_PAIRS
@@ -348,7 +377,6 @@ class JobGroup:
                 hit = poss[i] = self._feasible(cjs[i], bufs)
             return hit
 
-        out: list[Ranking] = []
         start = 0
         while start < len(cjs):
             stop, total = start, 0
@@ -361,16 +389,12 @@ class JobGroup:
             pos = np.concatenate(parts)
             del parts
             idx = self.cand.take(pos)
-            tops: list[tuple[RankedNode, ...]] = [()] * len(mine)
+            pairs = None
             if b.k and len(pos):
                 job = repeat(np.arange(len(mine), dtype=np.int64), np.diff(bounds))
-                tops = PairScores(self, mine, pos=pos, idx=idx, job=job, bounds=bounds).tops()
-            out += [
-                ranking_of(cj, b.t, idx[bounds[j] : bounds[j + 1]], tops[j], b.seed)
-                for j, cj in enumerate(mine)
-            ]
+                pairs = PairScores(self, mine, pos=pos, idx=idx, job=job, bounds=bounds)
+            yield start, idx, bounds, pairs
             start = stop
-        return out
 
 
 class _Buffers:

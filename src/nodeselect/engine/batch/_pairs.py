@@ -4,6 +4,7 @@ chunk's jobs together (:func:`nodeselect.rank_many`)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import numpy.typing as npt
 
 from nodeselect.engine._constraints import CompiledJob, _offsets, f32_at_least
 from nodeselect.engine._rank import RankedNode, ranked_nodes
+from nodeselect.engine.batch._top import TopRows
 from nodeselect.engine.scorers import gpu_fit, gpu_load_mean, idle_of, score_units
 from nodeselect.engine.scorers import images as image_term
 from nodeselect.table import csr_take, reaching, repeat
@@ -201,8 +203,9 @@ class PairScores:
             passes &= ~limit | (g.free.take(at) >= x)
         return gpu_load_mean(g.batch.t.gpu_load[g.rows.take(at)], passes, lens, offsets[:-1])
 
-    def tops(self) -> list[tuple[RankedNode, ...]]:
-        """Each job's best ``k`` nodes, in :func:`nodeselect.engine._rank.top_positions`' order."""
+    def _chosen(self) -> I64:
+        """The pairs in their job's best ``k``, job after job, each job's best first, in
+        :func:`nodeselect.engine._rank.top_positions`' order."""
         b, k = self.g.batch, self.g.batch.k
         cand = reaching(self.score, self.score, None, self.bounds, k)
         rows = self.idx.take(cand)
@@ -211,16 +214,28 @@ class PairScores:
         cand = cand[order]
         job = self.job.take(cand)
         first = np.searchsorted(job, job, side="left")
-        chosen = cand[np.arange(len(cand)) - first < k]
-        gpus = self._gpus(chosen)
+        chosen: I64 = cand[np.arange(len(cand)) - first < k]
+        return chosen
+
+    def _contributions(self, chosen: I64) -> dict[str, F64]:
+        """Per weighted term, each chosen pair's contribution ``w * s / sum(w)``."""
+        total = self.total if np.ndim(self.total) == 0 else self.total.take(chosen)
+        return {
+            name: self._weights(name, chosen) * self.term(name, chosen) / total
+            for name in self.wanted
+        }
+
+    def tops(self) -> list[tuple[RankedNode, ...]]:
+        """Each job's best ``k`` nodes, in :func:`nodeselect.engine._rank.top_positions`' order."""
+        b = self.g.batch
+        chosen = self._chosen()
+        lens, flat = self._gpu_columns(chosen)
+        cuts, listed = _offsets(lens).tolist(), flat.tolist()
+        gpus = [tuple(listed[a:e]) for a, e in itertools.pairwise(cuts)]
         rows = self.idx.take(chosen)
         scores = self.score.take(chosen).tolist()
         ties = b.keys.take(rows).tolist()
-        total = self.total if np.ndim(self.total) == 0 else self.total.take(chosen)
-        contributions = {
-            name: (self._weights(name, chosen) * self.term(name, chosen) / total).tolist()
-            for name in self.wanted
-        }
+        contributions = {n: c.tolist() for n, c in self._contributions(chosen).items()}
         out: list[tuple[RankedNode, ...]] = [()] * len(self.cjs)
         cuts = np.searchsorted(self.job.take(chosen), np.arange(len(self.cjs) + 1)).tolist()
         for j, cj in enumerate(self.cjs):
@@ -237,13 +252,44 @@ class PairScores:
                 )
         return out
 
-    def _gpus(self, chosen: I64) -> list[tuple[int, ...]]:
+    def best_rows(self, members: I64) -> TopRows:
+        """:meth:`tops` as arrays (``members``: each of ``cjs``' index in the batch)."""
+        b = self.g.batch
+        chosen = self._chosen()
+        job = self.job.take(chosen)
+        rows = self.idx.take(chosen)
+        contributions = self._contributions(chosen)
+        names = [tuple(n for n, _ in cj.weights) for cj in self.cjs]
+        n_terms = np.array([len(n) for n in names], dtype=np.int64)
+        n_values = n_terms.take(job)
+        at = _offsets(n_values)
+        values = np.empty(int(at[-1]), dtype=np.float64)
+        for terms in set(names):  # the jobs weighting these terms, in this order
+            if not terms:
+                continue
+            mine = np.flatnonzero(np.array([n == terms for n in names], dtype=np.bool_).take(job))
+            put = at[mine][:, None] + np.arange(len(terms))
+            values[put] = np.stack([contributions[n].take(mine) for n in terms], axis=1)
+        lens, flat = self._gpu_columns(chosen)
+        return TopRows(
+            job=members.take(job),
+            rows=rows,
+            score=self.score.take(chosen),
+            tie=b.keys.take(rows),
+            n_values=n_values,
+            values=values,
+            gpu_counts=lens,
+            gpus=flat,
+        )
+
+    def _gpu_columns(self, chosen: I64) -> tuple[I64, I64]:
         """The GPUs each chosen pair's job would use, as
         :func:`nodeselect.engine._rank._gpu_choices` picks them: passing ones, pack by least free
-        VRAM, spread by most, unknown free last, ties by GPU index."""
+        VRAM, spread by most, unknown free last, ties by GPU index. Per pair their number, and
+        them, pair after pair."""
         g = self.g
         if self.matching is None:
-            return [() for _ in range(len(chosen))]
+            return np.zeros(len(chosen), dtype=np.int64), np.zeros(0, dtype=np.int64)
         pos, m = self.pos.take(chosen), self.matching.take(chosen)
         jobs = self.job.take(chosen)
         count = np.array([cj.count for cj in self.cjs], dtype=np.int64).take(jobs)
@@ -253,5 +299,6 @@ class PairScores:
         order = np.where(pack[:, None], asc, g.desc.take(pos, axis=0))
         width = int(count.max()) if len(count) else 0
         cols = np.minimum(start[:, None] + np.arange(width), order.shape[1] - 1)
-        picked = np.take_along_axis(order, cols, axis=1).tolist()
-        return [tuple(p[:c]) for p, c in zip(picked, count.tolist(), strict=True)]
+        picked = np.take_along_axis(order, cols, axis=1)
+        flat: I64 = picked[np.arange(width) < count[:, None]].astype(np.int64, copy=False)
+        return count, flat
