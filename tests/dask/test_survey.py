@@ -13,6 +13,7 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import uuid as uuidlib
 from collections.abc import Sequence
 from datetime import datetime
@@ -46,6 +47,7 @@ from nodeselect.dask import (
     connect,
     fleet_units,
     merge_tops,
+    result_rows,
     snapshot_shards,
     synthetic_shards,
     write_results,
@@ -339,6 +341,58 @@ def test_results_as_parquet_when_pyarrow_is_there(tmp_path) -> None:
     assert [(r["job"], r["node"], r["score"]) for r in table] == [
         (res.job, node.uuid, node.score) for res in results for node in res.top
     ]
+
+
+@st.composite
+def _job_results(draw: st.DrawFn) -> list[JobResult]:
+    """Results as a survey yields them: any job names and uuids (control and non-ASCII
+    characters), jobs no node fits, term names and contributions of any finite value."""
+    out = []
+    for i in range(draw(st.integers(0, 6))):
+        names = draw(_TERMS)
+        top = tuple(
+            RankedNode(
+                index=draw(st.integers(0, 2**40)),
+                uuid=draw(st.text(min_size=1, max_size=8)),
+                name=None,
+                score=draw(st.floats(allow_nan=False, allow_infinity=False)),
+                terms={n: draw(st.floats(allow_nan=False, allow_infinity=False)) for n in names},
+                gpu_indices=(),
+                tie_key=0,
+            )
+            for _ in range(draw(st.integers(0, 3)))
+        )
+        out.append(JobResult(i, draw(st.text(max_size=8)), draw(st.integers(0, 2**40)), top))
+    return out
+
+
+def _bits_of(row: dict[str, object]) -> dict[str, object]:
+    """A row with its floats as their bits (so 0.0 and -0.0 differ)."""
+    terms = row["terms"]
+    return row | {
+        "score": None if row["score"] is None else float(row["score"]).hex(),  # type: ignore[arg-type]
+        "terms": None if terms is None else [(k, float(v).hex()) for k, v in dict(terms).items()],  # type: ignore[call-overload]
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(_job_results())
+def test_written_rows_are_result_rows_bit_for_bit(results: list[JobResult]) -> None:
+    """JSON lines and Parquet both hold exactly result_rows of every result, in order (names
+    of any characters, null rows for jobs without nodes, every float's bits)."""
+    want = [_bits_of(row) for r in results for row in result_rows(r)]
+    with tempfile.TemporaryDirectory() as d:  # (hypothesis: no function-scoped tmp_path)
+        assert write_results(iter(results), os.path.join(d, "r.jsonl")) == len(results)
+        with open(os.path.join(d, "r.jsonl"), "rb") as f:
+            lines = f.read().splitlines()
+        assert [_bits_of(json.loads(line)) for line in lines] == want
+        try:
+            import pyarrow.parquet as pq  # noqa: PLC0415
+        except ImportError:  # pragma: no cover - the CI venv has no pyarrow
+            return
+        assert write_results(iter(results), os.path.join(d, "r.parquet")) == len(results)
+        table = pq.read_table(os.path.join(d, "r.parquet"))
+        assert [_bits_of(row) for row in table.to_pylist()] == want
 
 
 def test_an_invalid_job_fails_before_anything_is_ranked() -> None:
