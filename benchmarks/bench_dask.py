@@ -13,6 +13,10 @@ Prints figures (no assertions; machines are noisy, compare ratios within one run
   once against 1 doing both (this VM's second core has given 1.16-2.10x of the first within
   one hour), and at the end the medians: the cluster's ratio, the ceiling's, and the share
   of the ceiling the cluster reached;
+* all of the above at 1M nodes (4 shards: the issue's figure) and again at 2M (8 shards):
+  each job's merge and results, and the run's start, are paid once a run whatever the
+  shards, so with twice the tiles a job they weigh half as much; a survey of a 10M-node
+  fleet ranks each job on 40 shards (``--nodes N``: one size only);
 * one process's honest best beside them: one ``rank_many`` call on a whole table of as many
   nodes from the same generator (no tiles: every job's fixed costs paid once, not once per
   shard; a group's layout built once, not once per batch), and the cluster against it;
@@ -21,7 +25,7 @@ Prints figures (no assertions; machines are noisy, compare ratios within one run
   the fleet, so it should stay flat;
 * an extrapolation to 100k jobs x 10M nodes on N workers from the measured per-tile time.
 
-    python benchmarks/bench_dask.py [--quick] [--repeat 4] [--batch JOBS]
+    python benchmarks/bench_dask.py [--quick] [--repeat 4] [--batch JOBS] [--nodes N]
 """
 
 from __future__ import annotations
@@ -138,12 +142,9 @@ def machine_parallelism(nodes: int, n_jobs: int) -> float:
     return _procs.longest(1, _work, 2, nodes, n_jobs) / _procs.longest(2, _work, 1, nodes, n_jobs)
 
 
-def report(quick: bool, repeat: int, batch: int | None) -> None:
-    """Print this benchmark's figures (``main``'s, and ``bench_scale.py``'s cluster part)."""
-    n_nodes, n_jobs, default_batch = (
-        (200_000, 100, 50) if quick else (1_000_000, 1_000, DEFAULT_BATCH)
-    )
-    batch = min(batch or default_batch, n_jobs)  # a tile holds at most every job
+def compare(n_nodes: int, n_jobs: int, batch: int, repeat: int) -> tuple[float, int, int]:
+    """Time the cluster against one process on ``n_nodes`` nodes; print each run and the
+    medians; return the cluster's best time, the nodes and the shards."""
     jobs = make_jobs(n_jobs)
     shards = synthetic_shards(n_nodes, max(2, n_nodes // SHARD), seed=1)
     per_shard = n_nodes // len(shards)
@@ -203,11 +204,25 @@ def report(quick: bool, repeat: int, batch: int | None) -> None:
         f"medians of {repeat} runs: cluster / one process {statistics.median(ratios):.2f}x "
         f"(target >= 1.6x); the machine's ceiling {statistics.median(ceilings):.2f}x; the "
         f"cluster reached {statistics.median(shares):.2f} of the ceiling measured just before it"
+        f" ({n_nodes:,} nodes)"
     )
+    return best, n_nodes, len(shards)
 
-    sizes = (200_000, 800_000) if quick else (1_000_000, 4_000_000)
+
+def report(quick: bool, repeat: int, batch: int | None, nodes: int | None = None) -> None:
+    """Print this benchmark's figures (``main``'s, and ``bench_scale.py``'s cluster part): the
+    cluster against one process at 1M nodes (the issue's figure) and at 2M (twice the shards
+    per job: each job's merge and results, paid once a run on either side, weigh half as much
+    against its tiles), or at ``nodes``; then the driver's memory and the extrapolation."""
+    n_jobs, default_batch = (100, 50) if quick else (1_000, DEFAULT_BATCH)
+    batch = min(batch or default_batch, n_jobs)  # a tile holds at most every job
+    sizes = [nodes] if nodes else [200_000] if quick else [1_000_000, 2_000_000]
+    best, n_nodes, n_shards = compare(sizes[0], n_jobs, batch, repeat)
+    for n in sizes[1:]:
+        compare(n, n_jobs, batch, repeat)
+
     rss = []
-    for n in sizes:
+    for n in (200_000, 800_000) if quick else (1_000_000, 4_000_000):
         out = subprocess.run(
             [sys.executable, __file__, "--driver-rss", str(n), *(["--quick"] * quick)],
             check=True,
@@ -223,12 +238,13 @@ def report(quick: bool, repeat: int, batch: int | None) -> None:
         f"after imports {a['base_mb']:.0f} / {b['base_mb']:.0f} MB)"
     )
 
+    tiles = -(-n_jobs // batch) * n_shards
     per_tile = best * 2 / tiles  # worker-seconds per tile on the cluster (best run)
-    rate = batch * (n_nodes / len(shards)) / per_tile
+    rate = batch * (n_nodes / n_shards) / per_tile
     big_tiles = -(-100_000 // batch) * (10_000_000 // SHARD)
     big_pairs = 100_000 * 10_000_000
     print(
-        f"per tile ({batch} jobs x {n_nodes // len(shards):,} nodes): {per_tile:.2f} "
+        f"per tile ({batch} jobs x {n_nodes // n_shards:,} nodes): {per_tile:.2f} "
         f"worker-s = {rate / 1e6:,.0f} M pairs/s per worker"
     )
     cells = ", ".join(f"{w} workers {big_pairs / rate / w / 60:,.1f} min" for w in (2, 16, 64, 256))
@@ -248,13 +264,16 @@ def main() -> None:
         default=None,
         help=f"jobs per tile (default {DEFAULT_BATCH:,}, the Survey's; --quick: 50)",
     )
+    parser.add_argument(
+        "--nodes", type=int, default=None, help="fleet size (default 1,000,000; --quick 200,000)"
+    )
     parser.add_argument("--driver-rss", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.driver_rss is not None:
         n_jobs, batch = (100, 50) if args.quick else (1_000, DEFAULT_BATCH)
         driver_rss(args.driver_rss, n_jobs, args.batch or batch)
         return
-    report(args.quick, args.repeat, args.batch)
+    report(args.quick, args.repeat, args.batch, args.nodes)
 
 
 if __name__ == "__main__":
