@@ -617,6 +617,8 @@ def test_group_score_bounds_contain_every_exact_score(
 def test_rank_many_pauses_the_collector_and_restores_it(
     monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
+    """rank_many ranks with the collector paused and turns it on again, also after refusing
+    a job."""
     seen: list[bool] = []
     ranked = _batch._rank_all
 

@@ -25,6 +25,7 @@ def _collector_restored() -> Iterator[None]:
 
 
 def test_a_pause_turns_the_collector_off_and_back_on() -> None:
+    """A pause turns an enabled collector off while entered and on again after."""
     gc.enable()
     with collector_paused():
         assert not gc.isenabled()
@@ -32,6 +33,7 @@ def test_a_pause_turns_the_collector_off_and_back_on() -> None:
 
 
 def test_a_collector_already_off_stays_off() -> None:
+    """A pause leaves a collector the program turned off, off."""
     gc.disable()
     with collector_paused():
         assert not gc.isenabled()
@@ -39,6 +41,7 @@ def test_a_collector_already_off_stays_off() -> None:
 
 
 def test_a_nested_pause_leaves_the_collector_off_until_the_outer_one_ends() -> None:
+    """An inner pause ending does not turn the collector on while an outer one goes on."""
     gc.enable()
     with collector_paused():
         with collector_paused():
@@ -48,6 +51,7 @@ def test_a_nested_pause_leaves_the_collector_off_until_the_outer_one_ends() -> N
 
 
 def test_an_exception_inside_still_restores_the_collector() -> None:
+    """An exception raised inside a pause still turns the collector on again."""
     gc.enable()
     with pytest.raises(ValueError, match="inside"), collector_paused():
         raise ValueError("inside")
@@ -55,6 +59,7 @@ def test_an_exception_inside_still_restores_the_collector() -> None:
 
 
 def test_overlapping_pauses_in_threads_share_one_pause() -> None:
+    """A pause of another thread ending first leaves the collector off for this one."""
     gc.enable()
     entered, leave, left = threading.Event(), threading.Event(), threading.Event()
 
@@ -98,6 +103,8 @@ def _overlapping(draw: st.DrawFn) -> list[int]:
 def test_the_collector_is_off_exactly_while_a_pause_is_in_progress(
     events: list[int], enabled: bool
 ) -> None:
+    """Any interleaving of pauses (as threads make them) keeps the collector off exactly while
+    one is in progress, and leaves it as it was."""
     gc.enable() if enabled else gc.disable()
     pause = collector_paused()
     inside = 0
