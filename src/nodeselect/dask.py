@@ -80,7 +80,7 @@ from nodeselect.engine import (
 )
 from nodeselect.errors import InputError, NodeSelectError, OptionalDependencyError
 from nodeselect.fetch import load_snapshot, read_manifest
-from nodeselect.jobs import Job
+from nodeselect.jobs import Job, check_job
 from nodeselect.placement import Plan, SurveyedJob
 from nodeselect.placement import place as place_on_driver
 from nodeselect.table import (
@@ -310,12 +310,16 @@ class JobResult:
         job: the job's name.
         feasible: nodes passing every hard constraint, over all shards.
         top: the best ``k`` of them, best first (``index`` of each refers to its shard's table).
+        alternative: for a job with alternatives, the position of the one ``feasible`` and
+            ``top`` are of: the first with a feasible node over the whole fleet, else the
+            first (``rank``'s choice); ``None`` for a job without.
     """
 
     index: int
     job: str
     feasible: int
     top: tuple[RankedNode, ...]
+    alternative: int | None = None
 
 
 class _Part(NamedTuple):
@@ -632,6 +636,32 @@ def _tree(parts: list[Any], k: int, fan_in: int) -> Any:
     return level[0]
 
 
+def _choices(job: Job) -> tuple[Job, ...]:
+    """The plain jobs a job is surveyed as: its alternatives, or itself."""
+    return job.choices() if isinstance(job, Job) and job.alternatives else (job,)
+
+
+def _chosen(
+    start: int,
+    batch: Sequence[Job],
+    results: list[tuple[int, tuple[RankedNode, ...]]],
+) -> list[JobResult]:
+    """Each job's result from its choices' (``results``, choice after choice, job after
+    job): a job with alternatives gets its first with a feasible node, else its first."""
+    out = []
+    at = 0
+    for j, job in enumerate(batch):
+        n = len(_choices(job))
+        mine = results[at : at + n]
+        at += n
+        if isinstance(job, Job) and job.alternatives:
+            pick = next((c for c, (feasible, _) in enumerate(mine) if feasible), 0)
+            out.append(JobResult(start + j, job.name, *mine[pick], alternative=pick))
+        else:
+            out.append(JobResult(start + j, job.name, *mine[0]))
+    return out
+
+
 # ---------------------------------------------------------------------------------- a survey
 class Survey:
     """A fleet's shards built on the workers with merged statistics, ready to rank jobs.
@@ -715,8 +745,11 @@ class Survey:
         """Each job's top ``k`` over the whole fleet, in job order, batch by batch.
 
         Equals ``rank_many(jobs, whole_fleet, k=k, now=self.now, seed=seed)`` (nodes, scores,
-        terms, GPU choices and order; ``index`` refers to each node's shard). ``on_tile`` is
-        called once per finished tile (a progress bar).
+        terms, GPU choices and order; ``index`` refers to each node's shard). A job with
+        alternatives has each of them surveyed (in the same batch, as plain jobs) and gets the
+        first with a feasible node over the whole fleet, else the first, as ``rank`` chooses
+        (:attr:`JobResult.alternative`). ``on_tile`` is called once per finished tile (a
+        progress bar).
 
         Raises:
             ScaleOutError: ``k < 0``, ``batch_size < 1`` or ``fan_in < 2``.
@@ -729,7 +762,10 @@ class Survey:
             )
         for i, job in enumerate(jobs):  # every job valid before anything is ranked
             try:
-                compile_job(job, self.now)
+                if isinstance(job, Job) and job.alternatives:
+                    check_job(job)  # each alternative's errors keyed alternatives[i]..., as rank
+                for choice in _choices(job):
+                    compile_job(choice, self.now)
             except InputError as e:
                 e.add_note(f"in jobs[{i}] (name {job.name!r})")
                 raise
@@ -753,7 +789,7 @@ class Survey:
             if start is None:
                 return False
             batch = tuple(jobs[start : start + batch_size])
-            shared = self._runner.broadcast(batch)
+            shared = self._runner.broadcast(tuple(c for job in batch for c in _choices(job)))
             tiles = self._runner.tiles(self._tables, lambda t: tile(t, shared, spec))
             root = _tree(tiles, spec.k, fan_in)
             pending.append((start, batch, self._runner.start(root, tiles)))
@@ -766,12 +802,7 @@ class Survey:
             part = _unpack(self._runner.finish(started, on_tile))
             submit()  # the workers rank the next batch while this one's results are made
             with collector_paused():  # thousands of result objects: see collector_paused
-                done = [
-                    JobResult(start + j, job.name, feasible, top)
-                    for j, (job, (feasible, top)) in enumerate(
-                        zip(batch, _results(part), strict=True)
-                    )
-                ]
+                done = _chosen(start, batch, _results(part))
             yield from done
 
     def close(self) -> None:
@@ -961,21 +992,15 @@ def connect(spec: str) -> Iterator[distributed.Client]:
 # ------------------------------------------------------------------------------------ output
 def result_rows(result: JobResult) -> list[dict[str, Any]]:
     """The output rows of one job: one per ranked node (``job``, ``job_index``, ``rank`` from
-    1, ``node`` uuid, ``score``, ``terms``, ``feasible``), or one row with ``rank``, ``node``,
-    ``score`` and ``terms`` null when no node is listed."""
+    1, ``node`` uuid, ``score``, ``terms``, ``feasible``, ``alternative``: the position of the
+    alternative ranked, null for a job without), or one row with ``rank``, ``node``, ``score``
+    and ``terms`` null when no node is listed."""
     base = {"job": result.job, "job_index": result.index}
+    tail = {"feasible": result.feasible, "alternative": result.alternative}
     if not result.top:
-        return [base | {"rank": None, "node": None, "score": None, "terms": None,
-                        "feasible": result.feasible}]  # fmt: skip
+        return [base | {"rank": None, "node": None, "score": None, "terms": None} | tail]
     return [
-        base
-        | {
-            "rank": i,
-            "node": r.uuid,
-            "score": r.score,
-            "terms": dict(r.terms),
-            "feasible": result.feasible,
-        }
+        base | {"rank": i, "node": r.uuid, "score": r.score, "terms": dict(r.terms)} | tail
         for i, r in enumerate(result.top, start=1)
     ]
 
@@ -1013,6 +1038,7 @@ def _parquet(results: Iterable[JobResult], path: Path) -> int:
             ("score", pa.float64()),
             ("terms", pa.map_(pa.string(), pa.float64())),
             ("feasible", pa.int64()),
+            ("alternative", pa.int32()),
         ]
     )
     n = 0
@@ -1038,6 +1064,7 @@ def _arrow_rows(pa: Any, schema: Any, results: list[JobResult]) -> Any:
     node: list[str | None] = []
     score: list[float | None] = []
     feasible: list[int] = []
+    alternative: list[int | None] = []
     offsets: list[int] = [0]
     names: list[str] = []
     values: list[float] = []
@@ -1050,6 +1077,7 @@ def _arrow_rows(pa: Any, schema: Any, results: list[JobResult]) -> Any:
             node.append(None)
             score.append(None)
             feasible.append(r.feasible)
+            alternative.append(r.alternative)
             offsets.append(len(names))
             missing.append(True)
             continue
@@ -1060,6 +1088,7 @@ def _arrow_rows(pa: Any, schema: Any, results: list[JobResult]) -> Any:
             node.append(n.uuid)
             score.append(n.score)
             feasible.append(r.feasible)
+            alternative.append(r.alternative)
             names.extend(n.terms)
             values.extend(n.terms.values())
             offsets.append(len(names))
@@ -1070,7 +1099,7 @@ def _arrow_rows(pa: Any, schema: Any, results: list[JobResult]) -> Any:
         pa.array(values, pa.float64()),
         mask=pa.array(missing, pa.bool_()),
     )
-    columns = [job, index, rank, node, score, terms, feasible]
+    columns = [job, index, rank, node, score, terms, feasible, alternative]
     return pa.Table.from_arrays(
         [
             c if isinstance(c, pa.Array) else pa.array(c, f.type)

@@ -85,7 +85,7 @@ def test_survey_writes_every_jobs_top_and_exits_1_when_one_has_no_fit(
     assert scores == sorted(scores, reverse=True)
     assert by_job["nowhere"] == [
         {"job": "nowhere", "job_index": 2, "rank": None, "node": None, "score": None,
-         "terms": None, "feasible": 0}
+         "terms": None, "feasible": 0, "alternative": None}
     ]  # fmt: skip
     err = capsys.readouterr().err
     assert "in 3 shards" in err

@@ -55,7 +55,7 @@ from nodeselect.dask import (
 from nodeselect.engine import RankedNode, merge_top, rank, table_stats
 from nodeselect.errors import InputError
 from nodeselect.fetch import load_snapshot, save_sharded_snapshot
-from nodeselect.jobs import CpuReq, GpuReq, Job, Preferences
+from nodeselect.jobs import Alternative, CpuReq, GpuReq, Job, Preferences
 from nodeselect.sim import DIALECTS, generate_fleet
 from nodeselect.sim._query import parse_params
 from nodeselect.table import Units
@@ -100,6 +100,7 @@ def assert_same(got: Sequence[JobResult], want, jobs: Sequence[Job]) -> None:
         assert (g.index, g.job) == (i, job.name)
         assert g.feasible == w.feasible
         assert key(g.top) == key(w.top)
+        assert g.alternative == w.alternative
 
 
 def split(nodes: Sequence[FleetNode], cuts: Sequence[int]) -> list[NodesShard]:
@@ -149,6 +150,74 @@ def test_survey_equals_rank_many_on_the_whole_fleet(fs, job_list, data) -> None:
         got = list(s.run(job_list, k=k, seed=seed, batch_size=batch, fan_in=fan_in))
         assert s.nodes == len(whole)
     assert_same(got, want, job_list)
+
+
+@st.composite
+def with_alternatives(draw: st.DrawFn) -> Job:
+    """A job with 1-3 alternatives, each replacing some sections with another job's (so some
+    fit nowhere, some somewhere), or a plain job."""
+    base = draw(jobs())
+    if draw(st.booleans()):
+        return base
+    alts = []
+    if draw(st.booleans()):  # a first choice no node has: a later one is chosen, if any fits
+        alts.append(Alternative(gpu=GpuReq(count=64)))
+    for _ in range(draw(st.integers(1, 3))):
+        other = draw(jobs())
+        alts.append(
+            Alternative(
+                gpu=draw(st.sampled_from([None, other.gpu, GpuReq()])),
+                cpu=draw(st.sampled_from([None, other.cpu, CpuReq()])),
+                memory=draw(st.sampled_from([None, other.memory])),
+            )
+        )
+    return attrs.evolve(base, alternatives=tuple(alts))
+
+
+@settings(max_examples=25, deadline=None)
+@given(sharded(), st.lists(with_alternatives(), min_size=1, max_size=6), st.data())
+def test_jobs_with_alternatives_are_surveyed_as_rank_many_ranks_them(fs, job_list, data) -> None:
+    """A job with alternatives gets, over the whole fleet, the alternative rank_many chooses
+    (the first with a feasible node, else the first), with its nodes bit for bit, in any
+    batches."""
+    fleet, shards = fs
+    k, batch = data.draw(st.integers(0, 5)), data.draw(st.integers(1, 4))
+    whole = NodeTable.from_nodes(fleet, now=NOW)
+    want = rank_many(job_list, whole, k=k, now=NOW)
+    with Survey(shards, now=NOW, units=whole.units) as s:
+        got = list(s.run(job_list, k=k, batch_size=batch))
+    assert_same(got, want, job_list)
+
+
+def test_a_job_gets_its_first_alternative_that_fits_somewhere_in_the_fleet() -> None:
+    """An alternative no shard fits is passed over for the next one some shard fits; a job
+    none of whose alternatives fits keeps its first, with no node."""
+    shards = synthetic_shards(3000, 3, seed=2)
+    whole = NodeTable.concat([s.build(NOW, None) for s in shards])
+    fits = Job(
+        name="fits",
+        alternatives=(Alternative(gpu=GpuReq(count=64)), Alternative(gpu=GpuReq(count=1))),
+    )
+    never = Job(
+        name="never",
+        alternatives=(Alternative(gpu=GpuReq(count=64)), Alternative(gpu=GpuReq(count=65))),
+    )
+    with Survey(shards, now=NOW, units=whole.units) as s:
+        got = list(s.run([fits, never, JOBS[0]], k=3, batch_size=2))
+    assert [r.alternative for r in got] == [1, 0, None]
+    assert got[0].feasible > 0
+    assert (got[1].feasible, got[1].top) == (0, ())
+    assert_same(got, rank_many([fits, never, JOBS[0]], whole, k=3, now=NOW), [fits, never, JOBS[0]])
+
+
+def test_an_invalid_alternative_is_refused_before_anything_is_ranked() -> None:
+    """An alternative the engine refuses is an InputError naming the job's position and the
+    alternative, as rank names it."""
+    bad = Job(name="bad", alternatives=(Alternative(gpu=GpuReq(count=1, models=("NOPE-9",))),))
+    with Survey(synthetic_shards(1000, 2, seed=1), now=NOW) as s, pytest.raises(InputError) as e:
+        s.run([JOBS[0], bad])
+    assert "alternatives[0]" in str(e.value)
+    assert "jobs[1]" in "".join(getattr(e.value, "__notes__", []))
 
 
 @SETTINGS
@@ -326,6 +395,7 @@ def test_results_are_written_as_json_lines_that_keep_every_bit(tmp_path) -> None
         "score": None,
         "terms": None,
         "feasible": 0,
+        "alternative": None,
     }
     first = ranked[0]
     assert sum(first["terms"].values()) == pytest.approx(first["score"])
@@ -362,7 +432,10 @@ def _job_results(draw: st.DrawFn) -> list[JobResult]:
             )
             for _ in range(draw(st.integers(0, 3)))
         )
-        out.append(JobResult(i, draw(st.text(max_size=8)), draw(st.integers(0, 2**40)), top))
+        alternative = draw(st.none() | st.integers(0, 3))
+        out.append(
+            JobResult(i, draw(st.text(max_size=8)), draw(st.integers(0, 2**40)), top, alternative)
+        )
     return out
 
 
