@@ -858,7 +858,9 @@ def place(
     ``max(candidates, candidates * job.nodes)`` nodes are ranked on the shards
     (:meth:`Survey.run`, batch by batch), then the driver reserves sequentially on ``table``
     exactly as ``place`` does; a job whose candidates run out is surveyed again on the
-    driver's table. The plan equals ``place(jobs, table, now=survey.now, ...)``.
+    driver's table. A job with alternatives has each surveyed (the survey is of the empty
+    fleet, the same in every round), and the rounds run on the driver as ``place`` runs
+    them. The plan equals ``place(jobs, table, now=survey.now, ...)``.
 
     ``table`` is the whole fleet on the driver (the same nodes as the shards, in any row
     order, built with ``units=survey.units``): reservation needs it; the driver's memory
@@ -867,15 +869,16 @@ def place(
     Raises:
         ScaleOutError: ``table`` is not the shards' fleet (node count, statistics, units or
             uuids differ), or a bad ``batch_size`` / ``fan_in``.
-        InputError: as :func:`nodeselect.place` (jobs with alternatives are not supported
-            here).
+        InputError: as :func:`nodeselect.place`.
     """
     jobs = tuple(jobs)
-    if any(isinstance(j, Job) and j.alternatives for j in jobs):
-        raise InputError(
-            "nodeselect.dask.place: jobs with alternatives are placed round by round; pass "
-            "jobs without alternatives (or use nodeselect.place)"
-        )
+    for i, job in enumerate(jobs):
+        if isinstance(job, Job) and job.alternatives:
+            try:
+                check_job(job)  # each alternative's errors keyed alternatives[i]..., as place
+            except InputError as e:
+                e.add_note(f"in jobs[{i}] (name {job.name!r})")
+                raise
     if candidates < 1:
         raise InputError(f"candidates: {candidates} must be >= 1")
     if len(table) != survey.nodes:
@@ -888,18 +891,23 @@ def place(
             "the table's telemetry units or statistics differ from the shards' merged ones; "
             "build the table from the same fleet with units=survey.units"
         )
-    want = [max(candidates, candidates * job.nodes) for job in jobs]
-    surveyed = []
-    if jobs:
-        k = max(want)
+    plain = [c for job in jobs for c in _choices(job)]  # every alternative, surveyed once
+    want = [max(candidates, candidates * c.nodes) for c in plain]
+    each: list[SurveyedJob] = []
+    if plain:
         results = survey.run(
-            jobs, k=k, seed=seed, batch_size=batch_size, fan_in=fan_in, on_tile=on_tile
+            plain, k=max(want), seed=seed, batch_size=batch_size, fan_in=fan_in, on_tile=on_tile
         )
         for r in results:
             top = r.top[: want[r.index]]
             rows = _rows_of(table, [n.uuid for n in top])
             scores = np.array([n.score for n in top], dtype=np.float64)
-            surveyed.append(SurveyedJob(r.feasible, rows, scores))
+            each.append(SurveyedJob(r.feasible, rows, scores))
+    surveyed: list[SurveyedJob | tuple[SurveyedJob, ...]] = []
+    ahead = iter(each)
+    for job in jobs:
+        mine = tuple(islice(ahead, len(_choices(job))))
+        surveyed.append(mine if isinstance(job, Job) and job.alternatives else mine[0])
     return place_on_driver(
         jobs,
         table,

@@ -116,15 +116,63 @@ def test_a_table_of_another_fleet_is_refused() -> None:
                 place(inst.jobs, table, survey)
 
 
-def test_jobs_with_alternatives_are_an_input_error() -> None:
-    """Alternatives are placed round by round; the cluster survey refuses them up front."""
+def _with_alternatives(rng: random.Random, jobs: Sequence[Job]) -> tuple[Job, ...]:
+    """Give some jobs 2-3 alternatives taken from other random jobs' sections."""
+    out = []
+    for j in jobs:
+        if rng.random() < 0.6:
+            others = [rng.choice(jobs) for _ in range(rng.randint(2, 3))]
+            alts = tuple(Alternative(gpu=o.gpu, cpu=o.cpu, memory=o.memory) for o in others)
+            out.append(attrs.evolve(j, alternatives=alts))
+        else:
+            out.append(j)
+    return tuple(out)
+
+
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(0, 20), max_size=4), st.integers(0, 3))
+@settings(max_examples=25, deadline=None)
+def test_jobs_with_alternatives_are_placed_round_by_round_as_place_does(
+    s: int, cuts: list[int], seed: int
+) -> None:
+    """Each alternative surveyed on the shards, the rounds run on the driver: place's plan,
+    each job on the same alternative."""
+    inst = random_instance(random.Random(s), max_nodes=10, max_jobs=8)
+    jobs = _with_alternatives(random.Random(s + 1), inst.jobs)
+    fleet = inst.fleet()
+    with Survey(_shards(fleet, cuts), now=NOW) as survey:
+        table = NodeTable.from_nodes(fleet, now=NOW, units=survey.units)
+        got = place(jobs, table, survey, seed=seed, candidates=2, batch_size=3)
+    want = place_here(jobs, table, now=NOW, seed=seed, candidates=2)
+    assert _facts(got) == _facts(want)
+    assert [a.alternative for a in got.assignments] == [a.alternative for a in want.assignments]
+    assert [u.alternative for u in got.unplaced] == [u.alternative for u in want.unplaced]
+
+
+def test_a_job_moves_on_to_the_alternative_that_fits() -> None:
+    """A first alternative no node has leaves the job unplaced in round one; it is placed as
+    its second, as place places it."""
     inst = random_instance(random.Random(5), max_nodes=4, max_jobs=1)
     fleet = inst.fleet()
-    job = Job(name="a", cpu=CpuReq(min_cores=64), alternatives=(Alternative(cpu=CpuReq()),))
+    job = Job(name="a", cpu=CpuReq(min_cores=64), alternatives=(
+        Alternative(cpu=CpuReq(min_cores=100_000)), Alternative(cpu=CpuReq())
+    ))  # fmt: skip
+    with Survey(_shards(fleet, [1]), now=NOW) as survey:
+        table = NodeTable.from_nodes(fleet, now=NOW, units=survey.units)
+        got = place([job], table, survey)
+    assert [a.alternative for a in got.assignments] == [1]
+    assert _facts(got) == _facts(place_here([job], table, now=NOW))
+
+
+def test_an_invalid_alternative_is_an_input_error_naming_it() -> None:
+    """An alternative the engine refuses is named with the job's position, before any survey."""
+    inst = random_instance(random.Random(5), max_nodes=4, max_jobs=1)
+    fleet = inst.fleet()
+    bad = Job(name="bad", alternatives=(Alternative(cpu=CpuReq(min_cores=-1)),))
     with Survey(_shards(fleet, []), now=NOW) as survey:
         table = NodeTable.from_nodes(fleet, now=NOW, units=survey.units)
-        with pytest.raises(InputError, match="alternatives"):
-            place([job], table, survey)
+        with pytest.raises(InputError, match=r"alternatives\[0\]") as e:
+            place([inst.jobs[0], bad], table, survey)
+    assert "jobs[1]" in "".join(getattr(e.value, "__notes__", []))
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from nodeselect import InputError
 from nodeselect.engine._rank import rank
 from nodeselect.jobs._model import (
+    Alternative,
     CpuReq,
     DiskReq,
     GangReq,
@@ -241,14 +242,47 @@ def test_workers_must_be_a_whole_number_of_threads(workers: object) -> None:
 
 
 def _surveyed(jobs: Sequence[Job], table: NodeTable, seed: int, candidates: int) -> list:
-    """Each job's survey as ``rank()`` gives it (what a cluster would compute)."""
-    out = []
+    """Each job's survey as ``rank()`` gives it (what a cluster would compute); for a job
+    with alternatives, one per alternative."""
+    out: list = []
     for job in jobs:
-        r = rank(job, table, k=max(candidates, candidates * job.nodes), now=NOW, seed=seed)
-        rows = np.array([n.index for n in r.top], dtype=np.int64)
-        scores = np.array([n.score for n in r.top], dtype=np.float64)
-        out.append(SurveyedJob(r.feasible, rows, scores))
+        each = []
+        for choice in job.choices():
+            k = max(candidates, candidates * job.nodes)
+            r = rank(choice, table, k=k, now=NOW, seed=seed)
+            rows = np.array([n.index for n in r.top], dtype=np.int64)
+            scores = np.array([n.score for n in r.top], dtype=np.float64)
+            each.append(SurveyedJob(r.feasible, rows, scores))
+        out.append(tuple(each) if job.alternatives else each[0])
     return out
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 2, 64]), st.integers(0, 3))
+@settings(max_examples=25, deadline=None)
+def test_a_survey_made_elsewhere_places_alternatives_round_by_round(
+    s: int, candidates: int, seed: int
+) -> None:
+    """Jobs with alternatives, each alternative surveyed by rank(): place's plan, each job on
+    the same alternative."""
+    rng = random.Random(s)
+    inst = random_instance(rng, max_nodes=10, max_jobs=8)
+    jobs = [
+        attrs.evolve(
+            j,
+            alternatives=tuple(
+                Alternative(gpu=o.gpu, cpu=o.cpu) for o in rng.choices(inst.jobs, k=2)
+            ),
+        )
+        if rng.random() < 0.6
+        else j
+        for j in inst.jobs
+    ]
+    table = NodeTable.from_nodes(inst.fleet(), now=NOW)
+    want = place(jobs, table, now=NOW, seed=seed, candidates=candidates)
+    given_ = _surveyed(jobs, table, seed, candidates)
+    got = place(jobs, table, now=NOW, seed=seed, candidates=candidates, surveyed=given_)
+    assert _facts(got) == _facts(want)
+    assert [a.alternative for a in got.assignments] == [a.alternative for a in want.assignments]
 
 
 @given(instances, st.sampled_from([1, 2, 64]), st.integers(0, 3))
@@ -279,8 +313,13 @@ def test_a_survey_that_does_not_match_the_batch_is_an_input_error() -> None:
     table = NodeTable.synthetic(10, seed=4, now=NOW)
     jobs = [Job(name="a"), Job(name="b")]
     good = _surveyed(jobs, table, 0, 4)
-    with pytest.raises(InputError, match=r"one SurveyedJob per job \(2\), got 1"):
+    with pytest.raises(InputError, match=r"one item per job \(2\), got 1"):
         place(jobs, table, now=NOW, surveyed=good[:1])
+    with pytest.raises(InputError, match=r"surveyed\[0\]: expected a SurveyedJob, got tuple"):
+        place(jobs, table, now=NOW, surveyed=[(good[0],), good[1]])
+    alt = [Job(name="a", alternatives=(Alternative(), Alternative())), jobs[1]]
+    with pytest.raises(InputError, match=r"surveyed\[0\]: job 'a' has 2 alternatives: expected"):
+        place(alt, table, now=NOW, surveyed=good)
     bad = [good[0], SurveyedJob(1, np.array([10]), np.array([0.5]))]
     with pytest.raises(InputError, match=r"surveyed\[1\]: rows outside the table's 0..9"):
         place(jobs, table, now=NOW, surveyed=bad)

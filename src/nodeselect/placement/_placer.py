@@ -1083,7 +1083,7 @@ def place(
     time_limit: float | None = None,
     repair: bool = True,
     workers: int = 1,
-    surveyed: Sequence[SurveyedJob] | None = None,
+    surveyed: Sequence[SurveyedJob | tuple[SurveyedJob, ...]] | None = None,
 ) -> Plan:
     """Place a batch of jobs on ``table``, reserving capacity as it goes.
 
@@ -1106,9 +1106,11 @@ def place(
             the plain greedy, for comparison).
         workers: threads surveying the job groups (default 1). The plan is the same for any
             value; reservation stays sequential (docs/placement.md, "Placement at scale").
-        surveyed: each job's survey computed elsewhere (:class:`SurveyedJob`, one per job, in
-            order; jobs without alternatives only), as :func:`nodeselect.dask.place` passes
-            it: only the sequential part runs here.
+        surveyed: each job's survey computed elsewhere, as :func:`nodeselect.dask.place`
+            passes it: one per job, in order, a :class:`SurveyedJob` (for a job with
+            alternatives, a tuple of one per ``job.choices()``, in order: the survey is of
+            the empty table, so each round takes its alternatives' from it). Only the
+            sequential part runs here.
 
     Jobs with alternatives (``Job.alternatives``) start as their first; the batch is placed,
     and every job left unplaced moves on to its next alternative and the batch is placed
@@ -1137,18 +1139,10 @@ def place(
     }
     alternatives = any(isinstance(j, Job) and j.alternatives for j in jobs)
     if surveyed is not None:
-        if alternatives:
-            raise InputError(
-                "surveyed: jobs with alternatives are placed round by round and cannot take a "
-                "survey made beforehand; pass jobs without alternatives"
-            )
-        if len(surveyed) != len(jobs) or not all(isinstance(x, SurveyedJob) for x in surveyed):
-            raise InputError(
-                f"surveyed: expected one SurveyedJob per job ({len(jobs)}), got "
-                f"{len(surveyed)} items"
-            )
-        how["surveyed"] = tuple(surveyed)
+        _check_surveyed(jobs, surveyed)
     if not alternatives:
+        if surveyed is not None:
+            how["surveyed"] = tuple(surveyed)
         return _place(jobs, table, nodes=nodes, now=now, seed=seed, candidates=candidates, **how)
     options: list[tuple[Job, ...]] = []
     for job in jobs:
@@ -1161,6 +1155,10 @@ def place(
     when = now or datetime.now(UTC)
     while True:
         current = tuple(o[p] for o, p in zip(options, pick, strict=True))
+        if surveyed is not None:  # each job's current alternative's survey
+            how["surveyed"] = tuple(
+                x[p] if isinstance(x, tuple) else x for x, p in zip(surveyed, pick, strict=True)
+            )
         plan = _place(
             current, table, nodes=nodes, now=when, seed=seed, candidates=candidates, **how
         )
@@ -1182,6 +1180,28 @@ def place(
         ),
         unplaced=tuple(attrs.evolve(u, alternative=which(u.job_index)) for u in plan.unplaced),
     )
+
+
+def _check_surveyed(
+    jobs: Sequence[Job], surveyed: Sequence[SurveyedJob | tuple[SurveyedJob, ...]]
+) -> None:
+    """``surveyed`` holds one survey per job: a job with alternatives one per choice."""
+    if len(surveyed) != len(jobs):
+        raise InputError(
+            f"surveyed: expected one item per job ({len(jobs)}), got {len(surveyed)} items"
+        )
+    for i, (job, x) in enumerate(zip(jobs, surveyed, strict=True)):
+        if isinstance(job, Job) and job.alternatives:
+            n = len(job.alternatives)
+            if not (
+                isinstance(x, tuple) and len(x) == n and all(isinstance(y, SurveyedJob) for y in x)
+            ):
+                raise InputError(
+                    f"surveyed[{i}]: job {job.name!r} has {n} alternatives: expected a tuple of "
+                    f"{n} SurveyedJob (one per job.choices()), got {type(x).__name__}"
+                )
+        elif not isinstance(x, SurveyedJob):
+            raise InputError(f"surveyed[{i}]: expected a SurveyedJob, got {type(x).__name__}")
 
 
 def _place(
