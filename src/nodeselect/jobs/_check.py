@@ -246,7 +246,7 @@ _DEFAULT_SECTIONS: Final = {
 #: canonical form is another object takes two entries; a survey's worker ranks each batch
 #: once per shard it holds, with up to 3 batches of 4,000 jobs at hand (24k entries): at 4,096
 #: entries a 4,000-job batch evicted itself, and its every tile checked each job again (9.5
-#: against 0.3 us a job: ~10 % of a 4,000-job x 250k-node tile). An entry holds ~0.6 kB.
+#: against 0.3 us a job: ~10 % of a 4,000-job x 250k-node tile). An entry holds ~120 bytes.
 _CHECKED: dict[int, tuple[Job, tuple[tuple[str, float], ...], Job]] = {}
 _CHECKED_MAX: Final = 1 << 15
 

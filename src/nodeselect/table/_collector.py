@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import gc
 import threading
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Final
 
 __all__ = ["collector_paused"]
 
 
-class _Pause:
+class _Pause(AbstractContextManager[None]):
     """The one pause (:func:`collector_paused`): a count of the pauses in progress."""
 
     def __init__(self) -> None:
@@ -56,7 +57,7 @@ class _Pause:
 _PAUSE: Final = _Pause()
 
 
-def collector_paused() -> _Pause:
+def collector_paused() -> AbstractContextManager[None]:
     """A context manager pausing the cyclic garbage collector while it is entered.
 
     For work that allocates many objects and creates no reference cycle: the collections

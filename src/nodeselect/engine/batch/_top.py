@@ -30,16 +30,21 @@ U64 = npt.NDArray[np.uint64]
 
 @attrs.frozen(eq=False)
 class TopColumns:
-    """Each job's feasible count and best nodes (best first), as arrays.
+    """Each job's feasible count and best nodes (best first), as arrays: a job's rows are
+    consecutive, jobs in the order ranked. A node's uuid and name are the table's, at its row.
+    :meth:`equals` compares two, bit for bit (floats as their bits).
 
-    Per job ``j`` (in the order ranked): ``feasible[j]``, ``counts[j]`` (its rows, which are
-    consecutive) and ``terms[j]`` (its rows' score term names, in its weights' order; empty
-    when it has no row). Per row, :class:`~nodeselect.engine.RankedNode`'s fields: ``rows``
-    (``index``), ``score``, ``tie`` (``tie_key``), ``gpu_counts`` and, row after row, ``values``
-    (its terms' contributions, ``len(terms[j])`` of them) and ``gpus`` (``gpu_indices``). A
-    node's uuid and name are the table's, at its row.
-
-    :meth:`equals` compares two, bit for bit (scores as their bits).
+    Attributes:
+        feasible: per job, its feasible nodes (``Ranking.feasible``).
+        counts: per job, its rows (``len(Ranking.top)``).
+        terms: per job, its rows' score term names in its weights' order (empty when it has
+            no row).
+        rows: per row, the node's row in the table (``RankedNode.index``).
+        score: per row, ``RankedNode.score``.
+        tie: per row, ``RankedNode.tie_key``.
+        values: row after row, its terms' contributions (``len(terms[j])`` of them).
+        gpu_counts: per row, ``len(RankedNode.gpu_indices)``.
+        gpus: row after row, its ``gpu_indices``.
     """
 
     feasible: I64
