@@ -638,3 +638,15 @@ def test_rank_many_pauses_the_collector_and_restores_it(
     with pytest.raises(InputError):
         rank_many(bad, table, now=NOW, workers=workers)
     assert gc.isenabled()  # restored when a job is refused inside the pause
+
+
+def test_rank_many_columns_checks_its_arguments_as_rank_many_does() -> None:
+    """A bad k, table or job is refused by rank_many_columns, naming the call."""
+    t = NodeTable.synthetic(50, seed=1, now=NOW)
+    with pytest.raises(InputError, match="k=-1"):
+        rank_many_columns([Job(name="a")], t, k=-1, now=NOW)
+    with pytest.raises(TypeError, match="rank_many_columns"):
+        rank_many_columns([Job(name="a")], [t], now=NOW)  # type: ignore[arg-type]
+    with pytest.raises(InputError) as e:
+        rank_many_columns([Job(name="a"), Job(name="b", gpu=GpuReq(count=-1))], t, now=NOW)
+    assert "jobs[1]" in "".join(getattr(e.value, "__notes__", []))

@@ -99,17 +99,25 @@ def rank_many(
             ``jobs[i]``).
         TypeError: an argument of the wrong type (a path, a FetchResult, a float ``now``).
     """
-    check_jobs_arg(jobs, "rank_many")
-    check_table_arg(table, "rank_many")
-    check_k_arg(k, "rank_many")
-    checked_now(now, "rank_many")
-    if k < 0:
-        raise InputError(f"k={k}: give a number of nodes >= 0")
+    now = _checked(jobs, table, k, now, "rank_many")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers={workers!r}: give a number of threads, an integer >= 1")
-    now = now or datetime.now(UTC)
     with collector_paused():  # thousands of result objects, no cycle: see collector_paused
         return _rank_many(jobs, table, k=k, now=now, seed=seed, stats=stats, workers=workers)
+
+
+def _checked(
+    jobs: Sequence[Job], table: NodeTable, k: int, now: datetime | None, name: str
+) -> datetime:
+    """The arguments both batch calls share, checked (``name``: the call, for messages);
+    returns ``now``, read once when not given."""
+    check_jobs_arg(jobs, name)
+    check_table_arg(table, name)
+    check_k_arg(k, name)
+    checked_now(now, name)
+    if k < 0:
+        raise InputError(f"k={k}: give a number of nodes >= 0")
+    return now or datetime.now(UTC)
 
 
 def rank_many_columns(
@@ -131,13 +139,7 @@ def rank_many_columns(
         InputError: ``k < 0`` or a job is invalid (the error notes which: ``jobs[i]``).
         TypeError: an argument of the wrong type.
     """
-    check_jobs_arg(jobs, "rank_many_columns")
-    check_table_arg(table, "rank_many_columns")
-    check_k_arg(k, "rank_many_columns")
-    checked_now(now, "rank_many_columns")
-    if k < 0:
-        raise InputError(f"k={k}: give a number of nodes >= 0")
-    now = now or datetime.now(UTC)
+    now = _checked(jobs, table, k, now, "rank_many_columns")
     with collector_paused():
         if any(isinstance(job, Job) and job.alternatives for job in jobs):
             return top_columns(
