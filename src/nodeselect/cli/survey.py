@@ -102,12 +102,18 @@ def _run(args: argparse.Namespace) -> int:
         return fail(f"the Dask computation failed: {type(exc).__name__}: {exc}", EXIT_API)
     seconds = time.perf_counter() - start
     print(
-        f"nodeselect: surveyed {written:,} jobs x {survey.nodes:,} nodes in {len(shards)} "
-        f"shards ({total:,} tiles) in {seconds:.1f} s; {fits:,} jobs have a fitting node; "
+        f"nodeselect: surveyed {_count(written, 'job')} x {_count(survey.nodes, 'node')} in "
+        f"{_count(len(shards), 'shard')} ({_count(total, 'tile')}) in {seconds:.1f} s; "
+        f"{_count(fits, 'job')} {'has' if fits == 1 else 'have'} a fitting node; "
         f"wrote {args.out}",
         file=sys.stderr,
     )
     return EXIT_OK if fits == written else EXIT_NO_FIT
+
+
+def _count(n: int, word: str) -> str:
+    """``"1 job"``, ``"4,000 jobs"``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _write(nd: Any, results: Iterator[Any], out: Path) -> tuple[int, int]:
