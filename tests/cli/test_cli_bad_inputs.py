@@ -24,6 +24,7 @@ from nodeselect.cli._common import (
     EXIT_OK,
     EXIT_OUTPUT,
 )
+from nodeselect.jobs import _file as jobs_file
 from nodeselect.sim import SimServer, generate_fleet
 
 GOOD_JOB = 'name = "ok"\n\n[gpu]\ncount = 0\n'
@@ -194,7 +195,8 @@ def _job_cases() -> Iterator[Case]:
         "big-integer": b"x = " + b"9" * 5000 + b"\n",
         # tomllib is quadratic in dotted-key length (40 KB: 17 s): refused before parsing
         "long-dotted-key": b"a" + b".a" * 100_000 + b" = 1\n",
-        "over-1mb": b'name = "big"\n' + b"# padding\n" * 110_000,
+        # over the size limit (64 MiB; 1 MiB in this test, which lowers it: see below)
+        "over-the-limit": b'name = "big"\n' + b"# padding\n" * 110_000,
         "inline-table-bomb": b"x = " + b"{ a = " * 3000 + b"1" + b" }" * 3000 + b"\n",
         "nul": b'name = "a\x00b"\n',
         "escape-in-name": b'name = "\\u001b[2J"\n[gpu]\ncount = -5\n',
@@ -338,6 +340,7 @@ def test_bad_input_is_one_line_with_its_exit_code(  # noqa: PLR0917 - pytest fix
     """No traceback, the expected documented exit code, one short line on stderr."""
     monkeypatch.delenv("NODESELECT_API_KEY", raising=False)
     monkeypatch.delenv("NODESELECT_TEST_UNSET_VARIABLE", raising=False)
+    monkeypatch.setattr(jobs_file, "MAX_JOB_FILE_BYTES", 1 << 20)  # (a 64 MiB case is slow)
     (tmp_path / "job.toml").write_text(GOOD_JOB)
     (tmp_path / "batch.toml").write_text(GOOD_BATCH)
     for name, data in case.files:

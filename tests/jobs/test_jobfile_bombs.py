@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodeselect.errors import JobSpecError
-from nodeselect.jobs import load_job, load_jobs
+from nodeselect.jobs import _file, load_job, load_jobs
 from nodeselect.jobs._file import _LONG_KEY_RE, MAX_JOB_FILE_BYTES, MAX_KEY_PARTS
 from nodeselect.jobs._values import key_lines
 
@@ -50,15 +50,40 @@ def test_each_bomb_is_one_job_spec_error_with_its_line(
     assert "\n" not in message
 
 
-def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path: Path) -> None:
-    """Over 1 MB: refused after reading at most one byte more than the limit."""
+def test_a_file_over_the_size_limit_is_refused_before_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the limit (64 MiB; 1 MiB here, to keep the test small): refused after reading at
+    most one byte more than the limit, the limit named."""
+    assert MAX_JOB_FILE_BYTES == 64 << 20
+    limit = 1 << 20
+    monkeypatch.setattr(_file, "MAX_JOB_FILE_BYTES", limit)
     path = tmp_path / "big.toml"
-    path.write_bytes(HEAD + b"# padding\n" * (MAX_JOB_FILE_BYTES // 10 + 1))
-    with pytest.raises(JobSpecError, match="larger than 1,048,576 bytes"):
+    path.write_bytes(HEAD + b"# padding\n" * (limit // 10 + 1))
+    with pytest.raises(JobSpecError, match=r"larger than 1,048,576 bytes \(1 MiB\)"):
         load_jobs(path)
     ok = tmp_path / "ok.toml"
-    ok.write_bytes(HEAD + b"#" * (MAX_JOB_FILE_BYTES - len(HEAD) - 1) + b"\n")
+    ok.write_bytes(HEAD + b"#" * (limit - len(HEAD) - 1) + b"\n")
     assert load_job(ok).name == "bomb"
+
+
+def test_a_queue_of_thousands_of_jobs_loads(tmp_path: Path) -> None:
+    """A planner's queue (14,000 jobs, 1.2 MB: past the old 1 MB limit) loads, every job
+    named and in order; an error in its last job still names that job's line."""
+    one = (
+        '[[job]]\nname = "j{i}"\n[job.gpu]\ncount = 2\nmodels = ["H100"]\n'
+        "[job.cpu]\nmin_cores = 8\n"
+    )
+    text = "".join(one.format(i=i) for i in range(14_000))
+    path = tmp_path / "queue.toml"
+    path.write_text(text)
+    assert path.stat().st_size > 1 << 20
+    jobs = load_jobs(path)
+    assert [j.name for j in jobs] == [f"j{i}" for i in range(14_000)]
+    path.write_text(text + "[[job]]\nname = \"bad\"\n[job.gpu]\ncount = -1\n")
+    with pytest.raises(JobSpecError) as e:
+        load_jobs(path)
+    assert e.value.line == text.count("\n") + 4
 
 
 def test_ordinary_dotted_keys_still_load(tmp_path: Path) -> None:
