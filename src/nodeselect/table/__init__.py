@@ -4,11 +4,11 @@ with telemetry units inferred per fleet, plus derived columns cached per table.
 
 from __future__ import annotations
 
+from nodeselect._collector import collector_paused
 from nodeselect.table._arrow import MissingDependencyError
 from nodeselect.table._build import (
     build_table,
 )
-from nodeselect.table._collector import collector_paused
 from nodeselect.table._derived import (
     MAX_MASKS,
     MAX_ROWS,

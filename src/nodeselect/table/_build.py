@@ -70,6 +70,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from nodeselect._collector import collector_paused
 from nodeselect.documents import (
     COMPLIANCE_TAGS,
     CONTINENTS,
@@ -80,7 +81,6 @@ from nodeselect.documents import (
     parse_timestamps_to_epoch_s,
 )
 from nodeselect.gpus import gpu_codes_for_nodes
-from nodeselect.table._collector import collector_paused
 from nodeselect.table._derived import build_derived
 from nodeselect.table._kernels import _cbuild  # the C reader, or None: see _kernels
 from nodeselect.table._table import (

@@ -1,4 +1,6 @@
-"""The cyclic garbage collector paused around work that allocates many objects and no cycles.
+"""The cyclic garbage collector paused around work that allocates many objects and no cycles
+(the lowest layer: job files, tables and rankings all pause it; public as
+``nodeselect.table.collector_paused``).
 
 A table's build, a batch's rankings and a survey's results allocate tens of thousands of
 objects (tuples, dicts, result records) at once and no reference cycle. With the collector
