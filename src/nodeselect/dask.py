@@ -74,7 +74,6 @@ from nodeselect.engine import (
     RankedNode,
     TableStats,
     TopColumns,
-    compile_job,
     rank_many_columns,
     table_stats,
 )
@@ -762,10 +761,7 @@ class Survey:
             )
         for i, job in enumerate(jobs):  # every job valid before anything is ranked
             try:
-                if isinstance(job, Job) and job.alternatives:
-                    check_job(job)  # each alternative's errors keyed alternatives[i]..., as rank
-                for choice in _choices(job):
-                    compile_job(choice, self.now)
+                check_job(job)  # (all compile_job refuses; each alternative keyed as rank keys it)
             except InputError as e:
                 e.add_note(f"in jobs[{i}] (name {job.name!r})")
                 raise
