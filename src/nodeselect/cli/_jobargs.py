@@ -139,7 +139,12 @@ def jobs_from_args(args: argparse.Namespace, source_arg: str | Path | None) -> t
     Raises:
         JobSpecError: a problem in any of them, naming the file and line, or the flag.
     """
-    from nodeselect.jobs import loads_jobs, parse_override  # noqa: PLC0415
+    from nodeselect.jobs import (  # noqa: PLC0415
+        MAX_JOB_FILE_BYTES,
+        load_jobs,
+        loads_jobs,
+        parse_override,
+    )
 
     overrides = flag_overrides(args)
     overrides += [parse_override(s) for s in getattr(args, "set_keys", []) or []]
@@ -151,11 +156,8 @@ def jobs_from_args(args: argparse.Namespace, source_arg: str | Path | None) -> t
                 source="<command line>",
             )
         return loads_jobs("", source="<flags>", stem="job", overrides=overrides)
-    if str(source_arg) == "-":
-        return loads_jobs(sys.stdin.read(), source="<stdin>", stem="job", overrides=overrides)
-    path = Path(source_arg)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JobSpecError(f"cannot read the job file: {exc}", source=str(path)) from None
-    return loads_jobs(text, source=str(path), stem=path.stem, overrides=overrides)
+    if str(source_arg) == "-":  # (at most one character past the limit is read)
+        text = sys.stdin.read(MAX_JOB_FILE_BYTES + 1)
+        return loads_jobs(text, source="<stdin>", stem="job", overrides=overrides)
+    # read up to the size limit, refused past it without reading the rest
+    return load_jobs(source_arg, overrides=overrides)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from nodeselect.jobs._check import check_job
 from nodeselect.jobs._file import (
     ARCH_ALIASES,
+    MAX_JOB_FILE_BYTES,
     format_duration,
     job_from_dict,
     job_to_dict,
@@ -38,6 +39,7 @@ __all__ = [
     "ALTERNATIVE_SECTIONS",
     "ARCH_ALIASES",
     "DEFAULT_WEIGHTS",
+    "MAX_JOB_FILE_BYTES",
     "SCORE_TERMS",
     "Alternative",
     "CpuReq",
