@@ -640,6 +640,11 @@ def _choices(job: Job) -> tuple[Job, ...]:
     return job.choices() if isinstance(job, Job) and job.alternatives else (job,)
 
 
+def _n_choices(job: Job) -> int:
+    """``len(_choices(job))``, without building the alternatives' jobs."""
+    return len(job.alternatives) if isinstance(job, Job) and job.alternatives else 1
+
+
 def _chosen(
     start: int,
     batch: Sequence[Job],
@@ -650,7 +655,7 @@ def _chosen(
     out = []
     at = 0
     for j, job in enumerate(batch):
-        n = len(_choices(job))
+        n = _n_choices(job)
         mine = results[at : at + n]
         at += n
         if isinstance(job, Job) and job.alternatives:
@@ -902,7 +907,7 @@ def place(
     surveyed: list[SurveyedJob | tuple[SurveyedJob, ...]] = []
     ahead = iter(each)
     for job in jobs:
-        mine = tuple(islice(ahead, len(_choices(job))))
+        mine = tuple(islice(ahead, _n_choices(job)))
         surveyed.append(mine if isinstance(job, Job) and job.alternatives else mine[0])
     return place_on_driver(
         jobs,

@@ -461,7 +461,7 @@ def test_written_rows_are_result_rows_bit_for_bit(results: list[JobResult]) -> N
         assert [_bits_of(json.loads(line)) for line in lines] == want
         try:
             import pyarrow.parquet as pq  # noqa: PLC0415
-        except ImportError:  # pragma: no cover - the CI venv has no pyarrow
+        except ImportError:  # pragma: no cover - pyarrow is an optional extra
             return
         assert write_results(iter(results), os.path.join(d, "r.parquet")) == len(results)
         table = pq.read_table(os.path.join(d, "r.parquet"))
