@@ -21,8 +21,9 @@ Prints, in one run (no assertions; the machine is shared, so compare the ratios)
   ceiling (the threads' share of it).
 * the cluster (``bench_dask.py``'s figures, when ``distributed`` is installed; ``--no-dask``
   skips them): a 2-worker ``LocalCluster`` against one process on the same tiles, each run
-  beside a fresh ceiling, at 1M nodes and at 2M (twice the shards per job); the driver's memory from 1M to 4M nodes; the extrapolation to 100k
-  jobs x 10M nodes. The issue's figures all come from one run of this file.
+  beside a fresh ceiling, at 1M nodes and at 2M (twice the shards per job); the driver's
+  memory from 1M to 4M nodes; the extrapolation to 100k jobs x 10M nodes. The issue's
+  figures all come from one run of this file.
 
     python benchmarks/bench_scale.py [--quick] [--repeat N] [--workers N] [--no-dask]
 """
