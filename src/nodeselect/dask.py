@@ -982,6 +982,10 @@ def connect(spec: str) -> Iterator[distributed.Client]:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                # the scheduler's HTTP server (health, metrics) starts even without a
+                # dashboard, on port 8787 unless told: a second local cluster (another
+                # survey, a test beside it) then found the port taken and warned
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.CRITICAL,  # a worker outliving the scheduler at exit
                 memory_limit=0,  # no spilling: a spilled shard comes back without its caches
             ) as cluster,

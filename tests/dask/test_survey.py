@@ -643,3 +643,13 @@ def test_the_tree_merge_of_columnar_parts_is_merge_tops(case) -> None:
         assert top == want
         assert [r.score.hex() for r in top] == [r.score.hex() for r in want]
         assert [list(r.terms) for r in top] == [list(r.terms) for r in want]
+
+
+@pytest.mark.slow
+def test_two_local_clusters_at_once_raise_no_warning() -> None:
+    """Each local cluster's scheduler serves its HTTP routes on a free loopback port: a
+    second one beside the first (another survey, a test) found port 8787 taken and warned
+    (an error here: warnings are errors in this suite)."""
+    with connect("local:1") as a, connect("local:1") as b:
+        assert a.scheduler_info()["address"] != b.scheduler_info()["address"]
+        assert a.submit(sum, [1, 2]).result() == b.submit(sum, [3]).result() == 3
