@@ -335,6 +335,7 @@ class _Part(NamedTuple):
     score: npt.NDArray[np.float64]  # per row
     tie: npt.NDArray[np.uint64]
     shard_row: npt.NDArray[np.int64]  # (RankedNode.index: a NamedTuple has .index)
+    shard: npt.NDArray[np.int32]  # per row: its shard's number in the survey
     uuid: list[str]
     name: list[str | None]
     terms: list[tuple[str, ...]]  # per job: its term names
@@ -355,9 +356,9 @@ def _unpack(blob: bytes) -> _Part:
     return part
 
 
-def _part(table: NodeTable, top: TopColumns) -> _Part:
-    """The part of one tile's rankings: ``top`` (:func:`rank_many_columns` on ``table``) with
-    each row's uuid and name."""
+def _part(table: NodeTable, top: TopColumns, shard: int = 0) -> _Part:
+    """The part of one tile's rankings: ``top`` (:func:`rank_many_columns` on ``table``, the
+    survey's shard number ``shard``) with each row's uuid and name."""
     codes = table.name_code[top.rows]
     names: dict[int, str | None] = {
         c: bytes(table.name_vocab[c]).decode() if c > 0 else None for c in np.unique(codes).tolist()
@@ -368,6 +369,7 @@ def _part(table: NodeTable, top: TopColumns) -> _Part:
         score=top.score,
         tie=top.tie,
         shard_row=top.rows,
+        shard=np.full(len(top.rows), shard, dtype=np.int32),
         uuid=[u.decode() for u in table.uuid[top.rows].tolist()],
         name=[names[c] for c in codes.tolist()],
         terms=list(top.terms),
@@ -392,23 +394,27 @@ def _spans(lens: npt.NDArray[np.int64], at: npt.NDArray[np.int64]) -> npt.NDArra
 
 def _merge_parts(parts: Sequence[_Part], k: int) -> _Part:
     """Each job's counts added and its rows over ``parts`` cut to the best ``k`` in the
-    engine's one order (score descending, tie key, uuid; :func:`merge_tops`)."""
+    engine's one order (score descending, tie key, uuid; :func:`merge_tops`), and rows equal
+    in all three (one node in two shards) in their shards' order: the merge is the same
+    whatever the order of ``parts``, so the tree may group them as their places suit."""
     jobs = len(parts[0].counts)
     job = np.concatenate([np.repeat(np.arange(jobs, dtype=np.int64), p.counts) for p in parts])
     score = np.concatenate([p.score for p in parts])
     tie = np.concatenate([p.tie for p in parts])
     uuid = [u for p in parts for u in p.uuid]
+    shard = np.concatenate([p.shard for p in parts])
     order = np.lexsort((tie, -score, job))
     js, ss, ts = job[order], score[order], tie[order]
     same = (js[1:] == js[:-1]) & (ss[1:] == ss[:-1]) & (ts[1:] == ts[:-1])
     if same.any():  # equal score and tie key: the uuid decides (Python's order of str)
         order = order.copy()
+        shards = shard.tolist()
         for a in np.flatnonzero(same & ~np.concatenate(([False], same[:-1]))).tolist():
             b = a + 1
             while b < len(same) and same[b]:
                 b += 1
-            run = order[a : b + 1].tolist()
-            order[a : b + 1] = sorted(run, key=uuid.__getitem__)
+            run = order[a : b + 1].tolist()  # (stable: one shard's equal rows keep its order)
+            order[a : b + 1] = sorted(run, key=lambda i: (uuid[i], shards[i]))
     first = np.searchsorted(js, np.arange(jobs, dtype=np.int64))
     keep = np.arange(len(js), dtype=np.int64) - first[js] < k
     sel = order[keep]
@@ -424,6 +430,7 @@ def _merge_parts(parts: Sequence[_Part], k: int) -> _Part:
         score=score[sel],
         tie=tie[sel],
         shard_row=np.concatenate([p.shard_row for p in parts])[sel],
+        shard=shard[sel],
         uuid=[uuid[i] for i in sel_list],
         name=[names[i] for i in sel_list],
         terms=terms,
@@ -520,12 +527,13 @@ def _batch(blob: bytes) -> Sequence[Job]:
         return jobs
 
 
-def _rank_tile(table: NodeTable, jobs: Sequence[Job] | bytes, tile: _Tile) -> bytes:
-    """A tile's results packed; ``jobs`` as :meth:`_Cluster.broadcast` sends them (pickled) or
-    as they are (the synchronous scheduler)."""
+def _rank_tile(table: NodeTable, jobs: Sequence[Job] | bytes, tile: _Tile, shard: int = 0) -> bytes:
+    """A tile's results packed (``table`` is the survey's shard number ``shard``); ``jobs`` as
+    :meth:`_Cluster.broadcast` sends them (pickled) or as they are (the synchronous
+    scheduler)."""
     batch = _batch(jobs) if isinstance(jobs, bytes) else jobs
     top = rank_many_columns(batch, table, k=tile.k, now=tile.now, seed=tile.seed, stats=tile.stats)
-    return _pack(_part(table, top))
+    return _pack(_part(table, top, shard))
 
 
 def _merge(k: int, *blobs: bytes) -> bytes:
@@ -538,7 +546,9 @@ class _Runner(Protocol):
     def persist(self, items: list[Any], slots: list[int]) -> list[Any]: ...
     def compute(self, items: list[Any]) -> list[Any]: ...
     def broadcast(self, value: Any) -> Any: ...
-    def tiles(self, tables: list[Any], make: Callable[[Any], Any]) -> list[Any]: ...
+    def tiles(
+        self, tables: list[Any], make: Callable[[Any, int], Any]
+    ) -> tuple[list[Any], list[Any]]: ...
     def start(self, root: Any, tiles: list[Any]) -> Any: ...
     def finish(self, started: Any, on_tile: Callable[[], None]) -> Any: ...
 
@@ -549,8 +559,10 @@ class _Synchronous:
     def persist(self, items: list[Any], slots: list[int]) -> list[Any]:
         return list(dask_persist(*items, scheduler="synchronous"))
 
-    def tiles(self, tables: list[Any], make: Callable[[Any], Any]) -> list[Any]:
-        return [make(t) for t in tables]
+    def tiles(
+        self, tables: list[Any], make: Callable[[Any, int], Any]
+    ) -> tuple[list[Any], list[Any]]:
+        return [make(t, i) for i, t in enumerate(tables)], [None] * len(tables)
 
     def compute(self, items: list[Any]) -> list[Any]:
         return list(dask_compute(*items, scheduler="synchronous"))
@@ -592,18 +604,23 @@ class _Cluster:
             for item, i in zip(items, slots, strict=True)
         ]
 
-    def tiles(self, tables: list[Any], make: Callable[[Any], Any]) -> list[Any]:
+    def tiles(
+        self, tables: list[Any], make: Callable[[Any, int], Any]
+    ) -> tuple[list[Any], list[Any]]:
+        """``make(table, i)`` of each shard, asked to run where the shard is; and where
+        that is (a worker, or ``None``)."""
         where = self.client.who_has(tables)
-        out = []
-        for t in tables:
-            holders = list(where.get(t.key, ()))
+        out, places = [], []
+        for i, t in enumerate(tables):
+            holders = sorted(where.get(t.key, ()))
             with (
                 dask_annotate(workers=holders, allow_other_workers=True)
                 if holders
                 else contextlib.nullcontext()
             ):
-                out.append(make(t))
-        return out
+                out.append(make(t, i))
+            places.append(holders[0] if holders else None)
+        return out, places
 
     def compute(self, items: list[Any]) -> list[Any]:
         out: list[Any] = self.client.gather(self.client.compute(items))
@@ -627,14 +644,29 @@ class _Cluster:
         return root.result()
 
 
-def _tree(parts: list[Any], k: int, fan_in: int) -> Any:
+def _tree(parts: list[Any], places: list[Any], k: int, fan_in: int) -> Any:
+    """The tree reduction of a batch's tiles: each place's tiles merged together first, by
+    ``fan_in`` at a time, then the places' parts. A worker's own tiles merge where they are
+    (nothing sent), as soon as they are done, while other workers still rank. Grouped in
+    shard order, as they were, a merge of 4 tiles took 3 of them from other workers (shard
+    ``i`` is on worker ``i mod n``) and waited for all of them: per 1,000-job batch, 8
+    workers x 40 shards moved 37.8 MB between workers, now 7.2 MB (2 workers x 8 shards:
+    5.0 and 1.0 MB). On 2 local workers the wall time did not change (the time from the last
+    tile to the results: medians 50.8 and 48.6 ms, 12 runs each, interleaved). The merge's
+    answer does not depend on the grouping (:func:`_merge_parts`)."""
     merge = delayed(_merge, pure=False)
-    level = parts
-    while len(level) > 1:
-        level = [merge(k, *level[i : i + fan_in]) for i in range(0, len(level), fan_in)]
     if len(parts) == 1:
         return merge(k, parts[0])  # one shard: still a task of its own, the root
-    return level[0]
+
+    def reduced(level: list[Any]) -> Any:
+        while len(level) > 1:
+            level = [merge(k, *level[i : i + fan_in]) for i in range(0, len(level), fan_in)]
+        return level[0]
+
+    groups: dict[Any, list[Any]] = {}
+    for part, place in zip(parts, places, strict=True):
+        groups.setdefault(place, []).append(part)
+    return reduced([reduced(group) for group in groups.values()])
 
 
 def _choices(job: Job) -> tuple[Job, ...]:
@@ -793,8 +825,8 @@ class Survey:
                 return False
             batch = tuple(jobs[start : start + batch_size])
             shared = self._runner.broadcast(tuple(c for job in batch for c in _choices(job)))
-            tiles = self._runner.tiles(self._tables, lambda t: tile(t, shared, spec))
-            root = _tree(tiles, spec.k, fan_in)
+            tiles, places = self._runner.tiles(self._tables, lambda t, i: tile(t, shared, spec, i))
+            root = _tree(tiles, places, spec.k, fan_in)
             pending.append((start, batch, self._runner.start(root, tiles)))
             return True
 

@@ -28,6 +28,9 @@ from hypothesis import strategies as st
 
 pytest.importorskip("distributed")
 
+from dask.core import get_dependencies
+from dask.delayed import delayed
+
 from nodeselect import Client, NodeQuery, NodeTable, rank_many
 from nodeselect.dask import (
     _BATCHES,
@@ -43,6 +46,7 @@ from nodeselect.dask import (
     _rank_tile,
     _results,
     _Tile,
+    _tree,
     _unpack,
     connect,
     fleet_units,
@@ -610,8 +614,11 @@ def _tile_tops(draw: st.DrawFn) -> tuple[list[list[int]], list[list[list[RankedN
     return feasible, tops, k
 
 
-def _nodes_part(feasible: Sequence[int], tops: Sequence[Sequence[RankedNode]]) -> _Part:
-    """The part of ranked nodes given as objects (any uuids and names, no table behind them)."""
+def _nodes_part(
+    feasible: Sequence[int], tops: Sequence[Sequence[RankedNode]], shard: int = 0
+) -> _Part:
+    """The part of ranked nodes given as objects (any uuids and names, no table behind them),
+    as shard number ``shard`` ranked them."""
     rows = [n for top in tops for n in top]
     return _Part(
         feasible=np.array(feasible, dtype=np.int64),
@@ -619,6 +626,7 @@ def _nodes_part(feasible: Sequence[int], tops: Sequence[Sequence[RankedNode]]) -
         score=np.array([n.score for n in rows], dtype=np.float64),
         tie=np.array([n.tie_key for n in rows], dtype=np.uint64),
         shard_row=np.array([n.index for n in rows], dtype=np.int64),
+        shard=np.full(len(rows), shard, dtype=np.int32),
         uuid=[n.uuid for n in rows],
         name=[n.name for n in rows],
         terms=[tuple(top[0].terms) if top else () for top in tops],
@@ -643,6 +651,61 @@ def test_the_tree_merge_of_columnar_parts_is_merge_tops(case) -> None:
         assert top == want
         assert [r.score.hex() for r in top] == [r.score.hex() for r in want]
         assert [list(r.terms) for r in top] == [list(r.terms) for r in want]
+
+
+@given(_tile_tops(), st.randoms(use_true_random=False), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_the_merge_is_the_same_in_any_order_and_grouping(case, rnd, one_node_everywhere) -> None:
+    """The tree may group a batch's parts as their workers suit (each worker's own first):
+    merged in any order and any grouping, the parts give merge_tops in shard order, also when
+    one node is in every shard (rows equal in score, tie key and uuid: the shard decides)."""
+    feasible, tops, k = case
+    if one_node_everywhere:  # every part the first's nodes, each at its own shard's row
+        tops = [
+            [[attrs.evolve(n, index=s) for n in job] for job in tops[0]] for s in range(len(tops))
+        ]
+    parts = [_nodes_part(f, t, s) for s, (f, t) in enumerate(zip(feasible, tops, strict=True))]
+    rnd.shuffle(parts)
+    while len(parts) > 1:  # random groups of 1..3 consecutive parts, merged level by level
+        level, at = [], 0
+        while at < len(parts):
+            n = rnd.randint(1, 3)
+            level.append(_unpack(_merge(k, *[_pack(p) for p in parts[at : at + n]])))
+            at += n
+        parts = level
+    got = _results(_unpack(_merge(k, *[_pack(p) for p in parts])))
+    for j, (count, top) in enumerate(got):
+        assert count == sum(f[j] for f in feasible)
+        assert top == merge_tops([t[j] for t in tops], k)
+
+
+@pytest.mark.parametrize(
+    ("places", "fan_in"),
+    [(["a", "b"] * 2, 4), (["a", "b"] * 4, 4), (["a", "b", "c"] * 5 + ["a"], 2), (["a"] * 9, 4)],
+)
+def test_the_tree_merges_each_workers_tiles_first(places, fan_in) -> None:
+    """Each merge of tiles takes tiles of one worker only (nothing sent between workers at the
+    first level), at most fan_in inputs a merge; every tile reaches the root once; the answer
+    is the merge of every tile's part."""
+    tops = [[[RankedNode(i, f"u{i}-{r}", None, 1.0 / (r + 1), {}, (), r) for r in range(3)]]
+            for i in range(len(places))]  # fmt: skip
+    tiles = [
+        delayed(_pack)(_nodes_part([3], top, i), dask_key_name=f"tile-{i}")
+        for i, top in enumerate(tops)
+    ]
+    root = _tree(tiles, places, 2, fan_in)
+    graph = dict(root.__dask_graph__())
+    uses = collections.Counter()
+    for key in graph:
+        inputs = get_dependencies(graph, key)
+        assert len(inputs) <= fan_in
+        from_tiles = [int(str(d)[5:]) for d in inputs if str(d).startswith("tile-")]
+        uses.update(from_tiles)
+        assert len({places[i] for i in from_tiles}) <= 1, (key, from_tiles)
+    assert uses == collections.Counter(range(len(places)))
+    ((count, top),) = _results(_unpack(root.compute(scheduler="synchronous")))
+    assert count == 3 * len(places)
+    assert top == merge_tops([t[0] for t in tops], 2)
 
 
 @pytest.mark.slow
