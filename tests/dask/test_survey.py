@@ -533,9 +533,9 @@ def test_a_local_cluster_of_two_processes_gives_the_same_answer() -> None:
 
 
 def test_a_tile_ranks_a_pickled_batch_as_the_batch_itself() -> None:
-    """The cluster broadcasts a batch pickled into one bytes (Dask sent a tuple of jobs element
-    by element: 0.3 s a batch); a tile given those bytes ranks exactly what it ranks given the
-    jobs, and the cluster runner really sends bytes."""
+    """The cluster sends a batch pickled into one bytes (Dask sent a tuple of jobs element by
+    element: 0.3 s a batch); a tile given those bytes ranks exactly what it ranks given the
+    jobs, and the cluster runner really sends bytes, under a key of each batch's own."""
     t = NodeTable.synthetic(2000, seed=4, now=NOW)
     batch = tuple(JOBS)
     spec = _Tile(5, NOW, 0, table_stats(t))
@@ -543,13 +543,11 @@ def test_a_tile_ranks_a_pickled_batch_as_the_batch_itself() -> None:
     assert _results(_unpack(_rank_tile(t, pickle.dumps(batch), spec))) == want
     assert any(feasible for feasible, _ in want)
 
-    class Client:
-        def scatter(self, data: list[object], **_: object) -> list[object]:
-            return data
-
-    sent = _Cluster(Client()).broadcast(batch)  # type: ignore[arg-type]
-    assert isinstance(sent, bytes)
-    assert pickle.loads(sent) == batch
+    sent = _Cluster(None).broadcast(batch)  # type: ignore[arg-type]  # (no client used)
+    blob = sent.compute(scheduler="synchronous")  # the graph's data: the bytes themselves
+    assert isinstance(blob, bytes)
+    assert pickle.loads(blob) == batch
+    assert sent.key != _Cluster(None).broadcast(batch).key  # type: ignore[arg-type]
 
 
 def test_a_workers_tiles_of_one_batch_share_its_unpickled_jobs() -> None:
@@ -716,3 +714,43 @@ def test_two_local_clusters_at_once_raise_no_warning() -> None:
     with connect("local:1") as a, connect("local:1") as b:
         assert a.scheduler_info()["address"] != b.scheduler_info()["address"]
         assert a.submit(sum, [1, 2]).result() == b.submit(sum, [3]).result() == 3
+
+
+_LOSE_A_WORKER = """
+import os, sys
+from datetime import UTC, datetime
+from nodeselect import NodeTable, rank_many
+from nodeselect.dask import Survey, connect, synthetic_shards
+from nodeselect.jobs import GpuReq, Job
+
+now = datetime(2026, 11, 1, tzinfo=UTC)
+jobs = [Job(name=f"j{i}", gpu=GpuReq(count=1 + i % 2)) for i in range(12)]
+shards = synthetic_shards(8_000, 4, seed=8)
+whole = NodeTable.concat([s.build(now, None) for s in shards])
+want = [(r.feasible, [n.uuid for n in r.top]) for r in rank_many(jobs, whole, k=5, now=now)]
+with connect("local:2") as client, Survey(shards, client=client, now=now) as s:
+    def survey():
+        return [(r.feasible, [n.uuid for n in r.top]) for r in s.run(jobs, k=5, batch_size=5)]
+    assert survey() == want
+    lost = sorted(client.scheduler_info()["workers"])[0]
+    os.kill(client.run(os.getpid, workers=[lost])[lost], 9)  # its nanny starts another
+    assert survey() == want
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_lost_between_batches_costs_no_answer() -> None:
+    """A worker killed between two surveys (a preempted machine): its shards are built again
+    elsewhere and the next survey gives the same answer. With the jobs scattered to every
+    worker it hung: the scheduler's replication waited for the lost worker (here: killed
+    after 120 s, a failure)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _LOSE_A_WORKER],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
