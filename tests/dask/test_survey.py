@@ -679,10 +679,17 @@ def test_the_merge_is_the_same_in_any_order_and_grouping(case, rnd, one_node_eve
 
 @pytest.mark.parametrize(
     ("places", "fan_in"),
-    [(["a", "b"] * 2, 4), (["a", "b"] * 4, 4), (["a", "b", "c"] * 5 + ["a"], 2), (["a"] * 9, 4)],
+    [
+        (["a", "b"] * 2, 4),
+        (["a", "b"] * 4, 4),
+        (["a", "b"] * 2 + ["a"], 4),
+        (["a", "b", "c"] * 5 + ["a"], 2),
+        (["a"] * 9, 4),
+    ],
 )
 def test_the_tree_merges_each_workers_tiles_first(places, fan_in) -> None:
-    """Each merge of tiles takes tiles of one worker only (nothing sent between workers at the
+    """Up to fan_in tiles are merged at once (one hop); more are merged each worker's first:
+    each merge of tiles takes tiles of one worker only (nothing sent between workers at the
     first level), at most fan_in inputs a merge; every tile reaches the root once; the answer
     is the merge of every tile's part."""
     tops = [[[RankedNode(i, f"u{i}-{r}", None, 1.0 / (r + 1), {}, (), r) for r in range(3)]]
@@ -699,7 +706,11 @@ def test_the_tree_merges_each_workers_tiles_first(places, fan_in) -> None:
         assert len(inputs) <= fan_in
         from_tiles = [int(str(d)[5:]) for d in inputs if str(d).startswith("tile-")]
         uses.update(from_tiles)
-        assert len({places[i] for i in from_tiles}) <= 1, (key, from_tiles)
+        if len(places) <= fan_in and from_tiles:
+            assert key == root.key
+            assert len(from_tiles) == len(places)
+        else:
+            assert len({places[i] for i in from_tiles}) <= 1, (key, from_tiles)
     assert uses == collections.Counter(range(len(places)))
     ((count, top),) = _results(_unpack(root.compute(scheduler="synchronous")))
     assert count == 3 * len(places)
