@@ -1097,14 +1097,16 @@ def _parquet(results: Iterable[JobResult], path: Path) -> int:
     n = 0
     batch: list[JobResult] = []
     with pq.ParquetWriter(str(path), schema) as writer:
-        for result in results:
-            batch.append(result)
-            n += 1
-            if n % _FLUSH == 0:
+        try:
+            for result in results:
+                batch.append(result)
+                n += 1
+                if n % _FLUSH == 0:
+                    writer.write_table(_arrow_rows(pa, schema, batch))
+                    batch = []
+        finally:  # (results that stop midway, e.g. a lost scheduler: every job given is kept)
+            if batch or n == 0:
                 writer.write_table(_arrow_rows(pa, schema, batch))
-                batch = []
-        if batch or n == 0:
-            writer.write_table(_arrow_rows(pa, schema, batch))
     return n
 
 
@@ -1159,6 +1161,8 @@ def _arrow_rows(pa: Any, schema: Any, results: list[JobResult]) -> Any:
 def write_results(results: Iterable[JobResult], path: str | os.PathLike[str]) -> int:
     """Write results as they come to ``path``: Parquet for ``*.parquet`` (needs pyarrow),
     else JSON lines (:func:`result_rows`; scores round-trip exactly). Returns the jobs written.
+    When ``results`` raises midway (a lost scheduler), the error goes on and the file holds
+    every job given before it.
 
     Raises:
         ScaleOutError: Parquet asked without pyarrow, or the file cannot be written.

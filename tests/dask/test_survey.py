@@ -417,6 +417,29 @@ def test_results_as_parquet_when_pyarrow_is_there(tmp_path) -> None:
     ]
 
 
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_results_that_stop_midway_are_all_written(tmp_path, suffix) -> None:
+    """Results that raise midway (a lost scheduler): the error goes on, and the file holds
+    every job given before it, Parquet too (its pending rows were dropped: it writes every
+    1,000 jobs)."""
+    if suffix == ".parquet":
+        pq = pytest.importorskip("pyarrow.parquet")
+    with Survey(synthetic_shards(2000, 2, seed=1), now=NOW) as s:
+        results = list(s.run(JOBS[:4], k=2))
+
+    def stopping():
+        yield from results[:3]
+        raise RuntimeError("scheduler-connection-lost")
+
+    with pytest.raises(RuntimeError, match="scheduler-connection-lost"):
+        write_results(stopping(), tmp_path / f"r{suffix}")
+    if suffix == ".parquet":
+        rows = pq.read_table(tmp_path / f"r{suffix}").to_pylist()
+    else:
+        rows = [json.loads(line) for line in (tmp_path / f"r{suffix}").read_text().splitlines()]
+    assert sorted({r["job_index"] for r in rows}) == [0, 1, 2]
+
 @st.composite
 def _job_results(draw: st.DrawFn) -> list[JobResult]:
     """Results as a survey yields them: any job names and uuids (control and non-ASCII
