@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 
 import pytest
 
@@ -133,3 +135,58 @@ def test_survey_batch_default_is_the_librarys() -> None:
     survey = subparsers.choices["survey"]
     assert survey.get_default("batch") == DEFAULT_BATCH
     assert f"(default {DEFAULT_BATCH})" in " ".join(survey.format_help().split())
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+@pytest.mark.parametrize("verbose", [[], ["-vv"]])
+def test_a_survey_that_fails_midway_says_what_it_wrote(  # noqa: PLR0917 (fixtures)
+    jobs_file, tmp_path, capsys, monkeypatch, suffix, verbose
+) -> None:
+    """A Dask run that fails after some jobs (a lost scheduler): exit 3 with one line saying
+    how many jobs were written and where, and what failed (its first line); the file holds
+    exactly those jobs, Parquet included; Dask's own traceback (logged at ERROR by its
+    client) never reaches the terminal (-vv: its message as one line)."""
+    if suffix == ".parquet":
+        pq = pytest.importorskip("pyarrow.parquet")
+    import nodeselect.dask as nd  # noqa: PLC0415
+
+    real = nd.Survey.run
+
+    def failing(self, jobs, **kw):
+        for i, result in enumerate(real(self, jobs, **kw)):
+            if i == 2:
+                try:
+                    raise OSError("connection refused")
+                except OSError:
+                    logging.getLogger("distributed.client").exception("lost the scheduler")
+                    logging.getLogger("distributed.worker").error("a worker line")
+                raise RuntimeError("scheduler-connection-lost.\nClient lost the connection.")
+            yield result
+
+    monkeypatch.setattr(nd.Survey, "run", failing)
+    # Dask's logging as it configures it outside pytest (its own stderr handlers on
+    # "distributed" and, apart, "distributed.client", neither propagating), into a buffer
+    dask_stream = io.StringIO()
+    for name in ("distributed", "distributed.client"):
+        lg = logging.getLogger(name)
+        monkeypatch.setattr(lg, "handlers", [logging.StreamHandler(dask_stream)])
+        monkeypatch.setattr(lg, "propagate", False)
+    out = tmp_path / f"r{suffix}"
+    code = main(["survey", str(jobs_file), "--synthetic", "2000", "--top", "2",
+                 "--out", str(out), *verbose])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "Traceback" not in err
+    assert "connection refused" not in err
+    assert err.count("nodeselect: error:") == 1
+    assert (
+        f"the survey stopped after 2 jobs of 3, written to {out}: the Dask computation "
+        "failed: RuntimeError: scheduler-connection-lost." in err
+    )
+    assert ("dask: error: lost the scheduler" in err) == bool(verbose)
+    assert dask_stream.getvalue() == ""
+    if suffix == ".parquet":
+        rows = pq.read_table(out).to_pylist()
+    else:
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted({r["job_index"] for r in rows}) == [0, 1]

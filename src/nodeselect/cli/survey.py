@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -28,12 +29,45 @@ from nodeselect.cli._common import (
     EXIT_NO_FIT,
     EXIT_OK,
     fail,
+    note,
 )
 from nodeselect.cli._render import is_terminal
 from nodeselect.errors import NodeSelectError
 from nodeselect.jobs import load_jobs
 
 __all__: list[str] = []
+
+
+class _DaskLines(logging.Handler):
+    """Dask's own log records (``-vv``) as one line each, without their tracebacks."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage().strip()
+        if text:
+            note(f"dask: {record.levelname.lower()}: {text.splitlines()[0]}")
+
+
+@contextlib.contextmanager
+def _dask_logs(verbose: int) -> Iterator[None]:
+    """Dask's loggers kept off the terminal while the survey runs (``-vv``: one line per
+    record, no traceback): a client that loses its scheduler logs a traceback at ERROR before
+    the survey's own error, which says what failed."""
+    names = {"distributed", "tornado"}
+    names.update(  # Dask configures some of its loggers apart (distributed.client)
+        name
+        for name, lg in logging.root.manager.loggerDict.items()
+        if name.startswith(("distributed.", "tornado.")) and getattr(lg, "handlers", None)
+    )
+    loggers = [logging.getLogger(name) for name in sorted(names)]
+    saved = [(lg.handlers[:], lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.handlers = [_DaskLines()] if verbose >= 2 else [logging.NullHandler()]
+        lg.propagate = False
+    try:
+        yield
+    finally:
+        for lg, (handlers, propagate) in zip(loggers, saved, strict=True):
+            lg.handlers, lg.propagate = handlers, propagate
 
 
 @contextlib.contextmanager
@@ -65,6 +99,8 @@ def _run(args: argparse.Namespace) -> int:
             import pyarrow.parquet  # noqa: F401, PLC0415
         except ImportError:
             return fail(f"{args.out}: Parquet needs pyarrow (pip install pyarrow)", EXIT_INPUT)
+    done = [0, 0]  # jobs written, jobs with a fitting node
+    jobs: tuple[Any, ...] = ()
     try:
         jobs = load_jobs(args.jobs)
         if not jobs:
@@ -77,7 +113,11 @@ def _run(args: argparse.Namespace) -> int:
         else:
             shards = nd.snapshot_shards(args.snapshot)
         start = time.perf_counter()
-        with _where(args.dask) as client, nd.Survey(shards, client=client) as survey:
+        with (
+            _dask_logs(int(getattr(args, "verbose", 0) or 0)),
+            _where(args.dask) as client,
+            nd.Survey(shards, client=client) as survey,
+        ):
             total = survey.tiles(len(jobs), args.batch)
             err = Console(file=sys.stderr, highlight=False)
             bar = Progress(
@@ -95,11 +135,17 @@ def _run(args: argparse.Namespace) -> int:
                     jobs, k=args.top, seed=args.seed, batch_size=args.batch,
                     on_tile=lambda: bar.advance(task),
                 )  # fmt: skip
-                written, fits = _write(nd, results, args.out)
+                _write(nd, results, args.out, done)
     except NodeSelectError as exc:
-        return fail(str(exc), EXIT_INPUT)
+        return fail(_stopped(done, len(jobs), args.out) + str(exc), EXIT_INPUT)
     except Exception as exc:
-        return fail(f"the Dask computation failed: {type(exc).__name__}: {exc}", EXIT_API)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return fail(
+            f"{_stopped(done, len(jobs), args.out)}the Dask computation failed: "
+            f"{type(exc).__name__}{': ' + first if first else ''}",
+            EXIT_API,
+        )
+    written, fits = done
     seconds = time.perf_counter() - start
     print(
         f"nodeselect: surveyed {_count(written, 'job')} x {_count(survey.nodes, 'node')} in "
@@ -116,14 +162,21 @@ def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-def _write(nd: Any, results: Iterator[Any], out: Path) -> tuple[int, int]:
-    fits = 0
+def _stopped(done: list[int], jobs: int, out: Path) -> str:
+    """What a survey that stopped had written (nothing when it wrote nothing)."""
+    if not done[0]:
+        return ""
+    return f"the survey stopped after {_count(done[0], 'job')} of {jobs:,}, written to {out}: "
+
+
+def _write(nd: Any, results: Iterator[Any], out: Path, done: list[int]) -> None:
+    """Write ``results`` to ``out``, counting in ``done`` the jobs written and those with a
+    fitting node as they go (a survey that fails midway has written every job before)."""
 
     def counted() -> Iterator[Any]:
-        nonlocal fits
         for r in results:
-            fits += bool(r.top)
             yield r
+            done[0] += 1  # (the writer asks for the next one once this one is written)
+            done[1] += bool(r.top)
 
-    written: int = nd.write_results(counted(), out)
-    return written, fits
+    nd.write_results(counted(), out)
