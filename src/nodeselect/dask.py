@@ -41,6 +41,7 @@ import logging
 import math
 import os
 import pickle
+import signal
 import threading
 import uuid as uuidlib
 from collections import deque
@@ -996,6 +997,33 @@ _QUIET: Final = {
 
 
 @contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT ignored while a local cluster starts (in the main thread): its worker
+    processes, started meanwhile, inherit that and keep it, and the start is not cut short.
+    A Ctrl-C then (~1-2 s) printed every starting worker's traceback, and the half-built
+    cluster's traceback at exit. It is lost, not held: a signal ignored is discarded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def dask_setup(worker: Any) -> None:
+    """(Dask's preload hook, which ``connect("local:N")`` names for its workers.) The worker
+    process ignores SIGINT: a Ctrl-C at a terminal goes to every process of the group, and
+    each worker printed its KeyboardInterrupt traceback while the driver, which handles the
+    Ctrl-C, shut the cluster down. Workers started with the cluster already ignore it
+    (:func:`_interrupts_held`); this covers one the nanny starts again later. (A worker's
+    event loop runs in its main thread, where Python lets signal handlers be set.)"""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
 def connect(spec: str) -> Iterator[distributed.Client]:
     """A client for ``local:N`` (a ``LocalCluster`` of N worker processes, one thread each,
     no dashboard (and so no profiler, and the servers' loop ticks and system monitors slowed
@@ -1013,23 +1041,23 @@ def connect(spec: str) -> Iterator[distributed.Client]:
                 f"{spec!r}: expected local:N with N >= 1 worker processes (e.g. local:2), "
                 "or a scheduler address such as tcp://host:8786"
             )
-        with (
-            dask_config.set({_TRIM: None, _STEALING: False, _PROFILE: False, **_QUIET}),
-            distributed.LocalCluster(
-                n_workers=int(n),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                # the scheduler's HTTP server (health, metrics) starts even without a
-                # dashboard, on port 8787 unless told: a second local cluster (another
-                # survey, a test beside it) then found the port taken and warned
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                silence_logs=logging.CRITICAL,  # a worker outliving the scheduler at exit
-                memory_limit=0,  # no spilling: a spilled shard comes back without its caches
-            ) as cluster,
-            distributed.Client(cluster) as client,
-        ):
-            yield client
+        with dask_config.set({_TRIM: None, _STEALING: False, _PROFILE: False, **_QUIET}):
+            with _interrupts_held():
+                cluster = distributed.LocalCluster(
+                    n_workers=int(n),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    # the scheduler's HTTP server (health, metrics) starts even without a
+                    # dashboard, on port 8787 unless told: a second local cluster (another
+                    # survey, a test beside it) then found the port taken and warned
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                    silence_logs=logging.CRITICAL,  # a worker outliving the scheduler at exit
+                    memory_limit=0,  # no spilling: a spilled shard returns without its caches
+                    preload=[__name__],  # dask_setup: a worker leaves Ctrl-C to the driver
+                )
+            with cluster, distributed.Client(cluster) as client:
+                yield client
         return
     if "://" not in spec:
         raise ScaleOutError(

@@ -5,6 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -190,3 +195,42 @@ def test_a_survey_that_fails_midway_says_what_it_wrote(  # noqa: PLR0917 (fixtur
     else:
         rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted({r["job_index"] for r in rows}) == [0, 1]
+
+
+_SURVEY_THEN_WAIT = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # (whatever the test runner ignores)
+from nodeselect.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_local_cluster_survey_is_one_line(tmp_path) -> None:
+    """A Ctrl-C at a terminal goes to the whole process group: the CLI and the local
+    cluster's worker processes. Exit 130 with one line, and no traceback from anyone: each
+    worker printed its KeyboardInterrupt traceback, and asyncio logged Dask's own tasks cut
+    short. Interrupted once results are being written (the cluster is up and ranking)."""
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text("".join(
+        f'[[job]]\nname = "j{i}"\n[job.gpu]\ncount = {1 + i % 3}\n' for i in range(1500)
+    ))  # fmt: skip
+    out = tmp_path / "r.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SURVEY_THEN_WAIT, "survey", str(jobs), "--synthetic",
+         "1000000", "--batch", "100", "--dask", "local:2", "--out", str(out)],
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while not (out.exists() and out.stat().st_size) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no results within 90 s"
+            time.sleep(0.05)
+        assert proc.poll() is None, "the survey ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert err == "nodeselect: error: interrupted\n"

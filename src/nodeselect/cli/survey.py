@@ -52,7 +52,8 @@ def _dask_logs(verbose: int) -> Iterator[None]:
     """Dask's loggers kept off the terminal while the survey runs (``-vv``: one line per
     record, no traceback): a client that loses its scheduler logs a traceback at ERROR before
     the survey's own error, which says what failed."""
-    names = {"distributed", "tornado"}
+    names = {"distributed", "tornado", "asyncio"}  # (asyncio: "Task exception was never
+    # retrieved" and its traceback, for Dask's own tasks cut short by a Ctrl-C)
     names.update(  # Dask configures some of its loggers apart (distributed.client)
         name
         for name, lg in logging.root.manager.loggerDict.items()
