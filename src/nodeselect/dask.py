@@ -37,11 +37,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import math
 import os
 import pickle
 import signal
+import sys
 import threading
 import uuid as uuidlib
 from collections import deque
@@ -544,7 +546,24 @@ def _merge(k: int, *blobs: bytes) -> bytes:
 
 
 # ------------------------------------------------------------------------------- the runners
+@functools.cache
+def _code() -> tuple[str, str, str]:
+    """This process's nodeselect version, a digest of its Python source (every ``.py`` file
+    of the package: an editable install and a wheel of the same code agree), and numpy's
+    major.minor: what must agree between the driver and every worker for the answer to be
+    the single-machine one. ~5 ms, once per process."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if "__pycache__" not in path.parts:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    version = getattr(sys.modules["nodeselect"], "__version__", "?")
+    return str(version), digest.hexdigest()[:12], ".".join(np.__version__.split(".")[:2])
+
+
 class _Runner(Protocol):
+    def check(self) -> None: ...
     def persist(self, items: list[Any], slots: list[int]) -> list[Any]: ...
     def compute(self, items: list[Any]) -> list[Any]: ...
     def broadcast(self, value: Any) -> Any: ...
@@ -557,6 +576,9 @@ class _Runner(Protocol):
 
 class _Synchronous:
     """Dask's synchronous scheduler, in this process (tests, small fleets)."""
+
+    def check(self) -> None:
+        return None
 
     def persist(self, items: list[Any], slots: list[int]) -> list[Any]:
         return list(dask_persist(*items, scheduler="synchronous"))
@@ -595,6 +617,35 @@ class _Cluster:
 
     def __init__(self, client: distributed.Client) -> None:
         self.client = client
+
+    def check(self) -> None:
+        """Every worker runs this driver's nodeselect code and numpy (:func:`_code`): a
+        cluster with another version somewhere ranks its shards with other rules, and the
+        merged answer is no machine's.
+
+        Raises:
+            ScaleOutError: a worker runs other code, or cannot import nodeselect.
+        """
+        here = _code()
+        try:
+            there: dict[str, tuple[str, str, str]] = self.client.run(_code)
+        except Exception as exc:  # a worker without nodeselect cannot even unpickle _code
+            raise ScaleOutError(
+                f"could not ask the workers which nodeselect they run ({type(exc).__name__}: "
+                f"{exc}); install nodeselect[dask] on every worker, the same as here "
+                f"(nodeselect {here[0]}, source {here[1]}, numpy {here[2]})"
+            ) from None
+        odd = {w: v for w, v in sorted(there.items()) if tuple(v) != here}
+        if odd:
+            shown = "; ".join(
+                f"{w}: nodeselect {v[0]}, source {v[1]}, numpy {v[2]}" for w, v in odd.items()
+            )
+            raise ScaleOutError(
+                f"{len(odd)} of {len(there)} workers run other code than this driver "
+                f"(nodeselect {here[0]}, source {here[1]}, numpy {here[2]}): {shown}; the "
+                "answer would not be the single-machine one: install the same nodeselect "
+                "and numpy on every worker"
+            )
 
     def persist(self, items: list[Any], slots: list[int]) -> list[Any]:
         workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
@@ -720,7 +771,8 @@ class Survey:
     Use it as a context manager (or call :meth:`close`) to free the shards on the workers.
 
     Raises:
-        ScaleOutError: no shards, an unreachable address, or shards whose units disagree.
+        ScaleOutError: no shards, an unreachable address, shards whose units disagree, or
+            a worker running other nodeselect code or numpy than this process.
         SnapshotError: a shard file cannot be read.
     """
 
@@ -747,6 +799,7 @@ class Survey:
             raise
 
     def _setup(self, units: Units | None) -> None:
+        self._runner.check()
         build = delayed(_build, pure=False)
         summary = delayed(_summary, pure=False)
         self._tables: list[Any] = self._runner.persist(

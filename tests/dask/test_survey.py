@@ -11,12 +11,14 @@ import itertools
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
 import uuid as uuidlib
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import attrs
 import httpx
@@ -40,6 +42,7 @@ from nodeselect.dask import (
     Survey,
     _batch,
     _Cluster,
+    _code,
     _merge,
     _pack,
     _Part,
@@ -788,3 +791,59 @@ def test_a_worker_lost_between_batches_costs_no_answer() -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
+
+
+
+class _Workers:
+    """A client whose workers answer ``run`` as given (or raise it)."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    def run(self, fn: object) -> object:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_workers_running_other_code_are_refused_by_name() -> None:
+    """Every worker must run this driver's nodeselect source and numpy (major.minor): a
+    worker with other code ranks its shards by other rules, and the merged answer is no
+    machine's. The refusal names each odd worker and what it runs, and what this one runs."""
+    here = _code()
+    assert here == _code()  # (computed once)
+    assert len(here[1]) == 12
+    _Cluster(_Workers({"tcp://a:1": here, "tcp://b:1": list(here)})).check()  # type: ignore[arg-type]
+    odd = (here[0], "0" * 12, here[2])
+    with pytest.raises(ScaleOutError) as exc:
+        _Cluster(_Workers({"tcp://a:1": here, "tcp://b:1": odd})).check()  # type: ignore[arg-type]
+    message = str(exc.value)
+    assert "1 of 2 workers" in message
+    assert f"tcp://b:1: nodeselect {here[0]}, source 000000000000" in message
+    assert "tcp://a:1" not in message
+    assert f"source {here[1]}, numpy {here[2]}" in message
+    lost = ModuleNotFoundError("No module named 'nodeselect'")
+    with pytest.raises(ScaleOutError, match=r"install nodeselect\[dask\] on every worker"):
+        _Cluster(_Workers(lost)).check()  # type: ignore[arg-type]
+
+
+def test_the_code_digest_follows_the_source(tmp_path, monkeypatch) -> None:
+    """The digest is of the package's Python source: one byte more in one file changes it."""
+    import nodeselect.dask as nd  # noqa: PLC0415
+
+    original = _code()
+    src = Path(nd.__file__).resolve().parent
+    copy = tmp_path / "nodeselect"
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    monkeypatch.setattr(nd, "__file__", str(copy / "dask.py"))
+    _code.cache_clear()
+    try:
+        same = _code()
+        (copy / "engine" / "__init__.py").write_text(
+            (copy / "engine" / "__init__.py").read_text() + "\n"
+        )
+        _code.cache_clear()
+        assert _code()[1] != same[1]
+    finally:
+        _code.cache_clear()
+    assert same == original  # a copy of the same source (no caches, no compiled module)
