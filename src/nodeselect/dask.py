@@ -116,6 +116,8 @@ __all__ = [
     "write_results",
 ]
 
+_log: Final = logging.getLogger("nodeselect.dask")
+
 #: Jobs per batch (a tile is one batch x one shard). A batch pays each job group's GPU layout
 #: and the per-node score inputs once per shard: 4,000 jobs x 1M nodes in 4 shards took one
 #: process 3.75 s in batches of 4,000 against 4.16 s in batches of 1,000 (medians of 3,
@@ -635,6 +637,12 @@ class _Cluster:
                 f"{exc}); install nodeselect[dask] on every worker, the same as here "
                 f"(nodeselect {here[0]}, source {here[1]}, numpy {here[2]})"
             ) from None
+        if not there:  # (an adaptive cluster starts its workers when tasks wait)
+            _log.warning(
+                "the Dask scheduler has no workers yet; the survey waits for them (start "
+                "some with: dask worker %s)",
+                getattr(self.client.scheduler, "address", "<scheduler address>"),
+            )
         odd = {w: v for w, v in sorted(there.items()) if tuple(v) != here}
         if odd:
             shown = "; ".join(

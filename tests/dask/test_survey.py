@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import itertools
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -797,6 +798,8 @@ def test_a_worker_lost_between_batches_costs_no_answer() -> None:
 class _Workers:
     """A client whose workers answer ``run`` as given (or raise it)."""
 
+    scheduler = None  # (no address to name)
+
     def __init__(self, answer: object) -> None:
         self.answer = answer
 
@@ -806,10 +809,11 @@ class _Workers:
         return self.answer
 
 
-def test_workers_running_other_code_are_refused_by_name() -> None:
+def test_workers_running_other_code_are_refused_by_name(caplog) -> None:
     """Every worker must run this driver's nodeselect source and numpy (major.minor): a
     worker with other code ranks its shards by other rules, and the merged answer is no
-    machine's. The refusal names each odd worker and what it runs, and what this one runs."""
+    machine's. The refusal names each odd worker and what it runs, and what this one runs. No
+    worker yet (an adaptive cluster) is a warning: the survey waits."""
     here = _code()
     assert here == _code()  # (computed once)
     assert len(here[1]) == 12
@@ -822,6 +826,9 @@ def test_workers_running_other_code_are_refused_by_name() -> None:
     assert f"tcp://b:1: nodeselect {here[0]}, source 000000000000" in message
     assert "tcp://a:1" not in message
     assert f"source {here[1]}, numpy {here[2]}" in message
+    with caplog.at_level(logging.WARNING, logger="nodeselect.dask"):
+        _Cluster(_Workers({})).check()  # type: ignore[arg-type]  # (no worker yet)
+    assert "no workers yet; the survey waits for them" in caplog.text
     lost = ModuleNotFoundError("No module named 'nodeselect'")
     with pytest.raises(ScaleOutError, match=r"install nodeselect\[dask\] on every worker"):
         _Cluster(_Workers(lost)).check()  # type: ignore[arg-type]
