@@ -16,7 +16,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from nodeselect.cli._common import (
     EXIT_API,
     EXIT_INPUT,
+    EXIT_INTERRUPTED,
     EXIT_NO_FIT,
     EXIT_OK,
     fail,
@@ -69,6 +70,33 @@ def _dask_logs(verbose: int) -> Iterator[None]:
     finally:
         for lg, (handlers, propagate) in zip(loggers, saved, strict=True):
             lg.handlers, lg.propagate = handlers, propagate
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[Callable[[], None]]:
+    """A check that raises ``KeyboardInterrupt`` again if one was swallowed, called at each
+    tile and each result. A Ctrl-C raises where the main thread is, and there it can be
+    inside a finalizer (a Dask future's ``__del__``), whose exceptions Python reports as
+    "Exception ignored in ..." and drops: the survey then ran to its end (seen under load in
+    the slow suite). Such a KeyboardInterrupt is noted here, not printed."""
+    swallowed = [False]
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            swallowed[0] = True
+        else:
+            previous(unraisable)
+
+    def check() -> None:
+        if swallowed[0]:
+            raise KeyboardInterrupt
+
+    sys.unraisablehook = hook
+    try:
+        yield check
+    finally:
+        sys.unraisablehook = previous
 
 
 @contextlib.contextmanager
@@ -116,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         with (
             _dask_logs(int(getattr(args, "verbose", 0) or 0)),
+            _interrupts() as interrupted,
             _where(args.dask) as client,
             nd.Survey(shards, client=client) as survey,
         ):
@@ -131,12 +160,19 @@ def _run(args: argparse.Namespace) -> int:
                 disable=not is_terminal(sys.stderr),
             )
             task = bar.add_task("tiles", total=total)
+
+            def tick() -> None:
+                interrupted()
+                bar.advance(task)
+
             with bar:
                 results = survey.run(
                     jobs, k=args.top, seed=args.seed, batch_size=args.batch,
-                    on_tile=lambda: bar.advance(task),
+                    on_tile=tick,
                 )  # fmt: skip
-                _write(nd, results, args.out, done)
+                _write(nd, results, args.out, done, interrupted)
+    except KeyboardInterrupt:
+        return fail(_stopped(done, len(jobs), args.out) + "interrupted", EXIT_INTERRUPTED)
     except NodeSelectError as exc:
         return fail(_stopped(done, len(jobs), args.out) + str(exc), EXIT_INPUT)
     except Exception as exc:
@@ -170,12 +206,16 @@ def _stopped(done: list[int], jobs: int, out: Path) -> str:
     return f"the survey stopped after {_count(done[0], 'job')} of {jobs:,}, written to {out}: "
 
 
-def _write(nd: Any, results: Iterator[Any], out: Path, done: list[int]) -> None:
+def _write(
+    nd: Any, results: Iterator[Any], out: Path, done: list[int], check: Callable[[], None]
+) -> None:
     """Write ``results`` to ``out``, counting in ``done`` the jobs written and those with a
-    fitting node as they go (a survey that fails midway has written every job before)."""
+    fitting node as they go (a survey that fails midway has written every job before);
+    ``check`` before each result (:func:`_interrupts`)."""
 
     def counted() -> Iterator[Any]:
         for r in results:
+            check()
             yield r
             done[0] += 1  # (the writer asks for the next one once this one is written)
             done[1] += bool(r.top)
