@@ -1058,11 +1058,12 @@ _QUIET: Final = {
 
 
 @contextlib.contextmanager
-def _interrupts_held() -> Iterator[None]:
+def _interrupts_ignored() -> Iterator[None]:
     """SIGINT ignored while a local cluster starts (in the main thread): its worker
     processes, started meanwhile, inherit that and keep it, and the start is not cut short.
     A Ctrl-C then (~1-2 s) printed every starting worker's traceback, and the half-built
-    cluster's traceback at exit. It is lost, not held: a signal ignored is discarded."""
+    cluster's traceback at exit. A Ctrl-C meanwhile is lost: an ignored signal is discarded
+    (blocking it instead would hold it, but the workers' spawn resets the signal mask)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -1078,7 +1079,7 @@ def dask_setup(worker: Any) -> None:
     process ignores SIGINT: a Ctrl-C at a terminal goes to every process of the group, and
     each worker printed its KeyboardInterrupt traceback while the driver, which handles the
     Ctrl-C, shut the cluster down. Workers started with the cluster already ignore it
-    (:func:`_interrupts_held`); this covers one the nanny starts again later. (A worker's
+    (:func:`_interrupts_ignored`); this covers one the nanny starts again later. (A worker's
     event loop runs in its main thread, where Python lets signal handlers be set.)"""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -1103,7 +1104,7 @@ def connect(spec: str) -> Iterator[distributed.Client]:
                 "or a scheduler address such as tcp://host:8786"
             )
         with dask_config.set({_TRIM: None, _STEALING: False, _PROFILE: False, **_QUIET}):
-            with _interrupts_held():
+            with _interrupts_ignored():
                 cluster = distributed.LocalCluster(
                     n_workers=int(n),
                     threads_per_worker=1,
