@@ -186,8 +186,9 @@ def test_a_survey_that_fails_midway_says_what_it_wrote(  # noqa: PLR0917 (fixtur
     assert "connection refused" not in err
     assert err.count("nodeselect: error:") == 1
     assert (
-        f"the survey stopped after 2 jobs of 3, written to {out}: the Dask computation "
-        "failed: RuntimeError: scheduler-connection-lost." in err
+        f"the survey stopped after 2 jobs of 3, written to {out} (to survey the rest: --skip 2 "
+        "and another --out): the Dask computation failed: RuntimeError: "
+        "scheduler-connection-lost." in err
     )
     assert ("dask: error: lost the scheduler" in err) == bool(verbose)
     assert dask_stream.getvalue() == ""
@@ -237,13 +238,14 @@ def test_ctrl_c_during_a_local_cluster_survey_is_one_line(tmp_path) -> None:
     assert proc.returncode == 130, err
     said = re.fullmatch(
         r"nodeselect: error: the survey stopped after ([\d,]+) jobs? of 1,500, written to "
-        r"(.*): interrupted\n",
+        r"(.*) \(to survey the rest: --skip (\d+) and another --out\): interrupted\n",
         err,
     )
     assert said, err
     written = {json.loads(line)["job_index"] for line in out.read_text().splitlines()}
     assert written == set(range(int(said[1].replace(",", ""))))
     assert said[2] == str(out)
+    assert int(said[3]) == len(written)
 
 
 def test_a_ctrl_c_swallowed_by_a_finalizer_is_raised_at_the_next_check(monkeypatch) -> None:
@@ -272,3 +274,51 @@ def test_a_ctrl_c_swallowed_by_a_finalizer_is_raised_at_the_next_check(monkeypat
         Finalized(ValueError("other"))
     assert [type(e) for e in reported] == [ValueError]
     assert sys.unraisablehook is before
+
+
+def test_skip_surveys_the_rest_of_a_job_file(jobs_file, tmp_path, capsys) -> None:
+    """--skip N leaves out the first N jobs, as a survey that stopped after N says: the rest
+    keep their job_index, and their rows are the whole run's; a skip outside 0..jobs-1, or
+    onto an existing file (the stopped survey's own results, most likely), is refused with
+    exit 2."""
+    args = ["survey", str(jobs_file), "--synthetic", "3000", "--shards", "2", "--top", "2"]
+    assert main([*args, "--out", str(tmp_path / "all.jsonl")]) == EXIT_NO_FIT
+    assert main([*args, "--skip", "1", "--out", str(tmp_path / "rest.jsonl")]) == EXIT_NO_FIT
+    err = capsys.readouterr().err
+    assert "surveyed 2 jobs (the first 1 left out) x 3,000 nodes" in err
+    whole = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    rest = [json.loads(line) for line in (tmp_path / "rest.jsonl").read_text().splitlines()]
+    assert rest == [r for r in whole if r["job_index"] >= 1]
+    for bad in ("3", "-1"):
+        assert main([*args, "--skip", bad, "--out", str(tmp_path / "x.jsonl")]) == EXIT_INPUT
+        assert f"--skip {bad}: " in capsys.readouterr().err
+    # the stopped survey's own file is not overwritten by the rest
+    before = (tmp_path / "all.jsonl").read_bytes()
+    assert main([*args, "--skip", "1", "--out", str(tmp_path / "all.jsonl")]) == EXIT_INPUT
+    assert "with --skip, write the rest to a new file" in capsys.readouterr().err
+    assert (tmp_path / "all.jsonl").read_bytes() == before
+
+
+def test_a_stop_after_a_skip_names_the_jobs_written(jobs_file, tmp_path, capsys, monkeypatch):
+    """A survey started with --skip that stops: which jobs the file holds, and the next
+    --skip."""
+    import nodeselect.dask as nd  # noqa: PLC0415
+
+    real = nd.Survey.run
+
+    def failing(self, jobs, **kw):
+        for i, result in enumerate(real(self, jobs, **kw)):
+            if i == 1:
+                raise RuntimeError("lost")
+            yield result
+
+    monkeypatch.setattr(nd.Survey, "run", failing)
+    out = tmp_path / "r.jsonl"
+    code = main(["survey", str(jobs_file), "--synthetic", "2000", "--skip", "1",
+                 "--out", str(out)])  # fmt: skip
+    assert code == 3
+    assert (
+        f"the survey stopped after 2 jobs of 3, job 1 written to {out} (to survey the "
+        "rest: --skip 2 and another --out)" in capsys.readouterr().err
+    )
+    assert {json.loads(line)["job_index"] for line in out.read_text().splitlines()} == {1}

@@ -442,6 +442,14 @@ def register_survey(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="jobs per tile (default 4000)",
     )
     p.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
+    p.add_argument(
+        "--skip",
+        metavar="N",
+        type=int,
+        default=0,
+        help="leave out the first N jobs of JOBS.toml, as a survey that stopped after N jobs "
+        "says (the rest keep their job_index; give another --out)",
+    )
     p.set_defaults(handler=lazy_handler("nodeselect.cli.survey", "_run"))
 
 

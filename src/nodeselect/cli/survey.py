@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -130,10 +131,23 @@ def _run(args: argparse.Namespace) -> int:
             return fail(f"{args.out}: Parquet needs pyarrow (pip install pyarrow)", EXIT_INPUT)
     done = [0, 0]  # jobs written, jobs with a fitting node
     jobs: tuple[Any, ...] = ()
+    skip = int(getattr(args, "skip", 0) or 0)
     try:
         jobs = load_jobs(args.jobs)
         if not jobs:
             return fail(f"{args.jobs}: no [[job]] tables found", EXIT_INPUT)
+        if not 0 <= skip < len(jobs):
+            return fail(
+                f"--skip {skip}: {args.jobs} has {_count(len(jobs), 'job')}; give 0 <= --skip "
+                f"< {len(jobs):,}",
+                EXIT_INPUT,
+            )
+        if skip and args.out.exists():  # (most likely the stopped survey's own results)
+            return fail(
+                f"--out {args.out} exists: with --skip, write the rest to a new file (the "
+                "first jobs' results may be in that one)",
+                EXIT_INPUT,
+            )
         if args.synthetic is not None:
             count = args.shards or max(1, -(-args.synthetic // 250_000))
             shards: tuple[nd.ShardSource, ...] = nd.synthetic_shards(
@@ -148,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
             _where(args.dask) as client,
             nd.Survey(shards, client=client) as survey,
         ):
-            total = survey.tiles(len(jobs), args.batch)
+            total = survey.tiles(len(jobs) - skip, args.batch)
             err = Console(file=sys.stderr, highlight=False)
             bar = Progress(
                 TextColumn("ranking tiles"),
@@ -167,25 +181,29 @@ def _run(args: argparse.Namespace) -> int:
 
             with bar:
                 results = survey.run(
-                    jobs, k=args.top, seed=args.seed, batch_size=args.batch,
+                    jobs[skip:], k=args.top, seed=args.seed, batch_size=args.batch,
                     on_tile=tick,
                 )  # fmt: skip
+                if skip:  # (each job keeps its index in JOBS.toml)
+                    results = (attrs.evolve(r, index=r.index + skip) for r in results)
                 _write(nd, results, args.out, done, interrupted)
     except KeyboardInterrupt:
-        return fail(_stopped(done, len(jobs), args.out) + "interrupted", EXIT_INTERRUPTED)
+        return fail(_stopped(done, skip, len(jobs), args.out) + "interrupted", EXIT_INTERRUPTED)
     except NodeSelectError as exc:
-        return fail(_stopped(done, len(jobs), args.out) + str(exc), EXIT_INPUT)
+        return fail(_stopped(done, skip, len(jobs), args.out) + str(exc), EXIT_INPUT)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return fail(
-            f"{_stopped(done, len(jobs), args.out)}the Dask computation failed: "
+            f"{_stopped(done, skip, len(jobs), args.out)}the Dask computation failed: "
             f"{type(exc).__name__}{': ' + first if first else ''}",
             EXIT_API,
         )
     written, fits = done
     seconds = time.perf_counter() - start
+    skipped = f" (the first {skip:,} left out)" if skip else ""
     print(
-        f"nodeselect: surveyed {_count(written, 'job')} x {_count(survey.nodes, 'node')} in "
+        f"nodeselect: surveyed {_count(written, 'job')}{skipped} x "
+        f"{_count(survey.nodes, 'node')} in "
         f"{_count(len(shards), 'shard')} ({_count(total, 'tile')}) in {seconds:.1f} s; "
         f"{_count(fits, 'job')} {'has' if fits == 1 else 'have'} a fitting node; "
         f"wrote {args.out}",
@@ -199,11 +217,17 @@ def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-def _stopped(done: list[int], jobs: int, out: Path) -> str:
-    """What a survey that stopped had written (nothing when it wrote nothing)."""
+def _stopped(done: list[int], skip: int, jobs: int, out: Path) -> str:
+    """What a survey that stopped had written, and how to survey the rest (nothing when it
+    wrote nothing: the same command again)."""
     if not done[0]:
         return ""
-    return f"the survey stopped after {_count(done[0], 'job')} of {jobs:,}, written to {out}: "
+    end = skip + done[0]
+    which = "" if not skip else f"job {skip:,} " if done[0] == 1 else f"jobs {skip:,}-{end - 1:,} "
+    return (
+        f"the survey stopped after {_count(end, 'job')} of {jobs:,}, {which}written to {out} "
+        f"(to survey the rest: --skip {end} and another --out): "
+    )
 
 
 def _write(
