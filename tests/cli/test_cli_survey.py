@@ -286,6 +286,9 @@ def test_skip_surveys_the_rest_of_a_job_file(jobs_file, tmp_path, capsys) -> Non
     assert main([*args, "--skip", "1", "--out", str(tmp_path / "rest.jsonl")]) == EXIT_NO_FIT
     err = capsys.readouterr().err
     assert "surveyed 2 jobs (the first 1 left out) x 3,000 nodes" in err
+    # the summary is a note: -q leaves it out
+    assert main([*args, "-q", "--out", str(tmp_path / "q.jsonl")]) == EXIT_NO_FIT
+    assert capsys.readouterr().err == ""
     whole = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
     rest = [json.loads(line) for line in (tmp_path / "rest.jsonl").read_text().splitlines()]
     assert rest == [r for r in whole if r["job_index"] >= 1]

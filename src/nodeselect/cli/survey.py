@@ -201,13 +201,11 @@ def _run(args: argparse.Namespace) -> int:
     written, fits = done
     seconds = time.perf_counter() - start
     skipped = f" (the first {skip:,} left out)" if skip else ""
-    print(
-        f"nodeselect: surveyed {_count(written, 'job')}{skipped} x "
-        f"{_count(survey.nodes, 'node')} in "
+    note(  # (a note: -q leaves it out, as every command's)
+        f"surveyed {_count(written, 'job')}{skipped} x {_count(survey.nodes, 'node')} in "
         f"{_count(len(shards), 'shard')} ({_count(total, 'tile')}) in {seconds:.1f} s; "
         f"{_count(fits, 'job')} {'has' if fits == 1 else 'have'} a fitting node; "
-        f"wrote {args.out}",
-        file=sys.stderr,
+        f"wrote {args.out}"
     )
     return EXIT_OK if fits == written else EXIT_NO_FIT
 
