@@ -318,3 +318,43 @@ def test_the_text_header_line_appears_only_when_something_is_not_default() -> No
     assert "gpu load in percent" in line
     default, _ = _table([_doc(i) for i in range(3)])
     assert telemetry_units_line(default.units.to_dict()) is None
+
+
+@pytest.mark.parametrize(
+    ("total", "known"),
+    [(3.9377075871029815e21, 2.1904225536270782e-287), (1e-300, 1e300), (1.7e308, 1e-10)],
+)
+def test_a_size_ratio_beyond_floats_agrees_with_no_unit_and_warns_nothing(total, known) -> None:
+    """A telemetry total and a known size so far apart that their ratio overflows to inf or
+    underflows to 0 (found by hypothesis in the slow suite: a 3.9e21 total against a
+    2.2e-287 GB card) agree with no unit, and numpy's overflow warning does not surface
+    (warnings are errors here); a sane pair beside it still decides."""
+    from nodeselect.table import infer_size_unit  # noqa: PLC0415
+
+    d = infer_size_unit(
+        "vram", np.array([total]), np.array([known]), reporting=1, source="the known total"
+    )
+    assert d.unit is None
+    assert d.agreeing == 0
+    sizes = [8.0, 12.0, 16.0, 24.0, 40.0, 48.0, 80.0, 80.0, 94.0, 141.0, 192.0] * 2
+    sane = infer_size_unit(
+        "vram",
+        np.array([total, *sizes]),
+        np.array([known, *sizes]),
+        reporting=len(sizes) + 1,
+        source="the known total",
+    )
+    assert sane.unit == "GB"
+    assert sane.agreeing == len(sizes)
+
+
+
+def test_sizes_beyond_floats_are_implausible_without_a_warning() -> None:
+    """A total whose ratio to the known size overflows (or whose free * (1 + eps) does) is
+    implausible, and numpy's overflow warning does not surface (warnings are errors here)."""
+    from nodeselect.table import implausible_sizes  # noqa: PLC0415
+
+    free = np.array([1.7e308, 10.0, 1e-300])
+    total = np.array([1.7e308, 16.0, 1e-300])
+    known = np.array([1e-10, 16.0, 1e300])
+    assert implausible_sizes(free, total, known).tolist() == [True, False, True]

@@ -220,13 +220,16 @@ def infer_size_unit(
     if n == 0:
         why = "no telemetry" if reporting == 0 else f"no node has both the telemetry and {source}"
         return UnitDecision(quantity, None, why, 0, 0)
-    logr = np.log(tele_total[ok] / known_gb[ok])
+    # absurd pairs (3.9e21 / 2.2e-287) overflow to inf or underflow to 0: their logs are
+    # +-inf, which agree with no unit (numpy's warnings about them are noise)
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        logr = np.log(tele_total[ok] / known_gb[ok])
+        median = float(np.exp(np.median(logr)))
     best, best_count = "", -1
     for unit, factor in SIZE_FACTORS.items():
         c = int(np.count_nonzero(np.abs(logr - math.log(factor)) <= _LOG_TOL))
         if c > best_count:
             best, best_count = unit, c
-    median = float(np.exp(np.median(logr)))
     need = max(AGREE_SHARE * n, min(MIN_EVIDENCE, reporting))
     what = (
         f"telemetry total / {source} on {n}: {best_count} agree with {best} "
@@ -261,8 +264,9 @@ def infer_load_unit(quantity: str, values: F64, *, source: str) -> UnitDecision:
 def implausible_sizes(free: F64, total: F64, known_gb: F64) -> B:
     """Per node (GPU), sizes already in GB that cannot be right: a negative free or total,
     free above total, or a total off the known total by more than :data:`SIZE_TOLERANCE`.
-    NaN values are not implausible (they are unknown)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
+    NaN values are not implausible (they are unknown). A ratio beyond floats (overflowing to
+    inf, or underflowing to 0) is implausible, without numpy's warning."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         bad = (free < 0) | (total < 0) | (free > total * (1.0 + _EPS))
         ratio = total / known_gb
         bad |= (known_gb > 0) & ((ratio > SIZE_TOLERANCE) | (ratio < 1.0 / SIZE_TOLERANCE))
