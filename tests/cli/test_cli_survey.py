@@ -116,6 +116,8 @@ def test_survey_of_synthetic_shards(jobs_file, tmp_path, capsys) -> None:
         (["--synthetic", "10", "--dask", "local:x"], "expected local:N"),
         (["--synthetic", "10", "--top", "-1"], "--top >= 0"),
         (["--snapshot", "nope", "--shards", "2"], "--shards goes with --synthetic"),
+        (["--synthetic", "10", "--shards", "0"], "--shards 0: give --synthetic >= 0 nodes"),
+        (["--synthetic", "-1"], "--synthetic -1: give --synthetic >= 0"),
         (["--snapshot", "no/such/dir"], "no/such/dir"),
     ],
 )

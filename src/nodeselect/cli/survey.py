@@ -124,6 +124,14 @@ def _run(args: argparse.Namespace) -> int:
         )
     if args.shards is not None and args.synthetic is None:
         return fail("--shards goes with --synthetic; a snapshot's shards are its own", EXIT_INPUT)
+    if args.synthetic is not None and (
+        args.synthetic < 0 or (args.shards is not None and args.shards < 1)
+    ):
+        shards = "" if args.shards is None else f", --shards {args.shards}"
+        return fail(
+            f"--synthetic {args.synthetic}{shards}: give --synthetic >= 0 nodes and --shards >= 1",
+            EXIT_INPUT,
+        )
     if args.out.suffix == ".parquet":
         try:
             import pyarrow.parquet  # noqa: F401, PLC0415
@@ -149,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
                 EXIT_INPUT,
             )
         if args.synthetic is not None:
-            count = args.shards or max(1, -(-args.synthetic // 250_000))
+            count = max(1, -(-args.synthetic // 250_000)) if args.shards is None else args.shards
             shards: tuple[nd.ShardSource, ...] = nd.synthetic_shards(
                 args.synthetic, count, seed=args.seed
             )
