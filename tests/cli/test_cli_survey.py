@@ -11,12 +11,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, timedelta
 
 import pytest
 
 pytest.importorskip("distributed")
 
-from nodeselect.cli import main
+from nodeselect.cli import _asof, main
 from nodeselect.cli._common import EXIT_INPUT, EXIT_NO_FIT, EXIT_OK
 from nodeselect.fetch import load_snapshot, read_manifest
 from nodeselect.sim import SimServer, generate_fleet
@@ -327,3 +328,125 @@ def test_a_stop_after_a_skip_names_the_jobs_written(jobs_file, tmp_path, capsys,
         "rest: --skip 2 and another --out)" in capsys.readouterr().err
     )
     assert {json.loads(line)["job_index"] for line in out.read_text().splitlines()} == {1}
+
+
+def test_a_snapshot_is_surveyed_as_of_its_fetched_at(snapshot, jobs_file, tmp_path, capsys,
+                                                     monkeypatch) -> None:  # fmt: skip
+    """A survey of a snapshot is evaluated as of its fetched_at, as `plan` and `place` take
+    it, whatever the clock says: the same snapshot gives the same file tomorrow, and the rest
+    of a stopped survey (--skip) ranks as the whole run would have. Freshness and idle
+    scores move with the evaluation time, so at the current time two runs differed."""
+    fetched = read_manifest(snapshot).fetched_at
+    base = ["survey", str(jobs_file), "--snapshot", str(snapshot), "--top", "3"]
+    files = []
+    for i, later in enumerate((timedelta(hours=1), timedelta(days=2))):
+        monkeypatch.setattr(_asof, "clock", lambda later=later: fetched + later)
+        files.append(tmp_path / f"r{i}.jsonl")
+        assert main([*base, "--out", str(files[-1])]) == EXIT_NO_FIT
+        assert "(the snapshot's fetched_at)" in capsys.readouterr().err
+    assert files[0].read_bytes() == files[1].read_bytes()
+    # the rest of it with --skip: the whole run's rows
+    assert main([*base, "--skip", "1", "--out", str(tmp_path / "rest.jsonl")]) == EXIT_NO_FIT
+    whole = [json.loads(line) for line in files[0].read_text().splitlines()]
+    rest = [json.loads(line) for line in (tmp_path / "rest.jsonl").read_text().splitlines()]
+    assert rest == [r for r in whole if r["job_index"] >= 1]
+
+
+def test_now_sets_a_surveys_evaluation_time(snapshot, jobs_file, tmp_path, capsys,
+                                            monkeypatch) -> None:  # fmt: skip
+    """--now ISO8601 (or 'now': the clock) is the survey's evaluation time, named in its
+    summary; the stop message repeats it in the command for the rest; a bad one exits 2
+    with one line, before anything is read."""
+    import nodeselect.dask as nd  # noqa: PLC0415
+
+    fetched = read_manifest(snapshot).fetched_at
+    base = ["survey", str(jobs_file), "--snapshot", str(snapshot), "--top", "3"]
+    later = (fetched + timedelta(hours=5)).astimezone(UTC)
+    monkeypatch.setattr(_asof, "clock", lambda: later)
+    stamp = later.isoformat().replace("+00:00", "Z")
+    for i, given in enumerate((stamp, "now")):
+        assert main([*base, "--now", given, "--out", str(tmp_path / f"n{i}.jsonl")]) == 1
+        assert f"evaluated as of {stamp} (--now)" in capsys.readouterr().err
+    assert (tmp_path / "n0.jsonl").read_bytes() == (tmp_path / "n1.jsonl").read_bytes()
+    assert main([*base, "--out", str(tmp_path / "d.jsonl")]) == EXIT_NO_FIT
+    assert (tmp_path / "d.jsonl").read_bytes() != (tmp_path / "n0.jsonl").read_bytes()
+    capsys.readouterr()
+    assert main([*base, "--now", "tomorrow", "--out", str(tmp_path / "x.jsonl")]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--now: 'tomorrow' is not an ISO 8601 time" in err
+    assert not (tmp_path / "x.jsonl").exists()
+
+    real = nd.Survey.run
+
+    def failing(self, jobs, **kw):
+        for i, result in enumerate(real(self, jobs, **kw)):
+            if i == 1:
+                raise RuntimeError("lost")
+            yield result
+
+    monkeypatch.setattr(nd.Survey, "run", failing)
+    assert main([*base, "--now", "now", "--out", str(tmp_path / "s.jsonl")]) == 3
+    assert f"(to survey the rest: --skip 1 --now {stamp} and another --out)" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.fixture
+def operated_cluster(tmp_path):
+    """A Dask scheduler and a worker of 2 processes, started as an operator starts them
+    (``dask scheduler``, ``dask worker ADDRESS``: processes of their own, apart from the
+    survey), on loopback; yields the scheduler's address, and stops them."""
+    info = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = []
+    try:
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(info)],
+            start_new_session=True, **quiet,
+        ))  # fmt: skip
+        deadline = time.monotonic() + 60
+        address = None
+        while address is None:
+            assert procs[0].poll() is None, "the scheduler exited"
+            assert time.monotonic() < deadline, "no scheduler within 60 s"
+            try:
+                address = json.loads(info.read_text())["address"]
+            except (OSError, ValueError, KeyError):  # not written yet, or half written
+                time.sleep(0.05)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "dask", "worker", address, "--nworkers", "2", "--nthreads",
+             "1", "--no-dashboard"],
+            start_new_session=True, **quiet,
+        ))  # fmt: skip
+        from distributed import Client  # noqa: PLC0415
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+
+
+@pytest.mark.slow
+def test_a_survey_on_a_cluster_started_apart_writes_what_one_process_writes(
+    operated_cluster, snapshot, jobs_file, tmp_path
+) -> None:
+    """The deployment the survey is for: a scheduler and workers an operator started, reached
+    by address (``--dask tcp://...``), each shard read from the snapshot and built on a
+    worker. The results file is byte for byte the one Dask's synchronous scheduler writes in
+    this process."""
+    base = ["survey", str(jobs_file), "--snapshot", str(snapshot), "--top", "3"]
+    there, here = tmp_path / "cluster.jsonl", tmp_path / "here.jsonl"
+    assert main([*base, "--dask", operated_cluster, "--out", str(there)]) == EXIT_NO_FIT
+    assert main([*base, "--out", str(here)]) == EXIT_NO_FIT  # ("nowhere" fits nowhere)
+    assert there.read_bytes() == here.read_bytes()
+    assert len(there.read_text().splitlines()) > 3

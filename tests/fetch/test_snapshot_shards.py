@@ -10,7 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nodeselect import Client, NodeQuery, SnapshotError, load_snapshot
-from nodeselect.fetch import MANIFEST_NAME, read_manifest, save_sharded_snapshot
+from nodeselect.fetch import (
+    MANIFEST_NAME,
+    read_manifest,
+    save_sharded_snapshot,
+    save_snapshot,
+    snapshot_fetched_at,
+)
 from nodeselect.sim import DIALECTS, generate_fleet
 from nodeselect.sim._query import parse_params
 
@@ -214,3 +220,31 @@ def test_the_manifest_is_written_privately_and_never_through_a_planted_link(
     with pytest.raises(SnapshotError, match="symbolic link"):
         save_sharded_snapshot(out, result, shards=2)
     assert victim.read_text() == "keep me"
+
+
+def test_snapshot_fetched_at_reads_the_manifest_or_the_header_alone(tmp_path, result) -> None:
+    """snapshot_fetched_at: a sharded snapshot's manifest's fetched_at, a snapshot file's
+    header's (the first line alone: nodes after it are not read, a broken one included);
+    SnapshotError naming the path for anything else."""
+    save_sharded_snapshot(tmp_path / "dir", result, 3)
+    assert snapshot_fetched_at(tmp_path / "dir") == result.fetched_at
+    one = tmp_path / "one.jsonl"
+    save_snapshot(one, result)
+    assert snapshot_fetched_at(one) == load_snapshot(one).fetched_at == result.fetched_at
+    with one.open("ab") as f:
+        f.write(b"{not a node\n")
+    assert snapshot_fetched_at(one) == result.fetched_at
+    for name, content, match in [
+        ("empty.jsonl", b"", "empty file"),
+        ("blank.jsonl", b"\n{}\n", "not JSON"),
+        ("other.jsonl", b'{"hello": 1}\n', "not a nodeselect snapshot header"),
+        ("old.jsonl", b'{"nodeselect_snapshot": 1}\n', "no 'fetched_at'"),
+    ]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(SnapshotError, match=match) as err:
+            snapshot_fetched_at(tmp_path / name)
+        assert name in str(err.value)
+    with pytest.raises(SnapshotError, match="cannot read the snapshot"):
+        snapshot_fetched_at(tmp_path / "missing.jsonl")
+    with pytest.raises(SnapshotError, match="manifest"):
+        snapshot_fetched_at(tmp_path)  # a directory without a manifest

@@ -25,6 +25,7 @@ __all__ = [
     "clock",
     "evaluation_time",
     "fleet_time_info",
+    "requested_time",
     "snapshot_gaps",
 ]
 
@@ -49,11 +50,20 @@ _PROOFS: Final = {
 def evaluation_time(args: argparse.Namespace, result: FetchResult) -> datetime:
     """The time to evaluate ``result`` at (see the module docstring); InputError on a bad
     ``--now``."""
+    given = requested_time(args)
+    if given is not None:
+        return given
+    if getattr(args, "snapshot", None):
+        return result.fetched_at.astimezone(UTC)
+    return clock()
+
+
+def requested_time(args: argparse.Namespace) -> datetime | None:
+    """``--now`` as a time in UTC (``now``: :data:`clock`'s), or ``None`` when not given;
+    InputError when it is neither ``now`` nor an ISO 8601 time with a timezone."""
     given = getattr(args, "now", None)
     if given is None:
-        if getattr(args, "snapshot", None):
-            return result.fetched_at.astimezone(UTC)
-        return clock()
+        return None
     if given.strip().lower() == "now":
         return clock()
     try:

@@ -442,6 +442,7 @@ def register_survey(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="jobs per tile (default 4000)",
     )
     p.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
+    add_now_argument(p)
     p.add_argument(
         "--skip",
         metavar="N",

@@ -17,6 +17,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import attrs
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from nodeselect.cli import _asof
 from nodeselect.cli._common import (
     EXIT_API,
     EXIT_INPUT,
@@ -35,6 +37,7 @@ from nodeselect.cli._common import (
 )
 from nodeselect.cli._render import is_terminal
 from nodeselect.errors import NodeSelectError
+from nodeselect.fetch import snapshot_fetched_at
 from nodeselect.jobs import load_jobs
 
 __all__: list[str] = []
@@ -127,9 +130,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.synthetic is not None and (
         args.synthetic < 0 or (args.shards is not None and args.shards < 1)
     ):
-        shards = "" if args.shards is None else f", --shards {args.shards}"
+        also = "" if args.shards is None else f", --shards {args.shards}"
         return fail(
-            f"--synthetic {args.synthetic}{shards}: give --synthetic >= 0 nodes and --shards >= 1",
+            f"--synthetic {args.synthetic}{also}: give --synthetic >= 0 nodes and --shards >= 1",
             EXIT_INPUT,
         )
     if args.out.suffix == ".parquet":
@@ -140,7 +143,11 @@ def _run(args: argparse.Namespace) -> int:
     done = [0, 0]  # jobs written, jobs with a fitting node
     jobs: tuple[Any, ...] = ()
     skip = int(getattr(args, "skip", 0) or 0)
+    again = ""  # what the rest's command must repeat (a --now that is not the default)
     try:
+        now, when = _evaluation_time(args)
+        if getattr(args, "now", None) is not None and args.snapshot is not None:
+            again = f" --now {_iso(now)}"
         jobs = load_jobs(args.jobs)
         if not jobs:
             return fail(f"{args.jobs}: no [[job]] tables found", EXIT_INPUT)
@@ -168,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
             _dask_logs(int(getattr(args, "verbose", 0) or 0)),
             _interrupts() as interrupted,
             _where(args.dask) as client,
-            nd.Survey(shards, client=client) as survey,
+            nd.Survey(shards, client=client, now=now) as survey,
         ):
             total = survey.tiles(len(jobs) - skip, args.batch)
             err = Console(file=sys.stderr, highlight=False)
@@ -196,13 +203,15 @@ def _run(args: argparse.Namespace) -> int:
                     results = (attrs.evolve(r, index=r.index + skip) for r in results)
                 _write(nd, results, args.out, done, interrupted)
     except KeyboardInterrupt:
-        return fail(_stopped(done, skip, len(jobs), args.out) + "interrupted", EXIT_INTERRUPTED)
+        return fail(
+            _stopped(done, skip, len(jobs), args.out, again) + "interrupted", EXIT_INTERRUPTED
+        )
     except NodeSelectError as exc:
-        return fail(_stopped(done, skip, len(jobs), args.out) + str(exc), EXIT_INPUT)
+        return fail(_stopped(done, skip, len(jobs), args.out, again) + str(exc), EXIT_INPUT)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return fail(
-            f"{_stopped(done, skip, len(jobs), args.out)}the Dask computation failed: "
+            f"{_stopped(done, skip, len(jobs), args.out, again)}the Dask computation failed: "
             f"{type(exc).__name__}{': ' + first if first else ''}",
             EXIT_API,
         )
@@ -213,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:
         f"surveyed {_count(written, 'job')}{skipped} x {_count(survey.nodes, 'node')} in "
         f"{_count(len(shards), 'shard')} ({_count(total, 'tile')}) in {seconds:.1f} s; "
         f"{_count(fits, 'job')} {'has' if fits == 1 else 'have'} a fitting node; "
-        f"wrote {args.out}"
+        f"evaluated as of {_iso(now)} ({when}); wrote {args.out}"
     )
     return EXIT_OK if fits == written else EXIT_NO_FIT
 
@@ -223,16 +232,39 @@ def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-def _stopped(done: list[int], skip: int, jobs: int, out: Path) -> str:
+def _evaluation_time(args: argparse.Namespace) -> tuple[datetime, str]:
+    """The survey's evaluation time, and where it comes from: ``--now``; else a snapshot's
+    ``fetched_at`` (as ``plan`` and ``place`` take it: the same snapshot gives the same
+    survey tomorrow, and the rest of a stopped one ranks as the whole run would have); else
+    the current time (a simulated fleet is generated relative to it).
+
+    Raises:
+        InputError: a bad ``--now``.
+        SnapshotError: the snapshot's manifest or header cannot be read.
+    """
+    given = _asof.requested_time(args)
+    if given is not None:
+        return given, "--now"
+    if args.snapshot is not None:
+        return snapshot_fetched_at(args.snapshot).astimezone(UTC), "the snapshot's fetched_at"
+    return _asof.clock(), "the current time"
+
+
+def _iso(t: datetime) -> str:
+    """``2026-11-30T10:00:00Z`` (microseconds when there are any)."""
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _stopped(done: list[int], skip: int, jobs: int, out: Path, again: str = "") -> str:
     """What a survey that stopped had written, and how to survey the rest (nothing when it
-    wrote nothing: the same command again)."""
+    wrote nothing: the same command again); ``again``: options the rest must repeat."""
     if not done[0]:
         return ""
     end = skip + done[0]
     which = "" if not skip else f"job {skip:,} " if done[0] == 1 else f"jobs {skip:,}-{end - 1:,} "
     return (
         f"the survey stopped after {_count(end, 'job')} of {jobs:,}, {which}written to {out} "
-        f"(to survey the rest: --skip {end} and another --out): "
+        f"(to survey the rest: --skip {end}{again} and another --out): "
     )
 
 

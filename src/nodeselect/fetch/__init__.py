@@ -73,6 +73,7 @@ from nodeselect.fetch._snapshot import (
     read_manifest,
     save_sharded_snapshot,
     save_snapshot,
+    snapshot_fetched_at,
 )
 
 __all__ = [
@@ -131,4 +132,5 @@ __all__ = [
     "retry_cause",
     "save_sharded_snapshot",
     "save_snapshot",
+    "snapshot_fetched_at",
 ]

@@ -54,6 +54,7 @@ __all__ = [
     "read_manifest",
     "save_sharded_snapshot",
     "save_snapshot",
+    "snapshot_fetched_at",
 ]
 
 #: The format version written in the header.
@@ -442,15 +443,12 @@ def _decode_node(raw: bytes) -> LeanNode:
         return decode_node_lax(raw)
 
 
-def _load_file(source: Path) -> FetchResult:
-    try:
-        lines = source.read_bytes().splitlines()
-    except OSError as exc:
-        raise SnapshotError(f"{source}: cannot read the snapshot: {exc.strerror}") from None
-    if not lines:
+def _parsed_header(first: bytes | None, source: Path) -> dict[str, Any]:
+    """A snapshot file's first line (``first``, ``None`` for an empty file) as its header."""
+    if first is None:
         raise SnapshotError(f"{source}:1: empty file; expected a nodeselect snapshot header")
     try:
-        header = json.loads(lines[0])
+        header = json.loads(first)
     except ValueError as exc:
         raise SnapshotError(f"{source}:1: the header is not JSON: {exc}") from None
     except RecursionError:
@@ -460,6 +458,39 @@ def _load_file(source: Path) -> FetchResult:
             f"{source}:1: not a nodeselect snapshot header; expected "
             f'{{"nodeselect_snapshot": {SNAPSHOT_VERSION}, ...}}'
         )
+    return header
+
+
+def _header_time(header: dict[str, Any], source: Path) -> datetime:
+    if "fetched_at" not in header:
+        raise SnapshotError(f"{source}:1: the header has no 'fetched_at'")
+    return _fetched_at(header["fetched_at"], f"{source}:1")
+
+
+def snapshot_fetched_at(path: str | os.PathLike[str]) -> datetime:
+    """When the fleet in a snapshot was fetched: a sharded snapshot's manifest's
+    ``fetched_at``, or a snapshot file's header's (its first line alone is read).
+
+    Raises:
+        SnapshotError: the file or manifest cannot be read, or is not a snapshot's.
+    """
+    source = Path(path)
+    if source.is_dir():
+        return read_manifest(source).fetched_at
+    try:
+        with source.open("rb") as f:
+            first = f.readline()
+    except OSError as exc:
+        raise SnapshotError(f"{source}: cannot read the snapshot: {exc.strerror}") from None
+    return _header_time(_parsed_header(first.rstrip(b"\r\n") if first else None, source), source)
+
+
+def _load_file(source: Path) -> FetchResult:
+    try:
+        lines = source.read_bytes().splitlines()
+    except OSError as exc:
+        raise SnapshotError(f"{source}: cannot read the snapshot: {exc.strerror}") from None
+    header = _parsed_header(lines[0] if lines else None, source)
     raw_query = header.get("query")
     raw_query = {} if raw_query is None else raw_query
     if not isinstance(raw_query, dict):
@@ -471,9 +502,7 @@ def _load_file(source: Path) -> FetchResult:
         query = NodeQuery.from_json(raw_query)
     except (NodeSelectError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise SnapshotError(f"{source}:1: the header's query is not valid: {exc}") from None
-    if "fetched_at" not in header:
-        raise SnapshotError(f"{source}:1: the header has no 'fetched_at'")
-    fetched_at = _fetched_at(header["fetched_at"], f"{source}:1")
+    fetched_at = _header_time(header, source)
     stats = _stats(header.get("stats", {}), f"{source}:1")
     nodes: list[FetchedNode] = []
     seen: set[str] = set()
