@@ -111,6 +111,20 @@ def test_survey_of_synthetic_shards(jobs_file, tmp_path, capsys) -> None:
     assert len(out.read_text().splitlines()) == 5
 
 
+def test_top_0_counts_the_fitting_jobs_without_listing_nodes(tmp_path, capsys) -> None:
+    """--top 0 writes each job's feasible count on a row with null nodes; a job with feasible
+    nodes still fits (exit 0 when all do; it was counted by its listed nodes, none)."""
+    jobs = tmp_path / "fit.toml"
+    jobs.write_text('[[job]]\nname = "a"\n[job.gpu]\ncount = 1\n')
+    out = tmp_path / "r.jsonl"
+    code = main(["survey", str(jobs), "--synthetic", "3000", "--top", "0", "--out", str(out)])
+    assert code == EXIT_OK
+    assert "1 job has a fitting node" in capsys.readouterr().err
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["node"] is None
+    assert row["feasible"] > 0
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

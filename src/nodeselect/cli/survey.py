@@ -280,6 +280,6 @@ def _write(
             check()
             yield r
             done[0] += 1  # (the writer asks for the next one once this one is written)
-            done[1] += bool(r.top)
+            done[1] += r.feasible > 0  # (with --top 0 no node is listed, yet some fit)
 
     nd.write_results(counted(), out)
