@@ -270,7 +270,7 @@ def test_a_ctrl_c_swallowed_by_a_finalizer_is_raised_at_the_next_check(monkeypat
     dropped by Python ("Exception ignored in ..."), and the survey ran to its end: it is
     noted instead, raised by the next check, and not reported. Other exceptions in
     finalizers go to the hook there was, which is back afterwards."""
-    from nodeselect.cli.survey import _interrupts  # noqa: PLC0415
+    from nodeselect.cli._dask import interrupts  # noqa: PLC0415
 
     reported: list[BaseException] = []
     before = lambda u: reported.append(u.exc_value)  # noqa: E731
@@ -283,7 +283,7 @@ def test_a_ctrl_c_swallowed_by_a_finalizer_is_raised_at_the_next_check(monkeypat
         def __del__(self) -> None:
             raise self.exc
 
-    with _interrupts() as check:
+    with interrupts() as check:
         check()  # nothing swallowed yet
         Finalized(KeyboardInterrupt())  # (dropped at once: its __del__ raises)
         with pytest.raises(KeyboardInterrupt):

@@ -12,9 +12,6 @@ for bit. Needs the optional extra: ``pip install 'nodeselect[dask]'``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -22,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nodeselect.cli import _asof
 from nodeselect.cli._common import (
@@ -35,83 +30,12 @@ from nodeselect.cli._common import (
     fail,
     note,
 )
-from nodeselect.cli._render import is_terminal
+from nodeselect.cli._dask import cluster, dask_logs, interrupts, tile_bar
 from nodeselect.errors import NodeSelectError
 from nodeselect.fetch import snapshot_fetched_at
 from nodeselect.jobs import load_jobs
 
 __all__: list[str] = []
-
-
-class _DaskLines(logging.Handler):
-    """Dask's own log records (``-vv``) as one line each, without their tracebacks."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage().strip()
-        if text:
-            note(f"dask: {record.levelname.lower()}: {text.splitlines()[0]}")
-
-
-@contextlib.contextmanager
-def _dask_logs(verbose: int) -> Iterator[None]:
-    """Dask's loggers kept off the terminal while the survey runs (``-vv``: one line per
-    record, no traceback): a client that loses its scheduler logs a traceback at ERROR before
-    the survey's own error, which says what failed."""
-    names = {"distributed", "tornado", "asyncio"}  # (asyncio: "Task exception was never
-    # retrieved" and its traceback, for Dask's own tasks cut short by a Ctrl-C)
-    names.update(  # Dask configures some of its loggers apart (distributed.client)
-        name
-        for name, lg in logging.root.manager.loggerDict.items()
-        if name.startswith(("distributed.", "tornado.")) and getattr(lg, "handlers", None)
-    )
-    loggers = [logging.getLogger(name) for name in sorted(names)]
-    saved = [(lg.handlers[:], lg.propagate) for lg in loggers]
-    for lg in loggers:
-        lg.handlers = [_DaskLines()] if verbose >= 2 else [logging.NullHandler()]
-        lg.propagate = False
-    try:
-        yield
-    finally:
-        for lg, (handlers, propagate) in zip(loggers, saved, strict=True):
-            lg.handlers, lg.propagate = handlers, propagate
-
-
-@contextlib.contextmanager
-def _interrupts() -> Iterator[Callable[[], None]]:
-    """A check that raises ``KeyboardInterrupt`` again if one was swallowed, called at each
-    tile and each result. A Ctrl-C raises where the main thread is, and there it can be
-    inside a finalizer (a Dask future's ``__del__``), whose exceptions Python reports as
-    "Exception ignored in ..." and drops: the survey then ran to its end (seen under load in
-    the slow suite). Such a KeyboardInterrupt is noted here, not printed."""
-    swallowed = [False]
-    previous = sys.unraisablehook
-
-    def hook(unraisable: Any) -> None:
-        if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            swallowed[0] = True
-        else:
-            previous(unraisable)
-
-    def check() -> None:
-        if swallowed[0]:
-            raise KeyboardInterrupt
-
-    sys.unraisablehook = hook
-    try:
-        yield check
-    finally:
-        sys.unraisablehook = previous
-
-
-@contextlib.contextmanager
-def _where(spec: str) -> Iterator[Any]:
-    from nodeselect.dask import connect  # noqa: PLC0415 - the optional extra, only when used
-
-    if spec == "sync":
-        yield None
-        return
-    with connect(spec) as client:
-        yield client
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -172,29 +96,13 @@ def _run(args: argparse.Namespace) -> int:
             shards = nd.snapshot_shards(args.snapshot)
         start = time.perf_counter()
         with (
-            _dask_logs(int(getattr(args, "verbose", 0) or 0)),
-            _interrupts() as interrupted,
-            _where(args.dask) as client,
+            dask_logs(int(getattr(args, "verbose", 0) or 0)),
+            interrupts() as interrupted,
+            cluster(args.dask) as client,
             nd.Survey(shards, client=client, now=now) as survey,
         ):
             total = survey.tiles(len(jobs) - skip, args.batch)
-            err = Console(file=sys.stderr, highlight=False)
-            bar = Progress(
-                TextColumn("ranking tiles"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                transient=True,
-                disable=not is_terminal(sys.stderr),
-            )
-            task = bar.add_task("tiles", total=total)
-
-            def tick() -> None:
-                interrupted()
-                bar.advance(task)
-
-            with bar:
+            with tile_bar(total, interrupted) as tick:
                 results = survey.run(
                     jobs[skip:], k=args.top, seed=args.seed, batch_size=args.batch,
                     on_tile=tick,
