@@ -464,3 +464,89 @@ def test_a_survey_on_a_cluster_started_apart_writes_what_one_process_writes(
     assert main([*base, "--out", str(here)]) == EXIT_NO_FIT  # ("nowhere" fits nowhere)
     assert there.read_bytes() == here.read_bytes()
     assert len(there.read_text().splitlines()) > 3
+
+
+PLACE_JOBS = """
+[[job]]
+name = "gang"
+nodes = 2
+[job.gpu]
+count = 2
+
+[[job]]
+name = "urgent"
+priority = 5
+[job.gpu]
+count = 1
+min_vram_free_gb = 8
+
+[[job]]
+name = "either"
+[[job.alternatives]]
+[job.alternatives.gpu]
+count = 64
+[[job.alternatives]]
+[job.alternatives.cpu]
+min_cores = 4
+
+[[job]]
+name = "nowhere"
+[job.gpu]
+count = 64
+"""
+
+
+@pytest.mark.parametrize("where", ["sync", pytest.param("local:2", marks=pytest.mark.slow)])
+def test_place_with_its_survey_on_dask_gives_the_same_plan(snapshot, tmp_path, capsys, where):
+    """place --snapshot DIR --dask WHERE: the candidates surveyed on the shards (built on the
+    workers), the jobs placed here: the plan (--json) is the one without --dask, gangs,
+    priorities, alternatives and an unplaceable job included (exit 1 for it, both ways)."""
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(PLACE_JOBS)
+    base = ["place", str(jobs), "--snapshot", str(snapshot), "--json"]
+    assert main(base) == EXIT_NO_FIT
+    alone = capsys.readouterr().out
+    assert main([*base, "--dask", where]) == EXIT_NO_FIT
+    captured = capsys.readouterr()
+    assert captured.out == alone
+    assert "Traceback" not in captured.err
+    assert len(json.loads(alone)["assignments"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--demo"], "--dask needs --snapshot DIR"),
+        (["--snapshot", "SNAP", "--workers", "2"], "--workers 2 surveys in threads"),
+        (["--snapshot", "SNAP", "--dask", "local:x"], "expected local:N"),
+    ],
+)
+def test_place_dask_refusals_exit_2_with_one_line(snapshot, jobs_file, capsys, extra, message):
+    """--dask without a snapshot (the workers read its shards), with --workers (threads here),
+    or with a bad cluster spec: exit 2, one line, nothing placed."""
+    args = [str(snapshot) if a == "SNAP" else a for a in extra]
+    dask = [] if "--dask" in args else ["--dask", "sync"]
+    assert main(["place", str(jobs_file), *args, *dask]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("nodeselect: error:") == 1
+    assert "Traceback" not in err
+
+
+def test_place_dask_failing_midway_is_one_line(snapshot, jobs_file, capsys, monkeypatch):
+    """A Dask computation that fails (a lost scheduler) during place --dask: exit 3 and one
+    line saying nothing was placed and what failed."""
+    import nodeselect.dask as nd  # noqa: PLC0415
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("scheduler-connection-lost.\nClient lost the connection.")
+
+    monkeypatch.setattr(nd, "place", failing)
+    code = main(["place", str(jobs_file), "--snapshot", str(snapshot), "--dask", "sync"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert (
+        "nodeselect: error: the Dask computation failed, nothing was placed: RuntimeError: "
+        "scheduler-connection-lost.\n" in err
+    )
+    assert "Traceback" not in err

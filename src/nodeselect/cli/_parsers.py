@@ -237,6 +237,17 @@ def register_place(subparsers: argparse._SubParsersAction[Any]) -> None:
             "only the survey runs in parallel (large batches)"
         ),
     )
+    parser.add_argument(
+        "--dask",
+        metavar="WHERE",
+        default=None,
+        help=(
+            "survey the jobs' candidate nodes on Dask, from the --snapshot's shards built on "
+            "the workers: sync (this process), local:N (N worker processes) or "
+            "tcp://host:8786; the jobs are then placed here, and the plan is the same "
+            "(needs pip install 'nodeselect[dask]'; docs/scale-out.md)"
+        ),
+    )
     parser.set_defaults(handler=lazy_handler("nodeselect.cli.place", "_run"))
 
 

@@ -17,18 +17,23 @@ import argparse
 import shlex
 import sys
 import tomllib
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from nodeselect.cli._asof import evaluation_time, fleet_time_info
 from nodeselect.cli._common import (
+    EXIT_API,
     EXIT_INPUT,
+    EXIT_INTERRUPTED,
     EXIT_NO_FIT,
     EXIT_OK,
     fail,
     plural,
     terminal_safe,
 )
+from nodeselect.cli._dask import cluster, dask_logs, interrupts, tile_bar
 from nodeselect.cli._jobargs import jobs_from_args
 from nodeselect.cli._render import (
     HIDDEN,
@@ -82,6 +87,11 @@ def _run(args: argparse.Namespace) -> int:
         )
     if args.time_limit is not None and not args.optimal:
         return fail("--time-limit applies to --optimal only; add --optimal", EXIT_INPUT)
+    dask = getattr(args, "dask", None)
+    if dask is not None:
+        refused = _dask_refused(args)
+        if refused:
+            return fail(refused, EXIT_INPUT)
     try:
         results = [load_fleet(args, q) for q in fleet_queries(jobs)]
     except NodeSelectError as exc:
@@ -90,18 +100,32 @@ def _run(args: argparse.Namespace) -> int:
     try:
         now = evaluation_time(args, results[0])
         table = NodeTable.from_nodes(nodes, now=now)
-        plan = place(
-            jobs,
-            table,
-            nodes=nodes,
-            now=now,
-            seed=args.seed,
-            objective="optimal" if args.optimal else "greedy",
-            time_limit=args.time_limit,
-            workers=args.workers,
-        )
+        if dask is not None:
+            plan = _place_on_dask(args, jobs, table, nodes, now)
+        else:
+            plan = place(
+                jobs,
+                table,
+                nodes=nodes,
+                now=now,
+                seed=args.seed,
+                objective="optimal" if args.optimal else "greedy",
+                time_limit=args.time_limit,
+                workers=args.workers,
+            )
     except NodeSelectError as exc:  # bad input, or the optimal extra not installed
         return fail(str(exc), EXIT_INPUT)
+    except KeyboardInterrupt:
+        return fail("interrupted: nothing was placed", EXIT_INTERRUPTED)
+    except Exception as exc:  # (only the Dask path raises others: a lost scheduler, ...)
+        if dask is None:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return fail(
+            f"the Dask computation failed, nothing was placed: {type(exc).__name__}"
+            f"{': ' + first if first else ''}",
+            EXIT_API,
+        )
     if args.format == "env":
         render_env(plan, master_port=args.master_port, show_private=args.show_private)
     elif args.format == "hostfile":
@@ -119,6 +143,56 @@ def _run(args: argparse.Namespace) -> int:
     else:
         render_plan(plan, show_private=args.show_private, simulated=bool(args.demo))
     return EXIT_NO_FIT if plan.unplaced else EXIT_OK
+
+
+def _dask_refused(args: argparse.Namespace) -> str:
+    """Why ``--dask`` cannot run with these arguments ("" when it can)."""
+    if not getattr(args, "snapshot", None):
+        return (
+            "--dask needs --snapshot DIR (or FILE): the workers read the fleet's shards "
+            "themselves; save one with: nodeselect nodes --out DIR --shards N"
+        )
+    if args.workers > 1:
+        return (
+            f"--workers {args.workers} surveys in threads of this process; with --dask the "
+            "survey runs on the cluster: leave --workers out"
+        )
+    try:
+        import nodeselect.dask  # noqa: F401, PLC0415 - the optional extra, only when used
+    except ImportError:
+        return "--dask needs Dask: pip install 'nodeselect[dask]' (dask and distributed)"
+    return ""
+
+
+def _place_on_dask(
+    args: argparse.Namespace, jobs: Sequence[Any], table: Any, nodes: Any, now: datetime
+) -> Plan:
+    """``place`` with its survey on Dask (:func:`nodeselect.dask.place`): each job's candidate
+    nodes ranked on the snapshot's shards, built on the workers with the driver's table's
+    units; the jobs placed here on the whole table. The plan is the single-machine one."""
+    import nodeselect.dask as nd  # noqa: PLC0415 - the optional extra, only when used
+
+    plain = sum(len(j.alternatives) if j.alternatives else 1 for j in jobs)
+    with (
+        dask_logs(int(getattr(args, "verbose", 0) or 0)),
+        interrupts() as interrupted,
+        cluster(args.dask) as client,
+        nd.Survey(
+            nd.snapshot_shards(args.snapshot), client=client, now=now, units=table.units
+        ) as survey,
+        tile_bar(survey.tiles(plain), interrupted) as tick,
+    ):
+        plan: Plan = nd.place(
+            jobs,
+            table,
+            survey,
+            nodes=nodes,
+            seed=args.seed,
+            objective="optimal" if args.optimal else "greedy",
+            time_limit=args.time_limit,
+            on_tile=tick,
+        )
+        return plan
 
 
 def render_plan(
