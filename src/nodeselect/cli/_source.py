@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
@@ -75,6 +75,7 @@ __all__ = [
     "fleet_error",
     "load_fleet",
     "load_fleet_explained",
+    "load_fleets",
     "progress_text",
     "require_source",
     "source_exit_code",
@@ -290,6 +291,16 @@ def load_fleet(
     arrives (fetches only; not called for a snapshot); ``progress=False`` draws no bar.
     """
     return load_fleet_explained(args, query, explain=False, on_nodes=on_nodes, progress=progress)[0]
+
+
+def load_fleets(args: argparse.Namespace, queries: Sequence[NodeQuery]) -> list[FetchResult]:
+    """:func:`load_fleet` of each query (a batch's :func:`~nodeselect.fleet_queries`); a
+    snapshot once, whatever the queries (it is used whole: read again per query, a large one
+    cost its reading and its memory once per distinct job query, and said so each time)."""
+    if getattr(args, "snapshot", None) and queries:
+        pushed = [q for q in queries if q != NodeQuery(limit=q.limit) or q.pushed_down]
+        return [load_fleet(args, pushed[0] if pushed else queries[0])]
+    return [load_fleet(args, q) for q in queries]
 
 
 def _explained(client: Client, query: NodeQuery, result: FetchResult) -> PushdownReport | None:

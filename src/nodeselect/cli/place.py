@@ -43,7 +43,7 @@ from nodeselect.cli._render import (
     print_table,
     write_json,
 )
-from nodeselect.cli._source import fleet_error, load_fleet
+from nodeselect.cli._source import fleet_error, load_fleets
 from nodeselect.errors import InputError, NodeSelectError
 from nodeselect.placement import Plan
 
@@ -93,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
         if refused:
             return fail(refused, EXIT_INPUT)
     try:
-        results = [load_fleet(args, q) for q in fleet_queries(jobs)]
+        results = load_fleets(args, fleet_queries(jobs))
     except NodeSelectError as exc:
         return fail(*fleet_error(exc, args))
     nodes = merge_fetched(results)
