@@ -81,7 +81,7 @@ from nodeselect.engine import (
     rank_many_columns,
     table_stats,
 )
-from nodeselect.errors import InputError, NodeSelectError, OptionalDependencyError
+from nodeselect.errors import InputError, NodeSelectError, OptionalDependencyError, SnapshotError
 from nodeselect.fetch import load_snapshot, read_manifest
 from nodeselect.jobs import Job, check_job
 from nodeselect.placement import Plan, SurveyedJob
@@ -171,8 +171,23 @@ class SnapshotShard:
         return f"{self.path} shard {self.index}"
 
     def build(self, now: datetime, units: Units | None) -> NodeTable:
-        """Read the shard file and build its table."""
-        result = load_snapshot(self.path, shard=self.index)
+        """Read the shard file and build its table.
+
+        Raises:
+            SnapshotError: the file cannot be read or is not valid; on a Dask worker, the
+                message names the worker (each reads the path itself).
+        """
+        try:
+            result = load_snapshot(self.path, shard=self.index)
+        except SnapshotError as exc:
+            worker = _worker_address()
+            if worker is None:
+                raise
+            raise SnapshotError(
+                f"{exc} (read on the Dask worker {worker}: every worker reads its shards "
+                "itself, so the snapshot must be at this path on each, e.g. a shared "
+                "filesystem)"
+            ) from None
         return NodeTable.from_nodes(result.nodes, now=now, units=units)
 
 
@@ -204,11 +219,19 @@ def snapshot_shards(path: str | os.PathLike[str]) -> tuple[SnapshotShard, ...]:
     Raises:
         SnapshotError: the manifest is missing or not valid.
     """
-    p = Path(path)
+    p = Path(path).absolute()  # (workers elsewhere resolve a relative path from their own cwd)
     if not p.is_dir():
         return (SnapshotShard(p, 0, -1),)
     manifest = read_manifest(p)
     return tuple(SnapshotShard(p, i, s.nodes) for i, s in enumerate(manifest.shards))
+
+
+def _worker_address() -> str | None:
+    """The address of the Dask worker running this code, or ``None`` outside one."""
+    try:
+        return str(distributed.get_worker().address)
+    except (ValueError, AttributeError):  # not in a worker's task
+        return None
 
 
 def synthetic_shards(nodes: int, shards: int, *, seed: int = 0) -> tuple[SyntheticShard, ...]:

@@ -34,12 +34,14 @@ pytest.importorskip("distributed")
 from dask.core import get_dependencies
 from dask.delayed import delayed
 
-from nodeselect import Client, NodeQuery, NodeTable, rank_many
+import nodeselect.dask as nd
+from nodeselect import Client, NodeQuery, NodeTable, SnapshotError, rank_many
 from nodeselect.dask import (
     _BATCHES,
     _IN_FLIGHT,
     JobResult,
     ScaleOutError,
+    SnapshotShard,
     Survey,
     _batch,
     _Cluster,
@@ -298,10 +300,9 @@ def test_simulated_fleets_decide_their_units_on_the_shards(dialect) -> None:
     assert_same(got, rank_many(JOBS, whole, k=6, now=NOW), JOBS)
 
 
-def test_a_sharded_snapshot_surveys_like_the_fleet_it_holds(tmp_path) -> None:
-    """Shard files written by save_sharded_snapshot, built on the workers, rank like the
-    whole snapshot loaded on one machine."""
-    sim = generate_fleet(240, seed=4, now=NOW)
+def _fetched(n: int, seed: int = 4):
+    """A simulated fleet of ``n`` nodes, fetched (a ``FetchResult``, as snapshots save)."""
+    sim = generate_fleet(n, seed=seed, now=NOW)
 
     def handler(request: httpx.Request) -> httpx.Response:
         q = parse_params(dict(request.url.params))
@@ -310,7 +311,13 @@ def test_a_sharded_snapshot_surveys_like_the_fleet_it_holds(tmp_path) -> None:
         return httpx.Response(200, content=b'{"data":[' + b",".join(sim.page_bytes(ids)) + tail)
 
     with Client("http://test", transport=httpx.MockTransport(handler)) as c:
-        result = c.fetch(NodeQuery())
+        return c.fetch(NodeQuery())
+
+
+def test_a_sharded_snapshot_surveys_like_the_fleet_it_holds(tmp_path) -> None:
+    """Shard files written by save_sharded_snapshot, built on the workers, rank like the
+    whole snapshot loaded on one machine."""
+    result = _fetched(240)
     save_sharded_snapshot(tmp_path, result, 3)
     shards = snapshot_shards(tmp_path)
     assert [s.nodes for s in shards] == [80, 80, 80] or sum(s.nodes for s in shards) == len(
@@ -320,6 +327,32 @@ def test_a_sharded_snapshot_surveys_like_the_fleet_it_holds(tmp_path) -> None:
     with Survey(shards, now=NOW) as s:
         got = list(s.run(JOBS, k=4))
     assert_same(got, rank_many(JOBS, whole, k=4, now=NOW), JOBS)
+
+
+def test_snapshot_shards_keep_an_absolute_path_and_name_the_worker_that_failed(
+    tmp_path, monkeypatch
+) -> None:
+    """Workers started elsewhere read the shards themselves: a relative snapshot path is made
+    absolute here (a worker resolved it from its own directory, and failed), and a shard a
+    worker cannot read names that worker and says every worker needs the path; read here
+    (the synchronous scheduler), the error is the snapshot's own."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fleet").mkdir()
+    save_sharded_snapshot(tmp_path / "fleet", _fetched(60), 2)
+    shards = snapshot_shards("fleet")
+    assert all(s.path == tmp_path / "fleet" for s in shards)
+    gone = SnapshotShard(tmp_path / "gone", 0, 5)
+    with pytest.raises(SnapshotError, match="cannot read") as here:
+        gone.build(NOW, None)
+    assert "worker" not in str(here.value)
+    monkeypatch.setattr(nd, "_worker_address", lambda: "tcp://10.0.0.7:4000")
+    with pytest.raises(SnapshotError, match="cannot read") as there:
+        gone.build(NOW, None)
+    assert "on the Dask worker tcp://10.0.0.7:4000: every worker reads its shards" in str(
+        there.value
+    )
+    monkeypatch.undo()
+    assert nd._worker_address() is None  # (not in a worker; the slow test asks workers)
 
 
 def test_synthetic_shards_cover_the_nodes_with_distinct_uuids() -> None:
@@ -555,6 +588,9 @@ def test_a_local_cluster_of_two_processes_gives_the_same_answer() -> None:
         assert all(len(holders[t.key]) == 1 for t in s._tables)
         spread = collections.Counter(holders[t.key][0] for t in s._tables)
         assert sorted(spread.values()) == [2, 3]
+        # (a shard's read error names the worker whose task it happened in)
+        for w in spread:
+            assert client.submit(nd._worker_address, workers=[w], pure=False).result() == w
     assert_same(got, want, JOBS)
     assert len(ticks) == s.tiles(len(JOBS), 5) == 15
 
