@@ -101,6 +101,7 @@ __all__ = [
     "DEFAULT_CANDIDATES",
     "DEFAULT_FAN_IN",
     "JobResult",
+    "ResultsWriteError",
     "ScaleOutError",
     "ShardSource",
     "SnapshotShard",
@@ -135,6 +136,11 @@ _FLUSH: Final = 1_000
 class ScaleOutError(NodeSelectError):
     """A survey cannot run as asked: a cluster address that cannot be reached, shards that
     decided their telemetry units in ways no whole-fleet decision explains, bad options."""
+
+
+class ResultsWriteError(ScaleOutError):
+    """:func:`write_results` could not write its file (disk full, permission denied, ...);
+    the jobs written before may be in it, the last perhaps cut short."""
 
 
 # ------------------------------------------------------------------------------------ shards
@@ -1278,13 +1284,27 @@ def write_results(results: Iterable[JobResult], path: str | os.PathLike[str]) ->
     every job given before it.
 
     Raises:
-        ScaleOutError: Parquet asked without pyarrow, or the file cannot be written.
+        ScaleOutError: Parquet asked without pyarrow.
+        ResultsWriteError: the file cannot be written (an ``OSError`` of ``results`` itself,
+            such as a connection to the scheduler lost, goes on as it is).
     """
     target = Path(path)
+    failed: list[BaseException] = []
+
+    def given() -> Iterator[JobResult]:
+        try:
+            yield from results
+        except BaseException as exc:
+            failed.append(exc)
+            raise
+
     try:
         if target.suffix == ".parquet":
-            return _parquet(results, target)
+            return _parquet(given(), target)
         with target.open("wb") as f:
-            return _jsonl(results, f)
+            return _jsonl(given(), f)
     except OSError as exc:
-        raise ScaleOutError(f"{target}: cannot write the results: {exc.strerror}") from None
+        if failed and exc is failed[0]:  # (the results' own error, not the file's)
+            raise
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ResultsWriteError(f"{target}: cannot write the results: {reason}") from None

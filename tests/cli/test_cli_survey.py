@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -143,6 +144,45 @@ def test_survey_usage_errors_exit_2_with_one_line(jobs_file, tmp_path, capsys, e
     assert code == EXIT_INPUT
     assert message in err
     assert "Traceback" not in err
+
+
+def test_an_out_that_cannot_be_a_results_file_is_refused_first(jobs_file, tmp_path, capsys):
+    """--out a directory, a missing folder's file or a device: exit 2, one line, before any
+    cluster starts or job is ranked (as `nodes --out`); a link is written through."""
+    for out, says in [
+        (tmp_path, "is a directory"),
+        (tmp_path / "no" / "r.jsonl", "does not exist"),
+        (Path(os.devnull), "not a regular file"),
+    ]:
+        code = main(["survey", str(jobs_file), "--synthetic", "10", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == EXIT_INPUT
+        assert says in err
+        assert err.count("\n") == 1
+    real = tmp_path / "real.jsonl"
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    assert main(["survey", str(jobs_file), "--synthetic", "3000", "--out", str(link)]) == 1
+    assert link.is_symlink()
+    assert len(real.read_text().splitlines()) == 3 * 10 - 9  # ("nowhere": one null row)
+
+
+def test_a_results_file_that_fails_midway_exits_5(jobs_file, tmp_path, capsys) -> None:
+    """The results file failing midway (a full disk: a link to /dev/full): exit 5 (the
+    output could not be written), one line naming the file, how far the survey got, and
+    that the file may hold fewer jobs; not 'written to' with a --skip that would lose
+    jobs."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    full = tmp_path / "full.jsonl"
+    full.symlink_to("/dev/full")
+    code = main(["survey", str(jobs_file), "--synthetic", "3000", "--out", str(full)])
+    err = capsys.readouterr().err
+    assert code == 5
+    assert f"nodeselect: error: {full}: cannot write the results: No space left on device" in err
+    assert "the file may hold fewer" in err
+    assert "--skip" not in err
+    assert err.count("\n") == 1
 
 
 def test_survey_batch_default_is_the_librarys() -> None:

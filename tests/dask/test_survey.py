@@ -477,6 +477,31 @@ def test_results_that_stop_midway_are_all_written(tmp_path, suffix) -> None:
         rows = [json.loads(line) for line in (tmp_path / f"r{suffix}").read_text().splitlines()]
     assert sorted({r["job_index"] for r in rows}) == [0, 1, 2]
 
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_file_that_cannot_be_written_is_a_results_write_error(tmp_path, suffix) -> None:
+    """The file failing (a full disk: a link to /dev/full) is a ResultsWriteError naming it;
+    an OSError of the results themselves (a connection to the scheduler reset) goes on as it
+    is, not taken for the file's (the CLI exits 5 for the one, 3 for the other)."""
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow.parquet")
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    with Survey(synthetic_shards(2000, 2, seed=1), now=NOW) as s:
+        results = list(s.run(JOBS[:2], k=2))
+    full = tmp_path / f"full{suffix}"
+    full.symlink_to("/dev/full")
+    with pytest.raises(nd.ResultsWriteError, match=f"{full}: cannot write the results: "):
+        write_results(results * 400, full)
+
+    def reset():
+        yield results[0]
+        raise ConnectionResetError("connection to the scheduler reset")
+
+    with pytest.raises(ConnectionResetError, match="scheduler reset"):
+        write_results(reset(), tmp_path / f"r{suffix}")
+
+
 @st.composite
 def _job_results(draw: st.DrawFn) -> list[JobResult]:
     """Results as a survey yields them: any job names and uuids (control and non-ASCII

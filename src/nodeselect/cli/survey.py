@@ -27,10 +27,12 @@ from nodeselect.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_NO_FIT,
     EXIT_OK,
+    EXIT_OUTPUT,
     fail,
     note,
 )
 from nodeselect.cli._dask import cluster, dask_logs, interrupts, tile_bar
+from nodeselect.cli._output import OutTargetError, check_out_target
 from nodeselect.errors import NodeSelectError
 from nodeselect.fetch import snapshot_fetched_at
 from nodeselect.jobs import load_jobs
@@ -59,6 +61,10 @@ def _run(args: argparse.Namespace) -> int:
             f"--synthetic {args.synthetic}{also}: give --synthetic >= 0 nodes and --shards >= 1",
             EXIT_INPUT,
         )
+    try:  # (before a cluster starts: a folder that is not there, a device, a directory)
+        check_out_target(str(args.out), force=True)  # (a link: written through)
+    except OutTargetError as exc:
+        return fail(str(exc), EXIT_INPUT)
     if args.out.suffix == ".parquet":
         try:
             import pyarrow.parquet  # noqa: F401, PLC0415
@@ -113,6 +119,13 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return fail(
             _stopped(done, skip, len(jobs), args.out, again) + "interrupted", EXIT_INTERRUPTED
+        )
+    except nd.ResultsWriteError as exc:  # (not "written to": the file is what failed)
+        end = skip + done[0]
+        return fail(
+            f"{exc} (the survey stopped after {_count(end, 'job')} of {len(jobs):,}; the file "
+            "may hold fewer, the last cut short: survey again to a place with room)",
+            EXIT_OUTPUT,
         )
     except NodeSelectError as exc:
         return fail(_stopped(done, skip, len(jobs), args.out, again) + str(exc), EXIT_INPUT)
