@@ -590,3 +590,37 @@ def test_place_dask_failing_midway_is_one_line(snapshot, jobs_file, capsys, monk
         "scheduler-connection-lost.\n" in err
     )
     assert "Traceback" not in err
+
+
+def test_without_a_terminal_progress_is_a_line_now_and_then(caplog, monkeypatch) -> None:
+    """Off a terminal (a batch job's log), the tile bar is an INFO line (-v) at most every
+    30 s of its clock, never at the last tile (the summary says the end); each tile calls
+    the interrupt check first. With -q there is no bar even on a terminal."""
+    from nodeselect.cli import _common, _dask  # noqa: PLC0415
+
+    t = [0.0]
+    checks = []
+    caplog.set_level(logging.INFO, logger="nodeselect.cli")
+    with _dask.tile_bar(10, lambda: checks.append(1), clock=lambda: t[0]) as tick:
+        for _ in range(10):
+            t[0] += 10.0
+            tick()
+    lines = [r.getMessage() for r in caplog.records if r.name == "nodeselect.cli"]
+    assert lines == [
+        "ranked 3 of 10 tiles (30 %) in 0:30",
+        "ranked 6 of 10 tiles (60 %) in 1:00",
+        "ranked 9 of 10 tiles (90 %) in 1:30",
+    ]
+    assert len(checks) == 10
+
+    def stop() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), _dask.tile_bar(3, stop) as tick:
+        tick()
+    monkeypatch.setattr(_dask, "is_terminal", lambda stream: True)
+    monkeypatch.setattr(_common, "QUIET", [True])
+    monkeypatch.setattr(_dask, "QUIET", _common.QUIET)
+    monkeypatch.setattr(_dask, "Progress", None)  # (a bar would fail: there is none)
+    with _dask.tile_bar(2, lambda: None) as tick:
+        tick()

@@ -7,16 +7,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nodeselect.cli._common import note
+from nodeselect.cli._common import QUIET, note
 from nodeselect.cli._render import is_terminal
 
-__all__ = ["cluster", "dask_logs", "interrupts", "tile_bar"]
+__all__ = ["PROGRESS_EVERY_S", "cluster", "dask_logs", "interrupts", "tile_bar"]
+
+_log: Final = logging.getLogger("nodeselect.cli")
 
 
 class _DaskLines(logging.Handler):
@@ -92,10 +95,51 @@ def cluster(spec: str) -> Iterator[Any]:
         yield client
 
 
+#: Without a terminal, a progress line (``-v``) at most this often, in seconds.
+PROGRESS_EVERY_S: Final = 30.0
+
+
+def _elapsed(seconds: float) -> str:
+    """``"0:42"``, ``"12:05"``, ``"1:02:09"``."""
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
 @contextlib.contextmanager
-def tile_bar(total: int, check: Callable[[], None]) -> Iterator[Callable[[], None]]:
-    """A progress bar over ``total`` tiles on stderr (a terminal only; it leaves no line),
-    and the callback a tile's end calls: ``check`` (:func:`interrupts`), then one step."""
+def tile_bar(
+    total: int,
+    check: Callable[[], None],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    every: float = PROGRESS_EVERY_S,
+) -> Iterator[Callable[[], None]]:
+    """A progress bar over ``total`` tiles on stderr, and the callback a tile's end calls:
+    ``check`` (:func:`interrupts`), then one step. On a terminal, a bar that leaves no line
+    (none with ``-q``); elsewhere (a batch job's log), with ``-v``, a line at most every
+    ``every`` seconds (``clock``'s): a survey can run for an hour, and its log said nothing
+    until the end."""
+    if QUIET[0] or not is_terminal(sys.stderr):  # (-q: no bar, and no line)
+        start = last = clock()
+        done = 0
+
+        def logged() -> None:
+            nonlocal last, done
+            check()
+            done += 1
+            now = clock()
+            if now - last >= every and done < total:
+                last = now
+                _log.info(
+                    "ranked %s of %s tiles (%d %%) in %s",
+                    f"{done:,}",
+                    f"{total:,}",
+                    100 * done // max(total, 1),
+                    _elapsed(now - start),
+                )
+
+        yield logged
+        return
     bar = Progress(
         TextColumn("ranking tiles"),
         BarColumn(),
@@ -103,7 +147,6 @@ def tile_bar(total: int, check: Callable[[], None]) -> Iterator[Callable[[], Non
         TimeElapsedColumn(),
         console=Console(file=sys.stderr, highlight=False),
         transient=True,
-        disable=not is_terminal(sys.stderr),
     )
     task = bar.add_task("tiles", total=total)
 
