@@ -33,7 +33,6 @@ from nodeselect.cli._common import (
     plural,
     terminal_safe,
 )
-from nodeselect.cli._dask import cluster, dask_logs, interrupts, tile_bar
 from nodeselect.cli._jobargs import jobs_from_args
 from nodeselect.cli._render import (
     HIDDEN,
@@ -171,6 +170,12 @@ def _place_on_dask(
     nodes ranked on the snapshot's shards, built on the workers with the driver's table's
     units; the jobs placed here on the whole table. The plan is the single-machine one."""
     import nodeselect.dask as nd  # noqa: PLC0415 - the optional extra, only when used
+    from nodeselect.cli._dask import (  # noqa: PLC0415 - rich's progress bar, only when used
+        cluster,
+        dask_logs,
+        interrupts,
+        tile_bar,
+    )
 
     plain = sum(len(j.alternatives) if j.alternatives else 1 for j in jobs)
     with (
