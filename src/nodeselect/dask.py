@@ -138,7 +138,7 @@ class ScaleOutError(NodeSelectError):
     decided their telemetry units in ways no whole-fleet decision explains, bad options."""
 
 
-class ResultsWriteError(ScaleOutError):
+class ResultsWriteError(ScaleOutError, OSError):
     """:func:`write_results` could not write its file (disk full, permission denied, ...);
     the jobs written before may be in it, the last perhaps cut short."""
 
