@@ -320,8 +320,7 @@ def __getattr__(name: str) -> Any:
     if home is None:
         raise AttributeError(f"module 'nodeselect' has no attribute {name!r}")
     warnings.warn(
-        f"nodeselect.{name} has moved to {home}.{new}; the old name is removed in the next "
-        "release",
+        f"nodeselect.{name} has moved to {home}.{new}; the old name is removed in the next release",
         DeprecationWarning,
         stacklevel=2,
     )

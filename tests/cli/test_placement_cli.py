@@ -129,9 +129,7 @@ def test_place_with_a_bad_job_file_exits_2(
 
 
 @pytest.mark.parametrize("workers", ["2"])
-def test_place_workers_gives_the_same_plan(
-    workers: str, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_place_workers_gives_the_same_plan(workers: str, capfd: pytest.CaptureFixture[str]) -> None:
     """`--workers N` surveys in threads; the plan (JSON, every field but the demo fleet's
     fetch time) is the one-thread plan."""
     args = ["place", str(QUEUE), "--demo", "--json", "--now", "2026-11-01T00:00:00Z"]
@@ -180,5 +178,7 @@ def test_a_snapshot_is_read_once_whatever_the_jobs_queries(tmp_path, capsys, mon
     assert captured.err.count("the snapshot is used whole") == 1
     doc = json.loads(captured.out)
     assert {a["job"] for a in doc["assignments"]} | {u["job"] for u in doc["unplaced"]} == {
-        "US", "DE", "FR"
+        "US",
+        "DE",
+        "FR",
     }

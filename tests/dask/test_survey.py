@@ -454,7 +454,6 @@ def test_results_as_parquet_when_pyarrow_is_there(tmp_path) -> None:
     ]
 
 
-
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 def test_results_that_stop_midway_are_all_written(tmp_path, suffix) -> None:
     """Results that raise midway (a lost scheduler): the error goes on, and the file holds
@@ -853,7 +852,6 @@ def test_a_worker_lost_between_batches_costs_no_answer() -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
-
 
 
 class _Workers:

@@ -112,9 +112,7 @@ def test_compressed_pages_in_every_encoding_fetch_the_same_fleet(encoding) -> No
     plain = generate_fleet(300, seed=6, now=now)
     squeezed = generate_fleet(300, seed=6, now=now, dialect=Dialect(content_encoding=encoding))
     with SimServer(squeezed) as server:
-        raw = httpx.get(
-            server.url + "/v1/nodes", headers={"Accept-Encoding": "gzip, deflate"}
-        )
+        raw = httpx.get(server.url + "/v1/nodes", headers={"Accept-Encoding": "gzip, deflate"})
         assert raw.headers["content-encoding"] == ("gzip" if encoding == "gzip" else "deflate")
         got = run(server)
     with SimServer(plain) as server:

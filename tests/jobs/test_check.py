@@ -121,9 +121,7 @@ def test_a_survey_batch_of_jobs_stays_checked_while_its_tiles_rank() -> None:
     """check_job remembers a 4,000-job batch (the survey's default) whose canonical forms are
     new objects: a second check of each job returns the very object of the first (a worker
     ranks the batch once per shard it holds, and checks it only once)."""
-    batch = [
-        Job(name=f"j{i}", gpu=GpuReq(models=("h100",), count=1 + i % 4)) for i in range(4000)
-    ]
+    batch = [Job(name=f"j{i}", gpu=GpuReq(models=("h100",), count=1 + i % 4)) for i in range(4000)]
     first = [check_job(job) for job in batch]
     assert all(c is not j for c, j in zip(first, batch, strict=True))  # new canonical objects
     assert all(check_job(j) is c for j, c in zip(batch, first, strict=True))

@@ -441,9 +441,9 @@ def jobs(draw: st.DrawFn) -> Job:
             strategy=draw(st.sampled_from(["pack", "spread"])),
             # every weight 0 is a JobSpecError (check_job): the strategy draws valid jobs
             weights=draw(
-                st.dictionaries(
-                    st.sampled_from(SCORE_TERMS), st.floats(0, 100), max_size=5
-                ).filter(lambda w: len(w) < len(SCORE_TERMS) or any(v > 0 for v in w.values()))
+                st.dictionaries(st.sampled_from(SCORE_TERMS), st.floats(0, 100), max_size=5).filter(
+                    lambda w: len(w) < len(SCORE_TERMS) or any(v > 0 for v in w.values())
+                )
             ),
         ),
         gang=GangReq(

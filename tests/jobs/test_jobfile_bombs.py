@@ -80,7 +80,7 @@ def test_a_queue_of_thousands_of_jobs_loads(tmp_path: Path) -> None:
     assert path.stat().st_size > 1 << 20
     jobs = load_jobs(path)
     assert [j.name for j in jobs] == [f"j{i}" for i in range(14_000)]
-    path.write_text(text + "[[job]]\nname = \"bad\"\n[job.gpu]\ncount = -1\n")
+    path.write_text(text + '[[job]]\nname = "bad"\n[job.gpu]\ncount = -1\n')
     with pytest.raises(JobSpecError) as e:
         load_jobs(path)
     assert e.value.line == text.count("\n") + 4

@@ -197,9 +197,7 @@ def test_a_tied_fleet_keeps_the_total_orders_tie_break() -> None:
     node = TinyNode(
         uuid="", gpus=(), cores=8, ram_free_gb=64, disk_free_gb=500, operator="op-1", country="DE"
     )
-    nodes = tuple(
-        attrs.evolve(node, uuid=f"00000000-0000-0000-0000-{i:012x}") for i in range(12)
-    )
+    nodes = tuple(attrs.evolve(node, uuid=f"00000000-0000-0000-0000-{i:012x}") for i in range(12))
     jobs = tuple(
         Job(name=f"j{i}", cpu=CpuReq(min_cores=3 + i % 3), nodes=1 + i % 2) for i in range(8)
     )

@@ -349,7 +349,6 @@ def test_gpu_models_are_resolved_per_name_and_total(gpus: list[tuple[int, float]
     total = np.array([t for _, t in gpus], dtype=np.float64)
     got = _build._gpu_codes(fleet, name_code, total)
     want = [
-        _build.gpu_codes_for_nodes([names[c]], [None if math.isnan(t) else t])[0]
-        for c, t in gpus
+        _build.gpu_codes_for_nodes([names[c]], [None if math.isnan(t) else t])[0] for c, t in gpus
     ]
     assert got.tolist() == want

@@ -148,7 +148,7 @@ def test_driver_versions_compare_as_numbers(text: str | None, number: int) -> No
         ("amd64", "x86_64"),
         ("X86-64", "x86_64"),
         ("aarch64", "aarch64"),
-            ("ARM64", "aarch64"),
+        ("ARM64", "aarch64"),
         (None, ""),
         ("riscv64", "riscv64"),
     ],

@@ -154,9 +154,7 @@ def test_assuming_the_default_units_would_be_caught(name: str) -> None:
     """Reading a non-default dialect in the default units admits a different set for some job,
     so the equality above fails if inference is broken (issue 10's measured failure)."""
     _, nodes, _ = _built(name)
-    differs = [
-        j for j in JOBS if _truth(_job(j), nodes, DIALECTS[name]) != _naive(_job(j), nodes)
-    ]
+    differs = [j for j in JOBS if _truth(_job(j), nodes, DIALECTS[name]) != _naive(_job(j), nodes)]
     assert differs
 
 

@@ -348,7 +348,6 @@ def test_a_size_ratio_beyond_floats_agrees_with_no_unit_and_warns_nothing(total,
     assert sane.agreeing == len(sizes)
 
 
-
 def test_sizes_beyond_floats_are_implausible_without_a_warning() -> None:
     """A total whose ratio to the known size overflows (or whose free * (1 + eps) does) is
     implausible, and numpy's overflow warning does not surface (warnings are errors here)."""

@@ -19,6 +19,7 @@ from nodeselect.errors import InputError, NodeSelectError
 
 __all__ = ["OutTargetError", "OutWriteError", "check_out_target"]
 
+
 class OutTargetError(InputError):
     """The ``--out`` target is not a regular file (or its folder does not exist); exit 2."""
 

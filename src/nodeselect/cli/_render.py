@@ -64,6 +64,7 @@ HIDDEN = "<hidden>"
 #: The first line of any human-readable output made from the demo fleet.
 SIMULATED_BANNER = "*** SIMULATED FLEET: seeded demo data from nodeselect.sim, not real nodes ***"
 
+
 @attrs.frozen
 class Column:
     """One column of a table.

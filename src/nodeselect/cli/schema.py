@@ -12,6 +12,7 @@ from nodeselect.schemas import schema
 
 __all__: list[str] = []
 
+
 def _run(args: argparse.Namespace) -> int:
     sys.stdout.write(json.dumps(schema(args.name), indent=2) + "\n")
     return EXIT_OK

@@ -161,9 +161,7 @@ def explain_pushdown(count: Counter, query: NodeQuery) -> PushdownReport | None:
         else:
             advice = f"{without} {_phrase(query, field)}, {_failing(query, field)}"
             if matched:
-                advice = (
-                    f"{without} {_phrase(query, field)}, {removed} of them not matching {key}"
-                )
+                advice = f"{without} {_phrase(query, field)}, {removed} of them not matching {key}"
         misses.append(PushdownMiss(key, without, removed, advice))
     misses.sort(key=lambda m: -m.removed)
     return PushdownReport(considered, matched, tuple(misses), exact)

@@ -373,7 +373,6 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
         ) from None
 
 
-
 def _read(path: str | Path) -> tuple[str, str]:
     source = str(path)
     return source, _read_text(path, source)

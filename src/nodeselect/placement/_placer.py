@@ -763,9 +763,7 @@ class _Placer:
         from nodeselect.placement._repair import repair_plan  # noqa: PLC0415
 
         repair_plan(self)
-        if len(self.table) > SECOND_OPINION_NODES or not any(
-            self.fits_empty(j) for j in self.left
-        ):
+        if len(self.table) > SECOND_OPINION_NODES or not any(self.fits_empty(j) for j in self.left):
             return
         for small_first in SECOND_OPINIONS:
             alt = copy.copy(self)

@@ -37,7 +37,5 @@ def repeat(values: Any, counts: Any, out: Any, itemsize: int) -> None:
 def segment_counts(mask: Any, offsets: Any, out: Any) -> None:
     """``out[i]``: nonzero bytes of ``mask[offsets[i]:offsets[i + 1]]``, the GIL released."""
 
-def reaching(
-    lower: Any, upper: Any, pos: Any, bounds: Any, k: int, out: Any, direct: bool
-) -> int:
+def reaching(lower: Any, upper: Any, pos: Any, bounds: Any, k: int, out: Any, direct: bool) -> int:
     """The pairs of each segment that can reach its top ``k`` into ``out``; how many."""
