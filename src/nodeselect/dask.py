@@ -799,18 +799,23 @@ def _chosen(
 class Survey:
     """A fleet's shards built on the workers with merged statistics, ready to rank jobs.
 
-    ``client``: a ``distributed.Client``, a scheduler address (``tcp://host:8786``; the
-    client is made and closed here), or ``None`` for Dask's synchronous scheduler in this
-    process. ``now`` (default: the current time, read once) judges telemetry freshness when
+    ``client``: a ``distributed.Client``; a scheduler address (``tcp://host:8786``; the
+    client is made and closed here); ``"local:N"`` (a local cluster of N worker processes,
+    as :func:`connect` starts it, stopped by :meth:`close`); or ``None`` (or ``"sync"``) for
+    Dask's synchronous scheduler in this process. ``now`` (default: the current time, read
+    once) judges telemetry freshness when
     the shards are built and is the ``now`` of every ranking. ``units``: the fleet's telemetry
     units when known (default: :func:`fleet_units` of the shards' own decisions).
 
     Use it as a context manager (or call :meth:`close`) to free the shards on the workers.
 
     Raises:
-        ScaleOutError: no shards, an unreachable address, shards whose units disagree, or
-            a worker running other nodeselect code or numpy than this process.
+        ScaleOutError: no shards, an unreachable address, a bad ``local:N``, shards whose
+            units disagree, or a worker running other nodeselect code or numpy than this
+            process.
         SnapshotError: a shard file cannot be read.
+        TypeError: a shard that is not a :class:`ShardSource`, or a ``client`` of another
+            type.
     """
 
     def __init__(
@@ -823,9 +828,24 @@ class Survey:
     ) -> None:
         if not shards:
             raise ScaleOutError("no shards given; a survey needs at least one shard")
-        self._own: distributed.Client | None = None
-        if isinstance(client, str):
-            self._own = client = _client(client)
+        for i, shard in enumerate(shards):
+            if not (hasattr(shard, "build") and hasattr(shard, "label")):
+                raise TypeError(
+                    f"shards[{i}]: expected a shard source (snapshot_shards(...), "
+                    f"synthetic_shards(...)), got {type(shard).__name__}"
+                )
+        if client is not None and not isinstance(client, (str, distributed.Client)):
+            raise TypeError(
+                "client: expected a distributed.Client, a scheduler address such as "
+                f"'tcp://host:8786', 'local:N', 'sync' or None; got {type(client).__name__}"
+            )
+        self._owned = contextlib.ExitStack()  # a client (and local cluster) made here
+        if isinstance(client, str) and client == "sync":
+            client = None
+        elif isinstance(client, str) and client.startswith("local:"):
+            client = self._owned.enter_context(connect(client))
+        elif isinstance(client, str):
+            client = self._owned.enter_context(contextlib.closing(_client(client)))
         self._runner: _Runner = _Synchronous() if client is None else _Cluster(client)
         self.now: datetime = now or datetime.now(UTC)
         self.shards: tuple[ShardSource, ...] = tuple(shards)
@@ -938,11 +958,10 @@ class Survey:
             yield from done
 
     def close(self) -> None:
-        """Free the shards on the workers (and close a client made from an address)."""
+        """Free the shards on the workers (and close a client made from an address, or stop
+        a ``local:N`` cluster started here)."""
         self._tables = []  # the last references: the workers drop the shards
-        if self._own is not None:
-            self._own.close()
-            self._own = None
+        self._owned.close()
 
     def __enter__(self) -> Survey:
         return self

@@ -51,6 +51,7 @@ from nodeselect.dask import (
     _Part,
     _rank_tile,
     _results,
+    _Synchronous,
     _Tile,
     _tree,
     _unpack,
@@ -576,6 +577,37 @@ def test_a_bad_cluster_spec_says_what_is_accepted(spec) -> None:
     """connect() refuses local:0, local:two and an address without a scheme, naming the forms."""
     with pytest.raises(ScaleOutError, match=r"local:N"), connect(spec):
         pass
+
+
+def test_a_survey_takes_the_cli_forms_of_where_and_refuses_wrong_types() -> None:
+    """client="sync" is the synchronous scheduler (None); "local:0" is refused as connect()
+    refuses it, before anything starts; a client or a shard of the wrong type is a TypeError
+    naming what is accepted (a shard that was not one failed on a missing attribute, an int
+    client as "could not ask the workers ... install nodeselect[dask] on every worker")."""
+    shards = synthetic_shards(400, 2, seed=3)
+    with Survey(shards, now=NOW, client="sync") as s, Survey(shards, now=NOW) as plain:
+        assert isinstance(s._runner, _Synchronous)
+        assert list(s.run(JOBS, k=3)) == list(plain.run(JOBS, k=3))
+    with pytest.raises(ScaleOutError, match="local:N with N >= 1"):
+        Survey(shards, client="local:0")
+    with pytest.raises(TypeError, match=r"client: expected a distributed.Client, .* got int"):
+        Survey(shards, client=42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"shards\[1\]: expected a shard source .* got str"):
+        Survey([shards[0], "fleet/"])  # type: ignore[list-item]
+
+
+@pytest.mark.slow
+def test_a_survey_given_local_n_starts_and_stops_its_cluster() -> None:
+    """client="local:2" starts a local cluster of 2 workers (as connect() does) owned by the
+    survey, which stops it on close; the answer is the synchronous scheduler's."""
+    shards = synthetic_shards(3000, 3, seed=3)
+    with Survey(shards, now=NOW) as plain:
+        want = list(plain.run(JOBS, k=4))
+    with Survey(shards, now=NOW, client="local:2") as s:
+        client = s._runner.client  # type: ignore[attr-defined]
+        assert len(client.scheduler_info()["workers"]) == 2
+        assert list(s.run(JOBS, k=4)) == want
+    assert client.status == "closed"
 
 
 def test_no_shards_is_refused() -> None:
