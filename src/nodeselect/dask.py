@@ -78,6 +78,9 @@ from nodeselect.engine import (
     RankedNode,
     TableStats,
     TopColumns,
+    check_jobs_arg,
+    check_table_arg,
+    checked_now,
     rank_many_columns,
     table_stats,
 )
@@ -828,6 +831,7 @@ class Survey:
     ) -> None:
         if not shards:
             raise ScaleOutError("no shards given; a survey needs at least one shard")
+        now = checked_now(now, "Survey")  # (before a local cluster starts)
         for i, shard in enumerate(shards):
             if not (hasattr(shard, "build") and hasattr(shard, "label")):
                 raise TypeError(
@@ -909,7 +913,18 @@ class Survey:
         Raises:
             ScaleOutError: ``k < 0``, ``batch_size < 1`` or ``fan_in < 2``.
             InputError: a job is invalid (raised before anything is ranked).
+            TypeError: ``jobs`` is not a sequence of Jobs (one Job, a path, a dict, ...:
+                the message names the first bad item), or an option is not an int.
         """
+        check_jobs_arg(jobs, "Survey.run")
+        for name, value in (
+            ("k", k),
+            ("seed", seed),
+            ("batch_size", batch_size),
+            ("fan_in", fan_in),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"Survey.run: {name} must be an int, got {type(value).__name__}")
         if k < 0 or batch_size < 1 or fan_in < 2:
             raise ScaleOutError(
                 f"k={k}, batch_size={batch_size}, fan_in={fan_in}: give k >= 0, "
@@ -1022,7 +1037,13 @@ def place(
             uuids differ), or a bad ``batch_size`` / ``fan_in``.
         InputError: as :func:`nodeselect.place`.
     """
-    jobs = tuple(jobs)
+    jobs = tuple(check_jobs_arg(jobs, "nodeselect.dask.place"))
+    check_table_arg(table, "nodeselect.dask.place")
+    if not isinstance(survey, Survey):
+        raise TypeError(
+            f"nodeselect.dask.place: survey must be a Survey of the table's fleet, got "
+            f"{type(survey).__name__}"
+        )
     for i, job in enumerate(jobs):
         if isinstance(job, Job) and job.alternatives:
             try:

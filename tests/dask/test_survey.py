@@ -596,6 +596,30 @@ def test_a_survey_takes_the_cli_forms_of_where_and_refuses_wrong_types() -> None
         Survey([shards[0], "fleet/"])  # type: ignore[list-item]
 
 
+def test_wrong_argument_types_are_type_errors_that_say_what_to_pass() -> None:
+    """Survey.run, Survey and place check their arguments as rank_many does: a path, one Job,
+    a dict or None among the jobs, a float k, a naive now, a str table: a TypeError naming
+    the argument (and the first bad job) and what to pass, before anything runs."""
+    job = JOBS[0]
+    with Survey(synthetic_shards(300, 2, seed=3), now=NOW) as s:
+        for jobs, says in [
+            ("jobs.toml", "expected a sequence of Jobs, got str"),
+            (job, r"got one Job; pass \[job\]"),
+            ([{"gpu": {"count": 1}}], r"jobs\[0\]: expected a Job, got dict"),
+            ([job, None], r"jobs\[1\]: expected a Job, got NoneType"),
+        ]:
+            with pytest.raises(TypeError, match=says):
+                s.run(jobs)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="k must be an int, got float"):
+            s.run([job], k=2.0)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="expected a NodeTable, got str"):
+            nd.place([job], "table", s)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="survey must be a Survey"):
+            nd.place([job], NodeTable.synthetic(300, seed=3, now=NOW), "s")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="naive datetime"):
+        Survey(synthetic_shards(10, 1), now=datetime(2026, 1, 1))
+
+
 @pytest.mark.slow
 def test_a_survey_given_local_n_starts_and_stops_its_cluster() -> None:
     """client="local:2" starts a local cluster of 2 workers (as connect() does) owned by the
