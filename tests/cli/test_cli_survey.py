@@ -359,20 +359,25 @@ def test_skip_surveys_the_rest_of_a_job_file(jobs_file, tmp_path, capsys) -> Non
     assert (tmp_path / "all.jsonl").read_bytes() == before
 
 
-def test_a_stop_after_a_skip_names_the_jobs_written(jobs_file, tmp_path, capsys, monkeypatch):
-    """A survey started with --skip that stops: which jobs the file holds, and the next
-    --skip."""
+def _lost_after(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Survey.run yields ``n`` results, then fails as a lost Dask computation does."""
     import nodeselect.dask as nd  # noqa: PLC0415
 
     real = nd.Survey.run
 
     def failing(self, jobs, **kw):
         for i, result in enumerate(real(self, jobs, **kw)):
-            if i == 1:
+            if i == n:
                 raise RuntimeError("lost")
             yield result
 
     monkeypatch.setattr(nd.Survey, "run", failing)
+
+
+def test_a_stop_after_a_skip_names_the_jobs_written(jobs_file, tmp_path, capsys, monkeypatch):
+    """A survey started with --skip that stops: which jobs the file holds, and the next
+    --skip."""
+    _lost_after(1, monkeypatch)
     out = tmp_path / "r.jsonl"
     code = main(["survey", str(jobs_file), "--synthetic", "2000", "--skip", "1",
                  "--out", str(out)])  # fmt: skip
@@ -411,7 +416,6 @@ def test_now_sets_a_surveys_evaluation_time(snapshot, jobs_file, tmp_path, capsy
     """--now ISO8601 (or 'now': the clock) is the survey's evaluation time, named in its
     summary; the stop message repeats it in the command for the rest; a bad one exits 2
     with one line, before anything is read."""
-    import nodeselect.dask as nd  # noqa: PLC0415
 
     fetched = read_manifest(snapshot).fetched_at
     base = ["survey", str(jobs_file), "--snapshot", str(snapshot), "--top", "3"]
@@ -431,15 +435,7 @@ def test_now_sets_a_surveys_evaluation_time(snapshot, jobs_file, tmp_path, capsy
     assert "--now: 'tomorrow' is not an ISO 8601 time" in err
     assert not (tmp_path / "x.jsonl").exists()
 
-    real = nd.Survey.run
-
-    def failing(self, jobs, **kw):
-        for i, result in enumerate(real(self, jobs, **kw)):
-            if i == 1:
-                raise RuntimeError("lost")
-            yield result
-
-    monkeypatch.setattr(nd.Survey, "run", failing)
+    _lost_after(1, monkeypatch)
     assert main([*base, "--now", "now", "--out", str(tmp_path / "s.jsonl")]) == 3
     assert f"(to survey the rest: --skip 1 --now {stamp} and another --out)" in (
         capsys.readouterr().err
