@@ -806,9 +806,9 @@ class Survey:
     client is made and closed here); ``"local:N"`` (a local cluster of N worker processes,
     as :func:`connect` starts it, stopped by :meth:`close`); or ``None`` (or ``"sync"``) for
     Dask's synchronous scheduler in this process. ``now`` (default: the current time, read
-    once) judges telemetry freshness when
-    the shards are built and is the ``now`` of every ranking. ``units``: the fleet's telemetry
-    units when known (default: :func:`fleet_units` of the shards' own decisions).
+    once) judges telemetry freshness when the shards are built and is the ``now`` of every
+    ranking. ``units``: the fleet's telemetry units when known (default: :func:`fleet_units`
+    of the shards' own decisions).
 
     Use it as a context manager (or call :meth:`close`) to free the shards on the workers.
 
