@@ -620,3 +620,25 @@ def test_without_a_terminal_progress_is_a_line_now_and_then(caplog, monkeypatch)
     monkeypatch.setattr(_dask, "Progress", None)  # (a bar would fail: there is none)
     with _dask.tile_bar(2, lambda: None) as tick:
         tick()
+
+
+def test_one_snapshot_file_on_a_cluster_says_it_is_one_shard(
+    snapshot, jobs_file, tmp_path, capsys, monkeypatch
+) -> None:
+    """A single snapshot file is one shard: on a cluster one worker ranks every tile, and a
+    note says how to save it in shards (not on the synchronous scheduler, nor for a sharded
+    snapshot)."""
+    import contextlib  # noqa: PLC0415
+
+    from nodeselect.cli import survey  # noqa: PLC0415
+
+    monkeypatch.setattr(survey, "cluster", lambda spec: contextlib.nullcontext(None))
+    one = snapshot / "shard-00001.jsonl"
+    for source, where, said in [(one, "local:2", True), (one, "sync", False),
+                                (snapshot, "local:2", False)]:  # fmt: skip
+        main(["survey", str(jobs_file), "--snapshot", str(source), "--dask", where,
+              "--out", str(tmp_path / "r.jsonl")])  # fmt: skip
+        (tmp_path / "r.jsonl").unlink()
+        err = capsys.readouterr().err
+        assert ("is one shard, so one worker ranks every tile" in err) == said
+        assert (f"nodeselect nodes --snapshot {one} --out DIR --shards N" in err) == said

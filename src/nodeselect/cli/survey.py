@@ -100,6 +100,12 @@ def _run(args: argparse.Namespace) -> int:
             )
         else:
             shards = nd.snapshot_shards(args.snapshot)
+            if len(shards) == 1 and args.dask != "sync":
+                note(
+                    f"note: {args.snapshot} is one shard, so one worker ranks every tile; for "
+                    f"the cluster to share them, save it in shards: nodeselect nodes --snapshot "
+                    f"{args.snapshot} --out DIR --shards N"
+                )
         start = time.perf_counter()
         with (
             dask_logs(int(getattr(args, "verbose", 0) or 0)),
