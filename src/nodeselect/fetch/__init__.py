@@ -63,6 +63,7 @@ from nodeselect.fetch._retry import (
     parse_retry_after,
     retry_cause,
 )
+from nodeselect.fetch._sharded import fetch_sharded
 from nodeselect.fetch._snapshot import (
     MANIFEST_NAME,
     SNAPSHOT_VERSION,
@@ -122,6 +123,7 @@ __all__ = [
     "expand_query",
     "explain_pushdown",
     "fetch_nodes",
+    "fetch_sharded",
     "format_bound",
     "load_snapshot",
     "node_line",

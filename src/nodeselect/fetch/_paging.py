@@ -355,8 +355,13 @@ class Pager:
         max_pages: int = DEFAULT_MAX_PAGES,
         progress: Progress | None = None,
         repair_budget: int | None = None,
+        store: Callable[[FetchedNode], FetchedNode] | None = None,
     ) -> None:
         self.query = query
+        # what is stored of each node matched (a lighter stand-in, for a fetch that writes
+        # the documents elsewhere as they arrive: nodeselect.fetch.fetch_sharded); streamed
+        # nodes (take_new) are the nodes as received
+        self._store = store
         self.server_queries = expand_query(query)
         self.max_pages = max_pages
         self.limit = query.limit
@@ -647,13 +652,13 @@ class Pager:
             if part is not None and st is not None:
                 part.seen_created.append(st[0])
             prev = q.nodes.get(node.uuid)
+            store = self._store
             if prev is None:
-                q.nodes[node.uuid] = node
+                q.nodes[node.uuid] = node if store is None else store(node)
                 self._found(req.index, node)
             else:
-                q.nodes[node.uuid] = FetchedNode(
-                    node.uuid, node.lean, node.raw, prev.facts.merge(node.facts)
-                )
+                latest = FetchedNode(node.uuid, node.lean, node.raw, prev.facts.merge(node.facts))
+                q.nodes[node.uuid] = latest if store is None else store(latest)
         for rej in page.rejected if keep else ():
             if rej.uuid is None:
                 if part is not None and part.pid == 0 and part.reads == 0:

@@ -30,7 +30,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -54,7 +54,9 @@ __all__ = [
     "read_manifest",
     "save_sharded_snapshot",
     "save_snapshot",
+    "shard_directory",
     "snapshot_fetched_at",
+    "write_shards",
 ]
 
 #: The format version written in the header.
@@ -127,7 +129,7 @@ def _header(result: FetchResult) -> dict[str, Any]:
 def _write(
     target: Path,
     header: dict[str, Any],
-    nodes: Sequence[FetchedNode],
+    nodes: Iterable[FetchedNode],
     *,
     replace_symlink: bool = False,
 ) -> None:
@@ -164,6 +166,10 @@ def _write_private(
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         raise SnapshotError(f"{target}: cannot write {what}: {exc.strerror}") from None
+    except BaseException:  # (the chunks' own error: no half-written temporary file left)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_snapshot(
@@ -245,6 +251,17 @@ def save_sharded_snapshot(
     Raises:
         SnapshotError: ``shards`` is not in 1..99,999, or a file cannot be written.
     """
+    root = shard_directory(directory, shards)
+    return write_shards(root, result, iter(result.nodes), len(result.nodes), shards)
+
+
+def shard_directory(directory: str | os.PathLike[str], shards: int) -> Path:
+    """``directory`` checked and created for a sharded snapshot of ``shards`` shards.
+
+    Raises:
+        SnapshotError: ``shards`` is not in 1..99,999, ``directory`` is a file, or it
+            cannot be created.
+    """
     if not 1 <= shards <= MAX_SHARDS:
         raise SnapshotError(f"shards={shards}: give a number of shards from 1 to {MAX_SHARDS:,}")
     root = Path(directory)
@@ -256,14 +273,22 @@ def save_sharded_snapshot(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SnapshotError(f"{root}: cannot create the directory: {exc.strerror}") from None
+    return root
+
+
+def write_shards(
+    root: Path, result: FetchResult, nodes: Iterator[FetchedNode], n: int, shards: int
+) -> SnapshotManifest:
+    """The ``n`` nodes of ``nodes`` (``result``'s fleet, its header from ``result``: its own
+    ``nodes`` are not read) written into ``root`` as :func:`save_sharded_snapshot` writes
+    them, taking them from the iterator in order, shard after shard."""
     header = _header(result)
-    n = len(result.nodes)
     infos: list[ShardInfo] = []
     for i in range(shards):
-        part = result.nodes[i * n // shards : (i + 1) * n // shards]
+        size = (i + 1) * n // shards - i * n // shards
         path = root / _shard_name(i)
-        _write(path, header | {"shard": {"index": i, "count": shards}}, part)
-        infos.append(ShardInfo(path, len(part)))
+        _write(path, header | {"shard": {"index": i, "count": shards}}, _take(nodes, size))
+        infos.append(ShardInfo(path, size))
     manifest = {
         "nodeselect_snapshot_manifest": MANIFEST_VERSION,
         "fetched_at": header["fetched_at"],
@@ -291,6 +316,15 @@ def save_sharded_snapshot(
         stats=result.stats,
         shards=tuple(infos),
     )
+
+
+def _take(nodes: Iterator[FetchedNode], size: int) -> Iterator[FetchedNode]:
+    """The next ``size`` nodes; SnapshotError when there are fewer (a miscount)."""
+    for _ in range(size):
+        node = next(nodes, None)
+        if node is None:
+            raise SnapshotError("fewer nodes than counted while writing the shards")
+        yield node
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> SnapshotManifest:
