@@ -20,6 +20,7 @@ pytest.importorskip("distributed")
 
 from nodeselect.cli import _asof, main
 from nodeselect.cli._common import EXIT_INPUT, EXIT_NO_FIT, EXIT_OK
+from nodeselect.cli._source import DEMO_SOURCE
 from nodeselect.fetch import load_snapshot, read_manifest
 from nodeselect.sim import SimServer, generate_fleet
 
@@ -68,6 +69,31 @@ def test_nodes_shards_writes_a_manifest_and_shards(snapshot, capsys) -> None:
     assert len(m.shards) == 3
     assert set(m.query.statuses) == {"AVAILABLE"}
     assert sum(s.nodes for s in m.shards) == len(load_snapshot(snapshot).nodes) > 0
+
+
+def test_nodes_shards_from_a_fetch_go_straight_to_the_shards(tmp_path, capsys) -> None:
+    """`nodes --demo --out DIR --shards N` fetches into the shards without holding the fleet:
+    no node table on stdout (a note says why and how to stream them), the count saved, the
+    shards the fleet that `nodes --demo --out FILE` saves, no spill file left; with
+    --format jsonl the nodes still stream to stdout as they arrive."""
+    assert main(["nodes", "--demo", "--out", str(tmp_path / "one.jsonl")]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["nodes", "--demo", "--out", str(tmp_path / "d"), "--shards", "3"]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "a fleet fetched into shards is not listed" in captured.err
+    whole = load_snapshot(tmp_path / "one.jsonl")
+    sharded = load_snapshot(tmp_path / "d")
+    assert f"saved {len(whole.nodes)} nodes to 3 shards in" in captured.err
+    assert sorted(n.uuid for n in sharded.nodes) == sorted(n.uuid for n in whole.nodes)
+    assert read_manifest(tmp_path / "d").source == DEMO_SOURCE  # (as the file's header)
+    assert not [p for p in (tmp_path / "d").iterdir() if p.name.startswith(".")]
+    code = main(["nodes", "--demo", "--out", str(tmp_path / "e"), "--shards", "2",
+                 "--format", "jsonl"])  # fmt: skip
+    assert code == EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    streamed = [json.loads(line)["document"]["uuid"] for line in out]
+    assert sorted(streamed) == sorted(n.uuid for n in whole.nodes)
 
 
 def test_nodes_shards_without_out_is_refused(capsys) -> None:

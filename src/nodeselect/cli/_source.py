@@ -61,7 +61,9 @@ from nodeselect.fetch import (
     ProgressHook,
     PushdownReport,
     RetryPolicy,
+    SnapshotManifest,
     explain_pushdown,
+    fetch_sharded,
     load_snapshot,
 )
 
@@ -72,6 +74,7 @@ __all__ = [
     "add_source_arguments",
     "api_error_message",
     "api_url",
+    "fetch_into_shards",
     "fleet_error",
     "load_fleet",
     "load_fleet_explained",
@@ -340,6 +343,18 @@ def load_fleet_explained(
                 "fetching (the job's constraints are still checked locally)"
             )
         return (result.raise_if_incomplete() if strict else result), None
+    with _fetching(args, concurrency, show_progress) as (client, hook, label):
+        result = client.fetch(query, on_progress=hook, on_nodes=on_nodes, strict=strict)
+        report = _explained(client, query, result) if explain else None
+    return (result if label is None else _relabel(result, label)), report
+
+
+@contextlib.contextmanager
+def _fetching(
+    args: argparse.Namespace, concurrency: int, show_progress: bool
+) -> Iterator[tuple[Client, ProgressHook | None, str | None]]:
+    """The client of ``--demo`` (the simulated fleet served here, stopped after) or
+    ``--api``, the progress bar's hook, and the label of the source (``None``: its URL)."""
     if getattr(args, "demo", False):
         from nodeselect.sim import demo_server  # noqa: PLC0415 - the simulator only on --demo
 
@@ -349,15 +364,44 @@ def load_fleet_explained(
                 _client(args, server.url, concurrency) as client,
                 fetch_progress(show_progress) as hook,
             ):
-                result = client.fetch(query, on_progress=hook, on_nodes=on_nodes, strict=strict)
-                report = _explained(client, query, result) if explain else None
+                yield client, hook, DEMO_SOURCE
         finally:
             server.stop()
-        return _relabel(result, DEMO_SOURCE), report
+        return
     url = getattr(args, "api", None) or DEFAULT_BASE_URL
     with _client(args, url, concurrency) as client, fetch_progress(show_progress) as hook:
-        result = client.fetch(query, on_progress=hook, on_nodes=on_nodes, strict=strict)
-        return result, (_explained(client, query, result) if explain else None)
+        yield client, hook, None
+
+
+def fetch_into_shards(
+    args: argparse.Namespace,
+    query: NodeQuery,
+    directory: str,
+    shards: int,
+    *,
+    on_nodes: NodesHook | None = None,
+    progress: bool = True,
+) -> tuple[SnapshotManifest, FetchResult]:
+    """The fleet of ``--api`` or ``--demo`` fetched straight into a sharded snapshot
+    (:func:`~nodeselect.fetch.fetch_sharded`: the fleet is never held whole), as
+    :func:`load_fleet` fetches it (the same client, bounds, progress bar and strictness);
+    the manifest, and the result without its nodes."""
+    strict = not getattr(args, "allow_incomplete", False)
+    concurrency = getattr(args, "concurrency", DEFAULT_CONCURRENCY)
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise InputError(f"--concurrency {concurrency}: give 1 to {MAX_CONCURRENCY}")
+    require_source(args)
+    with _fetching(args, concurrency, _show_progress(args) and progress) as (client, hook, label):
+        return fetch_sharded(
+            client,
+            directory,
+            shards,
+            query,
+            strict=strict,
+            on_progress=hook,
+            on_nodes=on_nodes,
+            source=label,
+        )
 
 
 def _relabel(result: FetchResult, source: str) -> FetchResult:

@@ -40,7 +40,7 @@ from nodeselect.cli._common import (
 )
 from nodeselect.cli._output import OutWriteError, check_out_target
 from nodeselect.cli._render import Column, is_terminal, print_table, private_fields, redact
-from nodeselect.cli._source import fleet_error, load_fleet
+from nodeselect.cli._source import fetch_into_shards, fleet_error, load_fleet
 from nodeselect.documents import blank_personal, personal_keys
 from nodeselect.errors import InputError, NodeSelectError, SnapshotError
 from nodeselect.fetch import (
@@ -337,13 +337,24 @@ def run(args: argparse.Namespace) -> int:
     stream: NodeStream | None = None
     if args.format != "table":
         stream = NodeStream(out, array=args.format == "json", personal=personal)
+    # a fetch saved in shards goes straight to them: the fleet is never held whole (a 10M-node
+    # fleet took ~100 GB), and so it is not listed as a table either
+    into_shards = args.out is not None and args.shards is not None and not args.snapshot
+    saved = 0
     try:
         query = query_from_args(args)
         if args.out is not None and args.shards is None:
             check_out_target(args.out, force=args.force)  # before spending a fetch on it
-        if stream is not None and not args.snapshot:
-            # Streamed: the bar would be drawn over the nodes on the same terminal.
-            result = load_fleet(args, query, on_nodes=stream.write, progress=not is_terminal(out))
+        # (streamed: the bar would be drawn over the nodes on the same terminal)
+        bar = stream is None or not is_terminal(out)
+        if into_shards:
+            manifest, result = fetch_into_shards(
+                args, query, args.out, args.shards,
+                on_nodes=None if stream is None else stream.write, progress=bar,
+            )  # fmt: skip
+            saved = manifest.nodes
+        elif stream is not None and not args.snapshot:
+            result = load_fleet(args, query, on_nodes=stream.write, progress=bar)
         else:
             result = load_fleet(args, query)
         if args.snapshot:
@@ -352,10 +363,12 @@ def run(args: argparse.Namespace) -> int:
                 stream.write(result.nodes)
         if stream is not None:
             stream.close()
-        if args.out is not None and args.shards is not None:
+        if args.out is not None and args.shards is not None and not into_shards:
             save_sharded_snapshot(args.out, result, args.shards)
-        elif args.out is not None:
+        elif args.out is not None and args.shards is None:
             _save(args.out, result, force=args.force)
+        if not into_shards:
+            saved = len(result.nodes)
     except OutWriteError as exc:
         return fail(str(exc), EXIT_OUTPUT)
     except NodeSelectError as exc:
@@ -363,7 +376,12 @@ def run(args: argparse.Namespace) -> int:
         if stream is not None and stream.count:
             message += f" ({plural(stream.count, 'node')} had been written)"
         return fail(message, code)
-    if stream is None:
+    if stream is None and into_shards:
+        note(
+            "note: a fleet fetched into shards is not listed (it is not held whole); "
+            "--format json or jsonl streams its nodes as they arrive"
+        )
+    elif stream is None:
         _table(result, personal)
     for issue in result.stats.issues:
         warn(str(issue))
@@ -374,5 +392,5 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.out:
         where = f"{plural(args.shards, 'shard')} in " if args.shards is not None else ""
-        note(f"saved {plural(len(result.nodes), 'node')} to {where}{args.out} (mode 0600)")
-    return EXIT_OK if result.nodes else EXIT_NO_FIT
+        note(f"saved {plural(saved, 'node')} to {where}{args.out} (mode 0600)")
+    return EXIT_OK if (saved if args.out else result.nodes) else EXIT_NO_FIT
