@@ -96,6 +96,30 @@ def test_nodes_shards_from_a_fetch_go_straight_to_the_shards(tmp_path, capsys) -
     assert sorted(streamed) == sorted(n.uuid for n in whole.nodes)
 
 
+def test_nodes_shards_that_cannot_be_written_exit_5(tmp_path, capsys, monkeypatch) -> None:
+    """A full disk while a fetch goes into shards (the spill file is /dev/full): exit 5 (the
+    output could not be written), one line naming the file, nothing left in the directory."""
+    import os  # noqa: PLC0415
+
+    from nodeselect.fetch import _sharded  # noqa: PLC0415
+
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("no /dev/full here")
+
+    def fdopen(fd: int, mode: str):
+        os.close(fd)
+        return full.open(mode)
+
+    monkeypatch.setattr(_sharded.os, "fdopen", fdopen)
+    code = main(["nodes", "--demo", "--out", str(tmp_path / "d"), "--shards", "2"])
+    err = capsys.readouterr().err
+    assert code == 5
+    assert "cannot write the fetch's documents: No space left on device" in err
+    assert err.count("nodeselect: error:") == 1
+    assert list((tmp_path / "d").iterdir()) == []
+
+
 def test_nodes_shards_without_out_is_refused(capsys) -> None:
     """--shards without --out exits 2 before fetching, saying what it needs."""
     assert main(["nodes", "--demo", "--shards", "2"]) == EXIT_INPUT

@@ -140,3 +140,40 @@ def test_pages_are_asked_for_at_most_a_few_per_connection_ahead_of_recording() -
     assert result.complete
     assert result.stats.pages > 4 * client_module._AHEAD * concurrency
     assert max(gaps) <= client_module._AHEAD * concurrency + 1  # (+1: a probe in flight)
+
+
+def test_a_spill_that_cannot_be_written_stops_the_fetch_and_writes_nothing(
+    tmp_path, monkeypatch
+) -> None:
+    """A full disk while the documents are spilled: a SnapshotError naming the spill, the
+    fetch stopped, no shard or manifest, and the spill removed."""
+    import os  # noqa: PLC0415
+
+    from nodeselect import SnapshotError  # noqa: PLC0415
+    from nodeselect.fetch import _sharded  # noqa: PLC0415
+
+    real = os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self._f = f
+            self.written = 0
+
+        def write(self, data: bytes) -> int:
+            if self.written > 20_000:
+                raise OSError(28, "No space left on device")
+            self.written += len(data)
+            return self._f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+    monkeypatch.setattr(_sharded.os, "fdopen", lambda fd, mode: Full(real(fd, mode)))
+    fleet = generate_fleet(300, seed=5)
+    with (
+        SimServer(fleet) as server,
+        Client(server.url, retry=FAST) as c,
+        pytest.raises(SnapshotError, match=r"\.spill: cannot write the fetch's documents"),
+    ):
+        fetch_sharded(c, tmp_path / "out", 2)
+    assert list((tmp_path / "out").iterdir()) == []

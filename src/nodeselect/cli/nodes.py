@@ -18,9 +18,10 @@ patterns.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO, Final, TextIO
 
 import attrs
@@ -328,6 +329,20 @@ def _save(path: str, result: FetchResult, *, force: bool) -> None:
         raise OutWriteError(f"--out {path}: cannot write the snapshot: {exc.strerror}") from None
 
 
+@contextlib.contextmanager
+def _shard_write_errors(out: str) -> Iterator[None]:
+    """A sharded snapshot's files that cannot be written (a full disk, no permission): the
+    output's failure, exit 5, as for ``--out FILE``."""
+    try:
+        yield
+    except SnapshotError as exc:
+        if "cannot write" not in str(exc):
+            raise
+        raise OutWriteError(
+            f"--out {out}: {exc}" if not str(exc).startswith(out) else str(exc)
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """The `nodes` handler."""
     if args.shards is not None and not args.out:
@@ -348,10 +363,11 @@ def run(args: argparse.Namespace) -> int:
         # (streamed: the bar would be drawn over the nodes on the same terminal)
         bar = stream is None or not is_terminal(out)
         if into_shards:
-            manifest, result = fetch_into_shards(
-                args, query, args.out, args.shards,
-                on_nodes=None if stream is None else stream.write, progress=bar,
-            )  # fmt: skip
+            with _shard_write_errors(args.out):
+                manifest, result = fetch_into_shards(
+                    args, query, args.out, args.shards,
+                    on_nodes=None if stream is None else stream.write, progress=bar,
+                )  # fmt: skip
             saved = manifest.nodes
         elif stream is not None and not args.snapshot:
             result = load_fleet(args, query, on_nodes=stream.write, progress=bar)
@@ -364,7 +380,8 @@ def run(args: argparse.Namespace) -> int:
         if stream is not None:
             stream.close()
         if args.out is not None and args.shards is not None and not into_shards:
-            save_sharded_snapshot(args.out, result, args.shards)
+            with _shard_write_errors(args.out):
+                save_sharded_snapshot(args.out, result, args.shards)
         elif args.out is not None and args.shards is None:
             _save(args.out, result, force=args.force)
         if not into_shards:

@@ -6,8 +6,9 @@ fleet needed ~100 GB on the machine that saved it in shards. :func:`fetch_sharde
 same fetch (the same requests, the same proofs that nothing was lost or duplicated) with a
 store that writes each document to a temporary spill file beside the shards as it arrives,
 keeping a stand-in in its place: the node's uuid, its proved facts and where its document
-is (~0.5 KB). When the fetch is over, the documents are read back from the spill in the
-order they arrived, each node's latest, and written as shards with their final facts.
+is (~230 bytes measured). When the fetch is over, the documents are read back from the
+spill in the order they arrived, each node's latest, and written as shards with their final
+facts.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ class _Spill:
     def store(self, node: FetchedNode) -> FetchedNode:
         """Write ``node``'s document; its stand-in (uuid, facts, where the document is)."""
         raw = node.raw
-        self._file.write(raw)
+        try:
+            self._file.write(raw)
+        except OSError as exc:  # (a full disk: the fetch stops, nothing is written)
+            raise SnapshotError(
+                f"{self.path}: cannot write the fetch's documents: {exc.strerror}"
+            ) from None
         ref = _REF.pack(self._end, len(raw))
         self._end += len(raw)
         return FetchedNode(node.uuid, _NO_LEAN, ref, node.facts)
@@ -62,7 +68,12 @@ class _Spill:
     def read(self, stand_ins: Sequence[FetchedNode]) -> Iterator[FetchedNode]:
         """The nodes of ``stand_ins`` (in the spill's order) with their documents read back."""
         f = self._file
-        f.flush()
+        try:
+            f.flush()
+        except OSError as exc:
+            raise SnapshotError(
+                f"{self.path}: cannot write the fetch's documents: {exc.strerror}"
+            ) from None
         at = -1
         for node in stand_ins:
             offset, size = _REF.unpack(node.raw)
@@ -102,7 +113,7 @@ def fetch_sharded(
     """Fetch ``query`` as ``client.fetch`` does and save it as a sharded snapshot in
     ``directory`` (as :func:`save_sharded_snapshot` saves a fetch's result), without holding
     the fleet: each document goes to a temporary file beside the shards as it arrives (about
-    0.5 KB a node stays in memory, against ~10 KB for a fetch's result), and the shards are
+    230 bytes a node stay in memory, against ~10 KB for a fetch's result), and the shards are
     written from it once the fetch is over. ``source`` labels the snapshot (default: the
     fetch's URL).
 
@@ -122,18 +133,13 @@ def fetch_sharded(
     root = shard_directory(directory, shards)
     spill = _Spill(root)
     try:
-        try:
-            result = client._fetch(  # (the same fetch, with a store of our own)
-                query,
-                strict=strict,
-                on_progress=on_progress,
-                on_nodes=on_nodes or _ignore,
-                store=spill.store,
-            )
-        except OSError as exc:
-            raise SnapshotError(
-                f"{spill.path}: cannot write the fetch's documents: {exc.strerror}"
-            ) from None
+        result = client._fetch(  # (the same fetch, with a store of our own)
+            query,
+            strict=strict,
+            on_progress=on_progress,
+            on_nodes=on_nodes or _ignore,
+            store=spill.store,
+        )
         if source is not None:
             result = attrs.evolve(result, source=source)
         stand_ins = sorted(result.nodes, key=_offset)
