@@ -10,6 +10,8 @@ issue sets as targets:
 * decoding: decode_body at least 4x faster than json.loads into dicts on the same bytes.
 
 Usage: python benchmarks/bench_fetch.py --latency   (issue 10: 4,500 nodes at 30 and 50 ms)
+       python benchmarks/bench_fetch.py --memory [N_NODES]   (a fleet saved in shards: the
+       fetch held then saved against fetch_sharded, peak RSS of each; default 100000)
        python benchmarks/bench_fetch.py [--quick] [N_NODES] [LATENCY_NODES]   (defaults 100000, 5000;
 --quick: 20000, 1000)
 """
@@ -143,9 +145,57 @@ def latency_ratios(n_nodes: int = 4500, latencies: tuple[float, ...] = (30.0, 50
             )
 
 
+def _peak(url: str, mode: str, directory: str, out) -> None:
+    """(child) Fetch the fleet at ``url`` into 8 shards in ``directory``, by ``mode``
+    (``held``: Client.fetch then save_sharded_snapshot; ``spilled``: fetch_sharded), and send
+    (seconds, nodes, this process's peak RSS in MB before and after)."""
+    from nodeselect.fetch import fetch_sharded, save_sharded_snapshot  # noqa: PLC0415
+
+    def hwm() -> float:
+        with open("/proc/self/status") as f:
+            text = f.read()
+        return int(text.split("VmHWM:")[1].split()[0]) / 1024
+
+    before = hwm()
+    t = time.perf_counter()
+    with Client(url) as c:
+        if mode == "held":
+            manifest = save_sharded_snapshot(directory, c.fetch(NodeQuery()), 8)
+        else:
+            manifest, _ = fetch_sharded(c, directory, 8, NodeQuery())
+    out.send((time.perf_counter() - t, manifest.nodes, before, hwm()))
+
+
+def memory(n_nodes: int, rounds: int = 2) -> None:
+    """A fleet saved as a sharded snapshot: the fetch's result held then saved, against
+    fetch_sharded (each document spilled as it arrives, the fleet never held), each in a
+    fresh process, in turns: peak RSS and time (``--memory``)."""
+    import tempfile  # noqa: PLC0415
+
+    with Server(n_nodes) as url, tempfile.TemporaryDirectory() as tmp:
+        fetch(url)  # warm the simulator's document cache
+        ctx = mp.get_context("spawn")
+        for r in range(rounds):
+            got = {}
+            for mode in ("held", "spilled") if r % 2 == 0 else ("spilled", "held"):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_peak, args=(url, mode, f"{tmp}/{mode}{r}", child))
+                proc.start()
+                got[mode] = parent.recv()
+                proc.join()
+            (th, nodes, base, ph), (ts, _, _, ps) = got["held"], got["spilled"]
+            print(
+                f"[{r + 1}] {nodes:,} nodes into 8 shards: fetch + save_sharded_snapshot {th:5.2f} s, peak RSS {ph:5.0f} MB; fetch_sharded {ts:5.2f} s, peak RSS {ps:5.0f} MB (the process before fetching: {base:.0f} MB): {(ph - base) / max(ps - base, 1):4.1f}x less memory for the fetch, {(ph - base) * 1024 / nodes:5.1f} against {(ps - base) * 1024 / nodes:4.2f} KB a node"
+            )
+
+
 def main() -> None:
     if "--latency" in sys.argv:
         latency_ratios()
+        return
+    if "--memory" in sys.argv:
+        rest = [a for a in sys.argv[1:] if a != "--memory"]
+        memory(int(rest[0]) if rest else 100_000)
         return
     args = [a for a in sys.argv[1:] if a != "--quick"]
     quick = len(args) < len(sys.argv) - 1  # --quick: 20k nodes, 1k with latency (a smoke run)
