@@ -329,12 +329,8 @@ def load_fleet_explained(
     fewer than :data:`EXPLAIN_PUSHDOWN_BELOW` nodes (``None`` otherwise, for snapshots, and
     when ``explain`` is false): a few ``limit=1`` count probes on the same connection pool."""
     query = query or NodeQuery()
-    strict = not getattr(args, "allow_incomplete", False)
+    strict, concurrency = _fetch_settings(args)
     show_progress = _show_progress(args) and progress
-    concurrency = getattr(args, "concurrency", DEFAULT_CONCURRENCY)
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise InputError(f"--concurrency {concurrency}: give 1 to {MAX_CONCURRENCY}")
-    require_source(args)
     if getattr(args, "snapshot", None):
         result = load_snapshot(args.snapshot)
         if query != NodeQuery(limit=query.limit) or query.pushed_down:
@@ -347,6 +343,16 @@ def load_fleet_explained(
         result = client.fetch(query, on_progress=hook, on_nodes=on_nodes, strict=strict)
         report = _explained(client, query, result) if explain else None
     return (result if label is None else _relabel(result, label)), report
+
+
+def _fetch_settings(args: argparse.Namespace) -> tuple[bool, int]:
+    """Whether an incomplete fetch is refused (not ``--allow-incomplete``), and the checked
+    ``--concurrency``; InputError for a bad one or no fleet source."""
+    concurrency = getattr(args, "concurrency", DEFAULT_CONCURRENCY)
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise InputError(f"--concurrency {concurrency}: give 1 to {MAX_CONCURRENCY}")
+    require_source(args)
+    return not getattr(args, "allow_incomplete", False), concurrency
 
 
 @contextlib.contextmanager
@@ -386,11 +392,7 @@ def fetch_into_shards(
     (:func:`~nodeselect.fetch.fetch_sharded`: the fleet is never held whole), as
     :func:`load_fleet` fetches it (the same client, bounds, progress bar and strictness);
     the manifest, and the result without its nodes."""
-    strict = not getattr(args, "allow_incomplete", False)
-    concurrency = getattr(args, "concurrency", DEFAULT_CONCURRENCY)
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise InputError(f"--concurrency {concurrency}: give 1 to {MAX_CONCURRENCY}")
-    require_source(args)
+    strict, concurrency = _fetch_settings(args)
     with _fetching(args, concurrency, _show_progress(args) and progress) as (client, hook, label):
         return fetch_sharded(
             client,
