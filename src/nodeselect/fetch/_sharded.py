@@ -45,9 +45,7 @@ class _Spill:
         try:
             fd, name = tempfile.mkstemp(dir=root, prefix=".fetch-", suffix=".spill")  # 0600
         except OSError as exc:
-            raise SnapshotError(
-                f"{root}: cannot write the fetch's documents: {exc.strerror}"
-            ) from None
+            raise _unwritable(root, exc) from None
         self.path = Path(name)
         self._file = os.fdopen(fd, "w+b")
         self._end = 0
@@ -58,9 +56,7 @@ class _Spill:
         try:
             self._file.write(raw)
         except OSError as exc:  # (a full disk: the fetch stops, nothing is written)
-            raise SnapshotError(
-                f"{self.path}: cannot write the fetch's documents: {exc.strerror}"
-            ) from None
+            raise _unwritable(self.path, exc) from None
         ref = _REF.pack(self._end, len(raw))
         self._end += len(raw)
         return FetchedNode(node.uuid, _NO_LEAN, ref, node.facts)
@@ -71,9 +67,7 @@ class _Spill:
         try:
             f.flush()
         except OSError as exc:
-            raise SnapshotError(
-                f"{self.path}: cannot write the fetch's documents: {exc.strerror}"
-            ) from None
+            raise _unwritable(self.path, exc) from None
         at = -1
         for node in stand_ins:
             offset, size = _REF.unpack(node.raw)
@@ -86,8 +80,17 @@ class _Spill:
             yield FetchedNode(node.uuid, _NO_LEAN, raw, node.facts)
 
     def close(self) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
+        """Remove the spill (also when closing it fails: a full disk)."""
+        try:
+            self._file.close()
+        except OSError:
+            pass  # (its contents are thrown away)
+        finally:
+            self.path.unlink(missing_ok=True)
+
+
+def _unwritable(path: Path, exc: OSError) -> SnapshotError:
+    return SnapshotError(f"{path}: cannot write the fetch's documents: {exc.strerror}")
 
 
 def _offset(node: FetchedNode) -> int:
