@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from nodeselect.cli._common import QUIET, note
 from nodeselect.cli._render import is_terminal
 
-__all__ = ["PROGRESS_EVERY_S", "cluster", "dask_logs", "interrupts", "tile_bar"]
+__all__ = ["PROGRESS_EVERY_S", "cluster", "dask_logs", "failure", "interrupts", "tile_bar"]
 
 _log: Final = logging.getLogger("nodeselect.cli")
 
@@ -93,6 +93,13 @@ def cluster(spec: str) -> Iterator[Any]:
         return
     with connect(spec) as client:
         yield client
+
+
+def failure(exc: BaseException) -> str:
+    """A failed Dask computation in one line: its type and its message's first line (Dask's
+    messages run to several lines and tracebacks)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}{': ' + first if first else ''}"
 
 
 #: Without a terminal, a progress line (``-v``) at most this often, in seconds.

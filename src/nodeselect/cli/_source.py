@@ -296,12 +296,17 @@ def load_fleet(
     return load_fleet_explained(args, query, explain=False, on_nodes=on_nodes, progress=progress)[0]
 
 
+def _filters(query: NodeQuery) -> bool:
+    """Whether ``query`` asks the server to filter (a snapshot is used whole: a note says so)."""
+    return query != NodeQuery(limit=query.limit) or bool(query.pushed_down)
+
+
 def load_fleets(args: argparse.Namespace, queries: Sequence[NodeQuery]) -> list[FetchResult]:
     """:func:`load_fleet` of each query (a batch's :func:`~nodeselect.fleet_queries`); a
     snapshot once, whatever the queries (it is used whole: read again per query, a large one
     cost its reading and its memory once per distinct job query, and said so each time)."""
     if getattr(args, "snapshot", None) and queries:
-        pushed = [q for q in queries if q != NodeQuery(limit=q.limit) or q.pushed_down]
+        pushed = [q for q in queries if _filters(q)]
         return [load_fleet(args, pushed[0] if pushed else queries[0])]
     return [load_fleet(args, q) for q in queries]
 
@@ -333,7 +338,7 @@ def load_fleet_explained(
     show_progress = _show_progress(args) and progress
     if getattr(args, "snapshot", None):
         result = load_snapshot(args.snapshot)
-        if query != NodeQuery(limit=query.limit) or query.pushed_down:
+        if _filters(query):
             note(
                 "note: the snapshot is used whole; server-side filters apply only when "
                 "fetching (the job's constraints are still checked locally)"

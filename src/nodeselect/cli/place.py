@@ -119,12 +119,9 @@ def _run(args: argparse.Namespace) -> int:
     except Exception as exc:  # (only the Dask path raises others: a lost scheduler, ...)
         if dask is None:
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return fail(
-            f"the Dask computation failed, nothing was placed: {type(exc).__name__}"
-            f"{': ' + first if first else ''}",
-            EXIT_API,
-        )
+        from nodeselect.cli._dask import failure  # noqa: PLC0415 - with --dask only
+
+        return fail(f"the Dask computation failed, nothing was placed: {failure(exc)}", EXIT_API)
     if args.format == "env":
         render_env(plan, master_port=args.master_port, show_private=args.show_private)
     elif args.format == "hostfile":

@@ -31,7 +31,7 @@ from nodeselect.cli._common import (
     fail,
     note,
 )
-from nodeselect.cli._dask import cluster, dask_logs, interrupts, tile_bar
+from nodeselect.cli._dask import cluster, dask_logs, failure, interrupts, tile_bar
 from nodeselect.cli._output import OutTargetError, check_out_target
 from nodeselect.errors import NodeSelectError
 from nodeselect.fetch import snapshot_fetched_at
@@ -136,10 +136,9 @@ def _run(args: argparse.Namespace) -> int:
     except NodeSelectError as exc:
         return fail(_stopped(done, skip, len(jobs), args.out, again) + str(exc), EXIT_INPUT)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return fail(
             f"{_stopped(done, skip, len(jobs), args.out, again)}the Dask computation failed: "
-            f"{type(exc).__name__}{': ' + first if first else ''}",
+            f"{failure(exc)}",
             EXIT_API,
         )
     written, fits = done

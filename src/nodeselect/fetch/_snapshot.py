@@ -162,13 +162,11 @@ def _write_private(
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(target)
-    except OSError as exc:
+    except BaseException as exc:  # (the chunks' own errors too: no half-written file left)
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-        raise SnapshotError(f"{target}: cannot write {what}: {exc.strerror}") from None
-    except BaseException:  # (the chunks' own error: no half-written temporary file left)
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise SnapshotError(f"{target}: cannot write {what}: {exc.strerror}") from None
         raise
 
 
