@@ -101,7 +101,7 @@ from nodeselect.table._units import (
     infer_size_unit,
 )
 
-__all__ = ["CHUNK", "RepeatedUuids", "build_table"]
+__all__ = ["CHUNK", "RepeatedUuids", "build_table", "build_table_chunks"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -389,6 +389,9 @@ class _Fleet:
         self.g_load: list[F64] = []
         self.g_tfree: list[F64] = []
         self.g_ttotal: list[F64] = []
+        #: per chunk, each node's RAM (each GPU's VRAM) total from a field of known unit
+        self.ram_known: list[F64] = []
+        self.vram_known: list[F64] = []
         self.names = _FirstSeen()
         #: per chunk, the UTF-8 bytes of its new names and their lengths (the vocabulary's
         #: bytes, from the C reader; None once a chunk was read by the Python loop)
@@ -842,6 +845,38 @@ def _given(d: UnitDecision) -> UnitDecision:
     return attrs.evolve(d, how=f"given: {d.how}", evidence=0, agreeing=0, fallbacks=0)
 
 
+def build_table_chunks(
+    chunks: Iterable[Sequence[TableNode]], now_s: float, units: Units | None = None
+) -> NodeTable:
+    """:func:`build_table` of the concatenation of ``chunks``, reading them one at a time: only
+    one chunk's node objects need to be alive (each is read and converted to columns before
+    the next is asked for). The uuids are not checked for repeats here (a set of them would
+    hold every uuid string): check the table's ``uuid`` column."""
+    with collector_paused():
+        fleet = _Fleet()
+        read = _read_chunk if _cbuild is None else _read_chunk_c
+        for chunk in chunks:
+            for a in range(0, len(chunk), CHUNK):
+                _read_known(chunk[a : a + CHUNK], fleet, read)
+            fleet.uuids_seen.clear()
+            del chunk  # (before the next is made: one chunk's objects alive, not two)
+        if not fleet.nums:
+            _read_known((), fleet, read)
+        return _finish(fleet, now_s, units)
+
+
+def _read_known(
+    nodes: Sequence[TableNode], fleet: _Fleet, read: Callable[[Sequence[TableNode], _Fleet], None]
+) -> None:
+    """Read one chunk, then its known RAM and VRAM totals (the only other use of its objects)."""
+    read(nodes, fleet)
+    block, g_max = fleet.nums[-1], fleet.g_max[-1]
+    fleet.ram_known.append(_ram_known(nodes, block[:, _WHOLE]))
+    offsets = np.zeros(len(block) + 1, dtype=np.int32)
+    np.cumsum(block[:, _NG].astype(np.int64), out=offsets[1:])
+    fleet.vram_known.append(_vram_known(nodes, g_max, offsets))
+
+
 def _build(
     nodes: Sequence[TableNode], now_s: float, given: Units | None, unique: bool
 ) -> NodeTable:
@@ -849,10 +884,16 @@ def _build(
     fleet = _Fleet()
     read = _read_chunk if _cbuild is None else _read_chunk_c
     for a in range(0, max(n, 1), CHUNK):
-        read(nodes[a : a + CHUNK], fleet)
+        _read_known(nodes[a : a + CHUNK], fleet, read)
     if unique and len(fleet.uuids_seen) != fleet.read:
         raise RepeatedUuids
     fleet.uuids_seen.clear()
+    return _finish(fleet, now_s, given)
+
+
+def _finish(fleet: _Fleet, now_s: float, given: Units | None) -> NodeTable:
+    """The table of every chunk ``fleet`` read: units decided (or ``given``), columns joined."""
+    n = fleet.read
     nums = np.concatenate(fleet.nums)
     tele_s = nums[:, _MS] / 1000.0
     need = np.isnan(tele_s)
@@ -860,7 +901,7 @@ def _build(
         tele_s[need] = np.concatenate(fleet.created)[need]
     fresh = (now_s - tele_s) <= TELEMETRY_FRESH_S
 
-    ram_known = _ram_known(nodes, nums[:, _WHOLE])
+    ram_known = np.concatenate(fleet.ram_known)
     rf_raw, rt_raw = nums[:, _RF], nums[:, _RT]
     ram_unit = (
         _given(given.ram)
@@ -895,7 +936,7 @@ def _build(
     g_max = np.concatenate(fleet.g_max)
     vt_free_raw = np.concatenate(fleet.g_tfree)
     vt_total_raw = np.concatenate(fleet.g_ttotal)
-    vram_known = _vram_known(nodes, g_max, offsets)
+    vram_known = np.concatenate(fleet.vram_known)
     vram_unit = (
         _given(given.vram)
         if given is not None
