@@ -76,6 +76,7 @@ from nodeselect.fetch._snapshot import (
     save_snapshot,
     snapshot_fetched_at,
 )
+from nodeselect.fetch._snapshot_nodes import SnapshotNodes
 
 __all__ = [
     "API_KEY_ENV",
@@ -116,6 +117,7 @@ __all__ = [
     "ServerQuery",
     "ShardInfo",
     "SnapshotManifest",
+    "SnapshotNodes",
     "TimeBound",
     "TimeRange",
     "Validate",

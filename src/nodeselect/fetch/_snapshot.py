@@ -51,6 +51,7 @@ __all__ = [
     "SnapshotManifest",
     "load_snapshot",
     "node_line",
+    "node_of_line",
     "read_manifest",
     "save_sharded_snapshot",
     "save_snapshot",
@@ -517,12 +518,8 @@ def snapshot_fetched_at(path: str | os.PathLike[str]) -> datetime:
     return _header_time(_parsed_header(first.rstrip(b"\r\n") if first else None, source), source)
 
 
-def _load_file(source: Path) -> FetchResult:
-    try:
-        lines = source.read_bytes().splitlines()
-    except OSError as exc:
-        raise SnapshotError(f"{source}: cannot read the snapshot: {exc.strerror}") from None
-    header = _parsed_header(lines[0] if lines else None, source)
+def _header_fields(header: dict[str, Any], source: Path) -> tuple[NodeQuery, datetime, FetchStats]:
+    """A snapshot file's header's query, fetch time and stats, each checked."""
     raw_query = header.get("query")
     raw_query = {} if raw_query is None else raw_query
     if not isinstance(raw_query, dict):
@@ -534,35 +531,50 @@ def _load_file(source: Path) -> FetchResult:
         query = NodeQuery.from_json(raw_query)
     except (NodeSelectError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise SnapshotError(f"{source}:1: the header's query is not valid: {exc}") from None
-    fetched_at = _header_time(header, source)
-    stats = _stats(header.get("stats", {}), f"{source}:1")
+    return query, _header_time(header, source), _stats(header.get("stats", {}), f"{source}:1")
+
+
+def node_of_line(line: bytes, source: Path, lineno: int) -> FetchedNode:
+    """The node of one snapshot line (``{"document": ..., "nodeselect": ...}``), decoded as
+    the fetch decoded it; SnapshotError naming ``source:lineno`` when it is not one."""
+    try:
+        entry = _line_decoder.decode(line)
+        lean = _decode_node(bytes(entry.document))
+    except RecursionError:
+        raise SnapshotError(f"{source}:{lineno}: a node line nested too deep") from None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise SnapshotError(
+            f"{source}:{lineno}: not a node line ({exc}); expected "
+            '{"document": {...}, "nodeselect": {...}}'
+        ) from None
+    f = entry.nodeselect
+    facts = ProvedFacts(
+        status=f.status,
+        compliance_tags=frozenset(f.compliance_tags),
+        continent=f.continent,
+        country=f.country,
+        subdivision=f.subdivision,
+    )
+    return FetchedNode(lean.uuid, lean, bytes(entry.document), facts)
+
+
+def _load_file(source: Path) -> FetchResult:
+    try:
+        lines = source.read_bytes().splitlines()
+    except OSError as exc:
+        raise SnapshotError(f"{source}: cannot read the snapshot: {exc.strerror}") from None
+    header = _parsed_header(lines[0] if lines else None, source)
+    query, fetched_at, stats = _header_fields(header, source)
     nodes: list[FetchedNode] = []
     seen: set[str] = set()
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
-        try:
-            entry = _line_decoder.decode(line)
-            lean = _decode_node(bytes(entry.document))
-        except RecursionError:
-            raise SnapshotError(f"{source}:{lineno}: a node line nested too deep") from None
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise SnapshotError(
-                f"{source}:{lineno}: not a node line ({exc}); expected "
-                '{"document": {...}, "nodeselect": {...}}'
-            ) from None
-        if lean.uuid in seen:
-            raise SnapshotError(f"{source}:{lineno}: node {lean.uuid} appears twice")
-        seen.add(lean.uuid)
-        f = entry.nodeselect
-        facts = ProvedFacts(
-            status=f.status,
-            compliance_tags=frozenset(f.compliance_tags),
-            continent=f.continent,
-            country=f.country,
-            subdivision=f.subdivision,
-        )
-        nodes.append(FetchedNode(lean.uuid, lean, bytes(entry.document), facts))
+        node = node_of_line(line, source, lineno)
+        if node.uuid in seen:
+            raise SnapshotError(f"{source}:{lineno}: node {node.uuid} appears twice")
+        seen.add(node.uuid)
+        nodes.append(node)
     return FetchResult(
         nodes=tuple(nodes),
         rejected=(),

@@ -1,0 +1,225 @@
+"""A snapshot's nodes read in chunks and found again by their place in its files.
+
+:func:`~nodeselect.fetch.load_snapshot` returns every node of a snapshot as objects: its
+document, its parsed view and its facts, about 10 KB a node (a 10M-node fleet would need
+~100 GB). :class:`SnapshotNodes` holds only where each node's line starts (8 bytes a node):
+:meth:`SnapshotNodes.chunks` reads the files once, a chunk at a time (what a node table
+needs to be built: ``NodeTable.from_snapshot``), and ``nodes[i]`` reads node ``i`` again
+from its file (what placement needs for the few nodes it reserves: their addresses).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import itertools
+import os
+from array import array
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, Final, overload
+
+import attrs
+
+from nodeselect.errors import SnapshotError
+from nodeselect.fetch._result import FetchedNode, FetchResult
+from nodeselect.fetch._snapshot import (
+    _header_fields,
+    _parsed_header,
+    node_of_line,
+    read_manifest,
+)
+
+__all__ = ["DEFAULT_SNAPSHOT_CHUNK", "SnapshotNodes"]
+
+#: Nodes per chunk of :meth:`SnapshotNodes.chunks` (a few MB of objects at a time).
+DEFAULT_SNAPSHOT_CHUNK: Final = 1024
+
+
+@attrs.frozen
+class _File:
+    path: Path
+    nodes: int  # what the manifest says (-1: a single snapshot file, not counted ahead)
+
+
+class SnapshotNodes(Sequence[FetchedNode]):
+    """The nodes of a snapshot file or sharded snapshot directory, not held in memory.
+
+    Made from the header (or the manifest) alone. :meth:`chunks` reads every node once, in
+    the snapshot's order, checking each line as :func:`~nodeselect.fetch.load_snapshot`
+    does; ``nodes[i]`` (and ``len``) then read node ``i`` again from its file by the offset
+    recorded (a first index before any whole pass scans the files for line starts, without
+    decoding). The files must not change in between (a changed line is reported, not trusted).
+
+    Attributes:
+        header: the snapshot's header or manifest as a ``FetchResult`` without its nodes
+            (``fetched_at``, ``source``, ``query``, ``stats``).
+        path: the file or directory given.
+
+    Raises:
+        SnapshotError: the header or manifest is missing or not valid.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            manifest = read_manifest(self.path)
+            self._files = tuple(_File(s.path, s.nodes) for s in manifest.shards)
+            self.header = FetchResult(
+                nodes=(),
+                rejected=(),
+                stats=manifest.stats,
+                query=manifest.query,
+                fetched_at=manifest.fetched_at,
+                source=f"snapshot {manifest.directory}",
+            )
+        else:
+            first = _first_line(self.path)
+            query, fetched_at, stats = _header_fields(_parsed_header(first, self.path), self.path)
+            self._files = (_File(self.path, -1),)
+            self.header = FetchResult(
+                nodes=(),
+                rejected=(),
+                stats=stats,
+                query=query,
+                fetched_at=fetched_at,
+                source=f"snapshot {self.path}",
+            )
+        #: per file, each node line's byte offset (filled by a whole pass of chunks())
+        self._offsets: list[array[int]] | None = None
+        self._starts: list[int] = []  # per file, the index of its first node
+
+    def __repr__(self) -> str:
+        return f"SnapshotNodes({str(self.path)!r}, files={len(self._files)})"
+
+    def chunks(self, size: int = DEFAULT_SNAPSHOT_CHUNK) -> Iterator[list[FetchedNode]]:
+        """Every node in the snapshot's order, in lists of ``size`` (the last may be
+        shorter; a list may hold the end of one shard and the start of the next). A whole
+        pass records where each node is, for ``nodes[i]``.
+
+        Raises:
+            SnapshotError: a file cannot be read, is not a snapshot file, a line is not a
+                node line (``file:line``), or a shard holds another number of nodes than
+                the manifest says.
+            ValueError: ``size < 1``.
+        """
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"SnapshotNodes.chunks: size must be an int >= 1, got {size!r}")
+        offsets: list[array[int]] = []
+        chunk: list[FetchedNode] = []
+        for file in self._files:
+            seen = array("q")
+            for lineno, at, line in _node_lines(file.path):
+                chunk.append(node_of_line(line, file.path, lineno))
+                seen.append(at)
+                if len(chunk) == size:
+                    yield chunk
+                    chunk = []
+            _check_count(file, len(seen))
+            offsets.append(seen)
+        if chunk:
+            yield chunk
+        self._found(offsets)
+
+    def _found(self, offsets: list[array[int]]) -> None:
+        self._offsets = offsets
+        self._starts = list(itertools.accumulate((len(o) for o in offsets), initial=0))
+
+    def _scanned(self) -> list[array[int]]:
+        if self._offsets is None:
+            offsets = []
+            for file in self._files:
+                seen = array("q", (at for _, at, _ in _node_lines(file.path)))
+                _check_count(file, len(seen))
+                offsets.append(seen)
+            self._found(offsets)
+        assert self._offsets is not None
+        return self._offsets
+
+    def __len__(self) -> int:
+        self._scanned()
+        return self._starts[-1]
+
+    @overload
+    def __getitem__(self, index: int) -> FetchedNode: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[FetchedNode]: ...
+
+    def __getitem__(self, index: int | slice) -> FetchedNode | list[FetchedNode]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"SnapshotNodes indices are ints, not {type(index).__name__}")
+        n = len(self)
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError(f"node {index} of a snapshot of {n} nodes")
+        f = bisect.bisect_right(self._starts, i) - 1
+        return self._read(f, self._scanned()[f][i - self._starts[f]])
+
+    def location(self, index: int) -> str:
+        """Where node ``index`` is: ``file:line`` (the line counted by reading the file)."""
+        n = len(self)
+        if not 0 <= index < n:
+            raise IndexError(f"node {index} of a snapshot of {n} nodes")
+        f = bisect.bisect_right(self._starts, index) - 1
+        path, at = self._files[f].path, self._scanned()[f][index - self._starts[f]]
+        with _opened(path) as fh:
+            lineno = fh.read(at).count(b"\n") + 1
+        return f"{path}:{lineno}"
+
+    def _read(self, f: int, at: int) -> FetchedNode:
+        path = self._files[f].path
+        with _opened(path) as fh:
+            fh.seek(at)
+            line = fh.readline().rstrip(b"\r\n")
+        try:
+            return node_of_line(line, path, 0)
+        except SnapshotError:
+            raise SnapshotError(
+                f"{path}: the node line at byte {at} is no longer a node line; the file "
+                "changed after it was read"
+            ) from None
+
+
+def _first_line(path: Path) -> bytes | None:
+    with _opened(path) as fh:
+        first = fh.readline()
+    return first.rstrip(b"\r\n") if first else None
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[BinaryIO]:
+    """``path`` opened for binary reading; SnapshotError (naming it) when it cannot be."""
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise SnapshotError(f"{path}: cannot read the snapshot: {exc.strerror}") from None
+    with fh:
+        yield fh
+
+
+def _node_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """Each node line of a snapshot file after its (checked) header: line number, byte
+    offset, the line without its end."""
+    with _opened(path) as fh:
+        first = fh.readline()
+        _parsed_header(first.rstrip(b"\r\n") if first else None, path)
+        at = len(first)
+        try:
+            for lineno, raw in enumerate(fh, start=2):
+                line = raw.rstrip(b"\r\n")
+                if line.strip():
+                    yield lineno, at, line
+                at += len(raw)
+        except OSError as exc:
+            raise SnapshotError(f"{path}: cannot read the snapshot: {exc.strerror}") from None
+
+
+def _check_count(file: _File, found: int) -> None:
+    if file.nodes >= 0 and found != file.nodes:
+        raise SnapshotError(
+            f"{file.path}: holds {found} nodes where the manifest says {file.nodes}; the "
+            "shard was changed or cut short"
+        )

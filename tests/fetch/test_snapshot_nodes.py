@@ -1,0 +1,126 @@
+"""SnapshotNodes: a snapshot's nodes read a chunk at a time, and found again by index in its
+files, without holding them; and NodeTable.from_snapshot's checks of the files."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nodeselect import Client, NodeQuery, NodeTable, SnapshotError, load_snapshot
+from nodeselect.fetch import SnapshotNodes, save_sharded_snapshot, save_snapshot
+from nodeselect.sim import generate_fleet
+from nodeselect.sim._query import parse_params
+
+FLEET = generate_fleet(45, seed=12)
+
+
+def _handler(request: httpx.Request) -> httpx.Response:
+    q = parse_params(dict(request.url.params))
+    ids, total = FLEET.select(q)
+    tail = b'],"limit":%d,"page":%d,"total":%d}' % (q.limit, q.page, total)
+    return httpx.Response(200, content=b'{"data":[' + b",".join(FLEET.page_bytes(ids)) + tail)
+
+
+with Client("http://test", transport=httpx.MockTransport(_handler)) as _c:
+    RESULT = _c.fetch(NodeQuery(statuses=["AVAILABLE", "OFFLINE"]))
+
+
+def _key(nodes):
+    return [(n.uuid, n.raw, n.facts, n.lean) for n in nodes]
+
+
+@settings(max_examples=20, deadline=None)
+@given(shards=st.integers(1, 9), size=st.integers(1, 50), scan_first=st.booleans())
+def test_chunks_and_indices_give_the_loaded_nodes(tmp_path_factory, shards, size, scan_first):
+    """In a sharded snapshot (empty shards included), the chunks hold every node in order,
+    each of ``size`` but the last; nodes[i] (negative and slices too) is the loaded node i,
+    whether or not a pass of chunks() came first."""
+    d = tmp_path_factory.mktemp("snap") / "fleet"
+    save_sharded_snapshot(d, RESULT, shards)
+    want = load_snapshot(d).nodes
+    nodes = SnapshotNodes(d)
+    if not scan_first:
+        chunks = list(nodes.chunks(size))
+        assert all(len(c) == size for c in chunks[:-1])
+        assert _key(n for c in chunks for n in c) == _key(want)
+    assert len(nodes) == len(want)
+    assert _key(nodes[i] for i in range(len(want))) == _key(want)
+    assert _key([nodes[-1]]) == _key(want[-1:])
+    assert _key(nodes[3:9:2]) == _key(want[3:9:2])
+    with pytest.raises(IndexError, match=f"node {len(want)} of a snapshot of {len(want)}"):
+        nodes[len(want)]
+    with pytest.raises(TypeError, match="indices are ints"):
+        nodes["a"]  # type: ignore[call-overload]
+
+
+def test_a_single_file_its_header_and_where_each_node_is(tmp_path) -> None:
+    """A snapshot file: the header is read up front (fetched_at, query, source), blank lines
+    are skipped, and location(i) names the node's line."""
+    path = tmp_path / "one.jsonl"
+    save_snapshot(path, RESULT)
+    lines = path.read_bytes().split(b"\n")
+    path.write_bytes(b"\n".join([*lines[:3], b"", *lines[3:]]))  # a blank line after node 2
+    nodes = SnapshotNodes(path)
+    assert nodes.header.fetched_at == RESULT.fetched_at
+    assert nodes.header.query == RESULT.query
+    assert nodes.header.nodes == ()
+    assert nodes.header.source == f"snapshot {path}"
+    assert nodes.location(0) == f"{path}:2"
+    assert nodes.location(2) == f"{path}:5"
+    assert nodes[2].uuid == RESULT.nodes[2].uuid
+    assert "document" not in repr(nodes)
+    assert RESULT.nodes[0].uuid not in repr(nodes)
+
+
+def test_a_node_in_two_shards_is_named_with_both_places(tmp_path) -> None:
+    """NodeTable.from_snapshot refuses a snapshot holding a node twice, naming both lines."""
+    twice = attrs.evolve(RESULT, nodes=(*RESULT.nodes, RESULT.nodes[0]))
+    save_sharded_snapshot(tmp_path / "d", twice, 2)
+    n = len(twice.nodes)
+    with pytest.raises(SnapshotError) as info:
+        NodeTable.from_snapshot(tmp_path / "d")
+    msg = str(info.value)
+    assert f"node {RESULT.nodes[0].uuid} appears twice" in msg
+    assert f"shard-00001.jsonl:{n - n // 2 + 1}" in msg  # the last line of the second shard
+    assert "shard-00000.jsonl:2)" in msg
+
+
+def test_a_shard_cut_short_a_bad_line_and_a_missing_file(tmp_path) -> None:
+    """The checks load_snapshot makes, with the same messages: the manifest's count, the
+    line that is not a node line, a file that cannot be read."""
+    d = tmp_path / "d"
+    save_sharded_snapshot(d, RESULT, 2)
+    shard = d / "shard-00001.jsonl"
+    lines = shard.read_bytes().splitlines()
+    shard.write_bytes(b"\n".join(lines[:-1]) + b"\n")
+    with pytest.raises(SnapshotError, match="nodes where the manifest says"):
+        list(SnapshotNodes(d).chunks())
+    with pytest.raises(SnapshotError, match="nodes where the manifest says"):
+        len(SnapshotNodes(d))
+    shard.write_bytes(b"\n".join([*lines[:2], b'{"document": 1}', *lines[3:]]) + b"\n")
+    with pytest.raises(SnapshotError, match=r"shard-00001\.jsonl:3: not a node line"):
+        NodeTable.from_snapshot(d)
+    shard.unlink()
+    with pytest.raises(SnapshotError, match=r"shard-00001\.jsonl: cannot read the snapshot"):
+        NodeTable.from_snapshot(d)
+    with pytest.raises(SnapshotError, match="cannot read the snapshot"):
+        SnapshotNodes(tmp_path / "missing.jsonl")
+    with pytest.raises(ValueError, match="size must be an int >= 1"):
+        next(SnapshotNodes(tmp_path / "d").chunks(0))
+
+
+def test_a_file_changed_after_it_was_read_is_reported(tmp_path) -> None:
+    """nodes[i] reads the line where node i was: a file rewritten since says so."""
+    path = tmp_path / "one.jsonl"
+    save_snapshot(path, RESULT)
+    nodes = SnapshotNodes(path)
+    assert len(nodes) == len(RESULT.nodes)
+    head = json.dumps({"nodeselect_snapshot": 1, "fetched_at": "2026-01-01T00:00:00Z"})
+    path.write_text(head + "\n" + "x" * 20_000 + "\n")
+    with pytest.raises(SnapshotError, match="no longer a node line; the file changed"):
+        nodes[3]
