@@ -18,8 +18,16 @@ import numpy as np
 import pytest
 
 from nodeselect.documents._facts import ProvedFacts
+from nodeselect.fetch import (
+    FetchedNode,
+    FetchResult,
+    FetchStats,
+    NodeQuery,
+    SnapshotNodes,
+    save_sharded_snapshot,
+    save_snapshot,
+)
 from nodeselect.fetch._decode import decode_body
-from nodeselect.fetch._result import FetchedNode
 from nodeselect.sim import DIALECTS, Fleet, generate_fleet
 from nodeselect.table import _build
 from nodeselect.table._derived import gpu_free_top, gpu_model_key, max_gpu_count
@@ -125,3 +133,40 @@ def test_many_small_chunks_build_the_same_table(name: str, monkeypatch: pytest.M
     nodes = _nodes(name)
     got = NodeTable.from_nodes(nodes, now=NOW)
     assert_identical(got, previous_build_table(nodes, NOW.timestamp()))
+
+
+def _result(nodes: list[FetchedNode]) -> FetchResult:
+    return FetchResult(
+        nodes=tuple(nodes),
+        rejected=(),
+        stats=FetchStats(),
+        query=NodeQuery(),
+        fetched_at=NOW,
+        source="test",
+    )
+
+
+@pytest.mark.parametrize("name", [*DIALECTS, "mixed"])
+def test_a_snapshot_built_chunk_by_chunk_is_the_whole_fleets_table(name: str, tmp_path) -> None:
+    """A snapshot (3 shards, or one file) read a chunk at a time gives, bit for bit, the table
+    of all its nodes at once: units decided on the whole fleet, vocabularies in fetched order
+    (chunks of 41 nodes cut across shard ends and the reader's own chunks)."""
+    nodes = _nodes(name)
+    want = NodeTable.from_nodes(nodes, now=NOW)
+    save_sharded_snapshot(tmp_path / "dir", _result(nodes), 3)
+    save_snapshot(tmp_path / "one.jsonl", _result(nodes))
+    assert_identical(NodeTable.from_snapshot(tmp_path / "dir", now=NOW), want)
+    assert_identical(NodeTable.from_snapshot(tmp_path / "one.jsonl"), want)  # now: fetched_at
+    small = SnapshotNodes(tmp_path / "dir")
+    assert_identical(_build.build_table_chunks(small.chunks(41), NOW.timestamp()), want)
+    assert [n.uuid for n in small] == [n.uuid for n in nodes]
+
+
+def test_a_snapshot_table_with_given_units_is_the_parts_table(tmp_path) -> None:
+    """units= is passed through: a part of a fleet built with the whole's units."""
+    nodes = _nodes("mixed")
+    whole = NodeTable.from_nodes(nodes, now=NOW)
+    part = nodes[::5]
+    save_snapshot(tmp_path / "part.jsonl", _result(part))
+    got = NodeTable.from_snapshot(tmp_path / "part.jsonl", now=NOW, units=whole.units)
+    assert_identical(got, NodeTable.from_nodes(part, now=NOW, units=whole.units))
