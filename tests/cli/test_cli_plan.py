@@ -339,3 +339,32 @@ def test_terminal_rendering_uses_rich_and_keeps_the_banner(llm_json: dict[str, A
     assert "SIMULATED" in text
     assert "━" in text or "─" in text
     assert llm_json["ranked"][0]["name"] in text
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_plan_on_a_snapshot_read_in_chunks_finds_each_nodes_private_fields(
+    tmp_path, capsys, nodes
+) -> None:
+    """plan --snapshot DIR builds its table a chunk of nodes at a time; --show-private reads
+    each ranked node's personal data back from the files (by its table row): the same as
+    the documents loaded whole say; a gang is placed."""
+    from nodeselect import load_snapshot  # noqa: PLC0415
+    from nodeselect.cli._render import private_fields  # noqa: PLC0415
+
+    snap = tmp_path / "dir"
+    assert main(["nodes", "--demo", "--status", "AVAILABLE", "--out", str(snap), "--shards",
+                 "3", "-q", "--format", "json"]) == 0  # fmt: skip
+    capsys.readouterr()
+    path = tmp_path / "job.toml"
+    path.write_text(f'[[job]]\nname = "j"\nnodes = {nodes}\n[job.gpu]\ncount = 1\n')
+    main(["plan", str(path), "--snapshot", str(snap), "--json", "--show-private", "--top", "5"])
+    doc = json.loads(capsys.readouterr().out)
+    whole = {n.uuid: n for n in load_snapshot(snap).nodes}
+    assert doc["fleet"]["nodes"] == len(whole)
+    assert doc["ranked"], "the test needs ranked nodes"
+    for item in doc["ranked"]:
+        assert item["private"] == private_fields(whole[item["uuid"]].raw)
+        assert item["private"]  # (the simulated documents carry addresses)
+    if nodes > 1:  # (placed with the snapshot's nodes as place(nodes=...))
+        assert doc["gang"]["placed"]
+        assert {r["uuid"] for r in doc["gang"]["replicas"]} <= whole.keys()

@@ -331,8 +331,9 @@ def write_json(document: Any, stream: TextIO | None = None, *, indent: int | Non
     out.write(json_safe(json.dumps(jsonable(document), indent=indent, ensure_ascii=False)) + "\n")
 
 
-def fleet_info(args: Any, result: Any) -> dict[str, Any]:
-    """The ``fleet`` object of the ``--json`` schemas, from parsed args and a FetchResult.
+def fleet_info(args: Any, result: Any, *, nodes: int | None = None) -> dict[str, Any]:
+    """The ``fleet`` object of the ``--json`` schemas, from parsed args and a FetchResult
+    (``nodes``: the count, when the result holds none: a snapshot read a chunk at a time).
 
     Keys: ``source`` ("demo" | "api" | "snapshot"), ``location`` (URL, file, or the demo
     label), ``simulated``, ``complete``, ``consistent``, ``nodes``, ``rejected_documents``,
@@ -350,7 +351,7 @@ def fleet_info(args: Any, result: Any) -> dict[str, Any]:
         "simulated": kind == "demo",
         "complete": bool(result.complete),
         "consistent": bool(result.consistent),
-        "nodes": len(result.nodes),
+        "nodes": len(result.nodes) if nodes is None else nodes,
         "rejected_documents": len(result.rejected),
         "fetched_at": result.fetched_at.isoformat(),
     }

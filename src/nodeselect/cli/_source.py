@@ -62,6 +62,7 @@ from nodeselect.fetch import (
     PushdownReport,
     RetryPolicy,
     SnapshotManifest,
+    SnapshotNodes,
     explain_pushdown,
     fetch_sharded,
     load_snapshot,
@@ -79,6 +80,7 @@ __all__ = [
     "load_fleet",
     "load_fleet_explained",
     "load_fleets",
+    "open_snapshot",
     "progress_text",
     "require_source",
     "source_exit_code",
@@ -311,6 +313,28 @@ def load_fleets(args: argparse.Namespace, queries: Sequence[NodeQuery]) -> list[
     return [load_fleet(args, q) for q in queries]
 
 
+def open_snapshot(args: argparse.Namespace, queries: Sequence[NodeQuery]) -> SnapshotNodes:
+    """The ``--snapshot`` of ``args``, its header read, its nodes not yet: build the table
+    with ``NodeTable.from_snapshot`` (a chunk of nodes at a time, never the fleet's documents
+    at once) and pass the same object as ``place(nodes=...)``. As :func:`load_fleets` does,
+    a note says the snapshot is used whole when a query filters, and an incomplete snapshot
+    raises IncompleteFetchError unless ``--allow-incomplete``."""
+    strict, _ = _fetch_settings(args)
+    nodes = SnapshotNodes(args.snapshot)
+    if any(_filters(q) for q in queries):
+        _used_whole()
+    if strict:
+        nodes.header.raise_if_incomplete()
+    return nodes
+
+
+def _used_whole() -> None:
+    note(
+        "note: the snapshot is used whole; server-side filters apply only when "
+        "fetching (the job's constraints are still checked locally)"
+    )
+
+
 def _explained(client: Client, query: NodeQuery, result: FetchResult) -> PushdownReport | None:
     """What the pushed-down filters removed, when they left fewer than a page of nodes."""
     if len(result.nodes) >= EXPLAIN_PUSHDOWN_BELOW:
@@ -339,10 +363,7 @@ def load_fleet_explained(
     if getattr(args, "snapshot", None):
         result = load_snapshot(args.snapshot)
         if _filters(query):
-            note(
-                "note: the snapshot is used whole; server-side filters apply only when "
-                "fetching (the job's constraints are still checked locally)"
-            )
+            _used_whole()
         return (result.raise_if_incomplete() if strict else result), None
     with _fetching(args, concurrency, show_progress) as (client, hook, label):
         result = client.fetch(query, on_progress=hook, on_nodes=on_nodes, strict=strict)

@@ -230,7 +230,7 @@ def available_now(table: NodeTable, *, now: datetime) -> list[dict[str, Any]]:
 def _available(args: argparse.Namespace) -> int:
     """``gpus --available``: per model, nodes able to give 1/2/4/8 GPUs now, per continent."""
     from nodeselect.cli._asof import evaluation_time, fleet_time_info  # noqa: PLC0415
-    from nodeselect.cli._source import fleet_error, load_fleet  # noqa: PLC0415
+    from nodeselect.cli._source import fleet_error, load_fleet, open_snapshot  # noqa: PLC0415
     from nodeselect.documents import CONTINENTS  # noqa: PLC0415
     from nodeselect.fetch import NodeQuery  # noqa: PLC0415
     from nodeselect.pipeline import merge_fetched  # noqa: PLC0415
@@ -240,13 +240,22 @@ def _available(args: argparse.Namespace) -> int:
         NodeQuery(statuses=frozenset({"AVAILABLE"})),
         NodeQuery(statuses=frozenset({"AVAILABLE"}), continents=frozenset(CONTINENTS)),
     ]
+    snapshot = None
     try:
-        results = [load_fleet(args, q) for q in (queries[:1] if args.snapshot else queries)]
+        if args.snapshot:  # read a chunk at a time: never the whole fleet's documents
+            snapshot = open_snapshot(args, queries[:1])
+            results = [snapshot.header]
+        else:
+            results = [load_fleet(args, q) for q in queries]
     except NodeSelectError as exc:
         return fail(*fleet_error(exc, args))
     try:
         now = evaluation_time(args, results[0])
-        table = NodeTable.from_nodes(merge_fetched(results), now=now)
+        table = (
+            NodeTable.from_nodes(merge_fetched(results), now=now)
+            if snapshot is None
+            else NodeTable.from_snapshot(snapshot, now=now)
+        )
         entries = available_now(table, now=now)
     except NodeSelectError as exc:
         return fail(str(exc), EXIT_INPUT)

@@ -42,8 +42,9 @@ from nodeselect.cli._render import (
     print_table,
     write_json,
 )
-from nodeselect.cli._source import fleet_error, load_fleets
+from nodeselect.cli._source import fleet_error, load_fleets, open_snapshot
 from nodeselect.errors import InputError, NodeSelectError
+from nodeselect.fetch import FetchedNode, SnapshotNodes
 from nodeselect.placement import Plan
 
 __all__ = ["quality_line", "render_env", "render_hostfile", "render_plan"]
@@ -91,14 +92,23 @@ def _run(args: argparse.Namespace) -> int:
         refused = _dask_refused(args)
         if refused:
             return fail(refused, EXIT_INPUT)
+    snapshot: SnapshotNodes | None = None
     try:
-        results = load_fleets(args, fleet_queries(jobs))
+        if getattr(args, "snapshot", None):  # read a chunk at a time: never the whole fleet's
+            snapshot = open_snapshot(args, fleet_queries(jobs))  # documents (~10 KB a node)
+            results = [snapshot.header]
+        else:
+            results = load_fleets(args, fleet_queries(jobs))
     except NodeSelectError as exc:
         return fail(*fleet_error(exc, args))
-    nodes = merge_fetched(results)
+    nodes: Sequence[FetchedNode] = merge_fetched(results) if snapshot is None else snapshot
     try:
         now = evaluation_time(args, results[0])
-        table = NodeTable.from_nodes(nodes, now=now)
+        table = (
+            NodeTable.from_nodes(nodes, now=now)
+            if snapshot is None
+            else NodeTable.from_snapshot(snapshot, now=now)
+        )
         if dask is not None:
             plan = _place_on_dask(args, jobs, table, nodes, now)
         else:

@@ -40,6 +40,7 @@ from nodeselect.cli._source import (
     api_error_message,
     fleet_error,
     load_fleet_explained,
+    open_snapshot,
     require_source,
 )
 from nodeselect.engine import Ranking, explain_node, rank
@@ -48,7 +49,7 @@ from nodeselect.errors import (
     JobSpecError,
     NodeSelectError,
 )
-from nodeselect.fetch import FetchedNode, NodeQuery, PushdownReport
+from nodeselect.fetch import FetchedNode, NodeQuery, PushdownReport, SnapshotNodes
 from nodeselect.gpus import GPU_MODELS
 from nodeselect.jobs import Job
 from nodeselect.placement import place
@@ -170,12 +171,13 @@ def build_report(
     }
 
 
-def _add_private(report: dict[str, Any], nodes: Sequence[FetchedNode]) -> None:
-    """Attach ``private`` to each ranked node, nearest miss and the explained node."""
+def _add_private(report: dict[str, Any], nodes: Sequence[FetchedNode], table: NodeTable) -> None:
+    """Attach ``private`` to each ranked node, nearest miss and the explained node (each
+    found by its table row: a snapshot's node is read again from its file, not searched)."""
     wanted = {r["uuid"] for r in report["ranked"]}
     if report.get("explain"):
         wanted.add(report["explain"]["uuid"])
-    found = {n.uuid: private_fields(n.raw) for n in nodes if n.uuid in wanted}
+    found = {u: private_fields(nodes[table.index_of(u)].raw) for u in wanted}
     for item in report["ranked"]:
         item["private"] = found.get(item["uuid"], {})
     if report.get("explain"):
@@ -406,9 +408,14 @@ def _handle(args: argparse.Namespace) -> int:
         require_source(args)  # the same rule and message on every command
     except NodeSelectError as exc:
         return fail(str(exc), EXIT_INPUT)
+    snapshot: SnapshotNodes | None = None
     try:
         query = NodeQuery.from_job(job)
-        result, pushdown = load_fleet_explained(args, query)
+        if args.snapshot:  # read a chunk at a time: never the whole fleet's documents
+            snapshot = open_snapshot(args, [query])
+            result, pushdown = snapshot.header, None
+        else:
+            result, pushdown = load_fleet_explained(args, query)
     except NodeSelectError as exc:
         return fail(*fleet_error(exc, args))
     try:
@@ -416,7 +423,15 @@ def _handle(args: argparse.Namespace) -> int:
     except InputError as exc:
         return fail(str(exc), EXIT_INPUT)
     gaps = snapshot_gaps(query, result.query, str(args.snapshot)) if args.snapshot else []
-    table = NodeTable.from_nodes(result.nodes, now=now)
+    nodes: Sequence[FetchedNode] = result.nodes if snapshot is None else snapshot
+    try:
+        table = (
+            NodeTable.from_nodes(nodes, now=now)
+            if snapshot is None
+            else NodeTable.from_snapshot(snapshot, now=now)
+        )
+    except NodeSelectError as exc:
+        return fail(*fleet_error(exc, args))
     try:
         ranking = rank(job, table, k=args.top, now=now, seed=args.seed)
         chosen = ranking.job  # the alternative ranked, for a job with alternatives
@@ -426,7 +441,7 @@ def _handle(args: argparse.Namespace) -> int:
             explain = explain_one(chosen, table, node, now=now, show_private=args.show_private)
         gang = None
         if job.nodes > 1:
-            gang = gang_placement(job, table, result.nodes, now=now, seed=args.seed)
+            gang = gang_placement(job, table, nodes, now=now, seed=args.seed)
     except InputError as exc:
         return fail(str(exc), EXIT_INPUT)
     report = build_report(
@@ -437,7 +452,7 @@ def _handle(args: argparse.Namespace) -> int:
             **alternatives_info(job, ranking),
         },
         fleet={
-            **fleet_info(args, result),
+            **fleet_info(args, result, nodes=len(table)),
             "units": table.units.to_dict(),
             **fleet_time_info(result, now),
             "unproved": gaps,
@@ -458,7 +473,7 @@ def _handle(args: argparse.Namespace) -> int:
         pushdown=None if pushdown is None else pushdown.to_json(),
     )
     if args.show_private:
-        _add_private(report, result.nodes)
+        _add_private(report, nodes, table)
     if args.format == "table":
         _print_alternatives(report["job"])
         render_report(report, stream=sys.stdout)
