@@ -85,7 +85,7 @@ from nodeselect.engine import (
     table_stats,
 )
 from nodeselect.errors import InputError, NodeSelectError, OptionalDependencyError, SnapshotError
-from nodeselect.fetch import load_snapshot, read_manifest
+from nodeselect.fetch import SnapshotNodes, read_manifest
 from nodeselect.jobs import Job, check_job
 from nodeselect.placement import Plan, SurveyedJob
 from nodeselect.placement import place as place_on_driver
@@ -186,8 +186,9 @@ class SnapshotShard:
             SnapshotError: the file cannot be read or is not valid; on a Dask worker, the
                 message names the worker (each reads the path itself).
         """
-        try:
-            result = load_snapshot(self.path, shard=self.index)
+        try:  # a chunk of nodes at a time: a shard's documents are never held at once
+            nodes = SnapshotNodes(self.path, shard=self.index)
+            return NodeTable.from_snapshot(nodes, now=now, units=units)
         except SnapshotError as exc:
             worker = _worker_address()
             if worker is None:
@@ -197,7 +198,6 @@ class SnapshotShard:
                 "itself, so the snapshot must be at this path on each, e.g. a shared "
                 "filesystem)"
             ) from None
-        return NodeTable.from_nodes(result.nodes, now=now, units=units)
 
 
 @attrs.frozen

@@ -124,3 +124,35 @@ def test_a_file_changed_after_it_was_read_is_reported(tmp_path) -> None:
     path.write_text(head + "\n" + "x" * 20_000 + "\n")
     with pytest.raises(SnapshotError, match="no longer a node line; the file changed"):
         nodes[3]
+
+
+def test_one_shard_of_a_sharded_snapshot(tmp_path) -> None:
+    """shard=i reads shard i alone (its manifest count checked), as load_snapshot(shard=i);
+    out of range, or a shard other than 0 of a single file, is refused."""
+    save_sharded_snapshot(tmp_path / "d", RESULT, 3)
+    save_snapshot(tmp_path / "one.jsonl", RESULT)
+    for i in range(3):
+        nodes = SnapshotNodes(tmp_path / "d", shard=i)
+        want = load_snapshot(tmp_path / "d", shard=i)
+        assert _key(n for c in nodes.chunks(7) for n in c) == _key(want.nodes)
+        assert nodes.header.source == want.source
+    assert len(SnapshotNodes(tmp_path / "one.jsonl", shard=0)) == len(RESULT.nodes)
+    with pytest.raises(
+        SnapshotError, match=r"shard=3 is out of range; this snapshot has shards 0\.\.2"
+    ):
+        SnapshotNodes(tmp_path / "d", shard=3)
+    with pytest.raises(SnapshotError, match="shard=1 asked of a single-file snapshot"):
+        SnapshotNodes(tmp_path / "one.jsonl", shard=1)
+
+
+def test_an_empty_snapshot_gives_an_empty_table(tmp_path) -> None:
+    """No node at all (a file, or a directory of empty shards): an empty table with the
+    units an empty fleet decides, as from_nodes([]) gives."""
+    empty = attrs.evolve(RESULT, nodes=())
+    save_snapshot(tmp_path / "e.jsonl", empty)
+    save_sharded_snapshot(tmp_path / "d", empty, 3)
+    want = NodeTable.from_nodes([], now=RESULT.fetched_at)
+    for path in (tmp_path / "e.jsonl", tmp_path / "d"):
+        table = NodeTable.from_snapshot(path)
+        assert len(table) == len(SnapshotNodes(path)) == 0
+        assert table.units == want.units

@@ -45,7 +45,9 @@ class _File:
 class SnapshotNodes(Sequence[FetchedNode]):
     """The nodes of a snapshot file or sharded snapshot directory, not held in memory.
 
-    Made from the header (or the manifest) alone. :meth:`chunks` reads every node once, in
+    ``shard`` picks one shard of a sharded snapshot (0-based; a single file is shard 0), as
+    :func:`~nodeselect.fetch.load_snapshot` does. Made from the header (or the manifest)
+    alone. :meth:`chunks` reads every node once, in
     the snapshot's order, checking each line as :func:`~nodeselect.fetch.load_snapshot`
     does; ``nodes[i]`` (and ``len``) then read node ``i`` again from its file by the offset
     recorded (a first index before any whole pass scans the files for line starts, without
@@ -57,23 +59,37 @@ class SnapshotNodes(Sequence[FetchedNode]):
         path: the file or directory given.
 
     Raises:
-        SnapshotError: the header or manifest is missing or not valid.
+        SnapshotError: the header or manifest is missing or not valid, or ``shard`` is out
+            of range.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, shard: int | None = None) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             manifest = read_manifest(self.path)
-            self._files = tuple(_File(s.path, s.nodes) for s in manifest.shards)
+            count = len(manifest.shards)
+            if shard is not None and not 0 <= shard < count:
+                raise SnapshotError(
+                    f"{manifest.directory}: shard={shard} is out of range; this snapshot has "
+                    f"shards 0..{count - 1}"
+                )
+            picked = manifest.shards if shard is None else (manifest.shards[shard],)
+            self._files = tuple(_File(s.path, s.nodes) for s in picked)
+            where = "" if shard is None else f" shard {shard} of {count}"
             self.header = FetchResult(
                 nodes=(),
                 rejected=(),
                 stats=manifest.stats,
                 query=manifest.query,
                 fetched_at=manifest.fetched_at,
-                source=f"snapshot {manifest.directory}",
+                source=f"snapshot {manifest.directory}{where}",
             )
         else:
+            if shard not in (None, 0):
+                raise SnapshotError(
+                    f"{self.path}: shard={shard} asked of a single-file snapshot; it is one "
+                    "shard, 0"
+                )
             first = _first_line(self.path)
             query, fetched_at, stats = _header_fields(_parsed_header(first, self.path), self.path)
             self._files = (_File(self.path, -1),)
