@@ -12,7 +12,7 @@ each way in a fresh process, in turns (no assertions; compare within a run):
 each with its time, its peak RSS and the process's RSS before (imports), and a digest of
 the table's columns, checked equal.
 
-    python benchmarks/bench_snapshot_table.py [--nodes N] [--shards S] [--rounds R]
+    python benchmarks/bench_snapshot_table.py [--nodes N] [--shards S] [--rounds R] [--quick]
 """
 
 from __future__ import annotations
@@ -135,7 +135,10 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100_000)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="10k nodes, one round")
     args = parser.parse_args()
+    if args.quick:
+        args.nodes, args.rounds = 10_000, 1
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / "fleet"
         t0 = time.perf_counter()
