@@ -96,3 +96,53 @@ def test_missing_snapshot_exits_2(tmp_path, capsys) -> None:
     """A missing snapshot file exits 2 naming the file."""
     assert main(["nodes", "--snapshot", str(tmp_path / "x.jsonl")]) == EXIT_INPUT
     assert "x.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("filters", [[], ["--status", "AVAILABLE"], ["--include-deleted"]])
+def test_a_snapshot_resaved_in_shards_is_read_a_chunk_at_a_time(
+    server, tmp_path, capsys, monkeypatch, filters
+) -> None:
+    """--snapshot FILE --out DIR --shards N writes the shards that filtering the snapshot
+    loaded whole and saving it in shards gives (node lines and manifest counts), streams the
+    same nodes with --format jsonl as without --out, and never loads the snapshot whole."""
+    from nodeselect import load_snapshot  # noqa: PLC0415
+    from nodeselect.cli import _source  # noqa: PLC0415
+    from nodeselect.cli._main import build_parser  # noqa: PLC0415
+    from nodeselect.cli.nodes import filter_snapshot, query_from_args  # noqa: PLC0415
+    from nodeselect.fetch import read_manifest, save_sharded_snapshot  # noqa: PLC0415
+
+    src = tmp_path / "s.jsonl"
+    argv = ["nodes", "--api", server.url, "--status", "AVAILABLE", "--status", "OFFLINE"]
+    assert main([*argv, "--include-deleted", "--out", str(src), "-q"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["nodes", "--snapshot", str(src), *filters, "--format", "jsonl"]) == EXIT_OK
+    listed = capsys.readouterr().out
+    query = query_from_args(build_parser().parse_args(["nodes", *filters]))
+    want = filter_snapshot(load_snapshot(src), query)
+    save_sharded_snapshot(tmp_path / "want", want, 3)
+    monkeypatch.setattr(_source, "load_snapshot", lambda *a, **k: pytest.fail("loaded whole"))
+    got = tmp_path / "got"
+    args = ["nodes", "--snapshot", str(src), *filters, "--out", str(got), "--shards", "3"]
+    assert main([*args, "--format", "jsonl"]) == EXIT_OK
+    assert capsys.readouterr().out == listed
+    for i, shard in enumerate(read_manifest(got).shards):
+        assert shard.nodes == read_manifest(tmp_path / "want").shards[i].nodes
+        lines = shard.path.read_bytes().splitlines()[1:]
+        assert lines == (tmp_path / "want" / shard.path.name).read_bytes().splitlines()[1:]
+    assert read_manifest(got).nodes == len(want.nodes) > 0
+
+
+def test_a_filter_a_snapshot_cannot_apply_leaves_no_shards(server, tmp_path, capsys) -> None:
+    """Re-saving in shards with a filter the snapshot's facts cannot answer is the same
+    one-line error as listing it (exit 2), found before anything is written."""
+    src = tmp_path / "s.jsonl"
+    assert main(["nodes", "--api", server.url, "--out", str(src), "-q"]) == EXIT_OK
+    capsys.readouterr()
+    out = tmp_path / "d"
+    code = main(["nodes", "--snapshot", str(src), "--country", "DE", "--out", str(out),
+                 "--shards", "2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == EXIT_INPUT
+    assert "--country: the snapshot does not record the country of" in err
+    assert not (out / "manifest.json").exists()
+    assert not list(out.glob("shard-*")) if out.exists() else True

@@ -12,7 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodeselect import Client, NodeQuery, NodeTable, SnapshotError, load_snapshot
-from nodeselect.fetch import SnapshotNodes, save_sharded_snapshot, save_snapshot
+from nodeselect.fetch import (
+    SnapshotNodes,
+    save_sharded_nodes,
+    save_sharded_snapshot,
+    save_snapshot,
+)
 from nodeselect.sim import generate_fleet
 from nodeselect.sim._query import parse_params
 
@@ -156,3 +161,16 @@ def test_an_empty_snapshot_gives_an_empty_table(tmp_path) -> None:
         table = NodeTable.from_snapshot(path)
         assert len(table) == len(SnapshotNodes(path)) == 0
         assert table.units == want.units
+
+
+@pytest.mark.parametrize("give", [-1, +1])
+def test_save_sharded_nodes_refuses_a_miscount_before_the_manifest(tmp_path, give) -> None:
+    """save_sharded_nodes writes exactly ``count`` nodes: fewer or more in the iterable is a
+    SnapshotError, and no manifest is written (the directory is not a snapshot)."""
+    nodes = RESULT.nodes[:10]
+    with pytest.raises(SnapshotError, match="than counted while writing the shards"):
+        save_sharded_nodes(tmp_path / "d", RESULT, iter(nodes), len(nodes) - give, 3)
+    assert not (tmp_path / "d" / "manifest.json").exists()
+    manifest = save_sharded_nodes(tmp_path / "ok", RESULT, iter(nodes), len(nodes), 3)
+    assert _key(load_snapshot(tmp_path / "ok").nodes) == _key(nodes)
+    assert manifest.nodes == len(nodes)

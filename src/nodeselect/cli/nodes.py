@@ -48,9 +48,11 @@ from nodeselect.fetch import (
     FetchedNode,
     FetchResult,
     NodeQuery,
+    SnapshotManifest,
+    SnapshotNodes,
     node_line,
     parse_time_range,
-    save_sharded_snapshot,
+    save_sharded_nodes,
     save_snapshot,
 )
 
@@ -254,19 +256,84 @@ def _write_json_array(result: FetchResult, personal: bool, out: TextIO) -> None:
 
 
 # ------------------------------------------------------------------ filters on a snapshot
-def _fact_filter(
-    nodes: list[FetchedNode], flag: str, wanted: frozenset[str], fact: str
-) -> list[FetchedNode]:
-    if not wanted:
-        return nodes
-    unknown = sum(1 for n in nodes if getattr(n.facts, fact) is None)
-    if unknown:
+#: The proved facts ``nodes --snapshot`` filters on, in the order they are checked.
+_FACTS: Final = (
+    ("--status", "status"),
+    ("--continent", "continent"),
+    ("--country", "country"),
+    ("--subdivision", "subdivision"),
+)
+
+
+@attrs.define
+class _Tally:
+    """What filtering a snapshot's nodes (chunk by chunk) found that may make it an error:
+    per fact filter, the nodes it saw with the fact unknown; per compliance tag, the nodes
+    it saw and how many lacked the tag."""
+
+    unknown: dict[str, int] = attrs.Factory(dict)
+    tags: dict[str, list[int]] = attrs.Factory(dict)
+
+    def check(self) -> None:
+        """InputError for the first filter, in filtering order, that cannot be applied."""
+        for flag, fact in _FACTS:
+            unknown = self.unknown.get(flag, 0)
+            if unknown:
+                raise InputError(
+                    f"{flag}: the snapshot does not record the {fact} of "
+                    f"{plural(unknown, 'node')} (the API proves it only when filtering); save "
+                    f"the snapshot with the filter, e.g. `nodeselect nodes {flag} ... --out "
+                    "FILE`, or fetch with --api/--demo"
+                )
+        for tag, (lacking, seen) in self.tags.items():
+            if lacking and lacking == seen:
+                raise InputError(
+                    f"--compliance {tag}: the snapshot proves that tag for none of its nodes "
+                    "(the API proves tags only when filtering); save the snapshot with "
+                    f"--compliance {tag}, or fetch with --api/--demo"
+                )
+
+
+def _refuse_ranges(query: NodeQuery) -> None:
+    if query.created_between is not None or query.seen_between is not None:
         raise InputError(
-            f"{flag}: the snapshot does not record the {fact} of {plural(unknown, 'node')} "
-            f"(the API proves it only when filtering); save the snapshot with the filter, "
-            f"e.g. `nodeselect nodes {flag} ... --out FILE`, or fetch with --api/--demo"
+            "--created-between/--seen-between: cannot be applied to a snapshot; fetch with "
+            "--api or --demo, or save the snapshot with the range"
         )
-    return [n for n in nodes if getattr(n.facts, fact) in wanted]
+
+
+def _select(nodes: Sequence[FetchedNode], query: NodeQuery, tally: _Tally) -> list[FetchedNode]:
+    """The nodes ``query`` keeps, counting in ``tally`` what would make it an error (the
+    same whether the fleet comes whole or chunk by chunk: :meth:`_Tally.check` after)."""
+    kept = list(nodes)
+    if query.names:
+        kept = [n for n in kept if n.lean.name in query.names]
+    if query.uuids:
+        kept = [n for n in kept if n.uuid in query.uuids]
+    if query.operators:
+        kept = [n for n in kept if n.lean.operator_account_uuid in query.operators]
+    statuses = query.statuses
+    if not (query.include_deleted or "DELETED" in statuses):
+        kept = [n for n in kept if n.lean.deleted_at is None and n.facts.status != "DELETED"]
+    wanted = dict(zip((f for f, _ in _FACTS), (
+        frozenset() if statuses == frozenset({"DELETED"}) else statuses,
+        query.continents,
+        query.countries,
+        query.subdivisions,
+    ), strict=True))  # fmt: skip
+    if statuses == frozenset({"DELETED"}):
+        kept = [n for n in kept if n.lean.deleted_at is not None or n.facts.status == "DELETED"]
+    for flag, fact in _FACTS:
+        if wanted[flag]:
+            unknown = sum(1 for n in kept if getattr(n.facts, fact) is None)
+            tally.unknown[flag] = tally.unknown.get(flag, 0) + unknown
+            kept = [n for n in kept if getattr(n.facts, fact) in wanted[flag]]
+    for tag in sorted(query.compliance):
+        counts = tally.tags.setdefault(tag, [0, 0])
+        counts[0] += sum(1 for n in kept if tag not in n.facts.compliance_tags)
+        counts[1] += len(kept)
+        kept = [n for n in kept if tag in n.facts.compliance_tags]
+    return kept
 
 
 def filter_snapshot(result: FetchResult, query: NodeQuery) -> FetchResult:
@@ -279,40 +346,39 @@ def filter_snapshot(result: FetchResult, query: NodeQuery) -> FetchResult:
     Raises:
         InputError: a filter that cannot be applied to this snapshot (the flag named).
     """
-    if query.created_between is not None or query.seen_between is not None:
-        raise InputError(
-            "--created-between/--seen-between: cannot be applied to a snapshot; fetch with "
-            "--api or --demo, or save the snapshot with the range"
-        )
-    nodes = list(result.nodes)
-    if query.names:
-        nodes = [n for n in nodes if n.lean.name in query.names]
-    if query.uuids:
-        nodes = [n for n in nodes if n.uuid in query.uuids]
-    if query.operators:
-        nodes = [n for n in nodes if n.lean.operator_account_uuid in query.operators]
-    statuses = query.statuses
-    if not (query.include_deleted or "DELETED" in statuses):
-        nodes = [n for n in nodes if n.lean.deleted_at is None and n.facts.status != "DELETED"]
-    if statuses == frozenset({"DELETED"}):
-        nodes = [n for n in nodes if n.lean.deleted_at is not None or n.facts.status == "DELETED"]
-    elif statuses:
-        nodes = _fact_filter(nodes, "--status", statuses, "status")
-    nodes = _fact_filter(nodes, "--continent", query.continents, "continent")
-    nodes = _fact_filter(nodes, "--country", query.countries, "country")
-    nodes = _fact_filter(nodes, "--subdivision", query.subdivisions, "subdivision")
-    for tag in sorted(query.compliance):
-        missing = [n for n in nodes if tag not in n.facts.compliance_tags]
-        if missing and len(missing) == len(nodes):
-            raise InputError(
-                f"--compliance {tag}: the snapshot proves that tag for none of its nodes "
-                "(the API proves tags only when filtering); save the snapshot with "
-                f"--compliance {tag}, or fetch with --api/--demo"
-            )
-        nodes = [n for n in nodes if tag in n.facts.compliance_tags]
+    _refuse_ranges(query)
+    tally = _Tally()
+    nodes = _select(result.nodes, query, tally)
+    tally.check()
     if len(nodes) == len(result.nodes):
         return result
     return attrs.evolve(result, nodes=tuple(nodes) if isinstance(result.nodes, tuple) else nodes)
+
+
+def _reshard(
+    args: argparse.Namespace, query: NodeQuery, stream: NodeStream | None
+) -> tuple[SnapshotManifest, FetchResult]:
+    """``--snapshot SRC --out DIR --shards N``: the nodes of SRC that ``query`` keeps, saved in
+    shards without holding them: a first pass a chunk at a time counts them (and finds a
+    filter that cannot be applied), a second writes them (and streams them to ``stream``).
+    The manifest, and the snapshot's header (a result without nodes)."""
+    _refuse_ranges(query)
+    source = SnapshotNodes(args.snapshot)
+    if not getattr(args, "allow_incomplete", False):
+        source.header.raise_if_incomplete()
+    tally = _Tally()
+    count = sum(len(_select(chunk, query, tally)) for chunk in source.chunks())
+    tally.check()
+
+    def kept() -> Iterator[FetchedNode]:
+        for chunk in source.chunks():
+            nodes = _select(chunk, query, _Tally())
+            if stream is not None:
+                stream.write(nodes)
+            yield from nodes
+
+    manifest = save_sharded_nodes(args.out, source.header, kept(), count, args.shards)
+    return manifest, source.header
 
 
 def _save(path: str, result: FetchResult, *, force: bool) -> None:
@@ -355,6 +421,8 @@ def run(args: argparse.Namespace) -> int:
     # a fetch saved in shards goes straight to them: the fleet is never held whole (a 10M-node
     # fleet took ~100 GB), and so it is not listed as a table either
     into_shards = args.out is not None and args.shards is not None and not args.snapshot
+    # a snapshot re-saved in shards, likewise: read twice a chunk at a time (count, write)
+    reshard = args.out is not None and args.shards is not None and bool(args.snapshot)
     saved = 0
     try:
         query = query_from_args(args)
@@ -362,7 +430,11 @@ def run(args: argparse.Namespace) -> int:
             check_out_target(args.out, force=args.force)  # before spending a fetch on it
         # (streamed: the bar would be drawn over the nodes on the same terminal)
         bar = stream is None or not is_terminal(out)
-        if into_shards:
+        if reshard:
+            with _shard_write_errors(args.out):
+                manifest, result = _reshard(args, query, stream)
+            saved = manifest.nodes
+        elif into_shards:
             with _shard_write_errors(args.out):
                 manifest, result = fetch_into_shards(
                     args, query, args.out, args.shards,
@@ -373,18 +445,15 @@ def run(args: argparse.Namespace) -> int:
             result = load_fleet(args, query, on_nodes=stream.write, progress=bar)
         else:
             result = load_fleet(args, query)
-        if args.snapshot:
+        if args.snapshot and not reshard:
             result = filter_snapshot(result, query)
             if stream is not None:
                 stream.write(result.nodes)
         if stream is not None:
             stream.close()
-        if args.out is not None and args.shards is not None and not into_shards:
-            with _shard_write_errors(args.out):
-                save_sharded_snapshot(args.out, result, args.shards)
-        elif args.out is not None and args.shards is None:
+        if args.out is not None and args.shards is None:
             _save(args.out, result, force=args.force)
-        if not into_shards:
+        if not (into_shards or reshard):
             saved = len(result.nodes)
     except OutWriteError as exc:
         return fail(str(exc), EXIT_OUTPUT)
@@ -393,10 +462,11 @@ def run(args: argparse.Namespace) -> int:
         if stream is not None and stream.count:
             message += f" ({plural(stream.count, 'node')} had been written)"
         return fail(message, code)
-    if stream is None and into_shards:
+    if stream is None and (into_shards or reshard):
+        what = "fetched" if into_shards else "re-saved"
         note(
-            "note: a fleet fetched into shards is not listed (it is not held whole); "
-            "--format json or jsonl streams its nodes as they arrive"
+            f"note: a fleet {what} into shards is not listed (it is not held whole); "
+            "--format json or jsonl streams its nodes"
         )
     elif stream is None:
         _table(result, personal)

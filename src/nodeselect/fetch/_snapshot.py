@@ -53,6 +53,7 @@ __all__ = [
     "node_line",
     "node_of_line",
     "read_manifest",
+    "save_sharded_nodes",
     "save_sharded_snapshot",
     "save_snapshot",
     "shard_directory",
@@ -254,6 +255,25 @@ def save_sharded_snapshot(
     return write_shards(root, result, iter(result.nodes), len(result.nodes), shards)
 
 
+def save_sharded_nodes(
+    directory: str | os.PathLike[str],
+    header: FetchResult,
+    nodes: Iterable[FetchedNode],
+    count: int,
+    shards: int,
+) -> SnapshotManifest:
+    """:func:`save_sharded_snapshot` of ``count`` nodes taken from an iterable, in order (a
+    snapshot re-saved a chunk at a time, never held whole); ``header`` gives the snapshot's
+    ``fetched_at``, ``source``, ``query`` and ``stats`` (its own ``nodes`` are not read).
+
+    Raises:
+        SnapshotError: as :func:`save_sharded_snapshot`, or ``nodes`` holds fewer or more
+            than ``count`` nodes (no manifest is written then).
+    """
+    root = shard_directory(directory, shards)
+    return write_shards(root, header, iter(nodes), count, shards)
+
+
 def shard_directory(directory: str | os.PathLike[str], shards: int) -> Path:
     """``directory`` checked and created for a sharded snapshot of ``shards`` shards.
 
@@ -288,6 +308,8 @@ def write_shards(
         path = root / _shard_name(i)
         _write(path, header | {"shard": {"index": i, "count": shards}}, _take(nodes, size))
         infos.append(ShardInfo(path, size))
+    if next(nodes, None) is not None:  # (before the manifest: not a snapshot then)
+        raise SnapshotError("more nodes than counted while writing the shards")
     manifest = {
         "nodeselect_snapshot_manifest": MANIFEST_VERSION,
         "fetched_at": header["fetched_at"],
