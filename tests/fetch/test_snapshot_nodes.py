@@ -174,3 +174,15 @@ def test_save_sharded_nodes_refuses_a_miscount_before_the_manifest(tmp_path, giv
     manifest = save_sharded_nodes(tmp_path / "ok", RESULT, iter(nodes), len(nodes), 3)
     assert _key(load_snapshot(tmp_path / "ok").nodes) == _key(nodes)
     assert manifest.nodes == len(nodes)
+
+
+def test_crlf_line_ends_and_no_final_newline(tmp_path) -> None:
+    """A snapshot file edited on another system (CRLF line ends, no newline after the last
+    node) reads the same nodes, in chunks and by index, as load_snapshot reads."""
+    path = tmp_path / "one.jsonl"
+    save_snapshot(path, RESULT)
+    path.write_bytes(path.read_bytes().rstrip(b"\n").replace(b"\n", b"\r\n"))
+    nodes = SnapshotNodes(path)
+    want = load_snapshot(path).nodes
+    assert _key(n for c in nodes.chunks(4) for n in c) == _key(want)
+    assert _key([nodes[0], nodes[-1]]) == _key([want[0], want[-1]])
