@@ -18,6 +18,7 @@ from nodeselect.fetch import (
     save_sharded_snapshot,
     save_snapshot,
 )
+from nodeselect.fetch import _snapshot_nodes as snapshot_nodes
 from nodeselect.sim import generate_fleet
 from nodeselect.sim._query import parse_params
 
@@ -63,9 +64,11 @@ def test_chunks_and_indices_give_the_loaded_nodes(tmp_path_factory, shards, size
         nodes["a"]  # type: ignore[call-overload]
 
 
-def test_a_single_file_its_header_and_where_each_node_is(tmp_path) -> None:
+def test_a_single_file_its_header_and_where_each_node_is(tmp_path, monkeypatch) -> None:
     """A snapshot file: the header is read up front (fetched_at, query, source), blank lines
-    are skipped, and location(i) names the node's line."""
+    are skipped, and location(i) names the node's line (counted a block at a time: blocks of
+    100 bytes here)."""
+    monkeypatch.setattr(snapshot_nodes, "_READ_BUFFER", 100)
     path = tmp_path / "one.jsonl"
     save_snapshot(path, RESULT)
     lines = path.read_bytes().split(b"\n")

@@ -48,13 +48,13 @@ class _File:
 class SnapshotNodes(Sequence[FetchedNode]):
     """The nodes of a snapshot file or sharded snapshot directory, not held in memory.
 
-    ``shard`` picks one shard of a sharded snapshot (0-based; a single file is shard 0), as
-    :func:`~nodeselect.fetch.load_snapshot` does. Made from the header (or the manifest)
-    alone. :meth:`chunks` reads every node once, in
-    the snapshot's order, checking each line as :func:`~nodeselect.fetch.load_snapshot`
-    does; ``nodes[i]`` (and ``len``) then read node ``i`` again from its file by the offset
-    recorded (a first index before any whole pass scans the files for line starts, without
-    decoding). The files must not change in between (a changed line is reported, not trusted).
+    Made from the header (or the manifest) alone; ``shard`` picks one shard of a sharded
+    snapshot (0-based; a single file is shard 0), as :func:`~nodeselect.fetch.load_snapshot`
+    does. :meth:`chunks` reads every node once, in the snapshot's order, checking each line
+    as ``load_snapshot`` does; ``nodes[i]`` (and ``len``) then read node ``i`` again from its
+    file by the offset recorded (an index asked before any whole pass first scans the files
+    for line starts, without decoding). The files must not change in between (a changed line
+    is reported, not trusted).
 
     Attributes:
         header: the snapshot's header or manifest as a ``FetchResult`` without its nodes
@@ -184,8 +184,14 @@ class SnapshotNodes(Sequence[FetchedNode]):
             raise IndexError(f"node {index} of a snapshot of {n} nodes")
         f = bisect.bisect_right(self._starts, index) - 1
         path, at = self._files[f].path, self._scanned()[f][index - self._starts[f]]
+        lineno = 1
         with _opened(path) as fh:
-            lineno = fh.read(at).count(b"\n") + 1
+            while at > 0:  # (a block at a time: the node may be gigabytes into the file)
+                block = fh.read(min(at, _READ_BUFFER))
+                if not block:
+                    break
+                lineno += block.count(b"\n")
+                at -= len(block)
         return f"{path}:{lineno}"
 
     def _read(self, f: int, at: int) -> FetchedNode:
