@@ -164,3 +164,24 @@ def test_redact_leaves_ordinary_names_alone() -> None:
     """Node names, GPU names and times are not mistaken for personal data."""
     for text in ("node-e565a7", "NVIDIA A100-SXM4-80GB", "12:30", "rack-3.dc-7"):
         assert redact(text) == text
+
+
+def test_gpus_on_a_snapshot_reads_it_a_chunk_at_a_time(tmp_path, capsys, monkeypatch) -> None:
+    """gpus --snapshot (the catalogue, and --available) never loads the snapshot whole: the
+    catalogue is the one of every node loaded at once, and the fleet's node count is right."""
+    from nodeselect import load_snapshot  # noqa: PLC0415
+    from nodeselect.cli import _source  # noqa: PLC0415
+    from nodeselect.cli.gpus import sightings  # noqa: PLC0415
+
+    snap = tmp_path / "d"
+    assert main(["nodes", "--demo", "--status", "AVAILABLE", "--out", str(snap), "--shards",
+                 "2", "-q", "--format", "jsonl"]) == 0  # fmt: skip
+    whole = load_snapshot(snap)
+    capsys.readouterr()
+    monkeypatch.setattr(_source, "load_snapshot", lambda *a, **k: pytest.fail("loaded whole"))
+    assert main(["gpus", "--snapshot", str(snap), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["fleet"]["nodes"] == len(whole.nodes)
+    assert doc["models"] == [r.to_json() for r in catalogue(sightings(whole.nodes))]
+    assert main(["gpus", "--available", "--snapshot", str(snap), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fleet"]["nodes"] == len(whole.nodes)

@@ -296,15 +296,22 @@ def _handle(args: argparse.Namespace) -> int:
         return _known(args.format)
     if args.available:
         return _available(args)
-    from nodeselect.cli._source import fleet_error, load_fleet  # noqa: PLC0415
+    from nodeselect.cli._source import fleet_error, load_fleet, open_snapshot  # noqa: PLC0415
     from nodeselect.fetch import NodeQuery  # noqa: PLC0415
 
     try:
-        result = load_fleet(args, NodeQuery())
+        if args.snapshot:  # read a chunk at a time: never the whole fleet's documents
+            snapshot = open_snapshot(args, [NodeQuery()])
+            result = snapshot.header
+            rows = catalogue(sightings(n for chunk in snapshot.chunks() for n in chunk))
+            count = len(snapshot)
+        else:
+            result = load_fleet(args, NodeQuery())
+            rows = catalogue(sightings(result.nodes))
+            count = len(result.nodes)
     except NodeSelectError as exc:
         return fail(*fleet_error(exc, args))
-    rows = catalogue(sightings(result.nodes))
-    fleet = fleet_info(args, result)
+    fleet = fleet_info(args, result, nodes=count)
     if args.format != "table":
         write_json(
             {
