@@ -146,3 +146,42 @@ def test_a_filter_a_snapshot_cannot_apply_leaves_no_shards(server, tmp_path, cap
     assert "--country: the snapshot does not record the country of" in err
     assert not (out / "manifest.json").exists()
     assert not list(out.glob("shard-*")) if out.exists() else True
+
+
+def test_a_snapshot_is_listed_and_saved_a_chunk_at_a_time(
+    server, tmp_path, capsys, monkeypatch
+) -> None:
+    """nodes --snapshot never loads it whole: json, jsonl and the table list the nodes the
+    filters keep (as filtering it whole gives), --out FILE saves them (even over the file
+    read: it is replaced once written), and a filter the snapshot cannot answer is refused
+    before anything is printed."""
+    from nodeselect import load_snapshot  # noqa: PLC0415
+    from nodeselect.cli import _source  # noqa: PLC0415
+
+    src = tmp_path / "s.jsonl"
+    argv = ["nodes", "--api", server.url, "--status", "AVAILABLE", "--status", "OFFLINE"]
+    assert main([*argv, "--out", str(src), "-q", "--format", "jsonl"]) == EXIT_OK
+    capsys.readouterr()
+    want = [n for n in load_snapshot(src).nodes if n.facts.status == "AVAILABLE"]
+    monkeypatch.setattr(_source, "load_snapshot", lambda *a, **k: pytest.fail("loaded whole"))
+    base = ["nodes", "--snapshot", str(src), "--status", "AVAILABLE"]
+    assert main([*base, "--format", "jsonl"]) == EXIT_OK
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["document"]["uuid"] for r in rows] == [n.uuid for n in want]
+    assert main([*base, "--format", "json"]) == EXIT_OK
+    assert [r["document"]["uuid"] for r in json.loads(capsys.readouterr().out)] == [
+        n.uuid for n in want
+    ]
+    assert main(base) == EXIT_OK
+    table = capsys.readouterr().out
+    assert f"{len(want)} nodes from snapshot" in table
+    assert all(n.uuid[:8] in table for n in want)
+    assert main([*base, "--out", str(src), "--force", "-q", "--format", "jsonl"]) == EXIT_OK
+    capsys.readouterr()
+    monkeypatch.undo()
+    assert [n.uuid for n in load_snapshot(src).nodes] == [n.uuid for n in want]
+    code = main(["nodes", "--snapshot", str(src), "--compliance", "GDPR", "--format", "jsonl"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_INPUT
+    assert out == ""
+    assert "--compliance GDPR: the snapshot proves that tag for none" in err

@@ -21,7 +21,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, BinaryIO, Final, TextIO
 
 import attrs
@@ -41,7 +41,7 @@ from nodeselect.cli._common import (
 )
 from nodeselect.cli._output import OutWriteError, check_out_target
 from nodeselect.cli._render import Column, is_terminal, print_table, private_fields, redact
-from nodeselect.cli._source import fetch_into_shards, fleet_error, load_fleet
+from nodeselect.cli._source import fetch_into_shards, fleet_error, load_fleet, open_snapshot
 from nodeselect.documents import blank_personal, personal_keys
 from nodeselect.errors import InputError, NodeSelectError, SnapshotError
 from nodeselect.fetch import (
@@ -54,6 +54,7 @@ from nodeselect.fetch import (
     parse_time_range,
     save_sharded_nodes,
     save_snapshot,
+    save_snapshot_nodes,
 )
 
 __all__ = ["NodeStream", "blank_spliced", "filter_snapshot", "query_from_args", "run"]
@@ -109,6 +110,10 @@ def _private_cells(node: FetchedNode) -> list[str]:
 
 
 def _table(result: FetchResult, personal: bool) -> None:
+    _print_rows(_rows(result.nodes, personal), result.source, personal)
+
+
+def _print_rows(rows: list[list[str]], source: str, personal: bool) -> None:
     columns = [
         Column("uuid", keep=8),
         Column("name", keep=9),
@@ -120,8 +125,13 @@ def _table(result: FetchResult, personal: bool) -> None:
     ]
     if personal:
         columns += [Column("address", keep=2), Column("operator e-mail", keep=2)]
+    count = plural(len(rows), "node")
+    print_table(columns, rows, title=f"{count} from {terminal_safe(source)}")
+
+
+def _rows(nodes: Iterable[FetchedNode], personal: bool) -> list[list[str]]:
     rows = []
-    for n in result.nodes:
+    for n in nodes:
         lean = n.lean
         row = [
             n.uuid,
@@ -135,8 +145,7 @@ def _table(result: FetchResult, personal: bool) -> None:
         if personal:
             row += _private_cells(n)
         rows.append(row if personal else [redact(c) for c in row])
-    count = plural(len(rows), "node")
-    print_table(columns, rows, title=f"{count} from {terminal_safe(result.source)}")
+    return rows
 
 
 _RAW_OBJECT: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -355,6 +364,50 @@ def filter_snapshot(result: FetchResult, query: NodeQuery) -> FetchResult:
     return attrs.evolve(result, nodes=tuple(nodes) if isinstance(result.nodes, tuple) else nodes)
 
 
+def _snapshot_source(args: argparse.Namespace, query: NodeQuery) -> SnapshotNodes:
+    """``--snapshot`` of ``nodes``, its header read (a time range refused, an incomplete
+    snapshot refused unless ``--allow-incomplete``, the source options checked as for a
+    fetch), its nodes not yet."""
+    _refuse_ranges(query)
+    return open_snapshot(args, ())  # (no "used whole" note: nodes filters it here)
+
+
+def _may_refuse(query: NodeQuery) -> bool:
+    """Whether :func:`_select` may find a filter that the snapshot's facts cannot answer
+    (then a first pass finds it, before anything is written)."""
+    statuses = query.statuses if query.statuses != frozenset({"DELETED"}) else frozenset()
+    return bool(
+        statuses or query.continents or query.countries or query.subdivisions or query.compliance
+    )
+
+
+def _count_kept(source: SnapshotNodes, query: NodeQuery) -> int:
+    """A first pass, a chunk at a time: how many nodes ``query`` keeps; InputError for a
+    filter the snapshot cannot apply (:meth:`_Tally.check`)."""
+    tally = _Tally()
+    count = sum(len(_select(chunk, query, tally)) for chunk in source.chunks())
+    tally.check()
+    return count
+
+
+def _kept(
+    source: SnapshotNodes,
+    query: NodeQuery,
+    stream: NodeStream | None,
+    rows: list[list[str]] | None = None,
+    personal: bool = False,
+) -> Iterator[FetchedNode]:
+    """The nodes ``query`` keeps, a chunk at a time, each chunk also written to ``stream``
+    and its table rows added to ``rows`` (when given) as it passes."""
+    for chunk in source.chunks():
+        nodes = _select(chunk, query, _Tally())
+        if stream is not None:
+            stream.write(nodes)
+        if rows is not None:
+            rows.extend(_rows(nodes, personal))
+        yield from nodes
+
+
 def _reshard(
     args: argparse.Namespace, query: NodeQuery, stream: NodeStream | None
 ) -> tuple[SnapshotManifest, FetchResult]:
@@ -362,30 +415,52 @@ def _reshard(
     shards without holding them: a first pass a chunk at a time counts them (and finds a
     filter that cannot be applied), a second writes them (and streams them to ``stream``).
     The manifest, and the snapshot's header (a result without nodes)."""
-    _refuse_ranges(query)
-    source = SnapshotNodes(args.snapshot)
-    if not getattr(args, "allow_incomplete", False):
-        source.header.raise_if_incomplete()
-    tally = _Tally()
-    count = sum(len(_select(chunk, query, tally)) for chunk in source.chunks())
-    tally.check()
-
-    def kept() -> Iterator[FetchedNode]:
-        for chunk in source.chunks():
-            nodes = _select(chunk, query, _Tally())
-            if stream is not None:
-                stream.write(nodes)
-            yield from nodes
-
-    manifest = save_sharded_nodes(args.out, source.header, kept(), count, args.shards)
+    source = _snapshot_source(args, query)
+    count = _count_kept(source, query)
+    kept = _kept(source, query, stream)
+    manifest = save_sharded_nodes(args.out, source.header, kept, count, args.shards)
     return manifest, source.header
+
+
+def _listed(
+    args: argparse.Namespace,
+    query: NodeQuery,
+    stream: NodeStream | None,
+    rows: list[list[str]] | None,
+    personal: bool,
+) -> tuple[FetchResult, int]:
+    """``--snapshot SRC`` listed (``stream``, or table ``rows``) and saved to ``--out FILE``
+    when given, a chunk at a time: a first pass only when a filter may be refused (so the
+    error comes before any output). The snapshot's header and the nodes kept."""
+    source = _snapshot_source(args, query)
+    if _may_refuse(query):
+        _count_kept(source, query)
+    kept = _kept(source, query, stream, rows, personal)
+    if args.out is not None:
+        return source.header, _save_nodes(args.out, source.header, kept, force=args.force)
+    return source.header, sum(1 for _ in kept)
 
 
 def _save(path: str, result: FetchResult, *, force: bool) -> None:
     """``--out``: :func:`~nodeselect.fetch.save_snapshot` (unique temporary file, 0600, no
     symlink followed; ``--force`` replaces a link itself), its errors in the CLI's words."""
-    try:
+    with _out_errors(path):
         save_snapshot(path, result, replace_symlink=force)
+
+
+def _save_nodes(
+    path: str, header: FetchResult, nodes: Iterable[FetchedNode], *, force: bool
+) -> int:
+    """:func:`_save` of the nodes an iterable gives (written as they come); how many."""
+    with _out_errors(path):
+        return save_snapshot_nodes(path, header, nodes, replace_symlink=force)
+
+
+@contextlib.contextmanager
+def _out_errors(path: str) -> Iterator[None]:
+    """A snapshot file that cannot be written: exit 5 (OutWriteError); refused: exit 2."""
+    try:
+        yield
     except SnapshotError as exc:
         reason = str(exc).removeprefix(f"{path}: ")
         if "cannot write" in reason:
@@ -423,7 +498,8 @@ def run(args: argparse.Namespace) -> int:
     into_shards = args.out is not None and args.shards is not None and not args.snapshot
     # a snapshot re-saved in shards, likewise: read twice a chunk at a time (count, write)
     reshard = args.out is not None and args.shards is not None and bool(args.snapshot)
-    saved = 0
+    saved = found = 0
+    rows: list[list[str]] | None = None  # a snapshot's table rows, made as it is read
     try:
         query = query_from_args(args)
         if args.out is not None and args.shards is None:
@@ -441,20 +517,21 @@ def run(args: argparse.Namespace) -> int:
                     on_nodes=None if stream is None else stream.write, progress=bar,
                 )  # fmt: skip
             saved = manifest.nodes
-        elif stream is not None and not args.snapshot:
+        elif args.snapshot:  # a chunk at a time: the snapshot is never held whole
+            rows = [] if stream is None else None
+            result, found = _listed(args, query, stream, rows, personal)
+        elif stream is not None:
             result = load_fleet(args, query, on_nodes=stream.write, progress=bar)
         else:
             result = load_fleet(args, query)
-        if args.snapshot and not reshard:
-            result = filter_snapshot(result, query)
-            if stream is not None:
-                stream.write(result.nodes)
         if stream is not None:
             stream.close()
-        if args.out is not None and args.shards is None:
+        if args.out is not None and args.shards is None and not args.snapshot:
             _save(args.out, result, force=args.force)
+        if not (into_shards or reshard or args.snapshot):
+            found = len(result.nodes)
         if not (into_shards or reshard):
-            saved = len(result.nodes)
+            saved = found
     except OutWriteError as exc:
         return fail(str(exc), EXIT_OUTPUT)
     except NodeSelectError as exc:
@@ -468,6 +545,8 @@ def run(args: argparse.Namespace) -> int:
             f"note: a fleet {what} into shards is not listed (it is not held whole); "
             "--format json or jsonl streams its nodes"
         )
+    elif stream is None and rows is not None:
+        _print_rows(rows, result.source, personal)
     elif stream is None:
         _table(result, personal)
     for issue in result.stats.issues:
@@ -480,4 +559,4 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         where = f"{plural(args.shards, 'shard')} in " if args.shards is not None else ""
         note(f"saved {plural(saved, 'node')} to {where}{args.out} (mode 0600)")
-    return EXIT_OK if (saved if args.out else result.nodes) else EXIT_NO_FIT
+    return EXIT_OK if (saved if args.out else found) else EXIT_NO_FIT

@@ -75,6 +75,7 @@ from nodeselect.fetch._snapshot import (
     save_sharded_nodes,
     save_sharded_snapshot,
     save_snapshot,
+    save_snapshot_nodes,
     snapshot_fetched_at,
 )
 from nodeselect.fetch._snapshot_nodes import SnapshotNodes
@@ -138,5 +139,6 @@ __all__ = [
     "save_sharded_nodes",
     "save_sharded_snapshot",
     "save_snapshot",
+    "save_snapshot_nodes",
     "snapshot_fetched_at",
 ]

@@ -56,6 +56,7 @@ __all__ = [
     "save_sharded_nodes",
     "save_sharded_snapshot",
     "save_snapshot",
+    "save_snapshot_nodes",
     "shard_directory",
     "snapshot_fetched_at",
     "write_shards",
@@ -188,6 +189,34 @@ def save_snapshot(
         SnapshotError: the target is refused, or the file cannot be written.
     """
     _write(Path(path), _header(result), result.nodes, replace_symlink=replace_symlink)
+
+
+def save_snapshot_nodes(
+    path: str | os.PathLike[str],
+    header: FetchResult,
+    nodes: Iterable[FetchedNode],
+    *,
+    replace_symlink: bool = False,
+) -> int:
+    """:func:`save_snapshot` of the nodes an iterable gives, in order, written as they come
+    (a snapshot re-saved a chunk at a time, never held whole); ``header`` gives the
+    snapshot's ``fetched_at``, ``source``, ``query`` and ``stats`` (its own ``nodes`` are not
+    read). Returns how many nodes were written. ``path`` may be the file ``nodes`` are read
+    from: the new file replaces it once every node is written.
+
+    Raises:
+        SnapshotError: as :func:`save_snapshot`.
+    """
+    count = 0
+
+    def counted() -> Iterator[FetchedNode]:
+        nonlocal count
+        for node in nodes:
+            count += 1
+            yield node
+
+    _write(Path(path), _header(header), counted(), replace_symlink=replace_symlink)
+    return count
 
 
 @attrs.frozen
