@@ -52,6 +52,7 @@ __all__ = [
     "load_snapshot",
     "node_line",
     "node_of_line",
+    "picked_shards",
     "read_manifest",
     "save_sharded_nodes",
     "save_sharded_snapshot",
@@ -483,14 +484,24 @@ def load_snapshot(path: str | os.PathLike[str], *, shard: int | None = None) -> 
     return _load_file(source)
 
 
-def _load_sharded(manifest: SnapshotManifest, shard: int | None) -> FetchResult:
+def picked_shards(
+    manifest: SnapshotManifest, shard: int | None
+) -> tuple[tuple[ShardInfo, ...], str]:
+    """The shards ``shard`` picks (every one for ``None``) and the words naming them in a
+    source (``" shard i of n"``, or ``""``); SnapshotError when it is out of range."""
     count = len(manifest.shards)
     if shard is not None and not 0 <= shard < count:
         raise SnapshotError(
             f"{manifest.directory}: shard={shard} is out of range; this snapshot has shards "
             f"0..{count - 1}"
         )
-    picked = manifest.shards if shard is None else (manifest.shards[shard],)
+    if shard is None:
+        return manifest.shards, ""
+    return (manifest.shards[shard],), f" shard {shard} of {count}"
+
+
+def _load_sharded(manifest: SnapshotManifest, shard: int | None) -> FetchResult:
+    picked, where = picked_shards(manifest, shard)
     nodes: list[FetchedNode] = []
     seen: dict[str, Path] = {}
     for info in picked:
@@ -508,7 +519,6 @@ def _load_sharded(manifest: SnapshotManifest, shard: int | None) -> FetchResult:
                 )
             seen[node.uuid] = info.path
         nodes.extend(part.nodes)
-    where = "" if shard is None else f" shard {shard} of {count}"
     return FetchResult(
         nodes=tuple(nodes),
         rejected=(),

@@ -27,6 +27,7 @@ from nodeselect.fetch._snapshot import (
     _header_fields,
     _parsed_header,
     node_of_line,
+    picked_shards,
     read_manifest,
 )
 
@@ -70,15 +71,8 @@ class SnapshotNodes(Sequence[FetchedNode]):
         self.path = Path(path)
         if self.path.is_dir():
             manifest = read_manifest(self.path)
-            count = len(manifest.shards)
-            if shard is not None and not 0 <= shard < count:
-                raise SnapshotError(
-                    f"{manifest.directory}: shard={shard} is out of range; this snapshot has "
-                    f"shards 0..{count - 1}"
-                )
-            picked = manifest.shards if shard is None else (manifest.shards[shard],)
+            picked, where = picked_shards(manifest, shard)
             self._files = tuple(_File(s.path, s.nodes) for s in picked)
-            where = "" if shard is None else f" shard {shard} of {count}"
             self.header = FetchResult(
                 nodes=(),
                 rejected=(),
