@@ -185,3 +185,46 @@ def test_a_snapshot_is_listed_and_saved_a_chunk_at_a_time(
     assert code == EXIT_INPUT
     assert out == ""
     assert "--compliance GDPR: the snapshot proves that tag for none" in err
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--status", "AVAILABLE"],
+        ["--country", "DE"],
+        ["--status", "OFFLINE", "--compliance", "GDPR"],
+        ["--status", "DELETED"],
+        ["--include-deleted", "--compliance", "EEA"],
+    ],
+)
+@pytest.mark.parametrize("size", [1, 7, 1000])
+def test_filtering_a_snapshot_in_chunks_is_filtering_it_whole(server, tmp_path, flags, size):
+    """_select over chunks of any size keeps the nodes, and finds the error (the same
+    message), that filter_snapshot finds on the whole snapshot."""
+    from nodeselect import load_snapshot  # noqa: PLC0415
+    from nodeselect.cli._main import build_parser  # noqa: PLC0415
+    from nodeselect.cli.nodes import (  # noqa: PLC0415
+        _select,
+        _Tally,
+        filter_snapshot,
+        query_from_args,
+    )
+    from nodeselect.errors import InputError  # noqa: PLC0415
+    from nodeselect.fetch import SnapshotNodes  # noqa: PLC0415
+
+    src = tmp_path / "s.jsonl"
+    argv = ["nodes", "--api", server.url, "--status", "AVAILABLE", "--status", "OFFLINE"]
+    assert main([*argv, "--compliance", "GDPR", "--out", str(src), "-q", "-o", "jsonl"]) == 0
+    query = query_from_args(build_parser().parse_args(["nodes", *flags]))
+    try:
+        want: object = [n.uuid for n in filter_snapshot(load_snapshot(src), query).nodes]
+    except InputError as exc:
+        want = str(exc)
+    tally = _Tally()
+    kept = [n.uuid for c in SnapshotNodes(src).chunks(size) for n in _select(c, query, tally)]
+    try:
+        tally.check()
+        got: object = kept
+    except InputError as exc:
+        got = str(exc)
+    assert got == want

@@ -303,6 +303,14 @@ class _Tally:
                 )
 
 
+def _fact_filters(query: NodeQuery) -> list[tuple[str, str, frozenset[str]]]:
+    """The filters on proved facts ``query`` asks for (flag, fact, values kept), in the order
+    they are applied (``--status DELETED`` alone reads the documents, not a fact)."""
+    statuses = frozenset() if query.statuses == frozenset({"DELETED"}) else query.statuses
+    wanted = (statuses, query.continents, query.countries, query.subdivisions)
+    return [(flag, fact, w) for (flag, fact), w in zip(_FACTS, wanted, strict=True) if w]
+
+
 def _refuse_ranges(query: NodeQuery) -> None:
     if query.created_between is not None or query.seen_between is not None:
         raise InputError(
@@ -324,19 +332,12 @@ def _select(nodes: Sequence[FetchedNode], query: NodeQuery, tally: _Tally) -> li
     statuses = query.statuses
     if not (query.include_deleted or "DELETED" in statuses):
         kept = [n for n in kept if n.lean.deleted_at is None and n.facts.status != "DELETED"]
-    wanted = dict(zip((f for f, _ in _FACTS), (
-        frozenset() if statuses == frozenset({"DELETED"}) else statuses,
-        query.continents,
-        query.countries,
-        query.subdivisions,
-    ), strict=True))  # fmt: skip
     if statuses == frozenset({"DELETED"}):
         kept = [n for n in kept if n.lean.deleted_at is not None or n.facts.status == "DELETED"]
-    for flag, fact in _FACTS:
-        if wanted[flag]:
-            unknown = sum(1 for n in kept if getattr(n.facts, fact) is None)
-            tally.unknown[flag] = tally.unknown.get(flag, 0) + unknown
-            kept = [n for n in kept if getattr(n.facts, fact) in wanted[flag]]
+    for flag, fact, wanted in _fact_filters(query):
+        unknown = sum(1 for n in kept if getattr(n.facts, fact) is None)
+        tally.unknown[flag] = tally.unknown.get(flag, 0) + unknown
+        kept = [n for n in kept if getattr(n.facts, fact) in wanted]
     for tag in sorted(query.compliance):
         counts = tally.tags.setdefault(tag, [0, 0])
         counts[0] += sum(1 for n in kept if tag not in n.facts.compliance_tags)
@@ -375,10 +376,7 @@ def _snapshot_source(args: argparse.Namespace, query: NodeQuery) -> SnapshotNode
 def _may_refuse(query: NodeQuery) -> bool:
     """Whether :func:`_select` may find a filter that the snapshot's facts cannot answer
     (then a first pass finds it, before anything is written)."""
-    statuses = query.statuses if query.statuses != frozenset({"DELETED"}) else frozenset()
-    return bool(
-        statuses or query.continents or query.countries or query.subdivisions or query.compliance
-    )
+    return bool(_fact_filters(query) or query.compliance)
 
 
 def _count_kept(source: SnapshotNodes, query: NodeQuery) -> int:
