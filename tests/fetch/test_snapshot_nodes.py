@@ -189,3 +189,22 @@ def test_crlf_line_ends_and_no_final_newline(tmp_path) -> None:
     want = load_snapshot(path).nodes
     assert _key(n for c in nodes.chunks(4) for n in c) == _key(want)
     assert _key([nodes[0], nodes[-1]]) == _key([want[0], want[-1]])
+
+
+def test_from_nodes_of_snapshot_nodes_reads_them_in_chunks(tmp_path, monkeypatch) -> None:
+    """NodeTable.from_nodes(SnapshotNodes(...)) is from_snapshot (one pass of chunks, no
+    node read back by index), with from_nodes's own default time; "newest" duplicates go
+    the general way (by index) and give the same table here."""
+    save_sharded_snapshot(tmp_path / "d", RESULT, 3)
+    nodes = SnapshotNodes(tmp_path / "d")
+    want = NodeTable.from_snapshot(tmp_path / "d", now=RESULT.fetched_at)
+    reads: list[int] = []
+    real = SnapshotNodes._read_many
+    monkeypatch.setattr(SnapshotNodes, "_read_many", lambda s, i: reads.append(1) or real(s, i))
+    got = NodeTable.from_nodes(nodes, now=RESULT.fetched_at)
+    assert reads == []
+    assert got.uuid.tolist() == want.uuid.tolist()
+    assert got.units == want.units
+    newest = NodeTable.from_nodes(nodes, now=RESULT.fetched_at, duplicates="newest")
+    assert reads
+    assert newest.uuid.tolist() == want.uuid.tolist()

@@ -161,15 +161,29 @@ class SnapshotNodes(Sequence[FetchedNode]):
 
     def __getitem__(self, index: int | slice) -> FetchedNode | list[FetchedNode]:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+            return self._read_many(range(*index.indices(len(self))))
         if isinstance(index, bool) or not isinstance(index, int):
             raise TypeError(f"SnapshotNodes indices are ints, not {type(index).__name__}")
         n = len(self)
         i = index + n if index < 0 else index
         if not 0 <= i < n:
             raise IndexError(f"node {index} of a snapshot of {n} nodes")
-        f = bisect.bisect_right(self._starts, i) - 1
-        return self._read(f, self._scanned()[f][i - self._starts[f]])
+        return self._read_many((i,))[0]
+
+    def _read_many(self, indices: Sequence[int]) -> list[FetchedNode]:
+        """Nodes ``indices`` (each in range), each file opened once for its run of them."""
+        offsets = self._scanned()
+        out: list[FetchedNode] = []
+        for f, run in itertools.groupby(
+            indices, key=lambda i: bisect.bisect_right(self._starts, i) - 1
+        ):
+            path, base = self._files[f].path, self._starts[f]
+            with _opened(path) as fh:
+                for i in run:
+                    at = offsets[f][i - base]
+                    fh.seek(at)
+                    out.append(self._node_at(path, at, fh.readline()))
+        return out
 
     def location(self, index: int) -> str:
         """Where node ``index`` is: ``file:line`` (the line counted by reading the file)."""
@@ -188,11 +202,8 @@ class SnapshotNodes(Sequence[FetchedNode]):
                 at -= len(block)
         return f"{path}:{lineno}"
 
-    def _read(self, f: int, at: int) -> FetchedNode:
-        path = self._files[f].path
-        with _opened(path) as fh:
-            fh.seek(at)
-            line = fh.readline().rstrip(b"\r\n")
+    @staticmethod
+    def _node_at(path: Path, at: int, line: bytes) -> FetchedNode:
         try:
             return node_of_line(line, path, 0)
         except SnapshotError:

@@ -394,17 +394,23 @@ class NodeTable:
         ``duplicates="newest"`` keeps, per uuid, the document with the newest ``last_seen_at``
         (see :func:`unique_nodes`, which gives the same list to pass to ``place(nodes=...)``).
 
+        A :class:`~nodeselect.fetch.SnapshotNodes` is read a chunk at a time
+        (:meth:`from_snapshot`; a repeated uuid is then a ``SnapshotError`` naming both lines).
+
         Raises TypeError when ``nodes`` is not a sequence of fetched nodes (a ``FetchResult``:
         use :meth:`from_fetch` or its ``.nodes``), or ``now`` not a timezone-aware datetime.
         """
+        from nodeselect.fetch import SnapshotNodes  # noqa: PLC0415 - (fetch is imported already)
         from nodeselect.table._build import (  # noqa: PLC0415 - _build imports this module
             RepeatedUuids,
             build_table,
         )
 
-        check_nodes_arg(nodes, "NodeTable.from_nodes")
         when = check_now_arg(now, "NodeTable.from_nodes")
         check_duplicates_arg(duplicates)
+        if isinstance(nodes, SnapshotNodes) and duplicates == "error":
+            return cls.from_snapshot(nodes, now=when, units=units)  # a chunk at a time
+        check_nodes_arg(nodes, "NodeTable.from_nodes")
         try:  # uuids are checked while the nodes are read; a repeat is rare
             return build_table(nodes, when.timestamp(), units, unique=True)
         except RepeatedUuids:
