@@ -40,6 +40,7 @@ import functools
 import hashlib
 import logging
 import math
+import operator
 import os
 import pickle
 import signal
@@ -97,6 +98,7 @@ from nodeselect.table import (
     UnitDecision,
     Units,
     collector_paused,
+    decide_unit,
 )
 
 __all__ = [
@@ -323,6 +325,8 @@ def fleet_units(parts: Sequence[Units], labels: Sequence[str] | None = None) -> 
     """
     if not parts:
         return Units()
+    if all(d.tally is not None for p in parts for d in p.decisions()):
+        return _summed_units(parts)
     names = list(labels) if labels is not None else [f"shard {i}" for i in range(len(parts))]
     return Units(
         ram=_merge_decision([p.ram for p in parts], names),
@@ -331,6 +335,17 @@ def fleet_units(parts: Sequence[Units], labels: Sequence[str] | None = None) -> 
         cpu_load=_merge_decision([p.cpu_load for p in parts], names),
         numeric_strings=sum(p.numeric_strings for p in parts),
     )
+
+
+def _summed_units(parts: Sequence[Units]) -> Units:
+    """The whole fleet's decisions from its shards' tallies (each decision's counts summed,
+    then decided as one table decides): exact, whatever the shards decided alone."""
+    decided = {}
+    for q in ("ram", "vram", "gpu_load", "cpu_load"):
+        tallies = [getattr(p, q).tally for p in parts]
+        d = decide_unit(q, functools.reduce(operator.add, tallies))
+        decided[q] = attrs.evolve(d, how=f"merged over {len(parts)} shards: {d.how}")
+    return Units(**decided, numeric_strings=sum(p.numeric_strings for p in parts))
 
 
 def _same_units(a: Units, b: Units) -> bool:

@@ -10,12 +10,18 @@ A fleet mixing every dialect exercises the undecided units and the plausibility 
 
 from __future__ import annotations
 
+import functools
+import itertools
+import operator
+import re
 from datetime import UTC, datetime
 
 import attrs
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nodeselect.documents._facts import ProvedFacts
 from nodeselect.fetch import (
@@ -29,7 +35,7 @@ from nodeselect.fetch import (
 )
 from nodeselect.fetch._decode import decode_body
 from nodeselect.sim import DIALECTS, Fleet, generate_fleet
-from nodeselect.table import _build
+from nodeselect.table import _build, decide_unit
 from nodeselect.table._derived import gpu_free_top, gpu_model_key, max_gpu_count
 from nodeselect.table._table import NodeTable
 from previous_build import previous_build_table
@@ -170,3 +176,21 @@ def test_a_snapshot_table_with_given_units_is_the_parts_table(tmp_path) -> None:
     save_snapshot(tmp_path / "part.jsonl", _result(part))
     got = NodeTable.from_snapshot(tmp_path / "part.jsonl", now=NOW, units=whole.units)
     assert_identical(got, NodeTable.from_nodes(part, now=NOW, units=whole.units))
+
+
+@settings(max_examples=30, deadline=None)
+@given(name=st.sampled_from([*DIALECTS, "mixed"]), cuts=st.lists(st.integers(0, 400), max_size=6))
+def test_shards_tallies_sum_to_the_whole_fleets_decisions(name: str, cuts: list[int]) -> None:
+    """Cut a fleet anywhere into shards (empty ones too), build each alone: the sum of the
+    shards' unit tallies decides exactly what the whole fleet decides (unit, evidence,
+    agreeing; the how line less its median ratio), whatever each shard decided alone."""
+    nodes = _nodes(name)
+    whole = NodeTable.from_nodes(nodes, now=NOW).units
+    bounds = [0, *sorted(min(c, len(nodes)) for c in cuts), len(nodes)]
+    parts = [NodeTable.from_nodes(nodes[a:b], now=NOW).units for a, b in itertools.pairwise(bounds)]
+    for want in whole.decisions():
+        tallies = [getattr(p, want.quantity).tally for p in parts]
+        got = decide_unit(want.quantity, functools.reduce(operator.add, tallies))
+        assert (got.unit, got.evidence, got.agreeing) == (want.unit, want.evidence, want.agreeing)
+        assert got.how == re.sub(r" \(median ratio [^)]*\)", "", want.how)
+        assert got.tally == want.tally

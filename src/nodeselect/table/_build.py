@@ -93,6 +93,7 @@ from nodeselect.table._table import (
     gpu_names_agree,
 )
 from nodeselect.table._units import (
+    SOURCES,
     UnitDecision,
     Units,
     implausible_loads,
@@ -842,7 +843,7 @@ def build_table(
 
 def _given(d: UnitDecision) -> UnitDecision:
     """A decision taken from elsewhere: its unit and reasons, this table's counts start at 0."""
-    return attrs.evolve(d, how=f"given: {d.how}", evidence=0, agreeing=0, fallbacks=0)
+    return attrs.evolve(d, how=f"given: {d.how}", evidence=0, agreeing=0, fallbacks=0, tally=None)
 
 
 def build_table_chunks(
@@ -911,7 +912,7 @@ def _finish(fleet: _Fleet, now_s: float, given: Units | None) -> NodeTable:
             rt_raw,
             ram_known,
             reporting=int(np.count_nonzero(~np.isnan(rt_raw))),
-            source="the node's known RAM total",
+            source=SOURCES["ram"],
         )
     )
     rt, rtt, ram_dropped, ram_unit = _sizes_gb(ram_unit, rf_raw, rt_raw, ram_known)
@@ -923,7 +924,7 @@ def _finish(fleet: _Fleet, now_s: float, given: Units | None) -> NodeTable:
     cpu_unit = (
         _given(given.cpu_load)
         if given is not None
-        else infer_load_unit("cpu_load", cpu_raw, source="metadata.cpu.average")
+        else infer_load_unit("cpu_load", cpu_raw, source=SOURCES["cpu_load"])
     )
     cpu_load, cpu_unit = _loads(cpu_unit, cpu_raw)
     cores = nums[:, _CORES]
@@ -945,7 +946,7 @@ def _finish(fleet: _Fleet, now_s: float, given: Units | None) -> NodeTable:
             vt_total_raw,
             vram_known,
             reporting=int(np.count_nonzero(~np.isnan(vt_total_raw))),
-            source="the GPU's known VRAM total",
+            source=SOURCES["vram"],
         )
     )
     vt_free, vt_total, _, vram_unit = _sizes_gb(vram_unit, vt_free_raw, vt_total_raw, vram_known)
@@ -954,7 +955,7 @@ def _finish(fleet: _Fleet, now_s: float, given: Units | None) -> NodeTable:
     load_unit = (
         _given(given.gpu_load)
         if given is not None
-        else infer_load_unit("gpu_load", load_raw, source="metadata.gpu.gpus[].load")
+        else infer_load_unit("gpu_load", load_raw, source=SOURCES["gpu_load"])
     )
     g_load, load_unit = _loads(load_unit, load_raw)
     units = Units(

@@ -29,7 +29,9 @@ outside the unit's range.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from typing import Any, Final, Literal
 
 import attrs
@@ -45,8 +47,11 @@ __all__ = [
     "PERCENT_MIN_ABOVE_ONE",
     "SIZE_FACTORS",
     "SIZE_TOLERANCE",
+    "SOURCES",
     "UnitDecision",
+    "UnitTally",
     "Units",
+    "decide_unit",
     "implausible_loads",
     "implausible_sizes",
     "infer_load_unit",
@@ -84,6 +89,40 @@ _LOG_TOL: Final = math.log(SIZE_TOLERANCE)
 
 
 @attrs.frozen
+class UnitTally:
+    """The counts a unit decision is taken from: a fleet's are the sum of its parts', so a
+    fleet split in shards gets, from its shards' tallies, the decision it would take whole.
+
+    Attributes:
+        values: sizes: ratios looked at (a telemetry total and a known total both present);
+            loads: finite values.
+        agree: sizes: per candidate unit (:data:`SIZE_FACTORS` order), the ratios within
+            :data:`SIZE_TOLERANCE` of it; loads: values plausible as fractions, as percent.
+        reporting: sizes: values of telemetry present at all.
+        nonzero / above_one: loads: values above 0, above 1.
+    """
+
+    values: int = 0
+    agree: tuple[int, ...] = ()
+    reporting: int = 0
+    nonzero: int = 0
+    above_one: int = 0
+
+    def __add__(self, other: UnitTally) -> UnitTally:
+        if not (self.agree and other.agree):  # (an empty tally: the other's candidates)
+            agree = self.agree or other.agree
+        else:
+            agree = tuple(a + b for a, b in zip(self.agree, other.agree, strict=True))
+        return UnitTally(
+            self.values + other.values,
+            agree,
+            self.reporting + other.reporting,
+            self.nonzero + other.nonzero,
+            self.above_one + other.above_one,
+        )
+
+
+@attrs.frozen
 class UnitDecision:
     """The unit decided for one telemetry quantity of a fleet.
 
@@ -95,6 +134,8 @@ class UnitDecision:
         evidence: how many values (nodes or GPUs) the decision looked at.
         agreeing: how many of them agree with ``unit``.
         fallbacks: values present but not used (implausible, or the unit undecided).
+        tally: the counts it was inferred from, which merge over shards (:func:`decide_unit`);
+            ``None`` when assumed or given.
     """
 
     quantity: str
@@ -103,6 +144,8 @@ class UnitDecision:
     evidence: int = 0
     agreeing: int = 0
     fallbacks: int = 0
+    #: the counts it was inferred from (``None``: assumed or given); not compared
+    tally: UnitTally | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def factor(self) -> float:
@@ -197,14 +240,25 @@ class Units:
         for name in ("ram", "vram", "gpu_load", "cpu_load"):
             ds = [getattr(p, name) for p in parts]
             same = all(d.unit == ds[0].unit for d in ds)
+            tallies = [d.tally for d in ds]
             fields[name] = attrs.evolve(
                 ds[0],
                 how=ds[0].how if same else "tables decided differently; each kept its own",
                 evidence=sum(d.evidence for d in ds),
                 agreeing=sum(d.agreeing for d in ds),
                 fallbacks=sum(d.fallbacks for d in ds),
+                tally=None if None in tallies else functools.reduce(operator.add, tallies),
             )
         return Units(**fields, numeric_strings=sum(p.numeric_strings for p in parts))
+
+
+#: What each quantity's telemetry is compared with, as decisions name it.
+SOURCES: Final[dict[str, str]] = {
+    "ram": "the node's known RAM total",
+    "vram": "the GPU's known VRAM total",
+    "cpu_load": "metadata.cpu.average",
+    "gpu_load": "metadata.gpu.gpus[].load",
+}
 
 
 def infer_size_unit(
@@ -218,47 +272,80 @@ def infer_size_unit(
     ok = np.isfinite(tele_total) & np.isfinite(known_gb) & (tele_total > 0) & (known_gb > 0)
     n = int(np.count_nonzero(ok))
     if n == 0:
-        why = "no telemetry" if reporting == 0 else f"no node has both the telemetry and {source}"
-        return UnitDecision(quantity, None, why, 0, 0)
+        return _decide_size(quantity, UnitTally(0, (0,) * len(SIZE_FACTORS), reporting), source)
     # absurd pairs (3.9e21 / 2.2e-287) overflow to inf or underflow to 0: their logs are
     # +-inf, which agree with no unit (numpy's warnings about them are noise)
     with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
         logr = np.log(tele_total[ok] / known_gb[ok])
         median = float(np.exp(np.median(logr)))
+    agree = tuple(
+        int(np.count_nonzero(np.abs(logr - math.log(factor)) <= _LOG_TOL))
+        for factor in SIZE_FACTORS.values()
+    )
+    return _decide_size(quantity, UnitTally(n, agree, reporting), source, median)
+
+
+def _decide_size(
+    quantity: str, tally: UnitTally, source: str, median: float | None = None
+) -> UnitDecision:
+    n = tally.values
+    if n == 0:
+        why = (
+            "no telemetry"
+            if tally.reporting == 0
+            else f"no node has both the telemetry and {source}"
+        )
+        return UnitDecision(quantity, None, why, 0, 0, tally=tally)
     best, best_count = "", -1
-    for unit, factor in SIZE_FACTORS.items():
-        c = int(np.count_nonzero(np.abs(logr - math.log(factor)) <= _LOG_TOL))
+    for unit, c in zip(SIZE_FACTORS, tally.agree, strict=True):
         if c > best_count:
             best, best_count = unit, c
-    need = max(AGREE_SHARE * n, min(MIN_EVIDENCE, reporting))
-    what = (
-        f"telemetry total / {source} on {n}: {best_count} agree with {best} "
-        f"(median ratio {median:.4g})"
-    )
+    need = max(AGREE_SHARE * n, min(MIN_EVIDENCE, tally.reporting))
+    ratio = "" if median is None else f" (median ratio {median:.4g})"
+    what = f"telemetry total / {source} on {n}: {best_count} agree with {best}{ratio}"
     if best_count < need:
         why = "thin" if best_count >= AGREE_SHARE * n else "conflicting"
-        return UnitDecision(quantity, None, f"{why} evidence: {what}", n, best_count)
-    return UnitDecision(quantity, best, what, n, best_count)
+        return UnitDecision(quantity, None, f"{why} evidence: {what}", n, best_count, tally=tally)
+    return UnitDecision(quantity, best, what, n, best_count, tally=tally)
 
 
 def infer_load_unit(quantity: str, values: F64, *, source: str) -> UnitDecision:
     """Decide a load unit from the range of ``values`` across the fleet (module docstring)."""
     v = values[np.isfinite(values)]
-    n = len(v)
-    nz = int(np.count_nonzero(v > 0))
-    above = int(np.count_nonzero(v > 1.0 + _EPS))
+    plausible = v >= 0
+    tally = UnitTally(
+        len(v),
+        (
+            int(np.count_nonzero(plausible & (v <= 1.0 + _EPS))),
+            int(np.count_nonzero(plausible & (v <= 100.0 + _EPS))),
+        ),
+        nonzero=int(np.count_nonzero(v > 0)),
+        above_one=int(np.count_nonzero(v > 1.0 + _EPS)),
+    )
+    return _decide_load(quantity, tally, source)
+
+
+def _decide_load(quantity: str, tally: UnitTally, source: str) -> UnitDecision:
+    n, nz, above = tally.values, tally.nonzero, tally.above_one
     if nz == 0:
         why = f"no non-zero {source} values" if n else f"no {source} values"
-        return UnitDecision(quantity, "fraction", f"{why}: every reading agrees", n, n)
+        return UnitDecision(quantity, "fraction", f"{why}: every reading agrees", n, n, tally=tally)
     share = above / nz
     what = f"{above} of {nz} non-zero {source} values above 1"
     if share <= FRACTION_MAX_ABOVE_ONE:
-        agree = int(np.count_nonzero((v >= 0) & (v <= 1.0 + _EPS)))
-        return UnitDecision(quantity, "fraction", what, n, agree)
+        return UnitDecision(quantity, "fraction", what, n, tally.agree[0], tally=tally)
     if share >= PERCENT_MIN_ABOVE_ONE:
-        agree = int(np.count_nonzero((v >= 0) & (v <= 100.0 + _EPS)))
-        return UnitDecision(quantity, "percent", what, n, agree)
-    return UnitDecision(quantity, None, f"conflicting evidence: {what}", n, 0)
+        return UnitDecision(quantity, "percent", what, n, tally.agree[1], tally=tally)
+    return UnitDecision(quantity, None, f"conflicting evidence: {what}", n, 0, tally=tally)
+
+
+def decide_unit(quantity: str, tally: UnitTally) -> UnitDecision:
+    """The decision ``tally`` gives for ``quantity`` (``"ram"``, ``"vram"``, ``"cpu_load"``,
+    ``"gpu_load"``): the fleet's own decision when ``tally`` is the sum of its shards'
+    (:attr:`UnitDecision.tally`); its ``how`` line lacks only the median ratio."""
+    if quantity in ("ram", "vram"):
+        return _decide_size(quantity, tally, SOURCES[quantity])
+    return _decide_load(quantity, tally, SOURCES[quantity])
 
 
 def implausible_sizes(free: F64, total: F64, known_gb: F64) -> B:
