@@ -902,6 +902,26 @@ class Survey:
         """Nodes over every shard."""
         return self.stats.nodes
 
+    def table(self) -> NodeTable:
+        """The whole fleet's table, joined here from the shards' tables (each built where it
+        is, on its worker) in shard order, with the fleet's :attr:`units`.
+
+        For a snapshot's shards, this is the table ``NodeTable.from_snapshot`` builds from
+        the whole snapshot, column for column (only its units' ``how`` lines differ): what
+        :func:`place` needs, without the driver reading a document (it receives columns,
+        ~0.2 KB a node).
+        """
+        joined = NodeTable.concat(self._runner.compute(list(self._tables)))
+        counted = joined.units  # (each shard's fallbacks, counted with the fleet's units)
+        units = Units(
+            ram=attrs.evolve(self.units.ram, fallbacks=counted.ram.fallbacks),
+            vram=attrs.evolve(self.units.vram, fallbacks=counted.vram.fallbacks),
+            gpu_load=attrs.evolve(self.units.gpu_load, fallbacks=counted.gpu_load.fallbacks),
+            cpu_load=attrs.evolve(self.units.cpu_load, fallbacks=counted.cpu_load.fallbacks),
+            numeric_strings=counted.numeric_strings,
+        )
+        return attrs.evolve(joined, units=units)
+
     def tiles(self, jobs: int, batch_size: int = DEFAULT_BATCH) -> int:
         """How many tiles :meth:`run` ranks for ``jobs`` jobs."""
         return math.ceil(jobs / batch_size) * len(self.shards) if batch_size > 0 else 0

@@ -310,9 +310,9 @@ def test_simulated_fleets_decide_their_units_on_the_shards(dialect) -> None:
     assert_same(got, rank_many(JOBS, whole, k=6, now=NOW), JOBS)
 
 
-def _fetched(n: int, seed: int = 4):
+def _fetched(n: int, seed: int = 4, dialect: str = "default"):
     """A simulated fleet of ``n`` nodes, fetched (a ``FetchResult``, as snapshots save)."""
-    sim = generate_fleet(n, seed=seed, now=NOW)
+    sim = generate_fleet(n, seed=seed, now=NOW, dialect=DIALECTS[dialect])
 
     def handler(request: httpx.Request) -> httpx.Response:
         q = parse_params(dict(request.url.params))
@@ -978,3 +978,26 @@ def test_the_code_digest_follows_the_source(tmp_path, monkeypatch) -> None:
     finally:
         _code.cache_clear()
     assert same == original  # a copy of the same source (no caches, no compiled module)
+
+
+def test_the_survey_joins_the_whole_fleets_table_from_its_shards(tmp_path) -> None:
+    """Survey.table() of a snapshot's shards (every dialect, 5 shards, two of which decide
+    other units alone) is the table from_snapshot builds on the whole snapshot, column for
+    column, with the same unit decisions, evidence and fallbacks."""
+    parts = [_fetched(50, seed=40 + k, dialect=d) for k, d in enumerate(sorted(DIALECTS))]
+    fleet = attrs.evolve(parts[0], nodes=tuple(n for r in parts for n in r.nodes))
+    save_sharded_snapshot(tmp_path / "d", fleet, 5)
+    want = NodeTable.from_snapshot(tmp_path / "d", now=NOW)
+    with Survey(snapshot_shards(tmp_path / "d"), now=NOW) as s:
+        got = s.table()
+    for f in attrs.fields(NodeTable):
+        a, b = getattr(got, f.name), getattr(want, f.name)
+        if isinstance(b, np.ndarray):
+            assert (a.dtype, a.shape) == (b.dtype, b.shape), f.name
+            assert np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes(), f.name
+        elif f.name != "units":
+            assert a == b, f.name
+    assert [(d.unit, d.evidence, d.agreeing, d.fallbacks) for d in got.units.decisions()] == [
+        (d.unit, d.evidence, d.agreeing, d.fallbacks) for d in want.units.decisions()
+    ]
+    assert got.units.numeric_strings == want.units.numeric_strings > 0

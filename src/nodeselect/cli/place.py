@@ -104,14 +104,14 @@ def _run(args: argparse.Namespace) -> int:
     nodes: Sequence[FetchedNode] = merge_fetched(results) if snapshot is None else snapshot
     try:
         now = evaluation_time(args, results[0])
-        table = (
-            NodeTable.from_nodes(nodes, now=now)
-            if snapshot is None
-            else NodeTable.from_snapshot(snapshot, now=now)
-        )
-        if dask is not None:
-            plan = _place_on_dask(args, jobs, table, nodes, now)
+        if dask is not None:  # (the table joined from the workers' shards: no document here)
+            plan, table = _place_on_dask(args, jobs, nodes, now)
         else:
+            table = (
+                NodeTable.from_nodes(nodes, now=now)
+                if snapshot is None
+                else NodeTable.from_snapshot(snapshot, now=now)
+            )
             plan = place(
                 jobs,
                 table,
@@ -171,11 +171,13 @@ def _dask_refused(args: argparse.Namespace) -> str:
 
 
 def _place_on_dask(
-    args: argparse.Namespace, jobs: Sequence[Any], table: Any, nodes: Any, now: datetime
-) -> Plan:
+    args: argparse.Namespace, jobs: Sequence[Any], nodes: Any, now: datetime
+) -> tuple[Plan, Any]:
     """``place`` with its survey on Dask (:func:`nodeselect.dask.place`): each job's candidate
-    nodes ranked on the snapshot's shards, built on the workers with the driver's table's
-    units; the jobs placed here on the whole table. The plan is the single-machine one."""
+    nodes ranked on the snapshot's shards, built on the workers (the fleet's units from
+    their tallies); the jobs placed here on the whole table, joined from the workers'
+    shard tables (``Survey.table``: the driver reads no document). The plan, the
+    single-machine one, and the table."""
     import nodeselect.dask as nd  # noqa: PLC0415 - the optional extra, only when used
     from nodeselect.cli._dask import (  # noqa: PLC0415 - rich's progress bar, only when used
         cluster,
@@ -189,11 +191,10 @@ def _place_on_dask(
         dask_logs(int(getattr(args, "verbose", 0) or 0)),
         interrupts() as interrupted,
         cluster(args.dask) as client,
-        nd.Survey(
-            nd.snapshot_shards(args.snapshot), client=client, now=now, units=table.units
-        ) as survey,
+        nd.Survey(nd.snapshot_shards(args.snapshot), client=client, now=now) as survey,
         tile_bar(survey.tiles(plain), interrupted) as tick,
     ):
+        table = survey.table()
         plan: Plan = nd.place(
             jobs,
             table,
@@ -204,7 +205,7 @@ def _place_on_dask(
             time_limit=args.time_limit,
             on_tile=tick,
         )
-        return plan
+        return plan, table
 
 
 def render_plan(
