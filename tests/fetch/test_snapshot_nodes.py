@@ -208,3 +208,29 @@ def test_from_nodes_of_snapshot_nodes_reads_them_in_chunks(tmp_path, monkeypatch
     newest = NodeTable.from_nodes(nodes, now=RESULT.fetched_at, duplicates="newest")
     assert reads
     assert newest.uuid.tolist() == want.uuid.tolist()
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "fewer", "more"])
+def test_a_resave_that_stops_midway_leaves_the_old_snapshot(tmp_path, stop) -> None:
+    """Re-saving over a sharded snapshot and stopping midway (a Ctrl-C in the second shard,
+    or a miscount) leaves the old snapshot as it was, readable, with no temporary file: the
+    new shards take their names only once every one of them is written."""
+    d = tmp_path / "d"
+    old = attrs.evolve(RESULT, nodes=RESULT.nodes[:10])
+    save_sharded_snapshot(d, old, 3)
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    new = RESULT.nodes[10:]
+    assert len(new) >= 8
+
+    def interrupted():
+        for i, node in enumerate(new):
+            if i == len(new) // 4 + 1:  # (in the second of 4 shards)
+                raise KeyboardInterrupt
+            yield node
+
+    count = {"interrupt": len(new), "fewer": len(new) + 1, "more": len(new) - 1}[stop]
+    nodes = interrupted() if stop == "interrupt" else iter(new)
+    with pytest.raises(KeyboardInterrupt if stop == "interrupt" else SnapshotError):
+        save_sharded_nodes(d, RESULT, nodes, count, 4)
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+    assert _key(load_snapshot(d).nodes) == _key(old.nodes)

@@ -15,8 +15,10 @@ A **sharded snapshot** is a directory: ``manifest.json`` (what was fetched, when
 filters, the fetch's facts, and one entry per shard) and ``shard-00000.jsonl`` ... each a
 snapshot file of the format above (its header also says ``"shard": {"index": i, "count": n}``),
 so one shard is readable alone, by this loader or an older one. The fleet is split in fetched
-order into shards whose sizes differ by at most one node. The manifest is written last: a
-directory without one is not a snapshot::
+order into shards whose sizes differ by at most one node. The shards are written to
+temporary files and take their names only once all are written (a write that stops midway
+leaves the directory as it was); the manifest is written last: a directory without one is
+not a snapshot::
 
     {"nodeselect_snapshot_manifest": 1, "fetched_at": "...Z", "source": "...", "query": {...},
      "complete": true, "stats": {...}, "nodes": 1000,
@@ -136,21 +138,31 @@ def _write(
     nodes: Iterable[FetchedNode],
     *,
     replace_symlink: bool = False,
-) -> None:
-    """Write one snapshot file atomically and privately (see :func:`save_snapshot`)."""
+    commit: bool = True,
+) -> Path:
+    """Write one snapshot file atomically and privately (see :func:`save_snapshot`);
+    ``commit=False``: leave it in its temporary file, whose path is returned."""
     head = json.dumps(header, separators=(",", ":")).encode() + b"\n"
-    _write_private(
+    return _write_private(
         target,
         itertools.chain((head,), (node_line(node) + b"\n" for node in nodes)),
         what="the snapshot",
         replace_symlink=replace_symlink,
+        commit=commit,
     )
 
 
 def _write_private(
-    target: Path, chunks: Iterable[bytes], *, what: str, replace_symlink: bool = False
-) -> None:
-    """Write ``chunks`` to ``target`` through a unique 0600 temporary file, then rename.
+    target: Path,
+    chunks: Iterable[bytes],
+    *,
+    what: str,
+    replace_symlink: bool = False,
+    commit: bool = True,
+) -> Path:
+    """Write ``chunks`` to ``target`` through a unique 0600 temporary file, then rename
+    (``commit=False``: not yet; the temporary file's path is returned, for the caller to
+    rename or remove).
 
     Every file of a snapshot (single file, shard, manifest) is written this way, so two
     writers never share a temporary name and a reader never sees half a file.
@@ -165,13 +177,15 @@ def _write_private(
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-        tmp.replace(target)
+        if commit:
+            tmp.replace(target)
     except BaseException as exc:  # (the chunks' own errors too: no half-written file left)
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise SnapshotError(f"{target}: cannot write {what}: {exc.strerror}") from None
         raise
+    return target if commit else tmp
 
 
 def save_snapshot(
@@ -273,8 +287,10 @@ def save_sharded_snapshot(
 ) -> SnapshotManifest:
     """Write ``result`` as ``shards`` shard files and a manifest into ``directory``.
 
-    The directory is created if needed. Shards are written first, each atomically, then the
-    manifest; shard files of an earlier, larger snapshot in the same directory are removed.
+    The directory is created if needed. Shards are written first, each to a temporary file,
+    and renamed once every one is written (a write that fails or is interrupted midway leaves
+    the directory, and an earlier snapshot in it, as they were); then the manifest; shard files
+    of an earlier, larger snapshot in the same directory are removed.
     Shards hold consecutive runs of ``result.nodes`` whose sizes differ by at most one (a
     shard may be empty when there are fewer nodes than shards).
 
@@ -332,14 +348,27 @@ def write_shards(
     ``nodes`` are not read) written into ``root`` as :func:`save_sharded_snapshot` writes
     them, taking them from the iterator in order, shard after shard."""
     header = _header(result)
+    _check_target(root / MANIFEST_NAME, replace_symlink=False)  # (before any work)
     infos: list[ShardInfo] = []
-    for i in range(shards):
-        size = (i + 1) * n // shards - i * n // shards
-        path = root / _shard_name(i)
-        _write(path, header | {"shard": {"index": i, "count": shards}}, _take(nodes, size))
-        infos.append(ShardInfo(path, size))
-    if next(nodes, None) is not None:  # (before the manifest: not a snapshot then)
-        raise SnapshotError("more nodes than counted while writing the shards")
+    written: list[Path] = []  # each shard's temporary file, renamed once all are written
+    try:
+        for i in range(shards):
+            size = (i + 1) * n // shards - i * n // shards
+            path = root / _shard_name(i)
+            shard_header = header | {"shard": {"index": i, "count": shards}}
+            written.append(_write(path, shard_header, _take(nodes, size), commit=False))
+            infos.append(ShardInfo(path, size))
+        if next(nodes, None) is not None:
+            raise SnapshotError("more nodes than counted while writing the shards")
+    except BaseException:  # (a full disk, a Ctrl-C, a miscount: the directory as it was)
+        for tmp in written:
+            tmp.unlink(missing_ok=True)
+        raise
+    # every shard written: the old manifest (if any) goes first, so that no manifest ever
+    # names a mix of old and new shards; then the shards take their names, then the manifest
+    (root / MANIFEST_NAME).unlink(missing_ok=True)
+    for tmp, info in zip(written, infos, strict=True):
+        tmp.replace(info.path)
     manifest = {
         "nodeselect_snapshot_manifest": MANIFEST_VERSION,
         "fetched_at": header["fetched_at"],
