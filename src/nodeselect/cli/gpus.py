@@ -251,11 +251,8 @@ def _available(args: argparse.Namespace) -> int:
         return fail(*fleet_error(exc, args))
     try:
         now = evaluation_time(args, results[0])
-        table = (
-            NodeTable.from_nodes(merge_fetched(results), now=now)
-            if snapshot is None
-            else NodeTable.from_snapshot(snapshot, now=now)
-        )
+        nodes = merge_fetched(results) if snapshot is None else snapshot  # (read in chunks)
+        table = NodeTable.from_nodes(nodes, now=now)
         entries = available_now(table, now=now)
     except NodeSelectError as exc:
         return fail(str(exc), EXIT_INPUT)

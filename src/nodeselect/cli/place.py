@@ -107,11 +107,7 @@ def _run(args: argparse.Namespace) -> int:
         if dask is not None:  # (the table joined from the workers' shards: no document here)
             plan, table = _place_on_dask(args, jobs, nodes, now)
         else:
-            table = (
-                NodeTable.from_nodes(nodes, now=now)
-                if snapshot is None
-                else NodeTable.from_snapshot(snapshot, now=now)
-            )
+            table = NodeTable.from_nodes(nodes, now=now)  # (a snapshot: a chunk at a time)
             plan = place(
                 jobs,
                 table,

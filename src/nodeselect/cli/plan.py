@@ -425,11 +425,7 @@ def _handle(args: argparse.Namespace) -> int:
     gaps = snapshot_gaps(query, result.query, str(args.snapshot)) if args.snapshot else []
     nodes: Sequence[FetchedNode] = result.nodes if snapshot is None else snapshot
     try:
-        table = (
-            NodeTable.from_nodes(nodes, now=now)
-            if snapshot is None
-            else NodeTable.from_snapshot(snapshot, now=now)
-        )
+        table = NodeTable.from_nodes(nodes, now=now)  # (a snapshot: a chunk at a time)
     except NodeSelectError as exc:
         return fail(*fleet_error(exc, args))
     try:
