@@ -462,7 +462,8 @@ class NodeTable:
         from nodeselect.table._build import build_table_chunks  # noqa: PLC0415
 
         nodes = source if isinstance(source, SnapshotNodes) else SnapshotNodes(source)
-        when = nodes.header.fetched_at if now is None else check_now_arg(now, "from_snapshot")
+        where = "NodeTable.from_snapshot"
+        when = nodes.header.fetched_at if now is None else check_now_arg(now, where)
         table = build_table_chunks(nodes.chunks(), when.timestamp(), units)
         if len(table) > 1:
             order = np.argsort(table.uuid, kind="stable")
