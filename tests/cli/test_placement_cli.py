@@ -170,8 +170,8 @@ def test_a_snapshot_is_read_once_whatever_the_jobs_queries(tmp_path, capsys, mon
         for c in ("US", "DE", "FR")
     ))  # fmt: skip
     reads, loads = [], []
-    real = SnapshotNodes.chunks
-    monkeypatch.setattr(SnapshotNodes, "chunks", lambda s, *a: reads.append(s) or real(s, *a))
+    real = SnapshotNodes._read_chunks  # (both chunks() and lean_chunks() read through it)
+    monkeypatch.setattr(SnapshotNodes, "_read_chunks", lambda s, *a: reads.append(s) or real(s, *a))
     monkeypatch.setattr(_source, "load_snapshot", loads.append)
     capsys.readouterr()
     main(["place", str(jobs), "--snapshot", str(snap), "--json"])

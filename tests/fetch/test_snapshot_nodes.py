@@ -234,3 +234,54 @@ def test_a_resave_that_stops_midway_leaves_the_old_snapshot(tmp_path, stop) -> N
         save_sharded_nodes(d, RESULT, nodes, count, 4)
     assert {p.name: p.read_bytes() for p in d.iterdir()} == before
     assert _key(load_snapshot(d).nodes) == _key(old.nodes)
+
+
+_LINES = [
+    b'{"document":{"uuid":"a"},"document":{"uuid":"b"},"nodeselect":{}}',  # a key twice
+    b'{"nodeselect":{"status":"X"},"document":{"uuid":"a","cpus":[{"num_cores":"4"}]},'
+    b'"nodeselect":{"status":"Y"}}',  # a numeric string: the lax decode
+    b'{"document":{"uuid":"a"},"nodeselect":{"compliance_tags":["a","a"]},"extra":[1]}',
+    b'{"document":1}',
+    b'{"document":{"uuid":"a"},"nodeselect":{"status":3}}',
+    b'{"document":{"uuid":"a"},"nodeselect":{"compliance_tags":null}}',
+    b"[",
+    b'{"document":{"uuid":"a","gpus":[{"vram_gb_max":"inf"}]},"nodeselect":{}}',
+    b'{"document":{"uuid":"a","gpus":[{"vram_gb_max":"1e3"}]},"nodeselect":{"country":"DE"}}',
+    b'{"document":' * 300 + b"{}" + b"}" * 300,
+]
+
+
+@pytest.mark.parametrize("line", _LINES)
+def test_a_lean_line_decodes_as_a_full_one(line: bytes, tmp_path) -> None:
+    """lean_chunks decodes a line in one pass, chunks in two (the document split out, then
+    decoded strictly or with numeric strings): the same lean view and facts, or the same
+    SnapshotError, whatever the line."""
+    from nodeselect.fetch._snapshot import lean_node_of_line, node_of_line  # noqa: PLC0415
+
+    def decoded(read):  # (the node's uuid, view and facts, or the error's message)
+        try:
+            node = read(line, tmp_path, 7)
+        except SnapshotError as exc:
+            return str(exc)
+        return (node.uuid, node.lean, node.facts)
+
+    assert decoded(lean_node_of_line) == decoded(node_of_line)
+
+
+def test_lean_chunks_record_where_each_node_is_and_hide_the_document(tmp_path) -> None:
+    """A pass of lean_chunks (what from_snapshot reads) records each node's place as chunks()
+    does: nodes[i] then reads the node back without scanning the files again. A lean node's
+    repr names only its uuid and facts (its view holds addresses and names)."""
+    d = tmp_path / "d"
+    save_sharded_snapshot(d, RESULT, 3)
+    nodes = SnapshotNodes(d)
+    chunks = list(nodes.lean_chunks(4))
+    assert [len(c) for c in chunks[:-1]] == [4] * (len(chunks) - 1)
+    lean = [n for c in chunks for n in c]
+    assert [(n.lean, n.facts) for n in lean] == [(n.lean, n.facts) for n in RESULT.nodes]
+    assert nodes._offsets is not None  # recorded by the pass: no scan for nodes[i]
+    assert _key([nodes[5]]) == _key(RESULT.nodes[5:6])
+    node = next(n for n in lean if n.lean.ipv4_address and n.lean.name)
+    assert repr(node) == f"LeanFetchedNode(uuid={node.uuid!r}, facts={node.facts!r})"
+    with pytest.raises(ValueError, match=r"SnapshotNodes\.lean_chunks: size must be an int"):
+        nodes.lean_chunks(0)

@@ -166,6 +166,10 @@ def test_a_snapshot_built_chunk_by_chunk_is_the_whole_fleets_table(name: str, tm
     small = SnapshotNodes(tmp_path / "dir")
     assert_identical(_build.build_table_chunks(small.chunks(41), NOW.timestamp()), want)
     assert [n.uuid for n in small] == [n.uuid for n in nodes]
+    # from_snapshot reads lean_chunks (one decode a line): each node's lean view and facts
+    # are those chunks() decodes, numeric strings (the lax decode) included
+    lean = [n for c in small.lean_chunks(41) for n in c]
+    assert [(n.uuid, n.lean, n.facts) for n in lean] == [(n.uuid, n.lean, n.facts) for n in nodes]
 
 
 def test_a_snapshot_table_with_given_units_is_the_parts_table(tmp_path) -> None:

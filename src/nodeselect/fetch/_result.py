@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
+import msgspec
 
 from nodeselect.documents import LeanNode, Node, ProvedFacts, parse_node
 from nodeselect.errors import DocumentError, IncompleteFetchError
@@ -18,6 +19,7 @@ __all__ = [
     "FetchResult",
     "FetchStats",
     "FetchedNode",
+    "LeanFetchedNode",
     "NodeCount",
     "Rejected",
     "RejectedDocument",
@@ -76,6 +78,27 @@ class FetchedNode:
     def to_json(self) -> dict[str, Any]:
         """The snapshot / ``--format jsonl`` line: ``{"document": ..., "nodeselect": facts}``."""
         return {"document": json.loads(self.raw), "nodeselect": self.facts.to_json()}
+
+
+class LeanFetchedNode(msgspec.Struct, frozen=True, gc=False):
+    """A node as a node table reads it: its lean view and proved facts, without its document
+    (a :class:`FetchedNode` without ``raw``; what :meth:`SnapshotNodes.lean_chunks` gives).
+
+    Attributes:
+        lean: the fields the node table, engine and placement read (validated on decode).
+        facts: what the server-side filters that returned it proved.
+    """
+
+    lean: LeanNode = msgspec.field(name="document")
+    facts: ProvedFacts = msgspec.field(name="nodeselect")
+
+    @property
+    def uuid(self) -> str:
+        """The node's uuid."""
+        return self.lean.uuid
+
+    def __repr__(self) -> str:  # the lean view holds personal data: never echo it
+        return f"LeanFetchedNode(uuid={self.uuid!r}, facts={self.facts!r})"
 
 
 class Rejected(Protocol):

@@ -15,29 +15,36 @@ import contextlib
 import itertools
 import os
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, Final, overload
+from typing import BinaryIO, Final, TypeVar, overload
 
 import attrs
 
 from nodeselect.errors import SnapshotError
-from nodeselect.fetch._result import FetchedNode, FetchResult
+from nodeselect.fetch._result import FetchedNode, FetchResult, LeanFetchedNode
 from nodeselect.fetch._snapshot import (
     _header_fields,
     _parsed_header,
+    lean_node_of_line,
     node_of_line,
     picked_shards,
     read_manifest,
 )
 
-__all__ = ["DEFAULT_SNAPSHOT_CHUNK", "SnapshotNodes"]
+__all__ = ["DEFAULT_LEAN_CHUNK", "DEFAULT_SNAPSHOT_CHUNK", "SnapshotNodes"]
+
+_N = TypeVar("_N")
 
 #: Bytes read at a time when reading a file's lines (the default 8 KiB took 4 µs a line of
 #: ~5 KB, 1 MiB 1 µs).
 _READ_BUFFER: Final = 1 << 20
 #: Nodes per chunk of :meth:`SnapshotNodes.chunks` (a few MB of objects at a time).
 DEFAULT_SNAPSHOT_CHUNK: Final = 1024
+#: Nodes per chunk of :meth:`SnapshotNodes.lean_chunks`: a chunk's objects (~1.3 MB) are
+#: still in the CPU's cache when the table reads them. From 100k nodes' snapshot, chunks of
+#: 64-256 built the table in 1.25-1.33 s, of 1,024 in 1.77 s.
+DEFAULT_LEAN_CHUNK: Final = 128
 
 
 @attrs.frozen
@@ -116,14 +123,29 @@ class SnapshotNodes(Sequence[FetchedNode]):
                 the manifest says.
             ValueError: ``size < 1``.
         """
+        return self._chunks(size, node_of_line, "chunks")
+
+    def lean_chunks(self, size: int = DEFAULT_LEAN_CHUNK) -> Iterator[list[LeanFetchedNode]]:
+        """:meth:`chunks` without the documents: each node's lean view and facts, what a
+        node table reads (``NodeTable.from_snapshot``), decoded in one pass. Twice as fast
+        as :meth:`chunks` with the default ``size``, whose objects stay in the CPU's cache
+        until they are read. Same order, checks, errors and recorded places."""
+        return self._chunks(size, lean_node_of_line, "lean_chunks")
+
+    def _chunks(
+        self, size: int, read: Callable[[bytes, Path, int], _N], name: str
+    ) -> Iterator[list[_N]]:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"SnapshotNodes.chunks: size must be an int >= 1, got {size!r}")
+            raise ValueError(f"SnapshotNodes.{name}: size must be an int >= 1, got {size!r}")
+        return self._read_chunks(size, read)
+
+    def _read_chunks(self, size: int, read: Callable[[bytes, Path, int], _N]) -> Iterator[list[_N]]:
         offsets: list[array[int]] = []
-        chunk: list[FetchedNode] = []
+        chunk: list[_N] = []
         for file in self._files:
             seen = array("q")
             for lineno, at, line in _node_lines(file.path):
-                chunk.append(node_of_line(line, file.path, lineno))
+                chunk.append(read(line, file.path, lineno))
                 seen.append(at)
                 if len(chunk) == size:
                     yield chunk

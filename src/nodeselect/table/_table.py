@@ -464,7 +464,7 @@ class NodeTable:
         nodes = source if isinstance(source, SnapshotNodes) else SnapshotNodes(source)
         where = "NodeTable.from_snapshot"
         when = nodes.header.fetched_at if now is None else check_now_arg(now, where)
-        table = build_table_chunks(nodes.chunks(), when.timestamp(), units)
+        table = build_table_chunks(nodes.lean_chunks(), when.timestamp(), units)
         if len(table) > 1:
             order = np.argsort(table.uuid, kind="stable")
             keys = table.uuid[order]
