@@ -199,8 +199,8 @@ def test_a_snapshot_is_listed_and_saved_a_chunk_at_a_time(
 )
 @pytest.mark.parametrize("size", [1, 7, 1000])
 def test_filtering_a_snapshot_in_chunks_is_filtering_it_whole(server, tmp_path, flags, size):
-    """_select over chunks of any size keeps the nodes, and finds the error (the same
-    message), that filter_snapshot finds on the whole snapshot."""
+    """_select over chunks of any size, of documents or lean nodes, keeps the nodes, and
+    finds the error (the same message), that filter_snapshot finds on the whole snapshot."""
     from nodeselect import load_snapshot  # noqa: PLC0415
     from nodeselect.cli._main import build_parser  # noqa: PLC0415
     from nodeselect.cli.nodes import (  # noqa: PLC0415
@@ -220,11 +220,12 @@ def test_filtering_a_snapshot_in_chunks_is_filtering_it_whole(server, tmp_path, 
         want: object = [n.uuid for n in filter_snapshot(load_snapshot(src), query).nodes]
     except InputError as exc:
         want = str(exc)
-    tally = _Tally()
-    kept = [n.uuid for c in SnapshotNodes(src).chunks(size) for n in _select(c, query, tally)]
-    try:
-        tally.check()
-        got: object = kept
-    except InputError as exc:
-        got = str(exc)
-    assert got == want
+    for read in (SnapshotNodes.chunks, SnapshotNodes.lean_chunks):  # (the first pass: lean)
+        tally = _Tally()
+        kept = [n.uuid for c in read(SnapshotNodes(src), size) for n in _select(c, query, tally)]
+        try:
+            tally.check()
+            got: object = kept
+        except InputError as exc:
+            got = str(exc)
+        assert got == want, read.__name__

@@ -22,7 +22,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, BinaryIO, Final, TextIO
+from typing import Any, BinaryIO, Final, Protocol, TextIO, TypeVar
 
 import attrs
 import msgspec
@@ -42,7 +42,7 @@ from nodeselect.cli._common import (
 from nodeselect.cli._output import OutWriteError, check_out_target
 from nodeselect.cli._render import Column, is_terminal, print_table, private_fields, redact
 from nodeselect.cli._source import fetch_into_shards, fleet_error, load_fleet, open_snapshot
-from nodeselect.documents import blank_personal, personal_keys
+from nodeselect.documents import LeanNode, ProvedFacts, blank_personal, personal_keys
 from nodeselect.errors import InputError, NodeSelectError, SnapshotError
 from nodeselect.fetch import (
     FetchedNode,
@@ -319,7 +319,23 @@ def _refuse_ranges(query: NodeQuery) -> None:
         )
 
 
-def _select(nodes: Sequence[FetchedNode], query: NodeQuery, tally: _Tally) -> list[FetchedNode]:
+class _Selectable(Protocol):
+    """What :func:`_select` reads of a node (a ``FetchedNode``, or a ``LeanFetchedNode``)."""
+
+    @property
+    def uuid(self) -> str: ...
+
+    @property
+    def lean(self) -> LeanNode: ...
+
+    @property
+    def facts(self) -> ProvedFacts: ...
+
+
+_S = TypeVar("_S", bound=_Selectable)
+
+
+def _select(nodes: Sequence[_S], query: NodeQuery, tally: _Tally) -> list[_S]:
     """The nodes ``query`` keeps, counting in ``tally`` what would make it an error (the
     same whether the fleet comes whole or chunk by chunk: :meth:`_Tally.check` after)."""
     kept = list(nodes)
@@ -381,9 +397,10 @@ def _may_refuse(query: NodeQuery) -> bool:
 
 def _count_kept(source: SnapshotNodes, query: NodeQuery) -> int:
     """A first pass, a chunk at a time: how many nodes ``query`` keeps; InputError for a
-    filter the snapshot cannot apply (:meth:`_Tally.check`)."""
+    filter the snapshot cannot apply (:meth:`_Tally.check`). The documents are not needed
+    (``lean_chunks``: one decode a line)."""
     tally = _Tally()
-    count = sum(len(_select(chunk, query, tally)) for chunk in source.chunks())
+    count = sum(len(_select(chunk, query, tally)) for chunk in source.lean_chunks())
     tally.check()
     return count
 
