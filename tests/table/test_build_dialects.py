@@ -198,3 +198,26 @@ def test_shards_tallies_sum_to_the_whole_fleets_decisions(name: str, cuts: list[
         assert (got.unit, got.evidence, got.agreeing) == (want.unit, want.evidence, want.agreeing)
         assert got.how == re.sub(r" \(median ratio [^)]*\)", "", want.how)
         assert got.tally == want.tally
+
+
+def test_a_snapshot_table_is_built_without_holding_its_chunks_and_the_table_at_once(
+    tmp_path,
+) -> None:
+    """The build joins each group of columns and frees its chunks as it goes: the traced
+    memory's peak while building a 10k-node table stays under 5x the table's arrays (6.1-6.3x
+    when every chunk list and vocabulary lived until the table was made; 3.8-4.1x now)."""
+    import tracemalloc  # noqa: PLC0415
+
+    nodes = _fetched(generate_fleet(10_000, seed=29, now=NOW))
+    save_snapshot(tmp_path / "s.jsonl", _result(nodes))
+    save_snapshot(tmp_path / "warm.jsonl", _result(nodes[:50]))
+    NodeTable.from_snapshot(tmp_path / "warm.jsonl")  # (imports and caches first)
+    tracemalloc.start()
+    try:
+        table = NodeTable.from_snapshot(tmp_path / "s.jsonl")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    arrays = [getattr(table, a.name) for a in attrs.fields(NodeTable)]
+    size = sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+    assert peak < 5 * size, (peak, size)

@@ -313,6 +313,12 @@ class _FirstSeen:
     def vocab(self) -> tuple[str, ...]:
         return ("", *islice(self.first, 2, None))  # type: ignore[arg-type]  # "", None, ...
 
+    def release(self) -> None:
+        """Forget the values read (the build's last use: a dict of every distinct value)."""
+        self.first = {"": 0, None: 0}
+        self.raw = []
+        self.seen = 1
+
 
 class _Raw:
     """Distinct raw values (e.g. GPU names, ``None`` included) coded in order of first
@@ -893,16 +899,91 @@ def _build(
 
 
 def _finish(fleet: _Fleet, now_s: float, given: Units | None) -> NodeTable:
-    """The table of every chunk ``fleet`` read: units decided (or ``given``), columns joined."""
+    """The table of every chunk ``fleet`` read: units decided (or ``given``), columns joined.
+
+    Built a group of columns at a time, each emptying the chunk lists and vocabularies it
+    joins as it goes: the fleet's chunks, its float64 numbers and the table are then not
+    all held at once (100k nodes: a peak of 123 MB of traced memory before, ~70 MB after)."""
+    cols: dict[str, Any] = {}
+    _coded_columns(fleet, cols)
+    ram_unit, cpu_unit, gcount = _node_columns(fleet, now_s, given, cols)
+    vram_unit, load_unit = _gpu_columns(fleet, gcount, given, cols)
+    units = Units(
+        ram=ram_unit,
+        vram=vram_unit,
+        gpu_load=load_unit,
+        cpu_load=cpu_unit,
+        numeric_strings=fleet.numeric_strings,
+    )
+    return build_derived(NodeTable(**cols, units=units))
+
+
+def _joined(parts: list[Any], axis: int = 0) -> Any:
+    """The chunks' arrays joined, and the list emptied (the chunks freed)."""
+    out = np.concatenate(parts, axis=axis)
+    parts.clear()
+    return out
+
+
+def _coded_columns(fleet: _Fleet, cols: dict[str, Any]) -> None:
+    """The uuids, names, operators, categories, images and proved facts."""
     n = fleet.read
-    nums = np.concatenate(fleet.nums)
+    uuid_bytes = b"".join(u[0] for u in fleet.uuid)
+    uuid_lengths = np.concatenate([u[1] for u in fleet.uuid])
+    fleet.uuid.clear()
+    cols["uuid"] = _bytes_array(uuid_bytes, uuid_lengths) if n else np.zeros(0, "S1")
+    del uuid_bytes, uuid_lengths
+    cols["name_code"] = fleet.names.codes()
+    if fleet.name_bytes is None:
+        cols["name_vocab"] = _bytes_array(*_utf8(fleet.names.vocab))
+    else:
+        name_bytes = b"".join(b for b, _ in fleet.name_bytes)
+        lengths = [np.zeros(1, np.int64), *(ln for _, ln in fleet.name_bytes)]
+        fleet.name_bytes.clear()
+        cols["name_vocab"] = _bytes_array(name_bytes, np.concatenate(lengths))
+    fleet.names.release()
+    cols["operator_code"] = fleet.operators.codes()
+    cols["operator_vocab"] = fleet.operators.vocab
+    fleet.operators.release()
+    cols["os_code"] = _joined(fleet.os_code).astype(np.uint8)
+    cols["os_vocab"] = fleet.oses.vocab
+    cols["arch_code"] = _joined(fleet.arch_code).astype(np.uint8)
+    cols["arch_vocab"] = fleet.arches.vocab
+    cols["driver_version"] = _joined(fleet.driver)
+    cols["image_bits"] = _words(fleet.image_words, len(fleet.image_bit))
+    fleet.image_words.clear()
+    cols["image_vocab"] = tuple(fleet.image_bit)
+    flags = _joined(fleet.flags, axis=1)
+    cols["suspended"] = flags[0].copy()
+    cols["deleted"] = flags[1].copy()
+    facts_slot = _joined(fleet.facts)
+    facts_codes = np.array(fleet.facts_codes, dtype=np.int64).reshape(-1, 4)[facts_slot].T
+    cols["compliance_bits"] = _words(fleet.tag_words, len(fleet.tag_vocab))[:, facts_slot]
+    cols["compliance_vocab"] = tuple(fleet.tag_vocab)
+    cols["status_code"] = facts_codes[0].astype(np.uint8)
+    cols["status_vocab"] = fleet.statuses.vocab
+    cols["continent_code"] = facts_codes[1].astype(np.uint8)
+    cols["continent_vocab"] = fleet.continents.vocab
+    cols["country_code"] = facts_codes[2].astype(np.uint16)
+    cols["country_vocab"] = fleet.countries.vocab
+    cols["subdivision_code"] = facts_codes[3].astype(np.uint16)
+    cols["subdivision_vocab"] = fleet.subdivisions.vocab
+
+
+def _node_columns(
+    fleet: _Fleet, now_s: float, given: Units | None, cols: dict[str, Any]
+) -> tuple[UnitDecision, UnitDecision, I64]:
+    """The per-node numbers (RAM and CPU-load units decided); the units and GPU counts."""
+    n = fleet.read
+    nums = _joined(fleet.nums)
     tele_s = nums[:, _MS] / 1000.0
     need = np.isnan(tele_s)
     if need.any():
         tele_s[need] = np.concatenate(fleet.created)[need]
+    fleet.created.clear()
     fresh = (now_s - tele_s) <= TELEMETRY_FRESH_S
 
-    ram_known = np.concatenate(fleet.ram_known)
+    ram_known = _joined(fleet.ram_known)
     rf_raw, rt_raw = nums[:, _RF], nums[:, _RT]
     ram_unit = (
         _given(given.ram)
@@ -916,10 +997,12 @@ def _finish(fleet: _Fleet, now_s: float, given: Units | None) -> NodeTable:
         )
     )
     rt, rtt, ram_dropped, ram_unit = _sizes_gb(ram_unit, rf_raw, rt_raw, ram_known)
+    del ram_known
     # Counted only where the telemetry would have been used (fresh).
     ram_unit = attrs.evolve(ram_unit, fallbacks=int(np.count_nonzero(ram_dropped & fresh)))
-    ram_free = np.where(fresh & ~np.isnan(rt), rt, nums[:, _SAV])
-    ram_total = np.where(fresh & ~np.isnan(rtt), rtt, nums[:, _SMX])
+    cols["ram_free_gb"] = np.where(fresh & ~np.isnan(rt), rt, nums[:, _SAV]).astype(np.float32)
+    cols["ram_total_gb"] = np.where(fresh & ~np.isnan(rtt), rtt, nums[:, _SMX]).astype(np.float32)
+    del rt, rtt, ram_dropped, fresh
     cpu_raw = np.ascontiguousarray(nums[:, _CPU])
     cpu_unit = (
         _given(given.cpu_load)
@@ -927,17 +1010,32 @@ def _finish(fleet: _Fleet, now_s: float, given: Units | None) -> NodeTable:
         else infer_load_unit("cpu_load", cpu_raw, source=SOURCES["cpu_load"])
     )
     cpu_load, cpu_unit = _loads(cpu_unit, cpu_raw)
+    cols["cpu_load"] = cpu_load.astype(np.float32)
     cores = nums[:, _CORES]
     if n and (cores.min() < -(2**31) or cores.max() > 2**31 - 1):
         np.array([int(c) for c in cores.tolist()], dtype=np.int32)  # OverflowError, as before
-
+    cols["cpu_cores"] = cores.astype(np.int32)
+    cols["reputation"] = nums[:, _REP].astype(np.float32)
+    cols["disk_free_gb"] = nums[:, _DF].astype(np.float32)
+    cols["disk_total_gb"] = nums[:, _DT].astype(np.float32)
+    cols["last_seen_epoch_s"] = _joined(fleet.seen)
+    cols["telemetry_epoch_s"] = tele_s
     gcount = nums[:, _NG].astype(np.int64)
-    offsets = np.zeros(n + 1, dtype=np.int32)
+    cols["gpu_count"] = np.minimum(gcount, 255).astype(np.uint8)
+    return ram_unit, cpu_unit, gcount
+
+
+def _gpu_columns(
+    fleet: _Fleet, gcount: I64, given: Units | None, cols: dict[str, Any]
+) -> tuple[UnitDecision, UnitDecision]:
+    """The per-GPU numbers (VRAM and GPU-load units decided); the units."""
+    offsets = np.zeros(len(gcount) + 1, dtype=np.int32)
     np.cumsum(gcount, out=offsets[1:])
-    g_max = np.concatenate(fleet.g_max)
-    vt_free_raw = np.concatenate(fleet.g_tfree)
-    vt_total_raw = np.concatenate(fleet.g_ttotal)
-    vram_known = np.concatenate(fleet.vram_known)
+    cols["gpu_offsets"] = offsets
+    g_max = _joined(fleet.g_max)
+    vt_free_raw = _joined(fleet.g_tfree)
+    vt_total_raw = _joined(fleet.g_ttotal)
+    vram_known = _joined(fleet.vram_known)
     vram_unit = (
         _given(given.vram)
         if given is not None
@@ -950,77 +1048,24 @@ def _finish(fleet: _Fleet, now_s: float, given: Units | None) -> NodeTable:
         )
     )
     vt_free, vt_total, _, vram_unit = _sizes_gb(vram_unit, vt_free_raw, vt_total_raw, vram_known)
+    del vt_free_raw, vt_total_raw, vram_known
+    cols["gpu_tele_vram_free_gb"] = vt_free.astype(np.float32)
+    del vt_free
     g_total = np.where(np.isnan(g_max), vt_total, g_max)
-    load_raw = np.concatenate(fleet.g_load)
+    del vt_total, g_max
+    cols["gpu_model_code"] = _gpu_codes(fleet, _joined(fleet.g_name), g_total)
+    cols["gpu_vram_total_gb"] = g_total.astype(np.float32)
+    del g_total
+    cols["gpu_vram_free_gb"] = _joined(fleet.g_free).astype(np.float32)
+    load_raw = _joined(fleet.g_load)
     load_unit = (
         _given(given.gpu_load)
         if given is not None
         else infer_load_unit("gpu_load", load_raw, source=SOURCES["gpu_load"])
     )
     g_load, load_unit = _loads(load_unit, load_raw)
-    units = Units(
-        ram=ram_unit,
-        vram=vram_unit,
-        gpu_load=load_unit,
-        cpu_load=cpu_unit,
-        numeric_strings=fleet.numeric_strings,
-    )
-    flags = np.concatenate(fleet.flags, axis=1)
-    facts_slot = np.concatenate(fleet.facts)
-    facts_codes = np.array(fleet.facts_codes, dtype=np.int64).reshape(-1, 4)[facts_slot].T
-    table = NodeTable(
-        uuid=_bytes_array(
-            b"".join(u[0] for u in fleet.uuid), np.concatenate([u[1] for u in fleet.uuid])
-        )
-        if n
-        else np.zeros(0, "S1"),
-        name_code=fleet.names.codes(),
-        name_vocab=_bytes_array(*_utf8(fleet.names.vocab))
-        if fleet.name_bytes is None
-        else _bytes_array(
-            b"".join(b for b, _ in fleet.name_bytes),
-            np.concatenate([np.zeros(1, np.int64), *(ln for _, ln in fleet.name_bytes)]),
-        ),
-        operator_code=fleet.operators.codes(),
-        operator_vocab=fleet.operators.vocab,
-        reputation=nums[:, _REP].astype(np.float32),
-        cpu_cores=cores.astype(np.int32),
-        cpu_load=cpu_load.astype(np.float32),
-        ram_free_gb=ram_free.astype(np.float32),
-        ram_total_gb=ram_total.astype(np.float32),
-        disk_free_gb=nums[:, _DF].astype(np.float32),
-        disk_total_gb=nums[:, _DT].astype(np.float32),
-        last_seen_epoch_s=np.concatenate(fleet.seen),
-        telemetry_epoch_s=tele_s,
-        suspended=flags[0].copy(),
-        deleted=flags[1].copy(),
-        os_code=np.concatenate(fleet.os_code).astype(np.uint8),
-        os_vocab=fleet.oses.vocab,
-        arch_code=np.concatenate(fleet.arch_code).astype(np.uint8),
-        arch_vocab=fleet.arches.vocab,
-        driver_version=np.concatenate(fleet.driver),
-        image_bits=_words(fleet.image_words, len(fleet.image_bit)),
-        image_vocab=tuple(fleet.image_bit),
-        compliance_bits=_words(fleet.tag_words, len(fleet.tag_vocab))[:, facts_slot],
-        compliance_vocab=tuple(fleet.tag_vocab),
-        status_code=facts_codes[0].astype(np.uint8),
-        status_vocab=fleet.statuses.vocab,
-        continent_code=facts_codes[1].astype(np.uint8),
-        continent_vocab=fleet.continents.vocab,
-        country_code=facts_codes[2].astype(np.uint16),
-        country_vocab=fleet.countries.vocab,
-        subdivision_code=facts_codes[3].astype(np.uint16),
-        subdivision_vocab=fleet.subdivisions.vocab,
-        gpu_count=np.minimum(gcount, 255).astype(np.uint8),
-        gpu_offsets=offsets,
-        gpu_model_code=_gpu_codes(fleet, np.concatenate(fleet.g_name), g_total),
-        gpu_vram_free_gb=np.concatenate(fleet.g_free).astype(np.float32),
-        gpu_vram_total_gb=g_total.astype(np.float32),
-        gpu_tele_vram_free_gb=vt_free.astype(np.float32),
-        gpu_load=g_load.astype(np.float32),
-        units=units,
-    )
-    return build_derived(table)
+    cols["gpu_load"] = g_load.astype(np.float32)
+    return vram_unit, load_unit
 
 
 def _ram_known(nodes: Sequence[TableNode], whole: F64) -> F64:
