@@ -34,7 +34,7 @@ from nodeselect.gpus import GPU_MODELS, canonical_node_gpu
 if TYPE_CHECKING:  # the fetch layer (httpx, msgspec) loads only when a fleet is fetched
     from datetime import datetime
 
-    from nodeselect.fetch import FetchedNode
+    from nodeselect.fetch import FetchedNode, LeanFetchedNode
     from nodeselect.table import NodeTable
 
 __all__ = [
@@ -138,7 +138,7 @@ def catalogue(fleet: Iterable[Sequence[GpuSighting]]) -> list[GpuModelRow]:
     return rows
 
 
-def sightings(nodes: Iterable[FetchedNode]) -> Iterable[list[GpuSighting]]:
+def sightings(nodes: Iterable[FetchedNode | LeanFetchedNode]) -> Iterable[list[GpuSighting]]:
     """Each fetched node's GPUs as catalogue sightings (registry names where recognised)."""
     for node in nodes:
         out: list[GpuSighting] = []
@@ -300,7 +300,7 @@ def _handle(args: argparse.Namespace) -> int:
         if args.snapshot:  # read a chunk at a time: never the whole fleet's documents
             snapshot = open_snapshot(args, [NodeQuery()])
             result = snapshot.header
-            rows = catalogue(sightings(n for chunk in snapshot.chunks() for n in chunk))
+            rows = catalogue(sightings(n for chunk in snapshot.lean_chunks() for n in chunk))
             count = len(snapshot)
         else:
             result = load_fleet(args, NodeQuery())
