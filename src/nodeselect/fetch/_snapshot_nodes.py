@@ -33,19 +33,19 @@ from nodeselect.fetch._snapshot import (
     read_manifest,
 )
 
-__all__ = ["DEFAULT_LEAN_CHUNK", "DEFAULT_SNAPSHOT_CHUNK", "SnapshotNodes"]
+__all__ = ["DEFAULT_SNAPSHOT_CHUNK", "SnapshotNodes"]
 
 _N = TypeVar("_N")
 
 #: Bytes read at a time when reading a file's lines (the default 8 KiB took 4 µs a line of
 #: ~5 KB, 1 MiB 1 µs).
 _READ_BUFFER: Final = 1 << 20
-#: Nodes per chunk of :meth:`SnapshotNodes.chunks` (a few MB of objects at a time).
-DEFAULT_SNAPSHOT_CHUNK: Final = 1024
-#: Nodes per chunk of :meth:`SnapshotNodes.lean_chunks`: a chunk's objects (~1.3 MB) are
-#: still in the CPU's cache when the table reads them. From 100k nodes' snapshot, chunks of
-#: 64-256 built the table in 1.25-1.33 s, of 1,024 in 1.77 s.
-DEFAULT_LEAN_CHUNK: Final = 128
+#: Nodes per chunk of :meth:`SnapshotNodes.chunks` and :meth:`~SnapshotNodes.lean_chunks`:
+#: a chunk's objects (~1.3 MB lean, ~2 MB with the documents) are still in the CPU's cache
+#: when they are read. 100k nodes: chunks of 64-256 lean nodes built the table in
+#: 1.25-1.33 s, of 1,024 in 1.77 s; listing every node as JSON lines took 5.8-6.5 s and
+#: 55 MB in chunks of 128, 6.8-7.3 s and 82-86 MB in chunks of 1,024.
+DEFAULT_SNAPSHOT_CHUNK: Final = 128
 
 
 @attrs.frozen
@@ -126,7 +126,7 @@ class SnapshotNodes(Sequence[FetchedNode]):
         """
         return self._chunks(size, node_of_line, "chunks")
 
-    def lean_chunks(self, size: int = DEFAULT_LEAN_CHUNK) -> Iterator[list[LeanFetchedNode]]:
+    def lean_chunks(self, size: int = DEFAULT_SNAPSHOT_CHUNK) -> Iterator[list[LeanFetchedNode]]:
         """:meth:`chunks` without the documents: each node's lean view and facts, what a
         node table reads (``NodeTable.from_snapshot``). About twice as fast: each line is
         decoded once, and a chunk of the default ``size`` is still in the CPU's cache when
