@@ -285,3 +285,56 @@ def test_lean_chunks_record_where_each_node_is_and_hide_the_document(tmp_path) -
     assert repr(node) == f"LeanFetchedNode(uuid={node.uuid!r}, facts={node.facts!r})"
     with pytest.raises(ValueError, match=r"SnapshotNodes\.lean_chunks: size must be an int"):
         nodes.lean_chunks(0)
+
+
+def _paths(value: object, at: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every path to a value inside a decoded JSON document."""
+    out: list[tuple[object, ...]] = [at]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*at, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*at, i))
+    return out
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["12", "1e3", "-0.5", "inf", "nan", " 7 ", "", "x", "2026-11-01T12:00:00Z"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), which=st.integers(0, len(RESULT.nodes) - 1))
+def test_a_changed_line_decodes_lean_as_full(tmp_path_factory, data, which) -> None:
+    """Any value of a real node line (the document's or the facts') replaced by any JSON
+    value: the one-pass lean decode gives what the two-step decode gives, or the same
+    SnapshotError."""
+    from nodeselect.fetch._snapshot import lean_node_of_line, node_line, node_of_line  # noqa: PLC0415
+
+    line = json.loads(node_line(RESULT.nodes[which]))
+    path = data.draw(st.sampled_from(_paths(line)[1:]), label="path")
+    value = data.draw(_JSON_VALUES, label="value")
+    target = line
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    raw = json.dumps(line).encode()
+    where = tmp_path_factory.getbasetemp()
+
+    def decoded(read):
+        try:
+            node = read(raw, where, 3)
+        except SnapshotError as exc:
+            return str(exc)
+        return (node.uuid, node.lean, node.facts)
+
+    assert decoded(lean_node_of_line) == decoded(node_of_line)
