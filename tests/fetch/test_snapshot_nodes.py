@@ -236,6 +236,21 @@ def test_a_resave_that_stops_midway_leaves_the_old_snapshot(tmp_path, stop) -> N
     assert _key(load_snapshot(d).nodes) == _key(old.nodes)
 
 
+def _decoded_both(line: bytes, where) -> tuple[object, object]:
+    """``line`` decoded in one pass (lean) and in two steps: each the node's uuid, view and
+    facts, or the SnapshotError's message."""
+    from nodeselect.fetch._snapshot import lean_node_of_line, node_of_line  # noqa: PLC0415
+
+    def decoded(read):
+        try:
+            node = read(line, where, 7)
+        except SnapshotError as exc:
+            return str(exc)
+        return (node.uuid, node.lean, node.facts)
+
+    return decoded(lean_node_of_line), decoded(node_of_line)
+
+
 _LINES = [
     b'{"document":{"uuid":"a"},"document":{"uuid":"b"},"nodeselect":{}}',  # a key twice
     b'{"nodeselect":{"status":"X"},"document":{"uuid":"a","cpus":[{"num_cores":"4"}]},'
@@ -256,16 +271,8 @@ def test_a_lean_line_decodes_as_a_full_one(line: bytes, tmp_path) -> None:
     """lean_chunks decodes a line in one pass, chunks in two (the document split out, then
     decoded strictly or with numeric strings): the same lean view and facts, or the same
     SnapshotError, whatever the line."""
-    from nodeselect.fetch._snapshot import lean_node_of_line, node_of_line  # noqa: PLC0415
-
-    def decoded(read):  # (the node's uuid, view and facts, or the error's message)
-        try:
-            node = read(line, tmp_path, 7)
-        except SnapshotError as exc:
-            return str(exc)
-        return (node.uuid, node.lean, node.facts)
-
-    assert decoded(lean_node_of_line) == decoded(node_of_line)
+    lean, full = _decoded_both(line, tmp_path)
+    assert lean == full
 
 
 def test_lean_chunks_record_where_each_node_is_and_hide_the_document(tmp_path) -> None:
@@ -318,7 +325,7 @@ def test_a_changed_line_decodes_lean_as_full(tmp_path_factory, data, which) -> N
     """Any value of a real node line (the document's or the facts') replaced by any JSON
     value: the one-pass lean decode gives what the two-step decode gives, or the same
     SnapshotError."""
-    from nodeselect.fetch._snapshot import lean_node_of_line, node_line, node_of_line  # noqa: PLC0415
+    from nodeselect.fetch._snapshot import node_line  # noqa: PLC0415
 
     line = json.loads(node_line(RESULT.nodes[which]))
     path = data.draw(st.sampled_from(_paths(line)[1:]), label="path")
@@ -327,14 +334,5 @@ def test_a_changed_line_decodes_lean_as_full(tmp_path_factory, data, which) -> N
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
-    raw = json.dumps(line).encode()
-    where = tmp_path_factory.getbasetemp()
-
-    def decoded(read):
-        try:
-            node = read(raw, where, 3)
-        except SnapshotError as exc:
-            return str(exc)
-        return (node.uuid, node.lean, node.facts)
-
-    assert decoded(lean_node_of_line) == decoded(node_of_line)
+    lean, full = _decoded_both(json.dumps(line).encode(), tmp_path_factory.getbasetemp())
+    assert lean == full
