@@ -73,3 +73,28 @@ def test_cpu_only_jobs_with_bounded_terms_take_the_per_job_path(calls: list[str]
     got = rank_many(jobs, t, now=NOW)
     assert calls == ["one", "one", "group"]
     assert [r.top for r in got[:3]] == [rank(j, t, now=NOW).top for j in jobs[:3]]
+
+
+def test_planning_takes_cpu_only_jobs_score_bounds_once_per_weights(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whether a CPU-only job takes the pruned per-job path depends on its terms' bounds,
+    which are kept with the table per weights: a batch of CPU-only jobs with one set of
+    weights computes each term's bound once, not once per job (1,000 distinct CPU-only jobs
+    spent 0.3 s of 1.8 s planning, each computing three table-wide columns)."""
+    from nodeselect.engine.scorers._reputation import Reputation  # noqa: PLC0415
+    from nodeselect.jobs._model import CpuReq  # noqa: PLC0415
+
+    seen: list[int] = []
+    real = Reputation.upper
+
+    def upper(self: Reputation, cj: object, t: object) -> object:
+        seen.append(1)
+        return real(self, cj, t)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Reputation, "upper", upper)
+    t = NodeTable.synthetic(3000, seed=5, now=NOW)
+    jobs = [Job(cpu=CpuReq(min_cores=1 + i % 30)) for i in range(40)]
+    got = rank_many(jobs, t, now=NOW)
+    assert len(seen) == 1
+    assert [r.top for r in got] == [rank(j, t, now=NOW).top for j in jobs]

@@ -272,6 +272,16 @@ def _upper(cj: CompiledJob, t: NodeTable, idx: npt.NDArray[np.int64]) -> F64 | N
     return out
 
 
+def has_score_upper(cj: CompiledJob, t: NodeTable) -> bool:
+    """Whether every weighted term of a CPU-only job has an upper bound on ``t``: the bound
+    :func:`_upper` computes once per weights and keeps with the table, so that asking for
+    each job of a batch costs a lookup, not a pass over the table's columns per term."""
+    return _upper(cj, t, _NO_ROWS) is not None
+
+
+_NO_ROWS: Final = np.zeros(0, dtype=np.int64)
+
+
 #: Columns placement writes in place (residual capacity): no kept bound depends on them.
 _CAPACITY: Final = frozenset(
     {"cpu_cores", "ram_free_gb", "disk_free_gb", "gpu_reserved", "gpu_vram_free_override_gb"}

@@ -41,7 +41,7 @@ from nodeselect.engine._boundary import (
 )
 from nodeselect.engine._constraints import CompiledJob, compile_job
 from nodeselect.engine._prefilter import _categorical_key
-from nodeselect.engine._rank import Ranking, rank, rank_compiled
+from nodeselect.engine._rank import Ranking, has_score_upper, rank, rank_compiled
 from nodeselect.engine._shard import TableStats
 from nodeselect.engine.batch import _shards
 from nodeselect.engine.batch._alone import SharedRows, kept_fits
@@ -346,9 +346,7 @@ def _pruned_alone(cj: CompiledJob, table: NodeTable) -> bool:
     """A CPU-only job whose every weighted term has an upper bound: ``rank`` scores exactly only
     the rows that can reach its top (measured: 1.4-1.7x faster than a CPU-only group at 1M
     nodes, even at 100k), so it takes the per-job path."""
-    return cj.count == 0 and all(
-        score_unit(name).upper(cj, table) is not None for name, _ in cj.weights
-    )
+    return cj.count == 0 and has_score_upper(cj, table)
 
 
 def _group_key(cj: CompiledJob) -> Hashable:
