@@ -15,7 +15,8 @@ ratio of timings taken side by side in this run, repeated ``--repeat`` times):
 * a CPU-only and a multi-GPU job at 1M nodes: nodeselect (warm) vs polars and pandas (frames
   built once, warm), timed interleaved (medians of 7), feasible sets checked equal;
   a missing library is skipped;
-* ``rank_many`` vs a loop over ``rank`` at 10, 40 and 1,000 jobs x 100k nodes (same results).
+* ``rank_many`` vs a loop over ``rank`` at 10, 40 and 1,000 jobs x 100k nodes (same results),
+  and 1,000 distinct jobs (no group forms: the per-job path inside ``rank_many``).
 
     python benchmarks/bench_fresh.py [--quick] [--repeat N] [--only SECTION ...]
 
@@ -276,17 +277,39 @@ def batch_jobs(n_jobs: int, seed: int = 3) -> list[Job]:
     ]
 
 
+def distinct_jobs(n_jobs: int, seed: int = 5) -> list[Job]:
+    """A batch of jobs that share little: 30% CPU-only, the others 1-8 GPUs of any model
+    with one of 5 VRAM totals; cores and memory drawn for each. No group forms: every job
+    takes the per-job path inside rank_many, which must not cost more than the loop."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_jobs):
+        cpu = CpuReq(min_cores=int(rng.choice([2, 4, 8, 16, 32])))
+        memory = MemoryReq(min_free_gb=float(rng.integers(4, 64)))
+        if rng.random() < 0.7:
+            gpu = GpuReq(
+                count=int(rng.choice([1, 1, 2, 4, 8])),
+                min_vram_total_gb=float(rng.choice([8, 16, 24, 40, 80])),
+            )
+            out.append(Job(gpu=gpu, cpu=cpu, memory=memory))
+        else:
+            out.append(Job(cpu=cpu, memory=memory))
+    return out
+
+
 def batches(n: int, sizes: list[int], repeat: int) -> None:
     t = NodeTable.synthetic(n, seed=2, now=NOW)
     st = table_stats(t)
-    for n_jobs in sizes:
-        jobs = batch_jobs(n_jobs)
+    cases = [(f"{k:,} jobs", batch_jobs(k)) for k in sizes]
+    cases.append((f"{sizes[-1]:,} distinct jobs", distinct_jobs(sizes[-1])))
+    for label, jobs in cases:
+        n_jobs = len(jobs)
         many = rank_many(jobs, t, now=NOW, stats=st)
         loop = [rank(job, t, now=NOW, stats=st) for job in jobs]
         assert all(
             a.top == b.top and a.feasible == b.feasible for a, b in zip(many, loop, strict=True)
         )
-        reps = 9 if n_jobs <= 40 else 1
+        reps = 9 if n_jobs <= 40 else 3
         for r in range(repeat):
             gc.collect()
             # interleaved, alternating which goes first, so that both see the same load
@@ -303,7 +326,7 @@ def batches(n: int, sizes: list[int], repeat: int) -> None:
                     b.append(timed(loop))
             ta, tb = statistics.median(a), statistics.median(b)
             print(
-                f"[{r + 1}] {n_jobs:,} jobs x {n:,} nodes: rank_many {ta * 1e3:.1f} ms, "
+                f"[{r + 1}] {label} x {n:,} nodes: rank_many {ta * 1e3:.1f} ms, "
                 f"loop over rank {tb * 1e3:.1f} ms (medians of {reps}): rank_many = "
                 f"{tb / ta:.2f}x the loop (target >= 1, same results)" + load()
             )

@@ -58,18 +58,30 @@ def _shared_jobs(rng: np.random.Generator, n: int) -> list[Job]:
     return jobs
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
-    st.integers(0, 2**16),
-    st.sampled_from([0, 1, 7, 40]),
-    st.sampled_from(["full", "doubled", "residual"]),
-    st.sampled_from([timedelta(0), timedelta(minutes=10), timedelta(days=3)]),
+    table_seed=st.integers(0, 2**16),
+    k=st.sampled_from([0, 1, 7, 40]),
+    table=st.sampled_from(["full", "doubled", "residual"]),
+    later=st.sampled_from([timedelta(0), timedelta(minutes=10), timedelta(days=3)]),
+    max_rows=st.sampled_from([0, 10**9]),
 )
 def test_jobs_ranked_alone_equal_the_loop(
-    large: int, table_seed: int, k: int, table: str, later: timedelta
+    large: int, *, table_seed: int, k: int, table: str, later: timedelta, max_rows: int
 ) -> None:
     """Heavy ties (every node twice), residual views (reserved GPUs, a VRAM override) and
-    stale telemetry (``now`` days later): each result equals ``rank``'s, bit for bit."""
+    stale telemetry (``now`` days later): each result equals ``rank``'s, bit for bit, with
+    the GPU-group counts kept per set of GPU limits or gathered for each job (``max_rows``:
+    room for none, or for every set)."""
+    saved = _alone.MAX_ROWS
+    _alone.MAX_ROWS = max_rows  # type: ignore[misc]
+    try:
+        _alone_equal_the_loop(table_seed, k, table, later)
+    finally:
+        _alone.MAX_ROWS = saved  # type: ignore[misc]
+
+
+def _alone_equal_the_loop(table_seed: int, k: int, table: str, later: timedelta) -> None:
     t = NodeTable.synthetic(1_500, seed=table_seed, now=NOW)
     stats = table_stats(t)
     rng = np.random.default_rng(table_seed)

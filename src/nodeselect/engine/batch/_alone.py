@@ -14,7 +14,9 @@ exactly :func:`nodeselect.rank`'s.
 
 A batch with more distinct jobs than the table keeps row sets for
 (:data:`nodeselect.table.MAX_ROWS`) would evict its own entries before reusing them, so these
-jobs neither read nor keep them (``kept=False``): the same rows, without the bookkeeping.
+jobs neither read nor keep them (``kept=False``): the same rows, without the bookkeeping. Their
+GPU-group counts, kept per set of GPU limits, are still read and kept when the batch has few
+such sets.
 """
 
 from __future__ import annotations
@@ -107,6 +109,12 @@ class SharedRows:
             {float(f32_at_least(x)) for cj in cjs if (x := cj.min_vram_free_gb) is not None}
         )
         self._levels = dict(zip(xs, vram_level(np.array(xs)).tolist(), strict=True))
+        # Without the kept row sets, a job's GPU-group counts are still read from (and kept
+        # with) the table per set of GPU limits (gpu_group) when the batch's sets fit beside
+        # the score bound: 1,000 distinct jobs over 5 sets of limits ranked 1.2x faster than
+        # with each job's GPUs gathered again (gpu_subset); more sets would evict each other.
+        limits = {_static_gpu_key(cj) for cj in cjs if cj.count}
+        self._gpu_kept = len(limits) < MAX_ROWS
 
     def _base(self, cj: CompiledJob, model: list[tuple[str, Any, Any]]) -> _Base:
         key = (_categorical_key(cj), cj.model_codes if model else None)
@@ -184,5 +192,5 @@ class SharedRows:
             keys=keys,
             hashes=self._hashes if keys is None else None,
             survivors=self.survivors(cj),
-            kept=False,
+            kept=self._gpu_kept,
         )
