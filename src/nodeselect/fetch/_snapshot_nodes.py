@@ -106,7 +106,8 @@ class SnapshotNodes(Sequence[FetchedNode]):
                 fetched_at=fetched_at,
                 source=f"snapshot {self.path}",
             )
-        #: per file, each node line's byte offset (filled by a whole pass of chunks())
+        #: per file, each node line's byte offset (filled by a whole pass of chunks() or
+        #: lean_chunks())
         self._offsets: list[array[int]] | None = None
         self._starts: list[int] = []  # per file, the index of its first node
 
