@@ -14,7 +14,8 @@ nodeselect`` never imports this module. The answer is bit for bit the single-mac
   with :func:`~nodeselect.engine.rank_many_columns` (``rank_many``'s results as arrays) and
   the merged statistics, and each job's top ``k`` is
   **reduced over the shards as a tree** with the engine's one total order (score descending,
-  then the seeded tie key, then the uuid; :func:`~nodeselect.engine.merge_top`).
+  then the seeded tie key, then the uuid; :func:`~nodeselect.engine.merge_top`), whose root
+  is the driver: it merges the top parts as each is done.
 
 Results stream out batch by batch (:meth:`Survey.run`, :func:`write_results`: JSON lines, or
 Parquet when ``pyarrow`` is installed), so 100k jobs x top 10 never sit in one list. With
@@ -130,7 +131,8 @@ _log: Final = logging.getLogger("nodeselect.dask")
 #: interleaved; one 250k-node tile ranks 8,000 jobs 18 % faster), for ~120 MB more at a
 #: tile's peak (each job's feasible rows until the tile is packed: 369 MB against 250 MB).
 DEFAULT_BATCH: Final = 4_000
-#: Partial results merged per task of the tree reduction.
+#: Partial results merged per task of the tree reduction, and the most that reach its root,
+#: the driver (:func:`_tops`).
 DEFAULT_FAN_IN: Final = 4
 #: Batches in flight at once on a cluster (the next is ranked while the last is written).
 _IN_FLIGHT: Final = 2
@@ -380,8 +382,8 @@ class _Part(NamedTuple):
     job: every row of a job has its job's terms, in the job's order).
 
     The tree reduction only concatenates, sorts and gathers these arrays; as a tuple of rows
-    per job, unpickling 4 tiles' 1,000 jobs x top 10 took 41 of a merge's 67 ms, and the
-    merge ran after the last tile, on the critical path."""
+    per job, unpickling 4 tiles' 1,000 jobs x top 10 took 41 of a merge's 67 ms, and a
+    merge runs after the last tile, on the critical path."""
 
     feasible: npt.NDArray[np.int64]  # per job
     counts: npt.NDArray[np.int64]  # per job: its rows, consecutive, best first
@@ -619,8 +621,8 @@ class _Runner(Protocol):
     def tiles(
         self, tables: list[Any], make: Callable[[Any, int], Any]
     ) -> tuple[list[Any], list[Any]]: ...
-    def start(self, root: Any, tiles: list[Any]) -> Any: ...
-    def finish(self, started: Any, on_tile: Callable[[], None]) -> Any: ...
+    def start(self, tops: list[Any], tiles: list[Any]) -> Any: ...
+    def finish(self, started: Any, on_tile: Callable[[], None]) -> Iterator[bytes]: ...
 
 
 class _Synchronous:
@@ -643,15 +645,15 @@ class _Synchronous:
     def broadcast(self, value: Any) -> Any:
         return value
 
-    def start(self, root: Any, tiles: list[Any]) -> Any:
-        return (root, len(tiles))
+    def start(self, tops: list[Any], tiles: list[Any]) -> Any:
+        return (tops, len(tiles))
 
-    def finish(self, started: Any, on_tile: Callable[[], None]) -> Any:
-        root, n = started
-        (out,) = dask_compute(root, scheduler="synchronous")
+    def finish(self, started: Any, on_tile: Callable[[], None]) -> Iterator[bytes]:
+        tops, n = started
+        out = dask_compute(*tops, scheduler="synchronous")
         for _ in range(n):
             on_tile()
-        return out
+        yield from out
 
 
 class _Cluster:
@@ -746,40 +748,80 @@ class _Cluster:
         blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         return delayed(blob, name=f"jobs-{uuidlib.uuid4().hex}")
 
-    def start(self, root: Any, tiles: list[Any]) -> Any:
-        return self.client.compute([root, *tiles])
+    def start(self, tops: list[Any], tiles: list[Any]) -> Any:
+        """The futures of ``tops`` and ``tiles`` (a tile may be a top: computed once)."""
+        unique = list({d.key: d for d in (*tops, *tiles)}.values())
+        futures = dict(zip([d.key for d in unique], self.client.compute(unique), strict=True))
+        return futures, {d.key for d in tops}, {d.key for d in tiles}
 
-    def finish(self, started: Any, on_tile: Callable[[], None]) -> Any:
-        root, *tiles = started
-        for _ in distributed.as_completed(tiles):
-            on_tile()
-        return root.result()
+    def finish(self, started: Any, on_tile: Callable[[], None]) -> Iterator[bytes]:
+        """Each top's bytes as soon as it is done (fetched then, while other tiles still
+        run); ``on_tile`` as each tile is done. A failed task raises here (a failed tile
+        fails the merges above it)."""
+        futures, tops, tiles = started
+        for future in distributed.as_completed(list(futures.values())):
+            if future.key in tiles:
+                on_tile()
+            if future.key in tops:
+                yield future.result()
 
 
-def _tree(parts: list[Any], places: list[Any], k: int, fan_in: int) -> Any:
-    """The tree reduction of a batch's tiles: each place's tiles merged together first, by
-    ``fan_in`` at a time, then the places' parts. A worker's own tiles merge where they are
-    (nothing sent), as soon as they are done, while other workers still rank. Grouped in
-    shard order, as they were, a merge of 4 tiles took 3 of them from other workers (shard
-    ``i`` is on worker ``i mod n``) and waited for all of them: per 1,000-job batch, 8
-    workers x 40 shards moved 37.8 MB between workers, now 7.2 MB (2 workers x 8 shards:
-    5.0 and 1.0 MB). Up to ``fan_in`` tiles are still merged at once, in one hop: from the
-    last tile to the results took 50.8 ms with a merge per worker and a root, 48.6 ms with
-    one merge of 4 tiles (2 local workers, medians of 12, interleaved). The merge's answer
-    does not depend on the grouping (:func:`_merge_parts`)."""
+def _tops(parts: list[Any], places: list[Any], k: int, fan_in: int) -> list[Any]:
+    """The tree reduction of a batch's tiles below its root, which is the driver: at most
+    ``fan_in`` parts, which the driver fetches and merges as each is done (:class:`_Root`).
+
+    Up to ``fan_in`` tiles go to the driver as they are. More are merged each place's
+    first, by ``fan_in`` at a time: a worker's own tiles merge where they are (nothing
+    sent), as soon as they are done, while other workers still rank; then the places' parts,
+    by ``fan_in``, until at most ``fan_in`` are left. Grouped in shard order, as they once
+    were, a merge of 4 tiles took 3 of them from other workers (shard ``i`` is on worker
+    ``i mod n``): per 1,000-job batch, 8 workers x 40 shards moved 37.8 MB between workers,
+    then 7.2 MB (2 workers x 8 shards: 5.0 and 1.0 MB).
+
+    The root was a task on a worker: after the last tile, a hop to the merge task, its
+    merge of every top (18 ms for 4 tiles of 1,000 jobs), and a hop to the driver. The
+    driver now has merged the earlier tops by then, and after the last tile fetches it
+    (~1 MB for 1,000 jobs) and merges two parts (~4 ms). It receives at most ``fan_in``
+    parts a batch instead of one. The merge's answer does not depend on the grouping
+    (:func:`_merge_parts`)."""
+    if len(parts) <= fan_in:
+        return parts
     merge = delayed(_merge, pure=False)
-    if len(parts) <= fan_in:  # one merge: a level more would add a hop, and save one transfer
-        return merge(k, *parts)  # (one shard: still a task of its own, the root)
 
-    def reduced(level: list[Any]) -> Any:
-        while len(level) > 1:
+    def reduced(level: list[Any], to: int) -> list[Any]:
+        while len(level) > to:
             level = [merge(k, *level[i : i + fan_in]) for i in range(0, len(level), fan_in)]
-        return level[0]
+        return level
 
     groups: dict[Any, list[Any]] = {}
     for part, place in zip(parts, places, strict=True):
         groups.setdefault(place, []).append(part)
-    return reduced([reduced(group) for group in groups.values()])
+    return reduced([p for group in groups.values() for p in reduced(group, 1)], fan_in)
+
+
+class _Root:
+    """The root of a batch's tree reduction, on the driver: each top's part merged with
+    what came before as it arrives (:func:`_merge_parts`, two at a time), so after a batch's
+    last tile only that tile's part is left to merge."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.part: _Part | None = None
+        self.merged = False  # whether ``part`` is a merge's output (one top alone is not)
+
+    def add(self, blob: bytes) -> None:
+        part = _unpack(blob)
+        if self.part is None:
+            self.part = part
+        else:
+            self.part, self.merged = _merge_parts([self.part, part], self.k), True
+
+    def result(self) -> _Part:
+        """The batch's merged part (one shard's part too goes through a merge: its rows cut
+        to ``k`` and ordered as any merge orders them)."""
+        if self.part is None:
+            raise ScaleOutError("a batch's tree reduction gave no part")  # (no shard: refused)
+        return self.part if self.merged else _merge_parts([self.part], self.k)
 
 
 def _choices(job: Job) -> tuple[Job, ...]:
@@ -943,7 +985,8 @@ class Survey:
         alternatives has each of them surveyed (in the same batch, as plain jobs) and gets the
         first with a feasible node over the whole fleet, else the first, as ``rank`` chooses
         (:attr:`JobResult.alternative`). ``on_tile`` is called once per finished tile (a
-        progress bar).
+        progress bar). ``fan_in``: the parts one merge task takes, and the most the driver,
+        the tree's root, fetches and merges a batch.
 
         Raises:
             ScaleOutError: ``k < 0``, ``batch_size < 1`` or ``fan_in < 2``.
@@ -993,18 +1036,20 @@ class Survey:
             batch = tuple(jobs[start : start + batch_size])
             shared = self._runner.broadcast(tuple(c for job in batch for c in _choices(job)))
             tiles, places = self._runner.tiles(self._tables, lambda t, i: tile(t, shared, spec, i))
-            root = _tree(tiles, places, spec.k, fan_in)
-            pending.append((start, batch, self._runner.start(root, tiles)))
+            tops = _tops(tiles, places, spec.k, fan_in)
+            pending.append((start, batch, self._runner.start(tops, tiles)))
             return True
 
         for _ in range(_IN_FLIGHT):
             submit()
         while pending:
             start, batch, started = pending.popleft()
-            part = _unpack(self._runner.finish(started, on_tile))
+            root = _Root(spec.k)
+            for blob in self._runner.finish(started, on_tile):
+                root.add(blob)
             submit()  # the workers rank the next batch while this one's results are made
             with collector_paused():  # thousands of result objects: see collector_paused
-                done = _chosen(start, batch, _results(part))
+                done = _chosen(start, batch, _results(root.result()))
             yield from done
 
     def close(self) -> None:

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("distributed")
 
+from dask.base import compute as dask_compute
 from dask.core import get_dependencies
 from dask.delayed import delayed
 
@@ -51,9 +52,10 @@ from nodeselect.dask import (
     _Part,
     _rank_tile,
     _results,
+    _Root,
     _Synchronous,
     _Tile,
-    _tree,
+    _tops,
     _unpack,
     connect,
     fleet_units,
@@ -837,36 +839,47 @@ def test_the_merge_is_the_same_in_any_order_and_grouping(case, rnd, one_node_eve
         (["a", "b"] * 2 + ["a"], 4),
         (["a", "b", "c"] * 5 + ["a"], 2),
         (["a"] * 9, 4),
+        (["a"], 4),
+        ([f"w{i}" for i in range(9)] * 2, 2),
     ],
 )
 def test_the_tree_merges_each_workers_tiles_first(places, fan_in) -> None:
-    """Up to fan_in tiles are merged at once (one hop); more are merged each worker's first:
-    each merge of tiles takes tiles of one worker only (nothing sent between workers at the
-    first level), at most fan_in inputs a merge; every tile reaches the root once; the answer
-    is the merge of every tile's part."""
+    """Up to fan_in tiles go to the driver (the root) as they are; more are merged each
+    worker's first: each merge of tiles takes tiles of one worker only (nothing sent between
+    workers at the first level), at most fan_in inputs a merge; at most fan_in parts reach
+    the driver, and every tile reaches it once; merged there as they arrive, in any order,
+    the answer is the merge of every tile's part."""
     tops = [[[RankedNode(i, f"u{i}-{r}", None, 1.0 / (r + 1), {}, (), r) for r in range(3)]]
             for i in range(len(places))]  # fmt: skip
     tiles = [
         delayed(_pack)(_nodes_part([3], top, i), dask_key_name=f"tile-{i}")
         for i, top in enumerate(tops)
     ]
-    root = _tree(tiles, places, 2, fan_in)
-    graph = dict(root.__dask_graph__())
-    uses = collections.Counter()
+    got = _tops(tiles, places, 2, fan_in)
+    assert 1 <= len(got) <= fan_in
+    if len(places) <= fan_in:
+        assert got == tiles
+    uses: collections.Counter[int] = collections.Counter()
+    graph: dict = {}
+    for top in got:
+        graph.update(top.__dask_graph__())
+    for top in got:  # each tile under exactly one top, once
+        tile_keys = {key for key in top.__dask_graph__() if str(key).startswith("tile-")}
+        uses.update(int(str(key)[5:]) for key in tile_keys)
     for key in graph:
         inputs = get_dependencies(graph, key)
         assert len(inputs) <= fan_in
         from_tiles = [int(str(d)[5:]) for d in inputs if str(d).startswith("tile-")]
-        uses.update(from_tiles)
-        if len(places) <= fan_in and from_tiles:
-            assert key == root.key
-            assert len(from_tiles) == len(places)
-        else:
-            assert len({places[i] for i in from_tiles}) <= 1, (key, from_tiles)
+        assert len({places[i] for i in from_tiles}) <= 1, (key, from_tiles)
     assert uses == collections.Counter(range(len(places)))
-    ((count, top),) = _results(_unpack(root.compute(scheduler="synchronous")))
-    assert count == 3 * len(places)
-    assert top == merge_tops([t[0] for t in tops], 2)
+    blobs = dask_compute(*got, scheduler="synchronous")
+    for order in (blobs, blobs[::-1]):
+        root = _Root(2)
+        for blob in order:
+            root.add(blob)
+        ((count, top),) = _results(root.result())
+        assert count == 3 * len(places)
+        assert top == merge_tops([t[0] for t in tops], 2)
 
 
 @pytest.mark.slow
