@@ -184,6 +184,8 @@ def test_top_0_counts_the_fitting_jobs_without_listing_nodes(tmp_path, capsys) -
         (["--snapshot", "nope", "--shards", "2"], "--shards goes with --synthetic"),
         (["--synthetic", "10", "--shards", "0"], "--shards 0: give --synthetic >= 0 nodes"),
         (["--synthetic", "-1"], "--synthetic -1: give --synthetic >= 0"),
+        (["--synthetic", "10", "--shards", "11"], "at most one shard per node"),
+        (["--synthetic", "0", "--shards", "2"], "at most one shard per node"),
         (["--snapshot", "no/such/dir"], "no/such/dir"),
     ],
 )
