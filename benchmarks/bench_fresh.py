@@ -16,7 +16,8 @@ ratio of timings taken side by side in this run, repeated ``--repeat`` times):
   built once, warm), timed interleaved (medians of 7), feasible sets checked equal;
   a missing library is skipped;
 * ``rank_many`` vs a loop over ``rank`` at 10, 40 and 1,000 jobs x 100k nodes (same results),
-  and 1,000 distinct jobs (no group forms: the per-job path inside ``rank_many``).
+  1,000 distinct jobs (VRAM totals, few groups) and 1,000 unshared ones (no group forms:
+  the per-job path inside ``rank_many``).
 
     python benchmarks/bench_fresh.py [--quick] [--repeat N] [--only SECTION ...]
 
@@ -277,19 +278,22 @@ def batch_jobs(n_jobs: int, seed: int = 3) -> list[Job]:
     ]
 
 
-def distinct_jobs(n_jobs: int, seed: int = 5) -> list[Job]:
+def distinct_jobs(n_jobs: int, seed: int = 5, *, unshared: bool = False) -> list[Job]:
     """A batch of jobs that share little: 30% CPU-only, the others 1-8 GPUs of any model
-    with one of 5 VRAM totals; cores and memory drawn for each. No group forms: every job
-    takes the per-job path inside rank_many, which must not cost more than the loop."""
+    with one of 5 VRAM totals; cores and memory drawn for each. The GPU jobs form 5 groups
+    (by VRAM total); the CPU-only ones take the per-job path (their scores are bounded).
+    ``unshared``: each GPU job also has its own ``max_load``, so no group forms and every
+    job takes the per-job path inside rank_many, which must not cost more than the loop."""
     rng = np.random.default_rng(seed)
     out = []
-    for _ in range(n_jobs):
+    for i in range(n_jobs):
         cpu = CpuReq(min_cores=int(rng.choice([2, 4, 8, 16, 32])))
         memory = MemoryReq(min_free_gb=float(rng.integers(4, 64)))
         if rng.random() < 0.7:
             gpu = GpuReq(
                 count=int(rng.choice([1, 1, 2, 4, 8])),
                 min_vram_total_gb=float(rng.choice([8, 16, 24, 40, 80])),
+                max_load=0.9 + 0.1 * i / n_jobs if unshared else None,
             )
             out.append(Job(gpu=gpu, cpu=cpu, memory=memory))
         else:
@@ -302,6 +306,7 @@ def batches(n: int, sizes: list[int], repeat: int) -> None:
     st = table_stats(t)
     cases = [(f"{k:,} jobs", batch_jobs(k)) for k in sizes]
     cases.append((f"{sizes[-1]:,} distinct jobs", distinct_jobs(sizes[-1])))
+    cases.append((f"{sizes[-1]:,} unshared jobs", distinct_jobs(sizes[-1], unshared=True)))
     for label, jobs in cases:
         n_jobs = len(jobs)
         many = rank_many(jobs, t, now=NOW, stats=st)

@@ -3,6 +3,9 @@ cost (``GROUP_COST``); the jobs no group takes are ranked one by one (``SharedRo
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 import pytest
 
 from nodeselect.engine._rank import Ranking, rank
@@ -98,3 +101,66 @@ def test_planning_takes_cpu_only_jobs_score_bounds_once_per_weights(
     got = rank_many(jobs, t, now=NOW)
     assert len(seen) == 1
     assert [r.top for r in got] == [rank(j, t, now=NOW).top for j in jobs]
+
+
+def _by_vram_total(per_group: int, groups: int = 5) -> list[Job]:
+    """GPU jobs in ``groups`` groups (one per VRAM total), interleaved, with per-job counts
+    and free-VRAM thresholds, and a load limit shared within one group."""
+    totals = [8.0, 16.0, 24.0, 40.0, 80.0, 10.0, 12.0, 20.0, 32.0, 48.0][:groups]
+    return [
+        Job(
+            name=f"j{i}",
+            gpu=GpuReq(
+                count=1 + i % 3,
+                min_vram_total_gb=totals[i % groups],
+                min_vram_free_gb=None if i % 2 else 4.0 + i % 7,
+                max_load=0.8 if i % groups == 4 else None,
+            ),
+        )
+        for i in range(groups * per_group)
+    ]
+
+
+def test_jobs_sharing_a_vram_total_or_load_limit_rank_as_a_group(calls: list[str]) -> None:
+    """Jobs whose per-GPU limits other than free VRAM agree (here a VRAM total, and a load
+    limit in one group) are ranked through groups, one per set of limits, and rank as the
+    loop over rank does."""
+    t = NodeTable.synthetic(3000, seed=4, now=NOW)
+    jobs = _by_vram_total(8 * _batch.GROUP_COST)
+    got = rank_many(jobs, t, now=NOW)
+    assert calls.count("group") == 5
+    assert "one" not in calls
+    for job, r in zip(jobs, got, strict=True):
+        want = rank(job, t, now=NOW)
+        assert (r.feasible, r.top) == (want.feasible, want.top)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_groups_layout_is_freed_once_its_jobs_are_ranked(
+    monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """GPU layouts (the large part of a group) do not pile up: one thread keeps one alive at
+    a time; threads start a further layout only after the pieces of the group ``workers``
+    layouts before it (at most ``2 * workers`` alive, 10 groups here); none outlives the
+    call."""
+    alive: set[int] = set()
+    most: list[int] = [0]
+    lock = threading.Lock()
+    real = JobGroup.layout
+
+    def layout(self: JobGroup) -> None:
+        with lock:
+            if self.gpu and id(self) not in alive:
+                alive.add(id(self))
+                most[0] = max(most[0], len(alive))
+                weakref.finalize(self, alive.discard, id(self))
+        real(self)
+
+    monkeypatch.setattr(JobGroup, "layout", layout)
+    monkeypatch.setattr(_batch, "GROUP_COST", 0)  # every group laid out
+    t = NodeTable.synthetic(3000, seed=4, now=NOW)
+    jobs = _by_vram_total(40, groups=10)
+    got = rank_many(jobs, t, now=NOW, workers=workers)
+    assert not alive
+    assert 1 <= most[0] <= 2 * workers - (workers == 1)
+    assert [r.top for r in got] == [r.top for r in rank_many(jobs, t, now=NOW)]

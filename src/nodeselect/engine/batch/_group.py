@@ -1,6 +1,7 @@
-"""A group of a batch's jobs that share categorical constraints and a GPU model set: their
-candidate rows, columns gathered once, GPUs in a dense sorted layout, feasibility per job, score
-bounds, and the ranking of every job of the group (:func:`nodeselect.rank_many`)."""
+"""A group of a batch's jobs that share categorical constraints, a GPU model set and the other
+per-GPU limits but free VRAM (``min_vram_total_gb``, ``max_load``): their candidate rows,
+columns gathered once, GPUs in a dense sorted layout, feasibility per job, score bounds, and
+the ranking of every job of the group (:func:`nodeselect.rank_many`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from nodeselect.engine._constraints import (
     _model_lut,
     _offsets,
     f32_at_least,
+    f32_at_most,
     segment_counts,
 )
 from nodeselect.engine._prefilter import _block, _categorical, generic_pass, node_tests
@@ -24,7 +26,7 @@ from nodeselect.engine.batch._columns import BatchColumns
 from nodeselect.engine.batch._pairs import PairScores
 from nodeselect.engine.batch._top import TopRows
 from nodeselect.engine.scorers import idle_of
-from nodeselect.table import csr_take, gpu_model_key, repeat
+from nodeselect.table import TELEMETRY_FRESH_S, csr_take, gpu_model_key, repeat
 
 __all__ = ["CHUNK_PAIRS", "THREAD_CHUNK_PAIRS", "JobGroup", "grouped"]
 
@@ -60,8 +62,9 @@ def _running_sums(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 
 class JobGroup:
-    """The candidate rows of jobs sharing categorical constraints and a GPU model set, with
-    their columns gathered and (GPU jobs) their GPUs in a dense, sorted layout."""
+    """The candidate rows of jobs sharing categorical constraints, a GPU model set and the
+    per-GPU limits but free VRAM, with their columns gathered and (GPU jobs) their GPUs in a
+    dense, sorted layout: ``usable`` GPUs pass every limit the jobs share."""
 
     def __init__(self, batch: BatchColumns, cjs: list[CompiledJob], *, layout: bool = True) -> None:
         """The group's candidates; its GPU layout too unless ``layout`` is false (then built
@@ -105,16 +108,23 @@ class JobGroup:
         are usable, and how many per candidate: with the layout (in the pool, for ``workers=N``;
         a group too small to batch never needs them)."""
         t, first = self.batch.t, self._first
-        _, self.offsets, self.rows = csr_take(t.gpu_offsets, self.cand)
+        lens, self.offsets, self.rows = csr_take(t.gpu_offsets, self.cand)
         self.avail: B | None = None if t.gpu_reserved is None else ~t.gpu_reserved[self.rows]
+        # every per-GPU limit but free VRAM, as gpu_subset applies it (the group's jobs share
+        # them: _group_key); free VRAM is each job's threshold on the sorted layout
+        tests: list[B] = [] if self.avail is None else [self.avail]
         if first.model_codes is not None:
-            usable = np.take(_model_lut(first), t.gpu_model_code[self.rows])
-            if self.avail is not None:
-                usable &= self.avail
-        elif self.avail is not None:
-            usable = self.avail
-        else:
-            usable = np.ones(len(self.rows), dtype=np.bool_)
+            tests.append(np.take(_model_lut(first), t.gpu_model_code[self.rows]))
+        if first.min_vram_total_gb is not None:
+            tests.append(t.gpu_vram_total_gb[self.rows] >= f32_at_least(first.min_vram_total_gb))
+        if first.max_load is not None:  # a stale node's GPU load is unknown: it fails
+            fresh = (first.now_s - t.telemetry_epoch_s[self.cand]) <= TELEMETRY_FRESH_S
+            tests.append(
+                repeat(fresh, lens) & (t.gpu_load[self.rows] <= f32_at_most(first.max_load))
+            )
+        usable = tests[0].copy() if tests else np.ones(len(self.rows), dtype=np.bool_)
+        for test in tests[1:]:
+            usable &= test
         self.usable: B = usable
         self.n_usable = self._per_node(usable)
 

@@ -14,8 +14,9 @@
   in cache-sized chunks, pruned by score bounds, then each job's top ``k`` and GPU choices.
 
 Every value is the per-job engine's elementwise computation, so results are bit for bit those
-of :func:`nodeselect.rank`. Jobs with other per-GPU limits (``max_load``,
-``min_vram_total_gb``) or weighting a score term without a batch path (a registered unit
+of :func:`nodeselect.rank`. A group's jobs share their per-GPU limits but free VRAM
+(``min_vram_total_gb``, ``max_load``: part of the group's key). Jobs weighting a score term
+without a batch path (a registered unit
 whose ``batched`` is false), CPU-only jobs whose terms all have upper bounds (``rank`` scores
 only the rows that can reach their top), and batches or groups too small to repay the
 gathering, take the per-job path (with the batch's per-node columns).
@@ -39,7 +40,7 @@ from nodeselect.engine._boundary import (
     check_table_arg,
     checked_now,
 )
-from nodeselect.engine._constraints import CompiledJob, compile_job
+from nodeselect.engine._constraints import CompiledJob, compile_job, f32_at_least, f32_at_most
 from nodeselect.engine._prefilter import _categorical_key
 from nodeselect.engine._rank import Ranking, has_score_upper, rank, rank_compiled
 from nodeselect.engine._shard import TableStats
@@ -220,10 +221,13 @@ def _rank_all(
     out: list[Ranking | None] = [None] * len(cjs)
     for i, r in zip(alone, single, strict=True):
         out[i] = r
-    for members, group in batched:
+    batched.reverse()
+    while batched:  # each group dropped once ranked: one GPU layout alive at a time
+        members, group = batched.pop()
         mine = [cjs[i] for i in members]
         for i, r in zip(members, group.rank_all(mine), strict=True):
             out[i] = r
+        del group
     return [r for r in out if r is not None]
 
 
@@ -270,11 +274,14 @@ def _columns_all(
     feasible = np.zeros(len(cjs), dtype=np.int64)
     feasible[alone] = [r.feasible for r in single]
     pieces = [rows_of(alone, single)]
-    for members, group in batched:
+    batched.reverse()
+    while batched:  # each group dropped once ranked: one GPU layout alive at a time
+        members, group = batched.pop()
         at = np.array(members, dtype=np.int64)
         counts, rows = group.best_rows([cjs[i] for i in members], at)
         feasible[at] = counts
         pieces += rows
+        del group
     return assemble(pieces, feasible, [tuple(n for n, _ in cj.weights) for cj in cjs])
 
 
@@ -284,12 +291,7 @@ def _plan(cjs: list[CompiledJob], table: NodeTable) -> tuple[list[int], list[lis
     groups: dict[Hashable, list[int]] = {}
     alone: list[int] = []
     for i, cj in enumerate(cjs):
-        if (
-            cj.min_vram_total_gb is None
-            and cj.max_load is None
-            and all(score_unit(name).batched for name, _ in cj.weights)
-            and not _pruned_alone(cj, table)
-        ):
+        if all(score_unit(name).batched for name, _ in cj.weights) and not _pruned_alone(cj, table):
             groups.setdefault(_group_key(cj), []).append(i)
         else:
             alone.append(i)
@@ -350,4 +352,14 @@ def _pruned_alone(cj: CompiledJob, table: NodeTable) -> bool:
 
 
 def _group_key(cj: CompiledJob) -> Hashable:
-    return (_categorical_key(cj), cj.count == 0, cj.model_codes)
+    """What a group's jobs share: categorical constraints, and for GPU jobs the model set and
+    the per-GPU limits but free VRAM (thresholds as float32, as the limits compare them)."""
+    if cj.count == 0:
+        return (_categorical_key(cj), True, cj.model_codes)
+    return (
+        _categorical_key(cj),
+        False,
+        cj.model_codes,
+        None if cj.min_vram_total_gb is None else float(f32_at_least(cj.min_vram_total_gb)),
+        None if cj.max_load is None else float(f32_at_most(cj.max_load)),
+    )
