@@ -156,11 +156,11 @@ def _queue(
     hold the groups, each freed once its last piece is done): the largest ``workers``
     groups' layouts at once, the jobs ranked alone (``alone``: their pieces), then each
     group's pieces, largest group first, each further layout queued after the pieces of the
-    group ``workers`` before it, so that about ``workers + 1`` layouts are alive at once,
-    not every group's (1,000 jobs in 5 groups by VRAM total, 1M nodes, 2 threads: a peak
-    of 1.90 GB above the table, against 2.22 GB with every layout built first; bench_scale's
-    1,000 jobs x 1M nodes in 5 groups: 2 threads 1.68-1.76x one thread, against 1.57-1.58x
-    with every layout first, in turns)."""
+    group ``workers`` before it, so that a few layouts (at most about ``2 * workers``) are
+    alive at once, not every group's (1,000 jobs in 5 groups by VRAM total, 1M nodes, 2
+    threads: a peak of 1.90 GB above the table, against 2.22 GB with every layout built
+    first; bench_scale's 1,000 jobs x 1M nodes in 5 groups: 2 threads 1.68-1.76x one
+    thread, against 1.57-1.58x with every layout first, in turns)."""
     by_size = sorted(batched, key=lambda mg: -mg[1].cells)
     batched.clear()
     layouts: list[_Task] = [(None, g.layout) for _, g in by_size if g.gpu]
@@ -199,7 +199,7 @@ def rank_split(
     by one; ``candidates``: the would-be groups' jobs, by index in ``cjs``, each group built
     by ``build``, ``None`` when its jobs are better ranked one by one), computed in
     ``workers`` threads: the shared per-node columns and the groups' candidates first, all
-    at once, then the groups' layouts (largest first), then
+    at once, then the groups' layouts (largest first, a few at a time: :func:`_queue`), then
     pieces of consecutive jobs (:data:`PIECES_PER_WORKER` per worker, at least
     :data:`MIN_PIECE` jobs), the jobs ranked alone before the groups' (each costs a pass over
     the table); a thread takes the first piece whose group's layout is built, so none waits
