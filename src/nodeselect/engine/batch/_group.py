@@ -9,15 +9,15 @@ import threading
 from collections.abc import Hashable, Iterator
 from typing import Any, Final
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
 from nodeselect.engine._constraints import (
     CompiledJob,
-    _model_lut,
+    _gpu_limits,
     _offsets,
     f32_at_least,
-    f32_at_most,
     segment_counts,
 )
 from nodeselect.engine._prefilter import _block, _categorical, generic_pass, node_tests
@@ -110,18 +110,17 @@ class JobGroup:
         t, first = self.batch.t, self._first
         lens, self.offsets, self.rows = csr_take(t.gpu_offsets, self.cand)
         self.avail: B | None = None if t.gpu_reserved is None else ~t.gpu_reserved[self.rows]
-        # every per-GPU limit but free VRAM, as gpu_subset applies it (the group's jobs share
-        # them: _group_key); free VRAM is each job's threshold on the sorted layout
-        tests: list[B] = [] if self.avail is None else [self.avail]
-        if first.model_codes is not None:
-            tests.append(np.take(_model_lut(first), t.gpu_model_code[self.rows]))
-        if first.min_vram_total_gb is not None:
-            tests.append(t.gpu_vram_total_gb[self.rows] >= f32_at_least(first.min_vram_total_gb))
-        if first.max_load is not None:  # a stale node's GPU load is unknown: it fails
-            fresh = (first.now_s - t.telemetry_epoch_s[self.cand]) <= TELEMETRY_FRESH_S
-            tests.append(
-                repeat(fresh, lens) & (t.gpu_load[self.rows] <= f32_at_most(first.max_load))
+        # every per-GPU limit but free VRAM (the group's jobs share them: _group_key), by
+        # gpu_subset's own tests; free VRAM is each job's threshold on the sorted layout
+        load = np.zeros(0, dtype=np.float32)
+        if first.max_load is not None:  # a stale node's GPU load is unknown (NaN): it fails
+            fresh = repeat(
+                (first.now_s - t.telemetry_epoch_s[self.cand]) <= TELEMETRY_FRESH_S, lens
             )
+            load = np.where(fresh, t.gpu_load[self.rows], np.float32(np.nan))
+        shared = attrs.evolve(first, min_vram_free_gb=None)
+        limits = _gpu_limits(shared, t, self.rows, np.zeros(0, dtype=np.float32), load)
+        tests = [m for m in (self.avail, *limits.values()) if m is not None]
         usable = tests[0].copy() if tests else np.ones(len(self.rows), dtype=np.bool_)
         for test in tests[1:]:
             usable &= test
